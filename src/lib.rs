@@ -1,1 +1,36 @@
+//! # egisz-gateway
+//!
+//! The regional door to the federal EGISZ services: FRMR staff verification for the TMK
+//! portal now, REMD document registration next.
+//!
+//! ## Layout
+//!
+//! - [`config`] — the three configuration layers and their checks;
+//! - [`telemetry`] — logging setup (personal data never reaches it: see `egisz_contract::Personal`);
+//! - [`store`] — durable state behind one trait, with SQLite and PostgreSQL implementations;
+//! - [`auth`] — API clients, their keys, roles and organisation scope;
+//! - [`staff`] — staff verification: verdict rules, the database cache, coalescing and the
+//!   circuit breaker in front of FRMR;
+//! - [`api`] — the internal HTTP API (axum): routing, problems, OpenAPI, service endpoints;
+//! - [`metrics`] — the Prometheus registry, also the adapters' call observer;
+//! - [`app`] — wiring: builds everything from a [`config::Config`], runs it, shuts it down.
+//!
+//! Outside systems live in their own crates under `adapters/`, behind traits of
+//! `egisz_contract`; this crate never speaks their wire formats.
+#![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod circuit;
+pub mod config;
+pub mod metrics;
+pub mod staff;
+pub mod store;
+pub mod telemetry;
+
+/// The current time, to the millisecond (what both databases store exactly).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    let t = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}

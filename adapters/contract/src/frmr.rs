@@ -64,9 +64,5 @@ pub struct Dereliction {
 /// rights). `Unknown` is never returned: a lookup is safe to repeat.
 #[async_trait::async_trait]
 pub trait FrmrRegistry: Send + Sync {
-    async fn person_full(
-        &self,
-        organization: &Oid,
-        snils: &Snils,
-    ) -> Result<Option<FrmrPerson>, Failure>;
+    async fn person_full(&self, organization: &Oid, snils: &Snils) -> Result<Option<FrmrPerson>, Failure>;
 }

@@ -9,9 +9,7 @@ pub struct Oid(String);
 /// Why a string is not an OID, or not the kind of OID expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OidError {
-    #[error(
-        "OID должен состоять из чисел, разделённых точками (например 1.2.643.5.1.13.13.12.2.42.2917)"
-    )]
+    #[error("OID должен состоять из чисел, разделённых точками (например 1.2.643.5.1.13.13.12.2.42.2917)")]
     Syntax,
     #[error("OID {0} не относится к реестру медицинских организаций (ФРМО, 1.2.643.5.1.13.13.12)")]
     NotMedicalOrganization(String),
@@ -58,8 +56,7 @@ impl Oid {
 
     /// True when `self` equals `prefix` or lies below it in the tree.
     pub fn is_under(&self, prefix: &str) -> bool {
-        self.0 == prefix
-            || (self.0.starts_with(prefix) && self.0.as_bytes().get(prefix.len()) == Some(&b'.'))
+        self.0 == prefix || (self.0.starts_with(prefix) && self.0.as_bytes().get(prefix.len()) == Some(&b'.'))
     }
 }
 

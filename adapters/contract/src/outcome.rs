@@ -12,10 +12,7 @@ pub enum Failure {
     /// Worth trying again later (timeouts before the request left, 429, 5xx, refused
     /// connections). `after` is the server's hint, when it gave one.
     #[error("transient: {reason}")]
-    Retry {
-        reason: String,
-        after: Option<Duration>,
-    },
+    Retry { reason: String, after: Option<Duration> },
     /// The request may have been processed; what happened must be found out before any
     /// resend (a timeout after the request left, for a non-idempotent call).
     #[error("outcome unknown: {reason}")]

@@ -39,8 +39,7 @@ pub fn scrub_personal(text: &str) -> String {
             let mut digits = 0;
             while j < chars.len()
                 && (chars[j].is_ascii_digit()
-                    || ((chars[j] == '-' || chars[j] == ' ')
-                        && chars.get(j + 1).is_some_and(char::is_ascii_digit)))
+                    || ((chars[j] == '-' || chars[j] == ' ') && chars.get(j + 1).is_some_and(char::is_ascii_digit)))
             {
                 if chars[j].is_ascii_digit() {
                     digits += 1;
@@ -74,15 +73,9 @@ mod tests {
 
     #[test]
     fn scrubs_long_digit_runs_only() {
-        assert_eq!(
-            scrub_personal("person 20311784514 not found, code 404"),
-            "person *** not found, code 404"
-        );
+        assert_eq!(scrub_personal("person 20311784514 not found, code 404"), "person *** not found, code 404");
         assert_eq!(scrub_personal("snils 112-233-445 95."), "snils ***.");
-        assert_eq!(
-            scrub_personal("OID 1.2.643.5.1.13.13.12.2.42.2917"),
-            "OID 1.2.643.5.1.13.13.12.2.42.2917"
-        );
+        assert_eq!(scrub_personal("OID 1.2.643.5.1.13.13.12.2.42.2917"), "OID 1.2.643.5.1.13.13.12.2.42.2917");
         assert_eq!(scrub_personal("date 2023-08-18"), "date 2023-08-18");
     }
 }

@@ -40,11 +40,7 @@ impl Snils {
         let bytes = digits.as_bytes();
         let number: u32 = digits[..9].parse().map_err(|_| SnilsError::Format)?;
         if number > 1_001_998 {
-            let sum: u32 = bytes[..9]
-                .iter()
-                .enumerate()
-                .map(|(i, b)| u32::from(b - b'0') * (9 - i as u32))
-                .sum();
+            let sum: u32 = bytes[..9].iter().enumerate().map(|(i, b)| u32::from(b - b'0') * (9 - i as u32)).sum();
             let expected = control_number(sum);
             let given = u32::from(bytes[9] - b'0') * 10 + u32::from(bytes[10] - b'0');
             if expected != given {
@@ -102,12 +98,7 @@ mod tests {
 
     #[test]
     fn vectors_from_frmr_md() {
-        for valid in [
-            "112-233-445 95",
-            "137-199-816 00",
-            "999-999-999 01",
-            "001-019-998 00",
-        ] {
+        for valid in ["112-233-445 95", "137-199-816 00", "999-999-999 01", "001-019-998 00"] {
             assert!(Snils::parse(valid).is_ok(), "{valid} must be valid");
         }
         assert_eq!(Snils::parse("001-001-999 00"), Err(SnilsError::Checksum));
@@ -116,10 +107,7 @@ mod tests {
 
     #[test]
     fn wire_form_has_no_separators() {
-        assert_eq!(
-            Snils::parse("112-233-445 95").unwrap().as_str(),
-            "11223344595"
-        );
+        assert_eq!(Snils::parse("112-233-445 95").unwrap().as_str(), "11223344595");
         assert_eq!(Snils::parse("11223344595").unwrap().as_str(), "11223344595");
     }
 
@@ -131,14 +119,8 @@ mod tests {
 
     #[test]
     fn bad_formats() {
-        for bad in [
-            "",
-            "1122334459",
-            "112233445950",
-            "11223344a95",
-            "112.233.445 95",
-            "１１２２３３４４５９５",
-        ] {
+        for bad in ["", "1122334459", "112233445950", "11223344a95", "112.233.445 95", "１１２２３３４４５９５"]
+        {
             assert_eq!(Snils::parse(bad), Err(SnilsError::Format), "{bad:?}");
         }
     }

@@ -1,0 +1,76 @@
+//! Extractors whose rejections are problems, and the authenticated caller.
+
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use egisz_contract::Oid;
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::auth::{AuthError, Principal, Role};
+
+/// `axum::Json` whose rejections are problems.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Query` whose rejections are problems.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// The authenticated caller (401 when there is none).
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        match state.auth.authenticate(header).await {
+            Ok(p) => Ok(Caller(p)),
+            Err(AuthError::Missing) => Err(ApiError::unauthorized("send Authorization: Bearer <API key>")),
+            Err(AuthError::Invalid) => Err(ApiError::unauthorized("the API key is not recognised")),
+            Err(AuthError::Revoked) => Err(ApiError::unauthorized("the API key has been revoked")),
+            Err(AuthError::Store(e)) => {
+                tracing::error!(error = %e, "authentication could not read the store");
+                Err(ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "Хранилище шлюза недоступно",
+                    "the gateway cannot check API keys right now",
+                )
+                .with_retry_after(5))
+            }
+        }
+    }
+}
+
+impl Caller {
+    /// 403 unless the caller has `role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.0.roles.contains(&role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("this API key lacks the role {role}")))
+        }
+    }
+
+    /// 403 unless the caller may act for `organization`.
+    pub fn require_organization(&self, organization: &Oid) -> Result<(), ApiError> {
+        if self.0.scope.allows(organization) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("this API key may not act for organisation {organization}")))
+        }
+    }
+
+    /// The caller's only organisation, when it has exactly one (a sensible default).
+    pub fn single_organization(&self) -> Option<&Oid> {
+        match &self.0.scope {
+            crate::auth::Scope::Only(set) if set.len() == 1 => set.iter().next(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The internal HTTP API (axum): routes, middleware, OpenAPI and service endpoints.
+//!
+//! Request handling order: request id → tracing span (method, route template, request id —
+//! never the raw path, which carries SNILS) → metrics → panic catching → timeout → body
+//! limit → handler. Every error is a problem (`application/problem+json`).
+
+mod extract;
+mod openapi;
+pub mod problem;
+mod service;
+pub mod staff;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::FixedOffset;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Authenticator;
+use crate::metrics::{HttpLabels, Metrics, RouteLabels};
+use crate::staff::StaffService;
+use crate::store::Store;
+use problem::ApiError;
+
+pub use openapi::openapi_json;
+
+/// Settings the handlers need.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub max_batch_items: usize,
+    pub batch_deadline: Duration,
+    pub batch_concurrency: usize,
+    pub utc_offset: FixedOffset,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+}
+
+/// Shared state of the API handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub auth: Authenticator,
+    pub staff: StaffService,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<ApiSettings>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The API router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    Router::new()
+        .route("/healthz", get(service::healthz))
+        .route("/readyz", get(service::readyz))
+        .route("/metrics", get(service::metrics))
+        .route("/api/openapi.json", get(service::openapi))
+        .route("/api/v1/staff/verify", post(staff::verify_batch))
+        .route("/api/v1/staff/{snils}", get(staff::get_staff))
+        .fallback(service::fallback)
+        .method_not_allowed_fallback(service::method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(TraceLayer::new_for_http().make_span_with(make_span).on_response(on_response))
+                .layer(middleware::from_fn_with_state(state.clone(), track))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(HandleErrorLayer::new(timeout_response))
+                .timeout(settings.request_timeout),
+        )
+        .with_state(state)
+}
+
+fn route_of(req: &Request) -> String {
+    req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned())
+}
+
+fn make_span(req: &Request) -> tracing::Span {
+    let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    tracing::info_span!("request", method = %req.method(), route = %route_of(req), request_id = %request_id)
+}
+
+fn on_response(res: &Response, latency: Duration, _span: &tracing::Span) {
+    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "answered");
+}
+
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = route_of(&req);
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&HttpLabels { method, route: route.clone(), status: res.status().as_u16() })
+        .inc();
+    state.metrics.http_duration.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
+    res
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::internal("the gateway hit an internal error; the request id identifies it in the logs").into_response()
+}
+
+async fn timeout_response(err: tower::BoxError) -> Response {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "request_timeout",
+            "Истекло время обработки запроса",
+            "the request took longer than api.request_timeout_ms",
+        )
+        .into_response()
+    } else {
+        ApiError::internal(err.to_string()).into_response()
+    }
+}

@@ -1,0 +1,54 @@
+//! The OpenAPI 3 description served at `/api/openapi.json`, generated from the handlers'
+//! and types' annotations so it cannot drift from the code.
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{problem, service, staff};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "egisz-gateway internal API",
+        version = "1",
+        description = "The regional gateway to the federal EGISZ services. Errors are application/problem+json (RFC 9457) with a stable `code`; every answer carries `x-request-id`."
+    ),
+    paths(staff::get_staff, staff::verify_batch, service::healthz, service::readyz, service::metrics),
+    components(schemas(
+        problem::Problem, problem::FieldError,
+        staff::VerificationResult, staff::PersonOut, staff::CardOut, staff::SourceOut,
+        staff::BatchRequest, staff::BatchItemIn, staff::BatchResponse, staff::BatchItemOut,
+        staff::BatchItemError, staff::ItemProblem, crate::staff::Verdict,
+    )),
+    modifiers(&BearerKey),
+    tags(
+        (name = "staff", description = "Staff verification against FRMR (role `verifier`)"),
+        (name = "service", description = "Health, readiness, metrics (no key)"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("API key from `egisz-gateway clients add`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The description as JSON (built once).
+pub fn openapi_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises"))
+}

@@ -1,0 +1,151 @@
+//! `application/problem+json` (RFC 9457) answers with a stable machine `code`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// One failed rule of a request.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Stable id of the rule (`snils_checksum`, `organization_oid`, …).
+    pub rule: String,
+    /// Where: a query parameter name, a path segment name, or a JSON pointer into the body.
+    pub path: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(rule: &str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { rule: rule.to_owned(), path: path.into(), message: message.into() }
+    }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:egisz-gateway:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine code: `unauthorized`, `forbidden`, `invalid_snils`, `validation_failed`,
+    /// `frmr_unavailable`, `not_found`, …
+    pub code: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// An error answer of the API.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    /// Seconds, for `Retry-After`.
+    pub retry_after: Option<u64>,
+    /// Adds `WWW-Authenticate: Bearer` (401 answers).
+    pub challenge: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, title, detail: detail.into(), errors: Vec::new(), retry_after: None, challenge: false }
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self {
+            challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Требуется действующий API-ключ", detail)
+        }
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Недостаточно прав", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Не найдено", detail)
+    }
+
+    /// 422 with every failed rule. `code` is `validation_failed` unless a more specific one
+    /// is given.
+    pub fn validation(code: &'static str, errors: Vec<FieldError>) -> Self {
+        let detail = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
+        Self {
+            errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, "Запрос не прошёл проверку", detail)
+        }
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Внутренняя ошибка шлюза", detail)
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            type_: format!("urn:egisz-gateway:problem:{}", self.code),
+            title: self.title.to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.challenge {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection as J;
+        let status = r.status();
+        match r {
+            J::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Ожидается JSON",
+                "Content-Type must be application/json",
+            ),
+            _ if status == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                status,
+                "payload_too_large",
+                "Слишком большой запрос",
+                "the request body exceeds api.body_limit_bytes",
+            ),
+            J::JsonSyntaxError(e) => {
+                Self::new(StatusCode::BAD_REQUEST, "malformed_json", "Тело запроса — не JSON", e.body_text())
+            }
+            J::JsonDataError(e) => {
+                Self::validation("validation_failed", vec![FieldError::new("json_schema", "/", e.body_text())])
+            }
+            other => Self::new(StatusCode::BAD_REQUEST, "bad_request", "Некорректный запрос", other.body_text()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        Self::validation("validation_failed", vec![FieldError::new("query", "?", r.body_text())])
+    }
+}

@@ -1,0 +1,58 @@
+//! Service endpoints (no key): health, readiness, metrics, the OpenAPI description.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::problem::ApiError;
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "Up")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The database answers and every migration is applied.
+#[utoipa::path(get, path = "/readyz", tag = "service", responses(
+    (status = 200, description = "Ready"),
+    (status = 503, description = "`not_ready`", body = super::problem::Problem, content_type = "application/problem+json"),
+))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.readiness().await {
+        Ok(()) => {
+            Json(serde_json::json!({"status": "ready", "database": state.store.backend().label()})).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "Шлюз не готов", e.to_string())
+                .with_retry_after(5)
+                .into_response()
+        }
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+        .into_response()
+}
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], super::openapi_json()).into_response()
+}
+
+pub async fn fallback() -> ApiError {
+    ApiError::not_found("no such endpoint; the API is described at /api/openapi.json")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Метод не поддерживается",
+        "see /api/openapi.json",
+    )
+}

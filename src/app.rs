@@ -1,0 +1,285 @@
+//! Wiring: builds the gateway from a [`Config`], runs its listeners and background tasks,
+//! and stops them. The binary's `serve` and the integration tests both use [`start`].
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use egisz_contract::frmr::FrmrRegistry;
+use egisz_contract::{CallObserver, Oid};
+use egisz_frmr::{FrmrClient, FrmrClientConfig, TokenSource};
+use egisz_sandbox::{FrmrSandbox, FrmrSandboxConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiSettings, AppState};
+use crate::auth::{self, Authenticator, Role, Scope};
+use crate::circuit::CircuitBreaker;
+use crate::config::{Config, ServiceMode};
+use crate::metrics::Metrics;
+use crate::staff::{CachePolicy, StaffService};
+use crate::store::{self, Store};
+
+/// Name of the client created for the embedded default.
+pub const DEMO_CLIENT_NAME: &str = "sandbox-demo";
+
+/// A running gateway.
+pub struct RunningGateway {
+    api_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    frmr_sandbox: Option<FrmrSandbox>,
+    store: Arc<dyn Store>,
+    staff: StaffService,
+    metrics: Arc<Metrics>,
+}
+
+impl RunningGateway {
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// `http://<api addr>`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    /// The in-process FRMR emulator, when `frmr.mode = "sandbox"`.
+    pub fn frmr_sandbox(&self) -> Option<&FrmrSandbox> {
+        self.frmr_sandbox.as_ref()
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    pub fn staff(&self) -> &StaffService {
+        &self.staff
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A token that, when cancelled, stops the gateway (used by signal handling).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the gateway is told to stop, then stops it.
+    pub async fn run_until_stopped(self) {
+        self.shutdown.cancelled().await;
+        self.shutdown().await;
+    }
+
+    /// Stops accepting requests, lets requests in progress finish (up to 10 s), stops
+    /// background tasks and the emulators.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
+                tracing::warn!("a task did not stop within 10 s");
+            }
+        }
+        if let Some(sandbox) = self.frmr_sandbox {
+            sandbox.shutdown().await;
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Starts the gateway: opens the store and migrates it, starts emulators for services in
+/// sandbox mode, binds the API listener and starts background tasks.
+pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
+    let store = store::connect(&config.database)
+        .await
+        .with_context(|| format!("opening the database {}", crate::config::redact_url(&config.database.url)))?;
+    tracing::info!(backend = store.backend().label(), "database ready, migrations applied");
+    let metrics = Arc::new(Metrics::new());
+
+    let frmr_sandbox = match config.frmr.mode {
+        ServiceMode::Sandbox => {
+            let sandbox = FrmrSandbox::start(FrmrSandboxConfig {
+                listen: config.sandbox.frmr_listen,
+                control_listen: config.sandbox.frmr_control_listen,
+                roster: config.sandbox.frmr_roster.clone(),
+                ..FrmrSandboxConfig::default()
+            })
+            .await
+            .context("starting the sandbox FRMR")?;
+            tracing::info!(
+                base_url = %sandbox.base_url(),
+                admin_url = %sandbox.admin_url(),
+                "sandbox FRMR started (emulator; faults at PUT <admin_url>/faults)"
+            );
+            Some(sandbox)
+        }
+        ServiceMode::Remote => None,
+    };
+    let frmr = frmr_client(config, frmr_sandbox.as_ref(), Arc::clone(&metrics) as Arc<dyn CallObserver>)?;
+
+    let staff = StaffService::new(
+        Arc::clone(&store),
+        frmr,
+        Arc::clone(&metrics),
+        CircuitBreaker::new(config.frmr.circuit_failure_threshold, config.frmr.circuit_open_for),
+        CachePolicy {
+            fresh_for: config.frmr.cache_fresh_for,
+            stale_limit: config.frmr.cache_stale_limit,
+            not_found_for: config.frmr.cache_not_found_for,
+            retry_after: config.frmr.circuit_open_for,
+        },
+    );
+    let authenticator = Authenticator::new(Arc::clone(&store));
+
+    if let Some(sandbox) = &frmr_sandbox {
+        let orgs = sandbox.roster().organizations().into_iter().filter_map(|(oid, _)| Oid::parse(&oid).ok()).collect();
+        ensure_demo_client(&store, &authenticator, &config.sandbox.api_key_file, orgs).await?;
+    }
+
+    let state = AppState {
+        store: Arc::clone(&store),
+        auth: authenticator,
+        staff: staff.clone(),
+        metrics: Arc::clone(&metrics),
+        settings: Arc::new(ApiSettings {
+            max_batch_items: config.api.max_batch_items,
+            batch_deadline: config.api.batch_deadline,
+            batch_concurrency: config.api.batch_concurrency,
+            utc_offset: config.region.utc_offset,
+            request_timeout: config.api.request_timeout,
+            body_limit_bytes: config.api.body_limit_bytes,
+        }),
+    };
+
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("binding the API listener to {}", config.api.listen))?;
+    let api_addr = listener.local_addr()?;
+    if !api_addr.ip().is_loopback() {
+        tracing::warn!(%api_addr, "the API listens beyond loopback: make sure a firewall or proxy stands in front");
+    }
+    let serve_shutdown = shutdown.clone();
+    let app = api::router(state);
+    let api_task = tokio::spawn(async move {
+        let served =
+            axum::serve(listener, app).with_graceful_shutdown(async move { serve_shutdown.cancelled().await }).await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the API listener failed");
+        }
+    });
+    tracing::info!(%api_addr, "API listening");
+
+    let purge_task =
+        tokio::spawn(purge_stale_cache(Arc::clone(&store), config.frmr.cache_stale_limit, shutdown.clone()));
+
+    Ok(RunningGateway { api_addr, shutdown, tasks: vec![api_task, purge_task], frmr_sandbox, store, staff, metrics })
+}
+
+fn frmr_client(
+    config: &Config,
+    sandbox: Option<&FrmrSandbox>,
+    observer: Arc<dyn CallObserver>,
+) -> anyhow::Result<Arc<dyn FrmrRegistry>> {
+    let base_url = match (&config.frmr.base_url, sandbox) {
+        (Some(url), _) => url.clone(),
+        (None, Some(s)) => url::Url::parse(&s.base_url()).context("sandbox FRMR base URL")?,
+        (None, None) => anyhow::bail!("frmr.base_url is required in remote mode"),
+    };
+    let token = match (&config.frmr.token, sandbox) {
+        (Some(t), _) => t.clone(),
+        (None, Some(s)) => s.token_url(),
+        (None, None) => anyhow::bail!("frmr.token is required in remote mode"),
+    };
+    let token = TokenSource::parse(&token).map_err(|e| anyhow::anyhow!("frmr.token: {e}"))?;
+    let client = FrmrClient::new(
+        FrmrClientConfig {
+            base_url,
+            token,
+            rate_per_second: config.frmr.rate_per_second,
+            timeout: config.frmr.timeout,
+            retry_max_attempts: config.frmr.retry_max_attempts,
+            retry_min_delay: Duration::from_millis(100).min(config.frmr.retry_max_delay),
+            retry_max_delay: config.frmr.retry_max_delay,
+            extra_ca_bundle: config.frmr.extra_ca_bundle.clone(),
+            user_agent: format!("egisz-gateway/{}", env!("CARGO_PKG_VERSION")),
+        },
+        observer,
+    )
+    .context("building the FRMR client")?;
+    Ok(Arc::new(client))
+}
+
+/// On the embedded default, makes sure a demo client exists whose key is in `path`
+/// (mode 0600), creating one on first start or when the file is gone or no longer valid.
+async fn ensure_demo_client(
+    store: &Arc<dyn Store>,
+    authenticator: &Authenticator,
+    path: &Path,
+    organizations: BTreeSet<Oid>,
+) -> anyhow::Result<()> {
+    if let Ok(existing) = std::fs::read_to_string(path)
+        && authenticator.authenticate_key(existing.trim()).await.is_ok()
+    {
+        tracing::info!(key_file = %path.display(), "sandbox demo client ready; its API key is in the key file");
+        return Ok(());
+    }
+    let now = crate::now();
+    for old in store.list_clients().await? {
+        if old.name == DEMO_CLIENT_NAME && old.revoked_at.is_none() {
+            store.revoke_client(&old.id.to_string(), now).await?;
+        }
+    }
+    let issued = auth::issue(DEMO_CLIENT_NAME, Role::ALL.into_iter().collect(), Scope::Only(organizations), now);
+    store.insert_client(&issued.client).await?;
+    write_secret_file(path, &issued.key).with_context(|| format!("writing the demo API key to {}", path.display()))?;
+    tracing::info!(
+        key_file = %path.display(),
+        client_id = %issued.client.id,
+        "created the sandbox demo client with every role for the sandbox organisations; its API key is in the key file"
+    );
+    Ok(())
+}
+
+/// Writes `secret` to `path` readable by the owner only.
+pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp: PathBuf = path.with_extension("tmp");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
+        writeln!(f, "{secret}")?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Deletes cache entries past the stale limit, at start and then hourly: personal data is
+/// not kept longer than it can be served.
+async fn purge_stale_cache(store: Arc<dyn Store>, stale_limit: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Ok(limit) = chrono::Duration::from_std(stale_limit) else { continue };
+        match store.staff_cache_purge(crate::now() - limit).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "purged expired FRMR cache entries"),
+            Err(e) => tracing::warn!(error = %e, "purging the FRMR cache failed"),
+        }
+    }
+}

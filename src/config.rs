@@ -1,0 +1,655 @@
+//! Configuration: three layers merged key by key, then read field by field so that every
+//! problem is reported at once.
+//!
+//! 1. `config/default.toml`, compiled into the binary — the embedded default, and the one
+//!    place where defaults and their documentation live;
+//! 2. the file given with `--config FILE`;
+//! 3. environment variables `EGISZ__<SECTION>__<KEY>` (values are read as TOML literals
+//!    when they parse as one — `5000`, `true`, `2.5` — and as strings otherwise).
+//!
+//! An unknown section or key in any layer is an error: a typo must not silently leave a
+//! default in force.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::FixedOffset;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+/// The embedded default configuration (also the documentation of every key).
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+const ENV_PREFIX: &str = "EGISZ__";
+
+/// The whole configuration of one gateway process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub api: ApiConfig,
+    pub remd_listener: RemdListenerConfig,
+    pub frmr: FrmrConfig,
+    pub sandbox: SandboxConfig,
+    pub log: LogConfig,
+    pub region: RegionConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+    pub max_batch_items: usize,
+    pub batch_deadline: Duration,
+    pub batch_concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RemdListenerConfig {
+    pub listen: SocketAddr,
+}
+
+/// Whether a federal service is the in-process emulator or a real remote one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceMode {
+    Sandbox,
+    Remote,
+}
+
+#[derive(Debug, Clone)]
+pub struct FrmrConfig {
+    pub mode: ServiceMode,
+    /// Required in remote mode; in sandbox mode the emulator's address is used when empty.
+    pub base_url: Option<Url>,
+    /// `static:<token>` or a provider URL; `None` in sandbox mode means the emulator's
+    /// token provider.
+    pub token: Option<String>,
+    pub extra_ca_bundle: Option<PathBuf>,
+    pub rate_per_second: f64,
+    pub timeout: Duration,
+    pub retry_max_attempts: u32,
+    pub retry_max_delay: Duration,
+    pub cache_fresh_for: Duration,
+    pub cache_stale_limit: Duration,
+    pub cache_not_found_for: Duration,
+    pub circuit_failure_threshold: u32,
+    pub circuit_open_for: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub frmr_listen: SocketAddr,
+    pub frmr_control_listen: SocketAddr,
+    pub frmr_roster: Option<PathBuf>,
+    pub api_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegionConfig {
+    pub utc_offset: FixedOffset,
+}
+
+/// One thing wrong with the configuration, with where the value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// `section.key`, or `section` for a whole section.
+    pub key: String,
+    pub message: String,
+    /// "built-in default", "file …", "environment EGISZ__…".
+    pub origin: Option<String>,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)?;
+        if let Some(origin) = &self.origin {
+            write!(f, " (from {origin})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found, in a stable order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration problem(s):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// The embedded default with environment overrides from the process environment.
+    pub fn from_env_and_file(file: Option<&Path>) -> Result<Config, ConfigErrors> {
+        let file_layer = match file {
+            None => None,
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Some((format!("file {}", path.display()), text)),
+                Err(e) => {
+                    return Err(ConfigErrors(vec![ConfigProblem {
+                        key: "--config".into(),
+                        message: format!("cannot read {}: {e}", path.display()),
+                        origin: None,
+                    }]));
+                }
+            },
+        };
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load(file_layer.as_ref().map(|(o, t)| (o.as_str(), t.as_str())), &env)
+    }
+
+    /// Merge the layers and read them. `file` is `(origin description, TOML text)`.
+    pub fn load(file: Option<(&str, &str)>, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+        let mut merged = Layers::new();
+        let mut problems = Vec::new();
+        let default: toml::Table =
+            DEFAULT_TOML.parse().expect("the embedded config/default.toml is valid TOML (checked by a unit test)");
+        merged.apply(&default, "built-in default", None, &mut problems);
+        if let Some((origin, text)) = file {
+            match text.parse::<toml::Table>() {
+                Ok(table) => merged.apply(&table, origin, Some(&default), &mut problems),
+                Err(e) => problems.push(ConfigProblem {
+                    key: "--config".into(),
+                    message: format!("not valid TOML: {}", e.message()),
+                    origin: Some(origin.to_owned()),
+                }),
+            }
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let origin = format!("environment {name}");
+            let Some((section, key)) = rest.split_once("__") else {
+                problems.push(ConfigProblem {
+                    key: rest.to_lowercase(),
+                    message: "expected EGISZ__<SECTION>__<KEY>".into(),
+                    origin: Some(origin),
+                });
+                continue;
+            };
+            let (section, key) = (section.to_lowercase(), key.to_lowercase());
+            let mut table = toml::Table::new();
+            let mut inner = toml::Table::new();
+            inner.insert(key, env_value(value));
+            table.insert(section, toml::Value::Table(inner));
+            merged.apply(&table, &origin, Some(&default), &mut problems);
+        }
+        let mut r = Reader { layers: &merged, default: &default, problems };
+        let config = r.read();
+        let mut problems = r.problems;
+        config.cross_check(&mut problems, &merged);
+        if problems.is_empty() { Ok(config) } else { Err(ConfigErrors(problems)) }
+    }
+
+    fn cross_check(&self, problems: &mut Vec<ConfigProblem>, layers: &Layers) {
+        let mut problem = |key: &str, message: String| {
+            problems.push(ConfigProblem { key: key.into(), message, origin: layers.origin_of(key) })
+        };
+        if self.frmr.mode == ServiceMode::Remote {
+            if self.frmr.base_url.is_none() {
+                problem("frmr.base_url", "required when frmr.mode = \"remote\"".into());
+            }
+            if self.frmr.token.is_none() {
+                problem(
+                    "frmr.token",
+                    "required when frmr.mode = \"remote\": \"static:<token>\" or the URL of a token provider".into(),
+                );
+            }
+        }
+        if self.frmr.cache_stale_limit < self.frmr.cache_fresh_for {
+            problem(
+                "frmr.cache_stale_limit",
+                format!(
+                    "must not be shorter than frmr.cache_fresh_for ({})",
+                    humantime::format_duration(self.frmr.cache_fresh_for)
+                ),
+            );
+        }
+        for (key, path) in
+            [("frmr.extra_ca_bundle", &self.frmr.extra_ca_bundle), ("sandbox.frmr_roster", &self.sandbox.frmr_roster)]
+        {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                problem(key, format!("no such file: {}", p.display()));
+            }
+        }
+        if self.api.listen == self.remd_listener.listen && self.api.listen.port() != 0 {
+            problem("remd_listener.listen", "must differ from api.listen".into());
+        }
+    }
+}
+
+/// Parses an environment value as a TOML literal when it is one, else as a string.
+fn env_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+/// The merged values with the origin of each.
+struct Layers {
+    values: BTreeMap<(String, String), (toml::Value, String)>,
+}
+
+impl Layers {
+    fn new() -> Self {
+        Self { values: BTreeMap::new() }
+    }
+
+    /// Applies one layer. With `known` given, sections and keys absent from it are errors.
+    fn apply(
+        &mut self,
+        table: &toml::Table,
+        origin: &str,
+        known: Option<&toml::Table>,
+        problems: &mut Vec<ConfigProblem>,
+    ) {
+        for (section, value) in table {
+            let Some(section_table) = value.as_table() else {
+                problems.push(ConfigProblem {
+                    key: section.clone(),
+                    message: "expected a [section] table".into(),
+                    origin: Some(origin.to_owned()),
+                });
+                continue;
+            };
+            let known_section = known.map(|k| k.get(section).and_then(toml::Value::as_table));
+            if let Some(None) = known_section {
+                problems.push(ConfigProblem {
+                    key: section.clone(),
+                    message: format!(
+                        "unknown section; known sections: {}",
+                        known_list(known.into_iter().flat_map(|k| k.keys()))
+                    ),
+                    origin: Some(origin.to_owned()),
+                });
+                continue;
+            }
+            for (key, v) in section_table {
+                if let Some(Some(ks)) = known_section
+                    && !ks.contains_key(key)
+                {
+                    problems.push(ConfigProblem {
+                        key: format!("{section}.{key}"),
+                        message: format!("unknown key; keys of [{section}]: {}", known_list(ks.keys())),
+                        origin: Some(origin.to_owned()),
+                    });
+                    continue;
+                }
+                self.values.insert((section.clone(), key.clone()), (v.clone(), origin.to_owned()));
+            }
+        }
+    }
+
+    fn origin_of(&self, dotted: &str) -> Option<String> {
+        let (s, k) = dotted.split_once('.')?;
+        self.values.get(&(s.to_owned(), k.to_owned())).map(|(_, o)| o.clone())
+    }
+}
+
+fn known_list<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    keys.map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+struct Reader<'a> {
+    layers: &'a Layers,
+    default: &'a toml::Table,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Reader<'_> {
+    /// Reads `section.key` as `T`, then converts it with `conv`. On any error the problem is
+    /// recorded and the built-in default is used so that reading can go on and find more.
+    fn get<T, U>(&mut self, section: &str, key: &str, expected: &str, conv: impl Fn(T) -> Result<U, String>) -> U
+    where
+        T: DeserializeOwned,
+    {
+        let (value, origin) = self
+            .layers
+            .values
+            .get(&(section.to_owned(), key.to_owned()))
+            .cloned()
+            .expect("every key has a built-in default");
+        let result = value
+            .clone()
+            .try_into::<T>()
+            .map_err(|_| format!("expected {expected}, got {}", describe(&value)))
+            .and_then(&conv);
+        match result {
+            Ok(v) => v,
+            Err(message) => {
+                self.problems.push(ConfigProblem { key: format!("{section}.{key}"), message, origin: Some(origin) });
+                let default = self.default[section][key].clone();
+                default
+                    .try_into::<T>()
+                    .map_err(|e| e.to_string())
+                    .and_then(conv)
+                    .expect("the built-in default of every key is valid (checked by a unit test)")
+            }
+        }
+    }
+
+    fn duration(&mut self, section: &str, key: &str) -> Duration {
+        self.get(section, key, "a duration like \"30s\", \"15m\", \"24h\"", |s: String| {
+            let d = humantime::parse_duration(&s).map_err(|e| format!("not a duration ({e}): {s:?}"))?;
+            if d.is_zero() { Err("must be greater than zero".into()) } else { Ok(d) }
+        })
+    }
+
+    fn millis(&mut self, section: &str, key: &str) -> Duration {
+        self.get(section, key, "a positive integer (milliseconds)", |n: i64| {
+            if n > 0 { Ok(Duration::from_millis(n as u64)) } else { Err(format!("must be greater than zero, got {n}")) }
+        })
+    }
+
+    fn positive(&mut self, section: &str, key: &str, unit: &str) -> u64 {
+        self.get(section, key, &format!("a positive integer ({unit})"), |n: i64| {
+            if n > 0 { Ok(n as u64) } else { Err(format!("must be greater than zero, got {n}")) }
+        })
+    }
+
+    fn listen(&mut self, section: &str, key: &str) -> SocketAddr {
+        self.get(section, key, "an address like \"127.0.0.1:8080\"", |s: String| {
+            s.parse::<SocketAddr>().map_err(|_| format!("not an IP address with a port: {s:?}"))
+        })
+    }
+
+    fn optional_path(&mut self, section: &str, key: &str) -> Option<PathBuf> {
+        self.get(section, key, "a path (or \"\" for none)", |s: String| {
+            Ok(if s.trim().is_empty() { None } else { Some(PathBuf::from(s)) })
+        })
+    }
+
+    fn mode(&mut self, section: &str) -> ServiceMode {
+        self.get(section, "mode", "\"sandbox\" or \"remote\"", |s: String| match s.as_str() {
+            "sandbox" => Ok(ServiceMode::Sandbox),
+            "remote" => Ok(ServiceMode::Remote),
+            other => Err(format!("expected \"sandbox\" or \"remote\", got {other:?}")),
+        })
+    }
+
+    fn read(&mut self) -> Config {
+        let database = DatabaseConfig {
+            url: self.get("database", "url", "a database URL", |s: String| {
+                if s.starts_with("sqlite:") || s.starts_with("postgres://") || s.starts_with("postgresql://") {
+                    Ok(s)
+                } else {
+                    Err(format!("expected sqlite://<path> or postgres://…, got {:?}", redact_url(&s)))
+                }
+            }),
+            max_connections: self.positive("database", "max_connections", "connections") as u32,
+            acquire_timeout: self.millis("database", "acquire_timeout_ms"),
+        };
+        let api = ApiConfig {
+            listen: self.listen("api", "listen"),
+            request_timeout: self.millis("api", "request_timeout_ms"),
+            body_limit_bytes: self.positive("api", "body_limit_bytes", "bytes") as usize,
+            max_batch_items: self.positive("api", "max_batch_items", "items") as usize,
+            batch_deadline: self.millis("api", "batch_deadline_ms"),
+            batch_concurrency: self.positive("api", "batch_concurrency", "lookups") as usize,
+        };
+        let remd_listener = RemdListenerConfig { listen: self.listen("remd_listener", "listen") };
+        let frmr = FrmrConfig {
+            mode: self.mode("frmr"),
+            base_url: self.get("frmr", "base_url", "an http(s) URL (or \"\")", |s: String| {
+                if s.trim().is_empty() {
+                    return Ok(None);
+                }
+                let url = Url::parse(&s).map_err(|e| format!("not a URL ({e}): {s:?}"))?;
+                if url.scheme() != "http" && url.scheme() != "https" {
+                    return Err(format!("expected an http or https URL, got {s:?}"));
+                }
+                Ok(Some(url))
+            }),
+            token: self.get("frmr", "token", "\"static:<token>\" or a token provider URL", |s: String| {
+                let s = s.trim().to_owned();
+                if s.is_empty() {
+                    Ok(None)
+                } else if let Some(t) = s.strip_prefix("static:") {
+                    if t.is_empty() { Err("\"static:\" needs a token after the colon".into()) } else { Ok(Some(s)) }
+                } else if s.starts_with("http://") || s.starts_with("https://") {
+                    Url::parse(&s).map_err(|e| format!("token provider URL is not valid: {e}"))?;
+                    Ok(Some(s))
+                } else {
+                    Err("expected \"static:<token>\" or the http(s) URL of a token provider".into())
+                }
+            }),
+            extra_ca_bundle: self.optional_path("frmr", "extra_ca_bundle"),
+            rate_per_second: self.get("frmr", "rate_per_second", "a number of calls per second", |n: f64| {
+                if n > 0.0 && n.is_finite() { Ok(n) } else { Err(format!("must be greater than zero, got {n}")) }
+            }),
+            timeout: self.millis("frmr", "timeout_ms"),
+            retry_max_attempts: self.positive("frmr", "retry_max_attempts", "attempts") as u32,
+            retry_max_delay: self.millis("frmr", "retry_max_delay_ms"),
+            cache_fresh_for: self.duration("frmr", "cache_fresh_for"),
+            cache_stale_limit: self.duration("frmr", "cache_stale_limit"),
+            cache_not_found_for: self.duration("frmr", "cache_not_found_for"),
+            circuit_failure_threshold: self.positive("frmr", "circuit_failure_threshold", "failures") as u32,
+            circuit_open_for: self.duration("frmr", "circuit_open_for"),
+        };
+        let sandbox = SandboxConfig {
+            frmr_listen: self.listen("sandbox", "frmr_listen"),
+            frmr_control_listen: self.listen("sandbox", "frmr_control_listen"),
+            frmr_roster: self.optional_path("sandbox", "frmr_roster"),
+            api_key_file: self.get("sandbox", "api_key_file", "a path", |s: String| {
+                if s.trim().is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(s)) }
+            }),
+        };
+        let log = LogConfig {
+            format: self.get("log", "format", "\"human\" or \"json\"", |s: String| match s.as_str() {
+                "human" => Ok(LogFormat::Human),
+                "json" => Ok(LogFormat::Json),
+                other => Err(format!("expected \"human\" or \"json\", got {other:?}")),
+            }),
+            level: self.get("log", "level", "a log filter like \"info\"", |s: String| {
+                tracing_subscriber::EnvFilter::try_new(&s)
+                    .map(|_| s.clone())
+                    .map_err(|e| format!("not a log filter ({e}): {s:?}"))
+            }),
+        };
+        let region = RegionConfig {
+            utc_offset: self.get("region", "utc_offset", "an offset like \"+07:00\"", |s: String| {
+                parse_offset(&s).ok_or_else(|| format!("expected an offset like \"+07:00\", got {s:?}"))
+            }),
+        };
+        Config { database, api, remd_listener, frmr, sandbox, log, region }
+    }
+}
+
+fn parse_offset(s: &str) -> Option<FixedOffset> {
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 14 || m > 59 || h < 0 || m < 0 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+fn describe(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("the string {s:?}"),
+        toml::Value::Integer(i) => format!("the integer {i}"),
+        toml::Value::Float(f) => format!("the number {f}"),
+        toml::Value::Boolean(b) => format!("{b}"),
+        toml::Value::Datetime(d) => format!("the date {d}"),
+        toml::Value::Array(_) => "an array".into(),
+        toml::Value::Table(_) => "a table".into(),
+    }
+}
+
+/// A database URL with its password masked, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The keys of the configuration, `section.key`, as documented in the embedded default.
+pub fn known_keys() -> Vec<String> {
+    let default: toml::Table = DEFAULT_TOML.parse().expect("valid embedded default");
+    let mut keys = Vec::new();
+    let mut seen = HashSet::new();
+    for (s, t) in &default {
+        if let Some(t) = t.as_table() {
+            for k in t.keys() {
+                if seen.insert((s.clone(), k.clone())) {
+                    keys.push(format!("{s}.{k}"));
+                }
+            }
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn embedded_default_loads_cleanly() {
+        let c = Config::load(None, &[]).expect("default is valid");
+        assert_eq!(c.api.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.remd_listener.listen, "127.0.0.1:8091".parse().unwrap());
+        assert_eq!(c.frmr.mode, ServiceMode::Sandbox);
+        assert_eq!(c.frmr.cache_fresh_for, Duration::from_secs(24 * 3600));
+        assert_eq!(c.region.utc_offset, FixedOffset::east_opt(7 * 3600).unwrap());
+        assert!(c.database.url.starts_with("sqlite://data/"));
+    }
+
+    #[test]
+    fn every_listener_defaults_to_loopback() {
+        let c = Config::load(None, &[]).unwrap();
+        for addr in [c.api.listen, c.remd_listener.listen, c.sandbox.frmr_listen, c.sandbox.frmr_control_listen] {
+            assert!(addr.ip().is_loopback(), "{addr}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_default() {
+        let file = "[frmr]\nmode = \"remote\"\nbase_url = \"https://file.example/x/\"\ntoken = \"static:abc\"\ntimeout_ms = 1000\n";
+        let c = Config::load(
+            Some(("file test.toml", file)),
+            &env(&[
+                ("EGISZ__FRMR__BASE_URL", "https://env.example/y/"),
+                ("EGISZ__FRMR__TIMEOUT_MS", "2500"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.frmr.base_url.unwrap().as_str(), "https://env.example/y/");
+        assert_eq!(c.frmr.timeout, Duration::from_millis(2500));
+        assert_eq!(c.frmr.mode, ServiceMode::Remote);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let file = "[api]\nlisten = \"nowhere\"\nlistem = 1\n[frmr]\nmode = \"live\"\ntimeout_ms = -5\ncache_fresh_for = \"soon\"\n[nope]\nx = 1\n";
+        let errs =
+            Config::load(Some(("file bad.toml", file)), &env(&[("EGISZ__FRMR__RATE_PER_SECOND", "fast")])).unwrap_err();
+        let keys: Vec<&str> = errs.0.iter().map(|p| p.key.as_str()).collect();
+        for expected in [
+            "api.listem",
+            "nope",
+            "api.listen",
+            "frmr.mode",
+            "frmr.timeout_ms",
+            "frmr.cache_fresh_for",
+            "frmr.rate_per_second",
+        ] {
+            assert!(keys.contains(&expected), "{expected} missing from {keys:?}");
+        }
+        let text = errs.to_string();
+        assert!(text.contains("environment EGISZ__FRMR__RATE_PER_SECOND"), "{text}");
+        assert!(text.contains("file bad.toml"), "{text}");
+    }
+
+    #[test]
+    fn remote_mode_needs_an_endpoint_and_a_token() {
+        let errs = Config::load(None, &env(&[("EGISZ__FRMR__MODE", "remote")])).unwrap_err();
+        let keys: Vec<&str> = errs.0.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["frmr.base_url", "frmr.token"]);
+    }
+
+    #[test]
+    fn token_sources() {
+        let ok = |t: &str| Config::load(None, &env(&[("EGISZ__FRMR__TOKEN", t)])).map(|c| c.frmr.token);
+        assert_eq!(ok("static:abc").unwrap().as_deref(), Some("static:abc"));
+        assert!(ok("https://tokens.local/token").is_ok());
+        assert!(ok("static:").is_err());
+        assert!(ok("abc").is_err());
+    }
+
+    #[test]
+    fn stale_limit_not_shorter_than_freshness() {
+        let errs = Config::load(None, &env(&[("EGISZ__FRMR__CACHE_STALE_LIMIT", "1h")])).unwrap_err();
+        assert_eq!(errs.0[0].key, "frmr.cache_stale_limit");
+    }
+
+    #[test]
+    fn malformed_env_name() {
+        let errs = Config::load(None, &env(&[("EGISZ__FRMR", "x")])).unwrap_err();
+        assert_eq!(errs.0.len(), 1);
+    }
+
+    #[test]
+    fn database_password_is_masked_in_messages() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("-03:30"), FixedOffset::west_opt(3 * 3600 + 1800));
+        assert_eq!(parse_offset("07:00"), None);
+    }
+
+    #[test]
+    fn production_example_is_valid() {
+        let text = include_str!("../config/production.example.toml");
+        Config::load(Some(("file production.example.toml", text)), &[]).expect("example is valid");
+    }
+}

@@ -1,0 +1,180 @@
+//! Prometheus metrics of one gateway process. [`Metrics`] is also the adapters'
+//! [`CallObserver`], so adapters count their calls without knowing about Prometheus.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use egisz_contract::{CallObserver, CallOutcome};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    /// The matched route template (`/api/v1/staff/{snils}`), never the raw path: raw paths
+    /// carry SNILS.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub service: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms … ~8 s
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: HistogramFamily<RouteLabels>,
+    pub outside_calls: Family<CallLabels, Counter>,
+    pub outside_duration: HistogramFamily<ServiceLabels>,
+    pub rate_limit_waits: Family<ServiceLabels, Counter>,
+    pub rate_limit_wait_seconds: Family<ServiceLabels, Counter<f64, AtomicU64>>,
+    pub token_fetches: Family<CallLabels, Counter>,
+    /// Lookups by how they were answered: `cache`, `frmr`, `stale`, `unavailable`, `error`.
+    pub staff_lookups: Family<ResultLabels, Counter>,
+    /// Callers that joined a lookup already in flight instead of calling FRMR themselves.
+    pub staff_coalesced: Counter,
+    /// 1 while the FRMR circuit breaker is open.
+    pub frmr_circuit_open: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("egisz");
+        let m = Metrics {
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency_histogram),
+            outside_calls: Family::default(),
+            outside_duration: Family::new_with_constructor(latency_histogram),
+            rate_limit_waits: Family::default(),
+            rate_limit_wait_seconds: Family::default(),
+            token_fetches: Family::default(),
+            staff_lookups: Family::default(),
+            staff_coalesced: Counter::default(),
+            frmr_circuit_open: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("http_requests", "API requests by method, route and status", m.http_requests.clone());
+        registry.register("http_request_duration_seconds", "API request latency by route", m.http_duration.clone());
+        registry.register(
+            "outside_calls",
+            "HTTP exchanges with federal services by outcome (one per attempt)",
+            m.outside_calls.clone(),
+        );
+        registry.register(
+            "outside_call_duration_seconds",
+            "Latency of HTTP exchanges with federal services",
+            m.outside_duration.clone(),
+        );
+        registry.register(
+            "rate_limiter_waits",
+            "Calls that waited for a federal service's rate limiter",
+            m.rate_limit_waits.clone(),
+        );
+        registry.register(
+            "rate_limiter_wait_seconds",
+            "Time spent waiting for rate limiters",
+            m.rate_limit_wait_seconds.clone(),
+        );
+        registry.register("token_fetches", "Tokens fetched from token providers by outcome", m.token_fetches.clone());
+        registry.register(
+            "staff_lookups",
+            "Staff verification lookups by how they were answered (cache hit, frmr, stale, unavailable)",
+            m.staff_lookups.clone(),
+        );
+        registry.register(
+            "staff_coalesced",
+            "Lookups that joined an FRMR call already in flight",
+            m.staff_coalesced.clone(),
+        );
+        registry.register("frmr_circuit_open", "1 while the FRMR circuit breaker is open", m.frmr_circuit_open.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn staff_lookup(&self, result: &str) {
+        self.staff_lookups.get_or_create(&ResultLabels { result: result.to_owned() }).inc();
+    }
+}
+
+impl CallObserver for Metrics {
+    fn call_finished(&self, service: &'static str, outcome: CallOutcome, elapsed: Duration) {
+        self.outside_calls
+            .get_or_create(&CallLabels { service: service.to_owned(), outcome: outcome.label().to_owned() })
+            .inc();
+        self.outside_duration
+            .get_or_create(&ServiceLabels { service: service.to_owned() })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn rate_limit_waited(&self, service: &'static str, waited: Duration) {
+        let labels = ServiceLabels { service: service.to_owned() };
+        self.rate_limit_waits.get_or_create(&labels).inc();
+        self.rate_limit_wait_seconds.get_or_create(&labels).inc_by(waited.as_secs_f64());
+    }
+
+    fn token_fetched(&self, service: &'static str, ok: bool) {
+        self.token_fetches
+            .get_or_create(&CallLabels {
+                service: service.to_owned(),
+                outcome: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_what_it_counts() {
+        let m = Metrics::new();
+        m.call_finished("frmr", CallOutcome::RateLimited, Duration::from_millis(3));
+        m.staff_lookup("cache");
+        let text = m.render();
+        assert!(text.contains("egisz_outside_calls_total{service=\"frmr\",outcome=\"rate_limited\"} 1"), "{text}");
+        assert!(text.contains("egisz_staff_lookups_total{result=\"cache\"} 1"), "{text}");
+    }
+}

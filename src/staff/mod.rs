@@ -1,0 +1,13 @@
+//! Staff verification: is this SNILS a medical worker of this organisation, in this
+//! position, on this date — answered from FRMR through a shared database cache.
+//!
+//! - [`verdict`]: the rules (pure);
+//! - [`StaffService`]: cache first; concurrent identical lookups coalesced into one FRMR
+//!   call; a circuit breaker so a dead FRMR is not hammered; a stale cached answer when
+//!   FRMR cannot answer.
+
+mod service;
+pub mod verdict;
+
+pub use service::{CachePolicy, Lookup, LookupError, Source, StaffService};
+pub use verdict::{Decision, Verdict, decide};

@@ -1,0 +1,134 @@
+//! Durable state behind one trait, [`Store`], with two implementations:
+//! [`sqlite::SqliteStore`] (the embedded default) and [`postgres::PgStore`] (production,
+//! several instances). One contract test suite (`tests/store_contract.rs`) runs against
+//! both.
+//!
+//! Rules every implementation keeps: migrations are embedded and applied by [`Store::migrate`];
+//! writing transactions are short and never span a call to an outside service; SQLite
+//! writing transactions start with `BEGIN IMMEDIATE`.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use egisz_contract::frmr::FrmrPerson;
+use egisz_contract::{Oid, Snils};
+use uuid::Uuid;
+
+use crate::auth::{ClientRecord, NewClient};
+use crate::config::DatabaseConfig;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A database failure. The message may name tables and constraints, never row contents.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+    #[error("not ready: {0}")]
+    NotReady(String),
+}
+
+/// What FRMR said about one SNILS for one organisation, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedLookup {
+    pub snils: Snils,
+    pub organization: Oid,
+    /// `None`: FRMR has no such person.
+    pub person: Option<FrmrPerson>,
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// Durable state of the gateway.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies the embedded migrations that are not applied yet.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// The database answers and every embedded migration is applied.
+    async fn readiness(&self) -> Result<(), StoreError>;
+
+    async fn insert_client(&self, client: &NewClient) -> Result<(), StoreError>;
+    /// A client by the public part of its key, revoked or not.
+    async fn client_by_key_id(&self, key_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Every client, oldest first.
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Revokes a client (by id or key id). `false` when no active client matched.
+    async fn revoke_client(&self, id_or_key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    async fn staff_cache_get(&self, snils: &Snils, organization: &Oid) -> Result<Option<CachedLookup>, StoreError>;
+    /// Inserts or replaces the entry of `(snils, organization)`.
+    async fn staff_cache_put(&self, entry: &CachedLookup) -> Result<(), StoreError>;
+    /// Deletes entries fetched before `before`; returns how many.
+    async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn meta_put(&self, key: &str, value: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// Opens the store that `config.url` names (creating an SQLite file and its directory if
+/// missing) and applies migrations.
+pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = if config.url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::connect(&config.url, config.max_connections, config.acquire_timeout).await?)
+    } else {
+        Arc::new(PgStore::connect(&config.url, config.max_connections, config.acquire_timeout).await?)
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Checks that every embedded migration is recorded as applied and successful.
+fn check_applied(migrator: &sqlx::migrate::Migrator, applied: &[(i64, bool)]) -> Result<(), StoreError> {
+    for m in migrator.iter() {
+        match applied.iter().find(|(v, _)| *v == m.version) {
+            Some((_, true)) => {}
+            Some((_, false)) => return Err(StoreError::NotReady(format!("migration {} failed", m.version))),
+            None => return Err(StoreError::NotReady(format!("migration {} not applied", m.version))),
+        }
+    }
+    Ok(())
+}
+
+fn person_to_json(person: &Option<FrmrPerson>) -> Result<Option<serde_json::Value>, StoreError> {
+    person.as_ref().map(serde_json::to_value).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn person_from_json(value: Option<serde_json::Value>) -> Result<Option<FrmrPerson>, StoreError> {
+    value.map(serde_json::from_value).transpose().map_err(|e| StoreError::Corrupt(format!("staff_cache.person: {e}")))
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("api_clients.id: {e}")))
+}
+
+/// How long a pool waits for a connection before giving up.
+fn acquire_timeout(d: Duration) -> Duration {
+    d.max(Duration::from_millis(100))
+}

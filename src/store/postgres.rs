@@ -1,0 +1,193 @@
+//! The production engine: PostgreSQL, shared by every gateway instance.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use egisz_contract::{Oid, Snils};
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+
+use super::{Backend, CachedLookup, Store, StoreError};
+use crate::auth::{ClientRecord, NewClient, Role, Scope};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("egisz-gateway");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(super::acquire_timeout(acquire_timeout))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests and tools that need raw access.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn client_from_row(row: &PgRow) -> Result<ClientRecord, StoreError> {
+        let roles: Json<BTreeSet<Role>> = row.try_get("roles")?;
+        let orgs: Json<BTreeSet<Oid>> = row.try_get("organizations")?;
+        let all: bool = row.try_get("all_organizations")?;
+        Ok(ClientRecord {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            key_id: row.try_get("key_id")?,
+            key_hash: row.try_get("key_hash")?,
+            roles: roles.0,
+            scope: if all { Scope::All } else { Scope::Only(orgs.0) },
+            created_at: row.try_get("created_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn readiness(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT version, success FROM _sqlx_migrations").fetch_all(&self.pool).await?;
+        let applied: Vec<(i64, bool)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get("version")?, r.try_get("success")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        super::check_applied(&MIGRATOR, &applied)
+    }
+
+    async fn insert_client(&self, c: &NewClient) -> Result<(), StoreError> {
+        let (all, orgs) = match &c.scope {
+            Scope::All => (true, BTreeSet::new()),
+            Scope::Only(set) => (false, set.clone()),
+        };
+        sqlx::query(
+            "INSERT INTO api_clients (id, name, key_id, key_hash, roles, organizations, all_organizations, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(c.id)
+        .bind(&c.name)
+        .bind(&c.key_id)
+        .bind(&c.key_hash)
+        .bind(Json(&c.roles))
+        .bind(Json(&orgs))
+        .bind(all)
+        .bind(c.created_at)
+        .bind(c.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn client_by_key_id(&self, key_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        sqlx::query("SELECT * FROM api_clients WHERE key_id = $1")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::client_from_row)
+            .transpose()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        sqlx::query("SELECT * FROM api_clients ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::client_from_row)
+            .collect()
+    }
+
+    async fn revoke_client(&self, id_or_key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_clients SET revoked_at = $1 WHERE (id::text = $2 OR key_id = $2) AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(id_or_key_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done > 0)
+    }
+
+    async fn staff_cache_get(&self, snils: &Snils, organization: &Oid) -> Result<Option<CachedLookup>, StoreError> {
+        let Some(row) =
+            sqlx::query("SELECT person, fetched_at FROM staff_cache WHERE snils = $1 AND organization = $2")
+                .bind(snils.as_str())
+                .bind(organization.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let person: Option<Json<serde_json::Value>> = row.try_get("person")?;
+        Ok(Some(CachedLookup {
+            snils: snils.clone(),
+            organization: organization.clone(),
+            person: super::person_from_json(person.map(|j| j.0))?,
+            fetched_at: row.try_get("fetched_at")?,
+        }))
+    }
+
+    async fn staff_cache_put(&self, e: &CachedLookup) -> Result<(), StoreError> {
+        let person = super::person_to_json(&e.person)?;
+        sqlx::query(
+            "INSERT INTO staff_cache (snils, organization, person, fetched_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (snils, organization) DO UPDATE SET person = excluded.person, fetched_at = excluded.fetched_at
+             WHERE excluded.fetched_at >= staff_cache.fetched_at",
+        )
+        .bind(e.snils.as_str())
+        .bind(e.organization.as_str())
+        .bind(person.map(Json))
+        .bind(e.fetched_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM staff_cache WHERE fetched_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM gateway_meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn meta_put(&self, key: &str, value: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gateway_meta (key, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! The embedded default: one SQLite file in WAL mode. Times are epoch milliseconds.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use egisz_contract::{Oid, Snils};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::types::Json;
+
+use super::{Backend, CachedLookup, Store, StoreError};
+use crate::auth::{ClientRecord, NewClient, Role, Scope};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_millis_opt(v).single().ok_or_else(|| StoreError::Corrupt(format!("time {v}")))
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`).
+    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(acquire_timeout)
+            .foreign_keys(true);
+        let file = options.get_filename();
+        if file != Path::new(":memory:")
+            && let Some(dir) = file.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::NotReady(format!("cannot create the database directory {}: {e}", dir.display()))
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(super::acquire_timeout(acquire_timeout))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    fn client_from_row(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
+        let roles: Json<BTreeSet<Role>> = row.try_get("roles")?;
+        let orgs: Json<BTreeSet<Oid>> = row.try_get("organizations")?;
+        let all: bool = row.try_get("all_organizations")?;
+        let revoked: Option<i64> = row.try_get("revoked_at")?;
+        Ok(ClientRecord {
+            id: super::parse_uuid(row.try_get("id")?)?,
+            name: row.try_get("name")?,
+            key_id: row.try_get("key_id")?,
+            key_hash: row.try_get("key_hash")?,
+            roles: roles.0,
+            scope: if all { Scope::All } else { Scope::Only(orgs.0) },
+            created_at: from_ms(row.try_get("created_at")?)?,
+            revoked_at: revoked.map(from_ms).transpose()?,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn readiness(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT version, success FROM _sqlx_migrations").fetch_all(&self.pool).await?;
+        let applied: Vec<(i64, bool)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get("version")?, r.try_get("success")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        super::check_applied(&MIGRATOR, &applied)
+    }
+
+    async fn insert_client(&self, c: &NewClient) -> Result<(), StoreError> {
+        let (all, orgs) = match &c.scope {
+            Scope::All => (true, BTreeSet::new()),
+            Scope::Only(set) => (false, set.clone()),
+        };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO api_clients (id, name, key_id, key_hash, roles, organizations, all_organizations, created_at, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.to_string())
+        .bind(&c.name)
+        .bind(&c.key_id)
+        .bind(&c.key_hash)
+        .bind(Json(&c.roles))
+        .bind(Json(&orgs))
+        .bind(all)
+        .bind(ms(c.created_at))
+        .bind(c.revoked_at.map(ms))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn client_by_key_id(&self, key_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        sqlx::query("SELECT * FROM api_clients WHERE key_id = ?")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::client_from_row)
+            .transpose()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        sqlx::query("SELECT * FROM api_clients ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::client_from_row)
+            .collect()
+    }
+
+    async fn revoke_client(&self, id_or_key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let done =
+            sqlx::query("UPDATE api_clients SET revoked_at = ? WHERE (id = ? OR key_id = ?) AND revoked_at IS NULL")
+                .bind(ms(at))
+                .bind(id_or_key_id)
+                .bind(id_or_key_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok(done > 0)
+    }
+
+    async fn staff_cache_get(&self, snils: &Snils, organization: &Oid) -> Result<Option<CachedLookup>, StoreError> {
+        let Some(row) = sqlx::query("SELECT person, fetched_at FROM staff_cache WHERE snils = ? AND organization = ?")
+            .bind(snils.as_str())
+            .bind(organization.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let person: Option<Json<serde_json::Value>> = row.try_get("person")?;
+        Ok(Some(CachedLookup {
+            snils: snils.clone(),
+            organization: organization.clone(),
+            person: super::person_from_json(person.map(|j| j.0))?,
+            fetched_at: from_ms(row.try_get("fetched_at")?)?,
+        }))
+    }
+
+    async fn staff_cache_put(&self, e: &CachedLookup) -> Result<(), StoreError> {
+        let person = super::person_to_json(&e.person)?;
+        sqlx::query(
+            "INSERT INTO staff_cache (snils, organization, person, fetched_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (snils, organization) DO UPDATE SET person = excluded.person, fetched_at = excluded.fetched_at
+             WHERE excluded.fetched_at >= staff_cache.fetched_at",
+        )
+        .bind(e.snils.as_str())
+        .bind(e.organization.as_str())
+        .bind(person.map(Json))
+        .bind(ms(e.fetched_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM staff_cache WHERE fetched_at < ?")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM gateway_meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn meta_put(&self, key: &str, value: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gateway_meta (key, value, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! Logging. Log lines carry ids, OIDs, routes and outcomes — never SNILS, names or document
+//! bodies: those are types that print `***` (see `egisz_contract::Personal`, `Snils`), and
+//! request spans record the route template, not the path.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Installs the global subscriber. `RUST_LOG`, when set, wins over `log.level`. Calling it
+/// twice is harmless (the second call changes nothing).
+pub fn init(config: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}

@@ -1,0 +1,85 @@
+//! The command line: configuration checks and client management, on a fresh SQLite file.
+
+use std::process::Command;
+
+fn gateway(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_egisz-gateway"));
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("EGISZ__DATABASE__URL", format!("sqlite://{}/cli.db", dir.display()))
+        .env("EGISZ__LOG__LEVEL", "warn");
+    cmd
+}
+
+#[test]
+fn check_config_reports_every_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = gateway(dir.path()).arg("check-config").output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration OK"));
+
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[api]\nlisten = \"everywhere\"\n[frmr]\nmode = \"remote\"\ntimout_ms = 5\n").unwrap();
+    let bad = gateway(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env("EGISZ__FRMR__RATE_PER_SECOND", "-1")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    for key in ["api.listen", "frmr.timout_ms", "frmr.rate_per_second", "frmr.base_url", "frmr.token"] {
+        assert!(err.contains(key), "{key} missing from:\n{err}");
+    }
+    assert!(err.contains("EGISZ__FRMR__RATE_PER_SECOND"), "says where a value came from:\n{err}");
+}
+
+#[test]
+fn clients_add_list_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = gateway(dir.path()).arg("migrate").output().unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+
+    let add = gateway(dir.path())
+        .args([
+            "clients",
+            "add",
+            "--name",
+            "ТМК портал",
+            "--role",
+            "verifier,reader",
+            "--org",
+            "1.2.643.5.1.13.13.12.2.42.2917",
+        ])
+        .output()
+        .unwrap();
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let key = String::from_utf8(add.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("egk_") && key.len() == 4 + 16 + 1 + 64, "{key}");
+    let key_id = &key[4..20];
+
+    let list = gateway(dir.path()).args(["clients", "list", "--json"]).output().unwrap();
+    let out = String::from_utf8(list.stdout).unwrap();
+    let row: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(row["name"], "ТМК портал");
+    assert_eq!(row["roles"], serde_json::json!(["verifier", "reader"]));
+    assert_eq!(row["status"], "active");
+    assert!(!out.contains(&key[21..]), "the secret is never listed");
+
+    let revoke = gateway(dir.path()).args(["clients", "revoke", key_id]).output().unwrap();
+    assert!(revoke.status.success());
+    let list = gateway(dir.path()).args(["clients", "list", "--json"]).output().unwrap();
+    assert!(String::from_utf8(list.stdout).unwrap().contains("\"revoked\""));
+    let again = gateway(dir.path()).args(["clients", "revoke", key_id]).output().unwrap();
+    assert!(!again.status.success(), "revoking twice says so");
+
+    for bad in [
+        vec!["clients", "add", "--name", "x", "--role", "admin", "--all-orgs"],
+        vec!["clients", "add", "--name", "x", "--role", "ops", "--org", "1.2.3"],
+        vec!["clients", "add", "--name", "x", "--role", "ops"],
+    ] {
+        let out = gateway(dir.path()).args(&bad).output().unwrap();
+        assert!(!out.status.success(), "{bad:?} must fail");
+        assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+    }
+}

@@ -1,0 +1,197 @@
+//! The test harness: the real gateway on port 0, a fresh database (SQLite file or a new
+//! PostgreSQL database on the server at 127.0.0.1:5432), the sandbox FRMR as upstream.
+#![allow(dead_code, reason = "each test binary uses part of the harness")]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use egisz_contract::Oid;
+use egisz_gateway::app::{self, RunningGateway};
+use egisz_gateway::auth::{self, Role, Scope};
+use egisz_gateway::config::Config;
+use egisz_gateway::store::Store;
+use egisz_sandbox::{FrmrSandbox, FrmrSandboxConfig};
+
+/// The author of the shared sample TMK protocol.
+pub const AUTHOR_SNILS: &str = "20311784514";
+/// Dismissed from [`MO_2917`] on 2022-12-31.
+pub const DISMISSED_SNILS: &str = "17450296372";
+pub const MO_2917: &str = "1.2.643.5.1.13.13.12.2.42.2917";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Where PostgreSQL tests create their databases.
+pub fn postgres_admin_url() -> String {
+    std::env::var("EGISZ_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database, dropped (PostgreSQL) or deleted (SQLite) at the end of the test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(db: Db) -> TestDb {
+        match db {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/gateway.db", dir.path().display());
+                TestDb { url, _dir: Some(dir), pg_name: None }
+            }
+            Db::Postgres => {
+                use sqlx::Connection;
+                let admin = postgres_admin_url();
+                let name = format!("egisz_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL tests need a server at {admin} ({e}); set EGISZ_TEST_POSTGRES_URL")
+                });
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+                TestDb { url: format!("{base}/{name}"), _dir: None, pg_name: Some(name) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else { return };
+        let admin = postgres_admin_url();
+        // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The configuration tests start from: every listener on port 0, the given database,
+/// FRMR remote at the test's own sandbox, quick retries.
+pub fn test_config(db_url: &str, frmr: &FrmrSandbox) -> Config {
+    let env = [
+        ("EGISZ__DATABASE__URL", db_url.to_owned()),
+        ("EGISZ__API__LISTEN", "127.0.0.1:0".into()),
+        ("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0".into()),
+        ("EGISZ__FRMR__MODE", "remote".into()),
+        ("EGISZ__FRMR__BASE_URL", frmr.base_url()),
+        ("EGISZ__FRMR__TOKEN", "static:sandbox-static-token".into()),
+        ("EGISZ__FRMR__RATE_PER_SECOND", "1000".into()),
+        ("EGISZ__FRMR__TIMEOUT_MS", "2000".into()),
+        ("EGISZ__FRMR__RETRY_MAX_DELAY_MS", "200".into()),
+        ("EGISZ__LOG__LEVEL", "warn".into()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
+    Config::load(None, &env).expect("test configuration is valid")
+}
+
+/// One gateway with its database and its FRMR emulator.
+pub struct TestEnv {
+    pub gw: RunningGateway,
+    pub frmr: FrmrSandbox,
+    pub db: TestDb,
+    pub config: Config,
+    pub http: reqwest::Client,
+}
+
+impl TestEnv {
+    pub async fn start(db: Db) -> TestEnv {
+        Self::start_with(db, |_, _| {}).await
+    }
+
+    /// Starts with `tweak` applied to the test configuration (it sees the emulator).
+    pub async fn start_with(db: Db, tweak: impl FnOnce(&mut Config, &FrmrSandbox)) -> TestEnv {
+        let frmr = FrmrSandbox::start(FrmrSandboxConfig::default()).await.expect("sandbox FRMR");
+        let db = TestDb::new(db).await;
+        let mut config = test_config(&db.url, &frmr);
+        tweak(&mut config, &frmr);
+        let gw = app::start(&config).await.expect("gateway starts");
+        TestEnv { gw, frmr, db, config, http: http_client() }
+    }
+
+    /// Stops the gateway and starts a new one on the same database and emulator.
+    pub async fn restart(self) -> TestEnv {
+        let TestEnv { gw, frmr, db, config, http } = self;
+        gw.shutdown().await;
+        let gw = app::start(&config).await.expect("gateway restarts");
+        TestEnv { gw, frmr, db, config, http }
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.gw.store()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.gw.api_url(), path)
+    }
+
+    /// Creates a client and returns its key.
+    pub async fn key(&self, roles: &[Role], orgs: &[&str]) -> String {
+        let scope =
+            if orgs == ["*"] { Scope::All } else { Scope::Only(orgs.iter().map(|o| Oid::parse(o).unwrap()).collect()) };
+        let issued =
+            auth::issue("test client", roles.iter().copied().collect::<BTreeSet<_>>(), scope, egisz_gateway::now());
+        self.store().insert_client(&issued.client).await.expect("insert client");
+        issued.key
+    }
+
+    /// A verifier for every organisation.
+    pub async fn verifier(&self) -> String {
+        self.key(&[Role::Verifier], &["*"]).await
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(key).send().await.expect("request")
+    }
+
+    pub async fn staff(&self, key: &str, snils: &str, query: &str) -> (u16, serde_json::Value) {
+        let res = self.get(key, &format!("/api/v1/staff/{snils}?{query}")).await;
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn shutdown(self) {
+        self.gw.shutdown().await;
+        self.frmr.shutdown().await;
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+}
+
+/// Runs each named `async fn name(db: Db)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::Db::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,102 @@
+//! Service endpoints, the OpenAPI description, and the embedded default.
+
+mod common;
+
+use common::{AUTHOR_SNILS, Db, MO_2917, TestEnv};
+use egisz_gateway::app;
+use egisz_gateway::config::Config;
+use serde_json::Value;
+
+on_both_backends!(health_readiness_metrics_and_openapi);
+
+async fn health_readiness_metrics_and_openapi(db: Db) {
+    let env = TestEnv::start(db).await;
+    let res = env.http.get(env.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a UUID request id: {id}");
+    let res = env.http.get(env.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123", "a caller's request id is kept");
+
+    let res = env.http.get(env.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["database"],
+        match db {
+            Db::Sqlite => "sqlite",
+            Db::Postgres => "postgres",
+        }
+    );
+
+    let key = env.verifier().await;
+    env.staff(&key, AUTHOR_SNILS, &format!("organization={MO_2917}")).await;
+    env.staff(&key, AUTHOR_SNILS, &format!("organization={MO_2917}")).await;
+    let metrics = env.http.get(env.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for expected in [
+        "egisz_http_requests_total{method=\"GET\",route=\"/api/v1/staff/{snils}\",status=\"200\"} 2",
+        "egisz_outside_calls_total{service=\"frmr\",outcome=\"ok\"} 1",
+        "egisz_staff_lookups_total{result=\"cache\"} 1",
+        "egisz_staff_lookups_total{result=\"frmr\"} 1",
+        "egisz_http_request_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(expected), "missing {expected} in\n{metrics}");
+    }
+    assert!(!metrics.contains(AUTHOR_SNILS), "metrics never carry a SNILS");
+
+    let res = env.http.get(env.url("/api/openapi.json")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/api/v1/staff/{snils}", "/api/v1/staff/verify", "/healthz", "/readyz", "/metrics"] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    env.shutdown().await;
+}
+
+/// `serve` on the embedded default: sandbox FRMR in-process, a demo client whose key is
+/// written to a 0600 file, kept across restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_default_runs_with_a_demo_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("data/sandbox-api-key");
+    let env: Vec<(String, String)> = [
+        ("EGISZ__DATABASE__URL", format!("sqlite://{}/data/egisz-gateway.db", dir.path().display())),
+        ("EGISZ__API__LISTEN", "127.0.0.1:0".into()),
+        ("EGISZ__SANDBOX__API_KEY_FILE", key_file.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = Config::load(None, &env).unwrap();
+    let gw = app::start(&config).await.expect("embedded default starts");
+    assert!(gw.frmr_sandbox().is_some(), "sandbox FRMR runs in-process");
+
+    let key = std::fs::read_to_string(&key_file).expect("key file written").trim().to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let http = common::http_client();
+    let url =
+        format!("{}/api/v1/staff/{AUTHOR_SNILS}?organization={MO_2917}&position=73&date=2023-08-18", gw.api_url());
+    let body: Value = http.get(&url).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["verdict"], "verified", "{body}");
+    assert_eq!(body["source"], "frmr");
+    let stats = gw.frmr_sandbox().unwrap().stats();
+    assert_eq!(stats.person_calls, 1, "the real adapter called the emulator over HTTP");
+    assert_eq!(stats.tokens_issued, 1, "through the emulator's token provider");
+    gw.shutdown().await;
+
+    let gw = app::start(&config).await.expect("restarts");
+    let again = std::fs::read_to_string(&key_file).unwrap().trim().to_owned();
+    assert_eq!(again, key, "the demo key survives a restart");
+    let url = format!("{}/api/v1/staff/{AUTHOR_SNILS}?organization={MO_2917}", gw.api_url());
+    let res = http.get(&url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    gw.shutdown().await;
+}
