@@ -648,6 +648,14 @@ mod tests {
     }
 
     #[test]
+    fn readme_documents_every_key() {
+        let readme = include_str!("../README.md");
+        for key in known_keys() {
+            assert!(readme.contains(&format!("| `{key}` |")), "README's configuration table lacks {key}");
+        }
+    }
+
+    #[test]
     fn production_example_is_valid() {
         let text = include_str!("../config/production.example.toml");
         Config::load(Some(("file production.example.toml", text)), &[]).expect("example is valid");

@@ -23,6 +23,12 @@ on_both_backends!(
     bad_input_is_4xx_never_500,
 );
 
+const MO_3011: &str = "1.2.643.5.1.13.13.12.2.42.3011";
+const MO_3158: &str = "1.2.643.5.1.13.13.12.2.42.3158";
+const MO_3240: &str = "1.2.643.5.1.13.13.12.2.42.3240";
+const MO_3415: &str = "1.2.643.5.1.13.13.12.2.42.3415";
+const MO_3527: &str = "1.2.643.5.1.13.13.12.2.42.3527";
+
 fn q(org: &str, position: Option<&str>, date: &str) -> String {
     let mut s = format!("organization={org}&date={date}");
     if let Some(p) = position {
@@ -44,6 +50,30 @@ async fn verdicts_from_the_roster(db: Db) {
         (DISMISSED_SNILS, MO_2917, None, "2022-12-31", "verified"),
         (DISMISSED_SNILS, MO_2917, None, "2023-01-01", "not_employed"),
         ("11223344595", MO_2917, None, "2023-01-01", "not_found"),
+        // Main job in 3158, external part-time in 2917.
+        ("34786502816", MO_2917, Some("89"), "2023-01-01", "verified"),
+        ("34786502816", MO_2917, Some("73"), "2023-01-01", "position_mismatch"),
+        ("34786502816", MO_2917, None, "2019-02-28", "not_employed"),
+        ("34786502816", MO_3158, Some("89"), "2019-02-28", "verified"),
+        // Two cards in one MO with different positions.
+        ("16287259094", MO_3011, Some("95"), "2023-01-01", "verified"),
+        ("16287259094", MO_3011, Some("49"), "2023-01-01", "verified"),
+        ("16287259094", MO_3011, Some("95"), "2019-12-31", "position_mismatch"),
+        // Hired later.
+        ("69798284208", MO_3240, None, "2026-05-31", "not_employed"),
+        ("69798284208", MO_3240, None, "2026-06-01", "verified"),
+        // On leave, and back.
+        ("48752710018", MO_2917, Some("14"), "2026-12-15", "on_leave"),
+        ("48752710018", MO_2917, Some("14"), "2027-03-01", "verified"),
+        // Position changed on 2024-06-01.
+        ("79733976185", MO_3011, Some("48"), "2024-05-31", "verified"),
+        ("79733976185", MO_3011, Some("48"), "2024-06-01", "position_mismatch"),
+        ("79733976185", MO_3011, Some("28"), "2024-06-01", "verified"),
+        // Dismissed long ago from one MO, employed in another.
+        ("18022635845", MO_3415, None, "2016-09-01", "not_employed"),
+        ("18022635845", MO_3527, Some("43"), "2023-01-01", "verified"),
+        // In FRMR without any card.
+        ("13196850575", MO_2917, None, "2023-01-01", "not_employed"),
     ];
     for &(snils, mo, position, date, expected) in cases {
         let (status, body) = env.staff(&key, snils, &q(mo, position, date)).await;
