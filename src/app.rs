@@ -31,6 +31,8 @@ pub const DEMO_CLIENT_NAME: &str = "sandbox-demo";
 pub struct RunningGateway {
     api_addr: SocketAddr,
     shutdown: CancellationToken,
+    /// How long shutdown waits for requests in progress.
+    drain_for: Duration,
     tasks: Vec<JoinHandle<()>>,
     frmr_sandbox: Option<FrmrSandbox>,
     store: Arc<dyn Store>,
@@ -76,13 +78,13 @@ impl RunningGateway {
         self.shutdown().await;
     }
 
-    /// Stops accepting requests, lets requests in progress finish (up to 10 s), stops
-    /// background tasks and the emulators.
+    /// Stops accepting requests, lets requests in progress finish (up to
+    /// `api.request_timeout_ms`), stops background tasks and the emulators.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         for task in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
-                tracing::warn!("a task did not stop within 10 s");
+            if tokio::time::timeout(self.drain_for, task).await.is_err() {
+                tracing::warn!(drain_ms = self.drain_for.as_millis() as u64, "a task did not stop in time");
             }
         }
         if let Some(sandbox) = self.frmr_sandbox {
@@ -107,6 +109,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
                 listen: config.sandbox.frmr_listen,
                 control_listen: config.sandbox.frmr_control_listen,
                 roster: config.sandbox.frmr_roster.clone(),
+                faults: config.sandbox.frmr_faults.clone(),
                 ..FrmrSandboxConfig::default()
             })
             .await
@@ -132,9 +135,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
             stale_limit: config.frmr.cache_stale_limit,
             not_found_for: config.frmr.cache_not_found_for,
             retry_after: config.frmr.circuit_open_for,
+            memory_for: config.frmr.cache_memory_for,
+            answer_within: config.frmr.answer_within,
+            max_pending: config.frmr.max_pending_lookups,
         },
     );
-    let authenticator = Authenticator::new(Arc::clone(&store));
+    let authenticator = Authenticator::new(Arc::clone(&store), config.api.key_cache_for);
 
     if let Some(sandbox) = &frmr_sandbox {
         let orgs = sandbox.roster().organizations().into_iter().filter_map(|(oid, _)| Oid::parse(&oid).ok()).collect();
@@ -178,7 +184,17 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let purge_task =
         tokio::spawn(purge_stale_cache(Arc::clone(&store), config.frmr.cache_stale_limit, shutdown.clone()));
 
-    Ok(RunningGateway { api_addr, shutdown, tasks: vec![api_task, purge_task], frmr_sandbox, store, staff, metrics })
+    let drain_for = config.api.request_timeout + Duration::from_secs(1);
+    Ok(RunningGateway {
+        api_addr,
+        shutdown,
+        drain_for,
+        tasks: vec![api_task, purge_task],
+        frmr_sandbox,
+        store,
+        staff,
+        metrics,
+    })
 }
 
 fn frmr_client(
@@ -186,33 +202,47 @@ fn frmr_client(
     sandbox: Option<&FrmrSandbox>,
     observer: Arc<dyn CallObserver>,
 ) -> anyhow::Result<Arc<dyn FrmrRegistry>> {
+    let endpoints = sandbox.map(|s| (s.base_url(), s.token_url()));
+    let client_config = frmr_client_config(config, endpoints.as_ref().map(|(b, t)| (b.as_str(), t.as_str())))?;
+    let client = FrmrClient::new(client_config, observer).context("building the FRMR client")?;
+    Ok(Arc::new(client))
+}
+
+/// The FRMR client's settings. `sandbox` gives the emulator's base URL and token provider
+/// URL, used where the configuration leaves them empty.
+pub fn frmr_client_config(config: &Config, sandbox: Option<(&str, &str)>) -> anyhow::Result<FrmrClientConfig> {
     let base_url = match (&config.frmr.base_url, sandbox) {
         (Some(url), _) => url.clone(),
-        (None, Some(s)) => url::Url::parse(&s.base_url()).context("sandbox FRMR base URL")?,
+        (None, Some((base, _))) => url::Url::parse(base).context("sandbox FRMR base URL")?,
         (None, None) => anyhow::bail!("frmr.base_url is required in remote mode"),
     };
     let token = match (&config.frmr.token, sandbox) {
-        (Some(t), _) => t.clone(),
-        (None, Some(s)) => s.token_url(),
+        (Some(t), _) => t.as_str(),
+        (None, Some((_, provider))) => provider,
         (None, None) => anyhow::bail!("frmr.token is required in remote mode"),
     };
-    let token = TokenSource::parse(&token).map_err(|e| anyhow::anyhow!("frmr.token: {e}"))?;
-    let client = FrmrClient::new(
-        FrmrClientConfig {
-            base_url,
-            token,
-            rate_per_second: config.frmr.rate_per_second,
-            timeout: config.frmr.timeout,
-            retry_max_attempts: config.frmr.retry_max_attempts,
-            retry_min_delay: Duration::from_millis(100).min(config.frmr.retry_max_delay),
-            retry_max_delay: config.frmr.retry_max_delay,
-            extra_ca_bundle: config.frmr.extra_ca_bundle.clone(),
-            user_agent: format!("egisz-gateway/{}", env!("CARGO_PKG_VERSION")),
-        },
-        observer,
-    )
-    .context("building the FRMR client")?;
-    Ok(Arc::new(client))
+    let token = TokenSource::parse(token).map_err(|e| anyhow::anyhow!("frmr.token: {e}"))?;
+    Ok(FrmrClientConfig {
+        base_url,
+        token,
+        rate_per_second: config.frmr.rate_per_second,
+        timeout: config.frmr.timeout,
+        retry_max_attempts: config.frmr.retry_max_attempts,
+        retry_min_delay: Duration::from_millis(100).min(config.frmr.retry_max_delay),
+        retry_max_delay: config.frmr.retry_max_delay,
+        extra_ca_bundle: config.frmr.extra_ca_bundle.clone(),
+        user_agent: egisz_frmr::DEFAULT_USER_AGENT.to_owned(),
+    })
+}
+
+/// Runs every check the FRMR client makes when it is built (CA bundle included), without
+/// starting anything. For `check-config`.
+pub fn check_frmr_client(config: &Config) -> anyhow::Result<()> {
+    let placeholders = ("http://127.0.0.1:1/", "http://127.0.0.1:1/token");
+    let sandbox = (config.frmr.mode == ServiceMode::Sandbox).then_some(placeholders);
+    let client_config = frmr_client_config(config, sandbox)?;
+    egisz_frmr::validate(&client_config).context("frmr")?;
+    Ok(())
 }
 
 /// On the embedded default, makes sure a demo client exists whose key is in `path`
@@ -254,9 +284,11 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp: PathBuf = path.with_extension("tmp");
+    // A leftover from an interrupted write would keep its old permissions.
+    let _ = std::fs::remove_file(&tmp);
     {
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut f = options.open(&tmp)?;

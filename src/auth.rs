@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::memo::Memo;
 use crate::store::{Store, StoreError};
 
 /// What a client may do.
@@ -167,14 +168,19 @@ pub enum AuthError {
 }
 
 /// Checks presented keys against the store.
+///
+/// A key that authenticated is remembered in process for `remember_for` (the `api.key_cache_for`
+/// setting), so the hot path does not read the database on every request; a revoked key
+/// therefore stops working within that time on instances that used it recently.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Arc<dyn Store>,
+    memo: Arc<Memo<String, (Vec<u8>, Principal)>>,
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, remember_for: std::time::Duration) -> Self {
+        Self { store, memo: Arc::new(Memo::new(remember_for, 10_000)) }
     }
 
     /// Authenticates the value of an `Authorization` header.
@@ -187,15 +193,22 @@ impl Authenticator {
 
     pub async fn authenticate_key(&self, key: &str) -> Result<Principal, AuthError> {
         let key_id = key_id_of(key).ok_or(AuthError::Invalid)?;
-        let record = self.store.client_by_key_id(key_id).await?.ok_or(AuthError::Invalid)?;
         let presented = hash_key(key);
+        if let Some((hash, principal)) = self.memo.get(&key_id.to_owned())
+            && bool::from(presented.as_slice().ct_eq(hash.as_slice()))
+        {
+            return Ok(principal);
+        }
+        let record = self.store.client_by_key_id(key_id).await?.ok_or(AuthError::Invalid)?;
         if !bool::from(presented.as_slice().ct_eq(record.key_hash.as_slice())) {
             return Err(AuthError::Invalid);
         }
         if record.revoked_at.is_some() {
             return Err(AuthError::Revoked);
         }
-        Ok(Principal { client_id: record.id, name: record.name, roles: record.roles, scope: record.scope })
+        let principal = Principal { client_id: record.id, name: record.name, roles: record.roles, scope: record.scope };
+        self.memo.insert(record.key_id, (record.key_hash, principal.clone()));
+        Ok(principal)
     }
 }
 

@@ -57,12 +57,35 @@ pub struct CircuitBreaker {
     inner: Mutex<Inner>,
 }
 
-/// A call the breaker let through; report its end with [`CircuitBreaker::success`] or
-/// [`CircuitBreaker::failure`].
+/// A call the breaker let through; report its end with [`Permit::success`] or
+/// [`Permit::failure`]. A permit dropped without either (the call was cancelled or
+/// panicked) says nothing about the service, and frees the probe slot if it held it.
 #[derive(Debug)]
 #[must_use]
-pub struct Permit {
+pub struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
     probe: bool,
+    reported: bool,
+}
+
+impl Permit<'_> {
+    pub fn success(mut self) {
+        self.reported = true;
+        self.breaker.record(self.probe, None);
+    }
+
+    pub fn failure(mut self, reason: &str) {
+        self.reported = true;
+        self.breaker.record(self.probe, Some(reason));
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.reported && self.probe {
+            self.breaker.lock().probe_in_flight = false;
+        }
+    }
 }
 
 impl CircuitBreaker {
@@ -87,17 +110,17 @@ impl CircuitBreaker {
     }
 
     /// Lets a call through, or says how long until the service may be tried again.
-    pub fn try_acquire(&self) -> Result<Permit, Duration> {
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Duration> {
         let mut s = self.lock();
         let now = Instant::now();
         match s.state {
-            CircuitState::Closed => Ok(Permit { probe: false }),
+            CircuitState::Closed => Ok(Permit { breaker: self, probe: false, reported: false }),
             CircuitState::Open => {
                 let until = s.open_until.unwrap_or(now);
                 if now >= until {
                     s.state = CircuitState::HalfOpen;
                     s.probe_in_flight = true;
-                    Ok(Permit { probe: true })
+                    Ok(Permit { breaker: self, probe: true, reported: false })
                 } else {
                     Err(until - now)
                 }
@@ -107,41 +130,35 @@ impl CircuitBreaker {
                     Err(Duration::from_secs(1))
                 } else {
                     s.probe_in_flight = true;
-                    Ok(Permit { probe: true })
+                    Ok(Permit { breaker: self, probe: true, reported: false })
                 }
             }
         }
     }
 
-    pub fn success(&self, permit: Permit) {
+    fn record(&self, probe: bool, failure: Option<&str>) {
         let mut s = self.lock();
-        if permit.probe {
+        if probe {
             s.probe_in_flight = false;
         }
-        s.state = CircuitState::Closed;
-        s.failures = 0;
-        s.open_until = None;
-        s.last_success = Some(Utc::now());
-    }
-
-    pub fn failure(&self, permit: Permit, reason: &str) {
-        let mut s = self.lock();
-        if permit.probe {
-            s.probe_in_flight = false;
-        }
-        s.failures = s.failures.saturating_add(1);
-        s.last_failure = Some(Utc::now());
-        s.last_error = Some(reason.chars().take(300).collect());
-        if permit.probe || s.failures >= self.threshold {
-            s.state = CircuitState::Open;
-            s.open_until = Some(Instant::now() + self.open_for);
-        }
-    }
-
-    /// The call ended without telling anything about the service's health (cancelled).
-    pub fn abandon(&self, permit: Permit) {
-        if permit.probe {
-            self.lock().probe_in_flight = false;
+        match failure {
+            None => {
+                s.state = CircuitState::Closed;
+                s.failures = 0;
+                s.open_until = None;
+                s.last_success = Some(Utc::now());
+            }
+            Some(reason) => {
+                s.failures = s.failures.saturating_add(1);
+                s.last_failure = Some(Utc::now());
+                s.last_error = Some(reason.chars().take(300).collect());
+                if probe || s.failures >= self.threshold {
+                    s.state = CircuitState::Open;
+                    let now = Instant::now();
+                    // Configuration bounds open_for; never let an addition overflow anyway.
+                    s.open_until = Some(now.checked_add(self.open_for).unwrap_or(now + Duration::from_secs(86_400)));
+                }
+            }
         }
     }
 
@@ -169,12 +186,10 @@ mod tests {
     async fn opens_after_threshold_and_probes_after_cooldown() {
         let cb = CircuitBreaker::new(3, Duration::from_secs(30));
         for _ in 0..2 {
-            let p = cb.try_acquire().unwrap();
-            cb.failure(p, "503");
+            cb.try_acquire().unwrap().failure("503");
         }
         assert_eq!(cb.health().state, CircuitState::Closed);
-        let p = cb.try_acquire().unwrap();
-        cb.failure(p, "503");
+        cb.try_acquire().unwrap().failure("503");
         assert_eq!(cb.health().state, CircuitState::Open);
         let wait = cb.try_acquire().unwrap_err();
         assert!(wait <= Duration::from_secs(30) && wait > Duration::from_secs(29));
@@ -182,12 +197,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(31)).await;
         let probe = cb.try_acquire().expect("one probe after the cooldown");
         assert!(cb.try_acquire().is_err(), "only one probe at a time");
-        cb.failure(probe, "still down");
+        probe.failure("still down");
         assert!(cb.try_acquire().is_err(), "a failed probe opens again");
 
         tokio::time::advance(Duration::from_secs(31)).await;
-        let probe = cb.try_acquire().unwrap();
-        cb.success(probe);
+        cb.try_acquire().unwrap().success();
         assert_eq!(cb.health().state, CircuitState::Closed);
         assert!(cb.try_acquire().is_ok());
         assert_eq!(cb.health().last_error.as_deref(), Some("still down"));
@@ -196,23 +210,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_success_resets_the_count() {
         let cb = CircuitBreaker::new(2, Duration::from_secs(5));
-        let p = cb.try_acquire().unwrap();
-        cb.failure(p, "x");
-        let p = cb.try_acquire().unwrap();
-        cb.success(p);
-        let p = cb.try_acquire().unwrap();
-        cb.failure(p, "x");
+        cb.try_acquire().unwrap().failure("x");
+        cb.try_acquire().unwrap().success();
+        cb.try_acquire().unwrap().failure("x");
         assert_eq!(cb.health().state, CircuitState::Closed);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_abandoned_probe_frees_the_slot() {
+    async fn a_dropped_probe_frees_the_slot() {
         let cb = CircuitBreaker::new(1, Duration::from_secs(1));
-        let p = cb.try_acquire().unwrap();
-        cb.failure(p, "x");
+        cb.try_acquire().unwrap().failure("x");
         tokio::time::advance(Duration::from_secs(2)).await;
         let probe = cb.try_acquire().unwrap();
-        cb.abandon(probe);
-        assert!(cb.try_acquire().is_ok());
+        drop(probe);
+        assert!(cb.try_acquire().is_ok(), "a cancelled probe must not jam the breaker");
     }
 }

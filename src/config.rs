@@ -25,6 +25,10 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 const ENV_PREFIX: &str = "EGISZ__";
 
+/// The longest duration any setting accepts (a year): longer ones are typos, and would
+/// overflow clock arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// The whole configuration of one gateway process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,6 +57,7 @@ pub struct ApiConfig {
     pub max_batch_items: usize,
     pub batch_deadline: Duration,
     pub batch_concurrency: usize,
+    pub key_cache_for: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -77,12 +82,15 @@ pub struct FrmrConfig {
     pub token: Option<String>,
     pub extra_ca_bundle: Option<PathBuf>,
     pub rate_per_second: f64,
+    pub answer_within: Duration,
+    pub max_pending_lookups: usize,
     pub timeout: Duration,
     pub retry_max_attempts: u32,
     pub retry_max_delay: Duration,
     pub cache_fresh_for: Duration,
     pub cache_stale_limit: Duration,
     pub cache_not_found_for: Duration,
+    pub cache_memory_for: Duration,
     pub circuit_failure_threshold: u32,
     pub circuit_open_for: Duration,
 }
@@ -92,6 +100,7 @@ pub struct SandboxConfig {
     pub frmr_listen: SocketAddr,
     pub frmr_control_listen: SocketAddr,
     pub frmr_roster: Option<PathBuf>,
+    pub frmr_faults: egisz_sandbox::Faults,
     pub api_key_file: PathBuf,
 }
 
@@ -234,6 +243,19 @@ impl Config {
                 ),
             );
         }
+        for (key, value) in
+            [("frmr.answer_within_ms", self.frmr.answer_within), ("api.batch_deadline_ms", self.api.batch_deadline)]
+        {
+            if value >= self.api.request_timeout {
+                problem(
+                    key,
+                    format!(
+                        "must be shorter than api.request_timeout_ms ({} ms)",
+                        self.api.request_timeout.as_millis()
+                    ),
+                );
+            }
+        }
         for (key, path) in
             [("frmr.extra_ca_bundle", &self.frmr.extra_ca_bundle), ("sandbox.frmr_roster", &self.sandbox.frmr_roster)]
         {
@@ -364,13 +386,37 @@ impl Reader<'_> {
     fn duration(&mut self, section: &str, key: &str) -> Duration {
         self.get(section, key, "a duration like \"30s\", \"15m\", \"24h\"", |s: String| {
             let d = humantime::parse_duration(&s).map_err(|e| format!("not a duration ({e}): {s:?}"))?;
-            if d.is_zero() { Err("must be greater than zero".into()) } else { Ok(d) }
+            if d.is_zero() {
+                Err("must be greater than zero".into())
+            } else if d > MAX_DURATION {
+                Err(format!("must not exceed {}", humantime::format_duration(MAX_DURATION)))
+            } else {
+                Ok(d)
+            }
+        })
+    }
+
+    fn duration_or_zero(&mut self, section: &str, key: &str) -> Duration {
+        self.get(section, key, "a duration like \"10s\" (\"0s\" turns it off)", |s: String| {
+            let d = humantime::parse_duration(&s).map_err(|e| format!("not a duration ({e}): {s:?}"))?;
+            if d > MAX_DURATION {
+                Err(format!("must not exceed {}", humantime::format_duration(MAX_DURATION)))
+            } else {
+                Ok(d)
+            }
         })
     }
 
     fn millis(&mut self, section: &str, key: &str) -> Duration {
         self.get(section, key, "a positive integer (milliseconds)", |n: i64| {
-            if n > 0 { Ok(Duration::from_millis(n as u64)) } else { Err(format!("must be greater than zero, got {n}")) }
+            let d = Duration::from_millis(n.max(0) as u64);
+            if n <= 0 {
+                Err(format!("must be greater than zero, got {n}"))
+            } else if d > MAX_DURATION {
+                Err(format!("must not exceed {} ms", MAX_DURATION.as_millis()))
+            } else {
+                Ok(d)
+            }
         })
     }
 
@@ -419,6 +465,7 @@ impl Reader<'_> {
             max_batch_items: self.positive("api", "max_batch_items", "items") as usize,
             batch_deadline: self.millis("api", "batch_deadline_ms"),
             batch_concurrency: self.positive("api", "batch_concurrency", "lookups") as usize,
+            key_cache_for: self.duration_or_zero("api", "key_cache_for"),
         };
         let remd_listener = RemdListenerConfig { listen: self.listen("remd_listener", "listen") };
         let frmr = FrmrConfig {
@@ -436,26 +483,25 @@ impl Reader<'_> {
             token: self.get("frmr", "token", "\"static:<token>\" or a token provider URL", |s: String| {
                 let s = s.trim().to_owned();
                 if s.is_empty() {
-                    Ok(None)
-                } else if let Some(t) = s.strip_prefix("static:") {
-                    if t.is_empty() { Err("\"static:\" needs a token after the colon".into()) } else { Ok(Some(s)) }
-                } else if s.starts_with("http://") || s.starts_with("https://") {
-                    Url::parse(&s).map_err(|e| format!("token provider URL is not valid: {e}"))?;
-                    Ok(Some(s))
-                } else {
-                    Err("expected \"static:<token>\" or the http(s) URL of a token provider".into())
+                    return Ok(None);
                 }
+                // The FRMR adapter's own parser: what passes here, the adapter accepts.
+                egisz_frmr::TokenSource::parse(&s)?;
+                Ok(Some(s))
             }),
             extra_ca_bundle: self.optional_path("frmr", "extra_ca_bundle"),
             rate_per_second: self.get("frmr", "rate_per_second", "a number of calls per second", |n: f64| {
                 if n > 0.0 && n.is_finite() { Ok(n) } else { Err(format!("must be greater than zero, got {n}")) }
             }),
+            answer_within: self.millis("frmr", "answer_within_ms"),
+            max_pending_lookups: self.positive("frmr", "max_pending_lookups", "lookups") as usize,
             timeout: self.millis("frmr", "timeout_ms"),
             retry_max_attempts: self.positive("frmr", "retry_max_attempts", "attempts") as u32,
             retry_max_delay: self.millis("frmr", "retry_max_delay_ms"),
             cache_fresh_for: self.duration("frmr", "cache_fresh_for"),
             cache_stale_limit: self.duration("frmr", "cache_stale_limit"),
             cache_not_found_for: self.duration("frmr", "cache_not_found_for"),
+            cache_memory_for: self.duration_or_zero("frmr", "cache_memory_for"),
             circuit_failure_threshold: self.positive("frmr", "circuit_failure_threshold", "failures") as u32,
             circuit_open_for: self.duration("frmr", "circuit_open_for"),
         };
@@ -463,6 +509,22 @@ impl Reader<'_> {
             frmr_listen: self.listen("sandbox", "frmr_listen"),
             frmr_control_listen: self.listen("sandbox", "frmr_control_listen"),
             frmr_roster: self.optional_path("sandbox", "frmr_roster"),
+            frmr_faults: egisz_sandbox::Faults {
+                mode: self.get("sandbox", "frmr_fault_mode", "a fault mode", |s: String| {
+                    serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|_| {
+                        format!(
+                            "expected none, too_many_requests, server_error, internal_error, hang or down, got {s:?}"
+                        )
+                    })
+                }),
+                error_rate: self.get("sandbox", "frmr_error_rate", "a share from 0.0 to 1.0", |n: f64| {
+                    if (0.0..=1.0).contains(&n) { Ok(n) } else { Err(format!("must be from 0.0 to 1.0, got {n}")) }
+                }),
+                latency_ms: self.get("sandbox", "frmr_latency_ms", "milliseconds (0 or more)", |n: i64| {
+                    u64::try_from(n).map_err(|_| format!("must not be negative, got {n}"))
+                }),
+                ..egisz_sandbox::Faults::default()
+            },
             api_key_file: self.get("sandbox", "api_key_file", "a path", |s: String| {
                 if s.trim().is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(s)) }
             }),
@@ -621,6 +683,7 @@ mod tests {
         assert_eq!(ok("static:abc").unwrap().as_deref(), Some("static:abc"));
         assert!(ok("https://tokens.local/token").is_ok());
         assert!(ok("static:").is_err());
+        assert!(ok("\"static:a b\"").is_err(), "what the FRMR adapter would refuse is refused here");
         assert!(ok("abc").is_err());
     }
 
@@ -628,6 +691,29 @@ mod tests {
     fn stale_limit_not_shorter_than_freshness() {
         let errs = Config::load(None, &env(&[("EGISZ__FRMR__CACHE_STALE_LIMIT", "1h")])).unwrap_err();
         assert_eq!(errs.0[0].key, "frmr.cache_stale_limit");
+    }
+
+    #[test]
+    fn durations_are_bounded_and_deadlines_fit_the_request_timeout() {
+        let errs = Config::load(
+            None,
+            &env(&[("EGISZ__FRMR__CIRCUIT_OPEN_FOR", "500000000000years"), ("EGISZ__FRMR__ANSWER_WITHIN_MS", "60000")]),
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = errs.0.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["frmr.circuit_open_for", "frmr.answer_within_ms"], "{errs}");
+    }
+
+    #[test]
+    fn sandbox_faults_from_configuration() {
+        let c = Config::load(
+            None,
+            &env(&[("EGISZ__SANDBOX__FRMR_FAULT_MODE", "server_error"), ("EGISZ__SANDBOX__FRMR_ERROR_RATE", "0.3")]),
+        )
+        .unwrap();
+        assert_eq!(c.sandbox.frmr_faults.mode, egisz_sandbox::FaultMode::ServerError);
+        assert!(Config::load(None, &env(&[("EGISZ__SANDBOX__FRMR_FAULT_MODE", "explode")])).is_err());
+        assert!(Config::load(None, &env(&[("EGISZ__SANDBOX__FRMR_ERROR_RATE", "2")])).is_err());
     }
 
     #[test]

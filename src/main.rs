@@ -49,7 +49,7 @@ enum ClientsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a client by id or key id; its key stops working at once.
+    /// Revoke a client by id or key id; its key stops working within api.key_cache_for.
     Revoke {
         /// The client id (UUID) or key id (16 hex digits) from `clients list`.
         id: String,
@@ -82,10 +82,15 @@ fn main() -> ExitCode {
         }
     };
     if let Command::CheckConfig = cli.command {
+        if let Err(e) = app::check_frmr_client(&config) {
+            eprintln!("1 configuration problem(s):\n  - {e:#}");
+            return ExitCode::from(2);
+        }
         print_config(&config);
         return ExitCode::SUCCESS;
     }
     telemetry::init(&config.log);
+    telemetry::log_panics();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -16,3 +16,12 @@ pub fn init(config: &LogConfig) {
         LogFormat::Human => builder.try_init(),
     };
 }
+
+/// Sends panics to the log (in its format) with their location only: a panic message may
+/// quote data, and data may be personal.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(%location, "panic");
+    }));
+}

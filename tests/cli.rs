@@ -32,6 +32,23 @@ fn check_config_reports_every_problem_at_once() {
         assert!(err.contains(key), "{key} missing from:\n{err}");
     }
     assert!(err.contains("EGISZ__FRMR__RATE_PER_SECOND"), "says where a value came from:\n{err}");
+
+    let missing_ca = gateway(dir.path())
+        .arg("check-config")
+        .env("EGISZ__FRMR__EXTRA_CA_BUNDLE", "/nonexistent/ca.pem")
+        .output()
+        .unwrap();
+    assert_eq!(missing_ca.status.code(), Some(2));
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let bad_ca =
+        gateway(dir.path()).arg("check-config").env("EGISZ__FRMR__EXTRA_CA_BUNDLE", &not_pem).output().unwrap();
+    assert_eq!(
+        bad_ca.status.code(),
+        Some(2),
+        "the FRMR client's own checks run too: {}",
+        String::from_utf8_lossy(&bad_ca.stderr)
+    );
 }
 
 #[test]

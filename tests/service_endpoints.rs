@@ -17,6 +17,12 @@ async fn health_readiness_metrics_and_openapi(db: Db) {
     assert_eq!(id.len(), 36, "a UUID request id: {id}");
     let res = env.http.get(env.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123", "a caller's request id is kept");
+    let res = env.http.get(env.url("/healthz")).header("x-request-id", "a b<script>").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"].len(), 36, "a malformed request id is replaced");
+    for i in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("M{i}X").as_bytes()).unwrap();
+        env.http.request(method, env.url("/healthz")).send().await.unwrap();
+    }
 
     let res = env.http.get(env.url("/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -43,6 +49,8 @@ async fn health_readiness_metrics_and_openapi(db: Db) {
         assert!(metrics.contains(expected), "missing {expected} in\n{metrics}");
     }
     assert!(!metrics.contains(AUTHOR_SNILS), "metrics never carry a SNILS");
+    assert!(!metrics.contains("M0X"), "arbitrary methods do not become label values");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
 
     let res = env.http.get(env.url("/api/openapi.json")).send().await.unwrap();
     assert_eq!(res.status(), 200);

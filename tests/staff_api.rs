@@ -21,6 +21,8 @@ on_both_backends!(
     authentication_and_scope,
     batch_verification,
     bad_input_is_4xx_never_500,
+    a_hung_frmr_is_answered_within_the_deadline,
+    another_organisation_learns_no_names,
 );
 
 const MO_3011: &str = "1.2.643.5.1.13.13.12.2.42.3011";
@@ -374,6 +376,9 @@ async fn bad_input_is_4xx_never_500(db: Db) {
         (AUTHOR_SNILS, &format!("organization={MO_2917}&position=врач"), 422, "position_code"),
         (AUTHOR_SNILS, &format!("organization={MO_2917}&date=18.08.2023"), 422, "date_format"),
         ("123", &format!("organization={MO_2917}&date=tomorrow"), 422, "snils_format"),
+        (AUTHOR_SNILS, "organization=1.2.643.5.1.13.13.12.2.42.2917.0.4411", 422, "organization_oid"),
+        ("%FF%FE", &format!("organization={MO_2917}"), 422, "snils_format"),
+        ("2%200%203%201%201%207%208%204%205%201%204", &format!("organization={MO_2917}"), 422, "snils_format"),
     ];
     for &(snils, query, status, rule) in cases {
         let (got, body) = env.staff(&key, snils, query).await;
@@ -415,5 +420,67 @@ async fn bad_input_is_4xx_never_500(db: Db) {
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     let res = env.http.delete(env.url("/api/v1/staff/verify")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(res.status(), 405);
+    env.shutdown().await;
+}
+
+async fn a_hung_frmr_is_answered_within_the_deadline(db: Db) {
+    let env = TestEnv::start_with(db, |c, _| {
+        c.frmr.cache_fresh_for = Duration::from_millis(300);
+        c.frmr.answer_within = Duration::from_millis(600);
+        c.frmr.timeout = Duration::from_secs(10);
+        c.api.batch_deadline = Duration::from_millis(1500);
+        c.api.request_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let key = env.verifier().await;
+    let (status, _) = env.staff(&key, AUTHOR_SNILS, &q(MO_2917, Some("73"), "2023-08-18")).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    env.frmr.set_faults(Faults { mode: FaultMode::Hang, error_rate: 1.0, ..Faults::default() });
+
+    // FRMR hangs (the adapter would wait 10 s per attempt): the cached answer comes at the
+    // deadline, marked stale, long before the request timeout.
+    let (status, body) = env.staff(&key, AUTHOR_SNILS, &q(MO_2917, Some("73"), "2023-08-18")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stale"], true);
+    let res = env.get(&key, &format!("/api/v1/staff/{DISMISSED_SNILS}?{}", q(MO_2917, None, "2023-01-01"))).await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "frmr_unavailable");
+
+    // A batch: the fresh cache answers whatever FRMR does; the rest carry an error.
+    let res = env
+        .http
+        .post(env.url("/api/v1/staff/verify"))
+        .bearer_auth(&key)
+        .json(&json!({"organization": MO_2917, "date": "2023-08-18", "items": [{"snils": "11223344595"}, {"snils": "13719981600"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    for item in body["items"].as_array().unwrap() {
+        let code = item["error"]["code"].as_str().unwrap_or_default();
+        assert!(code == "frmr_unavailable" || code == "frmr_timeout", "{item}");
+    }
+    env.frmr.set_faults(Faults::default());
+    env.shutdown().await;
+}
+
+async fn another_organisation_learns_no_names(db: Db) {
+    let env = TestEnv::start(db).await;
+    let key = env.verifier().await;
+    // 18022635845 worked in 3415 and works in 3527, never in 2917.
+    let (status, body) = env.staff(&key, "18022635845", &q(MO_2917, None, "2023-01-01")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["verdict"], "not_employed");
+    assert_eq!(body["person"], Value::Null, "no name or birth date for an organisation the person never worked in");
+    assert_eq!(body["cards"], json!([]));
+    let (_, body) = env.staff(&key, "18022635845", &q(MO_3415, None, "2023-01-01")).await;
+    assert_eq!(body["verdict"], "not_employed");
+    assert!(body["person"]["last_name"].is_string(), "a former employer sees who it was: {body}");
+    let cards = body["cards"].as_array().unwrap();
+    assert!(cards.iter().all(|c| c["organization"] == MO_3415), "only this organisation's cards: {body}");
     env.shutdown().await;
 }

@@ -17,7 +17,6 @@ on_both_backends!(
     migrations_are_idempotent_and_readiness_holds,
     clients_round_trip_and_revoke,
     staff_cache_upserts_keeps_the_newest_and_purges,
-    meta_values,
 );
 
 async fn open(db: &TestDb) -> Arc<dyn Store> {
@@ -136,14 +135,4 @@ async fn staff_cache_upserts_keeps_the_newest_and_purges(db: Db) {
     assert_eq!(s.staff_cache_purge(t0 - Duration::days(7)).await.unwrap(), 1);
     assert_eq!(s.staff_cache_get(&not_found.snils, &org).await.unwrap(), None);
     assert!(s.staff_cache_get(&snils, &org).await.unwrap().is_some());
-}
-
-async fn meta_values(db: Db) {
-    let test_db = TestDb::new(db).await;
-    let s = open(&test_db).await;
-    let now = egisz_gateway::now();
-    assert_eq!(s.meta_get("k").await.unwrap(), None);
-    s.meta_put("k", "v1", now).await.unwrap();
-    s.meta_put("k", "v2", now).await.unwrap();
-    assert_eq!(s.meta_get("k").await.unwrap().as_deref(), Some("v2"));
 }

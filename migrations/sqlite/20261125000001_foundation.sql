@@ -1,4 +1,4 @@
--- The foundation: API clients, the FRMR lookup cache, gateway metadata.
+-- The foundation: API clients and the FRMR lookup cache.
 -- Times are UTC milliseconds since the Unix epoch (INTEGER); the PostgreSQL schema holds
 -- the same columns as TIMESTAMPTZ.
 
@@ -24,9 +24,3 @@ CREATE TABLE staff_cache (
     PRIMARY KEY (snils, organization)
 );
 CREATE INDEX staff_cache_fetched_at ON staff_cache (fetched_at);
-
-CREATE TABLE gateway_meta (
-    key        TEXT    PRIMARY KEY,
-    value      TEXT    NOT NULL,
-    updated_at INTEGER NOT NULL
-);

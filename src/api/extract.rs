@@ -19,6 +19,12 @@ pub struct ApiJson<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
+/// `axum::extract::Path` whose rejections are problems (a path segment that is not UTF-8,
+/// say, is a bad SNILS).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
 /// The authenticated caller (401 when there is none).
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);

@@ -72,9 +72,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
         .layer(
             ServiceBuilder::new()
+                .layer(middleware::from_fn(sanitize_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(TraceLayer::new_for_http().make_span_with(make_span).on_response(on_response))
+                .layer(TraceLayer::new_for_http().make_span_with(make_span).on_response(on_response).on_failure(()))
                 .layer(middleware::from_fn_with_state(state.clone(), track))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(HandleErrorLayer::new(timeout_response))
@@ -89,16 +90,44 @@ fn route_of(req: &Request) -> String {
 
 fn make_span(req: &Request) -> tracing::Span {
     let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-    tracing::info_span!("request", method = %req.method(), route = %route_of(req), request_id = %request_id)
+    tracing::info_span!("request", method = method_label(req.method()), route = %route_of(req), request_id = %request_id)
 }
 
 fn on_response(res: &Response, latency: Duration, _span: &tracing::Span) {
     tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "answered");
 }
 
+/// Methods as metric labels: a fixed set, so that a client cannot create series at will.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Drops a caller's `x-request-id` that is not a short token of safe characters, so that
+/// a new one is made (logs and headers carry only well-formed ids).
+async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+    let ok = req.headers().get(&REQUEST_ID).is_some_and(|v| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+    });
+    if !ok {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(req).await
+}
+
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = route_of(&req);
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_owned();
     let started = Instant::now();
     let res = next.run(req).await;
     state

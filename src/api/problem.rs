@@ -144,6 +144,19 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     }
 }
 
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        Self::validation(
+            "invalid_snils",
+            vec![FieldError::new(
+                "snils_format",
+                "snils",
+                format!("СНИЛС в пути запроса не читается: {}", r.body_text()),
+            )],
+        )
+    }
+}
+
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(r: axum::extract::rejection::QueryRejection) -> Self {
         Self::validation("validation_failed", vec![FieldError::new("query", "?", r.body_text())])

@@ -36,6 +36,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let open = state.staff.frmr_health().state == crate::circuit::CircuitState::Open;
+    state.metrics.frmr_circuit_open.set(i64::from(open));
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
         .into_response()
 }

@@ -1,7 +1,7 @@
 //! `GET /api/v1/staff/{snils}` and `POST /api/v1/staff/verify` (role `verifier`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use egisz_contract::frmr::PersonCard;
@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::extract::{ApiJson, ApiQuery, Caller};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::problem::{ApiError, FieldError, Problem};
 use crate::auth::Role;
 use crate::staff::{Lookup, LookupError, Source, Verdict, decide, verdict::card_in};
@@ -152,7 +152,7 @@ fn result_of(
 ) -> VerificationResult {
     let person = lookup.entry.person.as_ref();
     let decision = decide(person, organization, position.as_deref(), date);
-    let cards = person
+    let cards: Vec<CardOut> = person
         .map(|p| {
             p.cards
                 .iter()
@@ -170,6 +170,9 @@ fn result_of(
                 .collect()
         })
         .unwrap_or_default();
+    // Who the person is, only to an organisation they have worked for: a verifier of one MO
+    // must not learn names and birth dates of another MO's staff.
+    let disclosed = person.filter(|_| !cards.is_empty());
     VerificationResult {
         snils: snils.as_str().to_owned(),
         organization: organization.to_string(),
@@ -177,7 +180,7 @@ fn result_of(
         date,
         verdict: decision.verdict,
         detail: decision.detail,
-        person: person.map(|p| PersonOut {
+        person: disclosed.map(|p| PersonOut {
             last_name: p.last_name.expose().clone(),
             first_name: p.first_name.expose().clone(),
             patronymic: p.patronymic.as_ref().map(|x| x.expose().clone()),
@@ -217,16 +220,19 @@ fn invalid_snils_result(
 
 fn lookup_error(e: LookupError) -> ApiError {
     match e {
-        LookupError::Unavailable { reason, retry_after } => ApiError::new(
+        LookupError::Unavailable { detail, retry_after } => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "frmr_unavailable",
             "ФРМР недоступен, сохранённого ответа нет",
-            format!("{reason}; повторите запрос позже"),
+            detail,
         )
-        .with_retry_after(retry_after.as_secs().max(1)),
-        LookupError::Rejected { reason } => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "frmr_rejected", "ФРМР отклонил запрос шлюза", reason)
-        }
+        .with_retry_after(retry_after.as_secs()),
+        LookupError::Rejected => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "frmr_rejected",
+            "ФРМР отклонил запрос шлюза",
+            "ФРМР счёл запрос шлюза некорректным; администратор шлюза извещён",
+        ),
     }
 }
 
@@ -249,7 +255,7 @@ fn lookup_error(e: LookupError) -> ApiError {
 pub async fn get_staff(
     State(state): State<AppState>,
     caller: Caller,
-    Path(raw_snils): Path<String>,
+    ApiPath(raw_snils): ApiPath<String>,
     ApiQuery(q): ApiQuery<StaffQuery>,
 ) -> Result<Json<VerificationResult>, ApiError> {
     caller.require(Role::Verifier)?;
@@ -303,6 +309,20 @@ pub struct ItemProblem {
     pub detail: String,
     /// Seconds after which asking again makes sense.
     pub retry_after: Option<u64>,
+}
+
+fn item_error(snils: &Snils, organization: &Oid, e: LookupError) -> BatchItemOut {
+    let (code, detail, retry_after) = match e {
+        LookupError::Unavailable { detail, retry_after } => {
+            ("frmr_unavailable", detail, Some(retry_after.as_secs().max(1)))
+        }
+        LookupError::Rejected => ("frmr_rejected", "ФРМР счёл запрос шлюза некорректным".to_owned(), None),
+    };
+    BatchItemOut::Error(BatchItemError {
+        snils: snils.as_str().to_owned(),
+        organization: organization.to_string(),
+        error: ItemProblem { code: code.to_owned(), detail, retry_after },
+    })
 }
 
 /// A verdict, or why there is none.
@@ -371,36 +391,83 @@ pub async fn verify_batch(
     };
 
     let deadline = tokio::time::Instant::now() + state.settings.batch_deadline;
-    let staff = &state.staff;
-    let org = &organization;
-    let items: Vec<BatchItemOut> = futures::stream::iter(body.items.into_iter().zip(positions))
-        .map(|(item, position)| async move {
-            let snils = match Snils::parse(&item.snils) {
-                Ok(s) => s,
-                Err(e) => return BatchItemOut::Result(Box::new(invalid_snils_result(&item.snils, &e, org, position, date))),
-            };
-            let failed = |code: &str, detail: String, retry_after: Option<u64>| {
-                BatchItemOut::Error(BatchItemError {
-                    snils: snils.as_str().to_owned(),
-                    organization: org.to_string(),
-                    error: ItemProblem { code: code.to_owned(), detail, retry_after },
-                })
-            };
-            match tokio::time::timeout_at(deadline, staff.lookup(&snils, org)).await {
-                Ok(Ok(lookup)) => BatchItemOut::Result(Box::new(result_of(&snils, org, position, date, lookup))),
-                Ok(Err(LookupError::Unavailable { reason, retry_after })) => {
-                    failed("frmr_unavailable", reason, Some(retry_after.as_secs().max(1)))
-                }
-                Ok(Err(LookupError::Rejected { reason })) => failed("frmr_rejected", reason, None),
-                Err(_) => failed(
-                    "frmr_timeout",
-                    "ФРМР не ответил за отведённое время; повторите запрос позже (полученные ответы сохраняются в кэше)".into(),
-                    Some(5),
-                ),
+    let count = body.items.len();
+    let mut slots: Vec<Option<BatchItemOut>> = vec![None; count];
+    // 1. Everything the cache answers, whatever FRMR is doing.
+    let mut misses: Vec<(usize, Snils, Option<String>)> = Vec::new();
+    for (i, (item, position)) in body.items.into_iter().zip(positions).enumerate() {
+        match Snils::parse(&item.snils) {
+            Err(e) => {
+                slots[i] = Some(BatchItemOut::Result(Box::new(invalid_snils_result(
+                    &item.snils,
+                    &e,
+                    &organization,
+                    position,
+                    date,
+                ))))
             }
-        })
-        .buffered(state.settings.batch_concurrency.max(1))
-        .collect()
-        .await;
+            Ok(snils) => match state.staff.cached(&snils, &organization).await {
+                Some(hit) => {
+                    slots[i] =
+                        Some(BatchItemOut::Result(Box::new(result_of(&snils, &organization, position, date, hit))))
+                }
+                None => misses.push((i, snils, position)),
+            },
+        }
+    }
+    // 2. The rest from FRMR, until the deadline. The lookups run in a task of their own, so
+    // those not answered in time still complete and land in the cache for the next ask.
+    if !misses.is_empty() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let staff = state.staff.clone();
+        let org = organization.clone();
+        let concurrency = state.settings.batch_concurrency.max(1);
+        let keys: Vec<(usize, Snils)> = misses.iter().map(|(i, s, _)| (*i, s.clone())).collect();
+        tokio::spawn(async move {
+            futures::stream::iter(keys)
+                .map(|(i, snils)| {
+                    let (staff, org) = (staff.clone(), org.clone());
+                    async move {
+                        let result = staff.lookup(&snils, &org).await;
+                        (i, result)
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .for_each(|answer| {
+                    let _ = tx.send(answer);
+                    std::future::ready(())
+                })
+                .await;
+        });
+        let mut by_index: std::collections::HashMap<usize, (Snils, Option<String>)> =
+            misses.into_iter().map(|(i, s, p)| (i, (s, p))).collect();
+        loop {
+            tokio::select! {
+                answer = rx.recv() => match answer {
+                    Some((i, result)) => {
+                        let Some((snils, position)) = by_index.remove(&i) else { continue };
+                        slots[i] = Some(match result {
+                            Ok(lookup) => BatchItemOut::Result(Box::new(result_of(&snils, &organization, position, date, lookup))),
+                            Err(e) => item_error(&snils, &organization, e),
+                        });
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        for (i, (snils, _)) in by_index {
+            slots[i] = Some(BatchItemOut::Error(BatchItemError {
+                snils: snils.as_str().to_owned(),
+                organization: organization.to_string(),
+                error: ItemProblem {
+                    code: "frmr_timeout".into(),
+                    detail: "ФРМР не ответил за отведённое время; запрос продолжается, повторите его позже".into(),
+                    retry_after: Some(10),
+                },
+            }));
+        }
+    }
+    let items = slots.into_iter().map(|s| s.expect("every item is answered")).collect();
     Ok(Json(BatchResponse { items }))
 }

@@ -8,11 +8,12 @@ use egisz_contract::{Failure, Oid, Snils};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use crate::circuit::{CircuitBreaker, CircuitState, Health};
+use crate::circuit::{CircuitBreaker, Health};
+use crate::memo::Memo;
 use crate::metrics::Metrics;
 use crate::store::{CachedLookup, Store};
 
-/// How long cached FRMR answers are trusted.
+/// How long cached FRMR answers are trusted, and how long a caller waits for FRMR.
 #[derive(Debug, Clone, Copy)]
 pub struct CachePolicy {
     /// Served without asking FRMR.
@@ -23,6 +24,14 @@ pub struct CachePolicy {
     pub not_found_for: Duration,
     /// `Retry-After` when FRMR is unavailable and the breaker gives no better figure.
     pub retry_after: Duration,
+    /// How long a fresh entry is also kept in process memory.
+    pub memory_for: Duration,
+    /// How long a caller waits for FRMR before it is answered from the stale cache or told
+    /// FRMR is unavailable; the FRMR call itself goes on and fills the cache.
+    pub answer_within: Duration,
+    /// Most distinct FRMR lookups in flight at once; beyond it callers are answered at once
+    /// (stale or unavailable) instead of queueing behind FRMR's rate limit.
+    pub max_pending: usize,
 }
 
 impl CachePolicy {
@@ -53,19 +62,20 @@ pub enum Source {
 pub struct Lookup {
     pub entry: CachedLookup,
     pub source: Source,
-    /// FRMR could not be reached and the entry is older than the freshness limit.
+    /// FRMR could not answer and the entry is older than the freshness limit.
     pub stale: bool,
 }
 
-/// Why no answer can be given.
+/// Why no answer can be given. `detail` is Russian text for the caller; the technical
+/// reason goes to the log.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LookupError {
     /// FRMR cannot answer now and nothing usable is cached.
-    #[error("FRMR unavailable: {reason}")]
-    Unavailable { reason: String, retry_after: Duration },
-    /// FRMR refused our request as malformed (a bug on our side, or an input FRMR rejects).
-    #[error("FRMR rejected the request: {reason}")]
-    Rejected { reason: String },
+    #[error("FRMR unavailable: {detail}")]
+    Unavailable { detail: String, retry_after: Duration },
+    /// FRMR refused the gateway's request as malformed, and nothing usable is cached.
+    #[error("FRMR rejected the request")]
+    Rejected,
 }
 
 type Key = (Snils, Oid);
@@ -81,6 +91,12 @@ struct Fetched {
 enum FlightError {
     Frmr(Failure),
     CircuitOpen(Duration),
+    /// The caller's wait ended; the flight goes on.
+    Deadline,
+    /// Too many distinct lookups in flight.
+    Overloaded,
+    /// The lookup task ended abnormally (a bug); details are in the log.
+    Internal,
 }
 
 type Flight = Shared<BoxFuture<'static, Result<Fetched, FlightError>>>;
@@ -98,6 +114,20 @@ struct Inner {
     breaker: CircuitBreaker,
     policy: CachePolicy,
     inflight: Mutex<HashMap<Key, Flight>>,
+    /// Copies of fresh database entries, so repeated checks skip the database.
+    memo: Memo<Key, CachedLookup>,
+}
+
+/// Removes a flight from the in-flight map however its task ends (panics included).
+struct Landing<'a> {
+    inner: &'a Inner,
+    key: &'a Key,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(self.key);
+    }
 }
 
 impl StaffService {
@@ -108,11 +138,9 @@ impl StaffService {
         breaker: CircuitBreaker,
         policy: CachePolicy,
     ) -> Self {
-        Self { inner: Arc::new(Inner { store, frmr, metrics, breaker, policy, inflight: Mutex::new(HashMap::new()) }) }
-    }
-
-    pub fn policy(&self) -> CachePolicy {
-        self.inner.policy
+        let memo = Memo::new(policy.memory_for.min(policy.fresh_for), 10_000);
+        let inflight = Mutex::new(HashMap::new());
+        Self { inner: Arc::new(Inner { store, frmr, metrics, breaker, policy, inflight, memo }) }
     }
 
     /// FRMR's health as this process sees it.
@@ -120,10 +148,21 @@ impl StaffService {
         self.inner.breaker.health()
     }
 
-    /// The person record for `(snils, organization)`: from the cache while fresh, else from
-    /// FRMR (one call however many ask at once), else stale from the cache.
-    pub async fn lookup(&self, snils: &Snils, organization: &Oid) -> Result<Lookup, LookupError> {
+    /// A fresh cached answer, without asking FRMR (memory first, then the database).
+    pub async fn cached(&self, snils: &Snils, organization: &Oid) -> Option<Lookup> {
+        self.fresh(snils, organization).await.0
+    }
+
+    /// The fresh answer if there is one; else whatever the database holds (for a stale answer).
+    async fn fresh(&self, snils: &Snils, organization: &Oid) -> (Option<Lookup>, Option<CachedLookup>) {
         let inner = &self.inner;
+        let key = (snils.clone(), organization.clone());
+        if let Some(entry) = inner.memo.get(&key)
+            && inner.policy.is_fresh(&entry, crate::now())
+        {
+            inner.metrics.staff_lookup("cache");
+            return (Some(Lookup { entry, source: Source::Cache, stale: false }), None);
+        }
         let cached = match inner.store.staff_cache_get(snils, organization).await {
             Ok(c) => c,
             Err(e) => {
@@ -131,76 +170,108 @@ impl StaffService {
                 None
             }
         };
-        if let Some(entry) = &cached
-            && inner.policy.is_fresh(entry, crate::now())
-        {
-            inner.metrics.staff_lookup("cache");
-            return Ok(Lookup { entry: entry.clone(), source: Source::Cache, stale: false });
-        }
-        match self.flight(snils, organization).await {
-            Ok(f) => {
-                inner.metrics.staff_lookup(if f.from_cache { "cache" } else { "frmr" });
-                Ok(Lookup {
-                    entry: f.entry,
-                    source: if f.from_cache { Source::Cache } else { Source::Frmr },
-                    stale: false,
-                })
+        match cached {
+            Some(entry) if inner.policy.is_fresh(&entry, crate::now()) => {
+                inner.metrics.staff_lookup("cache");
+                inner.memo.insert(key, entry.clone());
+                (Some(Lookup { entry, source: Source::Cache, stale: false }), None)
             }
-            Err(FlightError::Frmr(Failure::Permanent { reason })) => {
-                inner.metrics.staff_lookup("error");
-                Err(LookupError::Rejected { reason })
-            }
-            Err(err) => {
-                if let Some(entry) = cached
-                    && inner.policy.is_servable_stale(&entry, crate::now())
-                {
-                    inner.metrics.staff_lookup("stale");
-                    return Ok(Lookup { entry, source: Source::Cache, stale: true });
-                }
-                inner.metrics.staff_lookup("unavailable");
-                let (reason, retry_after) = match err {
-                    FlightError::CircuitOpen(wait) => {
-                        ("FRMR не отвечает; повторные обращения приостановлены".to_owned(), wait)
-                    }
-                    FlightError::Frmr(f) => {
-                        let after = match &f {
-                            Failure::Retry { after: Some(a), .. } => *a,
-                            _ => inner.policy.retry_after,
-                        };
-                        (f.reason().to_owned(), after)
-                    }
-                };
-                Err(LookupError::Unavailable { reason, retry_after: retry_after.max(Duration::from_secs(1)) })
-            }
+            other => (None, other),
         }
     }
 
+    /// The person record for `(snils, organization)`: from the cache while fresh, else from
+    /// FRMR (one call however many ask at once), else stale from the cache. Waits for FRMR at
+    /// most `answer_within`.
+    pub async fn lookup(&self, snils: &Snils, organization: &Oid) -> Result<Lookup, LookupError> {
+        let inner = &self.inner;
+        let (fresh, cached) = self.fresh(snils, organization).await;
+        if let Some(hit) = fresh {
+            return Ok(hit);
+        }
+        let outcome = match self.flight(snils, organization) {
+            Ok(flight) => match tokio::time::timeout(inner.policy.answer_within, flight).await {
+                Ok(result) => result,
+                Err(_) => Err(FlightError::Deadline),
+            },
+            Err(e) => Err(e),
+        };
+        let err = match outcome {
+            Ok(f) => {
+                inner.metrics.staff_lookup(if f.from_cache { "cache" } else { "frmr" });
+                let source = if f.from_cache { Source::Cache } else { Source::Frmr };
+                return Ok(Lookup { entry: f.entry, source, stale: false });
+            }
+            Err(e) => e,
+        };
+        if let Some(entry) = cached
+            && inner.policy.is_servable_stale(&entry, crate::now())
+        {
+            inner.metrics.staff_lookup("stale");
+            return Ok(Lookup { entry, source: Source::Cache, stale: true });
+        }
+        let retry_after = |d: Duration| d.max(Duration::from_secs(1));
+        let (detail, wait) = match err {
+            FlightError::Frmr(Failure::Permanent { .. }) => {
+                inner.metrics.staff_lookup("error");
+                return Err(LookupError::Rejected);
+            }
+            FlightError::CircuitOpen(wait) => {
+                ("ФРМР не отвечает; обращения к нему временно приостановлены".to_owned(), wait)
+            }
+            FlightError::Deadline => (
+                format!(
+                    "ФРМР не ответил за {} мс; ответ будет сохранён, повторите запрос позже",
+                    inner.policy.answer_within.as_millis()
+                ),
+                Duration::from_secs(5),
+            ),
+            FlightError::Overloaded => {
+                ("Слишком много одновременных обращений к ФРМР".to_owned(), Duration::from_secs(5))
+            }
+            FlightError::Frmr(Failure::Configuration { .. }) => {
+                ("Шлюз не может обратиться к ФРМР: ошибка настройки доступа".to_owned(), inner.policy.retry_after)
+            }
+            FlightError::Frmr(Failure::Retry { after, .. }) => {
+                ("ФРМР временно недоступен".to_owned(), after.unwrap_or(inner.policy.retry_after))
+            }
+            FlightError::Frmr(Failure::Unknown { .. }) | FlightError::Internal => {
+                ("ФРМР временно недоступен".to_owned(), inner.policy.retry_after)
+            }
+        };
+        inner.metrics.staff_lookup("unavailable");
+        Err(LookupError::Unavailable { detail, retry_after: retry_after(wait) })
+    }
+
     /// Joins the FRMR call in flight for this key, or starts one. The call runs in its own
-    /// task, so a caller that goes away does not cancel it for the others.
-    fn flight(&self, snils: &Snils, organization: &Oid) -> Flight {
+    /// task, so a caller that goes away (or stops waiting) does not cancel it for the others.
+    fn flight(&self, snils: &Snils, organization: &Oid) -> Result<Flight, FlightError> {
         let key = (snils.clone(), organization.clone());
         let mut map = self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = map.get(&key) {
             self.inner.metrics.staff_coalesced.inc();
-            return f.clone();
+            return Ok(f.clone());
+        }
+        if map.len() >= self.inner.policy.max_pending {
+            return Err(FlightError::Overloaded);
         }
         let inner = Arc::clone(&self.inner);
         let task_key = key.clone();
         let handle = tokio::spawn(async move {
-            let result = inner.fetch(&task_key.0, &task_key.1).await;
-            inner.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&task_key);
-            result
+            let _landing = Landing { inner: &inner, key: &task_key };
+            inner.fetch(&task_key.0, &task_key.1).await
         });
         let flight = handle
             .map(|joined| {
                 joined.unwrap_or_else(|e| {
-                    Err(FlightError::Frmr(Failure::Retry { reason: format!("lookup task failed: {e}"), after: None }))
+                    tracing::error!(panicked = e.is_panic(), "an FRMR lookup task ended abnormally");
+                    Err(FlightError::Internal)
                 })
             })
             .boxed()
             .shared();
         map.insert(key, flight.clone());
-        flight
+        Ok(flight)
     }
 }
 
@@ -215,26 +286,125 @@ impl Inner {
         let permit = self.breaker.try_acquire().map_err(FlightError::CircuitOpen)?;
         let result = self.frmr.person_full(organization, snils).await;
         match &result {
-            Ok(_) | Err(Failure::Permanent { .. }) => self.breaker.success(permit),
+            Ok(_) | Err(Failure::Permanent { .. }) => permit.success(),
             Err(f) => {
                 if matches!(f, Failure::Configuration { .. }) {
                     tracing::error!(
                         reason = f.reason(),
-                        "FRMR refuses our credentials: the token provider or access rights need an administrator"
+                        "FRMR refuses the gateway's credentials: the token provider or access rights need an administrator"
                     );
                 } else {
                     tracing::warn!(organization = %organization, reason = f.reason(), "FRMR lookup failed");
                 }
-                self.breaker.failure(permit, f.reason());
+                permit.failure(f.reason());
             }
         }
-        self.metrics.frmr_circuit_open.set(i64::from(self.breaker.health().state == CircuitState::Open));
+        if let Err(Failure::Permanent { reason }) = &result {
+            tracing::error!(organization = %organization, reason = %reason, "FRMR rejected the gateway's request");
+        }
         let person = result.map_err(FlightError::Frmr)?;
         let entry =
             CachedLookup { snils: snils.clone(), organization: organization.clone(), person, fetched_at: crate::now() };
         if let Err(e) = self.store.staff_cache_put(&entry).await {
             tracing::error!(error = %e, "staff cache write failed; the answer is served but not kept");
         }
+        self.memo.insert((snils.clone(), organization.clone()), entry.clone());
         Ok(Fetched { entry, from_cache: false })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use egisz_contract::frmr::FrmrPerson;
+
+    use super::*;
+    use crate::store::SqliteStore;
+
+    /// An FRMR that panics on the first call and answers "not found" afterwards.
+    struct PanicsOnce(AtomicU32);
+
+    #[async_trait::async_trait]
+    impl FrmrRegistry for PanicsOnce {
+        async fn person_full(&self, _: &Oid, _: &Snils) -> Result<Option<FrmrPerson>, Failure> {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("simulated bug");
+            }
+            Ok(None)
+        }
+    }
+
+    /// An FRMR that never answers.
+    struct Hangs;
+
+    #[async_trait::async_trait]
+    impl FrmrRegistry for Hangs {
+        async fn person_full(&self, _: &Oid, _: &Snils) -> Result<Option<FrmrPerson>, Failure> {
+            std::future::pending().await
+        }
+    }
+
+    fn policy() -> CachePolicy {
+        CachePolicy {
+            fresh_for: Duration::from_secs(3600),
+            stale_limit: Duration::from_secs(7200),
+            not_found_for: Duration::from_secs(60),
+            retry_after: Duration::from_secs(30),
+            memory_for: Duration::from_secs(30),
+            answer_within: Duration::from_millis(200),
+            max_pending: 2,
+        }
+    }
+
+    async fn service(frmr: Arc<dyn FrmrRegistry>) -> StaffService {
+        let store = SqliteStore::connect("sqlite::memory:", 1, Duration::from_secs(5)).await.unwrap();
+        store.migrate().await.unwrap();
+        StaffService::new(
+            Arc::new(store),
+            frmr,
+            Arc::new(Metrics::new()),
+            CircuitBreaker::new(5, Duration::from_secs(30)),
+            policy(),
+        )
+    }
+
+    fn key(n: u32) -> (Snils, Oid) {
+        let snils = ["11223344595", "13719981600", "99999999901", "20311784514"][n as usize];
+        (Snils::parse(snils).unwrap(), Oid::parse("1.2.643.5.1.13.13.12.2.42.2917").unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_lookup_does_not_block_its_key() {
+        let frmr = Arc::new(PanicsOnce(AtomicU32::new(0)));
+        let svc = service(frmr.clone()).await;
+        let (s, o) = key(0);
+        let first = svc.lookup(&s, &o).await.unwrap_err();
+        match first {
+            LookupError::Unavailable { detail, .. } => assert!(!detail.contains("panic"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        let second = svc.lookup(&s, &o).await.expect("the next lookup asks FRMR again");
+        assert!(second.entry.person.is_none());
+        assert_eq!(frmr.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_hung_frmr_is_bounded_by_the_answer_deadline_and_the_pending_cap() {
+        let svc = service(Arc::new(Hangs)).await;
+        let started = tokio::time::Instant::now();
+        let (s, o) = key(0);
+        assert!(matches!(svc.lookup(&s, &o).await, Err(LookupError::Unavailable { .. })));
+        assert!(started.elapsed() < Duration::from_secs(2), "answered at the deadline");
+        let (s1, _) = key(1);
+        assert!(svc.lookup(&s1, &o).await.is_err());
+        // Two flights still hang in the background: a third key is refused at once.
+        let started = tokio::time::Instant::now();
+        let (s2, _) = key(2);
+        match svc.lookup(&s2, &o).await {
+            Err(LookupError::Unavailable { detail, .. }) => assert!(detail.contains("Слишком много"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_millis(150), "no waiting when over the cap");
     }
 }

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use egisz_contract::Oid;
-use egisz_contract::frmr::{FrmrPerson, PersonCard};
+use egisz_contract::frmr::{Dereliction, FrmrPerson, PersonCard};
 
 /// The answer to "may this person act for this organisation, in this position, on this date".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -53,12 +53,27 @@ pub fn card_in(card: &PersonCard, organization: &Oid) -> bool {
             .is_some_and(|d| d.is_under(organization.as_str()))
 }
 
+/// FRMR.md: `beginDate <= date` and `endDate` null or `>= date`. A card without a hire date
+/// is not taken as proof of employment.
 fn active_on(card: &PersonCard, date: NaiveDate) -> bool {
-    card.begin_date.is_none_or(|b| b <= date) && card.end_date.is_none_or(|e| e >= date)
+    card.begin_date.is_some_and(|b| b <= date) && card.end_date.is_none_or(|e| e >= date)
+}
+
+/// Position codes compare as numbers of NSI 1002: "073" is "73".
+fn same_position(card: &PersonCard, asked: &str) -> bool {
+    let norm = |s: &str| s.trim().trim_start_matches('0').to_owned();
+    card.position_code.as_deref().is_some_and(|c| norm(c) == norm(asked))
+}
+
+/// The temporary absences of a card that cover `date`.
+fn leave_on(card: &PersonCard, date: NaiveDate) -> impl Iterator<Item = &Dereliction> {
+    card.derelictions
+        .iter()
+        .filter(move |d| d.begin_date.is_some_and(|b| b <= date) && d.end_date.is_none_or(|e| e >= date))
 }
 
 fn on_leave(card: &PersonCard, date: NaiveDate) -> bool {
-    card.derelictions.iter().any(|d| d.begin_date.is_some_and(|b| b <= date) && d.end_date.is_none_or(|e| e >= date))
+    leave_on(card, date).next().is_some()
 }
 
 fn describe(card: &PersonCard) -> String {
@@ -92,7 +107,7 @@ pub fn decide(person: Option<&FrmrPerson>, organization: &Oid, position: Option<
     }
     let matching: Vec<&PersonCard> = match position {
         None => active.clone(),
-        Some(p) => active.iter().copied().filter(|c| c.position_code.as_deref() == Some(p)).collect(),
+        Some(p) => active.iter().copied().filter(|c| same_position(c, p)).collect(),
     };
     if matching.is_empty() {
         let held: Vec<String> = active.iter().map(|c| describe(c)).collect();
@@ -111,12 +126,7 @@ pub fn decide(person: Option<&FrmrPerson>, organization: &Oid, position: Option<
             detail: format!("Работает в организации, должность {}", describe(present)),
         };
     }
-    let until = matching
-        .iter()
-        .flat_map(|c| c.derelictions.iter())
-        .filter(|d| d.begin_date.is_some_and(|b| b <= date) && d.end_date.is_none_or(|e| e >= date))
-        .filter_map(|d| d.end_date)
-        .max();
+    let until = matching.iter().flat_map(|c| leave_on(c, date)).filter_map(|d| d.end_date).max();
     Decision {
         verdict: Verdict::OnLeave,
         detail: match until {
@@ -129,7 +139,6 @@ pub fn decide(person: Option<&FrmrPerson>, organization: &Oid, position: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use egisz_contract::frmr::Dereliction;
     use egisz_contract::{Personal, Snils};
 
     const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -227,6 +236,20 @@ mod tests {
         assert_eq!(verdict(Some(&both), Some("73"), "2026-12-01"), Verdict::Verified);
         let d = decide(Some(&p), &Oid::parse(MO).unwrap(), None, "2026-12-01".parse().unwrap());
         assert!(d.detail.contains("2027-02-28"), "{}", d.detail);
+    }
+
+    #[test]
+    fn a_card_without_a_hire_date_proves_nothing() {
+        let mut c = card(MO, "73", "2010-01-01", None);
+        c.begin_date = None;
+        assert_eq!(verdict(Some(&person(vec![c])), None, "2023-01-01"), Verdict::NotEmployed);
+    }
+
+    #[test]
+    fn position_codes_compare_as_numbers() {
+        let p = person(vec![card(MO, "73", "2015-02-01", None)]);
+        assert_eq!(verdict(Some(&p), Some("073"), "2023-08-18"), Verdict::Verified);
+        assert_eq!(verdict(Some(&p), Some("730"), "2023-08-18"), Verdict::PositionMismatch);
     }
 
     #[test]

@@ -87,9 +87,6 @@ pub trait Store: Send + Sync + 'static {
     async fn staff_cache_put(&self, entry: &CachedLookup) -> Result<(), StoreError>;
     /// Deletes entries fetched before `before`; returns how many.
     async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
-
-    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
-    async fn meta_put(&self, key: &str, value: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 /// Opens the store that `config.url` names (creating an SQLite file and its directory if

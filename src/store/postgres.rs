@@ -170,24 +170,4 @@ impl Store for PgStore {
             .await?
             .rows_affected())
     }
-
-    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM gateway_meta WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn meta_put(&self, key: &str, value: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO gateway_meta (key, value, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(key)
-        .bind(value)
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
 }

@@ -41,12 +41,19 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(acquire_timeout)
             .foreign_keys(true);
-        let file = options.get_filename();
-        if file != Path::new(":memory:")
+        let file = options.get_filename().to_path_buf();
+        let on_disk = file != Path::new(":memory:");
+        if on_disk
             && let Some(dir) = file.parent()
             && !dir.as_os_str().is_empty()
+            && !dir.exists()
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            // The database holds personal data (the FRMR cache): its directory is the owner's.
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).map_err(|e| {
                 StoreError::NotReady(format!("cannot create the database directory {}: {e}", dir.display()))
             })?;
         }
@@ -55,6 +62,14 @@ impl SqliteStore {
             .acquire_timeout(super::acquire_timeout(acquire_timeout))
             .connect_with(options)
             .await?;
+        #[cfg(unix)]
+        if on_disk && file.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            // SQLite gives its -wal and -shm files the permissions of the database file.
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                StoreError::NotReady(format!("cannot restrict the permissions of {}: {e}", file.display()))
+            })?;
+        }
         Ok(Self { pool })
     }
 
@@ -194,25 +209,5 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?
             .rows_affected())
-    }
-
-    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM gateway_meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn meta_put(&self, key: &str, value: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO gateway_meta (key, value, updated_at) VALUES (?, ?, ?)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(key)
-        .bind(value)
-        .bind(ms(at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 }

@@ -13,6 +13,8 @@ pub enum OidError {
     Syntax,
     #[error("OID {0} не относится к реестру медицинских организаций (ФРМО, 1.2.643.5.1.13.13.12)")]
     NotMedicalOrganization(String),
+    #[error("OID {0} — это подразделение (<OID МО>.0.<n>); укажите OID самой медицинской организации")]
+    Department(String),
 }
 
 /// The arc under which FRMO registers medical organisations.
@@ -46,6 +48,11 @@ impl Oid {
         let oid = Self::parse(input)?;
         if !oid.is_under(FRMO_ARC) || oid.0.len() == FRMO_ARC.len() {
             return Err(OidError::NotMedicalOrganization(oid.0));
+        }
+        // FRMO numbers departments `<MO OID>.0.<n>`.
+        let below: Vec<&str> = oid.0[FRMO_ARC.len() + 1..].split('.').collect();
+        if below.len() > 3 && below[3] == "0" {
+            return Err(OidError::Department(oid.0));
         }
         Ok(oid)
     }
@@ -106,5 +113,9 @@ mod tests {
         ));
         assert!(Oid::parse_organization(FRMO_ARC).is_err());
         assert!(Oid::parse_organization("1.2.643.5.1.13.13.120.1").is_err());
+        assert!(matches!(
+            Oid::parse_organization("1.2.643.5.1.13.13.12.2.42.2917.0.4411"),
+            Err(OidError::Department(_))
+        ));
     }
 }

@@ -26,15 +26,21 @@ impl Snils {
     /// Numbers up to `001-001-998` were issued before control numbers existed and are not
     /// checked.
     pub fn parse(input: &str) -> Result<Self, SnilsError> {
-        let mut digits = String::with_capacity(11);
-        for c in input.trim().chars() {
-            match c {
-                '0'..='9' => digits.push(c),
-                '-' | ' ' => {}
-                _ => return Err(SnilsError::Format),
+        let s = input.trim().as_bytes();
+        let digit = |i: usize| s[i].is_ascii_digit();
+        let digits: String = match s.len() {
+            11 if (0..11).all(digit) => input.trim().to_owned(),
+            // NNN-NNN-NNN CC or NNN-NNN-NNN-CC
+            14 if [0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13].into_iter().all(digit)
+                && s[3] == b'-'
+                && s[7] == b'-'
+                && (s[11] == b' ' || s[11] == b'-') =>
+            {
+                s.iter().filter(|b| b.is_ascii_digit()).map(|&b| char::from(b)).collect()
             }
-        }
-        if digits.len() != 11 {
+            _ => return Err(SnilsError::Format),
+        };
+        if digits.bytes().all(|b| b == b'0') {
             return Err(SnilsError::Format);
         }
         let bytes = digits.as_bytes();

@@ -1,6 +1,12 @@
 //! What one FRMR HTTP exchange means: the only place where statuses, transport errors and
 //! bodies turn into a [`CallOutcome`] (for metrics) and a [`Classified`] (for the retry
 //! loop). See the table in the crate's README.
+//!
+//! Reasons are our own fixed English text plus numbers: the HTTP status, FRMR's numeric
+//! `code` and its `reasonPhrase` only when that is a standard HTTP reason phrase. FRMR's
+//! `message`, `errorUserMessage` and any other body text are never quoted — they may hold
+//! names, dates and numbers `scrub_personal` does not recognise. The retry loop appends
+//! the attempt number.
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -10,10 +16,11 @@ use egisz_contract::{CallOutcome, Failure, Snils, scrub_personal};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
+use crate::token::millis;
 use crate::wire::{Envelope, ErrorEnvelope};
 
-/// Longest piece of FRMR's own error text kept in a reason, in characters.
-const MAX_DETAIL_CHARS: usize = 160;
+/// Longest transport error cause kept in a reason, in characters.
+const MAX_CAUSE_CHARS: usize = 160;
 
 /// What the retry loop does with one exchange.
 #[derive(Debug)]
@@ -57,24 +64,17 @@ pub(crate) fn response(
             }),
         ),
         400..=499 => client_error(code, retry_after, body),
-        500..=599 => {
-            (CallOutcome::ServerError, transient(with_detail(format!("FRMR server error ({code})"), body), retry_after))
-        }
+        500..=599 => (CallOutcome::ServerError, transient(answered("", code, body), retry_after)),
         _ => (CallOutcome::InvalidResponse, transient(format!("FRMR answered an unexpected status {code}"), None)),
     }
 }
 
 fn client_error(code: u16, retry_after: Option<Duration>, body: &[u8]) -> (CallOutcome, Classified) {
     match code {
-        401 => (
-            CallOutcome::Unauthorized,
-            Classified::Unauthorized(with_detail(format!("FRMR refused the token ({code})"), body)),
-        ),
+        401 => (CallOutcome::Unauthorized, Classified::Unauthorized(answered("FRMR refused the token: ", code, body))),
         403 => (
             CallOutcome::Unauthorized,
-            Classified::Fatal(Failure::Configuration {
-                reason: with_detail(format!("FRMR denied access ({code})"), body),
-            }),
+            Classified::Fatal(Failure::Configuration { reason: answered("FRMR denied access: ", code, body) }),
         ),
         404 => match ErrorEnvelope::parse(body) {
             Some(_) => (CallOutcome::NotFound, Classified::NotFound),
@@ -87,19 +87,40 @@ fn client_error(code: u16, retry_after: Option<Duration>, body: &[u8]) -> (CallO
                 }),
             ),
         },
-        408 => (
-            CallOutcome::Timeout,
-            transient(with_detail(format!("FRMR timed out the request ({code})"), body), retry_after),
-        ),
-        429 => (CallOutcome::RateLimited, transient(format!("FRMR is rate limiting ({code})"), retry_after)),
+        408 => (CallOutcome::Timeout, transient(answered("FRMR timed out the request: ", code, body), retry_after)),
+        429 => (CallOutcome::RateLimited, transient(answered("FRMR is rate limiting: ", code, body), retry_after)),
         // 400 and every other 4xx: the request itself is wrong; the same will fail again.
         _ => (
             CallOutcome::BadRequest,
-            Classified::Fatal(Failure::Permanent {
-                reason: with_detail(format!("FRMR rejected the request ({code})"), body),
-            }),
+            Classified::Fatal(Failure::Permanent { reason: answered("FRMR rejected the request: ", code, body) }),
         ),
     }
+}
+
+/// `{head}FRMR answered {status}` (with a `head`, `…answered` is lower-case), followed by
+/// what may be taken from FRMR's error envelope: ` with code {code} {phrase}`.
+fn answered(head: &str, status: u16, body: &[u8]) -> String {
+    let verb = if head.is_empty() { "FRMR answered" } else { "answered" };
+    let mut reason = format!("{head}{verb} {status}");
+    if let Some(envelope) = ErrorEnvelope::parse(body) {
+        match (envelope.numeric_code(), envelope.reason_phrase.as_deref().and_then(standard_reason_phrase)) {
+            (Some(code), Some(phrase)) => reason.push_str(&format!(" with code {code} {phrase}")),
+            (Some(code), None) => reason.push_str(&format!(" with code {code}")),
+            (None, Some(phrase)) => reason.push_str(&format!(" {phrase}")),
+            (None, None) => {}
+        }
+    }
+    reason
+}
+
+/// The canonical spelling of `phrase` when it is a standard HTTP reason phrase ("Bad
+/// Request", "Service Unavailable", …; case and surrounding spaces ignored), otherwise
+/// `None`. The text returned is ours, never FRMR's.
+pub(crate) fn standard_reason_phrase(phrase: &str) -> Option<&'static str> {
+    let phrase = phrase.trim();
+    (100..=599u16)
+        .filter_map(|code| StatusCode::from_u16(code).ok()?.canonical_reason())
+        .find(|canonical| canonical.eq_ignore_ascii_case(phrase))
 }
 
 fn success(body: &[u8], requested: &Snils) -> (CallOutcome, Classified) {
@@ -113,7 +134,7 @@ fn success(body: &[u8], requested: &Snils) -> (CallOutcome, Classified) {
                 serde_json::error::Category::Data => "data",
                 serde_json::error::Category::Eof => "truncated",
             };
-            let reason = format!("FRMR answer unreadable ({kind} error at line {} column {})", e.line(), e.column());
+            let reason = format!("FRMR answer unreadable: {kind} error at line {} column {}", e.line(), e.column());
             return (CallOutcome::InvalidResponse, transient(reason, None));
         }
     };
@@ -132,47 +153,62 @@ fn success(body: &[u8], requested: &Snils) -> (CallOutcome, Classified) {
     }
 }
 
-/// The request got no complete answer.
-pub(crate) fn transport_error(err: &reqwest::Error) -> (CallOutcome, Classified) {
+/// The request got no complete answer. `timeout` is the per-attempt limit, for the text.
+///
+/// reqwest's own error text is never used: it quotes the request URL, whose query
+/// carries the SNILS. Only the innermost cause (an I/O or TLS error, which knows no URL)
+/// is kept — as the I/O error kind (`connection refused`) when it is an OS error.
+pub(crate) fn transport_error(err: &reqwest::Error, timeout: Duration) -> (CallOutcome, Classified) {
     if err.is_timeout() {
-        return (CallOutcome::Timeout, transient("FRMR did not answer in time".to_owned(), None));
+        return (CallOutcome::Timeout, transient(format!("FRMR timed out after {} ms", millis(timeout)), None));
     }
     let what = if err.is_connect() {
-        "cannot connect to FRMR"
-    } else if err.is_body() {
+        "connection to FRMR failed"
+    } else if err.is_body() || err.is_decode() {
         "FRMR answer was cut off"
     } else {
         "FRMR exchange failed"
     };
-    let reason = match root_cause(err) {
-        Some(cause) => format!("{what}: {}", truncate(&scrub_personal(&cause))),
+    let reason = match cause(err) {
+        Some(cause) => format!("{what}: {cause}"),
         None => what.to_owned(),
     };
     (CallOutcome::Transport, transient(reason, None))
 }
 
-/// The innermost cause (an I/O or TLS error), which carries no URL and so no SNILS. The
-/// outer reqwest error is never printed: it names the URL with the SNILS in its query.
-fn root_cause(err: &reqwest::Error) -> Option<String> {
-    let mut cause = err.source()?;
-    while let Some(next) = cause.source() {
-        cause = next;
+/// A short, stable text for the innermost cause of `err`, or `None` when there is none
+/// that can be shown. The outer reqwest error is never printed, nor any reqwest error
+/// further down the chain (reqwest errors may carry the URL).
+fn cause(err: &reqwest::Error) -> Option<String> {
+    let mut innermost = err.source()?;
+    let mut os_error = None;
+    loop {
+        if let Some(io) = innermost.downcast_ref::<std::io::Error>()
+            && io.raw_os_error().is_some()
+        {
+            os_error = Some(io.kind());
+        }
+        match innermost.source() {
+            Some(next) => innermost = next,
+            None => break,
+        }
     }
-    Some(cause.to_string())
-}
-
-/// `head`, plus FRMR's own error text when the body is its error envelope — scrubbed of
-/// long digit runs (SNILS) first, then cut short. Any other body is never quoted.
-fn with_detail(head: String, body: &[u8]) -> String {
-    match ErrorEnvelope::parse(body).and_then(|e| e.text()) {
-        Some(text) => format!("{head}: {}", truncate(&scrub_personal(&text))),
-        None => head,
+    if innermost.is::<reqwest::Error>() {
+        return None;
     }
+    if let Some(kind) = os_error {
+        let text = kind.to_string();
+        // `Other` and std's uncategorised kinds say nothing; their message is used below.
+        if kind != std::io::ErrorKind::Other && text != "uncategorized error" {
+            return Some(text);
+        }
+    }
+    Some(truncate(&scrub_personal(&innermost.to_string())))
 }
 
 fn truncate(text: &str) -> String {
     let text = text.trim();
-    match text.char_indices().nth(MAX_DETAIL_CHARS) {
+    match text.char_indices().nth(MAX_CAUSE_CHARS) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
@@ -227,40 +263,81 @@ mod tests {
         }
     }
 
+    fn reason_of(c: Classified) -> String {
+        match c {
+            Classified::Unauthorized(r) => r,
+            Classified::Fatal(f) => f.reason().to_owned(),
+            Classified::Transient { reason, .. } => reason,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn reasons_never_carry_the_snils() {
-        for code in [400, 401, 403, 500, 503] {
-            let (_, c) = classify(code, ENVELOPE_WITH_SNILS);
-            let reason = match c {
-                Classified::Unauthorized(r) => r,
-                Classified::Fatal(f) => f.reason().to_owned(),
-                Classified::Transient { reason, .. } => reason,
-                other => panic!("{other:?}"),
-            };
-            assert!(reason.contains("Bad Request: snils ***"), "{reason}");
-            assert!(!reason.contains("203"), "{reason}");
+    fn reasons_carry_status_code_and_standard_phrase_only() {
+        let expected = [
+            (400, "FRMR rejected the request: answered 400 with code 400 Bad Request"),
+            (401, "FRMR refused the token: answered 401 with code 400 Bad Request"),
+            (403, "FRMR denied access: answered 403 with code 400 Bad Request"),
+            (408, "FRMR timed out the request: answered 408 with code 400 Bad Request"),
+            (429, "FRMR is rate limiting: answered 429 with code 400 Bad Request"),
+            (500, "FRMR answered 500 with code 400 Bad Request"),
+            (503, "FRMR answered 503 with code 400 Bad Request"),
+        ];
+        for (code, reason) in expected {
+            assert_eq!(reason_of(classify(code, ENVELOPE_WITH_SNILS).1), reason);
         }
         // A body that echoes the SNILS but is not an envelope is never quoted.
-        let (_, c) = classify(502, "upstream failed for snils=20311784514");
-        let Classified::Transient { reason, .. } = c else { panic!() };
-        assert_eq!(reason, "FRMR server error (502)");
+        assert_eq!(reason_of(classify(502, "upstream failed for snils=20311784514").1), "FRMR answered 502");
+    }
+
+    #[test]
+    fn frmr_free_text_never_reaches_a_reason() {
+        let personal = ["Иванов", "Иван", "1981", "03-14", "203", "Error", "bad request!"];
+        for body in [
+            r#"{"code":400,"reasonPhrase":"Иванов Иван 1981-03-14","message":"Иванов Иван 1981-03-14"}"#,
+            r#"{"code":"Иванов Иван 1981-03-14","reasonPhrase":"Error","message":"snils 203-117-845 14"}"#,
+            r#"{"code":20311784514,"reasonPhrase":"bad request!","message":"x"}"#,
+            r#"{"message":"Иванов Иван 1981-03-14"}"#,
+        ] {
+            for code in [400, 401, 403, 408, 429, 500, 503] {
+                let reason = reason_of(classify(code, body).1);
+                for secret in personal {
+                    assert!(!reason.contains(secret), "{reason} leaks {secret}");
+                }
+                assert!(reason.ends_with(&format!("answered {code}")) || reason.contains("with code 400"), "{reason}");
+            }
+        }
+        let (_, c) = classify(400, r#"{"code":400,"reasonPhrase":" bad REQUEST ","message":"Иванов"}"#);
+        assert_eq!(reason_of(c), "FRMR rejected the request: answered 400 with code 400 Bad Request");
+        let (_, c) = classify(503, r#"{"reasonPhrase":"Service Unavailable","message":"Иванов"}"#);
+        assert_eq!(reason_of(c), "FRMR answered 503 Service Unavailable");
+    }
+
+    #[test]
+    fn standard_reason_phrases() {
+        assert_eq!(standard_reason_phrase("Bad Request"), Some("Bad Request"));
+        assert_eq!(standard_reason_phrase(" not found "), Some("Not Found"));
+        assert_eq!(standard_reason_phrase("Internal Server Error"), Some("Internal Server Error"));
+        for other in ["", "Error", "Bad Request: snils", "Иванов Иван", "OK OK"] {
+            assert_eq!(standard_reason_phrase(other), None, "{other}");
+        }
     }
 
     #[test]
     fn unreadable_bodies_are_not_quoted() {
         let (_, c) = classify(200, r#"{"content":{"snils":"20311784514","birthDate":"Иванов"}}"#);
         let Classified::Transient { reason, .. } = c else { panic!() };
-        assert!(reason.starts_with("FRMR answer unreadable (data error"), "{reason}");
+        assert!(reason.starts_with("FRMR answer unreadable: data error at line 1"), "{reason}");
         assert!(!reason.contains("Иванов"), "{reason}");
     }
 
     #[test]
-    fn long_details_are_cut_after_scrubbing() {
-        let msg = format!("{}20311784514", "x".repeat(MAX_DETAIL_CHARS - 5));
-        let body = serde_json::json!({ "code": 400, "message": msg }).to_string();
-        let (_, c) = classify(400, &body);
-        let Classified::Fatal(f) = c else { panic!() };
-        assert!(!f.reason().contains("20311"), "{}", f.reason());
+    fn long_causes_are_cut() {
+        let long = "x".repeat(MAX_CAUSE_CHARS + 10);
+        let cut = truncate(&long);
+        assert_eq!(cut.chars().count(), MAX_CAUSE_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(truncate(" short "), "short");
     }
 
     #[test]

@@ -10,12 +10,12 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use egisz_contract::frmr::{FrmrPerson, FrmrRegistry};
 use egisz_contract::{CallObserver, CallOutcome, Failure, Oid, Snils};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::classify::{self, Classified};
-use crate::token::{Token, TokenError, Tokens};
+use crate::token::{Token, TokenError, Tokens, millis};
 use crate::wire::{ACCEPT_JSON, PERSON_FULL_PATH, QUERY_MO, QUERY_MR, QUERY_MR_VALUE, QUERY_SNILS};
 use crate::{FrmrClientConfig, FrmrClientError, SERVICE};
 
@@ -28,7 +28,9 @@ pub struct FrmrClient {
     tokens: Tokens,
     limiter: DefaultDirectRateLimiter,
     backoff: ExponentialBuilder,
+    retry_max_attempts: u32,
     retry_max_delay: Duration,
+    timeout: Duration,
     observer: Arc<dyn CallObserver>,
 }
 
@@ -37,19 +39,37 @@ impl fmt::Debug for FrmrClient {
         f.debug_struct("FrmrClient")
             .field("person_url", &self.person_url.as_str())
             .field("token_refreshable", &self.tokens.refreshable())
+            .field("retry_max_attempts", &self.retry_max_attempts)
             .field("retry_max_delay", &self.retry_max_delay)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
-impl FrmrClient {
-    /// Checks the configuration and builds the HTTP client (rustls with the built-in web
-    /// PKI roots plus `extra_ca_bundle`, no redirects followed, per-attempt timeout) and
-    /// the rate limiter. Does no I/O other than reading the CA bundle.
-    pub fn new(config: FrmrClientConfig, observer: Arc<dyn CallObserver>) -> Result<Self, FrmrClientError> {
+/// Runs every check [`FrmrClient::new`] runs on `config` — base URL, rate, retries,
+/// timeout, the token source (the same checks as [`crate::TokenSource::parse`]), the user
+/// agent, the extra CA bundle (read and parsed) and the TLS setup — and drops the result.
+/// Does no I/O other than reading the CA bundle; needs no async runtime.
+pub fn validate(config: &FrmrClientConfig) -> Result<(), FrmrClientError> {
+    Parts::build(config).map(drop)
+}
+
+/// Everything a client is made of, checked.
+struct Parts {
+    http: reqwest::Client,
+    person_url: url::Url,
+    tokens: Tokens,
+    limiter: DefaultDirectRateLimiter,
+    backoff: ExponentialBuilder,
+}
+
+impl Parts {
+    /// The only place a configuration is checked: [`FrmrClient::new`] and [`validate`]
+    /// both run this.
+    fn build(config: &FrmrClientConfig) -> Result<Self, FrmrClientError> {
         let invalid = |s: &str| FrmrClientError::InvalidConfig(s.to_owned());
 
-        let person_url = person_url(config.base_url)?;
+        let person_url = person_url(config.base_url.clone())?;
         let limiter = RateLimiter::direct(quota(config.rate_per_second)?);
         if config.retry_max_attempts == 0 {
             return Err(invalid("retry_max_attempts must be at least 1"));
@@ -60,15 +80,18 @@ impl FrmrClient {
         if config.retry_min_delay > config.retry_max_delay {
             return Err(invalid("retry_min_delay must not exceed retry_max_delay"));
         }
-        let tokens = Tokens::new(&config.token)
-            .ok_or_else(|| invalid("the static token is empty or has characters not allowed in an HTTP header"))?;
+        let tokens = Tokens::new(&config.token, config.timeout)
+            .map_err(|e| FrmrClientError::InvalidConfig(format!("token: {e}")))?;
+        if HeaderValue::from_str(&config.user_agent).is_err() {
+            return Err(invalid("user_agent has characters not allowed in an HTTP header"));
+        }
 
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(config.user_agent);
+            .user_agent(config.user_agent.as_str());
         if let Some(path) = &config.extra_ca_bundle {
             let ca_error = |reason: String| FrmrClientError::CaBundle { path: path.clone(), reason };
             let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
@@ -88,25 +111,48 @@ impl FrmrClient {
             .with_max_delay(config.retry_max_delay)
             .with_max_times((config.retry_max_attempts - 1) as usize)
             .with_jitter();
+        Ok(Self { http, person_url, tokens, limiter, backoff })
+    }
+}
 
-        Ok(Self { http, person_url, tokens, limiter, backoff, retry_max_delay: config.retry_max_delay, observer })
+impl FrmrClient {
+    /// Checks the configuration (exactly as [`validate`] does) and builds the HTTP client
+    /// (rustls with the built-in web PKI roots plus `extra_ca_bundle`, no redirects
+    /// followed, per-attempt timeout) and the rate limiter. Does no I/O other than
+    /// reading the CA bundle.
+    pub fn new(config: FrmrClientConfig, observer: Arc<dyn CallObserver>) -> Result<Self, FrmrClientError> {
+        let Parts { http, person_url, tokens, limiter, backoff } = Parts::build(&config)?;
+        Ok(Self {
+            http,
+            person_url,
+            tokens,
+            limiter,
+            backoff,
+            retry_max_attempts: config.retry_max_attempts,
+            retry_max_delay: config.retry_max_delay,
+            timeout: config.timeout,
+            observer,
+        })
     }
 
     /// The lookup with its retries. `url` carries the SNILS: it is never logged.
+    ///
+    /// `attempt` counts attempts of the transient budget (1 ..= `retry_max_attempts`);
+    /// the single resend after a 401 repeats the same attempt number.
     async fn lookup(&self, url: &url::Url, snils: &Snils) -> Result<Option<FrmrPerson>, Failure> {
         let mut backoff = self.backoff.build();
-        let mut attempt: u32 = 0;
+        let mut attempt: u32 = 1;
         let mut token_refreshed = false;
         loop {
-            attempt += 1;
             let token = match self.tokens.get(&self.http, &*self.observer).await {
                 Ok(token) => token,
                 Err(TokenError::Configuration(reason)) => {
-                    return Err(Failure::Configuration { reason });
+                    return Err(Failure::Configuration { reason: self.at(&reason, attempt) });
                 }
                 Err(TokenError::Transient(reason)) => {
-                    let delay = self.next_delay(&mut backoff, attempt, reason, None)?;
+                    let delay = self.next_delay(&mut backoff, attempt, &reason, None)?;
                     tokio::time::sleep(delay).await;
+                    attempt += 1;
                     continue;
                 }
             };
@@ -116,36 +162,49 @@ impl FrmrClient {
             let (outcome, classified) = self.exchange(url, &token, snils).await;
             let elapsed = started.elapsed();
             self.observer.call_finished(SERVICE, outcome, elapsed);
-            tracing::debug!(
-                attempt,
-                outcome = outcome.label(),
-                elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-                "FRMR attempt finished"
-            );
+            tracing::debug!(attempt, outcome = outcome.label(), elapsed_ms = millis(elapsed), "FRMR attempt finished");
 
             match classified {
                 Classified::Found(person) => return Ok(Some(person)),
                 Classified::NotFound => return Ok(None),
-                Classified::Fatal(failure) => return Err(failure),
+                Classified::Fatal(failure) => return Err(self.numbered(failure, attempt)),
                 Classified::Unauthorized(reason) => {
                     if !self.tokens.refreshable() {
-                        return Err(Failure::Configuration { reason: format!("{reason}; the token is static") });
+                        return Err(Failure::Configuration {
+                            reason: format!("{}; the token is static", self.at(&reason, attempt)),
+                        });
                     }
-                    self.tokens.invalidate(&token).await;
+                    self.tokens.invalidate(&token);
                     if token_refreshed {
                         return Err(Failure::Configuration {
-                            reason: format!("{reason}; a freshly fetched token was refused too"),
+                            reason: format!("{}; a freshly fetched token was refused too", self.at(&reason, attempt)),
                         });
                     }
                     // Once per lookup, at once, outside the transient budget.
                     token_refreshed = true;
-                    tracing::debug!("FRMR refused the token; fetching a new one");
+                    tracing::debug!(attempt, "FRMR refused the token; fetching a new one");
                 }
                 Classified::Transient { reason, retry_after } => {
-                    let delay = self.next_delay(&mut backoff, attempt, reason, retry_after)?;
+                    let delay = self.next_delay(&mut backoff, attempt, &reason, retry_after)?;
                     tokio::time::sleep(delay).await;
+                    attempt += 1;
                 }
             }
+        }
+    }
+
+    /// `reason (attempt n of m)`.
+    fn at(&self, reason: &str, attempt: u32) -> String {
+        format!("{reason} (attempt {attempt} of {})", self.retry_max_attempts)
+    }
+
+    /// `failure` with the attempt number appended to its reason.
+    fn numbered(&self, failure: Failure, attempt: u32) -> Failure {
+        match failure {
+            Failure::Retry { reason, after } => Failure::Retry { reason: self.at(&reason, attempt), after },
+            Failure::Unknown { reason } => Failure::Unknown { reason: self.at(&reason, attempt) },
+            Failure::Permanent { reason } => Failure::Permanent { reason: self.at(&reason, attempt) },
+            Failure::Configuration { reason } => Failure::Configuration { reason: self.at(&reason, attempt) },
         }
     }
 
@@ -156,30 +215,22 @@ impl FrmrClient {
         &self,
         backoff: &mut impl Iterator<Item = Duration>,
         attempt: u32,
-        reason: String,
+        reason: &str,
         retry_after: Option<Duration>,
     ) -> Result<Duration, Failure> {
         if let Some(after) = retry_after
             && after > self.retry_max_delay
         {
             return Err(Failure::Retry {
-                reason: format!("{reason}; asked to retry after {} s", after.as_secs()),
+                reason: format!("{}; asked to retry after {} s", self.at(reason, attempt), after.as_secs()),
                 after: Some(after),
             });
         }
         let Some(delay) = backoff.next() else {
-            return Err(Failure::Retry {
-                reason: format!("{reason} (attempt {attempt}, giving up)"),
-                after: retry_after,
-            });
+            return Err(Failure::Retry { reason: self.at(reason, attempt), after: retry_after });
         };
         let delay = delay.min(self.retry_max_delay).max(retry_after.unwrap_or_default());
-        tracing::debug!(
-            attempt,
-            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            reason = %reason,
-            "FRMR transient failure, retrying"
-        );
+        tracing::debug!(attempt, delay_ms = millis(delay), reason, "FRMR transient failure, retrying");
         Ok(delay)
     }
 
@@ -207,13 +258,13 @@ impl FrmrClient {
             .await;
         let response = match sent {
             Ok(response) => response,
-            Err(e) => return classify::transport_error(&e),
+            Err(e) => return classify::transport_error(&e, self.timeout),
         };
         let status = response.status();
         let retry_after = classify::retry_after(response.headers());
         match response.bytes().await {
             Ok(body) => classify::response(status, retry_after, &body, snils),
-            Err(e) => classify::transport_error(&e),
+            Err(e) => classify::transport_error(&e, self.timeout),
         }
     }
 

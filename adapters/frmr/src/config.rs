@@ -56,6 +56,12 @@ pub struct FrmrClientConfig {
 }
 
 impl FrmrClientConfig {
+    /// Runs every check [`crate::FrmrClient::new`] runs on this configuration, without
+    /// building a client: the same as [`crate::validate`].
+    pub fn validate(&self) -> Result<(), FrmrClientError> {
+        crate::client::validate(self)
+    }
+
     /// A configuration with every default filled in.
     pub fn new(base_url: url::Url, token: TokenSource) -> Self {
         Self {
@@ -87,31 +93,33 @@ pub enum TokenSource {
 }
 
 impl TokenSource {
-    /// Parses `static:<token>` or an `http://` / `https://` URL of a token provider.
+    /// Parses `static:<token>` or an `http://` / `https://` URL of a token provider, and
+    /// runs every check [`crate::FrmrClient::new`] runs on a token source (a static token
+    /// must be printable ASCII without spaces or control characters, so that it can go
+    /// into an HTTP header; a provider URL must be http(s) with a host). A source this
+    /// accepts is never refused by `new`.
     ///
     /// The error message never repeats the input (it may be a token).
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        if let Some(token) = s.strip_prefix("static:") {
-            if token.is_empty() {
-                return Err("token source `static:` has an empty token".to_owned());
+        let source = if let Some(token) = s.strip_prefix("static:") {
+            Self::Static(token.to_owned())
+        } else {
+            let lower = s.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                return Err("token source must be `static:<token>` or the http(s) URL of a token provider".to_owned());
             }
-            if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(
-                    "token source `static:<token>`: the token must not contain spaces or control characters".to_owned()
-                );
-            }
-            return Ok(Self::Static(token.to_owned()));
-        }
-        let lower = s.to_ascii_lowercase();
-        if lower.starts_with("http://") || lower.starts_with("https://") {
-            let url = url::Url::parse(s).map_err(|e| format!("token provider URL is not a valid URL: {e}"))?;
-            if url.host().is_none() {
-                return Err("token provider URL has no host".to_owned());
-            }
-            return Ok(Self::Provider(url));
-        }
-        Err("token source must be `static:<token>` or the http(s) URL of a token provider".to_owned())
+            // url's parse errors are fixed texts; they never quote the input.
+            Self::Provider(url::Url::parse(s).map_err(|e| format!("token provider URL is not a valid URL: {e}"))?)
+        };
+        source.check().map_err(|e| format!("token source: {e}"))?;
+        Ok(source)
+    }
+
+    /// The checks of a token source, shared by [`TokenSource::parse`] and
+    /// [`crate::FrmrClient::new`].
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
+        crate::token::check_source(self)
     }
 }
 
@@ -158,6 +166,10 @@ mod tests {
         assert_eq!(TokenSource::parse("  static:abc  "), Ok(TokenSource::Static("abc".to_owned())));
         assert!(TokenSource::parse("static:").is_err());
         assert!(TokenSource::parse("static:a b").is_err());
+        for bad in ["static:a\tb", "static:a\u{1}b", "static:a\u{7f}", "static:токен", "static:a\"b c"] {
+            let err = TokenSource::parse(bad).unwrap_err();
+            assert!(!err.contains(&bad[7..]), "{err}");
+        }
     }
 
     #[test]

@@ -38,10 +38,18 @@
 //!
 //! ## Logging
 //!
-//! Spans and events carry the organisation OID and the outcome, never a SNILS, a name or a
-//! token: the request URL (whose query holds the SNILS) and reqwest's own error texts
-//! (which quote the URL) are never logged, and every text taken from FRMR goes through
-//! [`scrub_personal`](egisz_contract::scrub_personal).
+//! Spans and events carry the organisation OID, the attempt number and the outcome, never
+//! a SNILS, a name or a token: the request URL (whose query holds the SNILS) and
+//! reqwest's own error texts (which quote the URL) are never logged, and no free text
+//! from FRMR is ever quoted — failure reasons and logs carry only HTTP statuses, FRMR's
+//! numeric `code`, its `reasonPhrase` when that is a standard HTTP reason phrase, and our
+//! own fixed English text.
+//!
+//! ## Checking a configuration
+//!
+//! [`validate`] (also [`FrmrClientConfig::validate`]) runs exactly the checks
+//! [`FrmrClient::new`] runs, without building a client; [`TokenSource::parse`] runs all
+//! of those that concern the token source.
 #![forbid(unsafe_code)]
 
 mod classify;
@@ -50,7 +58,7 @@ mod config;
 mod token;
 mod wire;
 
-pub use client::FrmrClient;
+pub use client::{FrmrClient, validate};
 pub use config::{
     DEFAULT_RATE_PER_SECOND, DEFAULT_RETRY_MAX_ATTEMPTS, DEFAULT_RETRY_MAX_DELAY, DEFAULT_RETRY_MIN_DELAY,
     DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, FrmrClientConfig, FrmrClientError, TokenSource,

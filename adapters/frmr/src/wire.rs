@@ -58,6 +58,10 @@ pub(crate) struct Envelope {
 }
 
 /// Error envelope of a non-2xx answer: `{"timestamp", "code", "reasonPhrase", "message"}`.
+///
+/// Only `code` (as a number) and `reasonPhrase` (when it is a standard HTTP reason phrase)
+/// ever reach a reason or a log; `message` is free text that may hold names and dates, and
+/// is read only to recognise the envelope.
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ErrorEnvelope {
@@ -79,15 +83,18 @@ impl ErrorEnvelope {
         any.then_some(env)
     }
 
-    /// `reasonPhrase: message`, or whichever of them is there. Not yet scrubbed.
-    pub(crate) fn text(&self) -> Option<String> {
-        let phrase = self.reason_phrase.as_deref().map(str::trim).unwrap_or("");
-        let message = self.message.as_deref().map(str::trim).unwrap_or("");
-        match (phrase.is_empty(), message.is_empty()) {
-            (true, true) => None,
-            (false, true) => Some(phrase.to_owned()),
-            (true, false) => Some(message.to_owned()),
-            (false, false) => Some(format!("{phrase}: {message}")),
+    /// `code` when it is a small non-negative integer (a number or a string of at most six
+    /// digits) — never long enough to be a SNILS or another personal number.
+    pub(crate) fn numeric_code(&self) -> Option<u32> {
+        const MAX: u32 = 999_999;
+        match self.code.as_ref()? {
+            serde_json::Value::Number(n) => n.as_u64().and_then(|v| u32::try_from(v).ok()).filter(|v| *v <= MAX),
+            serde_json::Value::String(s) => {
+                let s = s.trim();
+                let digits = !s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit());
+                if digits { s.parse().ok() } else { None }
+            }
+            _ => None,
         }
     }
 }
@@ -415,6 +422,15 @@ mod tests {
             br#"{"timestamp":"2024-01-01T00:00:00","code":400,"reasonPhrase":"Bad Request","message":"snils"}"#,
         )
         .unwrap();
-        assert_eq!(env.text().as_deref(), Some("Bad Request: snils"));
+        assert_eq!(env.numeric_code(), Some(400));
+        let code = |json: &str| ErrorEnvelope::parse(json.as_bytes()).unwrap().numeric_code();
+        assert_eq!(code(r#"{"code":"404"}"#), Some(404));
+        assert_eq!(code(r#"{"code":" 1234 "}"#), Some(1234));
+        assert_eq!(code(r#"{"code":20311784514}"#), None);
+        assert_eq!(code(r#"{"code":"20311784514"}"#), None);
+        assert_eq!(code(r#"{"code":"E400"}"#), None);
+        assert_eq!(code(r#"{"code":-1}"#), None);
+        assert_eq!(code(r#"{"code":4.5}"#), None);
+        assert_eq!(code(r#"{"message":"x"}"#), None);
     }
 }

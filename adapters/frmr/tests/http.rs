@@ -258,16 +258,25 @@ fn person_json() -> String {
     )
 }
 
-/// An error envelope whose message echoes the SNILS (some servers do).
+/// A person's name and birth date as FRMR may put them into an error message: digits
+/// short enough that `scrub_personal` leaves them alone.
+const NAME_AND_DATE: &str = "Иванов Иван 1981-03-14";
+
+/// An error envelope whose message echoes the SNILS, a name and a birth date (some servers
+/// do), with a non-standard `reasonPhrase`.
 fn echoing_envelope(code: u16) -> String {
     format!(
-        r#"{{"timestamp":"2024-03-01T10:00:00","code":{code},"reasonPhrase":"Error","message":"СНИЛС {SNILS} (203-117-845 14) для МО {MO}: ошибка"}}"#
+        r#"{{"timestamp":"2024-03-01T10:00:00","code":{code},"reasonPhrase":"Error","message":"СНИЛС {SNILS} (203-117-845 14), {NAME_AND_DATE}, МО {MO}: ошибка"}}"#
     )
 }
 
+/// Everything that must never reach a reason or a log.
+const SECRETS: [&str; 8] =
+    [SNILS, "203-117-845", "Колпинская", "static-token", "Иванов", "Иван", "1981-03-14", "ошибка"];
+
 fn assert_no_personal_data(failure: &Failure) {
     let reason = failure.reason();
-    for secret in [SNILS, "203-117-845", "Колпинская", "static-token"] {
+    for secret in SECRETS {
         assert!(!reason.contains(secret), "reason leaks {secret}: {reason}");
     }
     assert!(!failure.to_string().contains(SNILS));
@@ -407,18 +416,45 @@ async fn bad_request_is_permanent_after_one_attempt() {
     assert!(matches!(failure, Failure::Permanent { .. }), "{failure:?}");
     assert_eq!(frmr.count(), 1);
     assert_eq!(recorder.outcomes(), vec![CallOutcome::BadRequest]);
-    assert!(failure.reason().contains("400"), "{}", failure.reason());
-    assert!(failure.reason().contains(MO), "the OID is not scrubbed");
+    // FRMR's message (here: SNILS, name, date, MO) is never quoted; its non-standard
+    // reasonPhrase ("Error") is dropped.
+    assert_eq!(failure.reason(), "FRMR rejected the request: answered 400 with code 400 (attempt 1 of 3)");
     assert_no_personal_data(&failure);
 }
 
 #[tokio::test]
 async fn no_reason_ever_carries_the_snils() {
-    for status in [400, 401, 403, 429, 500, 503] {
-        let frmr = Server::always(Reply::new(status, echoing_envelope(status))).await;
-        let (client, _) = client(config(frmr.base(), static_token()));
-        let failure = lookup(&client).await.unwrap_err();
-        assert_no_personal_data(&failure);
+    let logs = LogBuffer::capture();
+    let provider = token_provider().await;
+    for status in [400, 401, 403, 408, 429, 500, 503] {
+        for reason_phrase in ["Error", NAME_AND_DATE, "Bad Request"] {
+            let envelope = serde_json::json!({
+                "timestamp": "2024-03-01T10:00:00",
+                "code": status,
+                "reasonPhrase": reason_phrase,
+                "message": format!("СНИЛС {SNILS} (203-117-845 14): {NAME_AND_DATE}"),
+            })
+            .to_string();
+            let frmr = Server::always(Reply::new(status, envelope)).await;
+            for token in [static_token(), TokenSource::Provider(provider.token_url())] {
+                let (client, _) = client(config(frmr.base(), token));
+                let failure = lookup(&client).await.unwrap_err();
+                assert_no_personal_data(&failure);
+                let reason = failure.reason();
+                assert!(reason.contains(&format!("answered {status}")), "{reason}");
+                assert!(reason.contains("(attempt "), "{reason}");
+                if reason_phrase == "Bad Request" {
+                    assert!(reason.contains(&format!("with code {status} Bad Request")), "{reason}");
+                } else {
+                    assert!(!reason.contains(reason_phrase), "{reason}");
+                }
+            }
+        }
+    }
+    let text = logs.text();
+    assert!(text.contains("FRMR lookup failed"), "{text}");
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "logs leak {secret}: {text}");
     }
 }
 
@@ -444,6 +480,7 @@ async fn persistent_server_errors_end_in_retry_after_max_attempts() {
     let (client, recorder) = client(c);
     let failure = lookup(&client).await.unwrap_err();
     assert!(matches!(failure, Failure::Retry { after: None, .. }), "{failure:?}");
+    assert_eq!(failure.reason(), "FRMR answered 503 (attempt 4 of 4)");
     assert_eq!(frmr.count(), 4);
     assert_eq!(recorder.outcomes(), vec![CallOutcome::ServerError; 4]);
 }
@@ -464,6 +501,7 @@ async fn a_retry_after_longer_than_max_delay_ends_the_lookup_at_once() {
     let (client, recorder) = client(config(frmr.base(), static_token()));
     let failure = lookup(&client).await.unwrap_err();
     assert_eq!(failure, Failure::Retry { reason: failure.reason().to_owned(), after: Some(Duration::from_secs(120)) });
+    assert_eq!(failure.reason(), "FRMR is rate limiting: answered 429 (attempt 1 of 3); asked to retry after 120 s");
     assert_eq!(frmr.count(), 1);
     assert_eq!(recorder.outcomes(), vec![CallOutcome::RateLimited]);
 }
@@ -491,6 +529,7 @@ async fn a_slow_server_times_out_and_ends_in_retry() {
     let (client, recorder) = client(c);
     let failure = lookup(&client).await.unwrap_err();
     assert!(matches!(failure, Failure::Retry { .. }), "{failure:?}");
+    assert_eq!(failure.reason(), "FRMR timed out after 200 ms (attempt 2 of 2)");
     assert_eq!(recorder.outcomes(), vec![CallOutcome::Timeout; 2]);
     assert_eq!(frmr.count(), 2);
     assert_no_personal_data(&failure);
@@ -507,8 +546,58 @@ async fn a_refused_connection_ends_in_retry() {
     let failure = lookup(&client).await.unwrap_err();
     assert!(matches!(failure, Failure::Retry { after: None, .. }), "{failure:?}");
     assert_eq!(recorder.outcomes(), vec![CallOutcome::Transport; 3]);
-    assert!(failure.reason().contains("cannot connect"), "{}", failure.reason());
+    assert_eq!(failure.reason(), "connection to FRMR failed: connection refused (attempt 3 of 3)");
+    assert!(!failure.reason().contains(&port.to_string()), "no URL in the reason");
     assert_no_personal_data(&failure);
+}
+
+/// A raw TCP server writing `bytes` to every connection after reading the request head,
+/// then closing it.
+async fn raw_server(bytes: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(bytes).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn transport_reasons_never_carry_the_url() {
+    let cut_off =
+        raw_server(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"content\"")
+            .await;
+    let garbage = raw_server(b"this is not HTTP at all\r\n\r\n").await;
+    let plain = raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await;
+    let cases = [
+        (format!("http://{cut_off}/svc-hash"), CallOutcome::Transport, "FRMR answer was cut off"),
+        (format!("http://{garbage}/svc-hash"), CallOutcome::Transport, "FRMR exchange failed"),
+        // TLS to a plain HTTP server.
+        (format!("https://{plain}/svc-hash"), CallOutcome::Transport, "connection to FRMR failed"),
+    ];
+    for (base, outcome, head) in cases {
+        let (client, recorder) = client(config(url::Url::parse(&base).unwrap(), static_token()));
+        let failure = lookup(&client).await.unwrap_err();
+        assert!(matches!(failure, Failure::Retry { after: None, .. }), "{failure:?}");
+        assert_eq!(recorder.outcomes(), vec![outcome; 3], "{base}");
+        let reason = failure.reason();
+        assert!(reason.starts_with(head), "{base}: {reason}");
+        assert!(reason.ends_with("(attempt 3 of 3)"), "{reason}");
+        let port = base.rsplit(':').next().unwrap().trim_end_matches("/svc-hash").to_owned();
+        for leak in [port.as_str(), "127.0.0.1", "svc-hash", "person/full", "snils=", "http"] {
+            assert!(!reason.contains(leak), "{reason} leaks {leak}");
+        }
+        assert_no_personal_data(&failure);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -611,9 +700,16 @@ async fn a_403_is_a_configuration_failure_without_refresh() {
 async fn a_failing_token_provider_is_transient_and_retried() {
     let provider = Server::always(Reply::new(503, "")).await;
     let frmr = Server::always(Reply::new(200, person_json())).await;
-    let (client, recorder) = client(config(frmr.base(), TokenSource::Provider(provider.token_url())));
+    // A failed fetch is remembered for min(1 s, timeout) = 200 ms here; the backoff
+    // (300–600 ms) outlasts it, so every retry asks the provider again.
+    let mut c = config(frmr.base(), TokenSource::Provider(provider.token_url()));
+    c.timeout = Duration::from_millis(200);
+    c.retry_min_delay = Duration::from_millis(300);
+    c.retry_max_delay = Duration::from_millis(600);
+    let (client, recorder) = client(c);
     let failure = lookup(&client).await.unwrap_err();
     assert!(matches!(failure, Failure::Retry { .. }), "{failure:?}");
+    assert_eq!(failure.reason(), "token provider answered 503 (attempt 3 of 3)");
     assert_eq!(provider.count(), 3);
     assert_eq!(frmr.count(), 0);
     assert!(recorder.outcomes().is_empty());
@@ -677,6 +773,105 @@ async fn a_short_lived_token_is_not_reused_after_half_its_lifetime() {
     assert_eq!(provider.count(), 2);
 }
 
+/// Runs `n` lookups at once through `client`.
+async fn concurrent_lookups(
+    client: &Arc<FrmrClient>,
+    n: usize,
+) -> Vec<Result<Option<egisz_contract::frmr::FrmrPerson>, Failure>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let client = client.clone();
+        tasks.spawn(async move { lookup(&client).await });
+    }
+    let mut results = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        results.push(result.unwrap());
+    }
+    results
+}
+
+#[tokio::test]
+async fn a_hanging_token_provider_is_asked_once_and_fails_every_lookup_within_one_timeout() {
+    let timeout = Duration::from_millis(300);
+    let provider = token_provider_with_delay(Duration::from_secs(10)).await;
+    let frmr = Server::always(Reply::new(200, person_json())).await;
+    let mut c = config(frmr.base(), TokenSource::Provider(provider.token_url()));
+    c.timeout = timeout;
+    let (client, recorder) = client(c);
+    let client = Arc::new(client);
+
+    let started = std::time::Instant::now();
+    let results = concurrent_lookups(&client, 5).await;
+    let elapsed = started.elapsed();
+
+    assert_eq!(results.len(), 5);
+    for result in results {
+        let failure = result.unwrap_err();
+        assert!(matches!(failure, Failure::Retry { .. }), "{failure:?}");
+        // The retries of every lookup got the remembered failure, without a new fetch.
+        assert_eq!(failure.reason(), "token provider timed out after 300 ms (attempt 3 of 3)");
+    }
+    assert_eq!(provider.count(), 1, "one fetch, shared by every waiter");
+    assert!(elapsed < 3 * timeout, "{elapsed:?}");
+    assert_eq!(frmr.count(), 0);
+    assert_eq!(recorder.tokens(), vec![false]);
+}
+
+#[tokio::test]
+async fn a_failing_token_provider_is_asked_at_most_once_per_attempt_not_per_lookup() {
+    let provider = Server::always(Reply::new(500, "")).await;
+    let frmr = Server::always(Reply::new(200, person_json())).await;
+    let c = config(frmr.base(), TokenSource::Provider(provider.token_url()));
+    let attempts = c.retry_max_attempts as usize;
+    let (client, recorder) = client(c);
+    let client = Arc::new(client);
+
+    for result in concurrent_lookups(&client, 5).await {
+        let failure = result.unwrap_err();
+        assert!(matches!(failure, Failure::Retry { .. }), "{failure:?}");
+        assert_eq!(failure.reason(), "token provider answered 500 (attempt 3 of 3)");
+    }
+    let fetches = provider.count();
+    assert!((1..=attempts).contains(&fetches), "{fetches} provider requests for 5 lookups of {attempts} attempts");
+    assert_eq!(recorder.tokens(), vec![false; fetches]);
+    assert_eq!(frmr.count(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_token_fetch_is_remembered_briefly() {
+    let provider = Server::sequence(vec![Reply::new(503, ""), Reply::new(200, r#"{"token":"t2"}"#)]).await;
+    let frmr = Server::always(Reply::new(200, person_json())).await;
+    let mut c = config(frmr.base(), TokenSource::Provider(provider.token_url()));
+    c.retry_max_attempts = 1;
+    let (client, recorder) = client(c);
+
+    assert!(matches!(lookup(&client).await, Err(Failure::Retry { .. })));
+    // Right after: the same failure, without asking the provider (memo = min(1 s, 2 s)).
+    let failure = lookup(&client).await.unwrap_err();
+    assert_eq!(failure.reason(), "token provider answered 503 (attempt 1 of 1)");
+    assert_eq!(provider.count(), 1);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(lookup(&client).await.unwrap().is_some());
+    assert_eq!(provider.count(), 2);
+    assert_eq!(recorder.tokens(), vec![false, true]);
+    assert_eq!(frmr.hits()[0].authorization.as_deref(), Some("Bearer t2"));
+}
+
+#[tokio::test]
+async fn a_cancelled_lookup_does_not_wedge_the_token_fetch() {
+    let provider = token_provider_with_delay(Duration::from_millis(300)).await;
+    let frmr = Server::always(Reply::new(200, person_json())).await;
+    let (client, _) = client(config(frmr.base(), TokenSource::Provider(provider.token_url())));
+
+    // The lookup that started the fetch gives up while the fetch runs.
+    assert!(tokio::time::timeout(Duration::from_millis(50), lookup(&client)).await.is_err());
+    // The next one runs the fetch itself instead of waiting forever.
+    let person = tokio::time::timeout(Duration::from_secs(2), lookup(&client)).await.expect("not wedged");
+    assert!(person.unwrap().is_some());
+    assert_eq!(provider.count(), 2);
+}
+
 // ---------------------------------------------------------------------------------------
 // Rate limit
 // ---------------------------------------------------------------------------------------
@@ -720,6 +915,31 @@ async fn retries_wait_for_the_rate_limiter_too() {
 /// Collects everything the crate logs.
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Captures everything `egisz_frmr` logs on this thread until the guard is dropped.
+    fn capture() -> CapturedLogs {
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("egisz_frmr=trace")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        CapturedLogs { logs, _guard: tracing::subscriber::set_default(subscriber) }
+    }
+}
+
+struct CapturedLogs {
+    logs: LogBuffer,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8(self.logs.0.lock().unwrap().clone()).unwrap()
+    }
+}
 
 impl std::io::Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -818,4 +1038,93 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.extra_ca_bundle, None);
     assert!(c.user_agent.starts_with("egisz-gateway/"));
     assert!(!format!("{c:?}").contains("static-token"));
+}
+
+fn noop() -> Arc<dyn CallObserver> {
+    Arc::new(egisz_contract::NoopObserver)
+}
+
+#[test]
+fn validate_runs_exactly_the_checks_of_new() {
+    let base = url::Url::parse("https://ips.host/h").unwrap();
+    let ok = FrmrClientConfig::new(base.clone(), static_token());
+    let with = |f: &dyn Fn(&mut FrmrClientConfig)| {
+        let mut c = ok.clone();
+        f(&mut c);
+        c
+    };
+    let garbage = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("frmr-validate-not-a-ca.pem");
+    std::fs::write(&garbage, "this is not a certificate\n").unwrap();
+    let configs = [
+        ok.clone(),
+        with(&|c| c.token = TokenSource::Provider(url::Url::parse("http://127.0.0.1:8081/token").unwrap())),
+        with(&|c| c.base_url = url::Url::parse("ftp://ips.host/h").unwrap()),
+        with(&|c| c.rate_per_second = f64::NAN),
+        with(&|c| c.retry_max_attempts = 0),
+        with(&|c| c.timeout = Duration::ZERO),
+        with(&|c| c.retry_min_delay = Duration::from_secs(10)),
+        with(&|c| c.token = TokenSource::Static(String::new())),
+        with(&|c| c.token = TokenSource::Static("a b".to_owned())),
+        with(&|c| c.token = TokenSource::Static("a\u{1}b".to_owned())),
+        with(&|c| c.token = TokenSource::Static("токен".to_owned())),
+        with(&|c| c.token = TokenSource::Provider(url::Url::parse("ftp://sidecar/token").unwrap())),
+        with(&|c| c.token = TokenSource::Provider(url::Url::parse("file:///tmp/token").unwrap())),
+        with(&|c| c.user_agent = "egisz\ngateway".to_owned()),
+        with(&|c| c.extra_ca_bundle = Some("/nonexistent/ca.pem".into())),
+        with(&|c| c.extra_ca_bundle = Some(garbage.clone())),
+    ];
+    for (i, c) in configs.into_iter().enumerate() {
+        let by_new = FrmrClient::new(c.clone(), noop()).map(drop).map_err(|e| e.to_string());
+        assert_eq!(egisz_frmr::validate(&c).map_err(|e| e.to_string()), by_new, "config #{i}");
+        assert_eq!(c.validate().map_err(|e| e.to_string()), by_new, "config #{i}");
+        assert_eq!(by_new.is_ok(), i < 2, "config #{i}: {by_new:?}");
+    }
+}
+
+#[test]
+fn a_token_source_parse_accepts_is_never_refused_by_new() {
+    let base = url::Url::parse("https://ips.host/h").unwrap();
+    let inputs = [
+        "static:abc",
+        " static:eyJhbGciOi.x-y_z~+/= ",
+        "static:",
+        "static:a b",
+        "static:a\tb",
+        "static:a\u{1}b",
+        "static:a\u{7f}",
+        "static:токен",
+        "http://127.0.0.1:9000/token",
+        "https://user:pw@sidecar.local:8443/token?key=k",
+        "HTTPS://sidecar.local/token",
+        "http://[::1]:9000/token",
+        "https://",
+        "http://",
+        "ftp://host/t",
+        "file:///tmp/t",
+        "my-token",
+    ];
+    let mut accepted = 0;
+    for input in inputs {
+        match TokenSource::parse(input) {
+            Ok(source) => {
+                accepted += 1;
+                let built = FrmrClient::new(FrmrClientConfig::new(base.clone(), source), noop());
+                assert!(built.is_ok(), "{input:?}: {:?}", built.err());
+            }
+            Err(e) => {
+                let secret = input.trim().trim_start_matches("static:");
+                assert!(secret.is_empty() || !e.contains(secret), "{input:?}: {e}");
+            }
+        }
+    }
+    assert_eq!(accepted, 6);
+    // And what parse refuses, new refuses too when the source is built by hand.
+    for source in [
+        TokenSource::Static("a b".to_owned()),
+        TokenSource::Static("a\u{1b}[0m".to_owned()),
+        TokenSource::Provider(url::Url::parse("ftp://host/t").unwrap()),
+    ] {
+        let err = FrmrClient::new(FrmrClientConfig::new(base.clone(), source), noop()).unwrap_err();
+        assert!(matches!(err, FrmrClientError::InvalidConfig(_)), "{err}");
+    }
 }
