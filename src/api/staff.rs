@@ -249,6 +249,7 @@ fn lookup_error(e: LookupError) -> ApiError {
         (status = 422, description = "`invalid_snils` (FRMR not called) or `validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`frmr_rejected`: FRMR refused the gateway's request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`frmr_unavailable`: FRMR down and nothing cached; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`request_timeout`: the request took longer than `api.request_timeout_ms`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -349,7 +350,9 @@ pub struct BatchResponse {
         (status = 200, description = "One result per item, same order. A malformed SNILS gives the item verdict `invalid_snils`; an item FRMR could not answer carries `error`", body = BatchResponse),
         (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No `verifier` role, or the organisation is outside the key's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`batch_too_large`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
