@@ -17,6 +17,7 @@ mod observe;
 mod oid;
 mod outcome;
 mod personal;
+pub mod remd;
 mod snils;
 
 pub use observe::{CallObserver, CallOutcome, NoopObserver};
