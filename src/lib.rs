@@ -26,8 +26,10 @@ pub mod circuit;
 pub mod config;
 pub mod memo;
 pub mod metrics;
+pub mod relay;
 pub mod staff;
 pub mod store;
+pub mod submission;
 pub mod telemetry;
 
 /// The current time, to the millisecond (what both databases store exactly).

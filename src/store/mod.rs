@@ -7,8 +7,11 @@
 //! writing transactions are short and never span a call to an outside service; SQLite
 //! writing transactions start with `BEGIN IMMEDIATE`.
 
+mod outbox;
 mod postgres;
+mod postgres_outbox;
 mod sqlite;
+mod sqlite_outbox;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +24,7 @@ use uuid::Uuid;
 use crate::auth::{ClientRecord, NewClient};
 use crate::config::DatabaseConfig;
 
+pub use outbox::{CallbackRecord, Outbox};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -65,7 +69,7 @@ pub struct CachedLookup {
 
 /// Durable state of the gateway.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Outbox + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies the embedded migrations that are not applied yet.
@@ -119,6 +123,16 @@ fn person_to_json(person: &Option<FrmrPerson>) -> Result<Option<serde_json::Valu
 
 fn person_from_json(value: Option<serde_json::Value>) -> Result<Option<FrmrPerson>, StoreError> {
     value.map(serde_json::from_value).transpose().map_err(|e| StoreError::Corrupt(format!("staff_cache.person: {e}")))
+}
+
+/// What kind of decoding error, without the value (which may be personal data).
+fn error_kind(e: &sqlx::Error) -> &'static str {
+    match e {
+        sqlx::Error::Decode(_) => "decode",
+        sqlx::Error::ColumnNotFound(_) => "column missing",
+        sqlx::Error::ColumnDecode { .. } => "column decode",
+        _ => "database",
+    }
 }
 
 fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {

@@ -24,11 +24,11 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_ms(v: i64) -> Result<DateTime<Utc>, StoreError> {
+pub(super) fn from_ms(v: i64) -> Result<DateTime<Utc>, StoreError> {
     Utc.timestamp_millis_opt(v).single().ok_or_else(|| StoreError::Corrupt(format!("time {v}")))
 }
 
@@ -71,6 +71,10 @@ impl SqliteStore {
             })?;
         }
         Ok(Self { pool })
+    }
+
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     fn client_from_row(row: &SqliteRow) -> Result<ClientRecord, StoreError> {

@@ -1,0 +1,3 @@
+//! The relay: the outbox dispatcher that takes submissions to REMD, with its retry schedule.
+
+pub mod schedule;

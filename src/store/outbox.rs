@@ -1,0 +1,81 @@
+//! The outbox half of the store: submissions, their documents, timeline and REMD's calls.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
+
+/// A call REMD made to the gateway, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallbackRecord {
+    pub received_at: DateTime<Utc>,
+    /// `getDocumentFile` or `sendRegisterDocumentResult`.
+    pub operation: String,
+    pub message_id: String,
+    pub relates_to: Option<String>,
+    pub submission_id: Option<Uuid>,
+    pub outcome: String,
+    pub payload: serde_json::Value,
+}
+
+#[async_trait::async_trait]
+pub trait Outbox: Send + Sync {
+    /// In one transaction: the document bytes, the submission and its first event — unless
+    /// `(organization, local_uid)` exists, in which case the existing submission is returned
+    /// as `Existing` (same bytes) or `Conflict` (other bytes).
+    async fn intake(&self, new: &NewSubmission) -> Result<Intake, StoreError>;
+
+    async fn submission(&self, id: Uuid) -> Result<Option<SubmissionRecord>, StoreError>;
+    /// The timeline, oldest first.
+    async fn events(&self, id: Uuid) -> Result<Vec<Event>, StoreError>;
+    /// Newest first, keyset-paginated by `(created_at, id)`.
+    async fn list_submissions(&self, filter: &ListFilter) -> Result<Vec<SubmissionRecord>, StoreError>;
+    /// The exact bytes stored at intake.
+    async fn document_content(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Leases up to `limit` due submissions (`next_attempt_at <= now`) to `owner` until
+    /// `lease_until`, in one short transaction; those due to be sent move to `sending`
+    /// (attempts + 1), those in `unknown` stay there for reconciliation.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Records the `wsa:MessageID` of a registerDocument about to be sent for `id`.
+    async fn note_message(&self, id: Uuid, message_id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Applies `t` if the submission is in one of `from` (and still leased by `lease_owner`,
+    /// when given), with its event; clears the lease. `false` when nothing matched.
+    async fn transition(
+        &self,
+        id: Uuid,
+        from: &[Status],
+        lease_owner: Option<&str>,
+        t: &Transition,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// The submission a message id of ours belongs to.
+    async fn submission_by_message(&self, message_id: &str) -> Result<Option<SubmissionRecord>, StoreError>;
+
+    /// Leases that expired (a worker died mid-call) put their submission in `unknown`, due
+    /// now: the call may have reached REMD, so it is reconciled before any resend.
+    async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// `awaiting_result` since before `before` → `unknown`, due now (the result never came).
+    async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Records a call from REMD. `false` when the same call (operation, REMD's message id)
+    /// was recorded before: a duplicate, to be acknowledged and not applied again.
+    async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError>;
+
+    /// Submissions per status.
+    async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError>;
+
+    /// When the earliest due submission is due (for the relay's sleep).
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+}

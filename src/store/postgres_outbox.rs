@@ -1,0 +1,386 @@
+//! The outbox on PostgreSQL: several gateway instances claim with `FOR UPDATE SKIP LOCKED`,
+//! and a new submission wakes every instance's relay with `NOTIFY egisz_outbox`.
+
+use chrono::{DateTime, Utc};
+use egisz_contract::Oid;
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::types::Json;
+use sqlx::{QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::StoreError;
+use super::outbox::{CallbackRecord, Outbox};
+use super::postgres::PgStore;
+use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
+
+/// The channel a new submission is announced on.
+pub const OUTBOX_CHANNEL: &str = "egisz_outbox";
+
+const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
+     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, created_at, updated_at";
+
+fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    let organization: String = row.try_get("organization")?;
+    let request: Json<egisz_contract::remd::RegisterDocument> = row
+        .try_get("request")
+        .map_err(|e| StoreError::Corrupt(format!("submissions.request is not readable ({})", super::error_kind(&e))))?;
+    let errors: Json<Vec<crate::submission::SubmissionError>> = row.try_get("errors")?;
+    Ok(SubmissionRecord {
+        id: row.try_get("id")?,
+        organization: Oid::parse(&organization).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        local_uid: row.try_get("local_uid")?,
+        kind: row.try_get::<i32, _>("kind")? as u32,
+        status: status.parse().map_err(StoreError::Corrupt)?,
+        checksum: row.try_get::<i64, _>("checksum")? as u32,
+        byte_size: row.try_get::<i64, _>("byte_size")? as u64,
+        request: request.0,
+        attempts: row.try_get::<i32, _>("attempts")? as u32,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_until: row.try_get("lease_until")?,
+        emdr_id: row.try_get("emdr_id")?,
+        registered_at: row.try_get("registered_at")?,
+        errors: errors.0,
+        awaiting_since: row.try_get("awaiting_since")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+async fn event(
+    conn: &mut PgConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+    status: Status,
+    actor: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO submission_events (submission_id, at, status, actor, detail) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(at)
+        .bind(status.as_str())
+        .bind(actor)
+        .bind(detail)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn fetch(conn: &mut PgConnection, id: Uuid) -> Result<Option<SubmissionRecord>, StoreError> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(record)
+        .transpose()
+}
+
+#[async_trait::async_trait]
+impl Outbox for PgStore {
+    async fn intake(&self, new: &NewSubmission) -> Result<Intake, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // Serialise intakes of the same (organization, local_uid) so the loser of a race sees
+        // the winner's row instead of a constraint error.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("{}\u{1f}{}", new.organization, new.local_uid))
+            .execute(&mut *tx)
+            .await?;
+        let existing =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE organization = $1 AND local_uid = $2"))
+                .bind(new.organization.as_str())
+                .bind(&new.local_uid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = existing {
+            let found = record(&row)?;
+            let content: Vec<u8> = sqlx::query_scalar("SELECT content FROM documents WHERE submission_id = $1")
+                .bind(found.id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            return Ok(if content == new.content { Intake::Existing(found) } else { Intake::Conflict(found) });
+        }
+        sqlx::query(
+            "INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request, attempts,
+                 next_attempt_at, errors, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, 0, $8, '[]', $8, $8)",
+        )
+        .bind(new.id)
+        .bind(new.organization.as_str())
+        .bind(&new.local_uid)
+        .bind(new.kind as i32)
+        .bind(i64::from(new.checksum))
+        .bind(new.content.len() as i64)
+        .bind(Json(&new.request))
+        .bind(new.created_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO documents (submission_id, content) VALUES ($1, $2)")
+            .bind(new.id)
+            .bind(&new.content)
+            .execute(&mut *tx)
+            .await?;
+        event(&mut tx, new.id, new.created_at, Status::Queued, &new.actor, "документ принят и сохранён").await?;
+        sqlx::query("SELECT pg_notify($1, '')").bind(OUTBOX_CHANNEL).execute(&mut *tx).await?;
+        let created =
+            fetch(&mut tx, new.id).await?.ok_or_else(|| StoreError::Corrupt("inserted row vanished".into()))?;
+        tx.commit().await?;
+        Ok(Intake::Created(created))
+    }
+
+    async fn submission(&self, id: Uuid) -> Result<Option<SubmissionRecord>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        fetch(&mut conn, id).await
+    }
+
+    async fn events(&self, id: Uuid) -> Result<Vec<Event>, StoreError> {
+        let rows =
+            sqlx::query("SELECT at, status, actor, detail FROM submission_events WHERE submission_id = $1 ORDER BY id")
+                .bind(id)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                Ok(Event {
+                    at: r.try_get("at")?,
+                    status: status.parse().map_err(StoreError::Corrupt)?,
+                    actor: r.try_get("actor")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_submissions(&self, f: &ListFilter) -> Result<Vec<SubmissionRecord>, StoreError> {
+        let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM submissions WHERE TRUE"));
+        if let Some(orgs) = &f.organizations {
+            if orgs.is_empty() {
+                return Ok(Vec::new());
+            }
+            q.push(" AND organization = ANY(")
+                .push_bind(orgs.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                .push(")");
+        }
+        if let Some(s) = f.status {
+            q.push(" AND status = ").push_bind(s.as_str());
+        }
+        if let Some(k) = f.kind {
+            q.push(" AND kind = ").push_bind(k as i32);
+        }
+        if let Some(from) = f.from {
+            q.push(" AND created_at >= ").push_bind(from);
+        }
+        if let Some(to) = f.to {
+            q.push(" AND created_at < ").push_bind(to);
+        }
+        if let Some(code) = &f.error_code {
+            q.push(" AND errors @> ").push_bind(Json(serde_json::json!([{ "code": code }])));
+        }
+        if let Some((at, id)) = f.before {
+            q.push(" AND (created_at, id) < (").push_bind(at).push(", ").push_bind(id).push(")");
+        }
+        q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(i64::from(f.limit));
+        q.build().fetch_all(self.pool()).await?.iter().map(record).collect()
+    }
+
+    async fn document_content(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT content FROM documents WHERE submission_id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let due: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, status FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
+             ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for (id, status) in due {
+            let from: Status = status.parse().map_err(StoreError::Corrupt)?;
+            let sending = from != Status::Unknown;
+            sqlx::query(
+                "UPDATE submissions SET status = $1, attempts = attempts + $2, next_attempt_at = NULL,
+                     lease_owner = $3, lease_until = $4, updated_at = $5 WHERE id = $6",
+            )
+            .bind(if sending { Status::Sending.as_str() } else { Status::Unknown.as_str() })
+            .bind(i32::from(sending))
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if sending {
+                event(&mut tx, id, now, Status::Sending, "relay", "отправка в РЭМД").await?;
+            }
+            let record = fetch(&mut tx, id).await?.ok_or_else(|| StoreError::Corrupt("claimed row vanished".into()))?;
+            claimed.push(Claimed { record, claimed_from: from });
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn note_message(&self, id: Uuid, message_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO submission_messages (message_id, submission_id, sent_at) VALUES ($1, $2, $3)")
+            .bind(message_id)
+            .bind(id)
+            .bind(at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn transition(
+        &self,
+        id: Uuid,
+        from: &[Status],
+        lease_owner: Option<&str>,
+        t: &Transition,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let states: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let mut tx = self.pool().begin().await?;
+        let last_code = t.errors.as_ref().and_then(|e| e.first()).map(|e| e.code.clone());
+        let updated = sqlx::query(
+            "UPDATE submissions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
+                 emdr_id = COALESCE($3, emdr_id), registered_at = COALESCE($4, registered_at),
+                 errors = COALESCE($5, errors), last_error_code = CASE WHEN $6 THEN $7 ELSE last_error_code END,
+                 awaiting_since = $8, updated_at = $9
+             WHERE id = $10 AND status = ANY($11) AND ($12::text IS NULL OR lease_owner = $12)",
+        )
+        .bind(t.to.as_str())
+        .bind(t.next_attempt_at)
+        .bind(&t.emdr_id)
+        .bind(t.registered_at)
+        .bind(t.errors.as_ref().map(Json))
+        .bind(t.errors.is_some())
+        .bind(last_code)
+        .bind(t.awaiting_since)
+        .bind(at)
+        .bind(id)
+        .bind(&states)
+        .bind(lease_owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        event(&mut tx, id, at, t.to, &t.actor, &t.detail).await?;
+        if t.next_attempt_at.is_some() {
+            sqlx::query("SELECT pg_notify($1, '')").bind(OUTBOX_CHANNEL).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn submission_by_message(&self, message_id: &str) -> Result<Option<SubmissionRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM submissions WHERE id = (SELECT submission_id FROM submission_messages WHERE message_id = $1)"
+        ))
+        .bind(message_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE submissions SET status = 'unknown', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
+                 updated_at = $1
+             WHERE id IN (SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < $1
+                          FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            event(
+                &mut tx,
+                *id,
+                now,
+                Status::Unknown,
+                "relay",
+                "обработчик не завершил отправку; результат будет сверен с РЭМД",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE submissions SET status = 'unknown', next_attempt_at = $2, updated_at = $2
+             WHERE id IN (SELECT id FROM submissions WHERE status = 'awaiting_result' AND awaiting_since < $1
+                          FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .bind(before)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            event(
+                &mut tx,
+                *id,
+                now,
+                Status::Unknown,
+                "watchdog",
+                "результат регистрации не пришёл вовремя; сверка с РЭМД",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO remd_callbacks (received_at, operation, message_id, relates_to, submission_id, outcome, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation, message_id) DO NOTHING",
+        )
+        .bind(cb.received_at)
+        .bind(&cb.operation)
+        .bind(&cb.message_id)
+        .bind(&cb.relates_to)
+        .bind(cb.submission_id)
+        .bind(&cb.outcome)
+        .bind(Json(&cb.payload))
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(inserted > 0)
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM submissions GROUP BY status").fetch_all(self.pool()).await?;
+        rows.into_iter().map(|(s, n)| Ok((s.parse().map_err(StoreError::Corrupt)?, n as u64))).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM submissions WHERE next_attempt_at IS NOT NULL")
+            .fetch_one(self.pool())
+            .await?)
+    }
+}

@@ -1,0 +1,413 @@
+//! The outbox on SQLite. Writing transactions begin `IMMEDIATE`, so two writers never
+//! deadlock on a lock upgrade; claims are serialised by SQLite's single writer.
+
+use chrono::{DateTime, Utc};
+use egisz_contract::Oid;
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::outbox::{CallbackRecord, Outbox};
+use super::sqlite::{SqliteStore, from_ms, ms};
+use super::{StoreError, parse_uuid};
+use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
+
+const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
+     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, created_at, updated_at";
+
+fn opt_ms(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    v.map(from_ms).transpose()
+}
+
+fn record(row: &SqliteRow) -> Result<SubmissionRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    let organization: String = row.try_get("organization")?;
+    let request: Json<egisz_contract::remd::RegisterDocument> = row
+        .try_get("request")
+        .map_err(|e| StoreError::Corrupt(format!("submissions.request is not readable ({})", super::error_kind(&e))))?;
+    let errors: Json<Vec<crate::submission::SubmissionError>> = row.try_get("errors")?;
+    Ok(SubmissionRecord {
+        id: parse_uuid(row.try_get("id")?)?,
+        organization: Oid::parse(&organization).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        local_uid: row.try_get("local_uid")?,
+        kind: row.try_get::<i64, _>("kind")? as u32,
+        status: status.parse().map_err(StoreError::Corrupt)?,
+        checksum: row.try_get::<i64, _>("checksum")? as u32,
+        byte_size: row.try_get::<i64, _>("byte_size")? as u64,
+        request: request.0,
+        attempts: row.try_get::<i64, _>("attempts")? as u32,
+        next_attempt_at: opt_ms(row.try_get("next_attempt_at")?)?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_until: opt_ms(row.try_get("lease_until")?)?,
+        emdr_id: row.try_get("emdr_id")?,
+        registered_at: opt_ms(row.try_get("registered_at")?)?,
+        errors: errors.0,
+        awaiting_since: opt_ms(row.try_get("awaiting_since")?)?,
+        created_at: from_ms(row.try_get("created_at")?)?,
+        updated_at: from_ms(row.try_get("updated_at")?)?,
+    })
+}
+
+async fn event(
+    conn: &mut SqliteConnection,
+    id: &str,
+    at: DateTime<Utc>,
+    status: Status,
+    actor: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO submission_events (submission_id, at, status, actor, detail) VALUES (?, ?, ?, ?, ?)")
+        .bind(id)
+        .bind(ms(at))
+        .bind(status.as_str())
+        .bind(actor)
+        .bind(detail)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn fetch(conn: &mut SqliteConnection, id: &str) -> Result<Option<SubmissionRecord>, StoreError> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(record)
+        .transpose()
+}
+
+#[async_trait::async_trait]
+impl Outbox for SqliteStore {
+    async fn intake(&self, new: &NewSubmission) -> Result<Intake, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let existing =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE organization = ? AND local_uid = ?"))
+                .bind(new.organization.as_str())
+                .bind(&new.local_uid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = existing {
+            let found = record(&row)?;
+            let content: Vec<u8> = sqlx::query_scalar("SELECT content FROM documents WHERE submission_id = ?")
+                .bind(found.id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            return Ok(if content == new.content { Intake::Existing(found) } else { Intake::Conflict(found) });
+        }
+        let id = new.id.to_string();
+        let at = ms(new.created_at);
+        sqlx::query(
+            "INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request, attempts,
+                 next_attempt_at, errors, created_at, updated_at)
+             VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, 0, ?, '[]', ?, ?)",
+        )
+        .bind(&id)
+        .bind(new.organization.as_str())
+        .bind(&new.local_uid)
+        .bind(i64::from(new.kind))
+        .bind(i64::from(new.checksum))
+        .bind(new.content.len() as i64)
+        .bind(Json(&new.request))
+        .bind(at)
+        .bind(at)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO documents (submission_id, content) VALUES (?, ?)")
+            .bind(&id)
+            .bind(&new.content)
+            .execute(&mut *tx)
+            .await?;
+        event(&mut tx, &id, new.created_at, Status::Queued, &new.actor, "документ принят и сохранён").await?;
+        let created = fetch(&mut tx, &id).await?.ok_or_else(|| StoreError::Corrupt("inserted row vanished".into()))?;
+        tx.commit().await?;
+        Ok(Intake::Created(created))
+    }
+
+    async fn submission(&self, id: Uuid) -> Result<Option<SubmissionRecord>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        fetch(&mut conn, &id.to_string()).await
+    }
+
+    async fn events(&self, id: Uuid) -> Result<Vec<Event>, StoreError> {
+        let rows =
+            sqlx::query("SELECT at, status, actor, detail FROM submission_events WHERE submission_id = ? ORDER BY id")
+                .bind(id.to_string())
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                Ok(Event {
+                    at: from_ms(r.try_get("at")?)?,
+                    status: status.parse().map_err(StoreError::Corrupt)?,
+                    actor: r.try_get("actor")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_submissions(&self, f: &ListFilter) -> Result<Vec<SubmissionRecord>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM submissions WHERE 1 = 1");
+        let mut qb: Vec<Bind> = Vec::new();
+        if let Some(orgs) = &f.organizations {
+            if orgs.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push_str(&format!(" AND organization IN ({})", vec!["?"; orgs.len()].join(", ")));
+            qb.extend(orgs.iter().map(|o| Bind::Text(o.to_string())));
+        }
+        if let Some(s) = f.status {
+            sql.push_str(" AND status = ?");
+            qb.push(Bind::Text(s.as_str().to_owned()));
+        }
+        if let Some(k) = f.kind {
+            sql.push_str(" AND kind = ?");
+            qb.push(Bind::Int(i64::from(k)));
+        }
+        if let Some(from) = f.from {
+            sql.push_str(" AND created_at >= ?");
+            qb.push(Bind::Int(ms(from)));
+        }
+        if let Some(to) = f.to {
+            sql.push_str(" AND created_at < ?");
+            qb.push(Bind::Int(ms(to)));
+        }
+        if let Some(code) = &f.error_code {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(submissions.errors) e WHERE json_extract(e.value, '$.code') = ?)",
+            );
+            qb.push(Bind::Text(code.clone()));
+        }
+        if let Some((at, id)) = f.before {
+            sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
+            qb.push(Bind::Int(ms(at)));
+            qb.push(Bind::Int(ms(at)));
+            qb.push(Bind::Text(id.to_string()));
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+        qb.push(Bind::Int(i64::from(f.limit)));
+        let mut q = sqlx::query(&sql);
+        for b in qb {
+            q = match b {
+                Bind::Text(s) => q.bind(s),
+                Bind::Int(i) => q.bind(i),
+            };
+        }
+        q.fetch_all(self.pool()).await?.iter().map(record).collect()
+    }
+
+    async fn document_content(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT content FROM documents WHERE submission_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let due: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, status FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
+             ORDER BY next_attempt_at LIMIT ?",
+        )
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for (id, status) in due {
+            let from: Status = status.parse().map_err(StoreError::Corrupt)?;
+            let sending = from != Status::Unknown;
+            sqlx::query(
+                "UPDATE submissions SET status = ?, attempts = attempts + ?, next_attempt_at = NULL,
+                     lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(if sending { Status::Sending.as_str() } else { Status::Unknown.as_str() })
+            .bind(i64::from(sending))
+            .bind(owner)
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            if sending {
+                event(&mut tx, &id, now, Status::Sending, "relay", "отправка в РЭМД").await?;
+            }
+            let record =
+                fetch(&mut tx, &id).await?.ok_or_else(|| StoreError::Corrupt("claimed row vanished".into()))?;
+            claimed.push(Claimed { record, claimed_from: from });
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn note_message(&self, id: Uuid, message_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO submission_messages (message_id, submission_id, sent_at) VALUES (?, ?, ?)")
+            .bind(message_id)
+            .bind(id.to_string())
+            .bind(ms(at))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn transition(
+        &self,
+        id: Uuid,
+        from: &[Status],
+        lease_owner: Option<&str>,
+        t: &Transition,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        let states = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let errors = t.errors.as_ref().map(Json);
+        let last_code = t.errors.as_ref().and_then(|e| e.first()).map(|e| e.code.clone());
+        let updated = sqlx::query(&format!(
+            "UPDATE submissions SET status = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
+                 emdr_id = COALESCE(?, emdr_id), registered_at = COALESCE(?, registered_at),
+                 errors = COALESCE(?, errors), last_error_code = CASE WHEN ? THEN ? ELSE last_error_code END,
+                 awaiting_since = ?, updated_at = ?
+             WHERE id = ? AND status IN ({states}) AND (? IS NULL OR lease_owner = ?)"
+        ))
+        .bind(t.to.as_str())
+        .bind(t.next_attempt_at.map(ms))
+        .bind(&t.emdr_id)
+        .bind(t.registered_at.map(ms))
+        .bind(errors)
+        .bind(t.errors.is_some())
+        .bind(last_code)
+        .bind(t.awaiting_since.map(ms))
+        .bind(ms(at))
+        .bind(&id)
+        .bind(lease_owner)
+        .bind(lease_owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        event(&mut tx, &id, at, t.to, &t.actor, &t.detail).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn submission_by_message(&self, message_id: &str) -> Result<Option<SubmissionRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM submissions WHERE id = (SELECT submission_id FROM submission_messages WHERE message_id = ?)"
+        ))
+        .bind(message_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < ?")
+                .bind(ms(now))
+                .fetch_all(&mut *tx)
+                .await?;
+        for id in &ids {
+            sqlx::query(
+                "UPDATE submissions SET status = 'unknown', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
+                     updated_at = ? WHERE id = ?",
+            )
+            .bind(ms(now))
+            .bind(ms(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            event(
+                &mut tx,
+                id,
+                now,
+                Status::Unknown,
+                "relay",
+                "обработчик не завершил отправку; результат будет сверен с РЭМД",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM submissions WHERE status = 'awaiting_result' AND awaiting_since < ?")
+                .bind(ms(before))
+                .fetch_all(&mut *tx)
+                .await?;
+        for id in &ids {
+            sqlx::query("UPDATE submissions SET status = 'unknown', next_attempt_at = ?, updated_at = ? WHERE id = ?")
+                .bind(ms(now))
+                .bind(ms(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            event(
+                &mut tx,
+                id,
+                now,
+                Status::Unknown,
+                "watchdog",
+                "результат регистрации не пришёл вовремя; сверка с РЭМД",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO remd_callbacks (received_at, operation, message_id, relates_to, submission_id, outcome, payload)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (operation, message_id) DO NOTHING",
+        )
+        .bind(ms(cb.received_at))
+        .bind(&cb.operation)
+        .bind(&cb.message_id)
+        .bind(&cb.relates_to)
+        .bind(cb.submission_id.map(|u| u.to_string()))
+        .bind(&cb.outcome)
+        .bind(Json(&cb.payload))
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(inserted > 0)
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM submissions GROUP BY status").fetch_all(self.pool()).await?;
+        rows.into_iter().map(|(s, n)| Ok((s.parse().map_err(StoreError::Corrupt)?, n as u64))).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM submissions WHERE next_attempt_at IS NOT NULL")
+                .fetch_one(self.pool())
+                .await?;
+        opt_ms(v)
+    }
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}

@@ -1,0 +1,204 @@
+//! Submissions: a document the gateway has acknowledged, on its way to REMD.
+//!
+//! `queued → sending → awaiting_result → registered`, with `retry_wait` (transient failure;
+//! back to `sending` at `next_attempt_at`), `unknown` (the outcome of a send is not known:
+//! reconcile with the register before any resend), `failed` (waits for ops) and `cancelled`.
+//! Every transition is an event with time, actor and detail.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use egisz_contract::Oid;
+use egisz_contract::remd::RegisterDocument;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Queued,
+    Sending,
+    AwaitingResult,
+    RetryWait,
+    Unknown,
+    Registered,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Queued,
+        Status::Sending,
+        Status::AwaitingResult,
+        Status::RetryWait,
+        Status::Unknown,
+        Status::Registered,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Sending => "sending",
+            Status::AwaitingResult => "awaiting_result",
+            Status::RetryWait => "retry_wait",
+            Status::Unknown => "unknown",
+            Status::Registered => "registered",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Ended: nothing more happens without ops.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Registered | Status::Cancelled)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| format!("unknown status {s:?}"))
+    }
+}
+
+/// What ops must do about an error (from `mappings/remd-message-codes.tsv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Retry,
+    Reconcile,
+    NeedsDataFix,
+    NeedsAdmin,
+}
+
+/// An error of a submission as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SubmissionError {
+    /// A REMD message code (NSI 1.2.643.5.1.13.13.99.2.305), or a gateway code.
+    pub code: String,
+    /// REMD's text (may quote the document: shown to the submitter, never logged).
+    pub message: String,
+    pub disposition: Disposition,
+    /// What to do, in Russian.
+    pub hint_ru: String,
+}
+
+/// A submission as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmissionRecord {
+    pub id: Uuid,
+    pub organization: Oid,
+    pub local_uid: String,
+    pub kind: u32,
+    pub status: Status,
+    pub checksum: u32,
+    pub byte_size: u64,
+    /// The registration request derived from the document (message id left empty).
+    pub request: RegisterDocument,
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub emdr_id: Option<String>,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub errors: Vec<SubmissionError>,
+    pub awaiting_since: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One step of a submission's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    pub status: Status,
+    /// `api:<client name>`, `relay`, `remd`, `watchdog`, `ops:<client name>`.
+    pub actor: String,
+    pub detail: String,
+}
+
+/// A document accepted at intake.
+#[derive(Debug, Clone)]
+pub struct NewSubmission {
+    pub id: Uuid,
+    pub organization: Oid,
+    pub local_uid: String,
+    pub kind: u32,
+    pub checksum: u32,
+    pub content: Vec<u8>,
+    pub request: RegisterDocument,
+    pub created_at: DateTime<Utc>,
+    pub actor: String,
+}
+
+/// What intake found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intake {
+    /// Stored now.
+    Created(SubmissionRecord),
+    /// The same `(organization, local_uid)` with the same bytes: the existing submission.
+    Existing(SubmissionRecord),
+    /// The same `(organization, local_uid)` with other bytes.
+    Conflict(SubmissionRecord),
+}
+
+/// A change of state, applied in one transaction with its event, only if the submission is
+/// in one of the expected states (and, when given, still leased by `lease_owner`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub to: Status,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub emdr_id: Option<String>,
+    pub registered_at: Option<DateTime<Utc>>,
+    /// `Some` replaces the error list (an empty list clears it).
+    pub errors: Option<Vec<SubmissionError>>,
+    pub awaiting_since: Option<DateTime<Utc>>,
+    pub actor: String,
+    pub detail: String,
+}
+
+impl Transition {
+    pub fn to(status: Status, actor: &str, detail: impl Into<String>) -> Self {
+        Self {
+            to: status,
+            next_attempt_at: None,
+            emdr_id: None,
+            registered_at: None,
+            errors: None,
+            awaiting_since: None,
+            actor: actor.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A submission the relay has leased.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub record: SubmissionRecord,
+    /// The state before the claim: `queued`/`retry_wait` are sent, `unknown` is reconciled.
+    pub claimed_from: Status,
+}
+
+/// Filters of the submission list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub organizations: Option<Vec<Oid>>,
+    pub status: Option<Status>,
+    pub kind: Option<u32>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub error_code: Option<String>,
+    /// Keyset cursor: items strictly older than `(created_at, id)`.
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: u32,
+}

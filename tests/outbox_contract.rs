@@ -1,0 +1,312 @@
+//! The outbox contract, on SQLite and PostgreSQL: intake, idempotency, claims and leases,
+//! transitions, REMD's calls, lists.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use common::{Db, TestDb};
+use egisz_contract::remd::{Coded, Patient, PersonalSignature, RegisterDocument, SignatureData, Signer};
+use egisz_contract::{Oid, Personal, Snils};
+use egisz_gateway::config::Config;
+use egisz_gateway::store::{self, CallbackRecord, Store};
+use egisz_gateway::submission::{Disposition, Intake, ListFilter, NewSubmission, Status, SubmissionError, Transition};
+use uuid::Uuid;
+
+on_both_backends!(
+    intake_is_idempotent_and_conflicts_on_other_bytes,
+    concurrent_intake_of_one_document_stores_it_once,
+    claims_lease_and_never_hand_out_a_row_twice,
+    transitions_respect_state_and_lease,
+    expired_leases_and_silent_results_go_to_reconciliation,
+    callbacks_are_recorded_once,
+    lists_filter_and_paginate_newest_first,
+);
+
+const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
+
+async fn open(db: &TestDb) -> Arc<dyn Store> {
+    let env = [("EGISZ__DATABASE__URL".to_owned(), db.url.clone())];
+    store::connect(&Config::load(None, &env).unwrap().database).await.expect("store opens")
+}
+
+fn request(local_uid: &str) -> RegisterDocument {
+    RegisterDocument {
+        message_id: String::new(),
+        kind: 40,
+        organization: Oid::parse(MO).unwrap(),
+        department: None,
+        local_uid: local_uid.to_owned(),
+        creation_date_time: "2023-08-18T10:15:00+07:00".parse().unwrap(),
+        patient: Patient {
+            local_id: "P-0048213".into(),
+            snils: Some(Snils::parse("15643219866").unwrap()),
+            surname: Personal("Павлова".into()),
+            name: Personal("Елена".into()),
+            patr_name: Some(Personal("Сергеевна".into())),
+            birth_date: Personal("1997-08-05".parse().unwrap()),
+            gender: 2,
+        },
+        checksum: 1,
+        personal_signatures: vec![PersonalSignature {
+            signer: Signer {
+                local_id: "D-1187".into(),
+                role: Coded { code: "1".into(), version: "2.4".into() },
+                last_name: Personal("Колпинская".into()),
+                first_name: Personal("Светлана".into()),
+                middle_name: Some(Personal("Александровна".into())),
+                snils: Snils::parse("20311784514").unwrap(),
+                position: Coded { code: "73".into(), version: "7.5".into() },
+                speciality: None,
+                department: None,
+            },
+            signature: SignatureData { data: vec![1, 2, 3], checksum: 55 },
+        }],
+        org_signature: None,
+    }
+}
+
+fn new_submission(local_uid: &str, content: &[u8], at: DateTime<Utc>) -> NewSubmission {
+    NewSubmission {
+        id: Uuid::now_v7(),
+        organization: Oid::parse(MO).unwrap(),
+        local_uid: local_uid.to_owned(),
+        kind: 40,
+        checksum: crc(content),
+        content: content.to_vec(),
+        request: request(local_uid),
+        created_at: at,
+        actor: "api:test".into(),
+    }
+}
+
+fn crc(bytes: &[u8]) -> u32 {
+    // A stand-in checksum is enough for the store: it stores what it is given.
+    bytes.iter().fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(*b)))
+}
+
+async fn created(s: &Arc<dyn Store>, local_uid: &str, at: DateTime<Utc>) -> Uuid {
+    match s.intake(&new_submission(local_uid, local_uid.as_bytes(), at)).await.unwrap() {
+        Intake::Created(r) => r.id,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn intake_is_idempotent_and_conflicts_on_other_bytes(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let s = open(&test_db).await;
+    let now = egisz_gateway::now();
+    let first = new_submission("uid-1", b"<ClinicalDocument/>", now);
+    let Intake::Created(rec) = s.intake(&first).await.unwrap() else { panic!("created") };
+    assert_eq!(rec.status, Status::Queued);
+    assert_eq!(rec.request, first.request, "the derived request is stored whole");
+    assert_eq!(rec.byte_size, first.content.len() as u64);
+    assert_eq!(rec.next_attempt_at, Some(now), "due at once");
+    assert_eq!(s.document_content(rec.id).await.unwrap().as_deref(), Some(&b"<ClinicalDocument/>"[..]));
+
+    let again = new_submission("uid-1", b"<ClinicalDocument/>", now + Duration::seconds(1));
+    assert_eq!(s.intake(&again).await.unwrap(), Intake::Existing(rec.clone()));
+    let other = new_submission("uid-1", b"<ClinicalDocument>changed</ClinicalDocument>", now);
+    assert_eq!(s.intake(&other).await.unwrap(), Intake::Conflict(rec.clone()));
+    assert_eq!(s.document_content(rec.id).await.unwrap().as_deref(), Some(&b"<ClinicalDocument/>"[..]), "unchanged");
+
+    let events = s.events(rec.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].status, events[0].actor.as_str()), (Status::Queued, "api:test"));
+    assert_eq!(s.count_by_status().await.unwrap(), vec![(Status::Queued, 1)]);
+}
+
+async fn concurrent_intake_of_one_document_stores_it_once(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let s = open(&test_db).await;
+    let now = egisz_gateway::now();
+    let tasks = (0..16).map(|_| {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move { s.intake(&new_submission("same", b"bytes", now)).await.unwrap() })
+    });
+    let results = futures::future::join_all(tasks).await;
+    let created = results.iter().filter(|r| matches!(r.as_ref().unwrap(), Intake::Created(_))).count();
+    let existing = results.iter().filter(|r| matches!(r.as_ref().unwrap(), Intake::Existing(_))).count();
+    assert_eq!((created, existing), (1, 15));
+}
+
+async fn claims_lease_and_never_hand_out_a_row_twice(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let s = open(&test_db).await;
+    let t0 = egisz_gateway::now();
+    for i in 0..60 {
+        created(&s, &format!("doc-{i}"), t0 + Duration::milliseconds(i)).await;
+    }
+    let later = created(&s, "later", t0 + Duration::hours(1)).await;
+    let now = t0 + Duration::seconds(1);
+    let lease = now + Duration::seconds(30);
+    let workers = (0..4).map(|w| {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = s.claim_due(now, 7, &format!("worker-{w}"), lease).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch);
+            }
+        })
+    });
+    let claimed: Vec<_> = futures::future::join_all(workers).await.into_iter().flat_map(|r| r.unwrap()).collect();
+    let ids: HashSet<Uuid> = claimed.iter().map(|c| c.record.id).collect();
+    assert_eq!(claimed.len(), 60, "every due row once");
+    assert_eq!(ids.len(), 60, "no row twice");
+    assert!(!ids.contains(&later), "not due yet");
+    for c in &claimed {
+        assert_eq!(c.claimed_from, Status::Queued);
+        assert_eq!(c.record.status, Status::Sending);
+        assert_eq!(c.record.attempts, 1);
+        assert_eq!(c.record.lease_until, Some(lease));
+        assert!(c.record.lease_owner.as_deref().unwrap().starts_with("worker-"));
+        assert_eq!(c.record.next_attempt_at, None);
+    }
+    assert_eq!(s.next_due().await.unwrap(), Some(t0 + Duration::hours(1)));
+}
+
+async fn transitions_respect_state_and_lease(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let s = open(&test_db).await;
+    let now = egisz_gateway::now();
+    let id = created(&s, "t-1", now).await;
+    let claimed = s.claim_due(now, 10, "w1", now + Duration::seconds(30)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    s.note_message(id, "msg-1", now).await.unwrap();
+    assert_eq!(s.submission_by_message("msg-1").await.unwrap().unwrap().id, id);
+    assert!(s.submission_by_message("msg-unknown").await.unwrap().is_none());
+
+    let accepted =
+        Transition { awaiting_since: Some(now), ..Transition::to(Status::AwaitingResult, "relay", "принят") };
+    assert!(!s.transition(id, &[Status::Sending], Some("w2"), &accepted, now).await.unwrap(), "another worker's lease");
+    assert!(!s.transition(id, &[Status::Queued], Some("w1"), &accepted, now).await.unwrap(), "wrong state");
+    assert!(s.transition(id, &[Status::Sending], Some("w1"), &accepted, now).await.unwrap());
+    let rec = s.submission(id).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.lease_owner.as_deref(), rec.awaiting_since), (Status::AwaitingResult, None, Some(now)));
+
+    let registered = Transition {
+        emdr_id: Some("16.62.23.09.000014523".into()),
+        registered_at: Some(now),
+        errors: Some(vec![]),
+        ..Transition::to(Status::Registered, "remd", "зарегистрирован")
+    };
+    assert!(s.transition(id, &[Status::AwaitingResult], None, &registered, now).await.unwrap());
+    assert!(!s.transition(id, &[Status::AwaitingResult], None, &registered, now).await.unwrap(), "only once");
+    let rec = s.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.emdr_id.as_deref(), Some("16.62.23.09.000014523"));
+    let statuses: Vec<Status> = s.events(id).await.unwrap().iter().map(|e| e.status).collect();
+    assert_eq!(statuses, [Status::Queued, Status::Sending, Status::AwaitingResult, Status::Registered]);
+
+    let other = created(&s, "t-2", now).await;
+    let error = SubmissionError {
+        code: "PERSON_POST_IN_FRMR_MISMATCH".into(),
+        message: "должность не совпадает".into(),
+        disposition: Disposition::NeedsDataFix,
+        hint_ru: "Проверьте должность".into(),
+    };
+    let failed =
+        Transition { errors: Some(vec![error.clone()]), ..Transition::to(Status::Failed, "remd", "отклонён") };
+    assert!(s.transition(other, &[Status::Queued], None, &failed, now).await.unwrap());
+    assert_eq!(s.submission(other).await.unwrap().unwrap().errors, vec![error]);
+}
+
+async fn expired_leases_and_silent_results_go_to_reconciliation(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let s = open(&test_db).await;
+    let t0 = egisz_gateway::now();
+    let crashed = created(&s, "crashed", t0).await;
+    s.claim_due(t0, 10, "dead-worker", t0 + Duration::seconds(30)).await.unwrap();
+    assert_eq!(s.reap_leases(t0 + Duration::seconds(10)).await.unwrap(), 0, "lease still valid");
+    assert_eq!(s.reap_leases(t0 + Duration::seconds(31)).await.unwrap(), 1);
+    let rec = s.submission(crashed).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::Unknown, "the call may have reached REMD");
+    assert_eq!(rec.next_attempt_at, Some(t0 + Duration::seconds(31)));
+    let again = s.claim_due(t0 + Duration::seconds(32), 10, "w", t0 + Duration::seconds(60)).await.unwrap();
+    assert_eq!(again[0].claimed_from, Status::Unknown);
+    assert_eq!(again[0].record.status, Status::Unknown, "reconciled, not re-sent");
+    assert_eq!(again[0].record.attempts, 1, "a reconciliation is not a send");
+
+    let silent = created(&s, "silent", t0).await;
+    s.claim_due(t0, 10, "w", t0 + Duration::seconds(30)).await.unwrap();
+    let awaiting =
+        Transition { awaiting_since: Some(t0), ..Transition::to(Status::AwaitingResult, "relay", "принят") };
+    assert!(s.transition(silent, &[Status::Sending], Some("w"), &awaiting, t0).await.unwrap());
+    assert_eq!(s.expire_awaiting(t0 - Duration::seconds(1), t0).await.unwrap(), 0);
+    assert_eq!(s.expire_awaiting(t0 + Duration::hours(1), t0 + Duration::hours(2)).await.unwrap(), 1);
+    assert_eq!(s.submission(silent).await.unwrap().unwrap().status, Status::Unknown);
+}
+
+async fn callbacks_are_recorded_once(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let s = open(&test_db).await;
+    let cb = CallbackRecord {
+        received_at: egisz_gateway::now(),
+        operation: "sendRegisterDocumentResult".into(),
+        message_id: "remd-msg-1".into(),
+        relates_to: Some("never-sent".into()),
+        submission_id: None,
+        outcome: "unknown_message".into(),
+        payload: serde_json::json!({"status": "success"}),
+    };
+    assert!(s.record_callback(&cb).await.unwrap());
+    assert!(!s.record_callback(&cb).await.unwrap(), "a duplicate is recognised");
+    let other_op = CallbackRecord { operation: "getDocumentFile".into(), ..cb };
+    assert!(s.record_callback(&other_op).await.unwrap());
+}
+
+async fn lists_filter_and_paginate_newest_first(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let s = open(&test_db).await;
+    let t0 = egisz_gateway::now();
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        ids.push(created(&s, &format!("l-{i:02}"), t0 + Duration::milliseconds(i * 10)).await);
+    }
+    let failed = Transition {
+        errors: Some(vec![SubmissionError {
+            code: "RATE_LIMIT".into(),
+            message: String::new(),
+            disposition: Disposition::Retry,
+            hint_ru: String::new(),
+        }]),
+        ..Transition::to(Status::Failed, "relay", "x")
+    };
+    s.transition(ids[3], &[Status::Queued], None, &failed, t0).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut filter =
+        ListFilter { organizations: Some(vec![Oid::parse(MO).unwrap()]), limit: 10, ..ListFilter::default() };
+    loop {
+        let page = s.list_submissions(&filter).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        filter.before = Some((last.created_at, last.id));
+        seen.extend(page.iter().map(|r| r.id));
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first, "every submission once, newest first");
+
+    let only = |f: ListFilter| {
+        let s = Arc::clone(&s);
+        async move { s.list_submissions(&ListFilter { limit: 100, ..f }).await.unwrap() }
+    };
+    assert_eq!(only(ListFilter { status: Some(Status::Failed), ..ListFilter::default() }).await.len(), 1);
+    assert_eq!(only(ListFilter { error_code: Some("RATE_LIMIT".into()), ..ListFilter::default() }).await[0].id, ids[3]);
+    assert_eq!(only(ListFilter { kind: Some(41), ..ListFilter::default() }).await.len(), 0);
+    assert_eq!(
+        only(ListFilter { from: Some(t0 + Duration::milliseconds(200)), ..ListFilter::default() }).await.len(),
+        5
+    );
+    let other_org = Oid::parse("1.2.643.5.1.13.13.12.2.42.3011").unwrap();
+    assert!(only(ListFilter { organizations: Some(vec![other_org]), ..ListFilter::default() }).await.is_empty());
+    assert!(only(ListFilter { organizations: Some(vec![]), ..ListFilter::default() }).await.is_empty());
+}
