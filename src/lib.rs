@@ -24,6 +24,7 @@ pub mod app;
 pub mod auth;
 pub mod circuit;
 pub mod config;
+pub mod mappings;
 pub mod memo;
 pub mod metrics;
 pub mod relay;

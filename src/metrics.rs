@@ -65,6 +65,10 @@ pub struct Metrics {
     pub staff_coalesced: Counter,
     /// 1 while the FRMR circuit breaker is open.
     pub frmr_circuit_open: Gauge,
+    /// What the relay did with a submission it took: accepted, rejected, retry, unknown, …
+    pub relay_outcomes: Family<ResultLabels, Counter>,
+    /// REMD message codes the mappings do not know (treated as needing a data fix).
+    pub remd_unknown_codes: Counter,
 }
 
 impl Default for Metrics {
@@ -87,6 +91,8 @@ impl Metrics {
             staff_lookups: Family::default(),
             staff_coalesced: Counter::default(),
             frmr_circuit_open: Gauge::default(),
+            relay_outcomes: Family::default(),
+            remd_unknown_codes: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "API requests by method, route and status", m.http_requests.clone());
@@ -123,6 +129,12 @@ impl Metrics {
             m.staff_coalesced.clone(),
         );
         registry.register("frmr_circuit_open", "1 while the FRMR circuit breaker is open", m.frmr_circuit_open.clone());
+        registry.register("relay_outcomes", "Submissions handled by the relay, by outcome", m.relay_outcomes.clone());
+        registry.register(
+            "remd_unknown_codes",
+            "REMD message codes missing from mappings/remd-message-codes.tsv",
+            m.remd_unknown_codes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -131,6 +143,10 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+
+    pub fn relay_outcome(&self, outcome: &str) {
+        self.relay_outcomes.get_or_create(&ResultLabels { result: outcome.to_owned() }).inc();
     }
 
     pub fn staff_lookup(&self, result: &str) {

@@ -1,0 +1,301 @@
+//! The relay's decisions, on SQLite and PostgreSQL, against a scripted REMD: what each
+//! answer of REMD does to a submission.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Db, TestDb};
+use egisz_contract::remd::{
+    Coded, Patient, PersonalSignature, RegisterAck, RegisterDocument, RegistryItem, RemdMessage, RemdRegistry,
+    SearchQuery, SignatureData, Signer,
+};
+use egisz_contract::{Failure, Oid, Personal, Snils};
+use egisz_gateway::config::Config;
+use egisz_gateway::mappings::Mappings;
+use egisz_gateway::metrics::Metrics;
+use egisz_gateway::relay::schedule::RetryPolicy;
+use egisz_gateway::relay::{Relay, RelaySettings};
+use egisz_gateway::store::{self, Store};
+use egisz_gateway::submission::{Disposition, Intake, NewSubmission, Status};
+use uuid::Uuid;
+
+on_both_backends!(
+    accepted_then_awaiting_result,
+    rate_limit_waits_a_minute,
+    permanent_codes_fail_with_hints,
+    already_registered_is_reconciled_to_registered,
+    unknown_outcome_is_reconciled_before_any_resend,
+    unknown_codes_are_safe,
+    transport_failures_follow_the_schedule,
+);
+
+const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
+
+/// A REMD whose answers the test scripts, recording what it was sent.
+#[derive(Default)]
+struct ScriptedRemd {
+    register: Mutex<VecDeque<Result<RegisterAck, Failure>>>,
+    search: Mutex<VecDeque<Result<Vec<RegistryItem>, Failure>>>,
+    sent: Mutex<Vec<RegisterDocument>>,
+    searched: Mutex<Vec<SearchQuery>>,
+}
+
+#[async_trait::async_trait]
+impl RemdRegistry for ScriptedRemd {
+    async fn register_document(&self, request: &RegisterDocument) -> Result<RegisterAck, Failure> {
+        self.sent.lock().unwrap().push(request.clone());
+        self.register.lock().unwrap().pop_front().expect("a scripted registerDocument answer")
+    }
+    async fn search_registry_items(&self, query: &SearchQuery) -> Result<Vec<RegistryItem>, Failure> {
+        self.searched.lock().unwrap().push(query.clone());
+        self.search.lock().unwrap().pop_front().expect("a scripted searchRegistryItem answer")
+    }
+    async fn get_registry_item(&self, _: &str) -> Result<Option<RegistryItem>, Failure> {
+        Ok(None)
+    }
+}
+
+fn msg(code: &str) -> RemdMessage {
+    RemdMessage { code: code.into(), message: Personal(format!("сообщение {code}")) }
+}
+
+struct Rig {
+    _db: TestDb,
+    store: Arc<dyn Store>,
+    remd: Arc<ScriptedRemd>,
+    relay: Relay,
+    metrics: Arc<Metrics>,
+}
+
+async fn rig(db: Db) -> Rig {
+    let test_db = TestDb::new(db).await;
+    let env = [("EGISZ__DATABASE__URL".to_owned(), test_db.url.clone())];
+    let store = store::connect(&Config::load(None, &env).unwrap().database).await.unwrap();
+    let remd = Arc::new(ScriptedRemd::default());
+    let metrics = Arc::new(Metrics::new());
+    let relay = Relay::new(
+        Arc::clone(&store),
+        remd.clone(),
+        Arc::new(Mappings::embedded().unwrap()),
+        Arc::clone(&metrics),
+        RelaySettings {
+            concurrency: 1,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(100),
+            result_deadline: Duration::from_secs(3600),
+            reconcile_after: Duration::ZERO,
+            rate_per_second: 1000.0,
+            burst: 10,
+            retry: RetryPolicy::default(),
+            worker_id: "test-worker".into(),
+        },
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    Rig { _db: test_db, store, remd, relay, metrics }
+}
+
+fn request(local_uid: &str) -> RegisterDocument {
+    RegisterDocument {
+        message_id: String::new(),
+        kind: 40,
+        organization: Oid::parse(MO).unwrap(),
+        department: None,
+        local_uid: local_uid.to_owned(),
+        creation_date_time: "2023-08-18T10:15:00+07:00".parse().unwrap(),
+        patient: Patient {
+            local_id: "P-1".into(),
+            snils: None,
+            surname: Personal("Павлова".into()),
+            name: Personal("Елена".into()),
+            patr_name: None,
+            birth_date: Personal("1997-08-05".parse().unwrap()),
+            gender: 2,
+        },
+        checksum: 7,
+        personal_signatures: vec![PersonalSignature {
+            signer: Signer {
+                local_id: "D-1".into(),
+                role: Coded { code: "1".into(), version: "2.4".into() },
+                last_name: Personal("Колпинская".into()),
+                first_name: Personal("Светлана".into()),
+                middle_name: None,
+                snils: Snils::parse("20311784514").unwrap(),
+                position: Coded { code: "73".into(), version: "7.5".into() },
+                speciality: None,
+                department: None,
+            },
+            signature: SignatureData { data: vec![1], checksum: 1 },
+        }],
+        org_signature: None,
+    }
+}
+
+async fn submit(r: &Rig, local_uid: &str) -> Uuid {
+    let new = NewSubmission {
+        id: Uuid::now_v7(),
+        organization: Oid::parse(MO).unwrap(),
+        local_uid: local_uid.into(),
+        kind: 40,
+        checksum: 7,
+        content: b"<ClinicalDocument/>".to_vec(),
+        request: request(local_uid),
+        created_at: egisz_gateway::now(),
+        actor: "api:test".into(),
+    };
+    match r.store.intake(&new).await.unwrap() {
+        Intake::Created(rec) => rec.id,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn status(r: &Rig, id: Uuid) -> Status {
+    r.store.submission(id).await.unwrap().unwrap().status
+}
+
+/// Makes a waiting submission due now, as if its time had come.
+async fn make_due(r: &Rig, id: Uuid, from: Status) {
+    let t = egisz_gateway::submission::Transition {
+        next_attempt_at: Some(egisz_gateway::now()),
+        ..egisz_gateway::submission::Transition::to(from, "test", "due now")
+    };
+    assert!(r.store.transition(id, &[from], None, &t, egisz_gateway::now()).await.unwrap());
+}
+
+async fn accepted_then_awaiting_result(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "a-1").await;
+    r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Accepted));
+    assert_eq!(r.relay.drain().await.unwrap(), 1);
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::AwaitingResult);
+    assert_eq!(rec.attempts, 1);
+    assert!(rec.awaiting_since.is_some());
+    let sent = r.remd.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(Uuid::parse_str(&sent[0].message_id).is_ok(), "a fresh MessageID per send");
+    assert_eq!(r.store.submission_by_message(&sent[0].message_id).await.unwrap().unwrap().id, id);
+    assert_eq!(r.relay.drain().await.unwrap(), 0, "nothing more to do until REMD answers");
+}
+
+async fn rate_limit_waits_a_minute(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "rl-1").await;
+    r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Rejected(vec![msg("RATE_LIMIT")])));
+    r.relay.drain().await.unwrap();
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::RetryWait);
+    let wait = rec.next_attempt_at.unwrap() - rec.updated_at;
+    assert!(wait >= chrono::Duration::seconds(60), "RATE_LIMIT waits at least a minute, waited {wait}");
+    assert_eq!(rec.errors[0].code, "RATE_LIMIT");
+    assert_eq!(rec.errors[0].disposition, Disposition::Retry);
+}
+
+async fn permanent_codes_fail_with_hints(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "p-1").await;
+    r.remd
+        .register
+        .lock()
+        .unwrap()
+        .push_back(Ok(RegisterAck::Rejected(vec![msg("RATE_LIMIT"), msg("PERSON_POST_IN_FRMR_MISMATCH")])));
+    r.relay.drain().await.unwrap();
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::Failed, "a data problem decides over a transient one");
+    let e = rec.errors.iter().find(|e| e.code == "PERSON_POST_IN_FRMR_MISMATCH").unwrap();
+    assert_eq!(e.disposition, Disposition::NeedsDataFix);
+    assert!(!e.hint_ru.is_empty());
+    assert_eq!(e.message, "сообщение PERSON_POST_IN_FRMR_MISMATCH", "REMD's text is kept for the submitter");
+    assert_eq!(r.relay.drain().await.unwrap(), 0, "failed waits for ops");
+
+    let admin = submit(&r, "p-2").await;
+    r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Rejected(vec![msg("ACCESS_DENIED")])));
+    r.relay.drain().await.unwrap();
+    let rec = r.store.submission(admin).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.errors[0].disposition), (Status::Failed, Disposition::NeedsAdmin));
+}
+
+async fn already_registered_is_reconciled_to_registered(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "dup-1").await;
+    r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Rejected(vec![msg("NOT_UNIQUE_PROVIDED_ID")])));
+    r.remd.search.lock().unwrap().push_back(Ok(vec![
+        RegistryItem {
+            emdr_id: "16.62.23.09.000000001".into(),
+            local_uid: Some("someone-else".into()),
+            kind: Some(40),
+            registration_date_time: None,
+            store_till_date: None,
+            document_version: None,
+        },
+        RegistryItem {
+            emdr_id: "16.62.23.09.000014523".into(),
+            local_uid: Some("dup-1".into()),
+            kind: Some(40),
+            registration_date_time: Some("2023-08-18T11:00:00+07:00".parse().unwrap()),
+            store_till_date: None,
+            document_version: Some("1".into()),
+        },
+    ]));
+    assert_eq!(r.relay.drain().await.unwrap(), 2, "send, then reconcile");
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::Registered);
+    assert_eq!(rec.emdr_id.as_deref(), Some("16.62.23.09.000014523"));
+    assert!(rec.errors.is_empty());
+    let q = r.remd.searched.lock().unwrap()[0].clone();
+    assert_eq!((q.organization.as_str(), q.kind), (MO, Some(40)));
+    assert_eq!(r.remd.sent.lock().unwrap().len(), 1, "never sent twice");
+}
+
+async fn unknown_outcome_is_reconciled_before_any_resend(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "u-1").await;
+    {
+        let mut reg = r.remd.register.lock().unwrap();
+        reg.push_back(Err(Failure::Unknown { reason: "timed out after sending".into() }));
+        reg.push_back(Ok(RegisterAck::Accepted));
+    }
+    r.remd.search.lock().unwrap().push_back(Ok(vec![]));
+    assert_eq!(r.relay.drain().await.unwrap(), 3, "send, reconcile (not found), send again");
+    assert_eq!(status(&r, id).await, Status::AwaitingResult);
+    let statuses: Vec<Status> = r.store.events(id).await.unwrap().iter().map(|e| e.status).collect();
+    assert_eq!(
+        statuses,
+        [Status::Queued, Status::Sending, Status::Unknown, Status::Queued, Status::Sending, Status::AwaitingResult]
+    );
+    let sent = r.remd.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    assert_ne!(sent[0].message_id, sent[1].message_id);
+    assert_eq!(r.store.submission(id).await.unwrap().unwrap().attempts, 2);
+}
+
+async fn unknown_codes_are_safe(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "x-1").await;
+    r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Rejected(vec![msg("BRAND_NEW_CODE")])));
+    r.relay.drain().await.unwrap();
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.errors[0].disposition), (Status::Failed, Disposition::NeedsDataFix));
+    assert!(r.metrics.render().contains("egisz_remd_unknown_codes_total 1"));
+}
+
+async fn transport_failures_follow_the_schedule(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "t-1").await;
+    {
+        let mut reg = r.remd.register.lock().unwrap();
+        reg.push_back(Err(Failure::Retry { reason: "503".into(), after: Some(Duration::from_secs(120)) }));
+        reg.push_back(Err(Failure::Configuration { reason: "401".into() }));
+    }
+    r.relay.drain().await.unwrap();
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::RetryWait);
+    assert!(rec.next_attempt_at.unwrap() - rec.updated_at >= chrono::Duration::seconds(120), "the server's hint holds");
+    make_due(&r, id, Status::RetryWait).await;
+    r.relay.drain().await.unwrap();
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.attempts), (Status::Failed, 2));
+    assert_eq!(rec.errors[0].code, "GATEWAY_CONFIGURATION");
+}
