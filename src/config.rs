@@ -36,6 +36,10 @@ pub struct Config {
     pub api: ApiConfig,
     pub remd_listener: RemdListenerConfig,
     pub frmr: FrmrConfig,
+    pub remd: RemdConfig,
+    pub relay: RelayConfig,
+    pub documents: DocumentsConfig,
+    pub mappings: MappingsConfig,
     pub sandbox: SandboxConfig,
     pub log: LogConfig,
     pub region: RegionConfig,
@@ -96,11 +100,49 @@ pub struct FrmrConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct RemdConfig {
+    pub mode: ServiceMode,
+    /// Required in remote mode.
+    pub endpoint: Option<Url>,
+    /// Required in remote mode; in sandbox mode a fixed id when empty.
+    pub client_entity_id: Option<String>,
+    pub extra_ca_bundle: Option<PathBuf>,
+    pub timeout: Duration,
+    pub rate_per_second: f64,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub concurrency: usize,
+    pub lease_for: Duration,
+    pub poll_interval: Duration,
+    pub result_deadline: Duration,
+    pub reconcile_after: Duration,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    pub rate_limited_wait: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DocumentsConfig {
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct MappingsConfig {
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
 pub struct SandboxConfig {
     pub frmr_listen: SocketAddr,
     pub frmr_control_listen: SocketAddr,
     pub frmr_roster: Option<PathBuf>,
     pub frmr_faults: egisz_sandbox::Faults,
+    pub remd_listen: SocketAddr,
     pub api_key_file: PathBuf,
 }
 
@@ -233,6 +275,31 @@ impl Config {
                     "required when frmr.mode = \"remote\": \"static:<token>\" or the URL of a token provider".into(),
                 );
             }
+        }
+        if self.remd.mode == ServiceMode::Remote {
+            if self.remd.endpoint.is_none() {
+                problem("remd.endpoint", "required when remd.mode = \"remote\"".into());
+            }
+            if self.remd.client_entity_id.is_none() {
+                problem("remd.client_entity_id", "required when remd.mode = \"remote\"".into());
+            }
+        }
+        if self.relay.lease_for <= self.remd.timeout {
+            problem("relay.lease_for", format!("must be longer than remd.timeout_ms ({} ms)", self.remd.timeout.as_millis()));
+        }
+        if self.relay.retry_cap < self.relay.retry_base {
+            problem("relay.retry_cap", "must not be shorter than relay.retry_base".into());
+        }
+        if self.documents.max_bytes.saturating_mul(4) / 3 > self.api.body_limit_bytes {
+            problem(
+                "documents.max_bytes",
+                format!("in base64 it would exceed api.body_limit_bytes ({})", self.api.body_limit_bytes),
+            );
+        }
+        if let Some(dir) = &self.mappings.dir
+            && !dir.is_dir()
+        {
+            problem("mappings.dir", format!("no such directory: {}", dir.display()));
         }
         if self.frmr.cache_stale_limit < self.frmr.cache_fresh_for {
             problem(
@@ -505,6 +572,49 @@ impl Reader<'_> {
             circuit_failure_threshold: self.positive("frmr", "circuit_failure_threshold", "failures") as u32,
             circuit_open_for: self.duration("frmr", "circuit_open_for"),
         };
+        let remd = RemdConfig {
+            mode: self.mode("remd"),
+            endpoint: self.get("remd", "endpoint", "an http(s) URL (or \"\")", |s: String| {
+                if s.trim().is_empty() {
+                    return Ok(None);
+                }
+                let url = Url::parse(&s).map_err(|e| format!("not a URL ({e}): {s:?}"))?;
+                if url.scheme() != "http" && url.scheme() != "https" {
+                    return Err(format!("expected an http or https URL, got {s:?}"));
+                }
+                Ok(Some(url))
+            }),
+            client_entity_id: self.get("remd", "client_entity_id", "a GUID (or \"\")", |s: String| {
+                let s = s.trim().to_owned();
+                if s.is_empty() {
+                    Ok(None)
+                } else if uuid::Uuid::parse_str(&s).is_ok() {
+                    Ok(Some(s))
+                } else {
+                    Err(format!("expected a GUID like 1f0e6d3a-0000-4000-8000-000000000042, got {s:?}"))
+                }
+            }),
+            extra_ca_bundle: self.optional_path("remd", "extra_ca_bundle"),
+            timeout: self.millis("remd", "timeout_ms"),
+            rate_per_second: self.get("remd", "rate_per_second", "a number of calls per second", |n: f64| {
+                if n > 0.0 && n <= 10_000.0 { Ok(n) } else { Err(format!("must be in (0, 10000], got {n}")) }
+            }),
+            burst: self.positive("remd", "burst", "calls") as u32,
+        };
+        let relay = RelayConfig {
+            concurrency: self.positive("relay", "concurrency", "workers") as usize,
+            lease_for: self.duration("relay", "lease_for"),
+            poll_interval: self.millis("relay", "poll_interval_ms"),
+            result_deadline: self.duration("relay", "result_deadline"),
+            reconcile_after: self.duration_or_zero("relay", "reconcile_after"),
+            retry_base: self.duration("relay", "retry_base"),
+            retry_cap: self.duration("relay", "retry_cap"),
+            max_attempts: self.positive("relay", "max_attempts", "attempts") as u32,
+            max_age: self.duration("relay", "max_age"),
+            rate_limited_wait: self.duration_or_zero("relay", "rate_limited_wait"),
+        };
+        let documents = DocumentsConfig { max_bytes: self.positive("documents", "max_bytes", "bytes") as usize };
+        let mappings = MappingsConfig { dir: self.optional_path("mappings", "dir") };
         let sandbox = SandboxConfig {
             frmr_listen: self.listen("sandbox", "frmr_listen"),
             frmr_control_listen: self.listen("sandbox", "frmr_control_listen"),
@@ -525,6 +635,7 @@ impl Reader<'_> {
                 }),
                 ..egisz_sandbox::Faults::default()
             },
+            remd_listen: self.listen("sandbox", "remd_listen"),
             api_key_file: self.get("sandbox", "api_key_file", "a path", |s: String| {
                 if s.trim().is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(s)) }
             }),
@@ -546,7 +657,7 @@ impl Reader<'_> {
                 parse_offset(&s).ok_or_else(|| format!("expected an offset like \"+07:00\", got {s:?}"))
             }),
         };
-        Config { database, api, remd_listener, frmr, sandbox, log, region }
+        Config { database, api, remd_listener, frmr, remd, relay, documents, mappings, sandbox, log, region }
     }
 }
 

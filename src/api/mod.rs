@@ -4,6 +4,7 @@
 //! never the raw path, which carries SNILS) → metrics → panic catching → timeout → body
 //! limit → handler. Every error is a problem (`application/problem+json`).
 
+pub mod documents;
 mod extract;
 mod openapi;
 pub mod problem;
@@ -65,6 +66,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(service::readyz))
         .route("/metrics", get(service::metrics))
         .route("/api/openapi.json", get(service::openapi))
+        .route("/api/v1/documents", get(documents::list_documents))
+        .route("/api/v1/documents/{id}", get(documents::get_document))
         .route("/api/v1/staff/verify", post(staff::verify_batch))
         .route("/api/v1/staff/{snils}", get(staff::get_staff))
         .fallback(service::fallback)

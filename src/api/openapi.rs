@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{problem, service, staff};
+use super::{documents, problem, service, staff};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,15 +15,27 @@ use super::{problem, service, staff};
         version = "1",
         description = "The regional gateway to the federal EGISZ services. Errors are application/problem+json (RFC 9457) with a stable `code`; every answer carries `x-request-id`."
     ),
-    paths(staff::get_staff, staff::verify_batch, service::healthz, service::readyz, service::metrics),
+    paths(
+        documents::get_document,
+        documents::list_documents,
+        staff::get_staff,
+        staff::verify_batch,
+        service::healthz,
+        service::readyz,
+        service::metrics
+    ),
     components(schemas(
         problem::Problem, problem::FieldError,
         staff::VerificationResult, staff::PersonOut, staff::CardOut, staff::SourceOut,
         staff::BatchRequest, staff::BatchItemIn, staff::BatchResponse, staff::BatchItemOut,
         staff::BatchItemError, staff::ItemProblem, crate::staff::Verdict,
+        documents::DocumentStatus, documents::DocumentList, documents::Links,
+        crate::submission::Status, crate::submission::SubmissionError, crate::submission::Disposition,
+        crate::submission::Event,
     )),
     modifiers(&BearerKey),
     tags(
+        (name = "documents", description = "Document registration in REMD: status and lists (roles `submitter`, `reader`, `ops`)"),
         (name = "staff", description = "Staff verification against FRMR (role `verifier`)"),
         (name = "service", description = "Health, readiness, metrics (no key)"),
     )

@@ -1,0 +1,247 @@
+//! Documents: their status and timeline (`GET /api/v1/documents/{id}`) and the list.
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use egisz_contract::Oid;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::AppState;
+use super::extract::{ApiPath, ApiQuery, Caller};
+use super::problem::{ApiError, FieldError, Problem};
+use crate::auth::{Role, Scope};
+use crate::submission::{Event, ListFilter, Status, SubmissionError, SubmissionRecord};
+
+/// Links to related resources.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Links {
+    #[serde(rename = "self")]
+    pub self_: String,
+}
+
+/// A submitted document and its fate.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DocumentStatus {
+    pub id: Uuid,
+    pub kind: u32,
+    pub organization: String,
+    pub local_uid: String,
+    pub status: Status,
+    /// CRC-32 of the stored bytes (what REMD checks).
+    pub checksum: u32,
+    /// The REMD registration number, once registered.
+    pub emdr_id: Option<String>,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// registerDocument calls made so far.
+    pub attempts: u32,
+    /// When the relay takes it next (`queued`, `retry_wait`, `unknown`).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub errors: Vec<SubmissionError>,
+    /// The timeline, oldest first (only on `GET /api/v1/documents/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<Event>>,
+    pub links: Links,
+}
+
+impl DocumentStatus {
+    pub fn of(r: &SubmissionRecord, events: Option<Vec<Event>>) -> Self {
+        Self {
+            id: r.id,
+            kind: r.kind,
+            organization: r.organization.to_string(),
+            local_uid: r.local_uid.clone(),
+            status: r.status,
+            checksum: r.checksum,
+            emdr_id: r.emdr_id.clone(),
+            registered_at: r.registered_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            errors: r.errors.clone(),
+            events,
+            links: Links { self_: format!("/api/v1/documents/{}", r.id) },
+        }
+    }
+}
+
+fn may_read(caller: &Caller) -> Result<(), ApiError> {
+    if [Role::Submitter, Role::Reader, Role::Ops].iter().any(|r| caller.0.roles.contains(r)) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("reading documents needs the role submitter, reader or ops"))
+    }
+}
+
+/// A submission's status, errors and timeline.
+#[utoipa::path(
+    get,
+    path = "/api/v1/documents/{id}",
+    tag = "documents",
+    params(("id" = Uuid, Path, description = "The id `POST /api/v1/documents` answered")),
+    responses(
+        (status = 200, description = "The document", body = DocumentStatus),
+        (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No role to read documents", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such document for this key's organisations", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_document(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<Json<DocumentStatus>, ApiError> {
+    may_read(&caller)?;
+    let not_found = || ApiError::not_found("no such document");
+    let id = Uuid::parse_str(raw.trim()).map_err(|_| not_found())?;
+    let record = state.store.submission(id).await.map_err(store_error)?.ok_or_else(not_found)?;
+    // A foreign organisation's document does not exist for this caller.
+    if !caller.0.scope.allows(&record.organization) {
+        return Err(not_found());
+    }
+    let events = state.store.events(id).await.map_err(store_error)?;
+    Ok(Json(DocumentStatus::of(&record, Some(events))))
+}
+
+pub(super) fn store_error(e: crate::store::StoreError) -> ApiError {
+    tracing::error!(error = %e, "store failure");
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "Хранилище шлюза недоступно",
+        "the gateway cannot read its database right now",
+    )
+    .with_retry_after(5)
+}
+
+/// Query of the document list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// MO OID; default: every organisation of the key.
+    pub organization: Option<String>,
+    pub status: Option<String>,
+    pub kind: Option<u32>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Created before (RFC 3339).
+    pub to: Option<String>,
+    /// Documents with this REMD error code.
+    pub error_code: Option<String>,
+    /// 1–500, default 50.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DocumentList {
+    /// Newest first.
+    pub items: Vec<DocumentStatus>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(r: &SubmissionRecord) -> String {
+    format!("{}_{}", r.created_at.timestamp_millis(), r.id.simple())
+}
+
+fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let (ms, id) = s.split_once('_')?;
+    Some((DateTime::from_timestamp_millis(ms.parse().ok()?)?, Uuid::parse_str(id).ok()?))
+}
+
+/// Documents of the key's organisations, newest first, keyset-paginated.
+#[utoipa::path(
+    get,
+    path = "/api/v1/documents",
+    tag = "documents",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of documents", body = DocumentList),
+        (status = 403, description = "No role to read documents, or an organisation outside the key's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_documents(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<DocumentList>, ApiError> {
+    may_read(&caller)?;
+    let mut errors = Vec::new();
+    let organizations = match q.organization.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(raw) => match Oid::parse_organization(raw) {
+            Ok(oid) => {
+                caller.require_organization(&oid)?;
+                Some(vec![oid])
+            }
+            Err(e) => {
+                errors.push(FieldError::new("organization_oid", "organization", e.to_string()));
+                None
+            }
+        },
+        None => match &caller.0.scope {
+            Scope::All => None,
+            Scope::Only(set) => Some(set.iter().cloned().collect()),
+        },
+    };
+    let status = q.status.as_deref().and_then(|s| {
+        s.parse::<Status>()
+            .map_err(|_| {
+                let known = Status::ALL.map(|x| x.as_str()).join(", ");
+                errors.push(FieldError::new("status", "status", format!("статус {s:?} неизвестен; возможные: {known}")))
+            })
+            .ok()
+    });
+    let mut time = |raw: &Option<String>, name: &str| {
+        raw.as_deref().and_then(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| errors.push(FieldError::new("datetime", name, format!("время в RFC 3339, получено {s:?}"))))
+                .ok()
+        })
+    };
+    let from = time(&q.from, "from");
+    let to = time(&q.to, "to");
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        errors.push(FieldError::new("limit", "limit", "limit от 1 до 500"));
+    }
+    let before = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => {
+            let decoded = decode_cursor(c);
+            if decoded.is_none() {
+                errors.push(FieldError::new("cursor", "cursor", "курсор не распознан; возьмите next_cursor предыдущей страницы"));
+            }
+            decoded
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation("validation_failed", errors));
+    }
+    let filter = ListFilter {
+        organizations,
+        status,
+        kind: q.kind,
+        from,
+        to,
+        error_code: q.error_code.filter(|c| !c.trim().is_empty()),
+        before,
+        limit: limit + 1,
+    };
+    let mut rows = state.store.list_submissions(&filter).await.map_err(store_error)?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(encode_cursor)
+    } else {
+        None
+    };
+    Ok(Json(DocumentList { items: rows.iter().map(|r| DocumentStatus::of(r, None)).collect(), next_cursor }))
+}
