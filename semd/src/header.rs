@@ -1,0 +1,739 @@
+//! The CDA header, read once into typed values ([`CdaHeader::parse`]).
+//!
+//! Parsing is structural: it rejects only what makes the document unreadable or unsafe
+//! (rule H1: a DTD or entity declarations, not UTF-8, another root element or namespace;
+//! and XML that is not well-formed or over the limits). Everything else, including missing
+//! elements, is recorded as found and judged by [`crate::check`], so that all problems are
+//! reported together.
+//!
+//! Elements are matched by namespace (`urn:hl7-org:v3`) and local name, never by prefix;
+//! elements of other namespaces (`identity:`, `address:`, …) and their content are skipped.
+//! Inside `component/structuredBody` only the codes of the top-level sections are noted.
+
+use egisz_contract::{Personal, Snils, SnilsError};
+use quick_xml::XmlVersion;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::{Namespace, ResolveResult};
+use quick_xml::reader::NsReader;
+
+use crate::time::{Hl7Time, TimeError};
+use crate::violation::{Violation, rules};
+
+/// The HL7 v3 namespace every CDA element lives in.
+pub const HL7_NS: &str = "urn:hl7-org:v3";
+/// The largest document accepted, in bytes. TMK protocols are a few tens of kilobytes.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+/// The deepest element nesting accepted (CDA entries nest, but not this deep).
+pub const MAX_DEPTH: usize = 128;
+
+/// An instance identifier (`II`): `@root`, `@extension`, `@nullFlavor` as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceId {
+    pub root: Option<String>,
+    pub extension: Option<String>,
+    pub null_flavor: Option<String>,
+}
+
+/// A coded value (`CD`/`CE`/`CS`) as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodedValue {
+    pub code: Option<String>,
+    pub code_system: Option<String>,
+    pub code_system_version: Option<String>,
+    pub display_name: Option<String>,
+    pub null_flavor: Option<String>,
+}
+
+/// A `time` element of a participation (`author/time`, `legalAuthenticator/time`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimeElement {
+    pub value: Option<String>,
+    pub null_flavor: Option<String>,
+}
+
+/// A SNILS from an `id/@extension`: checked, never printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnilsField {
+    /// No `@extension` (or an empty one).
+    Absent,
+    /// Written, but not a SNILS (the value itself is not kept).
+    Invalid(SnilsError),
+    Valid(Snils),
+}
+
+impl SnilsField {
+    fn from_extension(extension: Option<&str>) -> Self {
+        match extension.map(str::trim) {
+            None | Some("") => SnilsField::Absent,
+            // In a document the SNILS is 11 digits, no separators: REMD compares it as text.
+            Some(s) if s.len() != 11 || !s.bytes().all(|b| b.is_ascii_digit()) => {
+                SnilsField::Invalid(SnilsError::Format)
+            }
+            Some(s) => match Snils::parse(s) {
+                Ok(snils) => SnilsField::Valid(snils),
+                Err(e) => SnilsField::Invalid(e),
+            },
+        }
+    }
+
+    pub fn valid(&self) -> Option<&Snils> {
+        match self {
+            SnilsField::Valid(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The identifier that carries a person's SNILS (`id[2]` of a patient, author or legal
+/// authenticator). Its extension is read as a SNILS whatever the root, so it is never kept
+/// as plain text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnilsId {
+    pub root: Option<String>,
+    pub null_flavor: Option<String>,
+    pub snils: SnilsField,
+}
+
+/// A person's name: `family` and `given` (the first `given` is the name, the second the
+/// patronymic).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonName {
+    pub family: Option<Personal<String>>,
+    pub given: Vec<Personal<String>>,
+}
+
+impl PersonName {
+    pub fn family(&self) -> Option<&str> {
+        self.family.as_ref().map(|f| f.expose().as_str()).filter(|s| !s.is_empty())
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.given.first().map(|g| g.expose().as_str()).filter(|s| !s.is_empty())
+    }
+
+    pub fn patronymic(&self) -> Option<&str> {
+        self.given.get(1).map(|g| g.expose().as_str()).filter(|s| !s.is_empty())
+    }
+}
+
+/// An organisation (`providerOrganization`, `representedOrganization`,
+/// `representedCustodianOrganization`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Organization {
+    /// The first `id`.
+    pub id: Option<InstanceId>,
+    /// The first non-empty `name`.
+    pub name: Option<String>,
+    /// An `addr` element is present.
+    pub has_address: bool,
+}
+
+/// `recordTarget/patientRole`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatientRole {
+    /// How many `id` elements there are.
+    pub id_count: usize,
+    /// `id[1]`: the MIS's patient id.
+    pub local_id: Option<InstanceId>,
+    /// `id[2]`: the SNILS.
+    pub snils_id: Option<SnilsId>,
+    /// Every `patient/name`, in order.
+    pub names: Vec<PersonName>,
+    /// `patient/administrativeGenderCode`.
+    pub gender: Option<CodedValue>,
+    /// `patient/birthTime/@value`; `None` when the element is absent.
+    pub birth_time: Option<Result<Personal<Hl7Time>, TimeError>>,
+    pub provider_organization: Option<Organization>,
+}
+
+impl PatientRole {
+    pub fn name(&self) -> Option<&PersonName> {
+        self.names.first()
+    }
+}
+
+/// `author/assignedAuthor` or `legalAuthenticator/assignedEntity`: a medical worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssignedPerson {
+    /// How many `id` elements there are.
+    pub id_count: usize,
+    /// `id[1]`: the MIS's id of the worker.
+    pub local_id: Option<InstanceId>,
+    /// `id[2]`: the SNILS.
+    pub snils_id: Option<SnilsId>,
+    /// `code`: the position (NSI 1.2.643.5.1.13.13.11.1002).
+    pub position: Option<CodedValue>,
+    /// Every `assignedPerson/name`, in order.
+    pub names: Vec<PersonName>,
+    /// `representedOrganization`.
+    pub organization: Option<Organization>,
+}
+
+impl AssignedPerson {
+    pub fn name(&self) -> Option<&PersonName> {
+        self.names.first()
+    }
+
+    pub fn snils(&self) -> Option<&Snils> {
+        self.snils_id.as_ref().and_then(|i| i.snils.valid())
+    }
+}
+
+/// `author`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Author {
+    pub time: Option<TimeElement>,
+    pub assigned: Option<AssignedPerson>,
+}
+
+/// `legalAuthenticator`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegalAuthenticator {
+    pub time: Option<TimeElement>,
+    pub signature_code: Option<CodedValue>,
+    pub assigned: Option<AssignedPerson>,
+}
+
+/// `custodian`: `assignedCustodian/representedCustodianOrganization`, when present.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Custodian {
+    /// How many `representedCustodianOrganization` elements there are.
+    pub organization_count: usize,
+    pub organization: Option<Organization>,
+}
+
+/// The header of a CDA document as written. Elements that may occur once are the first
+/// occurrence; counts are kept where the rules need them. Personal data (names, birth
+/// time, SNILS) is held in redacting types: `{:?}` of a header is safe to log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CdaHeader {
+    /// `realmCode/@code`.
+    pub realm_code: Option<String>,
+    pub type_id: Option<InstanceId>,
+    /// Every `templateId/@root`.
+    pub template_ids: Vec<String>,
+    /// `id`: `@root` is `<MO OID>.100.<MIS>.<instance>.51`, `@extension` the REMD `localUid`.
+    pub id: Option<InstanceId>,
+    /// `code`: the document type in NSI 1.2.643.5.1.13.13.11.1522.
+    pub code: Option<CodedValue>,
+    /// `effectiveTime/@value`; `None` when the element is absent.
+    pub effective_time: Option<Result<Hl7Time, TimeError>>,
+    pub confidentiality: Option<CodedValue>,
+    /// `languageCode/@code`.
+    pub language_code: Option<String>,
+    pub set_id: Option<InstanceId>,
+    /// `versionNumber/@value`.
+    pub version_number: Option<String>,
+    /// How many `recordTarget` elements there are.
+    pub record_target_count: usize,
+    /// The `patientRole` of the first `recordTarget`.
+    pub patient: Option<PatientRole>,
+    pub authors: Vec<Author>,
+    pub custodians: Vec<Custodian>,
+    pub legal_authenticators: Vec<LegalAuthenticator>,
+    /// `component/structuredBody` is present.
+    pub structured_body: bool,
+    /// `code` of each top-level `structuredBody/component/section`, in order.
+    pub sections: Vec<CodedValue>,
+}
+
+impl CdaHeader {
+    /// `id/@extension`, the REMD `localUid`, when non-empty.
+    pub fn local_uid(&self) -> Option<&str> {
+        self.id.as_ref().and_then(|i| i.extension.as_deref()).map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    pub fn legal_authenticator(&self) -> Option<&LegalAuthenticator> {
+        self.legal_authenticators.first()
+    }
+
+    pub fn has_section(&self, code: &str) -> bool {
+        self.sections.iter().any(|s| s.code.as_deref() == Some(code))
+    }
+
+    /// Parses the header of a CDA document. `Err` only for what makes the document
+    /// unreadable (rule H1, or `XML`: not well-formed, too large, too deep); everything else
+    /// is left to [`crate::check`].
+    pub fn parse(bytes: &[u8]) -> Result<CdaHeader, Vec<Violation>> {
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(vec![Violation::new(
+                rules::XML,
+                "/",
+                format!("документ больше {} МБ", MAX_DOCUMENT_BYTES / (1024 * 1024)),
+            )]);
+        }
+        if bytes.starts_with(&[0xFE, 0xFF]) || bytes.starts_with(&[0xFF, 0xFE]) || std::str::from_utf8(bytes).is_err() {
+            return Err(vec![Violation::new(rules::H1, "/", "документ должен быть в кодировке UTF-8")]);
+        }
+        Parser::default().run(bytes).map_err(|v| vec![v])
+    }
+}
+
+/// Element names the parser matches on; any other HL7 element is `OTHER`, any element of
+/// another namespace `FOREIGN`, so that neither ever matches a path pattern.
+const KNOWN: &[&str] = &[
+    "ClinicalDocument",
+    "realmCode",
+    "typeId",
+    "templateId",
+    "id",
+    "code",
+    "effectiveTime",
+    "confidentialityCode",
+    "languageCode",
+    "setId",
+    "versionNumber",
+    "recordTarget",
+    "patientRole",
+    "patient",
+    "name",
+    "family",
+    "given",
+    "administrativeGenderCode",
+    "birthTime",
+    "providerOrganization",
+    "author",
+    "time",
+    "assignedAuthor",
+    "assignedPerson",
+    "representedOrganization",
+    "custodian",
+    "assignedCustodian",
+    "representedCustodianOrganization",
+    "addr",
+    "legalAuthenticator",
+    "signatureCode",
+    "assignedEntity",
+    "component",
+    "structuredBody",
+    "section",
+];
+const OTHER: &str = "*";
+const FOREIGN: &str = "#";
+
+fn intern(local: &str) -> &'static str {
+    KNOWN.iter().find(|k| **k == local).copied().unwrap_or(OTHER)
+}
+
+/// The unprefixed attributes the rules look at.
+#[derive(Default)]
+struct Attrs {
+    root: Option<String>,
+    extension: Option<String>,
+    code: Option<String>,
+    code_system: Option<String>,
+    code_system_version: Option<String>,
+    display_name: Option<String>,
+    null_flavor: Option<String>,
+    value: Option<String>,
+}
+
+impl Attrs {
+    fn ii(&self) -> InstanceId {
+        InstanceId { root: self.root.clone(), extension: self.extension.clone(), null_flavor: self.null_flavor.clone() }
+    }
+
+    fn coded(&self) -> CodedValue {
+        CodedValue {
+            code: self.code.clone(),
+            code_system: self.code_system.clone(),
+            code_system_version: self.code_system_version.clone(),
+            display_name: self.display_name.clone(),
+            null_flavor: self.null_flavor.clone(),
+        }
+    }
+
+    fn time(&self) -> TimeElement {
+        TimeElement { value: self.value.clone(), null_flavor: self.null_flavor.clone() }
+    }
+
+    fn snils_id(&self) -> SnilsId {
+        SnilsId {
+            root: self.root.clone(),
+            null_flavor: self.null_flavor.clone(),
+            snils: SnilsField::from_extension(self.extension.as_deref()),
+        }
+    }
+}
+
+fn ts(value: Option<&str>) -> Result<Hl7Time, TimeError> {
+    Hl7Time::parse(value.unwrap_or(""))
+}
+
+#[derive(Default)]
+struct Parser {
+    header: CdaHeader,
+    stack: Vec<&'static str>,
+    text: String,
+    root_seen: bool,
+    root_closed: bool,
+}
+
+impl Parser {
+    fn path(&self) -> String {
+        if self.stack.is_empty() { "/".to_owned() } else { format!("/{}", self.stack.join("/")) }
+    }
+
+    fn xml_error(&self, reader: &NsReader<&[u8]>, what: impl std::fmt::Display) -> Violation {
+        Violation::new(
+            rules::XML,
+            self.path(),
+            format!("документ не является корректным XML (позиция {}): {what}", reader.error_position()),
+        )
+    }
+
+    fn run(mut self, bytes: &[u8]) -> Result<CdaHeader, Violation> {
+        let mut reader = NsReader::from_reader(bytes);
+        reader.config_mut().check_end_names = true;
+        loop {
+            let (in_hl7, event) = match reader.read_resolved_event() {
+                Ok((ns, event)) => (matches!(ns, ResolveResult::Bound(Namespace(n)) if n == HL7_NS), event),
+                Err(e) => return Err(self.xml_error(&reader, e)),
+            };
+            match event {
+                Event::DocType(_) => {
+                    return Err(Violation::new(
+                        rules::H1,
+                        "/",
+                        "документ не должен содержать DOCTYPE и объявлений сущностей (DTD)",
+                    ));
+                }
+                Event::Decl(decl) => {
+                    if let Some(enc) = decl.encoding() {
+                        let enc = enc.map_err(|e| self.xml_error(&reader, e))?;
+                        if !enc.eq_ignore_ascii_case("utf-8") {
+                            return Err(Violation::new(rules::H1, "/", "документ должен быть в кодировке UTF-8"));
+                        }
+                    }
+                }
+                Event::Start(e) => {
+                    self.start(&reader, &e, in_hl7)?;
+                    if self.stack.len() >= MAX_DEPTH {
+                        return Err(Violation::new(
+                            rules::XML,
+                            self.path(),
+                            format!("вложенность элементов больше {MAX_DEPTH}"),
+                        ));
+                    }
+                    self.stack.push(self.element_name(&e, in_hl7));
+                    self.text.clear();
+                }
+                Event::Empty(e) => {
+                    self.start(&reader, &e, in_hl7)?;
+                    self.text.clear();
+                    let name = self.element_name(&e, in_hl7);
+                    self.end(name);
+                    if self.stack.is_empty() {
+                        self.root_closed = true;
+                    }
+                }
+                Event::End(_) => {
+                    if let Some(name) = self.stack.pop() {
+                        self.end(name);
+                    }
+                    if self.stack.is_empty() {
+                        self.root_closed = true;
+                    }
+                }
+                Event::Text(t) => {
+                    if self.capturing() {
+                        self.text.push_str(&t.xml10_content());
+                    } else if self.stack.is_empty() && !t.xml10_content().trim().is_empty() {
+                        return Err(self.xml_error(&reader, "текст вне корневого элемента"));
+                    }
+                }
+                Event::CData(t) => {
+                    if self.capturing() {
+                        self.text.push_str(&t.xml10_content());
+                    }
+                }
+                Event::GeneralRef(r) => {
+                    let resolved = match r.resolve_char_ref().map_err(|e| self.xml_error(&reader, e))? {
+                        Some(c) => c.to_string(),
+                        None => match quick_xml::escape::resolve_xml_entity(&r) {
+                            Some(s) => s.to_owned(),
+                            None => return Err(self.xml_error(&reader, format_args!("неизвестная сущность &{};", &*r))),
+                        },
+                    };
+                    if self.capturing() {
+                        self.text.push_str(&resolved);
+                    }
+                }
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if !self.root_seen {
+            return Err(Violation::new(rules::H1, "/", "нет корневого элемента ClinicalDocument"));
+        }
+        if !self.stack.is_empty() {
+            return Err(Violation::new(rules::XML, self.path(), "документ оборван: элемент не закрыт"));
+        }
+        Ok(self.header)
+    }
+
+    fn element_name(&self, e: &BytesStart<'_>, in_hl7: bool) -> &'static str {
+        if in_hl7 { intern(e.local_name().as_ref()) } else { FOREIGN }
+    }
+
+    /// Text is kept only inside the leaf elements whose text the header needs.
+    fn capturing(&self) -> bool {
+        matches!(self.stack.last(), Some(&("family" | "given" | "name")))
+    }
+
+    fn attrs(&self, reader: &NsReader<&[u8]>, e: &BytesStart<'_>) -> Result<Attrs, Violation> {
+        let mut attrs = Attrs::default();
+        for attr in e.attributes() {
+            let attr = attr.map_err(|err| self.xml_error(reader, err))?;
+            let (ns, local) = reader.resolver().resolve_attribute(attr.key);
+            if !matches!(ns, ResolveResult::Unbound) {
+                continue;
+            }
+            let slot = match local.as_ref() {
+                "root" => &mut attrs.root,
+                "extension" => &mut attrs.extension,
+                "code" => &mut attrs.code,
+                "codeSystem" => &mut attrs.code_system,
+                "codeSystemVersion" => &mut attrs.code_system_version,
+                "displayName" => &mut attrs.display_name,
+                "nullFlavor" => &mut attrs.null_flavor,
+                "value" => &mut attrs.value,
+                _ => continue,
+            };
+            let value = attr.normalized_value(XmlVersion::Implicit1_0).map_err(|err| self.xml_error(reader, err))?;
+            *slot = Some(value.into_owned());
+        }
+        Ok(attrs)
+    }
+
+    fn start(&mut self, reader: &NsReader<&[u8]>, e: &BytesStart<'_>, in_hl7: bool) -> Result<(), Violation> {
+        if self.root_closed {
+            return Err(self.xml_error(reader, "второй корневой элемент"));
+        }
+        if !self.root_seen {
+            self.root_seen = true;
+            if !(in_hl7 && e.local_name().as_ref() == "ClinicalDocument") {
+                return Err(Violation::new(
+                    rules::H1,
+                    "/",
+                    "корневой элемент должен быть ClinicalDocument в пространстве имён urn:hl7-org:v3",
+                ));
+            }
+            return Ok(());
+        }
+        let local = self.element_name(e, in_hl7);
+        if local == OTHER || local == FOREIGN || self.stack.contains(&FOREIGN) || self.stack.contains(&OTHER) {
+            return Ok(());
+        }
+        let a = self.attrs(reader, e)?;
+        let h = &mut self.header;
+        let first_target = h.record_target_count == 1;
+        match (&self.stack[..], local) {
+            (["ClinicalDocument"], "realmCode") => set_once(&mut h.realm_code, a.code),
+            (["ClinicalDocument"], "typeId") => set_once(&mut h.type_id, Some(a.ii())),
+            (["ClinicalDocument"], "templateId") => h.template_ids.extend(a.root),
+            (["ClinicalDocument"], "id") => set_once(&mut h.id, Some(a.ii())),
+            (["ClinicalDocument"], "code") => set_once(&mut h.code, Some(a.coded())),
+            (["ClinicalDocument"], "effectiveTime") => set_once(&mut h.effective_time, Some(ts(a.value.as_deref()))),
+            (["ClinicalDocument"], "confidentialityCode") => set_once(&mut h.confidentiality, Some(a.coded())),
+            (["ClinicalDocument"], "languageCode") => set_once(&mut h.language_code, a.code),
+            (["ClinicalDocument"], "setId") => set_once(&mut h.set_id, Some(a.ii())),
+            (["ClinicalDocument"], "versionNumber") => set_once(&mut h.version_number, a.value),
+            (["ClinicalDocument"], "recordTarget") => h.record_target_count += 1,
+            (["ClinicalDocument", "recordTarget"], "patientRole") if first_target => {
+                h.patient.get_or_insert_with(PatientRole::default);
+            }
+            (["ClinicalDocument", "recordTarget", "patientRole", rest @ ..], local) if first_target => {
+                if let Some(p) = h.patient.as_mut() {
+                    patient_start(p, rest, local, &a);
+                }
+            }
+            (["ClinicalDocument"], "author") => h.authors.push(Author::default()),
+            (["ClinicalDocument", "author"], "time") => {
+                if let Some(author) = h.authors.last_mut() {
+                    set_once(&mut author.time, Some(a.time()));
+                }
+            }
+            (["ClinicalDocument", "author"], "assignedAuthor") => {
+                if let Some(author) = h.authors.last_mut() {
+                    author.assigned.get_or_insert_with(AssignedPerson::default);
+                }
+            }
+            (["ClinicalDocument", "author", "assignedAuthor", rest @ ..], local) => {
+                if let Some(p) = h.authors.last_mut().and_then(|x| x.assigned.as_mut()) {
+                    assigned_start(p, rest, local, &a);
+                }
+            }
+            (["ClinicalDocument"], "custodian") => h.custodians.push(Custodian::default()),
+            (["ClinicalDocument", "custodian", "assignedCustodian"], "representedCustodianOrganization") => {
+                if let Some(c) = h.custodians.last_mut() {
+                    c.organization_count += 1;
+                    c.organization.get_or_insert_with(Organization::default);
+                }
+            }
+            (["ClinicalDocument", "custodian", "assignedCustodian", "representedCustodianOrganization"], local) => {
+                if let Some(o) = h.custodians.last_mut().and_then(|c| c.organization.as_mut()) {
+                    organization_start(o, local, &a);
+                }
+            }
+            (["ClinicalDocument"], "legalAuthenticator") => h.legal_authenticators.push(LegalAuthenticator::default()),
+            (["ClinicalDocument", "legalAuthenticator"], "time") => {
+                if let Some(l) = h.legal_authenticators.last_mut() {
+                    set_once(&mut l.time, Some(a.time()));
+                }
+            }
+            (["ClinicalDocument", "legalAuthenticator"], "signatureCode") => {
+                if let Some(l) = h.legal_authenticators.last_mut() {
+                    set_once(&mut l.signature_code, Some(a.coded()));
+                }
+            }
+            (["ClinicalDocument", "legalAuthenticator"], "assignedEntity") => {
+                if let Some(l) = h.legal_authenticators.last_mut() {
+                    l.assigned.get_or_insert_with(AssignedPerson::default);
+                }
+            }
+            (["ClinicalDocument", "legalAuthenticator", "assignedEntity", rest @ ..], local) => {
+                if let Some(p) = h.legal_authenticators.last_mut().and_then(|x| x.assigned.as_mut()) {
+                    assigned_start(p, rest, local, &a);
+                }
+            }
+            (["ClinicalDocument", "component"], "structuredBody") => h.structured_body = true,
+            (["ClinicalDocument", "component", "structuredBody", "component", "section"], "code") => {
+                h.sections.push(a.coded());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The end of an element: store the text of a name part.
+    fn end(&mut self, local: &'static str) {
+        if !matches!(local, "family" | "given" | "name") || self.stack.contains(&FOREIGN) {
+            return;
+        }
+        let text = std::mem::take(&mut self.text).trim().to_owned();
+        let h = &mut self.header;
+        let first_target = h.record_target_count == 1;
+        match &self.stack[..] {
+            ["ClinicalDocument", "recordTarget", "patientRole", "patient", "name"] if first_target => {
+                if let Some(n) = h.patient.as_mut().and_then(|p| p.names.last_mut()) {
+                    name_part(n, local, text);
+                }
+            }
+            ["ClinicalDocument", "recordTarget", "patientRole", "providerOrganization"] if first_target => {
+                if let Some(o) = h.patient.as_mut().and_then(|p| p.provider_organization.as_mut()) {
+                    org_name(o, local, text);
+                }
+            }
+            ["ClinicalDocument", "author", "assignedAuthor", rest @ ..] => {
+                if let Some(p) = h.authors.last_mut().and_then(|x| x.assigned.as_mut()) {
+                    assigned_text(p, rest, local, text);
+                }
+            }
+            ["ClinicalDocument", "legalAuthenticator", "assignedEntity", rest @ ..] => {
+                if let Some(p) = h.legal_authenticators.last_mut().and_then(|x| x.assigned.as_mut()) {
+                    assigned_text(p, rest, local, text);
+                }
+            }
+            ["ClinicalDocument", "custodian", "assignedCustodian", "representedCustodianOrganization"] => {
+                if let Some(o) = h.custodians.last_mut().and_then(|c| c.organization.as_mut()) {
+                    org_name(o, local, text);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: Option<T>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+fn patient_start(p: &mut PatientRole, rest: &[&str], local: &str, a: &Attrs) {
+    match (rest, local) {
+        ([], "id") => {
+            p.id_count += 1;
+            match p.id_count {
+                1 => p.local_id = Some(a.ii()),
+                2 => p.snils_id = Some(a.snils_id()),
+                _ => {}
+            }
+        }
+        (["patient"], "name") => p.names.push(PersonName::default()),
+        (["patient"], "administrativeGenderCode") => set_once(&mut p.gender, Some(a.coded())),
+        (["patient"], "birthTime") => set_once(&mut p.birth_time, Some(ts(a.value.as_deref()).map(Personal))),
+        ([], "providerOrganization") => {
+            p.provider_organization.get_or_insert_with(Organization::default);
+        }
+        (["providerOrganization"], local) => {
+            if let Some(o) = p.provider_organization.as_mut() {
+                organization_start(o, local, a);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn assigned_start(p: &mut AssignedPerson, rest: &[&str], local: &str, a: &Attrs) {
+    match (rest, local) {
+        ([], "id") => {
+            p.id_count += 1;
+            match p.id_count {
+                1 => p.local_id = Some(a.ii()),
+                2 => p.snils_id = Some(a.snils_id()),
+                _ => {}
+            }
+        }
+        ([], "code") => set_once(&mut p.position, Some(a.coded())),
+        (["assignedPerson"], "name") => p.names.push(PersonName::default()),
+        ([], "representedOrganization") => {
+            p.organization.get_or_insert_with(Organization::default);
+        }
+        (["representedOrganization"], local) => {
+            if let Some(o) = p.organization.as_mut() {
+                organization_start(o, local, a);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn organization_start(o: &mut Organization, local: &str, a: &Attrs) {
+    match local {
+        "id" => set_once(&mut o.id, Some(a.ii())),
+        "addr" => o.has_address = true,
+        _ => {}
+    }
+}
+
+fn assigned_text(p: &mut AssignedPerson, rest: &[&str], local: &str, text: String) {
+    match rest {
+        ["assignedPerson", "name"] => {
+            if let Some(n) = p.names.last_mut() {
+                name_part(n, local, text);
+            }
+        }
+        ["representedOrganization"] => {
+            if let Some(o) = p.organization.as_mut() {
+                org_name(o, local, text);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn name_part(n: &mut PersonName, local: &str, text: String) {
+    match local {
+        "family" => set_once(&mut n.family, Some(Personal(text))),
+        "given" => n.given.push(Personal(text)),
+        _ => {}
+    }
+}
+
+fn org_name(o: &mut Organization, local: &str, text: String) {
+    if local == "name" && !text.is_empty() {
+        set_once(&mut o.name, Some(text));
+    }
+}

@@ -1,0 +1,56 @@
+//! # egisz-semd
+//!
+//! Structured medical documents (SEMD, HL7 CDA R2) as the gateway receives them: parsed
+//! once, checked against what REMD would reject, and turned into the data of REMD's
+//! `registerDocument` request, so that nothing in the request is typed twice.
+//!
+//! ## What this crate owns
+//!
+//! - [`CdaHeader::parse`]: one namespace-aware pass over the CDA header into typed values
+//!   (rule H1 — no DTD, UTF-8, `ClinicalDocument` in `urn:hl7-org:v3` — and size/depth
+//!   limits are enforced here);
+//! - [`check`]: the header rules H2–H12 of `shared/federal/SEMD-TMK.md` against
+//!   [`Expectations`] (the kind, the submitting organisation, the time), every violation
+//!   reported with its rule id, an XPath-like location and a Russian message. H13
+//!   (dictionary versions and display names) needs the dictionaries of `mappings/` and is
+//!   not checked here;
+//! - [`register_request_parts`]: the patient, the signers (minus their role), the creation
+//!   time and the `localUid` of the request, derived from the header;
+//! - [`signature`]: detached CMS signatures parsed with RustCrypto — the signer's SNILS or
+//!   OGRN, certificate validity, digest — checked against the document and its people; the
+//!   [`SignatureVerifier`] trait for what needs real cryptography;
+//! - `test_pki` (feature `test-pki`): a throw-away CA, certificates, signatures and the
+//!   verifier for them, for tests and the sandbox.
+//!
+//! ## What it must not do
+//!
+//! - I/O of any kind: no files, no network, no clock (the time comes in [`Expectations`]);
+//! - sign anything for production: the gateway never signs; the test PKI is for tests;
+//! - print personal data: names, birth dates and SNILS are held in [`egisz_contract::Personal`]
+//!   and [`egisz_contract::Snils`], so `{:?}` of any value here is safe to log, and
+//!   violation messages never quote them.
+//!
+//! ## Layout
+//!
+//! - `header`: the typed header and its parser; `time`: HL7 `TS` values;
+//! - `checks`: [`Expectations`] and [`check`]; `violation`: [`Violation`] and the rule ids ([`rules`]);
+//! - `derive`: [`register_request_parts`]; `signature`; `test_pki`.
+#![forbid(unsafe_code)]
+
+mod checks;
+mod derive;
+pub mod header;
+pub mod signature;
+#[cfg(feature = "test-pki")]
+pub mod test_pki;
+pub mod time;
+mod violation;
+
+pub use checks::{CLOCK_SKEW, Expectations, SNILS_ROOT, check, parse_and_check};
+pub use derive::{RequestParts, SignerParts, register_request_parts};
+pub use header::CdaHeader;
+pub use signature::{
+    DigestAlgorithm, DigestStatus, ParsedSignature, SignatureVerifier, SignerCertificate, SignerMatch,
+    check_personal_signatures, check_signature, digest_status, match_signer, parse_signature,
+};
+pub use violation::{Violation, rules};

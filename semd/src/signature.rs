@@ -1,0 +1,448 @@
+//! Detached CMS signatures (CAdES-BES) over a document: parsed with RustCrypto, checked
+//! against the document bytes, its creation time and its people.
+//!
+//! What is checked here: the container's shape (SignedData, detached, one signer, the
+//! signer's certificate embedded, signed attributes with a messageDigest), the digest
+//! against the document when we can compute it (SHA-256; GOST R 34.11-2012 is left to the
+//! [`SignatureVerifier`]), the certificate's validity at the creation time, and that the
+//! certificate's SNILS is an author's or the legal authenticator's. What is not: the
+//! signature value and the certificate chain — that is the [`SignatureVerifier`]'s job
+//! (CryptoPro in production, outside this crate; `test_pki::TestPkiVerifier` (feature
+//! `test-pki`) for tests and the sandbox).
+//!
+//! Containers must be DER: a BER container (indefinite lengths) is a `SIGNATURE_DECODING_ERROR`.
+
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use cms::cert::CertificateChoices;
+use cms::content_info::ContentInfo;
+use cms::signed_data::{SignedData, SignerIdentifier};
+use der::asn1::{ObjectIdentifier, OctetString};
+use der::{Any, AnyRef, Decode, Encode, Reader, SliceReader, Tag, TagNumber, Tagged};
+use egisz_contract::{Failure, Snils};
+use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+
+use crate::header::CdaHeader;
+use crate::violation::{Violation, rules};
+
+/// Subject attribute of a qualified certificate: the holder's SNILS.
+pub const OID_SNILS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.100.3");
+/// Subject attribute of an organisation's qualified certificate: its OGRN.
+pub const OID_OGRN: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.100.1");
+/// SHA-256.
+pub const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+/// GOST R 34.11-2012, 256-bit (Streebog-256).
+pub const OID_STREEBOG_256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.2.2");
+/// GOST R 34.11-2012, 512-bit (Streebog-512).
+pub const OID_STREEBOG_512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.2.3");
+const OID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+const OID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+/// X.509 extension: subject key identifier.
+const OID_SUBJECT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+
+const SIGNER_INFO: &str = "/ContentInfo/SignedData/signerInfos/SignerInfo";
+const CERTIFICATE: &str = "/ContentInfo/SignedData/certificates/Certificate";
+
+/// The digest algorithm of a SignerInfo.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DigestAlgorithm {
+    Sha256,
+    /// GOST R 34.11-2012 256 (`1.2.643.7.1.1.2.2`).
+    Streebog256,
+    /// GOST R 34.11-2012 512 (`1.2.643.7.1.1.2.3`).
+    Streebog512,
+    /// Any other, by OID.
+    Other(String),
+}
+
+impl DigestAlgorithm {
+    fn from_oid(oid: ObjectIdentifier) -> Self {
+        match oid {
+            OID_SHA256 => DigestAlgorithm::Sha256,
+            OID_STREEBOG_256 => DigestAlgorithm::Streebog256,
+            OID_STREEBOG_512 => DigestAlgorithm::Streebog512,
+            other => DigestAlgorithm::Other(other.to_string()),
+        }
+    }
+
+    pub fn oid(&self) -> String {
+        match self {
+            DigestAlgorithm::Sha256 => OID_SHA256.to_string(),
+            DigestAlgorithm::Streebog256 => OID_STREEBOG_256.to_string(),
+            DigestAlgorithm::Streebog512 => OID_STREEBOG_512.to_string(),
+            DigestAlgorithm::Other(oid) => oid.clone(),
+        }
+    }
+}
+
+/// What the signer's certificate says about its holder and its validity.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignerCertificate {
+    /// Subject attribute `1.2.643.100.3` (a person's qualified certificate), when it holds a
+    /// valid SNILS.
+    pub snils: Option<Snils>,
+    /// Subject attribute `1.2.643.100.1` (an organisation's qualified certificate).
+    pub ogrn: Option<String>,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    /// Hex, as CAs print it.
+    pub serial_number: String,
+    der: Vec<u8>,
+}
+
+impl SignerCertificate {
+    /// The certificate, DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+}
+
+impl fmt::Debug for SignerCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignerCertificate")
+            .field("snils", &self.snils)
+            .field("ogrn", &self.ogrn)
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .field("serial_number", &self.serial_number)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A detached CMS SignedData with exactly one signer, whose certificate it carries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ParsedSignature {
+    pub digest_algorithm: DigestAlgorithm,
+    /// The `messageDigest` signed attribute: the digest of the signed document.
+    pub message_digest: Vec<u8>,
+    /// `signatureAlgorithm` of the SignerInfo, as an OID.
+    pub signature_algorithm: String,
+    pub certificate: SignerCertificate,
+    signed_attributes: Vec<u8>,
+    signature_value: Vec<u8>,
+}
+
+impl ParsedSignature {
+    /// The signed attributes exactly as signed: the DER `SET OF Attribute` (tag 0x31) that
+    /// the signature value is over.
+    pub fn signed_attributes(&self) -> &[u8] {
+        &self.signed_attributes
+    }
+
+    /// The signature value (the SignerInfo's `signature` OCTET STRING content).
+    pub fn signature_value(&self) -> &[u8] {
+        &self.signature_value
+    }
+}
+
+impl fmt::Debug for ParsedSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digest: String = self.message_digest.iter().map(|b| format!("{b:02x}")).collect();
+        f.debug_struct("ParsedSignature")
+            .field("digest_algorithm", &self.digest_algorithm)
+            .field("message_digest", &digest)
+            .field("signature_algorithm", &self.signature_algorithm)
+            .field("certificate", &self.certificate)
+            .finish_non_exhaustive()
+    }
+}
+
+fn decoding(path: &str, what: impl fmt::Display) -> Vec<Violation> {
+    vec![Violation::new(rules::SIGNATURE_DECODING_ERROR, path, format!("не удалось разобрать подпись: {what}"))]
+}
+
+fn format_error(path: &str, message: &str) -> Vec<Violation> {
+    vec![Violation::new(rules::WRONG_SIGNATURE_FORMAT, path, message)]
+}
+
+/// Parses a detached CMS signature (DER; base64 is decoded by the caller).
+pub fn parse_signature(der: &[u8]) -> Result<ParsedSignature, Vec<Violation>> {
+    let ci = ContentInfo::from_der(der).map_err(|e| decoding("/ContentInfo", e))?;
+    if ci.content_type != OID_SIGNED_DATA {
+        return Err(format_error("/ContentInfo/contentType", "ожидается SignedData (1.2.840.113549.1.7.2)"));
+    }
+    let sd: SignedData = ci.content.decode_as().map_err(|e| decoding("/ContentInfo/SignedData", e))?;
+    if sd.encap_content_info.econtent.is_some() {
+        return Err(format_error(
+            "/ContentInfo/SignedData/encapContentInfo/eContent",
+            "подпись должна быть отсоединённой (без вложенного документа)",
+        ));
+    }
+    let signer = match sd.signer_infos.0.as_slice() {
+        [] => {
+            return Err(vec![Violation::new(rules::NO_SIGNATURE, SIGNER_INFO, "в контейнере нет подписанта")]);
+        }
+        [one] => one,
+        more => {
+            return Err(vec![Violation::new(
+                rules::MULTIPLE_SIGNERS,
+                SIGNER_INFO,
+                format!("в контейнере {} подписантов, допускается один", more.len()),
+            )]);
+        }
+    };
+    let Some(attrs) = &signer.signed_attrs else {
+        return Err(format_error(&format!("{SIGNER_INFO}/signedAttrs"), "нет подписанных атрибутов (CAdES-BES)"));
+    };
+    let message_digest = attrs
+        .iter()
+        .find(|a| a.oid == OID_MESSAGE_DIGEST)
+        .and_then(|a| a.values.get(0))
+        .and_then(|v| v.decode_as::<OctetString>().ok())
+        .map(|o| o.as_bytes().to_vec())
+        .ok_or_else(|| {
+            format_error(&format!("{SIGNER_INFO}/signedAttrs/messageDigest"), "нет атрибута messageDigest")
+        })?;
+    let signed_attributes = raw_signed_attributes(ci.content.value())
+        .map_err(|e| decoding(&format!("{SIGNER_INFO}/signedAttrs"), e))?
+        .ok_or_else(|| decoding(&format!("{SIGNER_INFO}/signedAttrs"), "нет подписанных атрибутов"))?;
+
+    let certificates = sd.certificates.as_ref().map(|c| c.0.as_slice()).unwrap_or_default();
+    let certificate = certificates
+        .iter()
+        .filter_map(|c| match c {
+            CertificateChoices::Certificate(cert) => Some(cert),
+            CertificateChoices::Other(_) => None,
+        })
+        .find(|cert| identifies(&signer.sid, cert))
+        .ok_or_else(|| {
+            vec![Violation::new(
+                rules::NO_END_ENTITY_CERTIFICATE,
+                "/ContentInfo/SignedData/certificates",
+                "в контейнере нет сертификата подписанта",
+            )]
+        })?;
+
+    Ok(ParsedSignature {
+        digest_algorithm: DigestAlgorithm::from_oid(signer.digest_alg.oid),
+        message_digest,
+        signature_algorithm: signer.signature_algorithm.oid.to_string(),
+        certificate: signer_certificate(certificate)?,
+        signed_attributes,
+        signature_value: signer.signature.as_bytes().to_vec(),
+    })
+}
+
+/// Does the SignerInfo's `sid` name this certificate?
+fn identifies(sid: &SignerIdentifier, cert: &Certificate) -> bool {
+    let tbs = &cert.tbs_certificate;
+    match sid {
+        SignerIdentifier::IssuerAndSerialNumber(is) => is.issuer == tbs.issuer && is.serial_number == tbs.serial_number,
+        SignerIdentifier::SubjectKeyIdentifier(ski) => tbs
+            .extensions
+            .iter()
+            .flatten()
+            .filter(|e| e.extn_id == OID_SUBJECT_KEY_ID)
+            .filter_map(|e| OctetString::from_der(e.extn_value.as_bytes()).ok())
+            .any(|id| id.as_bytes() == ski.0.as_bytes()),
+    }
+}
+
+fn signer_certificate(cert: &Certificate) -> Result<SignerCertificate, Vec<Violation>> {
+    let tbs = &cert.tbs_certificate;
+    let subject_string = |oid: ObjectIdentifier| -> Option<String> {
+        tbs.subject.0.iter().flat_map(|rdn| rdn.0.iter()).filter(|atv| atv.oid == oid).find_map(|atv| {
+            match atv.value.tag() {
+                Tag::NumericString | Tag::PrintableString | Tag::Utf8String | Tag::Ia5String => {
+                    std::str::from_utf8(atv.value.value()).ok().map(|s| s.trim().to_owned())
+                }
+                _ => None,
+            }
+        })
+    };
+    let time = |t: x509_cert::time::Time, field: &str| {
+        let d = t.to_unix_duration();
+        i64::try_from(d.as_secs())
+            .ok()
+            .and_then(|secs| DateTime::from_timestamp(secs, d.subsec_nanos()))
+            .ok_or_else(|| decoding(&format!("{CERTIFICATE}/tbsCertificate/validity/{field}"), "дата вне диапазона"))
+    };
+    Ok(SignerCertificate {
+        snils: subject_string(OID_SNILS).and_then(|s| Snils::parse(&s).ok()),
+        ogrn: subject_string(OID_OGRN),
+        not_before: time(tbs.validity.not_before, "notBefore")?,
+        not_after: time(tbs.validity.not_after, "notAfter")?,
+        serial_number: tbs.serial_number.as_bytes().iter().map(|b| format!("{b:02X}")).collect(),
+        der: cert.to_der().map_err(|e| decoding(CERTIFICATE, e))?,
+    })
+}
+
+/// The signed attributes of the (single) SignerInfo as they are in the container,
+/// re-tagged from `[0] IMPLICIT` to `SET OF` (RFC 5652 §5.4): the bytes the signature is over.
+fn raw_signed_attributes(signed_data: &[u8]) -> der::Result<Option<Vec<u8>>> {
+    let mut reader = SliceReader::new(signed_data)?;
+    let mut last = None;
+    while !reader.is_finished() {
+        last = Some(AnyRef::decode(&mut reader)?);
+    }
+    let Some(signer_infos) = last else { return Ok(None) };
+    let mut reader = SliceReader::new(signer_infos.value())?;
+    let signer_info = AnyRef::decode(&mut reader)?;
+    let mut reader = SliceReader::new(signer_info.value())?;
+    while !reader.is_finished() {
+        let field = AnyRef::decode(&mut reader)?;
+        if field.tag() == (Tag::ContextSpecific { constructed: true, number: TagNumber::N0 }) {
+            return Ok(Some(Any::new(Tag::Set, field.value())?.to_der()?));
+        }
+    }
+    Ok(None)
+}
+
+/// How the signed digest compares with the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestStatus {
+    /// SHA-256 of the document equals `messageDigest`.
+    Matches,
+    /// SHA-256 of the document differs from `messageDigest`.
+    Mismatch,
+    /// GOST R 34.11-2012: verified by the pluggable [`SignatureVerifier`], not here.
+    DeferredToVerifier,
+    /// An algorithm REMD does not take (by OID).
+    Unsupported(String),
+}
+
+pub fn digest_status(signature: &ParsedSignature, document: &[u8]) -> DigestStatus {
+    match &signature.digest_algorithm {
+        DigestAlgorithm::Sha256 => {
+            if Sha256::digest(document).as_slice() == signature.message_digest.as_slice() {
+                DigestStatus::Matches
+            } else {
+                DigestStatus::Mismatch
+            }
+        }
+        DigestAlgorithm::Streebog256 | DigestAlgorithm::Streebog512 => DigestStatus::DeferredToVerifier,
+        DigestAlgorithm::Other(oid) => DigestStatus::Unsupported(oid.clone()),
+    }
+}
+
+/// Checks a parsed signature against the document bytes and the document's creation time
+/// (`effectiveTime`): the digest (where computable, see [`digest_status`]) and the
+/// certificate's validity. Every violation found.
+pub fn check_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    match digest_status(cms, document) {
+        DigestStatus::Matches | DigestStatus::DeferredToVerifier => {}
+        DigestStatus::Mismatch => out.push(Violation::new(
+            rules::SIGNATURE_VERIFICATION_ERROR,
+            format!("{SIGNER_INFO}/signedAttrs/messageDigest"),
+            "подпись сделана не для этого документа: хеш документа не совпадает с подписанным",
+        )),
+        DigestStatus::Unsupported(oid) => out.push(Violation::new(
+            rules::UNKNOWN_ALGORITHM,
+            format!("{SIGNER_INFO}/digestAlgorithm"),
+            format!("неподдерживаемый алгоритм хеширования {oid} (ожидается ГОСТ Р 34.11-2012)"),
+        )),
+    }
+    let created = created.with_timezone(&Utc);
+    if created < cms.certificate.not_before {
+        out.push(Violation::new(
+            rules::DOC_DATE_MISMATCH_CERT_NOT_BEFORE,
+            format!("{CERTIFICATE}/tbsCertificate/validity/notBefore"),
+            format!(
+                "сертификат подписи начинает действовать {} — позже даты создания документа",
+                cms.certificate.not_before.format("%Y-%m-%d %H:%M UTC")
+            ),
+        ));
+    }
+    if created > cms.certificate.not_after {
+        out.push(Violation::new(
+            rules::DOC_DATE_MISMATCH_CERT_NOT_AFTER,
+            format!("{CERTIFICATE}/tbsCertificate/validity/notAfter"),
+            format!(
+                "сертификат подписи истёк {} — раньше даты создания документа",
+                cms.certificate.not_after.format("%Y-%m-%d %H:%M UTC")
+            ),
+        ));
+    }
+    out
+}
+
+/// Where the signer of a personal signature appears in the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerMatch {
+    /// Indexes (0-based) into [`CdaHeader::authors`] of the authors with the certificate's SNILS.
+    pub authors: Vec<usize>,
+    /// The legal authenticator has the certificate's SNILS.
+    pub legal_authenticator: bool,
+}
+
+/// Finds the author(s) and/or the legal authenticator whose SNILS is the one in the
+/// signing certificate (REMD: `VALUE_MISMATCH_METADATA_AND_CERTIFICATE` when nobody is).
+pub fn match_signer(header: &CdaHeader, cms: &ParsedSignature) -> Result<SignerMatch, Violation> {
+    let path = format!("{CERTIFICATE}/tbsCertificate/subject/SNILS");
+    let Some(snils) = &cms.certificate.snils else {
+        return Err(Violation::new(
+            rules::VALUE_MISMATCH_METADATA_AND_CERTIFICATE,
+            path,
+            "в сертификате подписи нет корректного СНИЛС (атрибут 1.2.643.100.3)",
+        ));
+    };
+    let authors: Vec<usize> = header
+        .authors
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.assigned.as_ref().and_then(|p| p.snils()) == Some(snils))
+        .map(|(i, _)| i)
+        .collect();
+    let legal_authenticator =
+        header.legal_authenticator().and_then(|l| l.assigned.as_ref()).and_then(|p| p.snils()) == Some(snils);
+    if authors.is_empty() && !legal_authenticator {
+        return Err(Violation::new(
+            rules::VALUE_MISMATCH_METADATA_AND_CERTIFICATE,
+            path,
+            "СНИЛС владельца сертификата не совпадает ни с одним автором или подписантом документа",
+        ));
+    }
+    Ok(SignerMatch { authors, legal_authenticator })
+}
+
+/// Checks the personal signatures of one submission together: the same digest where the
+/// algorithm is the same (`INCONSISTENT_DIGESTS`), one signature per person
+/// (`SIGNATURE_DUPLICATION`), and one by the legal authenticator
+/// (`LEGAL_AUTHENTICATOR_NOT_FOUND`).
+pub fn check_personal_signatures(header: &CdaHeader, signatures: &[ParsedSignature]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for (i, s) in signatures.iter().enumerate() {
+        let earlier = &signatures[..i];
+        if earlier.iter().any(|e| e.digest_algorithm == s.digest_algorithm && e.message_digest != s.message_digest) {
+            out.push(Violation::new(
+                rules::INCONSISTENT_DIGESTS,
+                format!("/signatures[{}]{SIGNER_INFO}/signedAttrs/messageDigest", i + 1),
+                "подписи сделаны для разных документов: хеши не совпадают",
+            ));
+        }
+        if s.certificate.snils.is_some() && earlier.iter().any(|e| e.certificate.snils == s.certificate.snils) {
+            out.push(Violation::new(
+                rules::SIGNATURE_DUPLICATION,
+                format!("/signatures[{}]", i + 1),
+                "две подписи одного и того же сотрудника",
+            ));
+        }
+    }
+    let la = header.legal_authenticator().and_then(|l| l.assigned.as_ref()).and_then(|p| p.snils());
+    if let Some(la) = la
+        && !signatures.iter().any(|s| s.certificate.snils.as_ref() == Some(la))
+    {
+        out.push(Violation::new(
+            rules::LEGAL_AUTHENTICATOR_NOT_FOUND,
+            "/ClinicalDocument/legalAuthenticator",
+            "нет подписи сотрудника, придавшего документу юридическую силу (legalAuthenticator)",
+        ));
+    }
+    out
+}
+
+/// Verifies what [`check_signature`] cannot: the signature value over the signed
+/// attributes, the certificate chain to a trusted CA, and — for the algorithms
+/// [`digest_status`] defers (GOST R 34.11-2012) — the digest of the document.
+///
+/// `Ok(violations)`: the verifier reached a verdict (empty when the signature is valid).
+/// `Err(failure)`: it could not (the CryptoPro service is down, say); try again later.
+/// Production implements this with CryptoPro outside this crate; tests and the sandbox use
+/// `test_pki::TestPkiVerifier` (feature `test-pki`).
+#[async_trait::async_trait]
+pub trait SignatureVerifier: Send + Sync {
+    async fn verify(&self, signature: &ParsedSignature, document: &[u8]) -> Result<Vec<Violation>, Failure>;
+}

@@ -1,0 +1,295 @@
+//! A throw-away PKI for tests and the sandbox (feature `test-pki`): a CA, doctor and
+//! organisation certificates shaped like Russian qualified certificates (SNILS
+//! `1.2.643.100.3` / OGRN `1.2.643.100.1` as NumericString subject attributes), detached
+//! CMS signatures, and a [`SignatureVerifier`] for them.
+//!
+//! ECDSA P-256 with SHA-256 instead of GOST: REMD accepts none of this. Keys come from a
+//! seed string (the same seed, the same key) and ECDSA signatures are deterministic
+//! (RFC 6979), so fixtures are reproducible.
+//!
+//! Panics only if the RustCrypto encoders reject what this module builds — a bug here, not a
+//! condition of the caller's data.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
+use der::asn1::{ObjectIdentifier, SetOfVec};
+use der::{Any, Decode, Encode, Tag};
+use egisz_contract::{Failure, Snils};
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::Certificate;
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use crate::signature::{OID_OGRN, OID_SHA256, OID_SNILS, ParsedSignature, SignatureVerifier};
+use crate::violation::{Violation, rules};
+
+const OID_CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+const OID_C: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
+const OID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+
+/// A key from a seed: SHA-256 of the seed, rehashed until it is a valid P-256 scalar.
+fn key_from_seed(seed: &str) -> SigningKey {
+    let mut bytes = Sha256::digest(seed.as_bytes());
+    loop {
+        if let Ok(key) = SigningKey::from_bytes(&bytes) {
+            return key;
+        }
+        bytes = Sha256::digest(bytes);
+    }
+}
+
+fn serial_from_seed(seed: &str) -> SerialNumber {
+    let digest = Sha256::digest(format!("serial:{seed}").as_bytes());
+    let mut bytes = [0u8; 12];
+    bytes.copy_from_slice(&digest[..12]);
+    bytes[0] = (bytes[0] & 0x7F) | 0x01; // positive, no leading zero
+    SerialNumber::new(&bytes).expect("a 12-byte positive serial number")
+}
+
+fn name(attributes: &[(ObjectIdentifier, Tag, &str)]) -> Name {
+    let rdns = attributes
+        .iter()
+        .map(|(oid, tag, value)| {
+            let atv = AttributeTypeAndValue {
+                oid: *oid,
+                value: Any::new(*tag, value.as_bytes()).expect("a short attribute value"),
+            };
+            RelativeDistinguishedName(SetOfVec::try_from(vec![atv]).expect("one attribute per RDN"))
+        })
+        .collect();
+    RdnSequence(rdns)
+}
+
+fn x509_time(t: DateTime<Utc>) -> Time {
+    let secs = u64::try_from(t.timestamp()).expect("certificate times after 1970");
+    Time::GeneralTime(der::asn1::GeneralizedTime::from_unix_duration(Duration::from_secs(secs)).expect("a valid time"))
+}
+
+fn validity(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> Validity {
+    Validity { not_before: x509_time(not_before), not_after: x509_time(not_after) }
+}
+
+/// The test certificate authority.
+pub struct TestCa {
+    key: SigningKey,
+    certificate: Certificate,
+}
+
+impl TestCa {
+    /// A self-signed CA whose key comes from `seed`, valid 2000-01-01 … 2099-12-31.
+    pub fn new(seed: &str) -> Self {
+        let key = key_from_seed(&format!("ca:{seed}"));
+        let subject =
+            name(&[(OID_C, Tag::PrintableString, "RU"), (OID_CN, Tag::Utf8String, "Тестовый УЦ egisz-gateway")]);
+        let spki = SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).expect("a P-256 public key");
+        let from = DateTime::from_timestamp(946_684_800, 0).expect("2000-01-01");
+        let till = DateTime::from_timestamp(4_102_444_799, 0).expect("2099-12-31");
+        let certificate =
+            CertificateBuilder::new(Profile::Root, serial_from_seed(seed), validity(from, till), subject, spki, &key)
+                .expect("a root certificate")
+                .build::<DerSignature>()
+                .expect("a signed root certificate");
+        Self { key, certificate }
+    }
+
+    pub fn certificate(&self) -> &Certificate {
+        &self.certificate
+    }
+
+    pub fn certificate_der(&self) -> Vec<u8> {
+        self.certificate.to_der().expect("an encodable certificate")
+    }
+
+    /// The verifier that trusts this CA.
+    pub fn verifier(&self) -> TestPkiVerifier {
+        TestPkiVerifier { ca: self.certificate.clone() }
+    }
+
+    fn issue(&self, seed: &str, subject: Name, not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> TestSigner {
+        let key = key_from_seed(&format!("leaf:{seed}"));
+        let spki = SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).expect("a P-256 public key");
+        let profile = Profile::Leaf {
+            issuer: self.certificate.tbs_certificate.subject.clone(),
+            enable_key_agreement: false,
+            enable_key_encipherment: false,
+        };
+        let certificate = CertificateBuilder::new(
+            profile,
+            serial_from_seed(seed),
+            validity(not_before, not_after),
+            subject,
+            spki,
+            &self.key,
+        )
+        .expect("a leaf certificate")
+        .build::<DerSignature>()
+        .expect("a signed leaf certificate");
+        TestSigner { key, certificate }
+    }
+
+    /// A medical worker's certificate: the SNILS as a NumericString subject attribute
+    /// `1.2.643.100.3`, as the qualified certificate profile has it.
+    pub fn issue_doctor(
+        &self,
+        seed: &str,
+        snils: &Snils,
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> TestSigner {
+        let subject = name(&[
+            (OID_C, Tag::PrintableString, "RU"),
+            (OID_CN, Tag::Utf8String, "Тестовый медицинский работник"),
+            (OID_SNILS, Tag::NumericString, snils.as_str()),
+        ]);
+        self.issue(seed, subject, not_before, not_after)
+    }
+
+    /// An organisation's certificate with its OGRN (`1.2.643.100.1`, NumericString).
+    pub fn issue_organization(
+        &self,
+        seed: &str,
+        ogrn: &str,
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> TestSigner {
+        let subject = name(&[
+            (OID_C, Tag::PrintableString, "RU"),
+            (OID_CN, Tag::Utf8String, "Тестовая медицинская организация"),
+            (OID_OGRN, Tag::NumericString, ogrn),
+        ]);
+        self.issue(seed, subject, not_before, not_after)
+    }
+}
+
+/// A key and its certificate, issued by a [`TestCa`].
+pub struct TestSigner {
+    key: SigningKey,
+    certificate: Certificate,
+}
+
+impl TestSigner {
+    pub fn certificate(&self) -> &Certificate {
+        &self.certificate
+    }
+
+    pub fn certificate_der(&self) -> Vec<u8> {
+        self.certificate.to_der().expect("an encodable certificate")
+    }
+
+    /// A detached CMS SignedData (DER) over `content`: SHA-256, ECDSA P-256, the signer's
+    /// certificate embedded, signed attributes contentType and messageDigest.
+    pub fn sign_detached(&self, content: &[u8]) -> Vec<u8> {
+        sign_detached_by(&[self], content)
+    }
+}
+
+/// One detached CMS container with a SignerInfo for each signer (REMD refuses more than one:
+/// `MULTIPLE_SIGNERS`; this exists to test that).
+pub fn sign_detached_by(signers: &[&TestSigner], content: &[u8]) -> Vec<u8> {
+    let eci = EncapsulatedContentInfo { econtent_type: OID_DATA, econtent: None };
+    let digest = Sha256::digest(content);
+    let digest_algorithm = AlgorithmIdentifierOwned { oid: OID_SHA256, parameters: None };
+    let mut builder = SignedDataBuilder::new(&eci);
+    builder.add_digest_algorithm(digest_algorithm.clone()).expect("a digest algorithm");
+    for signer in signers {
+        let tbs = &signer.certificate.tbs_certificate;
+        let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: tbs.issuer.clone(),
+            serial_number: tbs.serial_number.clone(),
+        });
+        builder.add_certificate(CertificateChoices::Certificate(signer.certificate.clone())).expect("a certificate");
+        let info = SignerInfoBuilder::new(&signer.key, sid, digest_algorithm.clone(), &eci, Some(digest.as_slice()))
+            .expect("a signer info");
+        builder.add_signer_info::<SigningKey, DerSignature>(info).expect("a signature");
+    }
+    builder.build().expect("a SignedData").to_der().expect("an encodable ContentInfo")
+}
+
+/// Verifies signatures of the test PKI: the certificate is issued by the trusted test CA,
+/// and the ECDSA P-256/SHA-256 signature value over the signed attributes is correct.
+/// Never fails to reach a verdict.
+#[derive(Clone)]
+pub struct TestPkiVerifier {
+    ca: Certificate,
+}
+
+impl TestPkiVerifier {
+    /// A verifier trusting the CA certificate `ca_der` (DER).
+    pub fn from_ca_der(ca_der: &[u8]) -> Result<Self, der::Error> {
+        Ok(Self { ca: Certificate::from_der(ca_der)? })
+    }
+
+    fn verdict(&self, signature: &ParsedSignature) -> Vec<Violation> {
+        const CERT: &str = "/ContentInfo/SignedData/certificates/Certificate";
+        const SIGNER: &str = "/ContentInfo/SignedData/signerInfos/SignerInfo";
+        let chain = |why: &str| {
+            vec![Violation::new(
+                rules::CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT,
+                CERT,
+                format!("сертификат не выдан доверенным (тестовым) УЦ: {why}"),
+            )]
+        };
+        let Ok(cert) = Certificate::from_der(signature.certificate.der()) else {
+            return chain("сертификат не разбирается");
+        };
+        if cert.tbs_certificate.issuer != self.ca.tbs_certificate.subject {
+            return chain("другой издатель");
+        }
+        let issued = (|| {
+            let ca_key = VerifyingKey::from_sec1_bytes(
+                self.ca.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes(),
+            )
+            .ok()?;
+            let tbs = cert.tbs_certificate.to_der().ok()?;
+            let sig = Signature::from_der(cert.signature.raw_bytes()).ok()?;
+            ca_key.verify(&tbs, &sig).ok()
+        })();
+        if issued.is_none() {
+            return chain("подпись УЦ на сертификате неверна");
+        }
+        if signature.signature_algorithm != OID_ECDSA_SHA256.to_string() {
+            return vec![Violation::new(
+                rules::UNKNOWN_ALGORITHM,
+                format!("{SIGNER}/signatureAlgorithm"),
+                format!(
+                    "тестовый проверяющий знает только ECDSA P-256/SHA-256, а не {}",
+                    signature.signature_algorithm
+                ),
+            )];
+        }
+        let valid = (|| {
+            let key = VerifyingKey::from_sec1_bytes(
+                cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes(),
+            )
+            .ok()?;
+            let sig = Signature::from_der(signature.signature_value()).ok()?;
+            key.verify(signature.signed_attributes(), &sig).ok()
+        })();
+        match valid {
+            Some(()) => Vec::new(),
+            None => vec![Violation::new(
+                rules::SIGNATURE_VERIFICATION_ERROR,
+                format!("{SIGNER}/signature"),
+                "значение подписи неверно",
+            )],
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SignatureVerifier for TestPkiVerifier {
+    async fn verify(&self, signature: &ParsedSignature, _document: &[u8]) -> Result<Vec<Violation>, Failure> {
+        Ok(self.verdict(signature))
+    }
+}
