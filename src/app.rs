@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use egisz_contract::frmr::FrmrRegistry;
+use egisz_contract::remd::RemdRegistry;
 use egisz_contract::{CallObserver, Oid};
 use egisz_frmr::{FrmrClient, FrmrClientConfig, TokenSource};
-use egisz_sandbox::{FrmrSandbox, FrmrSandboxConfig};
+use egisz_remd::{RemdClient, RemdClientConfig};
+use egisz_sandbox::{FrmrSandbox, FrmrSandboxConfig, RemdSandbox, RemdSandboxConfig};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +23,11 @@ use crate::api::{self, ApiSettings, AppState};
 use crate::auth::{self, Authenticator, Role, Scope};
 use crate::circuit::CircuitBreaker;
 use crate::config::{Config, ServiceMode};
+use crate::mappings::Mappings;
 use crate::metrics::Metrics;
+use crate::relay::schedule::RetryPolicy;
+use crate::relay::{Relay, RelaySettings};
+use crate::remd_listener::{self, ListenerState};
 use crate::staff::{CachePolicy, StaffService};
 use crate::store::{self, Store};
 
@@ -35,6 +42,9 @@ pub struct RunningGateway {
     drain_for: Duration,
     tasks: Vec<JoinHandle<()>>,
     frmr_sandbox: Option<FrmrSandbox>,
+    remd_sandbox: Option<RemdSandbox>,
+    remd_addr: SocketAddr,
+    relay: Arc<Relay>,
     store: Arc<dyn Store>,
     staff: StaffService,
     metrics: Arc<Metrics>,
@@ -48,6 +58,21 @@ impl RunningGateway {
     /// `http://<api addr>`.
     pub fn api_url(&self) -> String {
         format!("http://{}", self.api_addr)
+    }
+
+    /// `http://<REMD-facing listener addr>/`.
+    pub fn remd_listener_url(&self) -> String {
+        format!("http://{}/", self.remd_addr)
+    }
+
+    /// The in-process REMD emulator, when `remd.mode = "sandbox"`.
+    pub fn remd_sandbox(&self) -> Option<&RemdSandbox> {
+        self.remd_sandbox.as_ref()
+    }
+
+    /// The relay (tests drive it directly, e.g. to drain the queue).
+    pub fn relay(&self) -> &Arc<Relay> {
+        &self.relay
     }
 
     /// The in-process FRMR emulator, when `frmr.mode = "sandbox"`.
@@ -86,6 +111,9 @@ impl RunningGateway {
             if tokio::time::timeout(self.drain_for, task).await.is_err() {
                 tracing::warn!(drain_ms = self.drain_for.as_millis() as u64, "a task did not stop in time");
             }
+        }
+        if let Some(sandbox) = self.remd_sandbox {
+            sandbox.shutdown().await;
         }
         if let Some(sandbox) = self.frmr_sandbox {
             sandbox.shutdown().await;
@@ -147,6 +175,80 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         ensure_demo_client(&store, &authenticator, &config.sandbox.api_key_file, orgs).await?;
     }
 
+    let mappings = Arc::new(Mappings::load(config.mappings.dir.as_deref()).map_err(|problems| {
+        let list = problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n");
+        anyhow::anyhow!("the mappings do not load:\n{list}")
+    })?);
+    let shutdown = CancellationToken::new();
+    let outbox_wake = Arc::new(Notify::new());
+
+    // REMD: the listener first, so the emulator knows where to call back.
+    let remd_listener = tokio::net::TcpListener::bind(config.remd_listener.listen)
+        .await
+        .with_context(|| format!("binding the REMD listener to {}", config.remd_listener.listen))?;
+    let remd_addr = remd_listener.local_addr()?;
+    let remd_sandbox = match config.remd.mode {
+        ServiceMode::Sandbox => {
+            let roster = match &config.sandbox.frmr_roster {
+                Some(path) => egisz_sandbox::Roster::from_file(path).context("the sandbox roster")?,
+                None => egisz_sandbox::Roster::builtin(),
+            };
+            let sandbox = RemdSandbox::start(RemdSandboxConfig {
+                listen: config.sandbox.remd_listen,
+                roster,
+                callback_url: Some(format!("http://{remd_addr}/")),
+                ..RemdSandboxConfig::default()
+            })
+            .await
+            .context("starting the sandbox REMD")?;
+            tracing::info!(endpoint = %sandbox.endpoint(), "sandbox REMD started (emulator; faults at PUT <endpoint host>/_admin/faults)");
+            Some(sandbox)
+        }
+        ServiceMode::Remote => None,
+    };
+    let remd = remd_client(config, remd_sandbox.as_ref(), Arc::clone(&metrics) as Arc<dyn CallObserver>)?;
+    let relay = Arc::new(Relay::new(
+        Arc::clone(&store),
+        remd,
+        Arc::clone(&mappings),
+        Arc::clone(&metrics),
+        RelaySettings {
+            concurrency: config.relay.concurrency,
+            lease: config.relay.lease_for,
+            poll_interval: config.relay.poll_interval,
+            result_deadline: config.relay.result_deadline,
+            reconcile_after: config.relay.reconcile_after,
+            rate_per_second: config.remd.rate_per_second,
+            burst: config.remd.burst,
+            retry: RetryPolicy {
+                base: config.relay.retry_base,
+                cap: config.relay.retry_cap,
+                floor: Duration::from_secs(1).min(config.relay.retry_base),
+                max_attempts: config.relay.max_attempts,
+                max_age: config.relay.max_age,
+                rate_limited_wait: config.relay.rate_limited_wait,
+            },
+            worker_id: format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        },
+        Arc::clone(&outbox_wake),
+    ));
+    let listener_app = remd_listener::router(
+        ListenerState { store: Arc::clone(&store), relay: Arc::clone(&relay) },
+        config.api.body_limit_bytes,
+    );
+    let remd_shutdown = shutdown.clone();
+    let remd_task = tokio::spawn(async move {
+        let served = axum::serve(remd_listener, listener_app)
+            .with_graceful_shutdown(async move { remd_shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the REMD listener failed");
+        }
+    });
+    tracing::info!(%remd_addr, "REMD-facing listener up");
+    let relay_task = tokio::spawn(Arc::clone(&relay).run(shutdown.clone()));
+    let notify_task = store.spawn_outbox_listener(Arc::clone(&outbox_wake), shutdown.clone());
+
     let state = AppState {
         store: Arc::clone(&store),
         auth: authenticator,
@@ -159,10 +261,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
             utc_offset: config.region.utc_offset,
             request_timeout: config.api.request_timeout,
             body_limit_bytes: config.api.body_limit_bytes,
+            max_document_bytes: config.documents.max_bytes,
         }),
+        mappings,
+        outbox_wake,
     };
 
-    let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("binding the API listener to {}", config.api.listen))?;
@@ -185,12 +289,17 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         tokio::spawn(purge_stale_cache(Arc::clone(&store), config.frmr.cache_stale_limit, shutdown.clone()));
 
     let drain_for = config.api.request_timeout + Duration::from_secs(1);
+    let mut tasks = vec![api_task, remd_task, relay_task, purge_task];
+    tasks.extend(notify_task);
     Ok(RunningGateway {
         api_addr,
         shutdown,
         drain_for,
-        tasks: vec![api_task, purge_task],
+        tasks,
         frmr_sandbox,
+        remd_sandbox,
+        remd_addr,
+        relay,
         store,
         staff,
         metrics,
@@ -243,6 +352,35 @@ pub fn check_frmr_client(config: &Config) -> anyhow::Result<()> {
     let client_config = frmr_client_config(config, sandbox)?;
     egisz_frmr::validate(&client_config).context("frmr")?;
     Ok(())
+}
+
+fn remd_client(
+    config: &Config,
+    sandbox: Option<&RemdSandbox>,
+    observer: Arc<dyn CallObserver>,
+) -> anyhow::Result<Arc<dyn RemdRegistry>> {
+    let endpoint = match (&config.remd.endpoint, sandbox) {
+        (Some(url), _) => url.clone(),
+        (None, Some(s)) => url::Url::parse(&s.endpoint()).context("sandbox REMD endpoint")?,
+        (None, None) => anyhow::bail!("remd.endpoint is required in remote mode"),
+    };
+    let client_entity_id = match (&config.remd.client_entity_id, sandbox) {
+        (Some(id), _) => id.clone(),
+        (None, Some(s)) => s.client_entity_id().to_owned(),
+        (None, None) => anyhow::bail!("remd.client_entity_id is required in remote mode"),
+    };
+    let client = RemdClient::new(
+        RemdClientConfig {
+            endpoint,
+            client_entity_id,
+            timeout: config.remd.timeout,
+            extra_ca_bundle: config.remd.extra_ca_bundle.clone(),
+            user_agent: egisz_remd::DEFAULT_USER_AGENT.to_owned(),
+        },
+        observer,
+    )
+    .context("building the REMD client")?;
+    Ok(Arc::new(client))
 }
 
 /// On the embedded default, makes sure a demo client exists whose key is in `path`

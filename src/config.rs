@@ -285,7 +285,10 @@ impl Config {
             }
         }
         if self.relay.lease_for <= self.remd.timeout {
-            problem("relay.lease_for", format!("must be longer than remd.timeout_ms ({} ms)", self.remd.timeout.as_millis()));
+            problem(
+                "relay.lease_for",
+                format!("must be longer than remd.timeout_ms ({} ms)", self.remd.timeout.as_millis()),
+            );
         }
         if self.relay.retry_cap < self.relay.retry_base {
             problem("relay.retry_cap", "must not be shorter than relay.retry_base".into());

@@ -28,6 +28,7 @@ pub mod mappings;
 pub mod memo;
 pub mod metrics;
 pub mod relay;
+pub mod remd_listener;
 pub mod staff;
 pub mod store;
 pub mod submission;

@@ -203,7 +203,9 @@ pub async fn list_documents(
         raw.as_deref().and_then(|s| {
             DateTime::parse_from_rfc3339(s)
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| errors.push(FieldError::new("datetime", name, format!("время в RFC 3339, получено {s:?}"))))
+                .map_err(|_| {
+                    errors.push(FieldError::new("datetime", name, format!("время в RFC 3339, получено {s:?}")))
+                })
                 .ok()
         })
     };
@@ -218,7 +220,11 @@ pub async fn list_documents(
         Some(c) => {
             let decoded = decode_cursor(c);
             if decoded.is_none() {
-                errors.push(FieldError::new("cursor", "cursor", "курсор не распознан; возьмите next_cursor предыдущей страницы"));
+                errors.push(FieldError::new(
+                    "cursor",
+                    "cursor",
+                    "курсор не распознан; возьмите next_cursor предыдущей страницы",
+                ));
             }
             decoded
         }

@@ -6,6 +6,7 @@
 
 pub mod documents;
 mod extract;
+pub mod intake;
 mod openapi;
 pub mod problem;
 mod service;
@@ -44,6 +45,8 @@ pub struct ApiSettings {
     pub utc_offset: FixedOffset,
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
+    /// Largest document (decoded bytes).
+    pub max_document_bytes: usize,
 }
 
 /// Shared state of the API handlers. Cheap to clone.
@@ -54,6 +57,9 @@ pub struct AppState {
     pub staff: StaffService,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<ApiSettings>,
+    pub mappings: Arc<crate::mappings::Mappings>,
+    /// Wakes the relay when a submission is stored.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -66,7 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(service::readyz))
         .route("/metrics", get(service::metrics))
         .route("/api/openapi.json", get(service::openapi))
-        .route("/api/v1/documents", get(documents::list_documents))
+        .route("/api/v1/documents", get(documents::list_documents).post(intake::submit))
         .route("/api/v1/documents/{id}", get(documents::get_document))
         .route("/api/v1/staff/verify", post(staff::verify_batch))
         .route("/api/v1/staff/{snils}", get(staff::get_staff))

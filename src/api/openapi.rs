@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{documents, problem, service, staff};
+use super::{documents, intake, problem, service, staff};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use super::{documents, problem, service, staff};
         description = "The regional gateway to the federal EGISZ services. Errors are application/problem+json (RFC 9457) with a stable `code`; every answer carries `x-request-id`."
     ),
     paths(
+        intake::submit,
         documents::get_document,
         documents::list_documents,
         staff::get_staff,
@@ -29,6 +30,7 @@ use super::{documents, problem, service, staff};
         staff::VerificationResult, staff::PersonOut, staff::CardOut, staff::SourceOut,
         staff::BatchRequest, staff::BatchItemIn, staff::BatchResponse, staff::BatchItemOut,
         staff::BatchItemError, staff::ItemProblem, crate::staff::Verdict,
+        intake::SubmitRequest, intake::SignatureIn,
         documents::DocumentStatus, documents::DocumentList, documents::Links,
         crate::submission::Status, crate::submission::SubmissionError, crate::submission::Disposition,
         crate::submission::Event,

@@ -448,6 +448,11 @@ impl Relay {
         Ok(())
     }
 
+    /// Wakes idle workers (new or newly due work).
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
     fn count(&self, outcome: &str) {
         self.metrics.relay_outcome(outcome);
     }

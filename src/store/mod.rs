@@ -86,6 +86,16 @@ pub trait Store: Outbox + Send + Sync + 'static {
     /// Revokes a client (by id or key id). `false` when no active client matched.
     async fn revoke_client(&self, id_or_key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
 
+    /// Starts a task that wakes `wake` whenever another instance announces new outbox work
+    /// (PostgreSQL `LISTEN`); `None` where there is no such channel (SQLite: one process).
+    fn spawn_outbox_listener(
+        &self,
+        _wake: Arc<tokio::sync::Notify>,
+        _stop: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
+
     async fn staff_cache_get(&self, snils: &Snils, organization: &Oid) -> Result<Option<CachedLookup>, StoreError>;
     /// Inserts or replaces the entry of `(snils, organization)`.
     async fn staff_cache_put(&self, entry: &CachedLookup) -> Result<(), StoreError>;

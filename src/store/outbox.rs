@@ -59,6 +59,9 @@ pub trait Outbox: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Adds an event to the timeline without changing the state (e.g. REMD pulled the file).
+    async fn record_event(&self, id: Uuid, actor: &str, detail: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+
     /// The submission a message id of ours belongs to.
     async fn submission_by_message(&self, message_id: &str) -> Result<Option<SubmissionRecord>, StoreError>;
 

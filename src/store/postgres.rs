@@ -128,6 +128,44 @@ impl Store for PgStore {
         Ok(done > 0)
     }
 
+    fn spawn_outbox_listener(
+        &self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let pool = self.pool.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection failed; relying on polling for now");
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => continue,
+                        }
+                    }
+                };
+                if let Err(e) = listener.listen(super::postgres_outbox::OUTBOX_CHANNEL).await {
+                    tracing::warn!(error = %e, "LISTEN failed; relying on polling for now");
+                    continue;
+                }
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        n = listener.recv() => match n {
+                            Ok(_) => wake.notify_waiters(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }))
+    }
+
     async fn staff_cache_get(&self, snils: &Snils, organization: &Oid) -> Result<Option<CachedLookup>, StoreError> {
         let Some(row) =
             sqlx::query("SELECT person, fetched_at FROM staff_cache WHERE snils = $1 AND organization = $2")

@@ -290,6 +290,20 @@ impl Outbox for PgStore {
         Ok(true)
     }
 
+    async fn record_event(&self, id: Uuid, actor: &str, detail: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO submission_events (submission_id, at, status, actor, detail)
+             SELECT id, $1, status, $2, $3 FROM submissions WHERE id = $4",
+        )
+        .bind(at)
+        .bind(actor)
+        .bind(detail)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     async fn submission_by_message(&self, message_id: &str) -> Result<Option<SubmissionRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM submissions WHERE id = (SELECT submission_id FROM submission_messages WHERE message_id = $1)"

@@ -305,6 +305,20 @@ impl Outbox for SqliteStore {
         Ok(true)
     }
 
+    async fn record_event(&self, id: Uuid, actor: &str, detail: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO submission_events (submission_id, at, status, actor, detail)
+             SELECT id, ?, status, ?, ? FROM submissions WHERE id = ?",
+        )
+        .bind(ms(at))
+        .bind(actor)
+        .bind(detail)
+        .bind(id.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     async fn submission_by_message(&self, message_id: &str) -> Result<Option<SubmissionRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM submissions WHERE id = (SELECT submission_id FROM submission_messages WHERE message_id = ?)"

@@ -15,13 +15,26 @@
 //!   FRMR's envelopes, and injects faults ([`Faults`]: latency, 429/503/500 answers, hung
 //!   requests, a listener that drops every connection) that tests set and whose effect
 //!   they read back as call counts ([`FrmrStats`]).
+//! - [`remd`]: an emulator of REMD ([`RemdSandbox`]): a SOAP 1.2 server for
+//!   `registerDocument`, `searchRegistryItem` and `getRegistryItem` (the contract of
+//!   `shared/federal/REMD.md`) that, like REMD, acknowledges a registration at once, pulls
+//!   the file from the gateway (`getDocumentFile`), checks its CRC-32, its CDA header
+//!   against the request and its signers against the same [`Roster`], registers it once
+//!   with an `emdrId`, and posts `sendRegisterDocumentResult`. Faults ([`RemdFaults`]:
+//!   sync faults and 503s, `RATE_LIMIT`, accepted-then-silent calls, lost, duplicated and
+//!   delayed results, forced error codes), counters ([`RemdStats`]) and the register
+//!   ([`RegistryEntry`]) are readable by tests.
 //!
 //! ## What it must not do
 //!
-//! - Depend on the gateway or on its adapters: it speaks only the wire format, so that it
-//!   checks the adapters rather than sharing their assumptions.
-//! - Log personal data: the roster holds (synthetic) SNILS and names; logs carry only
-//!   status codes and counts.
+//! - Depend on the gateway. The FRMR emulator speaks only the wire format, so that it
+//!   checks the FRMR adapter rather than sharing its assumptions. The REMD emulator reads
+//!   and writes its envelopes with the `egisz-remd` codec on purpose: both ends of every
+//!   REMD message are then one codec, pinned by that crate's snapshot tests; what it
+//!   checks (the document, the roster, the uniqueness) is its own.
+//! - Log personal data: the roster holds (synthetic) SNILS and names, documents and
+//!   requests hold patients' data; logs carry only status codes, counts, message ids,
+//!   OIDs, kinds, `emdrId`s and REMD codes.
 //!
 //! ## Layout
 //!
@@ -31,10 +44,17 @@
 //! - `frmr::roster`: the roster file, parsed and checked;
 //! - `frmr::faults`: the fault settings and the call counters;
 //! - `frmr::service`: the FRMR listener (`GET /person/full`);
-//! - `frmr::control`: the control listener (`/token`, `/_admin/…`).
+//! - `frmr::control`: the control listener (`/token`, `/_admin/…`);
+//! - `remd::service`: the REMD listener (`POST /port/emdr`, `/_admin/…`) and the sync
+//!   decisions; `remd::process`: pull, checks, registration and result posting;
+//!   `remd::checks`: the request against the document and the roster; `remd::registry`:
+//!   the register; `remd::codes`: the NSI 305 codes and texts, the known kinds;
+//!   `remd::faults`: the fault settings and the counters.
 #![forbid(unsafe_code)]
 
 pub mod frmr;
 mod net;
+pub mod remd;
 
 pub use frmr::{FaultMode, Faults, FrmrSandbox, FrmrSandboxConfig, FrmrStats, Roster, RosterError};
+pub use remd::{RegistryEntry, RemdFaults, RemdSandbox, RemdSandboxConfig, RemdStats};

@@ -163,7 +163,7 @@ async fn serve_connection(stream: TcpStream, router: Router, gate: Option<Gate>,
 }
 
 /// Resolves when the flag is `true` or its sender is gone.
-async fn signalled(flag: &mut watch::Receiver<bool>) {
+pub(crate) async fn signalled(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|&on| on).await;
 }
 

@@ -210,7 +210,7 @@ impl FrmrSandbox {
 
 /// A listener bound to the unspecified address (`0.0.0.0`, `::`) is reached through
 /// loopback.
-fn reachable(mut addr: SocketAddr) -> SocketAddr {
+pub(crate) fn reachable(mut addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
             SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),

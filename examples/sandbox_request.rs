@@ -1,0 +1,98 @@
+//! Builds the JSON body of `POST /api/v1/documents` for a CDA file, signed with the sandbox's
+//! throw-away test PKI in the name of the document's author — so that a document can be sent
+//! to a gateway running on the embedded default (whose REMD is the emulator).
+//!
+//! ```sh
+//! cargo run --example sandbox_request -- ../shared/samples/tmk-protocol-40.xml > body.json
+//! curl -H "Authorization: Bearer $(cat data/sandbox-api-key)" -H 'Content-Type: application/json' \
+//!      --data @body.json http://127.0.0.1:8080/api/v1/documents
+//! ```
+//!
+//! Options: `--kind N` (default 40), `--organization OID` (default: the document's custodian).
+//! Test signatures only: never for production documents.
+
+use std::process::ExitCode;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{TimeZone, Utc};
+use egisz_semd::test_pki::TestCa;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut file = None;
+    let mut kind = 40u32;
+    let mut organization = None;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--kind" => kind = args.next().and_then(|k| k.parse().ok()).unwrap_or(kind),
+            "--organization" => organization = args.next(),
+            "-h" | "--help" => {
+                eprintln!("usage: sandbox_request [--kind N] [--organization OID] FILE.xml");
+                return ExitCode::SUCCESS;
+            }
+            _ => file = Some(a),
+        }
+    }
+    let Some(file) = file else {
+        eprintln!("usage: sandbox_request [--kind N] [--organization OID] FILE.xml");
+        return ExitCode::from(2);
+    };
+    let bytes = match std::fs::read(&file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("cannot read {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let header = match egisz_semd::CdaHeader::parse(&bytes) {
+        Ok(h) => h,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let organization = organization
+        .or_else(|| {
+            header
+                .custodians
+                .first()
+                .and_then(|c| c.organization.as_ref())
+                .and_then(|o| o.id.as_ref())
+                .and_then(|i| i.root.clone())
+        })
+        .unwrap_or_default();
+    let parts = match egisz_semd::register_request_parts(&header, chrono::FixedOffset::east_opt(7 * 3600).unwrap()) {
+        Ok(p) => p,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let ca = TestCa::new("egisz-sandbox-ca");
+    let signatures: Vec<serde_json::Value> = parts
+        .signers
+        .iter()
+        .map(|s| {
+            let signer = ca.issue_doctor(
+                &format!("sandbox-{}", s.snils.as_str()),
+                &s.snils,
+                Utc.with_ymd_and_hms(2010, 1, 1, 0, 0, 0).unwrap(),
+                Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap(),
+            );
+            serde_json::json!({"role": "1", "role_version": "2.4", "data": B64.encode(signer.sign_detached(&bytes))})
+        })
+        .collect();
+    let body = serde_json::json!({
+        "kind": kind,
+        "organization": organization,
+        "document": B64.encode(&bytes),
+        "signatures": signatures,
+    });
+    println!("{body}");
+    ExitCode::SUCCESS
+}
