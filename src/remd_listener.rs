@@ -72,10 +72,16 @@ async fn get_document_file(
     req: egisz_contract::remd::DocumentFileRequest,
 ) -> Result<Response, crate::store::StoreError> {
     let now = crate::now();
-    let found = match &req.relates_to_message {
+    let mut found = match &req.relates_to_message {
         Some(m) => state.store.submission_by_message(m).await?,
         None => None,
     };
+    if found.is_none()
+        && let Some(emdr_id) = &req.emdr_id
+    {
+        // A later pull of an already registered document.
+        found = state.store.submission_by_emdr_id(emdr_id).await?;
+    }
     let record = CallbackRecord {
         received_at: now,
         operation: "getDocumentFile".into(),

@@ -200,6 +200,8 @@ async fn transitions_respect_state_and_lease(db: Db) {
     assert!(!s.transition(id, &[Status::AwaitingResult], None, &registered, now).await.unwrap(), "only once");
     let rec = s.submission(id).await.unwrap().unwrap();
     assert_eq!(rec.emdr_id.as_deref(), Some("16.62.23.09.000014523"));
+    assert_eq!(s.submission_by_emdr_id("16.62.23.09.000014523").await.unwrap().unwrap().id, id);
+    assert!(s.submission_by_emdr_id("16.62.23.09.000000000").await.unwrap().is_none());
     let statuses: Vec<Status> = s.events(id).await.unwrap().iter().map(|e| e.status).collect();
     assert_eq!(statuses, [Status::Queued, Status::Sending, Status::AwaitingResult, Status::Registered]);
 

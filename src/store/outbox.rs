@@ -65,6 +65,12 @@ pub trait Outbox: Send + Sync {
     /// The submission a message id of ours belongs to.
     async fn submission_by_message(&self, message_id: &str) -> Result<Option<SubmissionRecord>, StoreError>;
 
+    /// The MessageIDs sent for a submission, oldest first.
+    async fn messages(&self, id: Uuid) -> Result<Vec<String>, StoreError>;
+
+    /// The submission registered under `emdr_id`.
+    async fn submission_by_emdr_id(&self, emdr_id: &str) -> Result<Option<SubmissionRecord>, StoreError>;
+
     /// Leases that expired (a worker died mid-call) put their submission in `unknown`, due
     /// now: the call may have reached REMD, so it is reconciled before any resend.
     async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;

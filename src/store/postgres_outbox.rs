@@ -314,6 +314,23 @@ impl Outbox for PgStore {
         row.as_ref().map(record).transpose()
     }
 
+    async fn messages(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT message_id FROM submission_messages WHERE submission_id = $1 ORDER BY sent_at, message_id",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    async fn submission_by_emdr_id(&self, emdr_id: &str) -> Result<Option<SubmissionRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE emdr_id = $1"))
+            .bind(emdr_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(record).transpose()
+    }
+
     async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.pool().begin().await?;
         let ids: Vec<Uuid> = sqlx::query_scalar(

@@ -22,6 +22,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer. Writers of this process queue here, in order, instead of
+    /// meeting at the file lock, whose busy handler sleeps in growing steps and would turn
+    /// contention into tail latency. (Other processes still meet at the lock: busy_timeout.)
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(super) fn ms(t: DateTime<Utc>) -> i64 {
@@ -70,11 +74,25 @@ impl SqliteStore {
                 StoreError::NotReady(format!("cannot restrict the permissions of {}: {e}", file.display()))
             })?;
         }
-        Ok(Self { pool })
+        Ok(Self { pool, writer: Default::default() })
     }
 
     pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The turn to write (hold it until the write is committed).
+    pub(super) async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        std::sync::Arc::clone(&self.writer).lock_owned().await
+    }
+
+    /// A writing transaction: this process's turn, then `BEGIN IMMEDIATE`.
+    pub(super) async fn begin_write(
+        &self,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, sqlx::Transaction<'static, sqlx::Sqlite>), StoreError> {
+        let turn = self.write_turn().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok((turn, tx))
     }
 
     fn client_from_row(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
@@ -120,7 +138,7 @@ impl Store for SqliteStore {
             Scope::All => (true, BTreeSet::new()),
             Scope::Only(set) => (false, set.clone()),
         };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_clients (id, name, key_id, key_hash, roles, organizations, all_organizations, created_at, revoked_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -160,7 +178,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_client(&self, id_or_key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE api_clients SET revoked_at = ? WHERE (id = ? OR key_id = ?) AND revoked_at IS NULL")
                 .bind(ms(at))
@@ -193,6 +211,7 @@ impl Store for SqliteStore {
 
     async fn staff_cache_put(&self, e: &CachedLookup) -> Result<(), StoreError> {
         let person = super::person_to_json(&e.person)?;
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO staff_cache (snils, organization, person, fetched_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (snils, organization) DO UPDATE SET person = excluded.person, fetched_at = excluded.fetched_at
@@ -208,6 +227,7 @@ impl Store for SqliteStore {
     }
 
     async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         Ok(sqlx::query("DELETE FROM staff_cache WHERE fetched_at < ?")
             .bind(ms(before))
             .execute(&self.pool)

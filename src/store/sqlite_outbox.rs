@@ -81,7 +81,7 @@ async fn fetch(conn: &mut SqliteConnection, id: &str) -> Result<Option<Submissio
 #[async_trait::async_trait]
 impl Outbox for SqliteStore {
     async fn intake(&self, new: &NewSubmission) -> Result<Intake, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let existing =
             sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE organization = ? AND local_uid = ?"))
                 .bind(new.organization.as_str())
@@ -215,7 +215,7 @@ impl Outbox for SqliteStore {
         owner: &str,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let due: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, status FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
              ORDER BY next_attempt_at LIMIT ?",
@@ -252,6 +252,7 @@ impl Outbox for SqliteStore {
     }
 
     async fn note_message(&self, id: Uuid, message_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO submission_messages (message_id, submission_id, sent_at) VALUES (?, ?, ?)")
             .bind(message_id)
             .bind(id.to_string())
@@ -271,7 +272,7 @@ impl Outbox for SqliteStore {
     ) -> Result<bool, StoreError> {
         let id = id.to_string();
         let states = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let errors = t.errors.as_ref().map(Json);
         let last_code = t.errors.as_ref().and_then(|e| e.first()).map(|e| e.code.clone());
         let updated = sqlx::query(&format!(
@@ -306,6 +307,7 @@ impl Outbox for SqliteStore {
     }
 
     async fn record_event(&self, id: Uuid, actor: &str, detail: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO submission_events (submission_id, at, status, actor, detail)
              SELECT id, ?, status, ?, ? FROM submissions WHERE id = ?",
@@ -329,8 +331,25 @@ impl Outbox for SqliteStore {
         row.as_ref().map(record).transpose()
     }
 
+    async fn messages(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT message_id FROM submission_messages WHERE submission_id = ? ORDER BY sent_at, message_id",
+        )
+        .bind(id.to_string())
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    async fn submission_by_emdr_id(&self, emdr_id: &str) -> Result<Option<SubmissionRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE emdr_id = ?"))
+            .bind(emdr_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(record).transpose()
+    }
+
     async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < ?")
                 .bind(ms(now))
@@ -361,7 +380,7 @@ impl Outbox for SqliteStore {
     }
 
     async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT id FROM submissions WHERE status = 'awaiting_result' AND awaiting_since < ?")
                 .bind(ms(before))
@@ -389,6 +408,7 @@ impl Outbox for SqliteStore {
     }
 
     async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let inserted = sqlx::query(
             "INSERT INTO remd_callbacks (received_at, operation, message_id, relates_to, submission_id, outcome, payload)
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (operation, message_id) DO NOTHING",

@@ -1,0 +1,189 @@
+//! The relay with a backlog: achieved REMD rate against the configured limit, the worst
+//! one-second window, and the process's memory while the backlog drains.
+//!
+//! ```sh
+//! cargo run --release --example relay_bench -- --db sqlite --documents 2000 --rate 50
+//! cargo run --release --example relay_bench -- --db sqlite --documents 50000 --rate 500
+//! ```
+//!
+//! Runs in one process: the REMD emulator (documents not kept, so its memory stays flat too)
+//! and the gateway in remote mode against it, on a fresh SQLite file or PostgreSQL database.
+//! The backlog is stored through the outbox before the relay may send (rate limit 0.001/s
+//! while loading), then the rate is the one asked for: the gateway is restarted with it.
+//! Prints the achieved rate of registerDocument calls over the drain, its ratio to the
+//! limit, the worst 1-second window, and RSS at 10 %, 50 % and 90 % drained.
+
+use std::time::{Duration, Instant};
+
+use egisz_contract::remd::{Coded, PersonalSignature, SignatureData};
+use egisz_contract::{Oid, Snils};
+use egisz_gateway::config::Config;
+use egisz_gateway::submission::NewSubmission;
+use egisz_sandbox::{RemdSandbox, RemdSandboxConfig};
+
+const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
+const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut db = "sqlite".to_owned();
+    let mut documents = 2000usize;
+    let mut rate = 50u32;
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().unwrap_or_default();
+        match k.as_str() {
+            "--db" => db = v,
+            "--documents" => documents = v.parse()?,
+            "--rate" => rate = v.parse()?,
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let pg_name = format!("egisz_relay_bench_{}", std::process::id());
+    let url = match db.as_str() {
+        "sqlite" => format!("sqlite://{}/bench.db", dir.path().display()),
+        "postgres" => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
+            sqlx::query(&format!("CREATE DATABASE {pg_name}")).execute(&mut c).await?;
+            format!("postgres://postgres@127.0.0.1:5432/{pg_name}")
+        }
+        other => anyhow::bail!("--db sqlite|postgres, not {other}"),
+    };
+    let remd_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let remd = RemdSandbox::start(RemdSandboxConfig {
+        callback_url: Some(format!("http://127.0.0.1:{remd_port}/")),
+        processing_delay: Duration::from_millis(5),
+        keep_documents: false,
+        ..RemdSandboxConfig::default()
+    })
+    .await?;
+    let config_for = |rate: f64| -> anyhow::Result<Config> {
+        let env: Vec<(String, String)> = [
+            ("EGISZ__DATABASE__URL", url.clone()),
+            ("EGISZ__API__LISTEN", "127.0.0.1:0".to_owned()),
+            ("EGISZ__REMD_LISTENER__LISTEN", format!("127.0.0.1:{remd_port}")),
+            ("EGISZ__REMD__MODE", "remote".to_owned()),
+            ("EGISZ__REMD__ENDPOINT", remd.endpoint()),
+            ("EGISZ__REMD__CLIENT_ENTITY_ID", remd.client_entity_id().to_owned()),
+            ("EGISZ__REMD__RATE_PER_SECOND", rate.to_string()),
+            ("EGISZ__REMD__BURST", "1".to_owned()),
+            ("EGISZ__RELAY__CONCURRENCY", "16".to_owned()),
+            ("EGISZ__RELAY__POLL_INTERVAL_MS", "200".to_owned()),
+            ("EGISZ__SANDBOX__API_KEY_FILE", format!("{}/key", dir.path().display())),
+            ("EGISZ__LOG__LEVEL", "warn".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        Ok(Config::load(None, &env)?)
+    };
+
+    // 1. The backlog, with the relay all but stopped.
+    let loading = egisz_gateway::app::start(&config_for(0.001)?).await?;
+    let store = loading.store();
+    let header = egisz_semd::CdaHeader::parse(SAMPLE.as_bytes()).map_err(|_| anyhow::anyhow!("sample"))?;
+    let parts = egisz_semd::register_request_parts(&header, chrono::FixedOffset::east_opt(7 * 3600).unwrap())
+        .map_err(|_| anyhow::anyhow!("sample"))?;
+    let snils = Snils::parse("20311784514")?;
+    let signer = parts.signer(&snils, Coded { code: "1".into(), version: "2.4".into() }).expect("the author");
+    let started = Instant::now();
+    for i in 0..documents {
+        let uid = format!("backlog-{i:06}");
+        let content = SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", &uid).into_bytes();
+        let checksum = egisz_remd::checksum(&content);
+        let mut p = parts.clone();
+        p.local_uid = uid.clone();
+        let request = p.into_register_document(
+            String::new(),
+            40,
+            Oid::parse(MO)?,
+            checksum,
+            vec![PersonalSignature {
+                signer: signer.clone(),
+                signature: SignatureData { data: vec![0x30, 0x00], checksum: 0 },
+            }],
+            None,
+        );
+        store
+            .intake(&NewSubmission {
+                id: uuid::Uuid::now_v7(),
+                organization: Oid::parse(MO)?,
+                local_uid: uid,
+                kind: 40,
+                checksum,
+                content,
+                request,
+                created_at: egisz_gateway::now(),
+                actor: "bench".into(),
+            })
+            .await?;
+    }
+    eprintln!("backlog of {documents} stored in {:.1} s", started.elapsed().as_secs_f64());
+    loading.shutdown().await;
+    let calls_before = remd.stats().register_calls;
+
+    // 2. Drain at the configured rate.
+    let gw = egisz_gateway::app::start(&config_for(f64::from(rate))?).await?;
+    let store = gw.store();
+    let started = Instant::now();
+    let mut rss_marks = Vec::new();
+    loop {
+        let registered = remd.stats().accepted;
+        let done = registered as f64 / documents as f64;
+        for mark in [0.1, 0.5, 0.9] {
+            if done >= mark && !rss_marks.iter().any(|(m, _)| *m == mark) {
+                rss_marks.push((mark, rss_kb()));
+            }
+        }
+        if registered as usize >= documents {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain = started.elapsed();
+    let times: Vec<_> = remd.register_call_times().into_iter().skip(calls_before as usize).collect();
+    // Achieved rate over the steady part: first to last call.
+    let span = times.last().unwrap().duration_since(*times.first().unwrap()).as_secs_f64();
+    let achieved = (times.len() - 1) as f64 / span;
+    let mut worst = 0;
+    let mut j = 0;
+    for i in 0..times.len() {
+        while j < times.len() && times[j].duration_since(times[i]) < Duration::from_secs(1) {
+            j += 1;
+        }
+        worst = worst.max(j - i);
+    }
+    let counts = store.count_by_status().await?;
+    println!("== relay bench: {db}, {documents} documents, limit {rate}/s (burst 1), concurrency 16");
+    println!("drained in {:.1} s; statuses {counts:?}", drain.as_secs_f64());
+    println!(
+        "registerDocument calls {}: achieved {:.2}/s = {:.3} of the limit; worst 1-s window {} (limit + burst = {})",
+        times.len(),
+        achieved,
+        achieved / f64::from(rate),
+        worst,
+        rate + 1
+    );
+    for (mark, kb) in &rss_marks {
+        println!("RSS at {:>3.0} % drained: {:.1} MB", mark * 100.0, *kb as f64 / 1024.0);
+    }
+    gw.shutdown().await;
+    remd.shutdown().await;
+    if db == "postgres" {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")).execute(&mut c).await?;
+    }
+    Ok(())
+}
