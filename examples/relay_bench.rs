@@ -2,16 +2,17 @@
 //! one-second window, and the process's memory while the backlog drains.
 //!
 //! ```sh
+//! cargo build --release
 //! cargo run --release --example relay_bench -- --db sqlite --documents 2000 --rate 50
-//! cargo run --release --example relay_bench -- --db sqlite --documents 50000 --rate 500
+//! cargo run --release --example relay_bench -- --db sqlite --documents 50000 --rate 200
 //! ```
 //!
-//! Runs in one process: the REMD emulator (documents not kept, so its memory stays flat too)
-//! and the gateway in remote mode against it, on a fresh SQLite file or PostgreSQL database.
-//! The backlog is stored through the outbox before the relay may send (rate limit 0.001/s
-//! while loading), then the rate is the one asked for: the gateway is restarted with it.
-//! Prints the achieved rate of registerDocument calls over the drain, its ratio to the
-//! limit, the worst 1-second window, and RSS at 10 %, 50 % and 90 % drained.
+//! Stores a backlog through the outbox (a fresh SQLite file or PostgreSQL database), then
+//! starts the gateway BINARY (`target/release/egisz-gateway serve`, remote mode) against the
+//! REMD emulator running in this process, and watches it drain. Prints the achieved rate of
+//! registerDocument calls, its ratio to the configured limit, the worst 1-second window, and
+//! the gateway process's resident memory at 10 %, 50 % and 90 % drained (the emulator's own
+//! memory, which grows with its register, is not in that figure).
 
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,8 @@ use egisz_sandbox::{RemdSandbox, RemdSandboxConfig};
 const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
 
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
@@ -68,30 +69,27 @@ async fn main() -> anyhow::Result<()> {
         ..RemdSandboxConfig::default()
     })
     .await?;
-    let config_for = |rate: f64| -> anyhow::Result<Config> {
-        let env: Vec<(String, String)> = [
-            ("EGISZ__DATABASE__URL", url.clone()),
-            ("EGISZ__API__LISTEN", "127.0.0.1:0".to_owned()),
-            ("EGISZ__REMD_LISTENER__LISTEN", format!("127.0.0.1:{remd_port}")),
-            ("EGISZ__REMD__MODE", "remote".to_owned()),
-            ("EGISZ__REMD__ENDPOINT", remd.endpoint()),
-            ("EGISZ__REMD__CLIENT_ENTITY_ID", remd.client_entity_id().to_owned()),
-            ("EGISZ__REMD__RATE_PER_SECOND", rate.to_string()),
-            ("EGISZ__REMD__BURST", "1".to_owned()),
-            ("EGISZ__RELAY__CONCURRENCY", "16".to_owned()),
-            ("EGISZ__RELAY__POLL_INTERVAL_MS", "200".to_owned()),
-            ("EGISZ__SANDBOX__API_KEY_FILE", format!("{}/key", dir.path().display())),
-            ("EGISZ__LOG__LEVEL", "warn".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        Ok(Config::load(None, &env)?)
-    };
+    let env: Vec<(String, String)> = [
+        ("EGISZ__DATABASE__URL", url.clone()),
+        ("EGISZ__API__LISTEN", "127.0.0.1:0".to_owned()),
+        ("EGISZ__REMD_LISTENER__LISTEN", format!("127.0.0.1:{remd_port}")),
+        ("EGISZ__REMD__MODE", "remote".to_owned()),
+        ("EGISZ__REMD__ENDPOINT", remd.endpoint()),
+        ("EGISZ__REMD__CLIENT_ENTITY_ID", remd.client_entity_id().to_owned()),
+        ("EGISZ__REMD__RATE_PER_SECOND", rate.to_string()),
+        ("EGISZ__REMD__BURST", "1".to_owned()),
+        ("EGISZ__RELAY__CONCURRENCY", "16".to_owned()),
+        ("EGISZ__RELAY__POLL_INTERVAL_MS", "200".to_owned()),
+        ("EGISZ__SANDBOX__API_KEY_FILE", format!("{}/key", dir.path().display())),
+        ("EGISZ__LOG__LEVEL", "warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = Config::load(None, &env)?;
 
-    // 1. The backlog, with the relay all but stopped.
-    let loading = egisz_gateway::app::start(&config_for(0.001)?).await?;
-    let store = loading.store();
+    // 1. The backlog, stored through the outbox with no gateway running.
+    let store = egisz_gateway::store::connect(&config.database).await?;
     let header = egisz_semd::CdaHeader::parse(SAMPLE.as_bytes()).map_err(|_| anyhow::anyhow!("sample"))?;
     let parts = egisz_semd::register_request_parts(&header, chrono::FixedOffset::east_opt(7 * 3600).unwrap())
         .map_err(|_| anyhow::anyhow!("sample"))?;
@@ -109,10 +107,7 @@ async fn main() -> anyhow::Result<()> {
             40,
             Oid::parse(MO)?,
             checksum,
-            vec![PersonalSignature {
-                signer: signer.clone(),
-                signature: SignatureData { data: vec![0x30, 0x00], checksum: 0 },
-            }],
+            vec![PersonalSignature { signer: signer.clone(), signature: SignatureData { data: vec![0x30, 0x00], checksum: 0 } }],
             None,
         );
         store
@@ -130,20 +125,26 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     eprintln!("backlog of {documents} stored in {:.1} s", started.elapsed().as_secs_f64());
-    loading.shutdown().await;
-    let calls_before = remd.stats().register_calls;
 
-    // 2. Drain at the configured rate.
-    let gw = egisz_gateway::app::start(&config_for(f64::from(rate))?).await?;
-    let store = gw.store();
+    // 2. The gateway binary drains it at the configured rate.
+    let binary = std::env::current_exe()?.parent().and_then(|p| p.parent()).map(|p| p.join("egisz-gateway")).unwrap();
+    anyhow::ensure!(binary.exists(), "build the gateway first: cargo build --release ({} missing)", binary.display());
+    let mut child = std::process::Command::new(&binary)
+        .arg("serve")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id();
     let started = Instant::now();
     let mut rss_marks = Vec::new();
     loop {
         let registered = remd.stats().accepted;
+        anyhow::ensure!(child.try_wait()?.is_none(), "the gateway exited");
         let done = registered as f64 / documents as f64;
         for mark in [0.1, 0.5, 0.9] {
             if done >= mark && !rss_marks.iter().any(|(m, _)| *m == mark) {
-                rss_marks.push((mark, rss_kb()));
+                rss_marks.push((mark, rss_kb(pid)));
             }
         }
         if registered as usize >= documents {
@@ -152,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let drain = started.elapsed();
-    let times: Vec<_> = remd.register_call_times().into_iter().skip(calls_before as usize).collect();
+    let times: Vec<_> = remd.register_call_times();
     // Achieved rate over the steady part: first to last call.
     let span = times.last().unwrap().duration_since(*times.first().unwrap()).as_secs_f64();
     let achieved = (times.len() - 1) as f64 / span;
@@ -176,9 +177,10 @@ async fn main() -> anyhow::Result<()> {
         rate + 1
     );
     for (mark, kb) in &rss_marks {
-        println!("RSS at {:>3.0} % drained: {:.1} MB", mark * 100.0, *kb as f64 / 1024.0);
+        println!("gateway RSS at {:>3.0} % drained: {:.1} MB", mark * 100.0, *kb as f64 / 1024.0);
     }
-    gw.shutdown().await;
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    child.wait()?;
     remd.shutdown().await;
     if db == "postgres" {
         use sqlx::Connection;
