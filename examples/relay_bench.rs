@@ -107,7 +107,10 @@ async fn main() -> anyhow::Result<()> {
             40,
             Oid::parse(MO)?,
             checksum,
-            vec![PersonalSignature { signer: signer.clone(), signature: SignatureData { data: vec![0x30, 0x00], checksum: 0 } }],
+            vec![PersonalSignature {
+                signer: signer.clone(),
+                signature: SignatureData { data: vec![0x30, 0x00], checksum: 0 },
+            }],
             None,
         );
         store

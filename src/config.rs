@@ -502,6 +502,19 @@ impl Reader<'_> {
         })
     }
 
+    fn optional_http_url(&mut self, section: &str, key: &str) -> Option<Url> {
+        self.get(section, key, "an http(s) URL (or \"\")", |s: String| {
+            if s.trim().is_empty() {
+                return Ok(None);
+            }
+            let url = Url::parse(&s).map_err(|e| format!("not a URL ({e}): {s:?}"))?;
+            if url.scheme() != "http" && url.scheme() != "https" {
+                return Err(format!("expected an http or https URL, got {s:?}"));
+            }
+            Ok(Some(url))
+        })
+    }
+
     fn optional_path(&mut self, section: &str, key: &str) -> Option<PathBuf> {
         self.get(section, key, "a path (or \"\" for none)", |s: String| {
             Ok(if s.trim().is_empty() { None } else { Some(PathBuf::from(s)) })
@@ -540,16 +553,7 @@ impl Reader<'_> {
         let remd_listener = RemdListenerConfig { listen: self.listen("remd_listener", "listen") };
         let frmr = FrmrConfig {
             mode: self.mode("frmr"),
-            base_url: self.get("frmr", "base_url", "an http(s) URL (or \"\")", |s: String| {
-                if s.trim().is_empty() {
-                    return Ok(None);
-                }
-                let url = Url::parse(&s).map_err(|e| format!("not a URL ({e}): {s:?}"))?;
-                if url.scheme() != "http" && url.scheme() != "https" {
-                    return Err(format!("expected an http or https URL, got {s:?}"));
-                }
-                Ok(Some(url))
-            }),
+            base_url: self.optional_http_url("frmr", "base_url"),
             token: self.get("frmr", "token", "\"static:<token>\" or a token provider URL", |s: String| {
                 let s = s.trim().to_owned();
                 if s.is_empty() {
@@ -577,16 +581,7 @@ impl Reader<'_> {
         };
         let remd = RemdConfig {
             mode: self.mode("remd"),
-            endpoint: self.get("remd", "endpoint", "an http(s) URL (or \"\")", |s: String| {
-                if s.trim().is_empty() {
-                    return Ok(None);
-                }
-                let url = Url::parse(&s).map_err(|e| format!("not a URL ({e}): {s:?}"))?;
-                if url.scheme() != "http" && url.scheme() != "https" {
-                    return Err(format!("expected an http or https URL, got {s:?}"));
-                }
-                Ok(Some(url))
-            }),
+            endpoint: self.optional_http_url("remd", "endpoint"),
             client_entity_id: self.get("remd", "client_entity_id", "a GUID (or \"\")", |s: String| {
                 let s = s.trim().to_owned();
                 if s.is_empty() {
