@@ -8,11 +8,10 @@
 //! names, dates and numbers `scrub_personal` does not recognise. The retry loop appends
 //! the attempt number.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use egisz_contract::frmr::FrmrPerson;
-use egisz_contract::{CallOutcome, Failure, Snils, scrub_personal};
+use egisz_contract::{CallOutcome, Failure, Snils};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
@@ -169,49 +168,11 @@ pub(crate) fn transport_error(err: &reqwest::Error, timeout: Duration) -> (CallO
     } else {
         "FRMR exchange failed"
     };
-    let reason = match cause(err) {
+    let reason = match egisz_http::transport_cause(err, MAX_CAUSE_CHARS) {
         Some(cause) => format!("{what}: {cause}"),
         None => what.to_owned(),
     };
     (CallOutcome::Transport, transient(reason, None))
-}
-
-/// A short, stable text for the innermost cause of `err`, or `None` when there is none
-/// that can be shown. The outer reqwest error is never printed, nor any reqwest error
-/// further down the chain (reqwest errors may carry the URL).
-fn cause(err: &reqwest::Error) -> Option<String> {
-    let mut innermost = err.source()?;
-    let mut os_error = None;
-    loop {
-        if let Some(io) = innermost.downcast_ref::<std::io::Error>()
-            && io.raw_os_error().is_some()
-        {
-            os_error = Some(io.kind());
-        }
-        match innermost.source() {
-            Some(next) => innermost = next,
-            None => break,
-        }
-    }
-    if innermost.is::<reqwest::Error>() {
-        return None;
-    }
-    if let Some(kind) = os_error {
-        let text = kind.to_string();
-        // `Other` and std's uncategorised kinds say nothing; their message is used below.
-        if kind != std::io::ErrorKind::Other && text != "uncategorized error" {
-            return Some(text);
-        }
-    }
-    Some(truncate(&scrub_personal(&innermost.to_string())))
-}
-
-fn truncate(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(MAX_CAUSE_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -329,15 +290,6 @@ mod tests {
         let Classified::Transient { reason, .. } = c else { panic!() };
         assert!(reason.starts_with("FRMR answer unreadable: data error at line 1"), "{reason}");
         assert!(!reason.contains("Иванов"), "{reason}");
-    }
-
-    #[test]
-    fn long_causes_are_cut() {
-        let long = "x".repeat(MAX_CAUSE_CHARS + 10);
-        let cut = truncate(&long);
-        assert_eq!(cut.chars().count(), MAX_CAUSE_CHARS + 1);
-        assert!(cut.ends_with('…'));
-        assert_eq!(truncate(" short "), "short");
     }
 
     #[test]

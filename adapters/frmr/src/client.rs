@@ -9,8 +9,9 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use egisz_contract::frmr::{FrmrPerson, FrmrRegistry};
 use egisz_contract::{CallObserver, CallOutcome, Failure, Oid, Snils};
+use egisz_http::{BuildError, ClientSettings};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -82,29 +83,12 @@ impl Parts {
         }
         let tokens = Tokens::new(&config.token, config.timeout)
             .map_err(|e| FrmrClientError::InvalidConfig(format!("token: {e}")))?;
-        if HeaderValue::from_str(&config.user_agent).is_err() {
-            return Err(invalid("user_agent has characters not allowed in an HTTP header"));
-        }
-
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(config.user_agent.as_str());
-        if let Some(path) = &config.extra_ca_bundle {
-            let ca_error = |reason: String| FrmrClientError::CaBundle { path: path.clone(), reason };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let certificates =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(format!("not a PEM bundle: {e}")))?;
-            if certificates.is_empty() {
-                return Err(ca_error("no certificate in the file".to_owned()));
-            }
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let http = builder.build().map_err(FrmrClientError::Http)?;
+        let http = egisz_http::build_client(&ClientSettings {
+            timeout: config.timeout,
+            user_agent: &config.user_agent,
+            extra_ca_bundle: config.extra_ca_bundle.as_deref(),
+        })
+        .map_err(client_error)?;
 
         let backoff = ExponentialBuilder::default()
             .with_min_delay(config.retry_min_delay)
@@ -112,6 +96,15 @@ impl Parts {
             .with_max_times((config.retry_max_attempts - 1) as usize)
             .with_jitter();
         Ok(Self { http, person_url, tokens, limiter, backoff })
+    }
+}
+
+/// The adapter's error for a failed [`egisz_http::build_client`], with the same texts.
+fn client_error(e: BuildError) -> FrmrClientError {
+    match e {
+        BuildError::InvalidUserAgent => FrmrClientError::InvalidConfig(e.to_string()),
+        BuildError::CaBundle { path, reason } => FrmrClientError::CaBundle { path, reason },
+        BuildError::Http(e) => FrmrClientError::Http(e),
     }
 }
 

@@ -12,11 +12,10 @@
 //! and REMD message codes (checked to be `[A-Z0-9_]` words). REMD's free text (fault
 //! reasons, message texts) and the request are never quoted.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use egisz_contract::remd::{RegisterAck, RegistryItem, RemdMessage};
-use egisz_contract::{CallOutcome, Failure, scrub_personal};
+use egisz_contract::{CallOutcome, Failure};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
@@ -327,7 +326,7 @@ pub(crate) fn transport_error(op: Operation, err: &reqwest::Error, timeout: Dura
         return (CallOutcome::Transport, Failure::Configuration { reason });
     }
     if err.is_connect() {
-        let reason = match cause(err) {
+        let reason = match egisz_http::transport_cause(err, MAX_CAUSE_CHARS) {
             Some(cause) => format!("REMD {action}: connection failed: {cause}"),
             None => format!("REMD {action}: connection failed"),
         };
@@ -338,42 +337,11 @@ pub(crate) fn transport_error(op: Operation, err: &reqwest::Error, timeout: Dura
         return (outcome, op.after_sending(reason));
     }
     let what = if err.is_body() || err.is_decode() { "answer was cut off" } else { "exchange failed after sending" };
-    let reason = match cause(err) {
+    let reason = match egisz_http::transport_cause(err, MAX_CAUSE_CHARS) {
         Some(cause) => format!("REMD {action}: {what}: {cause}"),
         None => format!("REMD {action}: {what}"),
     };
     (outcome, op.after_sending(reason))
-}
-
-/// A short, stable text for the innermost cause of `err`; never a reqwest error's own text.
-fn cause(err: &reqwest::Error) -> Option<String> {
-    let mut innermost = err.source()?;
-    let mut os_error = None;
-    loop {
-        if let Some(io) = innermost.downcast_ref::<std::io::Error>()
-            && io.raw_os_error().is_some()
-        {
-            os_error = Some(io.kind());
-        }
-        match innermost.source() {
-            Some(next) => innermost = next,
-            None => break,
-        }
-    }
-    if innermost.is::<reqwest::Error>() {
-        return None;
-    }
-    if let Some(kind) = os_error {
-        let text = kind.to_string();
-        if kind != std::io::ErrorKind::Other && text != "uncategorized error" {
-            return Some(text);
-        }
-    }
-    let text = scrub_personal(innermost.to_string().trim());
-    Some(match text.char_indices().nth(MAX_CAUSE_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    })
 }
 
 #[cfg(test)]

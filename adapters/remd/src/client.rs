@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use egisz_contract::remd::{RegisterAck, RegisterDocument, RegistryItem, RemdRegistry, SearchQuery};
 use egisz_contract::{CallObserver, Failure};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use egisz_http::{BuildError, ClientSettings};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -62,29 +63,22 @@ fn build(config: &RemdClientConfig) -> Result<(reqwest::Client, String), RemdCli
     if config.timeout.is_zero() {
         return Err(invalid("timeout must be greater than zero"));
     }
-    if HeaderValue::from_str(&config.user_agent).is_err() {
-        return Err(invalid("user_agent has characters not allowed in an HTTP header"));
-    }
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
-        .timeout(config.timeout)
-        .connect_timeout(config.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(config.user_agent.as_str());
-    if let Some(path) = &config.extra_ca_bundle {
-        let ca_error = |reason: String| RemdClientError::CaBundle { path: path.clone(), reason };
-        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let certificates =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(format!("not a PEM bundle: {e}")))?;
-        if certificates.is_empty() {
-            return Err(ca_error("no certificate in the file".to_owned()));
-        }
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    let http = builder.build().map_err(RemdClientError::Http)?;
+    let http = egisz_http::build_client(&ClientSettings {
+        timeout: config.timeout,
+        user_agent: &config.user_agent,
+        extra_ca_bundle: config.extra_ca_bundle.as_deref(),
+    })
+    .map_err(client_error)?;
     Ok((http, client_entity_id.to_owned()))
+}
+
+/// The adapter's error for a failed [`egisz_http::build_client`], with the same texts.
+fn client_error(e: BuildError) -> RemdClientError {
+    match e {
+        BuildError::InvalidUserAgent => RemdClientError::InvalidConfig(e.to_string()),
+        BuildError::CaBundle { path, reason } => RemdClientError::CaBundle { path, reason },
+        BuildError::Http(e) => RemdClientError::Http(e),
+    }
 }
 
 /// Why reading an answer's body stopped.
