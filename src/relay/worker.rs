@@ -102,9 +102,8 @@ impl Relay {
 
     async fn worker(&self, n: usize, stop: CancellationToken) {
         loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = self.limiter.until_ready() => {}
+            if stop.is_cancelled() {
+                return;
             }
             match self.step().await {
                 Ok(true) => {}
@@ -149,7 +148,7 @@ impl Relay {
         Ok(true)
     }
 
-    /// Handles due submissions until none is left (tests, tools). Ignores the rate limit.
+    /// Handles due submissions until none is left (tests, tools).
     pub async fn drain(&self) -> Result<usize, crate::store::StoreError> {
         let mut n = 0;
         while self.step().await? {
@@ -224,6 +223,7 @@ impl Relay {
         self.store.note_message(record.id, &message_id, crate::now()).await?;
         let mut request = record.request.clone();
         request.message_id = message_id;
+        self.call_slot().await;
         let outcome = self.remd.register_document(&request).await;
         let now = crate::now();
         let t = match outcome {
@@ -350,6 +350,7 @@ impl Relay {
             register_date_end: Some((crate::now() + window).fixed_offset()),
             patient_snils: None,
         };
+        self.call_slot().await;
         let outcome = self.remd.search_registry_items(&query).await;
         let now = crate::now();
         let t = match outcome {
@@ -446,6 +447,18 @@ impl Relay {
             self.wake.notify_waiters();
         }
         Ok(())
+    }
+
+    /// Waits for the REMD rate limiter, right before a call, so that what REMD sees is what
+    /// the limiter allowed (a token taken earlier, before database work of varying length,
+    /// would let calls bunch up).
+    async fn call_slot(&self) {
+        let started = tokio::time::Instant::now();
+        self.limiter.until_ready().await;
+        let waited = started.elapsed();
+        if waited > Duration::from_millis(1) {
+            egisz_contract::CallObserver::rate_limit_waited(&*self.metrics, "remd", waited);
+        }
     }
 
     /// Wakes idle workers (new or newly due work).
