@@ -79,8 +79,13 @@ async fn get_document_file(
     if found.is_none()
         && let Some(emdr_id) = &req.emdr_id
     {
-        // A later pull of an already registered document.
-        found = state.store.submission_by_emdr_id(emdr_id).await?;
+        // A later pull of an already registered document: the localUid must match too, so
+        // that an emdrId alone does not open a document.
+        found = state
+            .store
+            .submission_by_emdr_id(emdr_id)
+            .await?
+            .filter(|s| req.local_uid.as_deref() == Some(s.local_uid.as_str()));
     }
     let record = CallbackRecord {
         received_at: now,
@@ -96,7 +101,7 @@ async fn get_document_file(
     // A repeated pull is served again: REMD may well need the file twice.
     let _ = state.store.record_callback(&record).await?;
     let Some(submission) = found else {
-        tracing::warn!(relates_to = ?req.relates_to_message, "REMD asked for the file of a message the gateway does not know");
+        tracing::warn!("REMD asked for the file of a message the gateway does not know");
         return Ok(fault(envelope.version, envelope, Fault::wrong_message_id()));
     };
     let Some(bytes) = state.store.document_content(submission.id).await? else {
@@ -111,42 +116,48 @@ async fn get_document_file(
     Ok(soap(envelope.version, StatusCode::OK, answer))
 }
 
+/// A state change a REMD call asks for: which submission, from which states, to what.
+type Change<'a> = Option<(uuid::Uuid, &'a [Status], Transition)>;
+
 async fn register_result(
     state: &ListenerState,
     envelope: &Envelope,
     res: RegisterResult,
 ) -> Result<Response, crate::store::StoreError> {
     let now = crate::now();
-    let found = state.store.submission_by_message(&res.relates_to_message).await?;
-    let outcome = match (&found, &res.status) {
-        (None, _) => "unknown_message",
-        (Some(_), ResultStatus::Success) => "registered",
-        (Some(_), ResultStatus::Error) => "errors",
-    };
-    let record = CallbackRecord {
-        received_at: now,
-        operation: "sendRegisterDocumentResult".into(),
-        message_id: res.message_id.clone(),
-        relates_to: Some(res.relates_to_message.clone()),
-        submission_id: found.as_ref().map(|s| s.id),
-        outcome: outcome.into(),
-        payload: serde_json::to_value(&res).unwrap_or_default(),
-    };
-    let first_time = res.message_id.is_empty() || state.store.record_callback(&record).await?;
     let ack = egisz_remd::write_register_document_result_response(envelope.version, &ReplyHeader::answering(envelope));
-    let Some(submission) = found.filter(|_| first_time) else {
-        if !first_time {
-            tracing::debug!("a duplicate REMD result; acknowledged, nothing changed");
-        } else {
-            tracing::warn!("a REMD result for a message the gateway never sent; recorded and acknowledged");
-        }
-        return Ok(soap(envelope.version, StatusCode::OK, ack));
-    };
+    let found = state.store.submission_by_message(&res.relates_to_message).await?;
+    // Every state but `registered`: REMD's word that a document is registered is the truth,
+    // even after the gateway gave up on it (failed) or ops cancelled it.
+    let not_registered = [
+        Status::Queued,
+        Status::Sending,
+        Status::AwaitingResult,
+        Status::RetryWait,
+        Status::Unknown,
+        Status::Failed,
+        Status::Cancelled,
+    ];
     let open = [Status::Queued, Status::Sending, Status::AwaitingResult, Status::RetryWait, Status::Unknown];
-    let transition = match res.status {
-        ResultStatus::Success => {
-            let Some(item) = res.registry_item.as_ref() else {
-                tracing::warn!(submission = %submission.id, "a success result without a registry item; reconciling");
+    let (outcome, change): (&str, Change<'_>) = match &found {
+        None => ("unknown_message", None),
+        Some(sub) => match (&res.status, &res.registry_item) {
+            (ResultStatus::Success, Some(item)) => {
+                let mut detail = format!("зарегистрирован в РЭМД, emdrId {}", item.emdr_id);
+                if matches!(sub.status, Status::Failed | Status::Cancelled) {
+                    detail.push_str(&format!(" (документ был в статусе {})", sub.status));
+                    tracing::warn!(submission = %sub.id, status = %sub.status, "REMD registered a document the gateway had given up on");
+                }
+                let t = Transition {
+                    emdr_id: Some(item.emdr_id.clone()),
+                    registered_at: Some(item.registration_date_time.map_or(now, |t| t.with_timezone(&chrono::Utc))),
+                    errors: Some(Vec::new()),
+                    ..Transition::to(Status::Registered, ACTOR, detail)
+                };
+                ("registered", Some((sub.id, &not_registered[..], t)))
+            }
+            (ResultStatus::Success, None) => {
+                tracing::warn!(submission = %sub.id, "a success result without a registry item; reconciling");
                 let t = Transition {
                     next_attempt_at: Some(now),
                     ..Transition::to(
@@ -155,27 +166,58 @@ async fn register_result(
                         "РЭМД сообщил об успехе без номера регистрации; сверка с реестром",
                     )
                 };
-                state.store.transition(submission.id, &open, None, &t, now).await?;
-                return Ok(soap(envelope.version, StatusCode::OK, ack));
-            };
-            Transition {
-                emdr_id: Some(item.emdr_id.clone()),
-                registered_at: Some(item.registration_date_time.map_or(now, |t| t.with_timezone(&chrono::Utc))),
-                errors: Some(Vec::new()),
-                ..Transition::to(Status::Registered, ACTOR, format!("зарегистрирован в РЭМД, emdrId {}", item.emdr_id))
+                ("success_without_item", Some((sub.id, &open[..], t)))
+            }
+            (ResultStatus::Error, _) if sub.current_message_id.as_deref() != Some(res.relates_to_message.as_str()) => {
+                // An error about an earlier send: what happens to the latest one decides.
+                ("stale_errors", None)
+            }
+            (ResultStatus::Error, _) => {
+                let t = state.relay.after_remd_errors(sub, &res.errors, now, "РЭМД: документ не зарегистрирован");
+                ("errors", Some((sub.id, &open[..], t)))
+            }
+        },
+    };
+    // REMD may send a call without a MessageID: such calls cannot be recognised as repeats.
+    let message_id =
+        if res.message_id.is_empty() { format!("no-id:{}", uuid::Uuid::new_v4()) } else { res.message_id.clone() };
+    let record = CallbackRecord {
+        received_at: now,
+        operation: "sendRegisterDocumentResult".into(),
+        message_id,
+        relates_to: Some(res.relates_to_message.clone()),
+        submission_id: found.as_ref().map(|s| s.id),
+        outcome: outcome.into(),
+        payload: serde_json::to_value(&res).unwrap_or_default(),
+    };
+    let wakes = change.as_ref().is_some_and(|(_, _, t)| t.next_attempt_at.is_some());
+    let (first, applied) =
+        state.store.apply_callback(&record, change.as_ref().map(|(id, from, t)| (*id, *from, t)), now).await?;
+    match (first, applied, &found) {
+        (false, _, _) => tracing::debug!("a repeated REMD result; acknowledged, nothing changed"),
+        (true, _, None) => {
+            tracing::warn!("a REMD result for a message the gateway never sent; recorded and acknowledged")
+        }
+        (true, true, Some(sub)) => {
+            tracing::info!(submission = %sub.id, outcome, "REMD result applied");
+            if wakes {
+                state.relay.wake();
             }
         }
-        ResultStatus::Error => {
-            state.relay.after_remd_errors(&submission, &res.errors, now, "РЭМД: документ не зарегистрирован")
+        (true, false, Some(sub)) => {
+            if outcome == "stale_errors" {
+                state
+                    .store
+                    .record_event(
+                        sub.id,
+                        ACTOR,
+                        "РЭМД прислал ошибки по более ранней отправке; учтён результат последней",
+                        now,
+                    )
+                    .await?;
+            }
+            tracing::info!(submission = %sub.id, outcome, "a late REMD result; the submission had moved on");
         }
-    };
-    if state.store.transition(submission.id, &open, None, &transition, now).await? {
-        tracing::info!(submission = %submission.id, status = %transition.to, "REMD result applied");
-        if transition.next_attempt_at.is_some() {
-            state.relay.wake();
-        }
-    } else {
-        tracing::info!(submission = %submission.id, "a late REMD result; the submission had already ended");
     }
     Ok(soap(envelope.version, StatusCode::OK, ack))
 }

@@ -112,6 +112,8 @@ pub struct SubmissionRecord {
     pub registered_at: Option<DateTime<Utc>>,
     pub errors: Vec<SubmissionError>,
     pub awaiting_since: Option<DateTime<Utc>>,
+    /// The MessageID of the latest registerDocument sent.
+    pub current_message_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

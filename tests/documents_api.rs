@@ -145,6 +145,7 @@ async fn bad_input_lists_every_reason_and_stores_nothing(db: Db) {
             422,
             &["SIGNATURE_VERIFICATION_ERROR"],
         ),
+        ("a localUid with spaces", body(&with_uid("bad uid"), &signer), 422, &["local_uid_format"]),
         (
             "signature not base64",
             with(&|b: &mut Value| b["signatures"][0]["data"] = json!("%%%")),

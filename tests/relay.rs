@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{Db, TestDb};
 use egisz_contract::remd::{
-    Coded, Patient, PersonalSignature, RegisterAck, RegisterDocument, RegistryItem, RemdMessage, RemdRegistry,
-    SearchQuery, SignatureData, Signer,
+    Coded, Patient, PersonalSignature, RegisterAck, RegisterDocument, RegisterResult, RegistryItem, RemdMessage,
+    RemdRegistry, ResultStatus, SearchQuery, SignatureData, Signer,
 };
 use egisz_contract::{Failure, Oid, Personal, Snils};
 use egisz_gateway::config::Config;
@@ -30,6 +30,11 @@ on_both_backends!(
     unknown_outcome_is_reconciled_before_any_resend,
     unknown_codes_are_safe,
     transport_failures_follow_the_schedule,
+    a_success_after_the_gateway_gave_up_still_registers,
+    an_error_about_an_earlier_send_does_not_override_the_latest,
+    accepted_but_never_answered_ends_failed_not_in_a_loop,
+    already_registered_with_other_codes_is_reconciled_first,
+    a_repeated_result_is_applied_once,
 );
 
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -66,17 +71,21 @@ struct Rig {
     _db: TestDb,
     store: Arc<dyn Store>,
     remd: Arc<ScriptedRemd>,
-    relay: Relay,
+    relay: Arc<Relay>,
     metrics: Arc<Metrics>,
 }
 
 async fn rig(db: Db) -> Rig {
+    rig_with(db, RetryPolicy::default()).await
+}
+
+async fn rig_with(db: Db, retry: RetryPolicy) -> Rig {
     let test_db = TestDb::new(db).await;
     let env = [("EGISZ__DATABASE__URL".to_owned(), test_db.url.clone())];
     let store = store::connect(&Config::load(None, &env).unwrap().database).await.unwrap();
     let remd = Arc::new(ScriptedRemd::default());
     let metrics = Arc::new(Metrics::new());
-    let relay = Relay::new(
+    let relay = Arc::new(Relay::new(
         Arc::clone(&store),
         remd.clone(),
         Arc::new(Mappings::embedded().unwrap()),
@@ -89,11 +98,11 @@ async fn rig(db: Db) -> Rig {
             reconcile_after: Duration::ZERO,
             rate_per_second: 1000.0,
             burst: 10,
-            retry: RetryPolicy::default(),
+            retry,
             worker_id: "test-worker".into(),
         },
         Arc::new(tokio::sync::Notify::new()),
-    );
+    ));
     Rig { _db: test_db, store, remd, relay, metrics }
 }
 
@@ -258,12 +267,25 @@ async fn unknown_outcome_is_reconciled_before_any_resend(db: Db) {
         reg.push_back(Ok(RegisterAck::Accepted));
     }
     r.remd.search.lock().unwrap().push_back(Ok(vec![]));
-    assert_eq!(r.relay.drain().await.unwrap(), 3, "send, reconcile (not found), send again");
+    assert_eq!(r.relay.drain().await.unwrap(), 2, "send, reconcile (not found)");
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::Queued);
+    assert!(rec.next_attempt_at.unwrap() > rec.updated_at, "sent again on the schedule, not at once");
+    make_due(&r, id, Status::Queued).await;
+    assert_eq!(r.relay.drain().await.unwrap(), 1, "sent again");
     assert_eq!(status(&r, id).await, Status::AwaitingResult);
     let statuses: Vec<Status> = r.store.events(id).await.unwrap().iter().map(|e| e.status).collect();
     assert_eq!(
         statuses,
-        [Status::Queued, Status::Sending, Status::Unknown, Status::Queued, Status::Sending, Status::AwaitingResult]
+        [
+            Status::Queued,
+            Status::Sending,
+            Status::Unknown,
+            Status::Queued,
+            Status::Queued,
+            Status::Sending,
+            Status::AwaitingResult
+        ]
     );
     let sent = r.remd.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 2);
@@ -298,4 +320,133 @@ async fn transport_failures_follow_the_schedule(db: Db) {
     let rec = r.store.submission(id).await.unwrap().unwrap();
     assert_eq!((rec.status, rec.attempts), (Status::Failed, 2));
     assert_eq!(rec.errors[0].code, "GATEWAY_CONFIGURATION");
+}
+
+/// Posts a result to the REMD-facing listener as REMD would.
+async fn post_result(r: &Rig, remd_message: &str, relates_to: &str, status: ResultStatus, errors: Vec<RemdMessage>) {
+    use tower::ServiceExt;
+    let result = RegisterResult {
+        message_id: remd_message.into(),
+        relates_to_message: relates_to.into(),
+        status: status.clone(),
+        kind: Some(40),
+        organization: Some(MO.into()),
+        local_uid: None,
+        creation_date_time: None,
+        registry_item: matches!(status, ResultStatus::Success).then(|| RegistryItem {
+            emdr_id: "16.62.23.09.000000777".into(),
+            local_uid: None,
+            kind: Some(40),
+            registration_date_time: None,
+            store_till_date: None,
+            document_version: None,
+        }),
+        errors,
+    };
+    let app = egisz_gateway::remd_listener::router(
+        egisz_gateway::remd_listener::ListenerState { store: Arc::clone(&r.store), relay: Arc::clone(&r.relay) },
+        1 << 20,
+    );
+    let body = egisz_remd::write_register_document_result(egisz_remd::SoapVersion::Soap12, &result);
+    let req = axum::http::Request::post("/").body(axum::body::Body::from(body)).unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+async fn messages(r: &Rig, id: Uuid) -> Vec<String> {
+    r.store.messages(id).await.unwrap()
+}
+
+async fn a_success_after_the_gateway_gave_up_still_registers(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "gave-up-1").await;
+    r.remd.register.lock().unwrap().push_back(Err(Failure::Unknown { reason: "timeout after sending".into() }));
+    r.remd.search.lock().unwrap().push_back(Err(Failure::Permanent { reason: "search refused".into() }));
+    r.relay.drain().await.unwrap();
+    assert_eq!(status(&r, id).await, Status::Failed);
+    // REMD had it after all.
+    let sent = messages(&r, id).await;
+    post_result(&r, "remd-1", &sent[0], ResultStatus::Success, vec![]).await;
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::Registered, "REMD's success is the truth");
+    assert_eq!(rec.emdr_id.as_deref(), Some("16.62.23.09.000000777"));
+}
+
+async fn an_error_about_an_earlier_send_does_not_override_the_latest(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "two-sends").await;
+    {
+        let mut reg = r.remd.register.lock().unwrap();
+        reg.push_back(Err(Failure::Unknown { reason: "timeout after sending".into() }));
+        reg.push_back(Ok(RegisterAck::Accepted));
+    }
+    r.remd.search.lock().unwrap().push_back(Ok(vec![]));
+    r.relay.drain().await.unwrap();
+    make_due(&r, id, Status::Queued).await;
+    r.relay.drain().await.unwrap();
+    let sent = messages(&r, id).await;
+    assert_eq!(sent.len(), 2);
+    post_result(&r, "remd-old", &sent[0], ResultStatus::Error, vec![msg("PERSON_POST_IN_FRMR_MISMATCH")]).await;
+    assert_eq!(status(&r, id).await, Status::AwaitingResult, "an error about the first send changes nothing");
+    post_result(&r, "remd-new", &sent[1], ResultStatus::Success, vec![]).await;
+    assert_eq!(status(&r, id).await, Status::Registered);
+}
+
+async fn accepted_but_never_answered_ends_failed_not_in_a_loop(db: Db) {
+    let r = rig_with(db, RetryPolicy { max_attempts: 2, ..RetryPolicy::default() }).await;
+    let id = submit(&r, "silent").await;
+    for _ in 0..2 {
+        r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Accepted));
+        r.remd.search.lock().unwrap().push_back(Ok(vec![]));
+    }
+    for round in 0..2 {
+        r.relay.drain().await.unwrap();
+        assert_eq!(status(&r, id).await, Status::AwaitingResult, "round {round}");
+        // The result never comes: the watchdog hands it to reconciliation.
+        let later = egisz_gateway::now() + chrono::Duration::hours(2);
+        assert_eq!(r.store.expire_awaiting(later, egisz_gateway::now()).await.unwrap(), 1);
+        r.relay.drain().await.unwrap();
+        if round == 0 {
+            assert_eq!(status(&r, id).await, Status::Queued);
+            make_due(&r, id, Status::Queued).await;
+        }
+    }
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::Failed);
+    assert_eq!(rec.errors[0].code, "GATEWAY_NO_RESULT");
+    assert_eq!(r.remd.sent.lock().unwrap().len(), 2, "no more sends than max_attempts");
+}
+
+async fn already_registered_with_other_codes_is_reconciled_first(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "dup-2").await;
+    r.remd
+        .register
+        .lock()
+        .unwrap()
+        .push_back(Ok(RegisterAck::Rejected(vec![msg("PERSON_POST_IN_FRMR_MISMATCH"), msg("NOT_UNIQUE_PROVIDED_ID")])));
+    r.remd.search.lock().unwrap().push_back(Ok(vec![RegistryItem {
+        emdr_id: "16.62.23.09.000000042".into(),
+        local_uid: Some("dup-2".into()),
+        kind: Some(40),
+        registration_date_time: None,
+        store_till_date: None,
+        document_version: None,
+    }]));
+    r.relay.drain().await.unwrap();
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.emdr_id.as_deref()), (Status::Registered, Some("16.62.23.09.000000042")));
+}
+
+async fn a_repeated_result_is_applied_once(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "repeat").await;
+    r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Accepted));
+    r.relay.drain().await.unwrap();
+    let sent = messages(&r, id).await;
+    for _ in 0..3 {
+        post_result(&r, "remd-same", &sent[0], ResultStatus::Error, vec![msg("RATE_LIMIT")]).await;
+    }
+    let events = r.store.events(id).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.status == Status::RetryWait).count(), 1, "{events:?}");
 }

@@ -110,11 +110,21 @@ async fn unknown_messages_duplicates_and_late_results(db: Db) {
     let id = submit(&env, &key, "listener-1").await;
     let registered = until(&env, &key, &id, "registered").await;
     let emdr_id = registered["emdr_id"].as_str().unwrap().to_owned();
+    let wrong_uid = DocumentFileRequest {
+        message_id: "remd-3a".into(),
+        relates_to_message: None,
+        emdr_id: Some(emdr_id.clone()),
+        local_uid: Some("someone-else".into()),
+    };
+    let (status, _) =
+        post(&env, SoapVersion::Soap11, egisz_remd::write_get_document_file_request(SoapVersion::Soap11, &wrong_uid))
+            .await;
+    assert_ne!(status, 200, "an emdrId alone does not open a document");
     let by_emdr = DocumentFileRequest {
         message_id: "remd-3".into(),
         relates_to_message: None,
         emdr_id: Some(emdr_id.clone()),
-        local_uid: None,
+        local_uid: Some("listener-1".into()),
     };
     let (status, body) =
         post(&env, SoapVersion::Soap11, egisz_remd::write_get_document_file_request(SoapVersion::Soap11, &by_emdr))

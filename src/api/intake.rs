@@ -308,6 +308,25 @@ pub async fn submit(
         },
     };
 
+    if let Some(p) = &parts {
+        let uid = &p.local_uid;
+        if uid.chars().count() > 128 || uid.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            errors.push(FieldError::new(
+                "local_uid_format",
+                "/ClinicalDocument/id/@extension",
+                "localUid — до 128 печатных символов без пробелов и управляющих символов",
+            ));
+        }
+        if let (Some(given), Some(derived)) = (&department, &p.department)
+            && given != derived
+        {
+            errors.push(FieldError::new(
+                "department_mismatch",
+                "/department",
+                format!("в документе указано подразделение {derived}, в запросе — {given}"),
+            ));
+        }
+    }
     let Some(parts) = parts.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation("validation_failed", errors));
     };
@@ -315,7 +334,8 @@ pub async fn submit(
     let local_uid = parts.local_uid.clone();
     let mut request =
         parts.into_register_document(String::new(), kind.kind, organization.clone(), checksum, personal, org_signature);
-    if department.is_some() {
+    // The document's department wins; the body's fills a gap, and must not contradict it.
+    if request.department.is_none() {
         request.department = department;
     }
     let new = NewSubmission {

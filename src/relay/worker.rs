@@ -138,7 +138,10 @@ impl Relay {
     pub async fn step(&self) -> Result<bool, crate::store::StoreError> {
         let now = crate::now();
         let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
-        let Some(claimed) = self.store.claim_due(now, 1, &self.settings.worker_id, lease_until).await?.pop() else {
+        // A lease names the claim, not just the process: an outcome recorded after the lease
+        // was reaped and the submission claimed again (even in this process) is refused.
+        let owner = format!("{}:{}", self.settings.worker_id, &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let Some(claimed) = self.store.claim_due(now, 1, &owner, lease_until).await?.pop() else {
             return Ok(false);
         };
         match claimed.claimed_from {
@@ -231,6 +234,7 @@ impl Relay {
                 self.count("accepted");
                 Transition {
                     awaiting_since: Some(now),
+                    errors: Some(Vec::new()),
                     ..Transition::to(
                         Status::AwaitingResult,
                         ACTOR,
@@ -299,10 +303,25 @@ impl Relay {
         now: DateTime<Utc>,
         why: &str,
     ) -> Transition {
-        let errors: Vec<SubmissionError> = messages.iter().map(|m| self.classify(m)).collect();
+        let mut errors: Vec<SubmissionError> = messages.iter().map(|m| self.classify(m)).collect();
+        if errors.is_empty() {
+            errors.push(gateway_error(
+                "GATEWAY_EMPTY_REJECTION",
+                "REMD answered with an error but named no code",
+                Disposition::Retry,
+                "РЭМД вернул ошибку без кода. Шлюз повторит отправку; если повторяется — обратитесь в поддержку ЕГИСЗ.",
+            ));
+        }
         let codes = errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>().join(", ");
         let why = format!("{why}: {codes}");
-        let t = match decisive(errors.iter().map(|e| e.disposition)) {
+        // "Already registered" is checked first, whatever else REMD says: if the register has
+        // the document, the other codes no longer matter.
+        let decision = if errors.iter().any(|e| e.disposition == Disposition::Reconcile) {
+            Some(Disposition::Reconcile)
+        } else {
+            decisive(errors.iter().map(|e| e.disposition))
+        };
+        let t = match decision {
             Some(Disposition::Retry) | None => {
                 let hint = if errors.iter().any(|e| e.code == "RATE_LIMIT") { Hint::RateLimited } else { Hint::None };
                 self.retry_or_give_up(record, hint, now, &why)
@@ -330,7 +349,15 @@ impl Relay {
             },
             None => {
                 self.metrics.remd_unknown_codes.inc();
-                tracing::warn!(code = %m.code, "REMD answered a code the mappings do not know; treated as needing a data fix");
+                // The code comes from outside: logged only when it looks like a code.
+                let looks_like_a_code = !m.code.is_empty()
+                    && m.code.len() <= 64
+                    && m.code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+                let shown = if looks_like_a_code { m.code.as_str() } else { "?" };
+                tracing::warn!(
+                    code = shown,
+                    "REMD answered a code the mappings do not know; treated as needing a data fix"
+                );
                 SubmissionError {
                     code: m.code.clone(),
                     message: m.message.expose().clone(),
@@ -348,7 +375,7 @@ impl Relay {
             kind: Some(record.kind),
             register_date_begin: Some((record.created_at - window).fixed_offset()),
             register_date_end: Some((crate::now() + window).fixed_offset()),
-            patient_snils: None,
+            patient_snils: record.request.patient.snils.clone(),
         };
         self.call_slot().await;
         let outcome = self.remd.search_registry_items(&query).await;
@@ -367,13 +394,15 @@ impl Relay {
                 }
                 None if record.errors.iter().any(|e| e.disposition == Disposition::Reconcile) => {
                     self.count("reconciled_missing");
+                    let mut errors = record.errors.clone();
+                    errors.push(gateway_error(
+                        "GATEWAY_RECONCILIATION_FAILED",
+                        "REMD reports the localUid as registered, but the register search does not find it",
+                        Disposition::NeedsAdmin,
+                        "РЭМД сообщает, что документ с этим localUid уже зарегистрирован, но поиск его не находит. Проверьте документ в РЭМД вручную.",
+                    ));
                     Transition {
-                        errors: Some(vec![gateway_error(
-                            "GATEWAY_RECONCILIATION_FAILED",
-                            "REMD reports the localUid as registered, but the register search does not find it",
-                            Disposition::NeedsAdmin,
-                            "РЭМД сообщает, что документ с этим localUid уже зарегистрирован, но поиск его не находит. Проверьте документ в РЭМД вручную.",
-                        )]),
+                        errors: Some(errors),
                         ..Transition::to(
                             Status::Failed,
                             ACTOR,
@@ -383,9 +412,26 @@ impl Relay {
                 }
                 None => {
                     self.count("reconciled_resend");
-                    Transition {
-                        next_attempt_at: Some(now),
-                        ..Transition::to(Status::Queued, ACTOR, "в реестре РЭМД не найден; будет отправлен снова")
+                    // Sent again — but on the schedule, and not forever: a REMD that accepts
+                    // and never answers must end in `failed`, not in an endless loop.
+                    match self.schedule(&record, Hint::None, now) {
+                        Next::RetryAt(at) => Transition {
+                            next_attempt_at: Some(at),
+                            ..Transition::to(Status::Queued, ACTOR, "в реестре РЭМД не найден; будет отправлен снова")
+                        },
+                        Next::GiveUp { reason } => Transition {
+                            errors: Some(vec![gateway_error(
+                                "GATEWAY_NO_RESULT",
+                                &reason,
+                                Disposition::NeedsAdmin,
+                                "РЭМД принимал документ, но результат регистрации не пришёл, а в реестре документ не найден. Проверьте документ в РЭМД вручную, затем отправьте повторно.",
+                            )]),
+                            ..Transition::to(
+                                Status::Failed,
+                                ACTOR,
+                                format!("результат регистрации не получен; {reason}"),
+                            )
+                        },
                     }
                 }
             },
@@ -439,7 +485,8 @@ impl Relay {
         t: &Transition,
         now: DateTime<Utc>,
     ) -> Result<(), crate::store::StoreError> {
-        if !self.store.transition(record.id, from, Some(&self.settings.worker_id), t, now).await? {
+        let owner = record.lease_owner.as_deref().unwrap_or(&self.settings.worker_id);
+        if !self.store.transition(record.id, from, Some(owner), t, now).await? {
             // REMD's result arrived first, or the lease expired and another worker took over.
             tracing::debug!(submission = %record.id, to = %t.to, "the submission moved on meanwhile; outcome not applied");
         }

@@ -78,6 +78,18 @@ pub trait Outbox: Send + Sync {
     /// `awaiting_result` since before `before` → `unknown`, due now (the result never came).
     async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
+    /// Records a call from REMD and, in the same transaction, applies `change` to a
+    /// submission (as [`Outbox::transition`], without a lease) — unless the same call
+    /// (operation, REMD's message id) was recorded before, in which case nothing happens.
+    /// Returns `(first_time, applied)`. Because both happen together, a call whose change
+    /// failed is not remembered, and REMD's redelivery is applied.
+    async fn apply_callback(
+        &self,
+        cb: &CallbackRecord,
+        change: Option<(Uuid, &[Status], &Transition)>,
+        at: DateTime<Utc>,
+    ) -> Result<(bool, bool), StoreError>;
+
     /// Records a call from REMD. `false` when the same call (operation, REMD's message id)
     /// was recorded before: a duplicate, to be acknowledged and not applied again.
     async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError>;

@@ -148,8 +148,13 @@ impl Store for PgStore {
                 };
                 if let Err(e) = listener.listen(super::postgres_outbox::OUTBOX_CHANNEL).await {
                     tracing::warn!(error = %e, "LISTEN failed; relying on polling for now");
-                    continue;
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => continue,
+                    }
                 }
+                // Work announced while the connection was down is picked up now.
+                wake.notify_waiters();
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => return,

@@ -17,7 +17,7 @@ use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Statu
 pub const OUTBOX_CHANNEL: &str = "egisz_outbox";
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, created_at, updated_at";
+     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, created_at, updated_at";
 
 fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
     let status: String = row.try_get("status")?;
@@ -43,6 +43,7 @@ fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
         registered_at: row.try_get("registered_at")?,
         errors: errors.0,
         awaiting_since: row.try_get("awaiting_since")?,
+        current_message_id: row.try_get("current_message_id")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -65,6 +66,67 @@ async fn event(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The guarded state change of [`Outbox::transition`], inside the caller's transaction.
+async fn apply(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: &[Status],
+    lease_owner: Option<&str>,
+    t: &Transition,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let states: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    let last_code = t.errors.as_ref().and_then(|e| e.first()).map(|e| e.code.clone());
+    let updated = sqlx::query(
+        "UPDATE submissions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
+             emdr_id = COALESCE($3, emdr_id), registered_at = COALESCE($4, registered_at),
+             errors = COALESCE($5, errors), last_error_code = CASE WHEN $6 THEN $7 ELSE last_error_code END,
+             awaiting_since = $8, updated_at = $9
+         WHERE id = $10 AND status = ANY($11) AND ($12::text IS NULL OR lease_owner = $12)",
+    )
+    .bind(t.to.as_str())
+    .bind(t.next_attempt_at)
+    .bind(&t.emdr_id)
+    .bind(t.registered_at)
+    .bind(t.errors.as_ref().map(Json))
+    .bind(t.errors.is_some())
+    .bind(last_code)
+    .bind(t.awaiting_since)
+    .bind(at)
+    .bind(id)
+    .bind(&states)
+    .bind(lease_owner)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    event(&mut *conn, id, at, t.to, &t.actor, &t.detail).await?;
+    if t.next_attempt_at.is_some() {
+        sqlx::query("SELECT pg_notify($1, '')").bind(OUTBOX_CHANNEL).execute(&mut *conn).await?;
+    }
+    Ok(true)
+}
+
+async fn insert_callback(conn: &mut PgConnection, cb: &CallbackRecord) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO remd_callbacks (received_at, operation, message_id, relates_to, submission_id, outcome, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation, message_id) DO NOTHING",
+    )
+    .bind(cb.received_at)
+    .bind(&cb.operation)
+    .bind(&cb.message_id)
+    .bind(&cb.relates_to)
+    .bind(cb.submission_id)
+    .bind(&cb.outcome)
+    .bind(Json(&cb.payload))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted > 0)
 }
 
 async fn fetch(conn: &mut PgConnection, id: Uuid) -> Result<Option<SubmissionRecord>, StoreError> {
@@ -236,12 +298,19 @@ impl Outbox for PgStore {
     }
 
     async fn note_message(&self, id: Uuid, message_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query("INSERT INTO submission_messages (message_id, submission_id, sent_at) VALUES ($1, $2, $3)")
             .bind(message_id)
             .bind(id)
             .bind(at)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("UPDATE submissions SET current_message_id = $1 WHERE id = $2")
+            .bind(message_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -253,41 +322,30 @@ impl Outbox for PgStore {
         t: &Transition,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let states: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let mut tx = self.pool().begin().await?;
-        let last_code = t.errors.as_ref().and_then(|e| e.first()).map(|e| e.code.clone());
-        let updated = sqlx::query(
-            "UPDATE submissions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
-                 emdr_id = COALESCE($3, emdr_id), registered_at = COALESCE($4, registered_at),
-                 errors = COALESCE($5, errors), last_error_code = CASE WHEN $6 THEN $7 ELSE last_error_code END,
-                 awaiting_since = $8, updated_at = $9
-             WHERE id = $10 AND status = ANY($11) AND ($12::text IS NULL OR lease_owner = $12)",
-        )
-        .bind(t.to.as_str())
-        .bind(t.next_attempt_at)
-        .bind(&t.emdr_id)
-        .bind(t.registered_at)
-        .bind(t.errors.as_ref().map(Json))
-        .bind(t.errors.is_some())
-        .bind(last_code)
-        .bind(t.awaiting_since)
-        .bind(at)
-        .bind(id)
-        .bind(&states)
-        .bind(lease_owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
-            return Ok(false);
+        let applied = apply(&mut tx, id, from, lease_owner, t, at).await?;
+        if applied {
+            tx.commit().await?
+        } else {
+            tx.rollback().await?
         }
-        event(&mut tx, id, at, t.to, &t.actor, &t.detail).await?;
-        if t.next_attempt_at.is_some() {
-            sqlx::query("SELECT pg_notify($1, '')").bind(OUTBOX_CHANNEL).execute(&mut *tx).await?;
-        }
+        Ok(applied)
+    }
+
+    async fn apply_callback(
+        &self,
+        cb: &CallbackRecord,
+        change: Option<(Uuid, &[Status], &Transition)>,
+        at: DateTime<Utc>,
+    ) -> Result<(bool, bool), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let first = insert_callback(&mut tx, cb).await?;
+        let applied = match (first, change) {
+            (true, Some((id, from, t))) => apply(&mut tx, id, from, None, t, at).await?,
+            _ => false,
+        };
         tx.commit().await?;
-        Ok(true)
+        Ok((first, applied))
     }
 
     async fn record_event(&self, id: Uuid, actor: &str, detail: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
@@ -337,7 +395,7 @@ impl Outbox for PgStore {
             "UPDATE submissions SET status = 'unknown', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
                  updated_at = $1
              WHERE id IN (SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < $1
-                          FOR UPDATE SKIP LOCKED)
+                          LIMIT 500 FOR UPDATE SKIP LOCKED)
              RETURNING id",
         )
         .bind(now)
@@ -363,7 +421,7 @@ impl Outbox for PgStore {
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "UPDATE submissions SET status = 'unknown', next_attempt_at = $2, updated_at = $2
              WHERE id IN (SELECT id FROM submissions WHERE status = 'awaiting_result' AND awaiting_since < $1
-                          FOR UPDATE SKIP LOCKED)
+                          LIMIT 500 FOR UPDATE SKIP LOCKED)
              RETURNING id",
         )
         .bind(before)
@@ -386,21 +444,8 @@ impl Outbox for PgStore {
     }
 
     async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO remd_callbacks (received_at, operation, message_id, relates_to, submission_id, outcome, payload)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation, message_id) DO NOTHING",
-        )
-        .bind(cb.received_at)
-        .bind(&cb.operation)
-        .bind(&cb.message_id)
-        .bind(&cb.relates_to)
-        .bind(cb.submission_id)
-        .bind(&cb.outcome)
-        .bind(Json(&cb.payload))
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        Ok(inserted > 0)
+        let mut conn = self.pool().acquire().await?;
+        insert_callback(&mut conn, cb).await
     }
 
     async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {

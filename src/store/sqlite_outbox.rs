@@ -14,7 +14,7 @@ use super::{StoreError, parse_uuid};
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, created_at, updated_at";
+     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, created_at, updated_at";
 
 fn opt_ms(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     v.map(from_ms).transpose()
@@ -44,6 +44,7 @@ fn record(row: &SqliteRow) -> Result<SubmissionRecord, StoreError> {
         registered_at: opt_ms(row.try_get("registered_at")?)?,
         errors: errors.0,
         awaiting_since: opt_ms(row.try_get("awaiting_since")?)?,
+        current_message_id: row.try_get("current_message_id")?,
         created_at: from_ms(row.try_get("created_at")?)?,
         updated_at: from_ms(row.try_get("updated_at")?)?,
     })
@@ -66,6 +67,66 @@ async fn event(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The guarded state change of [`Outbox::transition`], inside the caller's transaction.
+async fn apply(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+    from: &[Status],
+    lease_owner: Option<&str>,
+    t: &Transition,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let id = id.to_string();
+    let states = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+    let errors = t.errors.as_ref().map(Json);
+    let last_code = t.errors.as_ref().and_then(|e| e.first()).map(|e| e.code.clone());
+    let updated = sqlx::query(&format!(
+        "UPDATE submissions SET status = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
+             emdr_id = COALESCE(?, emdr_id), registered_at = COALESCE(?, registered_at),
+             errors = COALESCE(?, errors), last_error_code = CASE WHEN ? THEN ? ELSE last_error_code END,
+             awaiting_since = ?, updated_at = ?
+         WHERE id = ? AND status IN ({states}) AND (? IS NULL OR lease_owner = ?)"
+    ))
+    .bind(t.to.as_str())
+    .bind(t.next_attempt_at.map(ms))
+    .bind(&t.emdr_id)
+    .bind(t.registered_at.map(ms))
+    .bind(errors)
+    .bind(t.errors.is_some())
+    .bind(last_code)
+    .bind(t.awaiting_since.map(ms))
+    .bind(ms(at))
+    .bind(&id)
+    .bind(lease_owner)
+    .bind(lease_owner)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    event(conn, &id, at, t.to, &t.actor, &t.detail).await?;
+    Ok(true)
+}
+
+async fn insert_callback(conn: &mut SqliteConnection, cb: &CallbackRecord) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO remd_callbacks (received_at, operation, message_id, relates_to, submission_id, outcome, payload)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (operation, message_id) DO NOTHING",
+    )
+    .bind(ms(cb.received_at))
+    .bind(&cb.operation)
+    .bind(&cb.message_id)
+    .bind(&cb.relates_to)
+    .bind(cb.submission_id.map(|u| u.to_string()))
+    .bind(&cb.outcome)
+    .bind(Json(&cb.payload))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted > 0)
 }
 
 async fn fetch(conn: &mut SqliteConnection, id: &str) -> Result<Option<SubmissionRecord>, StoreError> {
@@ -252,13 +313,19 @@ impl Outbox for SqliteStore {
     }
 
     async fn note_message(&self, id: Uuid, message_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
+        let (_turn, mut tx) = self.begin_write().await?;
         sqlx::query("INSERT INTO submission_messages (message_id, submission_id, sent_at) VALUES (?, ?, ?)")
             .bind(message_id)
             .bind(id.to_string())
             .bind(ms(at))
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("UPDATE submissions SET current_message_id = ? WHERE id = ?")
+            .bind(message_id)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -270,40 +337,30 @@ impl Outbox for SqliteStore {
         t: &Transition,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let id = id.to_string();
-        let states = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
         let (_turn, mut tx) = self.begin_write().await?;
-        let errors = t.errors.as_ref().map(Json);
-        let last_code = t.errors.as_ref().and_then(|e| e.first()).map(|e| e.code.clone());
-        let updated = sqlx::query(&format!(
-            "UPDATE submissions SET status = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
-                 emdr_id = COALESCE(?, emdr_id), registered_at = COALESCE(?, registered_at),
-                 errors = COALESCE(?, errors), last_error_code = CASE WHEN ? THEN ? ELSE last_error_code END,
-                 awaiting_since = ?, updated_at = ?
-             WHERE id = ? AND status IN ({states}) AND (? IS NULL OR lease_owner = ?)"
-        ))
-        .bind(t.to.as_str())
-        .bind(t.next_attempt_at.map(ms))
-        .bind(&t.emdr_id)
-        .bind(t.registered_at.map(ms))
-        .bind(errors)
-        .bind(t.errors.is_some())
-        .bind(last_code)
-        .bind(t.awaiting_since.map(ms))
-        .bind(ms(at))
-        .bind(&id)
-        .bind(lease_owner)
-        .bind(lease_owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
-            return Ok(false);
+        let applied = apply(&mut tx, id, from, lease_owner, t, at).await?;
+        if applied {
+            tx.commit().await?
+        } else {
+            tx.rollback().await?
         }
-        event(&mut tx, &id, at, t.to, &t.actor, &t.detail).await?;
+        Ok(applied)
+    }
+
+    async fn apply_callback(
+        &self,
+        cb: &CallbackRecord,
+        change: Option<(Uuid, &[Status], &Transition)>,
+        at: DateTime<Utc>,
+    ) -> Result<(bool, bool), StoreError> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let first = insert_callback(&mut tx, cb).await?;
+        let applied = match (first, change) {
+            (true, Some((id, from, t))) => apply(&mut tx, id, from, None, t, at).await?,
+            _ => false,
+        };
         tx.commit().await?;
-        Ok(true)
+        Ok((first, applied))
     }
 
     async fn record_event(&self, id: Uuid, actor: &str, detail: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
@@ -350,11 +407,12 @@ impl Outbox for SqliteStore {
 
     async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let (_turn, mut tx) = self.begin_write().await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < ?")
-                .bind(ms(now))
-                .fetch_all(&mut *tx)
-                .await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < ? LIMIT 500",
+        )
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await?;
         for id in &ids {
             sqlx::query(
                 "UPDATE submissions SET status = 'unknown', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
@@ -381,11 +439,12 @@ impl Outbox for SqliteStore {
 
     async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let (_turn, mut tx) = self.begin_write().await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM submissions WHERE status = 'awaiting_result' AND awaiting_since < ?")
-                .bind(ms(before))
-                .fetch_all(&mut *tx)
-                .await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM submissions WHERE status = 'awaiting_result' AND awaiting_since < ? LIMIT 500",
+        )
+        .bind(ms(before))
+        .fetch_all(&mut *tx)
+        .await?;
         for id in &ids {
             sqlx::query("UPDATE submissions SET status = 'unknown', next_attempt_at = ?, updated_at = ? WHERE id = ?")
                 .bind(ms(now))
@@ -409,21 +468,8 @@ impl Outbox for SqliteStore {
 
     async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let inserted = sqlx::query(
-            "INSERT INTO remd_callbacks (received_at, operation, message_id, relates_to, submission_id, outcome, payload)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (operation, message_id) DO NOTHING",
-        )
-        .bind(ms(cb.received_at))
-        .bind(&cb.operation)
-        .bind(&cb.message_id)
-        .bind(&cb.relates_to)
-        .bind(cb.submission_id.map(|u| u.to_string()))
-        .bind(&cb.outcome)
-        .bind(Json(&cb.payload))
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        Ok(inserted > 0)
+        let mut conn = self.pool().acquire().await?;
+        insert_callback(&mut conn, cb).await
     }
 
     async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {
