@@ -359,28 +359,41 @@ fn remd_client(
     sandbox: Option<&RemdSandbox>,
     observer: Arc<dyn CallObserver>,
 ) -> anyhow::Result<Arc<dyn RemdRegistry>> {
+    let endpoints = sandbox.map(|s| (s.endpoint(), s.client_entity_id().to_owned()));
+    let client_config = remd_client_config(config, endpoints.as_ref().map(|(e, id)| (e.as_str(), id.as_str())))?;
+    let client = RemdClient::new(client_config, observer).context("building the REMD client")?;
+    Ok(Arc::new(client))
+}
+
+/// The REMD client's settings. `sandbox` gives the emulator's endpoint and client id, used
+/// where the configuration leaves them empty.
+fn remd_client_config(config: &Config, sandbox: Option<(&str, &str)>) -> anyhow::Result<RemdClientConfig> {
     let endpoint = match (&config.remd.endpoint, sandbox) {
         (Some(url), _) => url.clone(),
-        (None, Some(s)) => url::Url::parse(&s.endpoint()).context("sandbox REMD endpoint")?,
+        (None, Some((endpoint, _))) => url::Url::parse(endpoint).context("sandbox REMD endpoint")?,
         (None, None) => anyhow::bail!("remd.endpoint is required in remote mode"),
     };
     let client_entity_id = match (&config.remd.client_entity_id, sandbox) {
         (Some(id), _) => id.clone(),
-        (None, Some(s)) => s.client_entity_id().to_owned(),
+        (None, Some((_, id))) => id.to_owned(),
         (None, None) => anyhow::bail!("remd.client_entity_id is required in remote mode"),
     };
-    let client = RemdClient::new(
-        RemdClientConfig {
-            endpoint,
-            client_entity_id,
-            timeout: config.remd.timeout,
-            extra_ca_bundle: config.remd.extra_ca_bundle.clone(),
-            user_agent: egisz_remd::DEFAULT_USER_AGENT.to_owned(),
-        },
-        observer,
-    )
-    .context("building the REMD client")?;
-    Ok(Arc::new(client))
+    Ok(RemdClientConfig {
+        endpoint,
+        client_entity_id,
+        timeout: config.remd.timeout,
+        extra_ca_bundle: config.remd.extra_ca_bundle.clone(),
+        user_agent: egisz_remd::DEFAULT_USER_AGENT.to_owned(),
+    })
+}
+
+/// Runs every check the REMD client makes when it is built (CA bundle included), without
+/// starting anything. For `check-config`.
+pub fn check_remd_client(config: &Config) -> anyhow::Result<()> {
+    let placeholders = ("http://127.0.0.1:1/port/emdr", "1f0e6d3a-0000-4000-8000-000000000042");
+    let sandbox = (config.remd.mode == ServiceMode::Sandbox).then_some(placeholders);
+    egisz_remd::validate(&remd_client_config(config, sandbox)?).context("remd")?;
+    Ok(())
 }
 
 /// On the embedded default, makes sure a demo client exists whose key is in `path`

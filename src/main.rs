@@ -82,8 +82,15 @@ fn main() -> ExitCode {
         }
     };
     if let Command::CheckConfig = cli.command {
-        if let Err(e) = app::check_frmr_client(&config) {
-            eprintln!("1 configuration problem(s):\n  - {e:#}");
+        let problems: Vec<String> = [app::check_frmr_client(&config), app::check_remd_client(&config)]
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+            .collect();
+        if !problems.is_empty() {
+            eprintln!("{} configuration problem(s):", problems.len());
+            for p in problems {
+                eprintln!("  - {p}");
+            }
             return ExitCode::from(2);
         }
         print_config(&config);

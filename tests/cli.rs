@@ -49,6 +49,14 @@ fn check_config_reports_every_problem_at_once() {
         "the FRMR client's own checks run too: {}",
         String::from_utf8_lossy(&bad_ca.stderr)
     );
+    let both = gateway(dir.path())
+        .arg("check-config")
+        .env("EGISZ__FRMR__EXTRA_CA_BUNDLE", &not_pem)
+        .env("EGISZ__REMD__EXTRA_CA_BUNDLE", &not_pem)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(err.contains("2 configuration problem(s)") && err.contains("remd"), "the REMD client's checks too:\n{err}");
 }
 
 #[test]
