@@ -285,8 +285,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     });
     tracing::info!(%api_addr, "API listening");
 
-    let purge_task =
-        tokio::spawn(purge_stale_cache(Arc::clone(&store), config.frmr.cache_stale_limit, shutdown.clone()));
+    let purge_task = tokio::spawn(purge_expired(
+        Arc::clone(&store),
+        config.frmr.cache_stale_limit,
+        config.relay.callbacks_kept_for,
+        shutdown.clone(),
+    ));
 
     let drain_for = config.api.request_timeout + Duration::from_secs(1);
     let mut tasks = vec![api_task, remd_task, relay_task, purge_task];
@@ -449,20 +453,30 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Deletes cache entries past the stale limit, at start and then hourly: personal data is
-/// not kept longer than it can be served.
-async fn purge_stale_cache(store: Arc<dyn Store>, stale_limit: Duration, stop: CancellationToken) {
+/// Deletes what is kept no longer than useful, at start and then hourly: FRMR cache entries
+/// past the stale limit, and REMD's recorded calls past their retention (both may hold
+/// personal data).
+async fn purge_expired(store: Arc<dyn Store>, stale_limit: Duration, callbacks_for: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let Ok(limit) = chrono::Duration::from_std(stale_limit) else { continue };
-        match store.staff_cache_purge(crate::now() - limit).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(entries = n, "purged expired FRMR cache entries"),
-            Err(e) => tracing::warn!(error = %e, "purging the FRMR cache failed"),
+        let now = crate::now();
+        if let Ok(limit) = chrono::Duration::from_std(stale_limit) {
+            match store.staff_cache_purge(now - limit).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "purged expired FRMR cache entries"),
+                Err(e) => tracing::warn!(error = %e, "purging the FRMR cache failed"),
+            }
+        }
+        if let Ok(limit) = chrono::Duration::from_std(callbacks_for) {
+            match store.purge_callbacks(now - limit).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(calls = n, "purged old REMD calls"),
+                Err(e) => tracing::warn!(error = %e, "purging REMD calls failed"),
+            }
         }
     }
 }

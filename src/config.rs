@@ -124,6 +124,7 @@ pub struct RelayConfig {
     pub max_attempts: u32,
     pub max_age: Duration,
     pub rate_limited_wait: Duration,
+    pub callbacks_kept_for: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -610,6 +611,7 @@ impl Reader<'_> {
             max_attempts: self.positive("relay", "max_attempts", "attempts") as u32,
             max_age: self.duration("relay", "max_age"),
             rate_limited_wait: self.duration_or_zero("relay", "rate_limited_wait"),
+            callbacks_kept_for: self.duration("relay", "callbacks_kept_for"),
         };
         let documents = DocumentsConfig { max_bytes: self.positive("documents", "max_bytes", "bytes") as usize };
         let mappings = MappingsConfig { dir: self.optional_path("mappings", "dir") };

@@ -258,8 +258,11 @@ async fn callbacks_are_recorded_once(db: Db) {
     };
     assert!(s.record_callback(&cb).await.unwrap());
     assert!(!s.record_callback(&cb).await.unwrap(), "a duplicate is recognised");
-    let other_op = CallbackRecord { operation: "getDocumentFile".into(), ..cb };
+    let other_op = CallbackRecord { operation: "getDocumentFile".into(), ..cb.clone() };
     assert!(s.record_callback(&other_op).await.unwrap());
+    assert_eq!(s.purge_callbacks(cb.received_at - Duration::seconds(1)).await.unwrap(), 0);
+    assert_eq!(s.purge_callbacks(cb.received_at + Duration::seconds(1)).await.unwrap(), 2);
+    assert!(s.record_callback(&cb).await.unwrap(), "after the purge it is new again");
 }
 
 async fn lists_filter_and_paginate_newest_first(db: Db) {

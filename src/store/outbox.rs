@@ -94,6 +94,10 @@ pub trait Outbox: Send + Sync {
     /// was recorded before: a duplicate, to be acknowledged and not applied again.
     async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError>;
 
+    /// Deletes recorded REMD calls received before `before` (their payloads quote REMD's
+    /// texts, which may hold personal data); returns how many.
+    async fn purge_callbacks(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Submissions per status.
     async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError>;
 

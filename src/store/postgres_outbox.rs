@@ -448,6 +448,14 @@ impl Outbox for PgStore {
         insert_callback(&mut conn, cb).await
     }
 
+    async fn purge_callbacks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM remd_callbacks WHERE received_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
+
     async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, COUNT(*) FROM submissions GROUP BY status").fetch_all(self.pool()).await?;
