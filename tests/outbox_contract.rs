@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{Db, TestDb};
-use egisz_contract::remd::{Coded, Patient, PersonalSignature, RegisterDocument, SignatureData, Signer};
-use egisz_contract::{Oid, Personal, Snils};
+use egisz_contract::Oid;
 use egisz_gateway::config::Config;
 use egisz_gateway::store::{self, CallbackRecord, Store};
 use egisz_gateway::submission::{Disposition, Intake, ListFilter, NewSubmission, Status, SubmissionError, Transition};
@@ -32,42 +31,6 @@ async fn open(db: &TestDb) -> Arc<dyn Store> {
     store::connect(&Config::load(None, &env).unwrap().database).await.expect("store opens")
 }
 
-fn request(local_uid: &str) -> RegisterDocument {
-    RegisterDocument {
-        message_id: String::new(),
-        kind: 40,
-        organization: Oid::parse(MO).unwrap(),
-        department: None,
-        local_uid: local_uid.to_owned(),
-        creation_date_time: "2023-08-18T10:15:00+07:00".parse().unwrap(),
-        patient: Patient {
-            local_id: "P-0048213".into(),
-            snils: Some(Snils::parse("15643219866").unwrap()),
-            surname: Personal("Павлова".into()),
-            name: Personal("Елена".into()),
-            patr_name: Some(Personal("Сергеевна".into())),
-            birth_date: Personal("1997-08-05".parse().unwrap()),
-            gender: 2,
-        },
-        checksum: 1,
-        personal_signatures: vec![PersonalSignature {
-            signer: Signer {
-                local_id: "D-1187".into(),
-                role: Coded { code: "1".into(), version: "2.4".into() },
-                last_name: Personal("Колпинская".into()),
-                first_name: Personal("Светлана".into()),
-                middle_name: Some(Personal("Александровна".into())),
-                snils: Snils::parse("20311784514").unwrap(),
-                position: Coded { code: "73".into(), version: "7.5".into() },
-                speciality: None,
-                department: None,
-            },
-            signature: SignatureData { data: vec![1, 2, 3], checksum: 55 },
-        }],
-        org_signature: None,
-    }
-}
-
 fn new_submission(local_uid: &str, content: &[u8], at: DateTime<Utc>) -> NewSubmission {
     NewSubmission {
         id: Uuid::now_v7(),
@@ -76,7 +39,7 @@ fn new_submission(local_uid: &str, content: &[u8], at: DateTime<Utc>) -> NewSubm
         kind: 40,
         checksum: crc(content),
         content: content.to_vec(),
-        request: request(local_uid),
+        request: common::register_request(local_uid),
         created_at: at,
         actor: "api:test".into(),
     }

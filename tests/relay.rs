@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use common::{Db, TestDb};
 use egisz_contract::remd::{
-    Coded, Patient, PersonalSignature, RegisterAck, RegisterDocument, RegisterResult, RegistryItem, RemdMessage,
-    RemdRegistry, ResultStatus, SearchQuery, SignatureData, Signer,
+    RegisterAck, RegisterDocument, RegisterResult, RegistryItem, RemdMessage, RemdRegistry, ResultStatus, SearchQuery,
 };
-use egisz_contract::{Failure, Oid, Personal, Snils};
+use egisz_contract::{Failure, Oid, Personal};
 use egisz_gateway::config::Config;
 use egisz_gateway::mappings::Mappings;
 use egisz_gateway::metrics::Metrics;
@@ -106,42 +105,6 @@ async fn rig_with(db: Db, retry: RetryPolicy) -> Rig {
     Rig { _db: test_db, store, remd, relay, metrics }
 }
 
-fn request(local_uid: &str) -> RegisterDocument {
-    RegisterDocument {
-        message_id: String::new(),
-        kind: 40,
-        organization: Oid::parse(MO).unwrap(),
-        department: None,
-        local_uid: local_uid.to_owned(),
-        creation_date_time: "2023-08-18T10:15:00+07:00".parse().unwrap(),
-        patient: Patient {
-            local_id: "P-1".into(),
-            snils: None,
-            surname: Personal("Павлова".into()),
-            name: Personal("Елена".into()),
-            patr_name: None,
-            birth_date: Personal("1997-08-05".parse().unwrap()),
-            gender: 2,
-        },
-        checksum: 7,
-        personal_signatures: vec![PersonalSignature {
-            signer: Signer {
-                local_id: "D-1".into(),
-                role: Coded { code: "1".into(), version: "2.4".into() },
-                last_name: Personal("Колпинская".into()),
-                first_name: Personal("Светлана".into()),
-                middle_name: None,
-                snils: Snils::parse("20311784514").unwrap(),
-                position: Coded { code: "73".into(), version: "7.5".into() },
-                speciality: None,
-                department: None,
-            },
-            signature: SignatureData { data: vec![1], checksum: 1 },
-        }],
-        org_signature: None,
-    }
-}
-
 async fn submit(r: &Rig, local_uid: &str) -> Uuid {
     let new = NewSubmission {
         id: Uuid::now_v7(),
@@ -150,7 +113,7 @@ async fn submit(r: &Rig, local_uid: &str) -> Uuid {
         kind: 40,
         checksum: 7,
         content: b"<ClinicalDocument/>".to_vec(),
-        request: request(local_uid),
+        request: common::register_request(local_uid),
         created_at: egisz_gateway::now(),
         actor: "api:test".into(),
     };

@@ -197,27 +197,48 @@ impl Relay {
         next_attempt(&self.settings.retry, record.attempts, record.created_at, now, hint, &mut *rng)
     }
 
-    /// A transient failure: back to the schedule, or `failed` when retries are exhausted.
-    fn retry_or_give_up(&self, record: &SubmissionRecord, hint: Hint, now: DateTime<Utc>, why: &str) -> Transition {
+    /// Back on the schedule in `waiting` (with the detail `waiting_detail` gives for the due
+    /// time), or — when the schedule is exhausted — `failed` with `give_up`'s error, whose
+    /// event detail is `give_up.detail` followed by the schedule's reason.
+    fn on_schedule(
+        &self,
+        record: &SubmissionRecord,
+        hint: Hint,
+        now: DateTime<Utc>,
+        waiting: Status,
+        waiting_detail: impl FnOnce(DateTime<Utc>) -> String,
+        give_up: GiveUp<'_>,
+    ) -> Transition {
         match self.schedule(record, hint, now) {
-            Next::RetryAt(at) => Transition {
-                next_attempt_at: Some(at),
-                ..Transition::to(
-                    Status::RetryWait,
-                    ACTOR,
-                    format!("{why}; повтор в {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
-                )
-            },
+            Next::RetryAt(at) => {
+                Transition { next_attempt_at: Some(at), ..Transition::to(waiting, ACTOR, waiting_detail(at)) }
+            }
             Next::GiveUp { reason } => Transition {
-                errors: Some(vec![gateway_error(
-                    "GATEWAY_RETRIES_EXHAUSTED",
-                    &reason,
-                    Disposition::Retry,
-                    "Автоматические повторы прекращены. Проверьте доступность РЭМД и отправьте документ повторно (retry).",
-                )]),
-                ..Transition::to(Status::Failed, ACTOR, format!("{why}; {reason}"))
+                errors: Some(vec![gateway_error(give_up.code, &reason, give_up.disposition, give_up.hint)]),
+                detail: match give_up.detail {
+                    Some(d) => format!("{d}; {reason}"),
+                    None => reason,
+                },
+                ..Transition::to(Status::Failed, ACTOR, "")
             },
         }
+    }
+
+    /// A transient failure: back to the schedule, or `failed` when retries are exhausted.
+    fn retry_or_give_up(&self, record: &SubmissionRecord, hint: Hint, now: DateTime<Utc>, why: &str) -> Transition {
+        self.on_schedule(
+            record,
+            hint,
+            now,
+            Status::RetryWait,
+            |at| format!("{why}; повтор в {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+            GiveUp {
+                code: "GATEWAY_RETRIES_EXHAUSTED",
+                disposition: Disposition::Retry,
+                hint: "Автоматические повторы прекращены. Проверьте доступность РЭМД и отправьте документ повторно (retry).",
+                detail: Some(why),
+            },
+        )
     }
 
     async fn send(&self, claimed: Claimed) -> Result<(), crate::store::StoreError> {
@@ -414,25 +435,19 @@ impl Relay {
                     self.count("reconciled_resend");
                     // Sent again — but on the schedule, and not forever: a REMD that accepts
                     // and never answers must end in `failed`, not in an endless loop.
-                    match self.schedule(&record, Hint::None, now) {
-                        Next::RetryAt(at) => Transition {
-                            next_attempt_at: Some(at),
-                            ..Transition::to(Status::Queued, ACTOR, "в реестре РЭМД не найден; будет отправлен снова")
+                    self.on_schedule(
+                        &record,
+                        Hint::None,
+                        now,
+                        Status::Queued,
+                        |_| "в реестре РЭМД не найден; будет отправлен снова".to_owned(),
+                        GiveUp {
+                            code: "GATEWAY_NO_RESULT",
+                            disposition: Disposition::NeedsAdmin,
+                            hint: "РЭМД принимал документ, но результат регистрации не пришёл, а в реестре документ не найден. Проверьте документ в РЭМД вручную, затем отправьте повторно.",
+                            detail: Some("результат регистрации не получен"),
                         },
-                        Next::GiveUp { reason } => Transition {
-                            errors: Some(vec![gateway_error(
-                                "GATEWAY_NO_RESULT",
-                                &reason,
-                                Disposition::NeedsAdmin,
-                                "РЭМД принимал документ, но результат регистрации не пришёл, а в реестре документ не найден. Проверьте документ в РЭМД вручную, затем отправьте повторно.",
-                            )]),
-                            ..Transition::to(
-                                Status::Failed,
-                                ACTOR,
-                                format!("результат регистрации не получен; {reason}"),
-                            )
-                        },
-                    }
+                    )
                 }
             },
             Err(f) => {
@@ -452,25 +467,19 @@ impl Relay {
                             Failure::Retry { after: Some(a), .. } => Hint::After(a),
                             _ => Hint::None,
                         };
-                        match self.schedule(&record, hint, now) {
-                            Next::RetryAt(at) => Transition {
-                                next_attempt_at: Some(at),
-                                ..Transition::to(
-                                    Status::Unknown,
-                                    ACTOR,
-                                    "реестр РЭМД недоступен; сверка будет повторена",
-                                )
+                        self.on_schedule(
+                            &record,
+                            hint,
+                            now,
+                            Status::Unknown,
+                            |_| "реестр РЭМД недоступен; сверка будет повторена".to_owned(),
+                            GiveUp {
+                                code: "GATEWAY_RETRIES_EXHAUSTED",
+                                disposition: Disposition::Retry,
+                                hint: "Сверка с реестром РЭМД не удалась за отведённое время. Проверьте документ в РЭМД и перезапустите.",
+                                detail: None,
                             },
-                            Next::GiveUp { reason } => Transition {
-                                errors: Some(vec![gateway_error(
-                                    "GATEWAY_RETRIES_EXHAUSTED",
-                                    &reason,
-                                    Disposition::Retry,
-                                    "Сверка с реестром РЭМД не удалась за отведённое время. Проверьте документ в РЭМД и перезапустите.",
-                                )]),
-                                ..Transition::to(Status::Failed, ACTOR, reason)
-                            },
-                        }
+                        )
                     }
                 }
             }
@@ -516,6 +525,15 @@ impl Relay {
     fn count(&self, outcome: &str) {
         self.metrics.relay_outcome(outcome);
     }
+}
+
+/// The error a submission ends `failed` with when its schedule is exhausted.
+struct GiveUp<'a> {
+    code: &'a str,
+    disposition: Disposition,
+    hint: &'a str,
+    /// What the event says before the schedule's reason.
+    detail: Option<&'a str>,
 }
 
 fn gateway_error(code: &str, message: &str, disposition: Disposition, hint: &str) -> SubmissionError {

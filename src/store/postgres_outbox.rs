@@ -111,6 +111,35 @@ async fn apply(
     Ok(true)
 }
 
+/// Puts up to 500 submissions matching `condition` (with `$1` = `threshold`) in `unknown`,
+/// due now and with no lease, each with its event: their last send may or may not have
+/// reached REMD, so the register is searched before anything else.
+async fn to_reconciliation(
+    store: &PgStore,
+    condition: &str,
+    threshold: DateTime<Utc>,
+    now: DateTime<Utc>,
+    actor: &str,
+    detail: &str,
+) -> Result<u64, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
+        "UPDATE submissions SET status = 'unknown', next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
+             updated_at = $2
+         WHERE id IN (SELECT id FROM submissions WHERE {condition} LIMIT 500 FOR UPDATE SKIP LOCKED)
+         RETURNING id"
+    ))
+    .bind(threshold)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &ids {
+        event(&mut tx, *id, now, Status::Unknown, actor, detail).await?;
+    }
+    tx.commit().await?;
+    Ok(ids.len() as u64)
+}
+
 async fn insert_callback(conn: &mut PgConnection, cb: &CallbackRecord) -> Result<bool, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO remd_callbacks (received_at, operation, message_id, relates_to, submission_id, outcome, payload)
@@ -390,57 +419,27 @@ impl Outbox for PgStore {
     }
 
     async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let ids: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE submissions SET status = 'unknown', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
-                 updated_at = $1
-             WHERE id IN (SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < $1
-                          LIMIT 500 FOR UPDATE SKIP LOCKED)
-             RETURNING id",
+        to_reconciliation(
+            self,
+            "lease_owner IS NOT NULL AND lease_until < $1",
+            now,
+            now,
+            "relay",
+            "обработчик не завершил отправку; результат будет сверен с РЭМД",
         )
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        for id in &ids {
-            event(
-                &mut tx,
-                *id,
-                now,
-                Status::Unknown,
-                "relay",
-                "обработчик не завершил отправку; результат будет сверен с РЭМД",
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(ids.len() as u64)
+        .await
     }
 
     async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let ids: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE submissions SET status = 'unknown', next_attempt_at = $2, updated_at = $2
-             WHERE id IN (SELECT id FROM submissions WHERE status = 'awaiting_result' AND awaiting_since < $1
-                          LIMIT 500 FOR UPDATE SKIP LOCKED)
-             RETURNING id",
+        to_reconciliation(
+            self,
+            "status = 'awaiting_result' AND awaiting_since < $1",
+            before,
+            now,
+            "watchdog",
+            "результат регистрации не пришёл вовремя; сверка с РЭМД",
         )
-        .bind(before)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        for id in &ids {
-            event(
-                &mut tx,
-                *id,
-                now,
-                Status::Unknown,
-                "watchdog",
-                "результат регистрации не пришёл вовремя; сверка с РЭМД",
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(ids.len() as u64)
+        .await
     }
 
     async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError> {

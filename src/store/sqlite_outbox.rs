@@ -111,6 +111,30 @@ async fn apply(
     Ok(true)
 }
 
+/// Puts submissions in `unknown`, due now and with no lease, each with its event: their last
+/// send may or may not have reached REMD, so the register is searched before anything else.
+async fn to_reconciliation(
+    conn: &mut SqliteConnection,
+    ids: &[String],
+    now: DateTime<Utc>,
+    actor: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    for id in ids {
+        sqlx::query(
+            "UPDATE submissions SET status = 'unknown', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
+                 updated_at = ? WHERE id = ?",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        event(conn, id, now, Status::Unknown, actor, detail).await?;
+    }
+    Ok(())
+}
+
 async fn insert_callback(conn: &mut SqliteConnection, cb: &CallbackRecord) -> Result<bool, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO remd_callbacks (received_at, operation, message_id, relates_to, submission_id, outcome, payload)
@@ -413,26 +437,14 @@ impl Outbox for SqliteStore {
         .bind(ms(now))
         .fetch_all(&mut *tx)
         .await?;
-        for id in &ids {
-            sqlx::query(
-                "UPDATE submissions SET status = 'unknown', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
-                     updated_at = ? WHERE id = ?",
-            )
-            .bind(ms(now))
-            .bind(ms(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            event(
-                &mut tx,
-                id,
-                now,
-                Status::Unknown,
-                "relay",
-                "обработчик не завершил отправку; результат будет сверен с РЭМД",
-            )
-            .await?;
-        }
+        to_reconciliation(
+            &mut tx,
+            &ids,
+            now,
+            "relay",
+            "обработчик не завершил отправку; результат будет сверен с РЭМД",
+        )
+        .await?;
         tx.commit().await?;
         Ok(ids.len() as u64)
     }
@@ -445,23 +457,8 @@ impl Outbox for SqliteStore {
         .bind(ms(before))
         .fetch_all(&mut *tx)
         .await?;
-        for id in &ids {
-            sqlx::query("UPDATE submissions SET status = 'unknown', next_attempt_at = ?, updated_at = ? WHERE id = ?")
-                .bind(ms(now))
-                .bind(ms(now))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            event(
-                &mut tx,
-                id,
-                now,
-                Status::Unknown,
-                "watchdog",
-                "результат регистрации не пришёл вовремя; сверка с РЭМД",
-            )
+        to_reconciliation(&mut tx, &ids, now, "watchdog", "результат регистрации не пришёл вовремя; сверка с РЭМД")
             .await?;
-        }
         tx.commit().await?;
         Ok(ids.len() as u64)
     }

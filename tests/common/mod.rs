@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egisz_contract::Oid;
+use egisz_contract::remd::{Coded, Patient, PersonalSignature, RegisterDocument, SignatureData, Signer};
+use egisz_contract::{Oid, Personal, Snils};
 use egisz_gateway::app::{self, RunningGateway};
 use egisz_gateway::auth::{self, Role, Scope};
 use egisz_gateway::config::Config;
@@ -96,6 +97,44 @@ pub fn test_config(db_url: &str, frmr: &FrmrSandbox) -> Config {
     ]
     .map(|(k, v)| (k.to_owned(), v));
     Config::load(None, &env).expect("test configuration is valid")
+}
+
+/// A registerDocument request for the sample's author and patient (a test fixture for
+/// stores and the relay, which do not look at the document).
+pub fn register_request(local_uid: &str) -> RegisterDocument {
+    RegisterDocument {
+        message_id: String::new(),
+        kind: 40,
+        organization: Oid::parse(MO_2917).unwrap(),
+        department: None,
+        local_uid: local_uid.to_owned(),
+        creation_date_time: "2023-08-18T10:15:00+07:00".parse().unwrap(),
+        patient: Patient {
+            local_id: "P-0048213".into(),
+            snils: Some(Snils::parse("15643219866").unwrap()),
+            surname: Personal("Павлова".into()),
+            name: Personal("Елена".into()),
+            patr_name: Some(Personal("Сергеевна".into())),
+            birth_date: Personal("1997-08-05".parse().unwrap()),
+            gender: 2,
+        },
+        checksum: 1,
+        personal_signatures: vec![PersonalSignature {
+            signer: Signer {
+                local_id: "D-1187".into(),
+                role: Coded { code: "1".into(), version: "2.4".into() },
+                last_name: Personal("Колпинская".into()),
+                first_name: Personal("Светлана".into()),
+                middle_name: Some(Personal("Александровна".into())),
+                snils: Snils::parse("20311784514").unwrap(),
+                position: Coded { code: "73".into(), version: "7.5".into() },
+                speciality: None,
+                department: None,
+            },
+            signature: SignatureData { data: vec![1, 2, 3], checksum: 55 },
+        }],
+        org_signature: None,
+    }
 }
 
 /// One gateway with its database and its FRMR emulator.

@@ -13,7 +13,6 @@ use std::time::Duration;
 use egisz_contract::frmr::FrmrPerson;
 use egisz_contract::{CallOutcome, Failure, Snils};
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::token::millis;
 use crate::wire::{Envelope, ErrorEnvelope};
@@ -40,11 +39,7 @@ fn transient(reason: String, retry_after: Option<Duration>) -> Classified {
     Classified::Transient { reason, retry_after }
 }
 
-/// The `Retry-After` header in its seconds form; the HTTP-date form is ignored.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
+pub(crate) use egisz_http::retry_after;
 
 /// A complete answer.
 pub(crate) fn response(
@@ -290,15 +285,5 @@ mod tests {
         let Classified::Transient { reason, .. } = c else { panic!() };
         assert!(reason.starts_with("FRMR answer unreadable: data error at line 1"), "{reason}");
         assert!(!reason.contains("Иванов"), "{reason}");
-    }
-
-    #[test]
-    fn retry_after_seconds_only() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
     }
 }

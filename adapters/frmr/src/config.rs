@@ -127,17 +127,8 @@ impl fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TokenSource::Static(_) => f.write_str("Static(***)"),
-            TokenSource::Provider(url) => {
-                // Scheme, host, port and path only: a URL may carry credentials.
-                write!(
-                    f,
-                    "Provider({}://{}{}{})",
-                    url.scheme(),
-                    url.host_str().unwrap_or(""),
-                    url.port().map(|p| format!(":{p}")).unwrap_or_default(),
-                    url.path()
-                )
-            }
+            // Scheme, host, port and path only: a URL may carry credentials.
+            TokenSource::Provider(url) => write!(f, "Provider({})", egisz_http::redacted_url(url)),
         }
     }
 }

@@ -112,8 +112,43 @@ fn shorten(text: &str, max_chars: usize) -> String {
     }
 }
 
+/// A `Retry-After` given in seconds; `None` when absent or in the HTTP-date form (which a
+/// federal service has not been seen to send; a retry schedule then applies its own wait).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(std::time::Duration::from_secs)
+}
+
+/// Scheme, host, port and path of a URL: no credentials, no query — safe for `Debug` and logs.
+pub fn redacted_url(url: &url::Url) -> String {
+    format!(
+        "{}://{}{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+        url.path()
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn retry_after_seconds_only() {
+        use reqwest::header::{HeaderMap, RETRY_AFTER};
+        let mut h = HeaderMap::new();
+        assert_eq!(super::retry_after(&h), None);
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(super::retry_after(&h), Some(std::time::Duration::from_secs(7)));
+        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(super::retry_after(&h), None);
+    }
+
+    #[test]
+    fn redacted_urls_carry_no_credentials_or_query() {
+        let u = url::Url::parse("https://user:pw@remd.local:8443/port/emdr?key=k").unwrap();
+        assert_eq!(super::redacted_url(&u), "https://remd.local:8443/port/emdr");
+    }
+
     use std::io::{Read as _, Write as _};
 
     use super::*;

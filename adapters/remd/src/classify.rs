@@ -17,7 +17,6 @@ use std::time::Duration;
 use egisz_contract::remd::{RegisterAck, RegistryItem, RemdMessage};
 use egisz_contract::{CallOutcome, Failure};
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::model::{Answer, Fault, FaultCode, Response};
 use crate::wire;
@@ -114,11 +113,7 @@ fn safe_code(code: &str) -> &str {
     if ok { code } else { "?" }
 }
 
-/// The `Retry-After` header in its seconds form; the HTTP-date form is ignored.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
+pub(crate) use egisz_http::retry_after;
 
 type Read<T> = fn(&[u8]) -> crate::read::Parsed<Response<T>>;
 
@@ -469,15 +464,5 @@ mod tests {
             r.unwrap_err().reason(),
             "REMD registerDocument: SOAP fault Receiver with code INTERNAL_ERROR (HTTP 500)"
         );
-    }
-
-    #[test]
-    fn retry_after_seconds_only() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
     }
 }

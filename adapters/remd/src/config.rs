@@ -65,16 +65,7 @@ impl fmt::Debug for RemdClientConfig {
     }
 }
 
-/// Scheme, host, port and path of a URL: no credentials, no query.
-pub(crate) fn redacted_url(url: &url::Url) -> String {
-    format!(
-        "{}://{}{}{}",
-        url.scheme(),
-        url.host_str().unwrap_or(""),
-        url.port().map(|p| format!(":{p}")).unwrap_or_default(),
-        url.path()
-    )
-}
+pub(crate) use egisz_http::redacted_url;
 
 /// Why a [`crate::RemdClient`] could not be built.
 #[derive(Debug, thiserror::Error)]
