@@ -6,6 +6,13 @@
 //! elements, is recorded as found and judged by [`crate::check`], so that all problems are
 //! reported together.
 //!
+//! Every dimension of the input is bounded, each by a named constant below, so that no
+//! document within the size limit can make the parse take much more memory or time than
+//! reading it: element count, nesting, attributes per element and their size, names,
+//! namespace URIs and bindings, the text the header keeps, and how often each repeated
+//! header element (authors, authenticators, participants, …) may occur. Past a bound the
+//! parse stops with one `XML` violation that names it.
+//!
 //! Elements are matched by namespace (`urn:hl7-org:v3`) and local name, never by prefix;
 //! elements of other namespaces (`identity:`, `address:`, …) and their content are skipped.
 //! Inside `component/structuredBody` only the codes of the top-level sections are noted.
@@ -25,6 +32,31 @@ pub const HL7_NS: &str = "urn:hl7-org:v3";
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// The deepest element nesting accepted (CDA entries nest, but not this deep).
 pub const MAX_DEPTH: usize = 128;
+/// Most elements in one document (a 10 MiB protocol has a few hundred thousand).
+pub const MAX_ELEMENTS: usize = 1_000_000;
+/// Most attributes (namespace declarations included) on one element.
+pub const MAX_ATTRIBUTES: usize = 64;
+/// Longest value of one attribute, in bytes.
+pub const MAX_ATTRIBUTE_BYTES: usize = 64 * 1024;
+/// Longest element or attribute name (prefix included), in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest namespace URI, in bytes.
+pub const MAX_NAMESPACE_URI_BYTES: usize = 1024;
+/// Most namespace bindings in scope at once.
+pub const MAX_NAMESPACES_IN_SCOPE: usize = 32;
+/// Longest text the header keeps (a part of a name, an organisation's name), in bytes.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// Most `author` elements in the header.
+pub const MAX_AUTHORS: usize = 32;
+/// Most `legalAuthenticator` elements, and most `authenticator` elements, in the header.
+pub const MAX_AUTHENTICATORS: usize = 8;
+/// Most `participant` and `informationRecipient` elements in the header, together.
+pub const MAX_PARTICIPANTS: usize = 64;
+/// Most occurrences of any other repeated header element: `templateId`, `recordTarget`,
+/// `custodian`, and the `id`, `name` and `given` of a person or organisation.
+pub const MAX_REPEATS: usize = 32;
+/// Most top-level sections of the structured body.
+pub const MAX_SECTIONS: usize = 512;
 
 /// An instance identifier (`II`): `@root`, `@extension`, `@nullFlavor` as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -367,6 +399,12 @@ struct Parser {
     text: String,
     root_seen: bool,
     root_closed: bool,
+    elements: usize,
+    /// `authenticator`, `participant` and `informationRecipient` are only counted.
+    authenticators: usize,
+    participants: usize,
+    /// Per open element: how many `id`, `name`, `given` children it has had so far.
+    repeats: Vec<[usize; 3]>,
 }
 
 impl Parser {
@@ -385,9 +423,15 @@ impl Parser {
     fn run(mut self, bytes: &[u8]) -> Result<CdaHeader, Violation> {
         let mut reader = NsReader::from_reader(bytes);
         reader.config_mut().check_end_names = true;
+        reader.resolver_mut().set_max_namespace_bindings(MAX_NAMESPACES_IN_SCOPE);
         loop {
             let (in_hl7, event) = match reader.read_resolved_event() {
                 Ok((ns, event)) => (matches!(ns, ResolveResult::Bound(Namespace(n)) if n == HL7_NS), event),
+                Err(quick_xml::Error::Namespace(quick_xml::name::NamespaceError::TooManyBindings(_))) => {
+                    return Err(self.over_limit(format!(
+                        "больше {MAX_NAMESPACES_IN_SCOPE} объявлений пространств имён в области видимости"
+                    )));
+                }
                 Err(e) => return Err(self.xml_error(&reader, e)),
             };
             match event {
@@ -407,6 +451,7 @@ impl Parser {
                     }
                 }
                 Event::Start(e) => {
+                    self.bounds(&reader, &e, in_hl7)?;
                     self.start(&reader, &e, in_hl7)?;
                     if self.stack.len() >= MAX_DEPTH {
                         return Err(Violation::new(
@@ -416,9 +461,11 @@ impl Parser {
                         ));
                     }
                     self.stack.push(self.element_name(&e, in_hl7));
+                    self.repeats.push([0; 3]);
                     self.text.clear();
                 }
                 Event::Empty(e) => {
+                    self.bounds(&reader, &e, in_hl7)?;
                     self.start(&reader, &e, in_hl7)?;
                     self.text.clear();
                     let name = self.element_name(&e, in_hl7);
@@ -428,6 +475,7 @@ impl Parser {
                     }
                 }
                 Event::End(_) => {
+                    self.repeats.pop();
                     if let Some(name) = self.stack.pop() {
                         self.end(name);
                     }
@@ -437,14 +485,14 @@ impl Parser {
                 }
                 Event::Text(t) => {
                     if self.capturing() {
-                        self.text.push_str(&t.xml10_content());
+                        self.capture(&t.xml10_content())?;
                     } else if self.stack.is_empty() && !t.xml10_content().trim().is_empty() {
                         return Err(self.xml_error(&reader, "текст вне корневого элемента"));
                     }
                 }
                 Event::CData(t) => {
                     if self.capturing() {
-                        self.text.push_str(&t.xml10_content());
+                        self.capture(&t.xml10_content())?;
                     }
                 }
                 Event::GeneralRef(r) => {
@@ -456,7 +504,7 @@ impl Parser {
                         },
                     };
                     if self.capturing() {
-                        self.text.push_str(&resolved);
+                        self.capture(&resolved)?;
                     }
                 }
                 Event::Comment(_) | Event::PI(_) => {}
@@ -470,6 +518,93 @@ impl Parser {
             return Err(Violation::new(rules::XML, self.path(), "документ оборван: элемент не закрыт"));
         }
         Ok(self.header)
+    }
+
+    fn over_limit(&self, what: impl std::fmt::Display) -> Violation {
+        Violation::new(rules::XML, self.path(), format!("документ превышает ограничение разбора: {what}"))
+    }
+
+    /// Every bound of an element's start, checked before anything of it is kept.
+    fn bounds(&mut self, reader: &NsReader<&[u8]>, e: &BytesStart<'_>, in_hl7: bool) -> Result<(), Violation> {
+        self.elements += 1;
+        if self.elements > MAX_ELEMENTS {
+            return Err(self.over_limit(format!("больше {MAX_ELEMENTS} элементов")));
+        }
+        if e.name().as_ref().len() > MAX_NAME_BYTES {
+            return Err(self.over_limit(format!("имя элемента длиннее {MAX_NAME_BYTES} байт")));
+        }
+        for (count, attr) in e.attributes().enumerate() {
+            if count >= MAX_ATTRIBUTES {
+                return Err(self.over_limit(format!("у элемента больше {MAX_ATTRIBUTES} атрибутов")));
+            }
+            let attr = attr.map_err(|err| self.xml_error(reader, err))?;
+            if attr.key.as_ref().len() > MAX_NAME_BYTES {
+                return Err(self.over_limit(format!("имя атрибута длиннее {MAX_NAME_BYTES} байт")));
+            }
+            if attr.key.as_namespace_binding().is_some() {
+                if attr.value.len() > MAX_NAMESPACE_URI_BYTES {
+                    return Err(
+                        self.over_limit(format!("URI пространства имён длиннее {MAX_NAMESPACE_URI_BYTES} байт"))
+                    );
+                }
+            } else if attr.value.len() > MAX_ATTRIBUTE_BYTES {
+                return Err(self.over_limit(format!("значение атрибута длиннее {MAX_ATTRIBUTE_BYTES} байт")));
+            }
+        }
+        if !in_hl7 {
+            return Ok(());
+        }
+        let local = e.local_name();
+        let h = &self.header;
+        let (count, limit, what) = match (&self.stack[..], local.as_ref()) {
+            (["ClinicalDocument"], "author") => (h.authors.len() + 1, MAX_AUTHORS, "author"),
+            (["ClinicalDocument"], "legalAuthenticator") => {
+                (h.legal_authenticators.len() + 1, MAX_AUTHENTICATORS, "legalAuthenticator")
+            }
+            (["ClinicalDocument"], "authenticator") => {
+                self.authenticators += 1;
+                (self.authenticators, MAX_AUTHENTICATORS, "authenticator")
+            }
+            (["ClinicalDocument"], "participant" | "informationRecipient") => {
+                self.participants += 1;
+                (self.participants, MAX_PARTICIPANTS, "participant и informationRecipient")
+            }
+            (["ClinicalDocument"], "templateId") => (h.template_ids.len() + 1, MAX_REPEATS, "templateId"),
+            (["ClinicalDocument"], "recordTarget") => (h.record_target_count + 1, MAX_REPEATS, "recordTarget"),
+            (["ClinicalDocument"], "custodian") => (h.custodians.len() + 1, MAX_REPEATS, "custodian"),
+            (["ClinicalDocument", "component", "structuredBody", "component", "section"], "code") => {
+                (h.sections.len() + 1, MAX_SECTIONS, "разделов (section)")
+            }
+            (["ClinicalDocument", ..], name @ ("id" | "name" | "given")) if self.stack.len() <= 6 => {
+                let slot = match name {
+                    "id" => 0,
+                    "name" => 1,
+                    _ => 2,
+                };
+                let Some(counts) = self.repeats.last_mut() else { return Ok(()) };
+                counts[slot] += 1;
+                let what = match slot {
+                    0 => "id в одном элементе",
+                    1 => "name в одном элементе",
+                    _ => "given в одном имени",
+                };
+                (counts[slot], MAX_REPEATS, what)
+            }
+            _ => return Ok(()),
+        };
+        if count > limit {
+            return Err(self.over_limit(format!("больше {limit} элементов {what}")));
+        }
+        Ok(())
+    }
+
+    /// Keeps text of a name part, up to [`MAX_TEXT_BYTES`].
+    fn capture(&mut self, text: &str) -> Result<(), Violation> {
+        if self.text.len() + text.len() > MAX_TEXT_BYTES {
+            return Err(self.over_limit(format!("текст элемента длиннее {MAX_TEXT_BYTES} байт")));
+        }
+        self.text.push_str(text);
+        Ok(())
     }
 
     fn element_name(&self, e: &BytesStart<'_>, in_hl7: bool) -> &'static str {

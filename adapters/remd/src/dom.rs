@@ -1,23 +1,80 @@
-//! The reading half's foundation: a namespace-aware, size-limited parse of a message into
-//! a small element tree, on which the readers match by (namespace, local name) only.
+//! The reading half's foundation: a namespace-aware, bounded parse of a message into a
+//! small element tree, on which the readers match by (namespace, local name) only.
 //!
-//! Refused outright: input over [`MAX_MESSAGE_BYTES`], anything but UTF-8, a DOCTYPE
-//! (and so every entity declaration), references to entities other than the five
-//! predefined ones, undeclared prefixes, nesting deeper than [`MAX_DEPTH`], more than
-//! [`MAX_ELEMENTS`] elements, more than one root. Errors never quote the input.
+//! Every byte may come from an outsider (the REMD-facing listener is reachable before
+//! anything is authenticated), so every dimension of the parse is bounded, each by a named
+//! constant and each answered by its own [`ParseError`]:
+//!
+//! | bound | limit |
+//! |---|---|
+//! | message size | [`Limits::max_bytes`]: [`MAX_CALL_BYTES`] for REMD's calls, [`MAX_MESSAGE_BYTES`] for answers |
+//! | one text run | [`Limits::max_text_bytes`]: [`MAX_CALL_TEXT_BYTES`] / [`MAX_MESSAGE_BYTES`] |
+//! | nesting | [`MAX_DEPTH`] |
+//! | elements | [`MAX_ELEMENTS`] |
+//! | attributes of one element / bytes of one value | [`MAX_ATTRIBUTES`] / [`MAX_ATTRIBUTE_BYTES`] |
+//! | element and attribute names | [`MAX_NAME_BYTES`] |
+//! | a namespace URI / bindings in scope / distinct URIs | [`MAX_NAMESPACE_URI_BYTES`] / [`MAX_NAMESPACES_IN_SCOPE`] / [`MAX_DISTINCT_NAMESPACES`] |
+//! | the tree's memory | [`MEMORY_PER_INPUT_BYTE`] × input + [`MEMORY_BASE`] |
+//!
+//! Namespace URIs are interned: each distinct URI is held once and elements share it, so a
+//! long URI over many elements costs its length once (a copy per element would turn a
+//! 200 KB message into gigabytes). The tree's memory is accounted as it grows, so whatever
+//! the shape of the input the parse stays within a small multiple of its size.
+//!
+//! Refused outright as well: anything but UTF-8, a DOCTYPE (and so every entity
+//! declaration), references to entities other than the five predefined ones, undeclared
+//! prefixes, more than one root. Errors never quote the input.
+
+use std::sync::Arc;
 
 use quick_xml::NsReader;
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{QName, ResolveResult};
 
-/// The largest message the readers accept: 16 MiB (a `getDocumentFileResponse` carries a
-/// whole document in base64).
+/// The largest message the readers of answers accept: 16 MiB (a `getDocumentFileResponse`
+/// carries a whole document in base64).
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// The largest call from REMD the listener's reader accepts: 1 MiB. REMD's calls carry ids,
+/// a status and a list of messages; none carries a document.
+pub const MAX_CALL_BYTES: usize = 1024 * 1024;
+/// The longest text of one element in a call from REMD.
+pub const MAX_CALL_TEXT_BYTES: usize = 64 * 1024;
 /// Deepest element nesting accepted.
 pub const MAX_DEPTH: usize = 64;
 /// Most elements accepted in one message.
 pub const MAX_ELEMENTS: usize = 100_000;
+/// Most attributes (namespace declarations included) on one element.
+pub const MAX_ATTRIBUTES: usize = 32;
+/// Longest value of one attribute, in bytes.
+pub const MAX_ATTRIBUTE_BYTES: usize = 4096;
+/// Longest element or attribute name (prefix included), in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest namespace URI, in bytes (the contract's are under 100).
+pub const MAX_NAMESPACE_URI_BYTES: usize = 1024;
+/// Most namespace bindings in scope at once.
+pub const MAX_NAMESPACES_IN_SCOPE: usize = 32;
+/// Most distinct namespace URIs in one message.
+pub const MAX_DISTINCT_NAMESPACES: usize = 64;
+/// The tree may take this many bytes of memory per byte of input…
+pub const MEMORY_PER_INPUT_BYTE: usize = 16;
+/// …plus this much.
+pub const MEMORY_BASE: usize = 64 * 1024;
+
+/// The bounds that differ between what the gateway reads: REMD's calls to its listener
+/// (small) and REMD's answers to its requests (a document in base64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_bytes: usize,
+    pub max_text_bytes: usize,
+}
+
+impl Limits {
+    /// REMD's calls to the gateway's listener.
+    pub const CALL: Limits = Limits { max_bytes: MAX_CALL_BYTES, max_text_bytes: MAX_CALL_TEXT_BYTES };
+    /// Answers to the gateway's requests (and the gateway's requests, read by the emulator).
+    pub const MESSAGE: Limits = Limits { max_bytes: MAX_MESSAGE_BYTES, max_text_bytes: MAX_MESSAGE_BYTES };
+}
 
 /// Why a message could not be read. The texts never quote the message: it may hold
 /// personal data.
@@ -39,6 +96,20 @@ pub enum ParseError {
     TooDeep { limit: usize },
     #[error("message has more than {limit} elements")]
     TooManyElements { limit: usize },
+    #[error("an element has more than {limit} attributes")]
+    TooManyAttributes { limit: usize },
+    #[error("an attribute value is longer than {limit} bytes")]
+    AttributeTooLong { limit: usize },
+    #[error("an element or attribute name is longer than {limit} bytes")]
+    NameTooLong { limit: usize },
+    #[error("the text of an element is longer than {limit} bytes")]
+    TextTooLong { limit: usize },
+    #[error("a namespace URI is longer than {limit} bytes")]
+    NamespaceTooLong { limit: usize },
+    #[error("more than {limit} namespace bindings are in scope, or more than {limit} distinct namespaces are used")]
+    TooManyNamespaces { limit: usize },
+    #[error("the message's structure would take more than {limit} bytes of memory")]
+    TooComplex { limit: usize },
     #[error("a namespace prefix is not declared")]
     UnboundPrefix,
     #[error("not a SOAP 1.1 or 1.2 envelope")]
@@ -55,19 +126,30 @@ pub enum ParseError {
     Invalid(&'static str),
 }
 
+/// An interned namespace URI, shared by every element and attribute in it.
+pub(crate) type Ns = Arc<str>;
+
+/// An attribute: namespace (`None`: unqualified), local name, value.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Attr {
+    pub ns: Option<Ns>,
+    pub local: String,
+    pub value: String,
+}
+
 /// An element: its expanded name, attributes, text and children.
 #[derive(Debug, Default)]
 pub(crate) struct Node {
     /// Namespace URI; `None` for an unqualified element.
-    pub ns: Option<String>,
+    pub ns: Option<Ns>,
     pub local: String,
-    /// `(namespace, local name, value)`, namespace declarations excluded.
-    pub attrs: Vec<(Option<String>, String, String)>,
+    /// Namespace declarations excluded.
+    pub attrs: Vec<Attr>,
     /// All character data directly inside the element (CDATA included), unescaped.
     pub text: String,
     /// When `text` (trimmed) is a prefixed QName (`soap:Sender`), the namespace its prefix
     /// is bound to in the element's scope.
-    pub text_ns: Option<String>,
+    pub text_ns: Option<Ns>,
     pub children: Vec<Node>,
 }
 
@@ -100,27 +182,124 @@ impl Node {
 
     /// An unqualified attribute.
     pub fn attr(&self, local: &str) -> Option<&str> {
-        self.attrs.iter().find(|(ns, name, _)| ns.is_none() && name == local).map(|(_, _, v)| v.as_str())
+        self.attrs.iter().find(|a| a.ns.is_none() && a.local == local).map(|a| a.value.as_str())
     }
 }
 
-/// Parses `bytes` into the root element, with every limit above.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Node, ParseError> {
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(ParseError::TooLarge { limit: MAX_MESSAGE_BYTES });
+/// The distinct namespace URIs of one message, each held once.
+#[derive(Default)]
+struct Namespaces(Vec<Ns>);
+
+impl Namespaces {
+    fn intern(&mut self, uri: &str) -> Result<Ns, ParseError> {
+        if let Some(ns) = self.0.iter().find(|ns| ***ns == *uri) {
+            return Ok(Arc::clone(ns));
+        }
+        if uri.len() > MAX_NAMESPACE_URI_BYTES {
+            return Err(ParseError::NamespaceTooLong { limit: MAX_NAMESPACE_URI_BYTES });
+        }
+        if self.0.len() >= MAX_DISTINCT_NAMESPACES {
+            return Err(ParseError::TooManyNamespaces { limit: MAX_DISTINCT_NAMESPACES });
+        }
+        let ns: Ns = Arc::from(uri);
+        self.0.push(Arc::clone(&ns));
+        Ok(ns)
+    }
+
+    /// A resolved namespace; an undeclared prefix is an error.
+    fn resolved(&mut self, ns: ResolveResult<'_>) -> Result<Option<Ns>, ParseError> {
+        match ns {
+            ResolveResult::Bound(ns) => self.intern(ns.0).map(Some),
+            ResolveResult::Unbound => Ok(None),
+            ResolveResult::Unknown(_) => Err(ParseError::UnboundPrefix),
+        }
+    }
+}
+
+/// What the tree built so far may still take, in bytes: every allocation of the tree is
+/// charged here before it is made (and what [`finish`] gives back is returned), so the
+/// tree never holds more than the budget.
+struct Budget {
+    left: usize,
+    limit: usize,
+}
+
+impl Budget {
+    fn for_input(len: usize) -> Self {
+        let limit = len.saturating_mul(MEMORY_PER_INPUT_BYTE).saturating_add(MEMORY_BASE);
+        Self { left: limit, limit }
+    }
+
+    fn take(&mut self, bytes: usize) -> Result<(), ParseError> {
+        self.left = self.left.checked_sub(bytes).ok_or(ParseError::TooComplex { limit: self.limit })?;
+        Ok(())
+    }
+
+    fn give(&mut self, bytes: usize) {
+        self.left = (self.left + bytes).min(self.limit);
+    }
+
+    /// Pushes `item`, charging for the vector's growth first.
+    fn push<T>(&mut self, list: &mut Vec<T>, item: T) -> Result<(), ParseError> {
+        if list.len() == list.capacity() {
+            let more = list.capacity().max(4);
+            self.take(more * std::mem::size_of::<T>())?;
+            list.reserve_exact(more);
+        }
+        list.push(item);
+        Ok(())
+    }
+
+    /// Appends `text`, charging for the string's growth first.
+    fn push_str(&mut self, string: &mut String, text: &str) -> Result<(), ParseError> {
+        let needed = string.len() + text.len();
+        if needed > string.capacity() {
+            let new_capacity = needed.max(2 * string.capacity());
+            self.take(new_capacity - string.capacity())?;
+            string.reserve_exact(new_capacity - string.len());
+        }
+        string.push_str(text);
+        Ok(())
+    }
+
+    /// A copy of `text`, charged.
+    fn owned(&mut self, text: &str) -> Result<String, ParseError> {
+        self.take(text.len())?;
+        Ok(text.to_owned())
+    }
+}
+
+/// A closed element gives back what its lists and text hold beyond their length.
+fn finish(node: &mut Node, budget: &mut Budget) {
+    let spare = (node.children.capacity() - node.children.len()) * std::mem::size_of::<Node>()
+        + (node.attrs.capacity() - node.attrs.len()) * std::mem::size_of::<Attr>()
+        + (node.text.capacity() - node.text.len());
+    node.children.shrink_to_fit();
+    node.attrs.shrink_to_fit();
+    node.text.shrink_to_fit();
+    budget.give(spare);
+}
+
+/// Parses `bytes` into the root element, within `limits` and every bound above.
+pub(crate) fn parse(bytes: &[u8], limits: Limits) -> Result<Node, ParseError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(ParseError::TooLarge { limit: limits.max_bytes });
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)?;
 
     let mut reader = NsReader::from_str(text);
+    reader.resolver_mut().set_max_namespace_bindings(MAX_NAMESPACES_IN_SCOPE);
+    let mut namespaces = Namespaces::default();
+    let mut budget = Budget::for_input(bytes.len());
+    // The open elements (at most MAX_DEPTH) and the root sit outside any parent's list.
+    budget.take((MAX_DEPTH + 1) * std::mem::size_of::<Node>())?;
     let mut stack: Vec<Node> = Vec::new();
     let mut root: Option<Node> = None;
     let mut elements = 0usize;
     loop {
-        let read = reader.read_resolved_event().map(|(ns, event)| (owned(ns), event));
-        let (ns, event) = match read {
-            Ok((Ok(ns), event)) => (ns, event),
-            Ok((Err(unbound), _)) => return Err(unbound),
+        let (ns, event) = match reader.read_resolved_event() {
+            Ok((ns, event)) => (namespaces.resolved(ns)?, event),
             Err(e) => return Err(malformed(&e, reader.error_position())),
         };
         match &event {
@@ -135,12 +314,13 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Node, ParseError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(ParseError::TooDeep { limit: MAX_DEPTH });
                 }
-                let node = element(&reader, ns, start)?;
+                let mut node = element(&reader, &mut namespaces, &mut budget, ns, start)?;
                 if matches!(event, Event::Start(_)) {
                     stack.push(node);
                 } else {
+                    finish(&mut node, &mut budget);
                     match stack.last_mut() {
-                        Some(parent) => parent.children.push(node),
+                        Some(parent) => budget.push(&mut parent.children, node)?,
                         None => root = Some(node),
                     }
                 }
@@ -150,24 +330,28 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Node, ParseError> {
                 let Some(mut node) = stack.pop() else {
                     return Err(ParseError::Malformed { kind: "unmatched end", position: reader.buffer_position() });
                 };
-                node.text_ns = text_qname_namespace(&reader, &node.text);
+                node.text_ns = text_qname_namespace(&reader, &mut namespaces, &node.text)?;
+                finish(&mut node, &mut budget);
                 match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
+                    Some(parent) => budget.push(&mut parent.children, node)?,
                     None => root = Some(node),
                 }
             }
             Event::Text(t) => {
-                if let Some(node) = stack.last_mut() {
-                    node.text.push_str(&t.xml10_content());
-                } else if !t.xml10_content().trim().is_empty() {
-                    return Err(ParseError::Malformed {
-                        kind: "text outside the root",
-                        position: reader.buffer_position(),
-                    });
+                let content = t.xml10_content();
+                match stack.last_mut() {
+                    Some(node) => push_text(node, &content, limits, &mut budget)?,
+                    None if !content.trim().is_empty() => {
+                        return Err(ParseError::Malformed {
+                            kind: "text outside the root",
+                            position: reader.buffer_position(),
+                        });
+                    }
+                    None => {}
                 }
             }
             Event::CData(c) => match stack.last_mut() {
-                Some(node) => node.text.push_str(&c.xml10_content()),
+                Some(node) => push_text(node, &c.xml10_content(), limits, &mut budget)?,
                 None => {
                     return Err(ParseError::Malformed {
                         kind: "text outside the root",
@@ -194,7 +378,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Node, ParseError> {
                     }
                 };
                 match stack.last_mut() {
-                    Some(node) => node.text.push(resolved),
+                    Some(node) => push_text(node, resolved.encode_utf8(&mut [0; 4]), limits, &mut budget)?,
                     None => {
                         return Err(ParseError::Malformed {
                             kind: "text outside the root",
@@ -222,34 +406,64 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Node, ParseError> {
     root.ok_or(ParseError::Malformed { kind: "no root element", position: 0 })
 }
 
-fn element(reader: &NsReader<&[u8]>, ns: Option<String>, start: &BytesStart<'_>) -> Result<Node, ParseError> {
+fn push_text(node: &mut Node, text: &str, limits: Limits, budget: &mut Budget) -> Result<(), ParseError> {
+    if node.text.len() + text.len() > limits.max_text_bytes {
+        return Err(ParseError::TextTooLong { limit: limits.max_text_bytes });
+    }
+    budget.push_str(&mut node.text, text)
+}
+
+fn element(
+    reader: &NsReader<&[u8]>,
+    namespaces: &mut Namespaces,
+    budget: &mut Budget,
+    ns: Option<Ns>,
+    start: &BytesStart<'_>,
+) -> Result<Node, ParseError> {
     let position = reader.buffer_position();
+    if start.name().as_ref().len() > MAX_NAME_BYTES {
+        return Err(ParseError::NameTooLong { limit: MAX_NAME_BYTES });
+    }
+    let local = budget.owned(start.local_name().as_ref())?;
     let mut attrs = Vec::new();
-    for attr in start.attributes() {
+    for (count, attr) in start.attributes().enumerate() {
+        if count >= MAX_ATTRIBUTES {
+            return Err(ParseError::TooManyAttributes { limit: MAX_ATTRIBUTES });
+        }
         let attr = attr.map_err(|_| ParseError::Malformed { kind: "attribute", position })?;
+        if attr.key.as_ref().len() > MAX_NAME_BYTES {
+            return Err(ParseError::NameTooLong { limit: MAX_NAME_BYTES });
+        }
         if attr.key.as_namespace_binding().is_some() {
+            if attr.value.len() > MAX_NAMESPACE_URI_BYTES {
+                return Err(ParseError::NamespaceTooLong { limit: MAX_NAMESPACE_URI_BYTES });
+            }
             continue;
         }
-        let (attr_ns, local) = reader.resolver().resolve_attribute(attr.key);
-        let attr_ns = owned(attr_ns)?;
+        if attr.value.len() > MAX_ATTRIBUTE_BYTES {
+            return Err(ParseError::AttributeTooLong { limit: MAX_ATTRIBUTE_BYTES });
+        }
+        let (attr_ns, attr_local) = reader.resolver().resolve_attribute(attr.key);
+        let attr_ns = namespaces.resolved(attr_ns)?;
         let value = attr.normalized_value(XmlVersion::Implicit1_0).map_err(|_| ParseError::Entity)?;
-        attrs.push((attr_ns, local.as_ref().to_owned(), value.into_owned()));
+        let attr = Attr { ns: attr_ns, local: budget.owned(attr_local.as_ref())?, value: budget.owned(&value)? };
+        budget.push(&mut attrs, attr)?;
     }
-    Ok(Node { ns, local: start.local_name().as_ref().to_owned(), attrs, ..Node::default() })
+    Ok(Node { ns, local, attrs, ..Node::default() })
 }
 
 /// The expanded name of the root element (namespace, local name), reading no further than
 /// its start tag; `None` for anything [`parse`] would refuse before it, or an unqualified root.
 pub(crate) fn root_name(bytes: &[u8]) -> Option<(String, String)> {
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return None;
-    }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).ok()?;
     let mut reader = NsReader::from_str(text);
     loop {
         match reader.read_resolved_event().ok()? {
             (ResolveResult::Bound(ns), Event::Start(e) | Event::Empty(e)) => {
+                if ns.0.len() > MAX_NAMESPACE_URI_BYTES || e.name().as_ref().len() > MAX_NAME_BYTES {
+                    return None;
+                }
                 return Some((ns.0.to_owned(), e.local_name().as_ref().to_owned()));
             }
             (_, Event::Start(_) | Event::Empty(_) | Event::DocType(_) | Event::Eof) => return None,
@@ -258,30 +472,28 @@ pub(crate) fn root_name(bytes: &[u8]) -> Option<(String, String)> {
     }
 }
 
-/// A resolved namespace as an owned URI; an undeclared prefix is an error.
-fn owned(ns: ResolveResult<'_>) -> Result<Option<String>, ParseError> {
-    match ns {
-        ResolveResult::Bound(ns) => Ok(Some(ns.0.to_owned())),
-        ResolveResult::Unbound => Ok(None),
-        ResolveResult::Unknown(_) => Err(ParseError::UnboundPrefix),
-    }
-}
-
 /// The namespace of the prefix of `text` when `text` is a prefixed QName.
-fn text_qname_namespace(reader: &NsReader<&[u8]>, text: &str) -> Option<String> {
+fn text_qname_namespace(
+    reader: &NsReader<&[u8]>,
+    namespaces: &mut Namespaces,
+    text: &str,
+) -> Result<Option<Ns>, ParseError> {
     let text = text.trim();
-    let (prefix, local) = text.split_once(':')?;
+    if text.len() > MAX_NAME_BYTES {
+        return Ok(None);
+    }
+    let Some((prefix, local)) = text.split_once(':') else { return Ok(None) };
     let name_like = |s: &str| {
         !s.is_empty()
             && !s.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
             && s.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
     };
     if !name_like(prefix) || !name_like(local) {
-        return None;
+        return Ok(None);
     }
     match reader.resolver().resolve_element(QName(text)).0 {
-        ResolveResult::Bound(ns) => Some(ns.0.to_owned()),
-        _ => None,
+        ResolveResult::Bound(ns) => namespaces.intern(ns.0).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -294,6 +506,9 @@ fn malformed(error: &quick_xml::Error, position: u64) -> ParseError {
         E::InvalidAttr(_) => "attribute",
         E::Encoding(_) => return ParseError::NotUtf8,
         E::Escape(_) => "escape",
+        E::Namespace(quick_xml::name::NamespaceError::TooManyBindings(_)) => {
+            return ParseError::TooManyNamespaces { limit: MAX_NAMESPACES_IN_SCOPE };
+        }
         E::Namespace(_) => "namespace",
     };
     ParseError::Malformed { kind, position }
@@ -303,18 +518,36 @@ fn malformed(error: &quick_xml::Error, position: u64) -> ParseError {
 mod tests {
     use super::*;
 
+    fn parse_call(xml: &str) -> Result<Node, ParseError> {
+        parse(xml.as_bytes(), Limits::CALL)
+    }
+
     #[test]
     fn builds_a_namespaced_tree() {
         let xml = r#"<?xml version="1.0" encoding="utf-8"?>
 <a:root xmlns:a="urn:a" xmlns="urn:d"><child x="1" a:y="&lt;2">t&amp;<![CDATA[<c>]]>&#1071;</child><a:q>a:Sender</a:q><e/></a:root>"#;
-        let root = parse(xml.as_bytes()).unwrap();
+        let root = parse_call(xml).unwrap();
         assert!(root.is("urn:a", "root"));
         let child = root.child("urn:d", "child").unwrap();
         assert_eq!(child.text, "t&<c>Я");
         assert_eq!(child.attr("x"), Some("1"));
-        assert_eq!(child.attrs[1], (Some("urn:a".to_owned()), "y".to_owned(), "<2".to_owned()));
+        assert_eq!(
+            child.attrs[1],
+            Attr { ns: Some(Arc::from("urn:a")), local: "y".to_owned(), value: "<2".to_owned() }
+        );
         assert_eq!(root.child("urn:a", "q").unwrap().text_ns.as_deref(), Some("urn:a"));
         assert!(root.child("urn:d", "e").is_some());
+    }
+
+    #[test]
+    fn a_namespace_is_held_once_however_many_elements_use_it() {
+        let uri = format!("urn:{}", "n".repeat(MAX_NAMESPACE_URI_BYTES - 4));
+        let xml = format!(r#"<r xmlns="{uri}">{}</r>"#, "<c/>".repeat(200));
+        let root = parse_call(&xml).unwrap();
+        let shared = root.ns.as_ref().unwrap();
+        assert!(root.children.iter().all(|c| Arc::ptr_eq(c.ns.as_ref().unwrap(), shared)));
+        // One allocation, shared by the root and every child.
+        assert_eq!(Arc::strong_count(shared), 201);
     }
 
     #[test]
@@ -328,20 +561,110 @@ mod tests {
             ("", ParseError::Malformed { kind: "no root element", position: 0 }),
         ];
         for (xml, expected) in cases {
-            assert_eq!(parse(xml.as_bytes()).unwrap_err(), *expected, "{xml}");
+            assert_eq!(parse_call(xml).unwrap_err(), *expected, "{xml}");
         }
-        assert!(matches!(parse(b"<r><a></r>"), Err(ParseError::Malformed { .. })));
-        assert_eq!(parse(b"<r>\xff</r>").unwrap_err(), ParseError::NotUtf8);
-        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
-        assert_eq!(parse(deep.as_bytes()).unwrap_err(), ParseError::TooDeep { limit: MAX_DEPTH });
+        assert!(matches!(parse_call("<r><a></r>"), Err(ParseError::Malformed { .. })));
+        assert_eq!(parse(b"<r>\xff</r>", Limits::CALL).unwrap_err(), ParseError::NotUtf8);
+    }
+
+    /// Each bound, just within and just past it.
+    #[test]
+    fn every_bound_holds() {
+        let nest = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        assert!(parse_call(&nest(MAX_DEPTH)).is_ok());
+        assert_eq!(parse_call(&nest(MAX_DEPTH + 1)).unwrap_err(), ParseError::TooDeep { limit: MAX_DEPTH });
+
+        let big = vec![b' '; MAX_CALL_BYTES + 1];
+        assert_eq!(parse(&big, Limits::CALL).unwrap_err(), ParseError::TooLarge { limit: MAX_CALL_BYTES });
         let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
-        assert_eq!(parse(&big).unwrap_err(), ParseError::TooLarge { limit: MAX_MESSAGE_BYTES });
-        let many = format!("<r>{}</r>", "<a/>".repeat(MAX_ELEMENTS));
-        assert_eq!(parse(many.as_bytes()).unwrap_err(), ParseError::TooManyElements { limit: MAX_ELEMENTS });
+        assert_eq!(parse(&big, Limits::MESSAGE).unwrap_err(), ParseError::TooLarge { limit: MAX_MESSAGE_BYTES });
+
+        let many = |n: usize| format!("<r>{}</r>", "<a>0123456789abcdef</a>".repeat(n));
+        assert!(parse(many(MAX_ELEMENTS - 1).as_bytes(), Limits::MESSAGE).is_ok());
+        assert_eq!(
+            parse(many(MAX_ELEMENTS).as_bytes(), Limits::MESSAGE).unwrap_err(),
+            ParseError::TooManyElements { limit: MAX_ELEMENTS }
+        );
+
+        let attrs = |n: usize| format!("<r {}/>", (0..n).map(|i| format!("a{i}=\"v\"")).collect::<Vec<_>>().join(" "));
+        assert!(parse_call(&attrs(MAX_ATTRIBUTES)).is_ok());
+        assert_eq!(
+            parse_call(&attrs(MAX_ATTRIBUTES + 1)).unwrap_err(),
+            ParseError::TooManyAttributes { limit: MAX_ATTRIBUTES }
+        );
+
+        let value = |n: usize| format!(r#"<r a="{}"/>"#, "v".repeat(n));
+        assert!(parse_call(&value(MAX_ATTRIBUTE_BYTES)).is_ok());
+        assert_eq!(
+            parse_call(&value(MAX_ATTRIBUTE_BYTES + 1)).unwrap_err(),
+            ParseError::AttributeTooLong { limit: MAX_ATTRIBUTE_BYTES }
+        );
+
+        let name = |n: usize| format!("<{0}/>", "n".repeat(n));
+        assert!(parse_call(&name(MAX_NAME_BYTES)).is_ok());
+        assert_eq!(
+            parse_call(&name(MAX_NAME_BYTES + 1)).unwrap_err(),
+            ParseError::NameTooLong { limit: MAX_NAME_BYTES }
+        );
+
+        let text = |n: usize| format!("<r>{}</r>", "t".repeat(n));
+        assert!(parse_call(&text(MAX_CALL_TEXT_BYTES)).is_ok());
+        assert_eq!(
+            parse_call(&text(MAX_CALL_TEXT_BYTES + 1)).unwrap_err(),
+            ParseError::TextTooLong { limit: MAX_CALL_TEXT_BYTES }
+        );
+        // Text in pieces (entities, CDATA) counts as a whole.
+        let pieces = format!(
+            "<r>{}<![CDATA[{}]]></r>",
+            "&amp;".repeat(MAX_CALL_TEXT_BYTES / 2),
+            "t".repeat(MAX_CALL_TEXT_BYTES / 2 + 1)
+        );
+        assert_eq!(parse_call(&pieces).unwrap_err(), ParseError::TextTooLong { limit: MAX_CALL_TEXT_BYTES });
+
+        let uri = |n: usize| format!(r#"<r xmlns="urn:{}"/>"#, "u".repeat(n - 4));
+        assert!(parse_call(&uri(MAX_NAMESPACE_URI_BYTES)).is_ok());
+        assert_eq!(
+            parse_call(&uri(MAX_NAMESPACE_URI_BYTES + 1)).unwrap_err(),
+            ParseError::NamespaceTooLong { limit: MAX_NAMESPACE_URI_BYTES }
+        );
+        // Declared but never used: refused all the same.
+        let unused = format!(r#"<r xmlns:p="urn:{}"/>"#, "u".repeat(MAX_NAMESPACE_URI_BYTES));
+        assert_eq!(parse_call(&unused).unwrap_err(), ParseError::NamespaceTooLong { limit: MAX_NAMESPACE_URI_BYTES });
+
+        // Bindings in scope: 16 per element, nested.
+        let scope = |depth: usize| {
+            let decls = |d: usize| (0..16).map(|i| format!(r#"xmlns:p{d}x{i}="urn:s""#)).collect::<Vec<_>>().join(" ");
+            let open: String = (0..depth).map(|d| format!("<a {}>", decls(d))).collect();
+            format!("{open}{}", "</a>".repeat(depth))
+        };
+        assert!(parse_call(&scope(MAX_NAMESPACES_IN_SCOPE / 16)).is_ok());
+        assert_eq!(
+            parse_call(&scope(MAX_NAMESPACES_IN_SCOPE / 16 + 1)).unwrap_err(),
+            ParseError::TooManyNamespaces { limit: MAX_NAMESPACES_IN_SCOPE }
+        );
+        // Distinct URIs, each on its own sibling (so never many in scope at once).
+        let distinct =
+            |n: usize| format!("<r>{}</r>", (0..n).map(|i| format!(r#"<c xmlns="urn:{i}"/>"#)).collect::<String>());
+        assert!(parse_call(&distinct(MAX_DISTINCT_NAMESPACES)).is_ok());
+        assert_eq!(
+            parse_call(&distinct(MAX_DISTINCT_NAMESPACES + 1)).unwrap_err(),
+            ParseError::TooManyNamespaces { limit: MAX_DISTINCT_NAMESPACES }
+        );
+    }
+
+    #[test]
+    fn structure_beyond_the_memory_budget_is_refused() {
+        // Empty elements are the densest structure: a few bytes of input each.
+        let dense = format!("<r>{}</r>", "<a/>".repeat(50_000));
+        let limit = dense.len() * MEMORY_PER_INPUT_BYTE + MEMORY_BASE;
+        assert_eq!(parse_call(&dense).unwrap_err(), ParseError::TooComplex { limit });
+        // A real message is far from it.
+        let sparse = format!("<r>{}</r>", "<a>value of a field</a>".repeat(1_000));
+        assert!(parse_call(&sparse).is_ok());
     }
 
     #[test]
     fn accepts_a_bom() {
-        assert!(parse(b"\xEF\xBB\xBF<r/>").is_ok());
+        assert!(parse(b"\xEF\xBB\xBF<r/>", Limits::CALL).is_ok());
     }
 }

@@ -15,7 +15,9 @@
 //! - `read` — namespace-aware readers (quick-xml `NsReader`, matching on namespace and
 //!   local name, never on prefixes) for the same set, SOAP 1.1 and 1.2; and
 //!   [`parse_incoming`], which tells the gateway's listener which call REMD made.
-//! - `dom` — the size-limited parse underneath (no DOCTYPE, no entities): [`ParseError`].
+//! - `dom` — the bounded parse underneath (no DOCTYPE, no entities; every dimension of the
+//!   input limited by a named constant, namespaces interned, memory accounted): [`Limits`],
+//!   [`ParseError`].
 //! - `classify` — the only place where transport errors, HTTP statuses, SOAP faults and
 //!   unreadable answers become [`Failure`](egisz_contract::Failure)s and
 //!   [`CallOutcome`](egisz_contract::CallOutcome)s.
@@ -53,7 +55,11 @@ mod write;
 pub use classify::RATE_LIMIT_PAUSE;
 pub use client::{RemdClient, validate};
 pub use config::{DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, RemdClientConfig, RemdClientError};
-pub use dom::{MAX_DEPTH, MAX_ELEMENTS, MAX_MESSAGE_BYTES, ParseError};
+pub use dom::{
+    Limits, MAX_ATTRIBUTE_BYTES, MAX_ATTRIBUTES, MAX_CALL_BYTES, MAX_CALL_TEXT_BYTES, MAX_DEPTH,
+    MAX_DISTINCT_NAMESPACES, MAX_ELEMENTS, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_NAMESPACE_URI_BYTES,
+    MAX_NAMESPACES_IN_SCOPE, MEMORY_BASE, MEMORY_PER_INPUT_BYTE, ParseError,
+};
 pub use model::{
     Answer, DocumentFile, Envelope, Fault, FaultCode, Incoming, ReplyHeader, Response, SoapVersion, bare_message_id,
     new_message_id, wire_message_id,

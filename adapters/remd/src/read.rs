@@ -21,7 +21,7 @@ use egisz_contract::remd::{
 };
 use egisz_contract::{Oid, Personal, Snils};
 
-use crate::dom::{self, Node, ParseError};
+use crate::dom::{self, Limits, Node, ParseError};
 use crate::model::{
     Answer, DocumentFile, Envelope, Fault, FaultCode, Incoming, Response, SoapVersion, bare_message_id,
 };
@@ -34,9 +34,9 @@ pub type Parsed<T> = Result<(Envelope, T), ParseError>;
 // Envelope
 // ---------------------------------------------------------------------------------------
 
-/// The envelope's header and its body's (first) element.
-fn read_envelope(bytes: &[u8]) -> Parsed<Node> {
-    let root = dom::parse(bytes)?;
+/// The envelope's header and its body's (first) element, read within `limits`.
+fn read_envelope(bytes: &[u8], limits: Limits) -> Parsed<Node> {
+    let root = dom::parse(bytes, limits)?;
     let version = root
         .ns
         .as_deref()
@@ -199,7 +199,7 @@ fn answer<T>(
     local: &'static str,
     read: impl FnOnce(Fields<'_>) -> Result<T, ParseError>,
 ) -> Parsed<Response<T>> {
-    let (envelope, body) = read_envelope(bytes)?;
+    let (envelope, body) = read_envelope(bytes, Limits::MESSAGE)?;
     if let Some(fault) = fault(&body) {
         return Ok((envelope, Response::Fault(fault)));
     }
@@ -293,7 +293,7 @@ fn registry_item(item: &Fields<'_>) -> Result<RegistryItem, ParseError> {
 /// A `registerDocument` request; `message_id` comes from `wsa:MessageID` (required), the
 /// client entity id is in the [`Envelope`].
 pub fn read_register_document(bytes: &[u8]) -> Parsed<RegisterDocument> {
-    let (envelope, body) = read_envelope(bytes)?;
+    let (envelope, body) = read_envelope(bytes, Limits::MESSAGE)?;
     expect_body(&body, w::SER_NS, w::REGISTER_DOCUMENT_REQUEST)?;
     let f = Fields::new(&body, w::SER_NS, false);
     let message_id = envelope.message_id.clone().ok_or(ParseError::Missing(w::MESSAGE_ID))?;
@@ -357,7 +357,7 @@ fn signature_data(fields: &Fields<'_>) -> Result<SignatureData, ParseError> {
 
 /// A `searchRegistryItem` request.
 pub fn read_search_registry_item(bytes: &[u8]) -> Parsed<SearchQuery> {
-    let (envelope, body) = read_envelope(bytes)?;
+    let (envelope, body) = read_envelope(bytes, Limits::MESSAGE)?;
     expect_body(&body, w::SER_NS, w::SEARCH_REGISTRY_ITEM_REQUEST)?;
     let f = Fields::new(&body, w::SER_NS, false);
     let query = SearchQuery {
@@ -372,7 +372,7 @@ pub fn read_search_registry_item(bytes: &[u8]) -> Parsed<SearchQuery> {
 
 /// A `getRegistryItem` request: the `emdrId` asked for.
 pub fn read_get_registry_item(bytes: &[u8]) -> Parsed<String> {
-    let (envelope, body) = read_envelope(bytes)?;
+    let (envelope, body) = read_envelope(bytes, Limits::MESSAGE)?;
     expect_body(&body, w::SER_NS, w::GET_REGISTRY_ITEM_REQUEST)?;
     let emdr_id = Fields::new(&body, w::SER_NS, false).required(w::EMDR_ID)?.to_owned();
     Ok((envelope, emdr_id))
@@ -426,7 +426,7 @@ pub fn read_get_registry_item_response(bytes: &[u8]) -> Parsed<Response<Answer<O
 /// REMD's `wsa:MessageID` becomes the `message_id` of the call (empty when REMD sent
 /// none: the call is still read, and answered without `wsa:RelatesTo`).
 pub fn parse_incoming(bytes: &[u8]) -> Parsed<Incoming> {
-    let (envelope, body) = read_envelope(bytes)?;
+    let (envelope, body) = read_envelope(bytes, Limits::CALL)?;
     let message_id = envelope.message_id.clone().unwrap_or_default();
     let f = Fields::new(&body, w::CB_NS, true);
     let incoming = if body.is(w::CB_NS, w::GET_DOCUMENT_FILE_REQUEST) {
