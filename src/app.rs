@@ -28,8 +28,9 @@ use crate::metrics::Metrics;
 use crate::relay::schedule::RetryPolicy;
 use crate::relay::{Relay, RelaySettings};
 use crate::remd_listener::{self, ListenerState};
+use crate::serve::Admission;
 use crate::staff::{CachePolicy, StaffService};
-use crate::store::{self, Store};
+use crate::store::{self, GroupCommit, Store};
 
 /// Name of the client created for the embedded default.
 pub const DEMO_CLIENT_NAME: &str = "sandbox-demo";
@@ -129,6 +130,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         .await
         .with_context(|| format!("opening the database {}", crate::config::redact_url(&config.database.url)))?;
     tracing::info!(backend = store.backend().label(), "database ready, migrations applied");
+    match store.durability().await {
+        Ok(d) if d.durable => tracing::info!(settings = ?d.settings, "commits are durable"),
+        Ok(d) => tracing::warn!(
+            settings = ?d.settings,
+            "commits are NOT durable: an acknowledged document can be lost in a power cut or an OS crash; \
+             set synchronous_commit to on (PostgreSQL) and keep fsync on"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not read the database's durability settings"),
+    }
     let metrics = Arc::new(Metrics::new());
 
     let frmr_sandbox = match config.frmr.mode {
@@ -232,19 +242,33 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         },
         Arc::clone(&outbox_wake),
     ));
+    let listener_limits = config.remd_listener.limits;
     let listener_app = remd_listener::router(
-        ListenerState { store: Arc::clone(&store), relay: Arc::clone(&relay) },
-        config.api.body_limit_bytes,
+        ListenerState {
+            store: Arc::clone(&store),
+            relay: Arc::clone(&relay),
+            metrics: Arc::clone(&metrics),
+            confirm_success: config.remd_listener.confirm_success,
+        },
+        &listener_limits,
     );
-    let remd_shutdown = shutdown.clone();
-    let remd_task = tokio::spawn(async move {
-        let served = axum::serve(remd_listener, listener_app)
-            .with_graceful_shutdown(async move { remd_shutdown.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the REMD listener failed");
-        }
-    });
+    let refused_metrics = Arc::clone(&metrics);
+    let admission = Admission {
+        allow_from: Some(config.remd_listener.allow_from.clone()),
+        refused: remd_listener::refused_router(),
+        on_refused: Arc::new(move |peer| {
+            refused_metrics.remd_listener_refused.inc();
+            tracing::warn!(peer = %peer.ip(), "a call to the REMD listener from outside remd_listener.allow_from was refused");
+        }),
+    };
+    let remd_task = tokio::spawn(crate::serve::serve(
+        remd_listener,
+        listener_app,
+        listener_limits,
+        admission,
+        shutdown.clone(),
+        listener_limits.request_timeout + Duration::from_secs(1),
+    ));
     tracing::info!(%remd_addr, "REMD-facing listener up");
     let relay_task = tokio::spawn(Arc::clone(&relay).run(shutdown.clone()));
     let notify_task = store.spawn_outbox_listener(Arc::clone(&outbox_wake), shutdown.clone());
@@ -259,12 +283,14 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
             batch_deadline: config.api.batch_deadline,
             batch_concurrency: config.api.batch_concurrency,
             utc_offset: config.region.utc_offset,
-            request_timeout: config.api.request_timeout,
-            body_limit_bytes: config.api.body_limit_bytes,
+            request_timeout: config.api.limits.request_timeout,
+            body_limit_bytes: config.api.limits.body_limit_bytes,
             max_document_bytes: config.documents.max_bytes,
         }),
         mappings,
         outbox_wake,
+        intake: GroupCommit::start(Arc::clone(&store), config.database.group_commit_max),
+        intake_permits: Arc::new(tokio::sync::Semaphore::new(config.api.intake_workers)),
     };
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -274,15 +300,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     if !api_addr.ip().is_loopback() {
         tracing::warn!(%api_addr, "the API listens beyond loopback: make sure a firewall or proxy stands in front");
     }
-    let serve_shutdown = shutdown.clone();
     let app = api::router(state);
-    let api_task = tokio::spawn(async move {
-        let served =
-            axum::serve(listener, app).with_graceful_shutdown(async move { serve_shutdown.cancelled().await }).await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the API listener failed");
-        }
-    });
+    let api_task = tokio::spawn(crate::serve::serve(
+        listener,
+        app,
+        config.api.limits,
+        Admission::everyone(),
+        shutdown.clone(),
+        config.api.limits.request_timeout + Duration::from_secs(1),
+    ));
     tracing::info!(%api_addr, "API listening");
 
     let purge_task = tokio::spawn(purge_expired(
@@ -292,7 +318,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         shutdown.clone(),
     ));
 
-    let drain_for = config.api.request_timeout + Duration::from_secs(1);
+    let drain_for = config.api.limits.request_timeout + Duration::from_secs(1);
     let mut tasks = vec![api_task, remd_task, relay_task, purge_task];
     tasks.extend(notify_task);
     Ok(RunningGateway {

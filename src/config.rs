@@ -51,22 +51,40 @@ pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// Most documents sharing one commit.
+    pub group_commit_max: usize,
 }
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
-    pub request_timeout: Duration,
-    pub body_limit_bytes: usize,
     pub max_batch_items: usize,
     pub batch_deadline: Duration,
     pub batch_concurrency: usize,
     pub key_cache_for: Duration,
+    /// Documents checked at once (resolved: 0 in the file means one per CPU).
+    pub intake_workers: usize,
+    pub limits: ListenerLimits,
+}
+
+/// How a listener bounds its clients: connections, and time to send a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
 pub struct RemdListenerConfig {
     pub listen: SocketAddr,
+    /// Networks REMD's calls may come from.
+    pub allow_from: Vec<ipnet::IpNet>,
+    pub limits: ListenerLimits,
+    /// Ask REMD before a success result registers a submission.
+    pub confirm_success: bool,
 }
 
 /// Whether a federal service is the in-process emulator or a real remote one.
@@ -294,10 +312,10 @@ impl Config {
         if self.relay.retry_cap < self.relay.retry_base {
             problem("relay.retry_cap", "must not be shorter than relay.retry_base".into());
         }
-        if self.documents.max_bytes.saturating_mul(4) / 3 > self.api.body_limit_bytes {
+        if self.documents.max_bytes.saturating_mul(4) / 3 > self.api.limits.body_limit_bytes {
             problem(
                 "documents.max_bytes",
-                format!("in base64 it would exceed api.body_limit_bytes ({})", self.api.body_limit_bytes),
+                format!("in base64 it would exceed api.body_limit_bytes ({})", self.api.limits.body_limit_bytes),
             );
         }
         if let Some(dir) = &self.mappings.dir
@@ -317,12 +335,12 @@ impl Config {
         for (key, value) in
             [("frmr.answer_within_ms", self.frmr.answer_within), ("api.batch_deadline_ms", self.api.batch_deadline)]
         {
-            if value >= self.api.request_timeout {
+            if value >= self.api.limits.request_timeout {
                 problem(
                     key,
                     format!(
                         "must be shorter than api.request_timeout_ms ({} ms)",
-                        self.api.request_timeout.as_millis()
+                        self.api.limits.request_timeout.as_millis()
                     ),
                 );
             }
@@ -497,6 +515,16 @@ impl Reader<'_> {
         })
     }
 
+    fn listener_limits(&mut self, section: &str) -> ListenerLimits {
+        ListenerLimits {
+            max_connections: self.positive(section, "max_connections", "connections") as usize,
+            header_read_timeout: self.millis(section, "header_read_timeout_ms"),
+            idle_timeout: self.duration(section, "idle_timeout"),
+            request_timeout: self.millis(section, "request_timeout_ms"),
+            body_limit_bytes: self.positive(section, "body_limit_bytes", "bytes") as usize,
+        }
+    }
+
     fn listen(&mut self, section: &str, key: &str) -> SocketAddr {
         self.get(section, key, "an address like \"127.0.0.1:8080\"", |s: String| {
             s.parse::<SocketAddr>().map_err(|_| format!("not an IP address with a port: {s:?}"))
@@ -541,17 +569,41 @@ impl Reader<'_> {
             }),
             max_connections: self.positive("database", "max_connections", "connections") as u32,
             acquire_timeout: self.millis("database", "acquire_timeout_ms"),
+            group_commit_max: self.positive("database", "group_commit_max", "documents") as usize,
         };
         let api = ApiConfig {
             listen: self.listen("api", "listen"),
-            request_timeout: self.millis("api", "request_timeout_ms"),
-            body_limit_bytes: self.positive("api", "body_limit_bytes", "bytes") as usize,
             max_batch_items: self.positive("api", "max_batch_items", "items") as usize,
             batch_deadline: self.millis("api", "batch_deadline_ms"),
             batch_concurrency: self.positive("api", "batch_concurrency", "lookups") as usize,
             key_cache_for: self.duration_or_zero("api", "key_cache_for"),
+            intake_workers: self.get("api", "intake_workers", "a count (0: one per CPU)", |n: i64| match n {
+                0 => Ok(std::thread::available_parallelism().map_or(2, usize::from)),
+                1..=1024 => Ok(n as usize),
+                _ => Err(format!("must be between 0 and 1024, got {n}")),
+            }),
+            limits: self.listener_limits("api"),
         };
-        let remd_listener = RemdListenerConfig { listen: self.listen("remd_listener", "listen") };
+        let remd_listener = RemdListenerConfig {
+            listen: self.listen("remd_listener", "listen"),
+            allow_from: self.get(
+                "remd_listener",
+                "allow_from",
+                "a list of networks like [\"127.0.0.1/8\", \"10.0.0.0/24\"]",
+                |list: Vec<String>| {
+                    list.iter()
+                        .map(|s| {
+                            let s = s.trim();
+                            s.parse::<ipnet::IpNet>()
+                                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                                .map_err(|_| format!("not a network or an address: {s:?}"))
+                        })
+                        .collect()
+                },
+            ),
+            limits: self.listener_limits("remd_listener"),
+            confirm_success: self.get("remd_listener", "confirm_success", "true or false", Ok::<bool, String>),
+        };
         let frmr = FrmrConfig {
             mode: self.mode("frmr"),
             base_url: self.optional_http_url("frmr", "base_url"),

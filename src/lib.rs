@@ -12,6 +12,12 @@
 //! - [`staff`] — staff verification: verdict rules, the database cache, coalescing and the
 //!   circuit breaker in front of FRMR;
 //! - [`api`] — the internal HTTP API (axum): routing, problems, OpenAPI, service endpoints;
+//!   intake checks documents on the blocking pool and stores them through group commit;
+//! - [`remd_listener`] — REMD's calls to the gateway, and the trust rule of their results;
+//! - [`serve`] — how every listener serves connections: the connection cap, header-read
+//!   and idle timeouts, admission by address;
+//! - [`relay`] — the outbox dispatcher: rate limit, claims with leases, REMD calls,
+//!   reconciliation;
 //! - [`metrics`] — the Prometheus registry, also the adapters' call observer;
 //! - [`app`] — wiring: builds everything from a [`config::Config`], runs it, shuts it down.
 //!
@@ -29,6 +35,7 @@ pub mod memo;
 pub mod metrics;
 pub mod relay;
 pub mod remd_listener;
+pub mod serve;
 pub mod staff;
 pub mod store;
 pub mod submission;

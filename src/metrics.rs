@@ -69,6 +69,11 @@ pub struct Metrics {
     pub relay_outcomes: Family<ResultLabels, Counter>,
     /// REMD message codes the mappings do not know (treated as needing a data fix).
     pub remd_unknown_codes: Counter,
+    /// Connections to the REMD listener from outside `remd_listener.allow_from`.
+    pub remd_listener_refused: Counter,
+    /// Calls to the REMD listener that were answered with a fault and changed nothing,
+    /// by why: `unreadable`, `unknown_message`, `not_current`, `mismatch`, `not_confirmed`.
+    pub remd_listener_rejected: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -93,6 +98,8 @@ impl Metrics {
             frmr_circuit_open: Gauge::default(),
             relay_outcomes: Family::default(),
             remd_unknown_codes: Counter::default(),
+            remd_listener_refused: Counter::default(),
+            remd_listener_rejected: Family::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "API requests by method, route and status", m.http_requests.clone());
@@ -116,6 +123,16 @@ impl Metrics {
             "rate_limiter_wait_seconds",
             "Time spent waiting for rate limiters",
             m.rate_limit_wait_seconds.clone(),
+        );
+        registry.register(
+            "remd_listener_refused_connections",
+            "Connections to the REMD listener refused by remd_listener.allow_from",
+            m.remd_listener_refused.clone(),
+        );
+        registry.register(
+            "remd_listener_rejected_calls",
+            "Calls to the REMD listener answered with a fault, changing nothing, by reason",
+            m.remd_listener_rejected.clone(),
         );
         registry.register("token_fetches", "Tokens fetched from token providers by outcome", m.token_fetches.clone());
         registry.register(

@@ -1,36 +1,87 @@
 //! The REMD-facing listener: REMD's SOAP calls to the gateway, and nothing else.
 //!
-//! - `getDocumentFile` → the exact stored bytes (and an event in the timeline);
+//! A trust boundary: only callers from `remd_listener.allow_from` reach it (others get 403
+//! at the connection, see [`crate::serve`]); every call is bounded in size
+//! (`remd_listener.body_limit_bytes`, and the SOAP reader's own limits) and time.
+//!
+//! - `getDocumentFile` → the exact stored bytes (and an event in the timeline): by
+//!   MessageID, for a message the gateway sent; by `emdrId`, only for a registered
+//!   submission whose `localUid` the call also names;
 //! - `sendRegisterDocumentResult` → `registered` with the `emdrId`, or REMD's errors with
-//!   their dispositions (retry codes go back to the schedule). Each call is recorded once by
-//!   REMD's MessageID: a duplicate is acknowledged and changes nothing; a result for a
-//!   message the gateway never sent is recorded and acknowledged.
+//!   their dispositions (retry codes go back to the schedule) — only when
+//!   [`judge_result`] admits it: it answers the submission's current MessageID and names
+//!   its `localUid`, organisation and kind. Anything else is recorded (small), answered
+//!   with a fault, and changes nothing. With `remd_listener.confirm_success`, REMD is
+//!   asked (`getRegistryItem`) before a success registers. Each applied call is recorded
+//!   once by REMD's MessageID: a duplicate is acknowledged and changes nothing.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use egisz_contract::remd::{RegisterResult, ResultStatus};
 use egisz_remd::{DocumentFile, Envelope, Fault, FaultCode, Incoming, ReplyHeader, SoapVersion};
+use tower::ServiceBuilder;
 
+use crate::config::ListenerLimits;
+
+use crate::metrics::{Metrics, ResultLabels};
 use crate::relay::Relay;
-use crate::store::{CallbackRecord, Store};
-use crate::submission::{Status, Transition};
+use crate::store::{CallbackChange, CallbackRecord, Store};
+use crate::submission::{Status, SubmissionRecord, Transition};
 
 /// What the listener needs.
 #[derive(Clone)]
 pub struct ListenerState {
     pub store: Arc<dyn Store>,
     pub relay: Arc<Relay>,
+    pub metrics: Arc<Metrics>,
+    /// Ask REMD before a success result registers a submission.
+    pub confirm_success: bool,
 }
 
 const ACTOR: &str = "remd";
 
-pub fn router(state: ListenerState, body_limit: usize) -> Router {
-    Router::new().fallback(handle).layer(DefaultBodyLimit::max(body_limit)).with_state(state)
+/// The listener's router: every call to `handle`, within `limits` (body size, handling time).
+pub fn router(state: ListenerState, limits: &ListenerLimits) -> Router {
+    Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    let version = SoapVersion::default();
+                    let to = Envelope { version, ..Envelope::default() };
+                    fault(version, &to, Fault::new(FaultCode::Sender, "the call took too long to arrive or to handle"))
+                }))
+                .timeout(limits.request_timeout),
+        )
+        .with_state(state)
+}
+
+/// What a caller outside `remd_listener.allow_from` gets, whatever it sends: 403 with a
+/// SOAP fault, and the connection closed.
+pub fn refused_router() -> Router {
+    Router::new().fallback(|| async {
+        let version = SoapVersion::default();
+        let to = Envelope { version, ..Envelope::default() };
+        let body = egisz_remd::write_fault(
+            version,
+            &ReplyHeader::answering(&to),
+            &Fault::new(FaultCode::Sender, "this address may not call the information system"),
+        );
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, version.content_type(None)), (header::CONNECTION, "close".into())],
+            body,
+        )
+            .into_response()
+    })
 }
 
 fn soap(version: SoapVersion, status: StatusCode, body: Vec<u8>) -> Response {
@@ -42,11 +93,28 @@ fn fault(version: SoapVersion, to: &Envelope, f: Fault) -> Response {
     soap(version, status, egisz_remd::write_fault(version, &ReplyHeader::answering(to), &f))
 }
 
-async fn handle(State(state): State<ListenerState>, body: Bytes) -> Response {
+async fn handle(State(state): State<ListenerState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let version = SoapVersion::default();
+            let to = Envelope { version, ..Envelope::default() };
+            let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
+            state.metrics.remd_listener_rejected.get_or_create(&ResultLabels { result: "unreadable".into() }).inc();
+            let reason =
+                if too_large { "the call is larger than this listener accepts" } else { "the call could not be read" };
+            let mut response = fault(version, &to, Fault::new(FaultCode::Sender, reason));
+            if too_large {
+                *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            }
+            return response;
+        }
+    };
     let (envelope, incoming) = match egisz_remd::parse_incoming(&body) {
         Ok(parsed) => parsed,
         Err(e) => {
             let version = egisz_remd::envelope_version(&body).unwrap_or_default();
+            state.metrics.remd_listener_rejected.get_or_create(&ResultLabels { result: "unreadable".into() }).inc();
             tracing::warn!(error = %e, "REMD listener: an unreadable call");
             let to = Envelope { version, ..Envelope::default() };
             return fault(version, &to, Fault::new(FaultCode::Sender, format!("the call is not readable: {e}")));
@@ -85,7 +153,7 @@ async fn get_document_file(
             .store
             .submission_by_emdr_id(emdr_id)
             .await?
-            .filter(|s| req.local_uid.as_deref() == Some(s.local_uid.as_str()));
+            .filter(|s| s.status == Status::Registered && req.local_uid.as_deref() == Some(s.local_uid.as_str()));
     }
     let record = CallbackRecord {
         received_at: now,
@@ -116,8 +184,59 @@ async fn get_document_file(
     Ok(soap(envelope.version, StatusCode::OK, answer))
 }
 
-/// A state change a REMD call asks for: which submission, from which states, to what.
-type Change<'a> = Option<(uuid::Uuid, &'a [Status], Transition)>;
+/// What a result from REMD may do, judged from the submission its `relatesToMessage` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// Apply it (the change is worked out by the caller).
+    Apply,
+    /// Record it, answer with a fault, change nothing; the reason is a metric label.
+    Reject(&'static str),
+}
+
+/// The trust rule of REMD's results, pure: a result counts only when it answers the
+/// MessageID the gateway sent last for the submission (an earlier send's result is
+/// outdated, whatever it says), and its `localUid`, organisation and kind are the
+/// submission's. A success must carry `localUid` and organisation: nothing is registered
+/// on a result that does not say what it registered.
+pub fn judge_result(submission: Option<&SubmissionRecord>, result: &RegisterResult) -> Judgement {
+    let Some(sub) = submission else { return Judgement::Reject("unknown_message") };
+    if sub.current_message_id.as_deref() != Some(result.relates_to_message.as_str()) {
+        return Judgement::Reject("not_current");
+    }
+    let success = result.status == ResultStatus::Success;
+    let same = |given: Option<&str>, ours: &str| match given.map(str::trim) {
+        Some(given) => given == ours,
+        None => !success,
+    };
+    let kind_ok = result.kind.is_none_or(|k| k == sub.kind);
+    let item_uid_ok = result
+        .registry_item
+        .as_ref()
+        .and_then(|i| i.local_uid.as_deref())
+        .is_none_or(|uid| uid.trim() == sub.local_uid);
+    if !same(result.local_uid.as_deref(), &sub.local_uid)
+        || !same(result.organization.as_deref(), sub.organization.as_str())
+        || !kind_ok
+        || !item_uid_ok
+    {
+        return Judgement::Reject("mismatch");
+    }
+    Judgement::Apply
+}
+
+/// The largest payload kept of one recorded call, in bytes of JSON.
+pub const MAX_RECORDED_PAYLOAD: usize = 64 * 1024;
+
+/// `value`, or a stand-in that says how large it was when it is larger than
+/// [`MAX_RECORDED_PAYLOAD`].
+fn capped(value: serde_json::Value) -> serde_json::Value {
+    let size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
+    if size <= MAX_RECORDED_PAYLOAD {
+        value
+    } else {
+        serde_json::json!({ "omitted": "payload larger than the recording limit", "bytes": size })
+    }
+}
 
 async fn register_result(
     state: &ListenerState,
@@ -125,8 +244,12 @@ async fn register_result(
     res: RegisterResult,
 ) -> Result<Response, crate::store::StoreError> {
     let now = crate::now();
-    let ack = egisz_remd::write_register_document_result_response(envelope.version, &ReplyHeader::answering(envelope));
     let found = state.store.submission_by_message(&res.relates_to_message).await?;
+    let sub = match (judge_result(found.as_ref(), &res), found) {
+        (Judgement::Apply, Some(sub)) => sub,
+        (Judgement::Apply, None) => return reject(state, envelope, &res, None, "unknown_message", now).await,
+        (Judgement::Reject(reason), found) => return reject(state, envelope, &res, found.as_ref(), reason, now).await,
+    };
     // Every state but `registered`: REMD's word that a document is registered is the truth,
     // even after the gateway gave up on it (failed) or ops cancelled it.
     let not_registered = [
@@ -139,44 +262,51 @@ async fn register_result(
         Status::Cancelled,
     ];
     let open = [Status::Queued, Status::Sending, Status::AwaitingResult, Status::RetryWait, Status::Unknown];
-    let (outcome, change): (&str, Change<'_>) = match &found {
-        None => ("unknown_message", None),
-        Some(sub) => match (&res.status, &res.registry_item) {
-            (ResultStatus::Success, Some(item)) => {
-                let mut detail = format!("зарегистрирован в РЭМД, emdrId {}", item.emdr_id);
-                if matches!(sub.status, Status::Failed | Status::Cancelled) {
-                    detail.push_str(&format!(" (документ был в статусе {})", sub.status));
-                    tracing::warn!(submission = %sub.id, status = %sub.status, "REMD registered a document the gateway had given up on");
+    let (outcome, from, t): (&str, &[Status], Transition) = match (&res.status, &res.registry_item) {
+        (ResultStatus::Success, Some(item)) => {
+            if state.confirm_success {
+                match state.relay.confirm_registered(&item.emdr_id, &sub).await {
+                    Ok(true) => {}
+                    Ok(false) => return reject(state, envelope, &res, Some(&sub), "not_confirmed", now).await,
+                    Err(reason) => {
+                        tracing::warn!(submission = %sub.id, reason = %reason, "REMD could not confirm a registration; REMD will deliver the result again");
+                        return Ok(fault(
+                            envelope.version,
+                            envelope,
+                            Fault::new(FaultCode::Receiver, "temporary failure of the information system"),
+                        ));
+                    }
                 }
-                let t = Transition {
-                    emdr_id: Some(item.emdr_id.clone()),
-                    registered_at: Some(item.registration_date_time.map_or(now, |t| t.with_timezone(&chrono::Utc))),
-                    errors: Some(Vec::new()),
-                    ..Transition::to(Status::Registered, ACTOR, detail)
-                };
-                ("registered", Some((sub.id, &not_registered[..], t)))
             }
-            (ResultStatus::Success, None) => {
-                tracing::warn!(submission = %sub.id, "a success result without a registry item; reconciling");
-                let t = Transition {
-                    next_attempt_at: Some(now),
-                    ..Transition::to(
-                        Status::Unknown,
-                        ACTOR,
-                        "РЭМД сообщил об успехе без номера регистрации; сверка с реестром",
-                    )
-                };
-                ("success_without_item", Some((sub.id, &open[..], t)))
+            let mut detail = format!("зарегистрирован в РЭМД, emdrId {}", item.emdr_id);
+            if matches!(sub.status, Status::Failed | Status::Cancelled) {
+                detail.push_str(&format!(" (документ был в статусе {})", sub.status));
+                tracing::warn!(submission = %sub.id, status = %sub.status, "REMD registered a document the gateway had given up on");
             }
-            (ResultStatus::Error, _) if sub.current_message_id.as_deref() != Some(res.relates_to_message.as_str()) => {
-                // An error about an earlier send: what happens to the latest one decides.
-                ("stale_errors", None)
-            }
-            (ResultStatus::Error, _) => {
-                let t = state.relay.after_remd_errors(sub, &res.errors, now, "РЭМД: документ не зарегистрирован");
-                ("errors", Some((sub.id, &open[..], t)))
-            }
-        },
+            let t = Transition {
+                emdr_id: Some(item.emdr_id.clone()),
+                registered_at: Some(item.registration_date_time.map_or(now, |t| t.with_timezone(&chrono::Utc))),
+                errors: Some(Vec::new()),
+                ..Transition::to(Status::Registered, ACTOR, detail)
+            };
+            ("registered", &not_registered[..], t)
+        }
+        (ResultStatus::Success, None) => {
+            tracing::warn!(submission = %sub.id, "a success result without a registry item; reconciling");
+            let t = Transition {
+                next_attempt_at: Some(now),
+                ..Transition::to(
+                    Status::Unknown,
+                    ACTOR,
+                    "РЭМД сообщил об успехе без номера регистрации; сверка с реестром",
+                )
+            };
+            ("success_without_item", &open[..], t)
+        }
+        (ResultStatus::Error, _) => {
+            let t = state.relay.after_remd_errors(&sub, &res.errors, now, "РЭМД: документ не зарегистрирован");
+            ("errors", &open[..], t)
+        }
     };
     // REMD may send a call without a MessageID: such calls cannot be recognised as repeats.
     let message_id =
@@ -186,38 +316,63 @@ async fn register_result(
         operation: "sendRegisterDocumentResult".into(),
         message_id,
         relates_to: Some(res.relates_to_message.clone()),
-        submission_id: found.as_ref().map(|s| s.id),
+        submission_id: Some(sub.id),
         outcome: outcome.into(),
-        payload: serde_json::to_value(&res).unwrap_or_default(),
+        payload: capped(serde_json::to_value(&res).unwrap_or_default()),
     };
-    let wakes = change.as_ref().is_some_and(|(_, _, t)| t.next_attempt_at.is_some());
-    let (first, applied) =
-        state.store.apply_callback(&record, change.as_ref().map(|(id, from, t)| (*id, *from, t)), now).await?;
-    match (first, applied, &found) {
-        (false, _, _) => tracing::debug!("a repeated REMD result; acknowledged, nothing changed"),
-        (true, _, None) => {
-            tracing::warn!("a REMD result for a message the gateway never sent; recorded and acknowledged")
-        }
-        (true, true, Some(sub)) => {
+    let wakes = t.next_attempt_at.is_some();
+    // The guard on the current MessageID is part of the update itself: a send that begins
+    // between the read above and this write makes the result outdated, and it is not applied.
+    let change = CallbackChange { id: sub.id, from, current_message: Some(&res.relates_to_message), transition: &t };
+    let (first, applied) = state.store.apply_callback(&record, Some(change), now).await?;
+    match (first, applied) {
+        (false, _) => tracing::debug!("a repeated REMD result; acknowledged, nothing changed"),
+        (true, true) => {
             tracing::info!(submission = %sub.id, outcome, "REMD result applied");
             if wakes {
                 state.relay.wake();
             }
         }
-        (true, false, Some(sub)) => {
-            if outcome == "stale_errors" {
-                state
-                    .store
-                    .record_event(
-                        sub.id,
-                        ACTOR,
-                        "РЭМД прислал ошибки по более ранней отправке; учтён результат последней",
-                        now,
-                    )
-                    .await?;
-            }
-            tracing::info!(submission = %sub.id, outcome, "a late REMD result; the submission had moved on");
+        (true, false) => {
+            tracing::info!(submission = %sub.id, outcome, "a late REMD result; the submission had moved on")
         }
     }
+    let ack = egisz_remd::write_register_document_result_response(envelope.version, &ReplyHeader::answering(envelope));
     Ok(soap(envelope.version, StatusCode::OK, ack))
+}
+
+/// A result that changes nothing: recorded (small) for ops, counted, answered with a fault.
+async fn reject(
+    state: &ListenerState,
+    envelope: &Envelope,
+    res: &RegisterResult,
+    found: Option<&SubmissionRecord>,
+    reason: &'static str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Response, crate::store::StoreError> {
+    state.metrics.remd_listener_rejected.get_or_create(&ResultLabels { result: reason.to_owned() }).inc();
+    tracing::warn!(submission = ?found.map(|s| s.id), reason, "a REMD result was refused; nothing changed");
+    let record = CallbackRecord {
+        received_at: now,
+        operation: "sendRegisterDocumentResult".into(),
+        // Never under REMD's MessageID: a refused call must not make a later genuine one
+        // with the same id look like a repeat.
+        message_id: format!("refused:{}", uuid::Uuid::new_v4()),
+        relates_to: Some(res.relates_to_message.clone()),
+        submission_id: found.map(|s| s.id),
+        outcome: reason.into(),
+        payload: capped(serde_json::json!({
+            "message_id": res.message_id, "status": res.status, "kind": res.kind,
+            "organization": res.organization, "local_uid": res.local_uid,
+            "emdr_id": res.registry_item.as_ref().map(|i| &i.emdr_id),
+        })),
+    };
+    state.store.record_callback(&record).await?;
+    let text = match reason {
+        "unknown_message" => "the result answers no message of this information system",
+        "not_current" => "the result answers an outdated message; the latest one decides",
+        "not_confirmed" => "the register does not confirm this registration",
+        _ => "the result does not match the document it names",
+    };
+    Ok(fault(envelope.version, envelope, Fault::new(FaultCode::Sender, text)))
 }

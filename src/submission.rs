@@ -204,3 +204,74 @@ pub struct ListFilter {
     pub before: Option<(DateTime<Utc>, Uuid)>,
     pub limit: u32,
 }
+
+/// Fixtures for the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use egisz_contract::remd::{Patient, RegisterDocument};
+    use egisz_contract::{Oid, Personal};
+
+    use super::*;
+
+    pub fn request(local_uid: &str) -> RegisterDocument {
+        RegisterDocument {
+            message_id: String::new(),
+            kind: 40,
+            organization: Oid::parse("1.2.643.5.1.13.13.12.2.42.2917").unwrap(),
+            department: None,
+            local_uid: local_uid.to_owned(),
+            creation_date_time: "2023-08-18T10:15:00+07:00".parse().unwrap(),
+            patient: Patient {
+                local_id: "P-1".into(),
+                snils: None,
+                surname: Personal("Ф".into()),
+                name: Personal("И".into()),
+                patr_name: None,
+                birth_date: Personal("1997-08-05".parse().unwrap()),
+                gender: 2,
+            },
+            checksum: 1,
+            personal_signatures: vec![],
+            org_signature: None,
+        }
+    }
+
+    pub fn new_submission(local_uid: &str) -> NewSubmission {
+        NewSubmission {
+            id: Uuid::now_v7(),
+            organization: Oid::parse("1.2.643.5.1.13.13.12.2.42.2917").unwrap(),
+            local_uid: local_uid.to_owned(),
+            kind: 40,
+            checksum: 1,
+            content: b"<ClinicalDocument/>".to_vec(),
+            request: request(local_uid),
+            created_at: crate::now(),
+            actor: "test".into(),
+        }
+    }
+
+    pub fn record(local_uid: &str) -> SubmissionRecord {
+        let now = crate::now();
+        SubmissionRecord {
+            id: Uuid::now_v7(),
+            organization: Oid::parse("1.2.643.5.1.13.13.12.2.42.2917").unwrap(),
+            local_uid: local_uid.to_owned(),
+            kind: 40,
+            status: Status::Queued,
+            checksum: 1,
+            byte_size: 19,
+            request: request(local_uid),
+            attempts: 0,
+            next_attempt_at: Some(now),
+            lease_owner: None,
+            lease_until: None,
+            emdr_id: None,
+            registered_at: None,
+            errors: vec![],
+            awaiting_since: None,
+            current_message_id: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}

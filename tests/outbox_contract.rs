@@ -22,6 +22,8 @@ on_both_backends!(
     expired_leases_and_silent_results_go_to_reconciliation,
     callbacks_are_recorded_once,
     lists_filter_and_paginate_newest_first,
+    a_batch_commits_together_and_a_bad_document_fails_alone,
+    commits_are_durable_on_every_connection,
 );
 
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -277,4 +279,55 @@ async fn lists_filter_and_paginate_newest_first(db: Db) {
     let other_org = Oid::parse("1.2.643.5.1.13.13.12.2.42.3011").unwrap();
     assert!(only(ListFilter { organizations: Some(vec![other_org]), ..ListFilter::default() }).await.is_empty());
     assert!(only(ListFilter { organizations: Some(vec![]), ..ListFilter::default() }).await.is_empty());
+}
+
+async fn a_batch_commits_together_and_a_bad_document_fails_alone(db: Db) {
+    let db = TestDb::new(db).await;
+    let s = open(&db).await;
+    let now = egisz_gateway::now();
+    let existing = created(&s, "batch-0", now).await;
+    let mut clash = new_submission("batch-clash", b"x", now);
+    // Its id is taken: the insert fails inside the batch, under its own savepoint.
+    clash.id = existing;
+    let batch = vec![
+        new_submission("batch-1", b"one", now),
+        new_submission("batch-0", b"other bytes", now),
+        clash,
+        new_submission("batch-0", b"batch-0", now),
+        new_submission("batch-2", b"two", now),
+        // The same document twice in one batch: the second finds the first.
+        new_submission("batch-2", b"two", now),
+    ];
+    let results = s.intake_batch(&batch).await.unwrap();
+    assert_eq!(results.len(), 6);
+    assert!(matches!(&results[0], Ok(Intake::Created(r)) if r.local_uid == "batch-1"));
+    assert!(matches!(&results[1], Ok(Intake::Conflict(r)) if r.id == existing));
+    assert!(results[2].is_err(), "{:?}", results[2]);
+    assert!(matches!(&results[3], Ok(Intake::Existing(r)) if r.id == existing));
+    let Ok(Intake::Created(two)) = &results[4] else { panic!("{:?}", results[4]) };
+    assert!(matches!(&results[5], Ok(Intake::Existing(r)) if r.id == two.id));
+    // Everything the batch created is stored, with its event; the failed one left nothing.
+    for uid in ["batch-1", "batch-2"] {
+        let found = s.list_submissions(&ListFilter { limit: 50, ..ListFilter::default() }).await.unwrap();
+        let rec = found.iter().find(|r| r.local_uid == uid).unwrap_or_else(|| panic!("{uid} stored"));
+        assert_eq!(s.events(rec.id).await.unwrap().len(), 1);
+        assert!(s.document_content(rec.id).await.unwrap().is_some());
+    }
+    let all = s.list_submissions(&ListFilter { limit: 50, ..ListFilter::default() }).await.unwrap();
+    assert_eq!(all.len(), 3, "batch-0, batch-1, batch-2 and nothing of the clash");
+}
+
+async fn commits_are_durable_on_every_connection(db: Db) {
+    let kind = db;
+    let db = TestDb::new(db).await;
+    let s = open(&db).await;
+    let d = s.durability().await.unwrap();
+    assert!(d.durable, "{d:?}");
+    match kind {
+        Db::Sqlite => {
+            let pool_size = Config::load(None, &[]).unwrap().database.max_connections as usize;
+            assert_eq!(d.settings, vec!["FULL".to_owned(); pool_size], "every pooled connection");
+        }
+        Db::Postgres => assert!(d.settings.iter().any(|s| s == "fsync=on"), "{d:?}"),
+    }
 }

@@ -285,16 +285,24 @@ async fn transport_failures_follow_the_schedule(db: Db) {
     assert_eq!(rec.errors[0].code, "GATEWAY_CONFIGURATION");
 }
 
-/// Posts a result to the REMD-facing listener as REMD would.
-async fn post_result(r: &Rig, remd_message: &str, relates_to: &str, status: ResultStatus, errors: Vec<RemdMessage>) {
+/// Posts a result to the REMD-facing listener as REMD would (naming the document the
+/// message was sent for); the HTTP status of the answer.
+async fn post_result(
+    r: &Rig,
+    remd_message: &str,
+    relates_to: &str,
+    status: ResultStatus,
+    errors: Vec<RemdMessage>,
+) -> u16 {
     use tower::ServiceExt;
+    let local_uid = r.store.submission_by_message(relates_to).await.unwrap().map(|s| s.local_uid);
     let result = RegisterResult {
         message_id: remd_message.into(),
         relates_to_message: relates_to.into(),
         status: status.clone(),
         kind: Some(40),
         organization: Some(MO.into()),
-        local_uid: None,
+        local_uid,
         creation_date_time: None,
         registry_item: matches!(status, ResultStatus::Success).then(|| RegistryItem {
             emdr_id: "16.62.23.09.000000777".into(),
@@ -306,14 +314,19 @@ async fn post_result(r: &Rig, remd_message: &str, relates_to: &str, status: Resu
         }),
         errors,
     };
+    let config = egisz_gateway::config::Config::load(None, &[]).unwrap();
     let app = egisz_gateway::remd_listener::router(
-        egisz_gateway::remd_listener::ListenerState { store: Arc::clone(&r.store), relay: Arc::clone(&r.relay) },
-        1 << 20,
+        egisz_gateway::remd_listener::ListenerState {
+            store: Arc::clone(&r.store),
+            relay: Arc::clone(&r.relay),
+            metrics: Arc::new(egisz_gateway::metrics::Metrics::new()),
+            confirm_success: false,
+        },
+        &config.remd_listener.limits,
     );
     let body = egisz_remd::write_register_document_result(egisz_remd::SoapVersion::Soap12, &result);
     let req = axum::http::Request::post("/").body(axum::body::Body::from(body)).unwrap();
-    let res = app.oneshot(req).await.unwrap();
-    assert_eq!(res.status(), 200);
+    app.oneshot(req).await.unwrap().status().as_u16()
 }
 
 async fn messages(r: &Rig, id: Uuid) -> Vec<String> {
@@ -329,7 +342,7 @@ async fn a_success_after_the_gateway_gave_up_still_registers(db: Db) {
     assert_eq!(status(&r, id).await, Status::Failed);
     // REMD had it after all.
     let sent = messages(&r, id).await;
-    post_result(&r, "remd-1", &sent[0], ResultStatus::Success, vec![]).await;
+    assert_eq!(post_result(&r, "remd-1", &sent[0], ResultStatus::Success, vec![]).await, 200);
     let rec = r.store.submission(id).await.unwrap().unwrap();
     assert_eq!(rec.status, Status::Registered, "REMD's success is the truth");
     assert_eq!(rec.emdr_id.as_deref(), Some("16.62.23.09.000000777"));
@@ -349,9 +362,10 @@ async fn an_error_about_an_earlier_send_does_not_override_the_latest(db: Db) {
     r.relay.drain().await.unwrap();
     let sent = messages(&r, id).await;
     assert_eq!(sent.len(), 2);
-    post_result(&r, "remd-old", &sent[0], ResultStatus::Error, vec![msg("PERSON_POST_IN_FRMR_MISMATCH")]).await;
+    let answer = post_result(&r, "remd-old", &sent[0], ResultStatus::Error, vec![msg("PERSON_POST_IN_FRMR_MISMATCH")]);
+    assert_eq!(answer.await, 400, "a result for an outdated send is refused with a fault");
     assert_eq!(status(&r, id).await, Status::AwaitingResult, "an error about the first send changes nothing");
-    post_result(&r, "remd-new", &sent[1], ResultStatus::Success, vec![]).await;
+    assert_eq!(post_result(&r, "remd-new", &sent[1], ResultStatus::Success, vec![]).await, 200);
     assert_eq!(status(&r, id).await, Status::Registered);
 }
 
@@ -408,7 +422,7 @@ async fn a_repeated_result_is_applied_once(db: Db) {
     r.relay.drain().await.unwrap();
     let sent = messages(&r, id).await;
     for _ in 0..3 {
-        post_result(&r, "remd-same", &sent[0], ResultStatus::Error, vec![msg("RATE_LIMIT")]).await;
+        assert_eq!(post_result(&r, "remd-same", &sent[0], ResultStatus::Error, vec![msg("RATE_LIMIT")]).await, 200);
     }
     let events = r.store.events(id).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.status == Status::RetryWait).count(), 1, "{events:?}");

@@ -95,11 +95,12 @@ async fn unknown_messages_duplicates_and_late_results(db: Db) {
     assert_ne!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("WRONG_MESSAGE_ID"));
 
-    // A result for a message never sent: recorded and acknowledged.
+    // A result for a message never sent: recorded, refused with a fault.
     let stray = result("remd-2", "never-sent", ResultStatus::Success, vec![]);
-    let (status, _) =
+    let (status, body) =
         post(&env, SoapVersion::Soap12, egisz_remd::write_register_document_result(SoapVersion::Soap12, &stray)).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("Fault"));
 
     // Garbage: a Sender fault, not a crash.
     let (status, body) = post(&env, SoapVersion::Soap12, b"<not-soap/>".to_vec()).await;

@@ -366,7 +366,7 @@ async fn batch_verification(db: Db) {
 }
 
 async fn bad_input_is_4xx_never_500(db: Db) {
-    let env = TestEnv::start_with(db, |c, _| c.api.body_limit_bytes = 64 * 1024).await;
+    let env = TestEnv::start_with(db, |c, _| c.api.limits.body_limit_bytes = 64 * 1024).await;
     let key = env.verifier().await;
     let cases: &[(&str, &str, u16, &str)] = &[
         (AUTHOR_SNILS, "organization=1.2.643.5.1.13.13.11.1002", 422, "organization_oid"),
@@ -429,7 +429,7 @@ async fn a_hung_frmr_is_answered_within_the_deadline(db: Db) {
         c.frmr.answer_within = Duration::from_millis(600);
         c.frmr.timeout = Duration::from_secs(10);
         c.api.batch_deadline = Duration::from_millis(1500);
-        c.api.request_timeout = Duration::from_secs(20);
+        c.api.limits.request_timeout = Duration::from_secs(20);
     })
     .await;
     let key = env.verifier().await;

@@ -3,7 +3,13 @@
 //! The CDA is parsed once; every rule that fails is reported (nothing is stored then); the
 //! REMD request is derived from the document and its signatures, never typed twice; the
 //! bytes, their checksum, the request, the submission and its first event are stored in ONE
-//! transaction before the answer.
+//! transaction, durable on disk, before the answer.
+//!
+//! The work on the bytes (base64, the CDA parse, CMS, digests) is CPU-bound: it runs in
+//! [`prepare`] on the blocking pool, at most `api.intake_workers` at once, so that the async
+//! workers stay free for `/healthz`, staff checks and the relay whatever documents arrive.
+//! The store's group commit then shares one transaction and one fsync among the intakes
+//! that arrive together.
 
 use axum::Json;
 use axum::extract::State;
@@ -20,7 +26,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::documents::{DocumentStatus, store_error};
 use super::extract::{ApiJson, Caller};
-use super::problem::{ApiError, FieldError, Problem};
+use super::problem::{ApiError, FieldError, FieldErrors, Problem};
 use crate::auth::Role;
 use crate::mappings::OrgSignature;
 use crate::submission::{Intake, NewSubmission};
@@ -61,6 +67,9 @@ fn nested(prefix: &str, v: Violation) -> FieldError {
     FieldError::new(v.rule, path, v.message)
 }
 
+/// Most personal signatures in one submission (a TMK protocol has one or two).
+pub const MAX_SIGNATURES: usize = 16;
+
 fn decode(raw: &str) -> Option<Vec<u8>> {
     BASE64.decode(raw.trim()).ok()
 }
@@ -88,7 +97,46 @@ pub async fn submit(
     ApiJson(body): ApiJson<SubmitRequest>,
 ) -> Result<(StatusCode, Json<DocumentStatus>), ApiError> {
     caller.require(Role::Submitter)?;
-    let mut errors: Vec<FieldError> = Vec::new();
+    let permit = state.intake_permits.clone().acquire_owned().await.map_err(|_| unavailable())?;
+    let prepared = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            prepare(&state, &caller, body)
+        })
+    };
+    let new = prepared.await.map_err(|e| {
+        tracing::error!(error = %e, "document intake: the check of a document failed");
+        ApiError::internal("the check of the document failed")
+    })??;
+    match state.intake.intake(new).await.map_err(store_error)? {
+        Intake::Created(record) => {
+            state.outbox_wake.notify_waiters();
+            tracing::info!(submission = %record.id, organization = %record.organization, kind = record.kind, "document accepted");
+            Ok((StatusCode::ACCEPTED, Json(DocumentStatus::of(&record, None))))
+        }
+        Intake::Existing(record) => Ok((StatusCode::OK, Json(DocumentStatus::of(&record, None)))),
+        Intake::Conflict(record) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate_local_uid",
+            "Документ с таким localUid уже подан с другим содержимым",
+            format!(
+                "организация уже подала документ с этим localUid (submission {}); исправленный документ подаётся с новым localUid",
+                record.id
+            ),
+        )),
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "Шлюз останавливается", "the gateway is stopping")
+        .with_retry_after(5)
+}
+
+/// Every check of a submission, on the bytes: the stored submission when all pass, else
+/// the 422 with every failed rule (the first [`FieldErrors::MAX_REPORTED`]).
+fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<NewSubmission, ApiError> {
+    let mut errors = FieldErrors::default();
 
     let organization = match Oid::parse_organization(&body.organization) {
         Ok(oid) => {
@@ -131,7 +179,7 @@ pub async fn submit(
     });
     let Some(content) = decode(&body.document) else {
         errors.push(FieldError::new("document_base64", "/document", "документ должен быть в base64"));
-        return Err(ApiError::validation("validation_failed", errors));
+        return Err(errors.into_error());
     };
     if content.len() > state.settings.max_document_bytes {
         return Err(ApiError::new(
@@ -146,8 +194,16 @@ pub async fn submit(
         ));
     }
     let (Some(organization), Some(kind)) = (organization, kind) else {
-        return Err(ApiError::validation("validation_failed", errors));
+        return Err(errors.into_error());
     };
+    if body.signatures.len() > MAX_SIGNATURES {
+        errors.push(FieldError::new(
+            "signatures_count",
+            "/signatures",
+            format!("подписей {}, допустимо не более {MAX_SIGNATURES}", body.signatures.len()),
+        ));
+        return Err(errors.into_error());
+    }
 
     let now = Utc::now().with_timezone(&state.settings.utc_offset);
     let expectations = Expectations {
@@ -163,7 +219,7 @@ pub async fn submit(
         Err(violations) => {
             // A document that does not parse can be checked no further.
             errors.extend(violations.into_iter().map(field));
-            return Err(ApiError::validation("validation_failed", errors));
+            return Err(errors.into_error());
         }
     };
     errors.extend(egisz_semd::check(&header, &expectations).into_iter().map(field));
@@ -179,11 +235,7 @@ pub async fn submit(
     let parts = match egisz_semd::register_request_parts(&header, state.settings.utc_offset) {
         Ok(p) => Some(p),
         Err(violations) => {
-            for v in violations {
-                if !errors.iter().any(|e| e.rule == v.rule && e.path == v.path) {
-                    errors.push(field(v));
-                }
-            }
+            errors.extend(violations.into_iter().map(field));
             None
         }
     };
@@ -256,9 +308,7 @@ pub async fn submit(
     }
     if !parsed.is_empty() {
         for v in egisz_semd::check_personal_signatures(&header, &parsed) {
-            if !errors.iter().any(|e| e.rule == v.rule) {
-                errors.push(nested("/signatures", v));
-            }
+            errors.push_new_rule(nested("/signatures", v));
         }
     }
     let org_signature = match (&body.org_signature, kind.org_signature) {
@@ -328,7 +378,7 @@ pub async fn submit(
         }
     }
     let Some(parts) = parts.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::validation("validation_failed", errors));
+        return Err(errors.into_error());
     };
     let checksum = egisz_remd::checksum(&content);
     let local_uid = parts.local_uid.clone();
@@ -338,7 +388,7 @@ pub async fn submit(
     if request.department.is_none() {
         request.department = department;
     }
-    let new = NewSubmission {
+    Ok(NewSubmission {
         id: Uuid::now_v7(),
         organization,
         local_uid,
@@ -348,22 +398,5 @@ pub async fn submit(
         request,
         created_at: crate::now(),
         actor: format!("api:{}", caller.0.name),
-    };
-    match state.store.intake(&new).await.map_err(store_error)? {
-        Intake::Created(record) => {
-            state.outbox_wake.notify_waiters();
-            tracing::info!(submission = %record.id, organization = %record.organization, kind = record.kind, "document accepted");
-            Ok((StatusCode::ACCEPTED, Json(DocumentStatus::of(&record, None))))
-        }
-        Intake::Existing(record) => Ok((StatusCode::OK, Json(DocumentStatus::of(&record, None)))),
-        Intake::Conflict(record) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "duplicate_local_uid",
-            "Документ с таким localUid уже подан с другим содержимым",
-            format!(
-                "организация уже подала документ с этим localUid (submission {}); исправленный документ подаётся с новым localUid",
-                record.id
-            ),
-        )),
-    }
+    })
 }

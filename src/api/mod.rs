@@ -60,6 +60,10 @@ pub struct AppState {
     pub mappings: Arc<crate::mappings::Mappings>,
     /// Wakes the relay when a submission is stored.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Where intakes are stored: shared, durable commits.
+    pub intake: crate::store::GroupCommit,
+    /// Documents checked at once (`api.intake_workers`).
+    pub intake_permits: Arc<tokio::sync::Semaphore>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

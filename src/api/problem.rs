@@ -20,6 +20,59 @@ impl FieldError {
     }
 }
 
+/// The failed rules of one request as they are found: each (rule, path) once, in the order
+/// found, the first [`FieldErrors::MAX_REPORTED`] kept and the rest only counted. Linear in
+/// the number found, however many a hostile document produces.
+#[derive(Debug, Default)]
+pub struct FieldErrors {
+    kept: Vec<FieldError>,
+    seen: std::collections::HashSet<(String, String)>,
+    rules: std::collections::HashSet<String>,
+    omitted: usize,
+}
+
+impl FieldErrors {
+    /// Most errors listed in one answer.
+    pub const MAX_REPORTED: usize = 200;
+
+    /// Adds `e` unless the same rule was already reported at the same path.
+    pub fn push(&mut self, e: FieldError) {
+        if !self.seen.insert((e.rule.clone(), e.path.clone())) {
+            return;
+        }
+        self.rules.insert(e.rule.clone());
+        if self.kept.len() < Self::MAX_REPORTED {
+            self.kept.push(e);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// Adds `e` unless its rule was already reported anywhere.
+    pub fn push_new_rule(&mut self, e: FieldError) {
+        if !self.rules.contains(&e.rule) {
+            self.push(e);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The 422 answer with every error kept and the count of those left out.
+    pub fn into_error(self) -> ApiError {
+        ApiError { omitted: self.omitted, ..ApiError::validation("validation_failed", self.kept) }
+    }
+}
+
+impl Extend<FieldError> for FieldErrors {
+    fn extend<I: IntoIterator<Item = FieldError>>(&mut self, iter: I) {
+        for e in iter {
+            self.push(e);
+        }
+    }
+}
+
 /// The body of every error answer.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -34,6 +87,9 @@ pub struct Problem {
     pub code: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// How many more errors were found than `errors` lists (it lists at most 200).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors_omitted: Option<usize>,
 }
 
 /// An error answer of the API.
@@ -44,6 +100,8 @@ pub struct ApiError {
     pub title: &'static str,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    /// Errors found beyond those in `errors`.
+    pub omitted: usize,
     /// Seconds, for `Retry-After`.
     pub retry_after: Option<u64>,
     /// Adds `WWW-Authenticate: Bearer` (401 answers).
@@ -52,7 +110,16 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, title, detail: detail.into(), errors: Vec::new(), retry_after: None, challenge: false }
+        Self {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            omitted: 0,
+            retry_after: None,
+            challenge: false,
+        }
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
@@ -96,6 +163,7 @@ impl ApiError {
             detail: self.detail.clone(),
             code: self.code.to_owned(),
             errors: self.errors.clone(),
+            errors_omitted: (self.omitted > 0).then_some(self.omitted),
         }
     }
 }

@@ -517,6 +517,18 @@ impl Relay {
         }
     }
 
+    /// Asks REMD whether `emdr_id` is registered, for `submission`'s document: the item
+    /// exists and names its `localUid` (or none). Within the REMD rate limit. `Err`: REMD
+    /// could not answer (the reason, for the log).
+    pub async fn confirm_registered(&self, emdr_id: &str, submission: &SubmissionRecord) -> Result<bool, String> {
+        self.call_slot().await;
+        match self.remd.get_registry_item(emdr_id).await {
+            Ok(Some(item)) => Ok(item.local_uid.as_deref().is_none_or(|uid| uid == submission.local_uid)),
+            Ok(None) => Ok(false),
+            Err(failure) => Err(failure.to_string()),
+        }
+    }
+
     /// Wakes idle workers (new or newly due work).
     pub fn wake(&self) {
         self.wake.notify_waiters();

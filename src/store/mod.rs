@@ -5,8 +5,11 @@
 //!
 //! Rules every implementation keeps: migrations are embedded and applied by [`Store::migrate`];
 //! writing transactions are short and never span a call to an outside service; SQLite
-//! writing transactions start with `BEGIN IMMEDIATE`.
+//! writing transactions start with `BEGIN IMMEDIATE`; a commit is on disk when it returns
+//! (SQLite `synchronous=FULL`; PostgreSQL `synchronous_commit` not `off`, checked at start
+//! through [`Store::durability`]). [`GroupCommit`] lets concurrent intakes share a commit.
 
+mod group_commit;
 mod outbox;
 mod postgres;
 mod postgres_outbox;
@@ -24,7 +27,8 @@ use uuid::Uuid;
 use crate::auth::{ClientRecord, NewClient};
 use crate::config::DatabaseConfig;
 
-pub use outbox::{CallbackRecord, Outbox};
+pub use group_commit::{CommitBatch, GroupCommit};
+pub use outbox::{CallbackChange, CallbackRecord, Outbox};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -55,6 +59,19 @@ pub enum StoreError {
     Corrupt(String),
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The commit shared by a group of intakes failed (each of them gets this).
+    #[error("the shared commit failed: {0}")]
+    CommitFailed(String),
+}
+
+/// How durable a commit is on this store, as the database reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durability {
+    /// The setting, per connection checked (SQLite: `PRAGMA synchronous` of every pooled
+    /// connection; PostgreSQL: `synchronous_commit` and `fsync`).
+    pub settings: Vec<String>,
+    /// A commit is on disk when it returns.
+    pub durable: bool,
 }
 
 /// What FRMR said about one SNILS for one organisation, and when.
@@ -77,6 +94,9 @@ pub trait Store: Outbox + Send + Sync + 'static {
 
     /// The database answers and every embedded migration is applied.
     async fn readiness(&self) -> Result<(), StoreError>;
+
+    /// Whether a commit is on disk when it returns, as the database says.
+    async fn durability(&self) -> Result<Durability, StoreError>;
 
     async fn insert_client(&self, client: &NewClient) -> Result<(), StoreError>;
     /// A client by the public part of its key, revoked or not.

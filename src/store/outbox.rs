@@ -19,12 +19,34 @@ pub struct CallbackRecord {
     pub payload: serde_json::Value,
 }
 
+/// A state change asked for by a call from REMD: applied only while the submission is in
+/// one of `from` and, when `current_message` is given, while its current MessageID is still
+/// that one — both checked by the update itself, so a send that begins in between wins.
+#[derive(Debug, Clone, Copy)]
+pub struct CallbackChange<'a> {
+    pub id: Uuid,
+    pub from: &'a [Status],
+    pub current_message: Option<&'a str>,
+    pub transition: &'a Transition,
+}
+
 #[async_trait::async_trait]
 pub trait Outbox: Send + Sync {
-    /// In one transaction: the document bytes, the submission and its first event — unless
-    /// `(organization, local_uid)` exists, in which case the existing submission is returned
-    /// as `Existing` (same bytes) or `Conflict` (other bytes).
-    async fn intake(&self, new: &NewSubmission) -> Result<Intake, StoreError>;
+    /// In one transaction, committed durably before it returns: for each document its
+    /// bytes, its submission and its first event — unless `(organization, local_uid)`
+    /// exists, in which case the existing submission is returned as `Existing` (same bytes)
+    /// or `Conflict` (other bytes). Each document is written under a savepoint of its own:
+    /// one that fails fails alone (its entry is an `Err`), the others are committed. The
+    /// outer `Err`: the commit itself failed, and nothing of the batch is stored.
+    async fn intake_batch(&self, batch: &[NewSubmission]) -> Result<Vec<Result<Intake, StoreError>>, StoreError>;
+
+    /// [`Outbox::intake_batch`] of one document.
+    async fn intake(&self, new: &NewSubmission) -> Result<Intake, StoreError> {
+        self.intake_batch(std::slice::from_ref(new))
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Corrupt("an intake batch of one answered nothing".into())))
+    }
 
     async fn submission(&self, id: Uuid) -> Result<Option<SubmissionRecord>, StoreError>;
     /// The timeline, oldest first.
@@ -86,7 +108,7 @@ pub trait Outbox: Send + Sync {
     async fn apply_callback(
         &self,
         cb: &CallbackRecord,
-        change: Option<(Uuid, &[Status], &Transition)>,
+        change: Option<CallbackChange<'_>>,
         at: DateTime<Utc>,
     ) -> Result<(bool, bool), StoreError>;
 

@@ -10,7 +10,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 
-use super::{Backend, CachedLookup, Store, StoreError};
+use super::{Backend, CachedLookup, Durability, Store, StoreError};
 use crate::auth::{ClientRecord, NewClient, Role, Scope};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -72,6 +72,15 @@ impl Store for PgStore {
             .map(|r| Ok((r.try_get("version")?, r.try_get("success")?)))
             .collect::<Result<_, sqlx::Error>>()?;
         super::check_applied(&MIGRATOR, &applied)
+    }
+
+    async fn durability(&self) -> Result<Durability, StoreError> {
+        let commit: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&self.pool).await?;
+        let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&self.pool).await?;
+        // `local`, `remote_write`, `on`, `remote_apply` all flush the commit to the local
+        // disk before it returns; `off` does not.
+        let durable = commit != "off" && fsync == "on";
+        Ok(Durability { settings: vec![format!("synchronous_commit={commit}"), format!("fsync={fsync}")], durable })
     }
 
     async fn insert_client(&self, c: &NewClient) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::StoreError;
-use super::outbox::{CallbackRecord, Outbox};
+use super::outbox::{CallbackChange, CallbackRecord, Outbox};
 use super::postgres::PgStore;
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
 
@@ -74,6 +74,7 @@ async fn apply(
     id: Uuid,
     from: &[Status],
     lease_owner: Option<&str>,
+    current_message: Option<&str>,
     t: &Transition,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
@@ -84,7 +85,8 @@ async fn apply(
              emdr_id = COALESCE($3, emdr_id), registered_at = COALESCE($4, registered_at),
              errors = COALESCE($5, errors), last_error_code = CASE WHEN $6 THEN $7 ELSE last_error_code END,
              awaiting_since = $8, updated_at = $9
-         WHERE id = $10 AND status = ANY($11) AND ($12::text IS NULL OR lease_owner = $12)",
+         WHERE id = $10 AND status = ANY($11) AND ($12::text IS NULL OR lease_owner = $12)
+             AND ($13::text IS NULL OR current_message_id = $13)",
     )
     .bind(t.to.as_str())
     .bind(t.next_attempt_at)
@@ -98,6 +100,7 @@ async fn apply(
     .bind(id)
     .bind(&states)
     .bind(lease_owner)
+    .bind(current_message)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -168,57 +171,87 @@ async fn fetch(conn: &mut PgConnection, id: Uuid) -> Result<Option<SubmissionRec
         .transpose()
 }
 
+/// One document of an intake batch, inside its savepoint (its key already locked).
+async fn intake_one(conn: &mut PgConnection, new: &NewSubmission) -> Result<Intake, StoreError> {
+    let existing =
+        sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE organization = $1 AND local_uid = $2"))
+            .bind(new.organization.as_str())
+            .bind(&new.local_uid)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(row) = existing {
+        let found = record(&row)?;
+        let content: Vec<u8> = sqlx::query_scalar("SELECT content FROM documents WHERE submission_id = $1")
+            .bind(found.id)
+            .fetch_one(&mut *conn)
+            .await?;
+        return Ok(if content == new.content { Intake::Existing(found) } else { Intake::Conflict(found) });
+    }
+    sqlx::query(
+        "INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request, attempts,
+             next_attempt_at, errors, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, 0, $8, '[]', $8, $8)",
+    )
+    .bind(new.id)
+    .bind(new.organization.as_str())
+    .bind(&new.local_uid)
+    .bind(new.kind as i32)
+    .bind(i64::from(new.checksum))
+    .bind(new.content.len() as i64)
+    .bind(Json(&new.request))
+    .bind(new.created_at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO documents (submission_id, content) VALUES ($1, $2)")
+        .bind(new.id)
+        .bind(&new.content)
+        .execute(&mut *conn)
+        .await?;
+    event(&mut *conn, new.id, new.created_at, Status::Queued, &new.actor, "документ принят и сохранён").await?;
+    let created =
+        fetch(&mut *conn, new.id).await?.ok_or_else(|| StoreError::Corrupt("inserted row vanished".into()))?;
+    Ok(Intake::Created(created))
+}
+
 #[async_trait::async_trait]
 impl Outbox for PgStore {
-    async fn intake(&self, new: &NewSubmission) -> Result<Intake, StoreError> {
+    async fn intake_batch(&self, batch: &[NewSubmission]) -> Result<Vec<Result<Intake, StoreError>>, StoreError> {
+        // Each document's (organization, local_uid) is locked until the commit, so the loser
+        // of a race with another instance sees the winner's row instead of a constraint
+        // error; the keys are taken in one order everywhere, so two batches never deadlock.
+        let key = |new: &NewSubmission| format!("{}\u{1f}{}", new.organization, new.local_uid);
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| key(&batch[i]));
         let mut tx = self.pool().begin().await?;
-        // Serialise intakes of the same (organization, local_uid) so the loser of a race sees
-        // the winner's row instead of a constraint error.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("{}\u{1f}{}", new.organization, new.local_uid))
-            .execute(&mut *tx)
-            .await?;
-        let existing =
-            sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE organization = $1 AND local_uid = $2"))
-                .bind(new.organization.as_str())
-                .bind(&new.local_uid)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(row) = existing {
-            let found = record(&row)?;
-            let content: Vec<u8> = sqlx::query_scalar("SELECT content FROM documents WHERE submission_id = $1")
-                .bind(found.id)
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.rollback().await?;
-            return Ok(if content == new.content { Intake::Existing(found) } else { Intake::Conflict(found) });
+        let mut results: Vec<Option<Result<Intake, StoreError>>> = (0..batch.len()).map(|_| None).collect();
+        for i in order {
+            let new = &batch[i];
+            let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+            let done = async {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(key(new))
+                    .execute(&mut *savepoint)
+                    .await?;
+                intake_one(&mut savepoint, new).await
+            }
+            .await;
+            match done {
+                Ok(found) => {
+                    savepoint.commit().await?;
+                    results[i] = Some(Ok(found));
+                }
+                Err(e) => {
+                    savepoint.rollback().await?;
+                    results[i] = Some(Err(e));
+                }
+            }
         }
-        sqlx::query(
-            "INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request, attempts,
-                 next_attempt_at, errors, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, 0, $8, '[]', $8, $8)",
-        )
-        .bind(new.id)
-        .bind(new.organization.as_str())
-        .bind(&new.local_uid)
-        .bind(new.kind as i32)
-        .bind(i64::from(new.checksum))
-        .bind(new.content.len() as i64)
-        .bind(Json(&new.request))
-        .bind(new.created_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO documents (submission_id, content) VALUES ($1, $2)")
-            .bind(new.id)
-            .bind(&new.content)
-            .execute(&mut *tx)
-            .await?;
-        event(&mut tx, new.id, new.created_at, Status::Queued, &new.actor, "документ принят и сохранён").await?;
         sqlx::query("SELECT pg_notify($1, '')").bind(OUTBOX_CHANNEL).execute(&mut *tx).await?;
-        let created =
-            fetch(&mut tx, new.id).await?.ok_or_else(|| StoreError::Corrupt("inserted row vanished".into()))?;
         tx.commit().await?;
-        Ok(Intake::Created(created))
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Corrupt("intake skipped".into()))))
+            .collect())
     }
 
     async fn submission(&self, id: Uuid) -> Result<Option<SubmissionRecord>, StoreError> {
@@ -352,7 +385,7 @@ impl Outbox for PgStore {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let applied = apply(&mut tx, id, from, lease_owner, t, at).await?;
+        let applied = apply(&mut tx, id, from, lease_owner, None, t, at).await?;
         if applied {
             tx.commit().await?
         } else {
@@ -364,13 +397,13 @@ impl Outbox for PgStore {
     async fn apply_callback(
         &self,
         cb: &CallbackRecord,
-        change: Option<(Uuid, &[Status], &Transition)>,
+        change: Option<CallbackChange<'_>>,
         at: DateTime<Utc>,
     ) -> Result<(bool, bool), StoreError> {
         let mut tx = self.pool().begin().await?;
         let first = insert_callback(&mut tx, cb).await?;
         let applied = match (first, change) {
-            (true, Some((id, from, t))) => apply(&mut tx, id, from, None, t, at).await?,
+            (true, Some(c)) => apply(&mut tx, c.id, c.from, None, c.current_message, c.transition, at).await?,
             _ => false,
         };
         tx.commit().await?;

@@ -8,7 +8,7 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::outbox::{CallbackRecord, Outbox};
+use super::outbox::{CallbackChange, CallbackRecord, Outbox};
 use super::sqlite::{SqliteStore, from_ms, ms};
 use super::{StoreError, parse_uuid};
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
@@ -75,6 +75,7 @@ async fn apply(
     id: Uuid,
     from: &[Status],
     lease_owner: Option<&str>,
+    current_message: Option<&str>,
     t: &Transition,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
@@ -87,7 +88,8 @@ async fn apply(
              emdr_id = COALESCE(?, emdr_id), registered_at = COALESCE(?, registered_at),
              errors = COALESCE(?, errors), last_error_code = CASE WHEN ? THEN ? ELSE last_error_code END,
              awaiting_since = ?, updated_at = ?
-         WHERE id = ? AND status IN ({states}) AND (? IS NULL OR lease_owner = ?)"
+         WHERE id = ? AND status IN ({states}) AND (? IS NULL OR lease_owner = ?)
+             AND (? IS NULL OR current_message_id = ?)"
     ))
     .bind(t.to.as_str())
     .bind(t.next_attempt_at.map(ms))
@@ -101,6 +103,8 @@ async fn apply(
     .bind(&id)
     .bind(lease_owner)
     .bind(lease_owner)
+    .bind(current_message)
+    .bind(current_message)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -163,53 +167,70 @@ async fn fetch(conn: &mut SqliteConnection, id: &str) -> Result<Option<Submissio
         .transpose()
 }
 
-#[async_trait::async_trait]
-impl Outbox for SqliteStore {
-    async fn intake(&self, new: &NewSubmission) -> Result<Intake, StoreError> {
-        let (_turn, mut tx) = self.begin_write().await?;
-        let existing =
-            sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE organization = ? AND local_uid = ?"))
-                .bind(new.organization.as_str())
-                .bind(&new.local_uid)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(row) = existing {
-            let found = record(&row)?;
-            let content: Vec<u8> = sqlx::query_scalar("SELECT content FROM documents WHERE submission_id = ?")
-                .bind(found.id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.rollback().await?;
-            return Ok(if content == new.content { Intake::Existing(found) } else { Intake::Conflict(found) });
-        }
-        let id = new.id.to_string();
-        let at = ms(new.created_at);
-        sqlx::query(
-            "INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request, attempts,
-                 next_attempt_at, errors, created_at, updated_at)
-             VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, 0, ?, '[]', ?, ?)",
-        )
-        .bind(&id)
+/// One document of an intake batch, inside its savepoint.
+async fn intake_one(conn: &mut SqliteConnection, new: &NewSubmission) -> Result<Intake, StoreError> {
+    let existing = sqlx::query(&format!("SELECT {COLUMNS} FROM submissions WHERE organization = ? AND local_uid = ?"))
         .bind(new.organization.as_str())
         .bind(&new.local_uid)
-        .bind(i64::from(new.kind))
-        .bind(i64::from(new.checksum))
-        .bind(new.content.len() as i64)
-        .bind(Json(&new.request))
-        .bind(at)
-        .bind(at)
-        .bind(at)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
-        sqlx::query("INSERT INTO documents (submission_id, content) VALUES (?, ?)")
-            .bind(&id)
-            .bind(&new.content)
-            .execute(&mut *tx)
+    if let Some(row) = existing {
+        let found = record(&row)?;
+        let content: Vec<u8> = sqlx::query_scalar("SELECT content FROM documents WHERE submission_id = ?")
+            .bind(found.id.to_string())
+            .fetch_one(&mut *conn)
             .await?;
-        event(&mut tx, &id, new.created_at, Status::Queued, &new.actor, "документ принят и сохранён").await?;
-        let created = fetch(&mut tx, &id).await?.ok_or_else(|| StoreError::Corrupt("inserted row vanished".into()))?;
+        return Ok(if content == new.content { Intake::Existing(found) } else { Intake::Conflict(found) });
+    }
+    let id = new.id.to_string();
+    let at = ms(new.created_at);
+    sqlx::query(
+        "INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request, attempts,
+             next_attempt_at, errors, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, 0, ?, '[]', ?, ?)",
+    )
+    .bind(&id)
+    .bind(new.organization.as_str())
+    .bind(&new.local_uid)
+    .bind(i64::from(new.kind))
+    .bind(i64::from(new.checksum))
+    .bind(new.content.len() as i64)
+    .bind(Json(&new.request))
+    .bind(at)
+    .bind(at)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO documents (submission_id, content) VALUES (?, ?)")
+        .bind(&id)
+        .bind(&new.content)
+        .execute(&mut *conn)
+        .await?;
+    event(conn, &id, new.created_at, Status::Queued, &new.actor, "документ принят и сохранён").await?;
+    let created = fetch(conn, &id).await?.ok_or_else(|| StoreError::Corrupt("inserted row vanished".into()))?;
+    Ok(Intake::Created(created))
+}
+
+#[async_trait::async_trait]
+impl Outbox for SqliteStore {
+    async fn intake_batch(&self, batch: &[NewSubmission]) -> Result<Vec<Result<Intake, StoreError>>, StoreError> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for new in batch {
+            let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+            match intake_one(&mut savepoint, new).await {
+                Ok(found) => {
+                    savepoint.commit().await?;
+                    results.push(Ok(found));
+                }
+                Err(e) => {
+                    savepoint.rollback().await?;
+                    results.push(Err(e));
+                }
+            }
+        }
         tx.commit().await?;
-        Ok(Intake::Created(created))
+        Ok(results)
     }
 
     async fn submission(&self, id: Uuid) -> Result<Option<SubmissionRecord>, StoreError> {
@@ -362,7 +383,7 @@ impl Outbox for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let (_turn, mut tx) = self.begin_write().await?;
-        let applied = apply(&mut tx, id, from, lease_owner, t, at).await?;
+        let applied = apply(&mut tx, id, from, lease_owner, None, t, at).await?;
         if applied {
             tx.commit().await?
         } else {
@@ -374,13 +395,13 @@ impl Outbox for SqliteStore {
     async fn apply_callback(
         &self,
         cb: &CallbackRecord,
-        change: Option<(Uuid, &[Status], &Transition)>,
+        change: Option<CallbackChange<'_>>,
         at: DateTime<Utc>,
     ) -> Result<(bool, bool), StoreError> {
         let (_turn, mut tx) = self.begin_write().await?;
         let first = insert_callback(&mut tx, cb).await?;
         let applied = match (first, change) {
-            (true, Some((id, from, t))) => apply(&mut tx, id, from, None, t, at).await?,
+            (true, Some(c)) => apply(&mut tx, c.id, c.from, None, c.current_message, c.transition, at).await?,
             _ => false,
         };
         tx.commit().await?;

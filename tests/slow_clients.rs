@@ -1,0 +1,104 @@
+//! Slow and many clients on both listeners: slow-loris connections do not stop `/healthz`,
+//! a client that never finishes its headers is disconnected, idle keep-alive connections
+//! are closed, and the connection cap holds.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Db, TestEnv};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A connection that sent half a request line and stalls.
+async fn stalled(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /healthz HT").await.unwrap();
+    s
+}
+
+/// Whether the server closed `s` within `within`.
+async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn addr_of(url: &str) -> std::net::SocketAddr {
+    url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap()
+}
+
+#[tokio::test]
+async fn five_hundred_slow_loris_connections_do_not_stop_healthz() {
+    let env = TestEnv::start_with(Db::Sqlite, |c, _| {
+        c.api.limits.header_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let addr = env.gw.api_addr();
+    let mut crowd = Vec::new();
+    for _ in 0..500 {
+        crowd.push(stalled(addr).await);
+    }
+    for _ in 0..5 {
+        let started = Instant::now();
+        let res = env.http.get(env.url("/healthz")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(started.elapsed() < Duration::from_secs(1), "healthz took {:?}", started.elapsed());
+    }
+    drop(crowd);
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn header_read_and_idle_timeouts_close_connections_on_both_listeners() {
+    let env = TestEnv::start_with(Db::Sqlite, |c, _| {
+        for limits in [&mut c.api.limits, &mut c.remd_listener.limits] {
+            limits.header_read_timeout = Duration::from_millis(300);
+            limits.idle_timeout = Duration::from_millis(300);
+        }
+    })
+    .await;
+    for addr in [env.gw.api_addr(), addr_of(&env.gw.remd_listener_url())] {
+        // Never finishes its headers: disconnected.
+        let mut slow = stalled(addr).await;
+        assert!(closed_within(&mut slow, Duration::from_secs(3)).await, "{addr}: a stalled client is disconnected");
+
+        // A finished request, then silence: the idle connection is closed.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        assert!(idle.read(&mut buf).await.unwrap() > 0, "{addr}: answered");
+        assert!(closed_within(&mut idle, Duration::from_secs(3)).await, "{addr}: an idle connection is closed");
+    }
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_until_slots_free_up() {
+    let env = TestEnv::start_with(Db::Sqlite, |c, _| {
+        c.api.limits.max_connections = 4;
+        c.api.limits.header_read_timeout = Duration::from_millis(800);
+    })
+    .await;
+    let addr = env.gw.api_addr();
+    let mut crowd = Vec::new();
+    for _ in 0..4 {
+        crowd.push(stalled(addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let res = env.http.get(env.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let waited = started.elapsed();
+    // It waited for the stalled clients to be disconnected, not longer.
+    assert!(waited >= Duration::from_millis(500), "answered after {waited:?} despite the cap");
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    env.shutdown().await;
+}
