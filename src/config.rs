@@ -73,6 +73,9 @@ pub struct ListenerLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How long the body of one request may take to arrive (shorter than `request_timeout`,
+    /// so that a slow client gets 408, not the 504 of a slow gateway).
+    pub body_read_timeout: Duration,
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
 }
@@ -132,9 +135,12 @@ pub struct RemdConfig {
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
+    /// Resolved: the host name when the file leaves it empty.
+    pub instance_id: String,
     pub concurrency: usize,
     pub lease_for: Duration,
     pub poll_interval: Duration,
+    pub result_check_after: Duration,
     pub result_deadline: Duration,
     pub reconcile_after: Duration,
     pub retry_base: Duration,
@@ -303,11 +309,11 @@ impl Config {
                 problem("remd.client_entity_id", "required when remd.mode = \"remote\"".into());
             }
         }
-        if self.relay.lease_for <= self.remd.timeout {
-            problem(
-                "relay.lease_for",
-                format!("must be longer than remd.timeout_ms ({} ms)", self.remd.timeout.as_millis()),
-            );
+        if self.relay.lease_for < Duration::from_secs(3) {
+            problem("relay.lease_for", "must be at least 3s (it is renewed every third of it)".into());
+        }
+        if self.relay.result_check_after >= self.relay.result_deadline {
+            problem("relay.result_check_after", "must be shorter than relay.result_deadline".into());
         }
         if self.relay.retry_cap < self.relay.retry_base {
             problem("relay.retry_cap", "must not be shorter than relay.retry_base".into());
@@ -354,10 +360,33 @@ impl Config {
                 problem(key, format!("no such file: {}", p.display()));
             }
         }
+        for (section, limits) in [("api", &self.api.limits), ("remd_listener", &self.remd_listener.limits)] {
+            if limits.body_read_timeout >= limits.request_timeout {
+                problem(
+                    &format!("{section}.body_read_timeout_ms"),
+                    format!(
+                        "must be shorter than {section}.request_timeout_ms ({} ms)",
+                        limits.request_timeout.as_millis()
+                    ),
+                );
+            }
+        }
         if self.api.listen == self.remd_listener.listen && self.api.listen.port() != 0 {
             problem("remd_listener.listen", "must differ from api.listen".into());
         }
     }
+}
+
+/// This machine's name as an instance id: the kernel's host name, kept to the characters an
+/// instance id may have ("gateway" when there is none).
+fn host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let name: String =
+        raw.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).take(64).collect();
+    if name.is_empty() { "gateway".to_owned() } else { name }
 }
 
 /// Parses an environment value as a TOML literal when it is one, else as a string.
@@ -520,6 +549,7 @@ impl Reader<'_> {
             max_connections: self.positive(section, "max_connections", "connections") as usize,
             header_read_timeout: self.millis(section, "header_read_timeout_ms"),
             idle_timeout: self.duration(section, "idle_timeout"),
+            body_read_timeout: self.millis(section, "body_read_timeout_ms"),
             request_timeout: self.millis(section, "request_timeout_ms"),
             body_limit_bytes: self.positive(section, "body_limit_bytes", "bytes") as usize,
         }
@@ -653,9 +683,20 @@ impl Reader<'_> {
             burst: self.positive("remd", "burst", "calls") as u32,
         };
         let relay = RelayConfig {
+            instance_id: self.get("relay", "instance_id", "a name of letters, digits, '.', '-', '_'", |s: String| {
+                let s = s.trim().to_owned();
+                let s = if s.is_empty() { host_name() } else { s };
+                if s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) && !s.is_empty()
+                {
+                    Ok(s)
+                } else {
+                    Err(format!("expected up to 64 letters, digits, '.', '-', '_', got {s:?}"))
+                }
+            }),
             concurrency: self.positive("relay", "concurrency", "workers") as usize,
             lease_for: self.duration("relay", "lease_for"),
             poll_interval: self.millis("relay", "poll_interval_ms"),
+            result_check_after: self.duration("relay", "result_check_after"),
             result_deadline: self.duration("relay", "result_deadline"),
             reconcile_after: self.duration_or_zero("relay", "reconcile_after"),
             retry_base: self.duration("relay", "retry_base"),

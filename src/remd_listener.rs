@@ -52,6 +52,7 @@ pub fn router(state: ListenerState, limits: &ListenerLimits) -> Router {
     Router::new()
         .fallback(handle)
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_read_timeout))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
@@ -99,14 +100,16 @@ async fn handle(State(state): State<ListenerState>, body: Result<Bytes, BytesRej
         Err(rejection) => {
             let version = SoapVersion::default();
             let to = Envelope { version, ..Envelope::default() };
-            let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
             state.metrics.remd_listener_rejected.get_or_create(&ResultLabels { result: "unreadable".into() }).inc();
-            let reason =
-                if too_large { "the call is larger than this listener accepts" } else { "the call could not be read" };
+            let (status, reason) = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                (StatusCode::PAYLOAD_TOO_LARGE, "the call is larger than this listener accepts")
+            } else if crate::api::problem::is_body_timeout(&rejection) {
+                (StatusCode::REQUEST_TIMEOUT, "the call did not arrive in time")
+            } else {
+                (StatusCode::BAD_REQUEST, "the call could not be read")
+            };
             let mut response = fault(version, &to, Fault::new(FaultCode::Sender, reason));
-            if too_large {
-                *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-            }
+            *response.status_mut() = status;
             return response;
         }
     };

@@ -114,6 +114,10 @@ pub struct SubmissionRecord {
     pub awaiting_since: Option<DateTime<Utc>>,
     /// The MessageID of the latest registerDocument sent.
     pub current_message_id: Option<String>,
+    /// Look-ups in the register since the last send.
+    pub checks: u32,
+    /// In `awaiting_result`: when the register is looked up if no result has come.
+    pub check_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -164,6 +168,9 @@ pub struct Transition {
     /// `Some` replaces the error list (an empty list clears it).
     pub errors: Option<Vec<SubmissionError>>,
     pub awaiting_since: Option<DateTime<Utc>>,
+    /// When to look the submission up in the register if nothing happens before (set with
+    /// `awaiting_result`; cleared by every other transition).
+    pub check_at: Option<DateTime<Utc>>,
     pub actor: String,
     pub detail: String,
 }
@@ -177,6 +184,7 @@ impl Transition {
             registered_at: None,
             errors: None,
             awaiting_since: None,
+            check_at: None,
             actor: actor.to_owned(),
             detail: detail.into(),
         }
@@ -270,6 +278,8 @@ pub(crate) mod tests_support {
             errors: vec![],
             awaiting_since: None,
             current_message_id: None,
+            checks: 0,
+            check_at: None,
             created_at: now,
             updated_at: now,
         }

@@ -24,6 +24,7 @@ on_both_backends!(
     lists_filter_and_paginate_newest_first,
     a_batch_commits_together_and_a_bad_document_fails_alone,
     commits_are_durable_on_every_connection,
+    an_instance_takes_back_its_own_leases,
 );
 
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -330,4 +331,23 @@ async fn commits_are_durable_on_every_connection(db: Db) {
         }
         Db::Postgres => assert!(d.settings.iter().any(|s| s == "fsync=on"), "{d:?}"),
     }
+}
+
+async fn an_instance_takes_back_its_own_leases(db: Db) {
+    let db = TestDb::new(db).await;
+    let s = open(&db).await;
+    let now = egisz_gateway::now();
+    let ours = created(&s, "lease-a", now).await;
+    let theirs = created(&s, "lease-b", now).await;
+    let later = now + Duration::minutes(10);
+    let a = s.claim_due(now, 1, "gw-a:0001", later).await.unwrap();
+    let b = s.claim_due(now, 1, "gw-a2:0002", later).await.unwrap();
+    assert_eq!((a[0].record.id, b[0].record.id), (ours, theirs));
+    // "gw-a" restarted: its lease (not yet expired) comes back at once; "gw-a2"'s does not.
+    assert_eq!(s.release_leases_of("gw-a:", now).await.unwrap(), 1);
+    let rec = s.submission(ours).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.lease_owner, rec.next_attempt_at), (Status::Unknown, None, Some(now)));
+    assert_eq!(s.submission(theirs).await.unwrap().unwrap().status, Status::Sending);
+    assert!(s.renew_lease(theirs, "gw-a2:0002", later).await.unwrap());
+    assert!(!s.renew_lease(ours, "gw-a:0001", later).await.unwrap(), "a released lease is not renewed");
 }

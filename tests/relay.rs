@@ -34,6 +34,11 @@ on_both_backends!(
     accepted_but_never_answered_ends_failed_not_in_a_loop,
     already_registered_with_other_codes_is_reconciled_first,
     a_repeated_result_is_applied_once,
+    a_lost_result_is_found_at_the_first_look_up,
+    a_request_remd_forgot_is_sent_again_after_the_look_up,
+    already_registered_but_not_found_is_looked_up_later_each_time,
+    search_failures_back_off_by_look_ups,
+    a_slow_call_keeps_its_lease,
 );
 
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -45,11 +50,15 @@ struct ScriptedRemd {
     search: Mutex<VecDeque<Result<Vec<RegistryItem>, Failure>>>,
     sent: Mutex<Vec<RegisterDocument>>,
     searched: Mutex<Vec<SearchQuery>>,
+    /// How long each registerDocument takes.
+    delay: Mutex<Duration>,
 }
 
 #[async_trait::async_trait]
 impl RemdRegistry for ScriptedRemd {
     async fn register_document(&self, request: &RegisterDocument) -> Result<RegisterAck, Failure> {
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         self.sent.lock().unwrap().push(request.clone());
         self.register.lock().unwrap().pop_front().expect("a scripted registerDocument answer")
     }
@@ -79,6 +88,10 @@ async fn rig(db: Db) -> Rig {
 }
 
 async fn rig_with(db: Db, retry: RetryPolicy) -> Rig {
+    rig_leased(db, retry, Duration::from_secs(60)).await
+}
+
+async fn rig_leased(db: Db, retry: RetryPolicy, lease: Duration) -> Rig {
     let test_db = TestDb::new(db).await;
     let env = [("EGISZ__DATABASE__URL".to_owned(), test_db.url.clone())];
     let store = store::connect(&Config::load(None, &env).unwrap().database).await.unwrap();
@@ -91,14 +104,15 @@ async fn rig_with(db: Db, retry: RetryPolicy) -> Rig {
         Arc::clone(&metrics),
         RelaySettings {
             concurrency: 1,
-            lease: Duration::from_secs(60),
+            lease,
             poll_interval: Duration::from_millis(100),
+            result_check_after: Duration::from_secs(120),
             result_deadline: Duration::from_secs(3600),
             reconcile_after: Duration::ZERO,
             rate_per_second: 1000.0,
             burst: 10,
             retry,
-            worker_id: "test-worker".into(),
+            instance_id: "test-worker".into(),
         },
         Arc::new(tokio::sync::Notify::new()),
     ));
@@ -381,7 +395,8 @@ async fn accepted_but_never_answered_ends_failed_not_in_a_loop(db: Db) {
         assert_eq!(status(&r, id).await, Status::AwaitingResult, "round {round}");
         // The result never comes: the watchdog hands it to reconciliation.
         let later = egisz_gateway::now() + chrono::Duration::hours(2);
-        assert_eq!(r.store.expire_awaiting(later, egisz_gateway::now()).await.unwrap(), 1);
+        assert_eq!(r.store.expire_awaiting(later, later).await.unwrap(), 1);
+        make_due(&r, id, Status::Unknown).await;
         r.relay.drain().await.unwrap();
         if round == 0 {
             assert_eq!(status(&r, id).await, Status::Queued);
@@ -426,4 +441,129 @@ async fn a_repeated_result_is_applied_once(db: Db) {
     }
     let events = r.store.events(id).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.status == Status::RetryWait).count(), 1, "{events:?}");
+}
+
+fn item(local_uid: &str, emdr_id: &str) -> RegistryItem {
+    RegistryItem {
+        emdr_id: emdr_id.into(),
+        local_uid: Some(local_uid.into()),
+        kind: Some(40),
+        registration_date_time: None,
+        store_till_date: None,
+        document_version: None,
+    }
+}
+
+/// Accepted, then the result is lost: the look-up is scheduled `result_check_after` after the
+/// acceptance, is not due before, and finds the registration.
+async fn a_lost_result_is_found_at_the_first_look_up(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "lost-1").await;
+    r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Accepted));
+    r.relay.drain().await.unwrap();
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::AwaitingResult);
+    let check_at = rec.check_at.expect("a look-up is scheduled");
+    assert_eq!((check_at - rec.awaiting_since.unwrap()).num_seconds(), 120);
+    let before = check_at - chrono::Duration::seconds(1);
+    assert_eq!(r.store.expire_awaiting(before - chrono::Duration::hours(1), before).await.unwrap(), 0, "not yet");
+    assert_eq!(r.store.expire_awaiting(check_at - chrono::Duration::hours(1), check_at).await.unwrap(), 1);
+    make_due(&r, id, Status::Unknown).await;
+    r.remd.search.lock().unwrap().push_back(Ok(vec![item("lost-1", "16.62.23.09.000000101")]));
+    r.relay.drain().await.unwrap();
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.emdr_id.as_deref()), (Status::Registered, Some("16.62.23.09.000000101")));
+    assert_eq!(rec.check_at, None);
+    assert_eq!(r.remd.sent.lock().unwrap().len(), 1, "found, not sent again");
+}
+
+/// Accepted, and REMD forgot it: the look-up finds nothing, and the document is sent again.
+async fn a_request_remd_forgot_is_sent_again_after_the_look_up(db: Db) {
+    let r = rig_with(db, RetryPolicy { base: Duration::ZERO, floor: Duration::ZERO, ..RetryPolicy::default() }).await;
+    let id = submit(&r, "forgot-1").await;
+    {
+        let mut reg = r.remd.register.lock().unwrap();
+        reg.push_back(Ok(RegisterAck::Accepted));
+        reg.push_back(Ok(RegisterAck::Accepted));
+    }
+    r.relay.drain().await.unwrap();
+    let check_at = r.store.submission(id).await.unwrap().unwrap().check_at.unwrap();
+    assert_eq!(r.store.expire_awaiting(check_at, check_at).await.unwrap(), 1);
+    make_due(&r, id, Status::Unknown).await;
+    r.remd.search.lock().unwrap().push_back(Ok(vec![]));
+    r.relay.drain().await.unwrap();
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::AwaitingResult, "sent again and accepted again");
+    assert_eq!(r.remd.sent.lock().unwrap().len(), 2);
+    assert_eq!(messages(&r, id).await.len(), 2);
+}
+
+/// REMD says "already registered" but its search does not show it yet: looked up again at
+/// growing intervals (4, 8, 16 min after 2), then failed for ops at the deadline.
+async fn already_registered_but_not_found_is_looked_up_later_each_time(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "lagging-1").await;
+    r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Rejected(vec![msg("NOT_UNIQUE_PROVIDED_ID")])));
+    for _ in 0..5 {
+        r.remd.search.lock().unwrap().push_back(Ok(vec![]));
+    }
+    r.relay.drain().await.unwrap();
+    let mut waits = Vec::new();
+    loop {
+        let rec = r.store.submission(id).await.unwrap().unwrap();
+        if rec.status != Status::Unknown {
+            assert_eq!(rec.status, Status::Failed);
+            assert!(rec.errors.iter().any(|e| e.code == "GATEWAY_RECONCILIATION_FAILED"), "{:?}", rec.errors);
+            break;
+        }
+        waits.push((rec.next_attempt_at.unwrap() - rec.updated_at).num_seconds());
+        make_due(&r, id, Status::Unknown).await;
+        r.relay.drain().await.unwrap();
+    }
+    assert_eq!(waits, vec![240, 480, 960]);
+    assert_eq!(r.remd.searched.lock().unwrap().len(), 4);
+    assert_eq!(r.remd.sent.lock().unwrap().len(), 1, "never sent again while REMD holds the localUid");
+}
+
+/// A register that cannot be searched: each look-up waits longer (its count, not the sends,
+/// drives the backoff).
+async fn search_failures_back_off_by_look_ups(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "nosearch-1").await;
+    r.remd.register.lock().unwrap().push_back(Err(Failure::Unknown { reason: "timeout after sending".into() }));
+    for _ in 0..4 {
+        r.remd.search.lock().unwrap().push_back(Err(Failure::Retry { reason: "503".into(), after: None }));
+    }
+    r.relay.drain().await.unwrap();
+    let base = RetryPolicy::default().base;
+    for checks in 1..=3u32 {
+        let rec = r.store.submission(id).await.unwrap().unwrap();
+        assert_eq!((rec.status, rec.checks, rec.attempts), (Status::Unknown, checks, 1));
+        let wait = (rec.next_attempt_at.unwrap() - rec.updated_at).to_std().unwrap();
+        assert!(wait <= base * (1 << (checks - 1)), "look-up {checks}: waited {wait:?}");
+        make_due(&r, id, Status::Unknown).await;
+        r.relay.drain().await.unwrap();
+    }
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.checks), (Status::Unknown, 4));
+    assert_eq!(r.remd.searched.lock().unwrap().len(), 4);
+}
+
+/// A call slower than the lease: the lease is renewed while it runs, the reaper leaves it
+/// alone, and its outcome is applied.
+async fn a_slow_call_keeps_its_lease(db: Db) {
+    let r = rig_leased(db, RetryPolicy::default(), Duration::from_millis(900)).await;
+    let id = submit(&r, "slow-1").await;
+    r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Accepted));
+    *r.remd.delay.lock().unwrap() = Duration::from_millis(2500);
+    let relay = Arc::clone(&r.relay);
+    let step = tokio::spawn(async move { relay.step().await.unwrap() });
+    let mut reaped = 0;
+    while !step.is_finished() {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        reaped += r.store.reap_leases(egisz_gateway::now()).await.unwrap();
+    }
+    assert!(step.await.unwrap());
+    assert_eq!(reaped, 0, "a live call's lease never ran out");
+    assert_eq!(status(&r, id).await, Status::AwaitingResult);
 }

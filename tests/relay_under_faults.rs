@@ -42,6 +42,7 @@ fn fast(c: &mut Config) {
     c.relay.concurrency = 8;
     c.relay.lease_for = Duration::from_secs(5);
     c.relay.poll_interval = Duration::from_millis(100);
+    c.relay.result_check_after = Duration::from_secs(1);
     c.relay.result_deadline = Duration::from_secs(3);
     c.relay.reconcile_after = Duration::from_millis(200);
     c.relay.retry_base = Duration::from_millis(200);

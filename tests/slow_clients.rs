@@ -102,3 +102,48 @@ async fn the_connection_cap_holds_until_slots_free_up() {
     assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
     env.shutdown().await;
 }
+
+/// A body that trickles in: 408 (a clear client error) once `body_read_timeout` passes, on
+/// both listeners, before the request timeout would answer 504.
+#[tokio::test]
+async fn a_slow_body_gets_408_on_both_listeners() {
+    let env = TestEnv::start_with(Db::Sqlite, |c, _| {
+        for limits in [&mut c.api.limits, &mut c.remd_listener.limits] {
+            limits.body_read_timeout = Duration::from_millis(400);
+            limits.request_timeout = Duration::from_secs(5);
+        }
+    })
+    .await;
+    let key = env.key(&[egisz_gateway::auth::Role::Submitter], &[common::MO_2917]).await;
+    let cases = [
+        (env.gw.api_addr(), "/api/v1/documents", "application/json", Some(key.as_str())),
+        (addr_of(&env.gw.remd_listener_url()), "/", "application/soap+xml", None),
+    ];
+    for (addr, path, content_type, key) in cases {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n{auth}Content-Length: 1000\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let trickle = async {
+            for _ in 0..50 {
+                if s.write_all(b"{").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(1500), trickle).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{addr}: {answer}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{addr}: before the request timeout");
+        if key.is_none() {
+            assert!(answer.contains("Fault"), "{answer}");
+        }
+    }
+    env.shutdown().await;
+}

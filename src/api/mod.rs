@@ -44,6 +44,7 @@ pub struct ApiSettings {
     pub batch_concurrency: usize,
     pub utc_offset: FixedOffset,
     pub request_timeout: Duration,
+    pub body_read_timeout: Duration,
     pub body_limit_bytes: usize,
     /// Largest document (decoded bytes).
     pub max_document_bytes: usize,
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(service::fallback)
         .method_not_allowed_fallback(service::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_read_timeout))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(sanitize_request_id))

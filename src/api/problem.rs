@@ -184,10 +184,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Whether reading a request's body failed because it did not arrive in time
+/// (`body_read_timeout_ms`).
+pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+impl ApiError {
+    /// 408: the body did not arrive within `api.body_read_timeout_ms`.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_body_timeout",
+            "Тело запроса не получено вовремя",
+            "the request body did not arrive within api.body_read_timeout_ms",
+        )
+    }
+}
+
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
         use axum::extract::rejection::JsonRejection as J;
         let status = r.status();
+        if is_body_timeout(&r) {
+            return Self::body_timeout();
+        }
         match r {
             J::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -1,5 +1,7 @@
 //! The retry schedule of a submission: one pure function of the attempts made, the
-//! submission's age, the server's hint and a random source (seeded in tests).
+//! submission's age, the server's hint and a random source (seeded in tests); and
+//! [`next_check`], when to look a submission up in the register again when a look-up
+//! could not decide.
 //!
 //! Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
 //! Jitter"): the n-th retry waits a uniform random time in `[floor, min(cap, base·2ⁿ⁻¹)]`,
@@ -98,6 +100,19 @@ pub fn next_attempt(
     Next::RetryAt(at)
 }
 
+/// When to look a submission up in the register again after its `checks`-th look-up (≥ 1)
+/// could not decide: `first · 2^checks` from `now` — so look-ups come at `first`, `3·first`,
+/// `7·first`, … after the first was due — or `None` once the look-ups would go on for
+/// longer than `deadline` in all.
+pub fn next_check(first: Duration, deadline: Duration, checks: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let exponent = checks.min(20);
+    let spent_then = first.saturating_mul((1u32 << (exponent + 1)) - 1);
+    if spent_then > deadline {
+        return None;
+    }
+    Some(now + chrono::Duration::from_std(first.saturating_mul(1 << exponent)).ok()?)
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -190,5 +205,20 @@ mod tests {
         let p = RetryPolicy { base: Duration::ZERO, ..RetryPolicy::default() };
         let mut rng = StdRng::seed_from_u64(11);
         assert_eq!(wait(next_attempt(&p, 1, t0(), t0(), Hint::None, &mut rng), t0()), p.floor);
+    }
+
+    #[test]
+    fn look_ups_grow_and_end_at_the_deadline() {
+        let (first, deadline) = (Duration::from_secs(120), Duration::from_secs(3600));
+        let after = |checks| next_check(first, deadline, checks, t0()).map(|at| (at - t0()).num_seconds());
+        // Look-ups at 2, 6, 14 and 30 min; the next would end past the hour.
+        assert_eq!(after(1), Some(240));
+        assert_eq!(after(2), Some(480));
+        assert_eq!(after(3), Some(960));
+        assert_eq!(after(4), None);
+        assert_eq!(after(40), None, "no overflow");
+        // Counted from the acceptance: the second look-up is at 3·first.
+        assert_eq!(next_check(first, Duration::from_secs(360), 1, t0()).map(|at| (at - t0()).num_seconds()), Some(240));
+        assert_eq!(next_check(first, Duration::from_secs(359), 1, t0()), None);
     }
 }

@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::schedule::{Hint, Next, RetryPolicy, next_attempt};
+use super::schedule::{Hint, Next, RetryPolicy, next_attempt, next_check};
 use crate::mappings::{Mappings, UNKNOWN_CODE_DISPOSITION, decisive};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -26,11 +26,14 @@ use crate::submission::{Claimed, Disposition, Status, SubmissionError, Submissio
 pub struct RelaySettings {
     /// Workers sending at once.
     pub concurrency: usize,
-    /// How long a claim is held; past it a crashed worker's submission is reconciled.
+    /// How long a claim is held; renewed every third of it while a call is in flight, so
+    /// past it a crashed worker's submission is reconciled.
     pub lease: Duration,
     /// Longest sleep when nothing is due (new work also wakes the relay at once).
     pub poll_interval: Duration,
-    /// `awaiting_result` for longer than this → reconcile with the register.
+    /// `awaiting_result` this long after the acceptance → looked up in the register.
+    pub result_check_after: Duration,
+    /// Look-ups that cannot decide are repeated on growing intervals for this long.
     pub result_deadline: Duration,
     /// How long after an unknown outcome the register is searched.
     pub reconcile_after: Duration,
@@ -38,8 +41,9 @@ pub struct RelaySettings {
     pub rate_per_second: f64,
     pub burst: u32,
     pub retry: RetryPolicy,
-    /// This process's name on leases.
-    pub worker_id: String,
+    /// This instance's name on leases (`relay.instance_id`): each lease is
+    /// `<instance_id>:<claim>`, so a restart takes back its own.
+    pub instance_id: String,
 }
 
 /// The outbox dispatcher.
@@ -83,6 +87,17 @@ impl Relay {
     /// Runs the workers and the maintenance loop until `stop`; then lets calls in flight
     /// finish (their leases cover them) and returns.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        // What this instance's previous run left in flight (it was killed, or the machine
+        // went down) is ours: reconciled now, not when its leases run out.
+        match self.store.release_leases_of(&self.lease_prefix(), crate::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                submissions = n,
+                instance = %self.settings.instance_id,
+                "took back the submissions this instance had in flight before it stopped; reconciling them"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not take back this instance's leases; they expire instead"),
+        }
         let mut tasks = Vec::new();
         for n in 0..self.settings.concurrency.max(1) {
             let relay = Arc::clone(&self);
@@ -140,7 +155,7 @@ impl Relay {
         let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
         // A lease names the claim, not just the process: an outcome recorded after the lease
         // was reaped and the submission claimed again (even in this process) is refused.
-        let owner = format!("{}:{}", self.settings.worker_id, &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let owner = format!("{}{}", self.lease_prefix(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let Some(claimed) = self.store.claim_due(now, 1, &owner, lease_until).await?.pop() else {
             return Ok(false);
         };
@@ -179,12 +194,12 @@ impl Relay {
                 }
                 Err(e) => tracing::warn!(error = %e, "reaping leases failed"),
             }
-            let deadline =
-                now - chrono::Duration::from_std(self.settings.result_deadline).unwrap_or(chrono::Duration::hours(1));
+            let deadline = now
+                - chrono::Duration::from_std(self.settings.result_check_after).unwrap_or(chrono::Duration::minutes(2));
             match self.store.expire_awaiting(deadline, now).await {
                 Ok(0) => {}
                 Ok(n) => {
-                    tracing::warn!(submissions = n, "REMD results overdue: reconciling");
+                    tracing::info!(submissions = n, "REMD results not in yet: looking them up in the register");
                     self.wake.notify_waiters();
                 }
                 Err(e) => tracing::warn!(error = %e, "the result watchdog failed"),
@@ -192,9 +207,36 @@ impl Relay {
         }
     }
 
-    fn schedule(&self, record: &SubmissionRecord, hint: Hint, now: DateTime<Utc>) -> Next {
+    /// What every lease of this instance starts with.
+    fn lease_prefix(&self) -> String {
+        format!("{}:", self.settings.instance_id)
+    }
+
+    /// Runs `call` (a call to REMD) while renewing `record`'s lease every third of the lease
+    /// time, so that a slow call is not mistaken for a dead worker, and a dead worker's
+    /// lease runs out soon.
+    async fn leased<T>(&self, record: &SubmissionRecord, call: impl std::future::Future<Output = T>) -> T {
+        let Some(owner) = record.lease_owner.as_deref() else { return call.await };
+        let every = (self.settings.lease / 3).max(Duration::from_millis(100));
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                out = &mut call => return out,
+                _ = tokio::time::sleep(every) => {
+                    let until = crate::now() + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
+                    match self.store.renew_lease(record.id, owner, until).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(submission = %record.id, "the lease was lost during a call to REMD"),
+                        Err(e) => tracing::warn!(submission = %record.id, error = %e, "could not renew a lease"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn schedule(&self, attempts: u32, record: &SubmissionRecord, hint: Hint, now: DateTime<Utc>) -> Next {
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-        next_attempt(&self.settings.retry, record.attempts, record.created_at, now, hint, &mut *rng)
+        next_attempt(&self.settings.retry, attempts, record.created_at, now, hint, &mut *rng)
     }
 
     /// Back on the schedule in `waiting` (with the detail `waiting_detail` gives for the due
@@ -202,6 +244,7 @@ impl Relay {
     /// event detail is `give_up.detail` followed by the schedule's reason.
     fn on_schedule(
         &self,
+        attempts: u32,
         record: &SubmissionRecord,
         hint: Hint,
         now: DateTime<Utc>,
@@ -209,7 +252,7 @@ impl Relay {
         waiting_detail: impl FnOnce(DateTime<Utc>) -> String,
         give_up: GiveUp<'_>,
     ) -> Transition {
-        match self.schedule(record, hint, now) {
+        match self.schedule(attempts, record, hint, now) {
             Next::RetryAt(at) => {
                 Transition { next_attempt_at: Some(at), ..Transition::to(waiting, ACTOR, waiting_detail(at)) }
             }
@@ -227,6 +270,7 @@ impl Relay {
     /// A transient failure: back to the schedule, or `failed` when retries are exhausted.
     fn retry_or_give_up(&self, record: &SubmissionRecord, hint: Hint, now: DateTime<Utc>, why: &str) -> Transition {
         self.on_schedule(
+            record.attempts,
             record,
             hint,
             now,
@@ -248,13 +292,16 @@ impl Relay {
         let mut request = record.request.clone();
         request.message_id = message_id;
         self.call_slot().await;
-        let outcome = self.remd.register_document(&request).await;
+        let outcome = self.leased(&record, self.remd.register_document(&request)).await;
         let now = crate::now();
         let t = match outcome {
             Ok(RegisterAck::Accepted) => {
                 self.count("accepted");
                 Transition {
                     awaiting_since: Some(now),
+                    check_at: Some(
+                        now + chrono::Duration::from_std(self.settings.result_check_after).unwrap_or_default(),
+                    ),
                     errors: Some(Vec::new()),
                     ..Transition::to(
                         Status::AwaitingResult,
@@ -399,7 +446,7 @@ impl Relay {
             patient_snils: record.request.patient.snils.clone(),
         };
         self.call_slot().await;
-        let outcome = self.remd.search_registry_items(&query).await;
+        let outcome = self.leased(&record, self.remd.search_registry_items(&query)).await;
         let now = crate::now();
         let t = match outcome {
             Ok(items) => match items.into_iter().find(|i| i.local_uid.as_deref() == Some(record.local_uid.as_str())) {
@@ -411,6 +458,32 @@ impl Relay {
                         emdr_id: Some(item.emdr_id),
                         errors: Some(Vec::new()),
                         ..Transition::to(Status::Registered, ACTOR, "")
+                    }
+                }
+                None if record.errors.iter().any(|e| e.disposition == Disposition::Reconcile)
+                    && next_check(
+                        self.settings.result_check_after,
+                        self.settings.result_deadline,
+                        record.checks,
+                        now,
+                    )
+                    .is_some() =>
+                {
+                    // REMD says the localUid is taken; its search may simply not show the
+                    // registration yet. Looked up again, later each time, up to the deadline.
+                    self.count("reconciled_later");
+                    let at =
+                        next_check(self.settings.result_check_after, self.settings.result_deadline, record.checks, now);
+                    Transition {
+                        next_attempt_at: at,
+                        ..Transition::to(
+                            Status::Unknown,
+                            ACTOR,
+                            format!(
+                                "РЭМД считает документ зарегистрированным, но поиск пока его не находит; повторная сверка в {}",
+                                at.unwrap_or(now).format("%Y-%m-%d %H:%M:%S UTC")
+                            ),
+                        )
                     }
                 }
                 None if record.errors.iter().any(|e| e.disposition == Disposition::Reconcile) => {
@@ -436,6 +509,7 @@ impl Relay {
                     // Sent again — but on the schedule, and not forever: a REMD that accepts
                     // and never answers must end in `failed`, not in an endless loop.
                     self.on_schedule(
+                        record.attempts,
                         &record,
                         Hint::None,
                         now,
@@ -467,7 +541,9 @@ impl Relay {
                             Failure::Retry { after: Some(a), .. } => Hint::After(a),
                             _ => Hint::None,
                         };
+                        // Backs off by the look-ups made, not the sends.
                         self.on_schedule(
+                            record.checks,
                             &record,
                             hint,
                             now,
@@ -494,7 +570,7 @@ impl Relay {
         t: &Transition,
         now: DateTime<Utc>,
     ) -> Result<(), crate::store::StoreError> {
-        let owner = record.lease_owner.as_deref().unwrap_or(&self.settings.worker_id);
+        let owner = record.lease_owner.as_deref().unwrap_or(&self.settings.instance_id);
         if !self.store.transition(record.id, from, Some(owner), t, now).await? {
             // REMD's result arrived first, or the lease expired and another worker took over.
             tracing::debug!(submission = %record.id, to = %t.to, "the submission moved on meanwhile; outcome not applied");

@@ -97,8 +97,18 @@ pub trait Outbox: Send + Sync {
     /// now: the call may have reached REMD, so it is reconciled before any resend.
     async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// `awaiting_result` since before `before` → `unknown`, due now (the result never came).
+    /// `awaiting_result` whose look-up is due (`check_at <= now`; or, for rows written
+    /// before look-ups were scheduled, accepted before `before`) → `unknown`, due now: the
+    /// result has not come, so the register is looked up.
     async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Extends the lease of `id` held by `owner` to `until`; `false` when `owner` no longer
+    /// holds it (it was reaped, and maybe claimed again).
+    async fn renew_lease(&self, id: Uuid, owner: &str, until: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Leases whose owner starts with `prefix` — an instance's own, left by its previous
+    /// run — put their submission in `unknown`, due now, whether they expired or not.
+    async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Records a call from REMD and, in the same transaction, applies `change` to a
     /// submission (as [`Outbox::transition`], without a lease) — unless the same call

@@ -17,7 +17,7 @@ use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Statu
 pub const OUTBOX_CHANNEL: &str = "egisz_outbox";
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, created_at, updated_at";
+     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, check_at, created_at, updated_at";
 
 fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
     let status: String = row.try_get("status")?;
@@ -44,6 +44,8 @@ fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
         errors: errors.0,
         awaiting_since: row.try_get("awaiting_since")?,
         current_message_id: row.try_get("current_message_id")?,
+        checks: row.try_get::<i32, _>("checks")? as u32,
+        check_at: row.try_get("check_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -68,6 +70,9 @@ async fn event(
     Ok(())
 }
 
+/// The event of a submission whose send was cut short by a restart of its instance.
+const RESTARTED: &str = "шлюз перезапущен во время отправки; результат будет сверен с РЭМД";
+
 /// The guarded state change of [`Outbox::transition`], inside the caller's transaction.
 async fn apply(
     conn: &mut PgConnection,
@@ -84,7 +89,7 @@ async fn apply(
         "UPDATE submissions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
              emdr_id = COALESCE($3, emdr_id), registered_at = COALESCE($4, registered_at),
              errors = COALESCE($5, errors), last_error_code = CASE WHEN $6 THEN $7 ELSE last_error_code END,
-             awaiting_since = $8, updated_at = $9
+             awaiting_since = $8, updated_at = $9, check_at = $14
          WHERE id = $10 AND status = ANY($11) AND ($12::text IS NULL OR lease_owner = $12)
              AND ($13::text IS NULL OR current_message_id = $13)",
     )
@@ -101,6 +106,7 @@ async fn apply(
     .bind(&states)
     .bind(lease_owner)
     .bind(current_message)
+    .bind(t.check_at)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -114,7 +120,7 @@ async fn apply(
     Ok(true)
 }
 
-/// Puts up to 500 submissions matching `condition` (with `$1` = `threshold`) in `unknown`,
+/// Puts up to 500 submissions matching `condition` (with `$1` = `threshold`, `$2` = `now`) in `unknown`,
 /// due now and with no lease, each with its event: their last send may or may not have
 /// reached REMD, so the register is searched before anything else.
 async fn to_reconciliation(
@@ -128,7 +134,7 @@ async fn to_reconciliation(
     let mut tx = store.pool().begin().await?;
     let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
         "UPDATE submissions SET status = 'unknown', next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
-             updated_at = $2
+             check_at = NULL, updated_at = $2
          WHERE id IN (SELECT id FROM submissions WHERE {condition} LIMIT 500 FOR UPDATE SKIP LOCKED)
          RETURNING id"
     ))
@@ -339,6 +345,7 @@ impl Outbox for PgStore {
             let sending = from != Status::Unknown;
             sqlx::query(
                 "UPDATE submissions SET status = $1, attempts = attempts + $2, next_attempt_at = NULL,
+                     checks = CASE WHEN $2 = 1 THEN 0 ELSE checks + 1 END,
                      lease_owner = $3, lease_until = $4, updated_at = $5 WHERE id = $6",
             )
             .bind(if sending { Status::Sending.as_str() } else { Status::Unknown.as_str() })
@@ -466,13 +473,51 @@ impl Outbox for PgStore {
     async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
         to_reconciliation(
             self,
-            "status = 'awaiting_result' AND awaiting_since < $1",
+            "status = 'awaiting_result' AND (check_at <= $2 OR (check_at IS NULL AND awaiting_since < $1))",
             before,
             now,
             "watchdog",
-            "результат регистрации не пришёл вовремя; сверка с РЭМД",
+            "результат регистрации ещё не пришёл; сверка с реестром РЭМД",
         )
         .await
+    }
+
+    async fn renew_lease(&self, id: Uuid, owner: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let renewed = sqlx::query("UPDATE submissions SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+            .bind(until)
+            .bind(id)
+            .bind(owner)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(renewed > 0)
+    }
+
+    async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut released = 0;
+        loop {
+            // $1 is the prefix here: text, compared as such.
+            let mut tx = self.pool().begin().await?;
+            let ids: Vec<Uuid> = sqlx::query_scalar(
+                "UPDATE submissions SET status = 'unknown', next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
+                     check_at = NULL, updated_at = $2
+                 WHERE id IN (SELECT id FROM submissions WHERE lease_owner IS NOT NULL
+                     AND left(lease_owner, length($1)) = $1 LIMIT 500 FOR UPDATE SKIP LOCKED)
+                 RETURNING id",
+            )
+            .bind(prefix)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            for id in &ids {
+                event(&mut tx, *id, now, Status::Unknown, "relay", RESTARTED).await?;
+            }
+            tx.commit().await?;
+            released += ids.len() as u64;
+            if ids.len() < 500 {
+                return Ok(released);
+            }
+        }
     }
 
     async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError> {

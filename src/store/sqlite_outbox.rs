@@ -14,7 +14,7 @@ use super::{StoreError, parse_uuid};
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, created_at, updated_at";
+     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, check_at, created_at, updated_at";
 
 fn opt_ms(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     v.map(from_ms).transpose()
@@ -45,6 +45,8 @@ fn record(row: &SqliteRow) -> Result<SubmissionRecord, StoreError> {
         errors: errors.0,
         awaiting_since: opt_ms(row.try_get("awaiting_since")?)?,
         current_message_id: row.try_get("current_message_id")?,
+        checks: row.try_get::<i64, _>("checks")? as u32,
+        check_at: opt_ms(row.try_get("check_at")?)?,
         created_at: from_ms(row.try_get("created_at")?)?,
         updated_at: from_ms(row.try_get("updated_at")?)?,
     })
@@ -87,7 +89,7 @@ async fn apply(
         "UPDATE submissions SET status = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
              emdr_id = COALESCE(?, emdr_id), registered_at = COALESCE(?, registered_at),
              errors = COALESCE(?, errors), last_error_code = CASE WHEN ? THEN ? ELSE last_error_code END,
-             awaiting_since = ?, updated_at = ?
+             awaiting_since = ?, updated_at = ?, check_at = ?
          WHERE id = ? AND status IN ({states}) AND (? IS NULL OR lease_owner = ?)
              AND (? IS NULL OR current_message_id = ?)"
     ))
@@ -100,6 +102,7 @@ async fn apply(
     .bind(last_code)
     .bind(t.awaiting_since.map(ms))
     .bind(ms(at))
+    .bind(t.check_at.map(ms))
     .bind(&id)
     .bind(lease_owner)
     .bind(lease_owner)
@@ -127,7 +130,7 @@ async fn to_reconciliation(
     for id in ids {
         sqlx::query(
             "UPDATE submissions SET status = 'unknown', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
-                 updated_at = ? WHERE id = ?",
+                 check_at = NULL, updated_at = ? WHERE id = ?",
         )
         .bind(ms(now))
         .bind(ms(now))
@@ -336,10 +339,12 @@ impl Outbox for SqliteStore {
             let sending = from != Status::Unknown;
             sqlx::query(
                 "UPDATE submissions SET status = ?, attempts = attempts + ?, next_attempt_at = NULL,
+                     checks = CASE WHEN ? THEN 0 ELSE checks + 1 END,
                      lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?",
             )
             .bind(if sending { Status::Sending.as_str() } else { Status::Unknown.as_str() })
             .bind(i64::from(sending))
+            .bind(sending)
             .bind(owner)
             .bind(ms(lease_until))
             .bind(ms(now))
@@ -473,15 +478,62 @@ impl Outbox for SqliteStore {
     async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let (_turn, mut tx) = self.begin_write().await?;
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM submissions WHERE status = 'awaiting_result' AND awaiting_since < ? LIMIT 500",
+            "SELECT id FROM submissions WHERE status = 'awaiting_result'
+                 AND (check_at <= ? OR (check_at IS NULL AND awaiting_since < ?)) LIMIT 500",
         )
+        .bind(ms(now))
         .bind(ms(before))
         .fetch_all(&mut *tx)
         .await?;
-        to_reconciliation(&mut tx, &ids, now, "watchdog", "результат регистрации не пришёл вовремя; сверка с РЭМД")
-            .await?;
+        to_reconciliation(
+            &mut tx,
+            &ids,
+            now,
+            "watchdog",
+            "результат регистрации ещё не пришёл; сверка с реестром РЭМД",
+        )
+        .await?;
         tx.commit().await?;
         Ok(ids.len() as u64)
+    }
+
+    async fn renew_lease(&self, id: Uuid, owner: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let renewed = sqlx::query("UPDATE submissions SET lease_until = ? WHERE id = ? AND lease_owner = ?")
+            .bind(ms(until))
+            .bind(id.to_string())
+            .bind(owner)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(renewed > 0)
+    }
+
+    async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut released = 0;
+        loop {
+            let (_turn, mut tx) = self.begin_write().await?;
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM submissions WHERE lease_owner IS NOT NULL
+                     AND substr(lease_owner, 1, length(?1)) = ?1 LIMIT 500",
+            )
+            .bind(prefix)
+            .fetch_all(&mut *tx)
+            .await?;
+            to_reconciliation(
+                &mut tx,
+                &ids,
+                now,
+                "relay",
+                "шлюз перезапущен во время отправки; результат будет сверен с РЭМД",
+            )
+            .await?;
+            tx.commit().await?;
+            released += ids.len() as u64;
+            if ids.len() < 500 {
+                return Ok(released);
+            }
+        }
     }
 
     async fn record_callback(&self, cb: &CallbackRecord) -> Result<bool, StoreError> {
