@@ -239,20 +239,16 @@ impl Relay {
         next_attempt(&self.settings.retry, attempts, record.created_at, now, hint, &mut *rng)
     }
 
-    /// Back on the schedule in `waiting` (with the detail `waiting_detail` gives for the due
-    /// time), or — when the schedule is exhausted — `failed` with `give_up`'s error, whose
-    /// event detail is `give_up.detail` followed by the schedule's reason.
+    /// Back on the schedule (`next`) in `waiting` (with the detail `waiting_detail` gives
+    /// for the due time), or — when the schedule is exhausted — `failed` with `give_up`'s
+    /// error, whose event detail is `give_up.detail` followed by the schedule's reason.
     fn on_schedule(
-        &self,
-        attempts: u32,
-        record: &SubmissionRecord,
-        hint: Hint,
-        now: DateTime<Utc>,
+        next: Next,
         waiting: Status,
         waiting_detail: impl FnOnce(DateTime<Utc>) -> String,
         give_up: GiveUp<'_>,
     ) -> Transition {
-        match self.schedule(attempts, record, hint, now) {
+        match next {
             Next::RetryAt(at) => {
                 Transition { next_attempt_at: Some(at), ..Transition::to(waiting, ACTOR, waiting_detail(at)) }
             }
@@ -269,11 +265,8 @@ impl Relay {
 
     /// A transient failure: back to the schedule, or `failed` when retries are exhausted.
     fn retry_or_give_up(&self, record: &SubmissionRecord, hint: Hint, now: DateTime<Utc>, why: &str) -> Transition {
-        self.on_schedule(
-            record.attempts,
-            record,
-            hint,
-            now,
+        Self::on_schedule(
+            self.schedule(record.attempts, record, hint, now),
             Status::RetryWait,
             |at| format!("{why}; повтор в {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
             GiveUp {
@@ -508,11 +501,8 @@ impl Relay {
                     self.count("reconciled_resend");
                     // Sent again — but on the schedule, and not forever: a REMD that accepts
                     // and never answers must end in `failed`, not in an endless loop.
-                    self.on_schedule(
-                        record.attempts,
-                        &record,
-                        Hint::None,
-                        now,
+                    Self::on_schedule(
+                        self.schedule(record.attempts, &record, Hint::None, now),
                         Status::Queued,
                         |_| "в реестре РЭМД не найден; будет отправлен снова".to_owned(),
                         GiveUp {
@@ -542,11 +532,8 @@ impl Relay {
                             _ => Hint::None,
                         };
                         // Backs off by the look-ups made, not the sends.
-                        self.on_schedule(
-                            record.checks,
-                            &record,
-                            hint,
-                            now,
+                        Self::on_schedule(
+                            self.schedule(record.checks, &record, hint, now),
                             Status::Unknown,
                             |_| "реестр РЭМД недоступен; сверка будет повторена".to_owned(),
                             GiveUp {
