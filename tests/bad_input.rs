@@ -278,7 +278,7 @@ fn corpus(sent: &str, uid: &str, emdr_id: &str) -> Vec<Case> {
         Case::listener("JSON to the listener", serde_json::to_vec(&valid).unwrap()),
         Case::listener("a truncated envelope", &envelope("<cb:registerDocumentResult/>").as_bytes()[..60]),
         Case::listener("no envelope", "<registerDocumentResult/>"),
-        Case::listener("another envelope namespace", format!(r#"<s:Envelope xmlns:s="urn:soap-1.3"><s:Body/></s:Envelope>"#)),
+        Case::listener("another envelope namespace", r#"<s:Envelope xmlns:s="urn:soap-1.3"><s:Body/></s:Envelope>"#),
         Case::listener("an envelope without a body", format!(r#"<s:Envelope xmlns:s="{SOAP12}"/>"#)),
         Case::listener("an unknown operation", envelope(&format!(r#"<cb:deleteEverything xmlns:cb="{CB}"/>"#))),
         Case::listener(
