@@ -1,5 +1,5 @@
 //! Intake throughput and latency with a 30 KB document, against `/healthz` of the same
-//! server in the same run.
+//! server and against a bare insert of the same rows, in the same run.
 //!
 //! ```sh
 //! cargo run --release --example intake_bench -- --db sqlite   --requests 3000 --concurrency 16
@@ -10,6 +10,13 @@
 //! PostgreSQL database on 127.0.0.1:5432), builds N distinct signed 30 KB TMK protocols, then
 //! drives, closed-loop with C connections over loopback: N × `GET /healthz` (the baseline),
 //! then N × `POST /api/v1/documents`. Prints requests/s and p50/p99 of each, and their ratio.
+//!
+//! The durability baseline, first, on the same database: N bare inserts of what intake
+//! inserts (the bytes, the submission with its request, the first event), each in its own
+//! transaction with the same durability (SQLite `synchronous=FULL`; PostgreSQL's default
+//! `synchronous_commit=on`), through the same driver, C at a time — no HTTP, no parsing, no
+//! checks, no group commit. Intake ≥ 1.0× that rate means group commit wins back what the
+//! checks cost.
 
 use std::time::{Duration, Instant};
 
@@ -148,6 +155,48 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
     let base = gw.api_url();
 
+    // The bare baseline: one transaction per document, straight to the store.
+    let template = {
+        let res = http
+            .post(format!("{base}/api/v1/documents"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({
+                "kind": 40, "organization": MO, "document": B64.encode(document(usize::MAX).as_bytes()),
+                "signatures": [{"role": "1", "role_version": "2.4", "data": B64.encode(signer.sign_detached(document(usize::MAX).as_bytes()))}],
+            }).to_string())
+            .send()
+            .await?;
+        anyhow::ensure!(res.status() == 202, "the template document: {}", res.status());
+        let id: uuid::Uuid = res.json::<serde_json::Value>().await?["id"].as_str().unwrap_or_default().parse()?;
+        gw.store().submission(id).await?.expect("stored")
+    };
+    let store = gw.store();
+    let rows: Vec<egisz_gateway::submission::NewSubmission> = (0..a.requests)
+        .map(|i| {
+            let content = document(i).replace("bench-", "bare-").into_bytes();
+            let local_uid = format!("bare-{i:06}");
+            let mut request = template.request.clone();
+            request.local_uid = local_uid.clone();
+            egisz_gateway::submission::NewSubmission {
+                id: uuid::Uuid::now_v7(),
+                organization: template.organization.clone(),
+                local_uid,
+                kind: 40,
+                checksum: egisz_remd::checksum(&content),
+                content,
+                request,
+                created_at: egisz_gateway::now(),
+                actor: "bench".into(),
+            }
+        })
+        .collect();
+    let bare = drive(a.requests, a.concurrency, |i| {
+        let (store, row) = (store.clone(), &rows[i]);
+        async move { matches!(store.intake(row).await, Ok(egisz_gateway::submission::Intake::Created(_))) }
+    })
+    .await;
+
     let health = drive(a.requests, a.concurrency, |_| {
         let (http, url) = (http.clone(), format!("{base}/healthz"));
         async move { http.get(url).send().await.is_ok_and(|r| r.status() == 200) }
@@ -174,7 +223,8 @@ async fn main() -> anyhow::Result<()> {
         size,
         bodies[0].len()
     );
-    for (name, r) in [("GET /healthz", &health), ("POST /api/v1/documents", &intake)] {
+    let (commits, committed) = gw.intake_commits();
+    for (name, r) in [("GET /healthz", &health), ("bare insert", &bare), ("POST /api/v1/documents", &intake)] {
         println!(
             "{name:24} {:8.0} req/s   p50 {:6.2} ms   p99 {:6.2} ms   errors {}",
             r.rps,
@@ -184,6 +234,11 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!("intake / healthz throughput: {:.3}", intake.rps / health.rps);
+    println!(
+        "intake / bare insert throughput: {:.2} (group commit: {committed} documents in {commits} commits, {:.1} per commit)",
+        intake.rps / bare.rps,
+        committed as f64 / commits.max(1) as f64
+    );
     gw.shutdown().await;
     if a.db == "postgres" {
         use sqlx::Connection;

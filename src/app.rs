@@ -49,6 +49,9 @@ pub struct RunningGateway {
     store: Arc<dyn Store>,
     staff: StaffService,
     metrics: Arc<Metrics>,
+    intake: GroupCommit,
+    /// This process's claim on its `relay.instance_id`, released when it stops.
+    _instance: store::InstanceGuard,
 }
 
 impl RunningGateway {
@@ -91,6 +94,11 @@ impl RunningGateway {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Commits made by intake's group commit, and the documents they stored.
+    pub fn intake_commits(&self) -> (u64, u64) {
+        self.intake.stats()
     }
 
     /// A token that, when cancelled, stops the gateway (used by signal handling).
@@ -217,6 +225,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         ServiceMode::Remote => None,
     };
     let remd = remd_client(config, remd_sandbox.as_ref(), Arc::clone(&metrics) as Arc<dyn CallObserver>)?;
+    let instance = store
+        .hold_instance(&config.relay.instance_id, Duration::from_secs(15))
+        .await
+        .context("claiming relay.instance_id")?;
     let relay = Arc::new(Relay::new(
         Arc::clone(&store),
         remd,
@@ -256,7 +268,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let refused_metrics = Arc::clone(&metrics);
     let admission = Admission {
         allow_from: Some(config.remd_listener.allow_from.clone()),
-        refused: remd_listener::refused_router(),
+        refusal: Arc::from(remd_listener::refusal()),
         on_refused: Arc::new(move |peer| {
             refused_metrics.remd_listener_refused.inc();
             tracing::warn!(peer = %peer.ip(), "a call to the REMD listener from outside remd_listener.allow_from was refused");
@@ -274,6 +286,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let relay_task = tokio::spawn(Arc::clone(&relay).run(shutdown.clone()));
     let notify_task = store.spawn_outbox_listener(Arc::clone(&outbox_wake), shutdown.clone());
 
+    let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max);
     let state = AppState {
         store: Arc::clone(&store),
         auth: authenticator,
@@ -291,7 +304,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         }),
         mappings,
         outbox_wake,
-        intake: GroupCommit::start(Arc::clone(&store), config.database.group_commit_max),
+        intake: intake.clone(),
         intake_permits: Arc::new(tokio::sync::Semaphore::new(config.api.intake_workers)),
     };
 
@@ -335,6 +348,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         store,
         staff,
         metrics,
+        intake,
+        _instance: instance,
     })
 }
 

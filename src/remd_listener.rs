@@ -65,24 +65,24 @@ pub fn router(state: ListenerState, limits: &ListenerLimits) -> Router {
         .with_state(state)
 }
 
-/// What a caller outside `remd_listener.allow_from` gets, whatever it sends: 403 with a
-/// SOAP fault, and the connection closed.
-pub fn refused_router() -> Router {
-    Router::new().fallback(|| async {
-        let version = SoapVersion::default();
-        let to = Envelope { version, ..Envelope::default() };
-        let body = egisz_remd::write_fault(
-            version,
-            &ReplyHeader::answering(&to),
-            &Fault::new(FaultCode::Sender, "this address may not call the information system"),
-        );
-        (
-            StatusCode::FORBIDDEN,
-            [(header::CONTENT_TYPE, version.content_type(None)), (header::CONNECTION, "close".into())],
-            body,
-        )
-            .into_response()
-    })
+/// What a caller outside `remd_listener.allow_from` gets, before it has sent anything: a
+/// whole HTTP `403` answer with a SOAP fault, after which the connection is closed.
+pub fn refusal() -> Vec<u8> {
+    let version = SoapVersion::default();
+    let to = Envelope { version, ..Envelope::default() };
+    let body = egisz_remd::write_fault(
+        version,
+        &ReplyHeader::answering(&to),
+        &Fault::new(FaultCode::Sender, "this address may not call the information system"),
+    );
+    let mut answer = format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        version.content_type(None),
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    answer
 }
 
 fn soap(version: SoapVersion, status: StatusCode, body: Vec<u8>) -> Response {
@@ -113,7 +113,24 @@ async fn handle(State(state): State<ListenerState>, body: Result<Bytes, BytesRej
             return response;
         }
     };
-    let (envelope, incoming) = match egisz_remd::parse_incoming(&body) {
+    // The parse is bounded but CPU work: it runs on the blocking pool, off the async workers.
+    let parsed = {
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || egisz_remd::parse_incoming(&body)).await
+    };
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            tracing::error!(error = %e, "REMD listener: reading a call failed");
+            let to = Envelope::default();
+            return fault(
+                to.version,
+                &to,
+                Fault::new(FaultCode::Receiver, "temporary failure of the information system"),
+            );
+        }
+    };
+    let (envelope, incoming) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
             let version = egisz_remd::envelope_version(&body).unwrap_or_default();

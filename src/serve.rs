@@ -11,8 +11,14 @@
 //!   [`ListenerLimits::idle_timeout`] is closed once its request in progress, if any, is
 //!   answered;
 //! - **admission by address**: an [`Admission`] decides at accept, before a byte is read,
-//!   whether the peer is served by the application or by the refusal service (403 to every
-//!   request, the connection then closed).
+//!   whether the peer is served; a refused peer is sent the prepared refusal (a whole HTTP
+//!   `403` answer) once its request head arrived (at most 8 KiB of it read, and discarded)
+//!   and disconnected, within a second and without taking one of the listener's connection
+//!   slots (refusals have a small cap of
+//!   their own, [`REFUSALS_AT_ONCE`]);
+//! - **a hard end**: a connection asked to close (shutdown, or idle) that does not finish
+//!   its answer within a grace period is dropped — a client that stops reading cannot hold
+//!   its slot.
 //!
 //! The request timeout and the body limit are the routers' own layers (the API's and the
 //! REMD listener's). HTTP/1.1 only: REMD and the regional systems speak it, and every
@@ -30,7 +36,7 @@ use axum::body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -39,13 +45,20 @@ use tower::ServiceExt;
 
 use crate::config::ListenerLimits;
 
+/// Refusals being written at once; further refused peers are disconnected without one.
+pub const REFUSALS_AT_ONCE: usize = 64;
+/// How long a refused peer is given to take its refusal.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+/// How long a connection asked to close because it was idle may take to finish.
+const IDLE_GRACE: Duration = Duration::from_secs(1);
+
 /// Who may talk to a listener, decided by the peer's address at accept.
 #[derive(Clone)]
 pub struct Admission {
     /// `None`: everyone.
     pub allow_from: Option<Vec<ipnet::IpNet>>,
-    /// Served to everyone else.
-    pub refused: Router,
+    /// The bytes sent to everyone else: a whole HTTP response (with `Connection: close`).
+    pub refusal: Arc<[u8]>,
     /// Called once per refused connection (a metric, a log line).
     pub on_refused: Arc<dyn Fn(SocketAddr) + Send + Sync>,
 }
@@ -53,7 +66,7 @@ pub struct Admission {
 impl Admission {
     /// Everyone is served.
     pub fn everyone() -> Self {
-        Self { allow_from: None, refused: Router::new(), on_refused: Arc::new(|_| {}) }
+        Self { allow_from: None, refusal: Arc::from(&[][..]), on_refused: Arc::new(|_| {}) }
     }
 
     pub fn admits(&self, peer: &SocketAddr) -> bool {
@@ -83,6 +96,7 @@ pub async fn serve(
     drain_for: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     loop {
         let slot = tokio::select! {
             slot = Arc::clone(&slots).acquire_owned() => match slot {
@@ -104,15 +118,21 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = if admission.admits(&peer) {
-            app.clone()
-        } else {
+        if !admission.admits(&peer) {
+            drop(slot);
             (admission.on_refused)(peer);
-            admission.refused.clone()
-        };
-        let shutdown = shutdown.clone();
+            if let Ok(turn) = Arc::clone(&refusals).try_acquire_owned() {
+                let refusal = Arc::clone(&admission.refusal);
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(REFUSAL_WRITE, refuse(stream, &refusal)).await;
+                    drop(turn);
+                });
+            }
+            continue;
+        }
+        let (app, shutdown) = (app.clone(), shutdown.clone());
         tokio::spawn(async move {
-            serve_connection(stream, service, limits, shutdown).await;
+            serve_connection(stream, app, limits, shutdown).await;
             drop(slot);
         });
     }
@@ -123,6 +143,24 @@ pub async fn serve(
     }
 }
 
+/// Reads (and discards) at most the first few KiB of what a refused peer sends — so that an
+/// HTTP client sees the refusal as the answer to its request — then sends the refusal.
+async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
+    let mut head = [0u8; 8192];
+    let mut seen = 0;
+    while seen < head.len() {
+        match stream.read(&mut head[seen..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen += n,
+        }
+        if head[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let _ = stream.write_all(refusal).await;
+    let _ = stream.shutdown().await;
+}
+
 async fn serve_connection(stream: TcpStream, app: Router, limits: ListenerLimits, shutdown: CancellationToken) {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched { inner: stream, activity: Arc::clone(&activity) });
@@ -131,8 +169,9 @@ async fn serve_connection(stream: TcpStream, app: Router, limits: ListenerLimits
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
-    let check_every = (limits.idle_timeout / 4).max(Duration::from_millis(10));
-    let mut closing = false;
+    let check_every = (limits.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(500));
+    // When asked to close: by then the connection must be gone, finished or not.
+    let mut closing: Option<Instant> = None;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -141,16 +180,22 @@ async fn serve_connection(stream: TcpStream, app: Router, limits: ListenerLimits
                 }
                 return;
             }
-            _ = shutdown.cancelled(), if !closing => {
-                closing = true;
+            _ = shutdown.cancelled(), if closing.is_none() => {
+                // Requests in progress may finish; the listener drains for as long.
+                closing = Some(Instant::now() + limits.request_timeout);
                 connection.as_mut().graceful_shutdown();
             }
-            _ = tokio::time::sleep(check_every), if !closing => {
-                if activity.idle_for() >= limits.idle_timeout {
-                    closing = true;
+            _ = tokio::time::sleep(check_every) => match closing {
+                None if activity.idle_for() >= limits.idle_timeout => {
+                    closing = Some(Instant::now() + IDLE_GRACE);
                     connection.as_mut().graceful_shutdown();
                 }
-            }
+                Some(deadline) if Instant::now() >= deadline => {
+                    tracing::debug!("a connection that did not finish closing was dropped");
+                    return;
+                }
+                _ => {}
+            },
         }
     }
 }

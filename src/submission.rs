@@ -116,6 +116,8 @@ pub struct SubmissionRecord {
     pub current_message_id: Option<String>,
     /// Look-ups in the register since the last send.
     pub checks: u32,
+    /// Of those, look-ups that found nothing although REMD holds the `localUid`.
+    pub inconclusive: u32,
     /// In `awaiting_result`: when the register is looked up if no result has come.
     pub check_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -171,6 +173,8 @@ pub struct Transition {
     /// When to look the submission up in the register if nothing happens before (set with
     /// `awaiting_result`; cleared by every other transition).
     pub check_at: Option<DateTime<Utc>>,
+    /// `Some` sets the count of inconclusive look-ups (a send resets it).
+    pub inconclusive: Option<u32>,
     pub actor: String,
     pub detail: String,
 }
@@ -185,6 +189,7 @@ impl Transition {
             errors: None,
             awaiting_since: None,
             check_at: None,
+            inconclusive: None,
             actor: actor.to_owned(),
             detail: detail.into(),
         }
@@ -279,6 +284,7 @@ pub(crate) mod tests_support {
             awaiting_since: None,
             current_message_id: None,
             checks: 0,
+            inconclusive: 0,
             check_at: None,
             created_at: now,
             updated_at: now,

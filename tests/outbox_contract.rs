@@ -25,6 +25,7 @@ on_both_backends!(
     a_batch_commits_together_and_a_bad_document_fails_alone,
     commits_are_durable_on_every_connection,
     an_instance_takes_back_its_own_leases,
+    two_running_instances_never_share_an_id,
 );
 
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -350,4 +351,25 @@ async fn an_instance_takes_back_its_own_leases(db: Db) {
     assert_eq!(s.submission(theirs).await.unwrap().unwrap().status, Status::Sending);
     assert!(s.renew_lease(theirs, "gw-a2:0002", later).await.unwrap());
     assert!(!s.renew_lease(ours, "gw-a:0001", later).await.unwrap(), "a released lease is not renewed");
+}
+
+async fn two_running_instances_never_share_an_id(db: Db) {
+    let kind = db;
+    let db = TestDb::new(db).await;
+    let s = open(&db).await;
+    let wait = std::time::Duration::from_millis(300);
+    let first = s.hold_instance("gw-1", wait).await.unwrap();
+    let other = s.hold_instance("gw-2", wait).await;
+    assert!(other.is_ok(), "another id is free");
+    let same = s.hold_instance("gw-1", wait).await;
+    match kind {
+        Db::Postgres => {
+            let e = same.err().expect("the same id is refused while the first instance runs");
+            assert!(e.to_string().contains("relay.instance_id"), "{e}");
+        }
+        // SQLite serves one process: nothing to share with.
+        Db::Sqlite => assert!(same.is_ok()),
+    }
+    drop(first);
+    assert!(s.hold_instance("gw-1", std::time::Duration::from_secs(5)).await.is_ok(), "free again once released");
 }

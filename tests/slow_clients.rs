@@ -147,3 +147,27 @@ async fn a_slow_body_gets_408_on_both_listeners() {
     }
     env.shutdown().await;
 }
+
+/// A client that asks and never reads (its window stays shut): once nothing has moved for
+/// the idle timeout, its connection is dropped, answer finished or not, and its slot is free.
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_connection() {
+    let env = TestEnv::start_with(Db::Sqlite, |c, _| {
+        c.api.limits.idle_timeout = Duration::from_millis(300);
+        c.api.limits.max_connections = 1;
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut greedy = socket.connect(env.gw.api_addr()).await.unwrap();
+    // Many answers asked for at once, none read: the gateway's writes stall.
+    let pipelined = "GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let _ = tokio::time::timeout(Duration::from_secs(2), greedy.write_all(pipelined.as_bytes())).await;
+    // The only slot comes free: another client is answered.
+    let started = Instant::now();
+    let res = env.http.get(env.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+    drop(greedy);
+    env.shutdown().await;
+}

@@ -613,7 +613,8 @@ impl Parser {
 
     /// Text is kept only inside the leaf elements whose text the header needs.
     fn capturing(&self) -> bool {
-        matches!(self.stack.last(), Some(&("family" | "given" | "name")))
+        // Names in the body (its sections, entries) are not kept.
+        matches!(self.stack.last(), Some(&("family" | "given" | "name"))) && self.stack.get(1) != Some(&"component")
     }
 
     fn attrs(&self, reader: &NsReader<&[u8]>, e: &BytesStart<'_>) -> Result<Attrs, Violation> {

@@ -140,4 +140,7 @@ fn kept_text() {
     let with = |n: usize| replace_nth(SAMPLE, &family, &format!("<family>{}</family>", "Ф".repeat(n / 2)), 1);
     parses(&with(MAX_TEXT_BYTES));
     assert_bound(&refused(&with(MAX_TEXT_BYTES + 2)), "текст элемента");
+    // A long name in the body is not kept, so not bounded by it.
+    let body_name = format!("<component><section><name>{}</name></section></component>", "Ф".repeat(MAX_TEXT_BYTES));
+    parses(&repeated("<structuredBody>", &body_name, 1));
 }

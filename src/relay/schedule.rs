@@ -105,7 +105,11 @@ pub fn next_attempt(
 /// `7·first`, … after the first was due — or `None` once the look-ups would go on for
 /// longer than `deadline` in all.
 pub fn next_check(first: Duration, deadline: Duration, checks: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let exponent = checks.min(20);
+    // Past 2^20 intervals the look-ups have gone on for years: over.
+    if checks >= 20 {
+        return None;
+    }
+    let exponent = checks;
     let spent_then = first.saturating_mul((1u32 << (exponent + 1)) - 1);
     if spent_then > deadline {
         return None;
@@ -217,6 +221,8 @@ mod tests {
         assert_eq!(after(3), Some(960));
         assert_eq!(after(4), None);
         assert_eq!(after(40), None, "no overflow");
+        // However long the deadline, the look-ups end.
+        assert_eq!(next_check(first, Duration::from_secs(u64::MAX / 4), 20, t0()), None);
         // Counted from the acceptance: the second look-up is at 3·first.
         assert_eq!(next_check(first, Duration::from_secs(360), 1, t0()).map(|at| (at - t0()).num_seconds()), Some(240));
         assert_eq!(next_check(first, Duration::from_secs(359), 1, t0()), None);

@@ -284,8 +284,14 @@ impl Relay {
         self.store.note_message(record.id, &message_id, crate::now()).await?;
         let mut request = record.request.clone();
         request.message_id = message_id;
-        self.call_slot().await;
-        let outcome = self.leased(&record, self.remd.register_document(&request)).await;
+        // The wait for the rate limiter is inside the lease too: a long queue for REMD must
+        // not look like a dead worker.
+        let outcome = self
+            .leased(&record, async {
+                self.call_slot().await;
+                self.remd.register_document(&request).await
+            })
+            .await;
         let now = crate::now();
         let t = match outcome {
             Ok(RegisterAck::Accepted) => {
@@ -438,8 +444,12 @@ impl Relay {
             register_date_end: Some((crate::now() + window).fixed_offset()),
             patient_snils: record.request.patient.snils.clone(),
         };
-        self.call_slot().await;
-        let outcome = self.leased(&record, self.remd.search_registry_items(&query)).await;
+        let outcome = self
+            .leased(&record, async {
+                self.call_slot().await;
+                self.remd.search_registry_items(&query).await
+            })
+            .await;
         let now = crate::now();
         let t = match outcome {
             Ok(items) => match items.into_iter().find(|i| i.local_uid.as_deref() == Some(record.local_uid.as_str())) {
@@ -457,7 +467,7 @@ impl Relay {
                     && next_check(
                         self.settings.result_check_after,
                         self.settings.result_deadline,
-                        record.checks,
+                        record.inconclusive + 1,
                         now,
                     )
                     .is_some() =>
@@ -465,10 +475,15 @@ impl Relay {
                     // REMD says the localUid is taken; its search may simply not show the
                     // registration yet. Looked up again, later each time, up to the deadline.
                     self.count("reconciled_later");
-                    let at =
-                        next_check(self.settings.result_check_after, self.settings.result_deadline, record.checks, now);
+                    let at = next_check(
+                        self.settings.result_check_after,
+                        self.settings.result_deadline,
+                        record.inconclusive + 1,
+                        now,
+                    );
                     Transition {
                         next_attempt_at: at,
+                        inconclusive: Some(record.inconclusive + 1),
                         ..Transition::to(
                             Status::Unknown,
                             ACTOR,
@@ -586,7 +601,8 @@ impl Relay {
     pub async fn confirm_registered(&self, emdr_id: &str, submission: &SubmissionRecord) -> Result<bool, String> {
         self.call_slot().await;
         match self.remd.get_registry_item(emdr_id).await {
-            Ok(Some(item)) => Ok(item.local_uid.as_deref().is_none_or(|uid| uid == submission.local_uid)),
+            Ok(Some(item)) => Ok(item.local_uid.as_deref().is_none_or(|uid| uid == submission.local_uid)
+                && item.kind.is_none_or(|kind| kind == submission.kind)),
             Ok(None) => Ok(false),
             Err(failure) => Err(failure.to_string()),
         }

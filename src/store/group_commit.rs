@@ -78,11 +78,28 @@ impl GroupCommit {
 }
 
 async fn commit<S: CommitBatch + ?Sized>(store: &S, batch: Vec<Waiting>) {
+    use futures::FutureExt;
     let (documents, answers): (Vec<NewSubmission>, Vec<_>) = batch.into_iter().unzip();
-    match store.commit_batch(&documents).await {
-        Ok(results) => {
+    // A panic in the store fails this batch (whether or not its commit happened, none of
+    // it was acknowledged), not the committer: the next batch is taken as usual.
+    let committed = std::panic::AssertUnwindSafe(store.commit_batch(&documents))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(StoreError::CommitFailed("the store panicked during the commit".into())));
+    match committed {
+        Ok(results) if results.len() == answers.len() => {
             for (answer, result) in answers.into_iter().zip(results) {
                 let _ = answer.send(result);
+            }
+        }
+        Ok(results) => {
+            tracing::error!(
+                documents = answers.len(),
+                answered = results.len(),
+                "a store answered a batch incompletely"
+            );
+            for answer in answers {
+                let _ = answer.send(Err(StoreError::CommitFailed("the store answered the batch incompletely".into())));
             }
         }
         Err(e) => {
@@ -116,6 +133,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(30)).await;
             if batch.iter().any(|n| n.local_uid == "doom") {
                 return Err(StoreError::NotReady("disk gone".into()));
+            }
+            if batch.iter().any(|n| n.local_uid == "panic") {
+                panic!("a bug in the store");
             }
             Ok(batch
                 .iter()
@@ -184,5 +204,13 @@ mod tests {
         // The batch with "doom" failed whole: exactly its documents got CommitFailed.
         let failed = results.iter().filter(|r| matches!(r, Err(StoreError::CommitFailed(_)))).count();
         assert_eq!(failed, batches[1], "{batches:?}");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_store_fails_its_batch_and_the_committer_goes_on() {
+        let disk = Arc::new(SlowDisk::default());
+        let group = GroupCommit::start(Arc::clone(&disk), 8);
+        assert!(matches!(group.intake(doc("panic")).await, Err(StoreError::CommitFailed(_))));
+        assert!(group.intake(doc("after")).await.is_ok(), "the next intake is committed as usual");
     }
 }

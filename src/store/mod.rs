@@ -64,6 +64,11 @@ pub enum StoreError {
     CommitFailed(String),
 }
 
+/// Held while this process uses its `relay.instance_id` (see [`Store::hold_instance`]).
+pub struct InstanceGuard(
+    #[expect(dead_code, reason = "held, never read: dropping it releases the claim")] Box<dyn std::any::Any + Send>,
+);
+
 /// How durable a commit is on this store, as the database reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Durability {
@@ -97,6 +102,15 @@ pub trait Store: Outbox + Send + Sync + 'static {
 
     /// Whether a commit is on disk when it returns, as the database says.
     async fn durability(&self) -> Result<Durability, StoreError>;
+
+    /// Claims `instance_id` for this process while the returned guard lives, so that two
+    /// running instances never share one (each takes back "its own" leases at start).
+    /// PostgreSQL: a session advisory lock, waited for up to `wait` (a killed predecessor's
+    /// session takes a moment to end), then `NotReady`. SQLite: one process per file; always
+    /// granted.
+    async fn hold_instance(&self, _instance_id: &str, _wait: Duration) -> Result<InstanceGuard, StoreError> {
+        Ok(InstanceGuard(Box::new(())))
+    }
 
     async fn insert_client(&self, client: &NewClient) -> Result<(), StoreError>;
     /// A client by the public part of its key, revoked or not.

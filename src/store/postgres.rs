@@ -10,7 +10,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 
-use super::{Backend, CachedLookup, Durability, Store, StoreError};
+use super::{Backend, CachedLookup, Durability, InstanceGuard, Store, StoreError};
 use crate::auth::{ClientRecord, NewClient, Role, Scope};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -81,6 +81,30 @@ impl Store for PgStore {
         // disk before it returns; `off` does not.
         let durable = commit != "off" && fsync == "on";
         Ok(Durability { settings: vec![format!("synchronous_commit={commit}"), format!("fsync={fsync}")], durable })
+    }
+
+    async fn hold_instance(&self, instance_id: &str, wait: Duration) -> Result<InstanceGuard, StoreError> {
+        let key = format!("egisz-gateway/instance/{instance_id}");
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let mut conn = self.pool.acquire().await?;
+            let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(&key)
+                .fetch_one(&mut *conn)
+                .await?;
+            if held {
+                // The session holds the lock: the connection leaves the pool and lives as
+                // long as the guard.
+                return Ok(InstanceGuard(Box::new(conn.detach())));
+            }
+            drop(conn);
+            if tokio::time::Instant::now() >= until {
+                return Err(StoreError::NotReady(format!(
+                    "another running gateway uses relay.instance_id {instance_id:?}; give each instance its own"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     async fn insert_client(&self, c: &NewClient) -> Result<(), StoreError> {

@@ -17,7 +17,7 @@ use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Statu
 pub const OUTBOX_CHANNEL: &str = "egisz_outbox";
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, check_at, created_at, updated_at";
+     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at";
 
 fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
     let status: String = row.try_get("status")?;
@@ -45,6 +45,7 @@ fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
         awaiting_since: row.try_get("awaiting_since")?,
         current_message_id: row.try_get("current_message_id")?,
         checks: row.try_get::<i32, _>("checks")? as u32,
+        inconclusive: row.try_get::<i32, _>("inconclusive")? as u32,
         check_at: row.try_get("check_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -89,7 +90,7 @@ async fn apply(
         "UPDATE submissions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
              emdr_id = COALESCE($3, emdr_id), registered_at = COALESCE($4, registered_at),
              errors = COALESCE($5, errors), last_error_code = CASE WHEN $6 THEN $7 ELSE last_error_code END,
-             awaiting_since = $8, updated_at = $9, check_at = $14
+             awaiting_since = $8, updated_at = $9, check_at = $14, inconclusive = COALESCE($15, inconclusive)
          WHERE id = $10 AND status = ANY($11) AND ($12::text IS NULL OR lease_owner = $12)
              AND ($13::text IS NULL OR current_message_id = $13)",
     )
@@ -107,6 +108,7 @@ async fn apply(
     .bind(lease_owner)
     .bind(current_message)
     .bind(t.check_at)
+    .bind(t.inconclusive.map(|n| n as i32))
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -346,6 +348,7 @@ impl Outbox for PgStore {
             sqlx::query(
                 "UPDATE submissions SET status = $1, attempts = attempts + $2, next_attempt_at = NULL,
                      checks = CASE WHEN $2 = 1 THEN 0 ELSE checks + 1 END,
+                     inconclusive = CASE WHEN $2 = 1 THEN 0 ELSE inconclusive END,
                      lease_owner = $3, lease_until = $4, updated_at = $5 WHERE id = $6",
             )
             .bind(if sending { Status::Sending.as_str() } else { Status::Unknown.as_str() })

@@ -14,7 +14,7 @@ use super::{StoreError, parse_uuid};
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, check_at, created_at, updated_at";
+     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at";
 
 fn opt_ms(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     v.map(from_ms).transpose()
@@ -46,6 +46,7 @@ fn record(row: &SqliteRow) -> Result<SubmissionRecord, StoreError> {
         awaiting_since: opt_ms(row.try_get("awaiting_since")?)?,
         current_message_id: row.try_get("current_message_id")?,
         checks: row.try_get::<i64, _>("checks")? as u32,
+        inconclusive: row.try_get::<i64, _>("inconclusive")? as u32,
         check_at: opt_ms(row.try_get("check_at")?)?,
         created_at: from_ms(row.try_get("created_at")?)?,
         updated_at: from_ms(row.try_get("updated_at")?)?,
@@ -89,7 +90,7 @@ async fn apply(
         "UPDATE submissions SET status = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
              emdr_id = COALESCE(?, emdr_id), registered_at = COALESCE(?, registered_at),
              errors = COALESCE(?, errors), last_error_code = CASE WHEN ? THEN ? ELSE last_error_code END,
-             awaiting_since = ?, updated_at = ?, check_at = ?
+             awaiting_since = ?, updated_at = ?, check_at = ?, inconclusive = COALESCE(?, inconclusive)
          WHERE id = ? AND status IN ({states}) AND (? IS NULL OR lease_owner = ?)
              AND (? IS NULL OR current_message_id = ?)"
     ))
@@ -103,6 +104,7 @@ async fn apply(
     .bind(t.awaiting_since.map(ms))
     .bind(ms(at))
     .bind(t.check_at.map(ms))
+    .bind(t.inconclusive.map(i64::from))
     .bind(&id)
     .bind(lease_owner)
     .bind(lease_owner)
@@ -340,10 +342,12 @@ impl Outbox for SqliteStore {
             sqlx::query(
                 "UPDATE submissions SET status = ?, attempts = attempts + ?, next_attempt_at = NULL,
                      checks = CASE WHEN ? THEN 0 ELSE checks + 1 END,
+                     inconclusive = CASE WHEN ? THEN 0 ELSE inconclusive END,
                      lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?",
             )
             .bind(if sending { Status::Sending.as_str() } else { Status::Unknown.as_str() })
             .bind(i64::from(sending))
+            .bind(sending)
             .bind(sending)
             .bind(owner)
             .bind(ms(lease_until))

@@ -15,6 +15,7 @@
 //! | element and attribute names | [`MAX_NAME_BYTES`] |
 //! | a namespace URI / bindings in scope / distinct URIs | [`MAX_NAMESPACE_URI_BYTES`] / [`MAX_NAMESPACES_IN_SCOPE`] / [`MAX_DISTINCT_NAMESPACES`] |
 //! | the tree's memory | [`MEMORY_PER_INPUT_BYTE`] × input + [`MEMORY_BASE`] |
+//! | resolving names to namespaces | [`WORK_PER_INPUT_BYTE`] × input + [`MEMORY_BASE`] bytes hashed |
 //!
 //! Namespace URIs are interned: each distinct URI is held once and elements share it, so a
 //! long URI over many elements costs its length once (a copy per element would turn a
@@ -60,6 +61,9 @@ pub const MAX_DISTINCT_NAMESPACES: usize = 64;
 pub const MEMORY_PER_INPUT_BYTE: usize = 16;
 /// …plus this much.
 pub const MEMORY_BASE: usize = 64 * 1024;
+/// Bytes of namespace URIs the reader may hash while resolving names, per byte of input
+/// (plus [`MEMORY_BASE`]).
+pub const WORK_PER_INPUT_BYTE: usize = 16;
 
 /// The bounds that differ between what the gateway reads: REMD's calls to its listener
 /// (small) and REMD's answers to its requests (a document in base64).
@@ -186,23 +190,36 @@ impl Node {
     }
 }
 
-/// The distinct namespace URIs of one message, each held once.
-#[derive(Default)]
-struct Namespaces(Vec<Ns>);
+/// The distinct namespace URIs of one message, each held once; and the work of finding
+/// them, bounded like the tree's memory: every resolution hashes its URI, and the bytes
+/// hashed are charged against [`WORK_PER_INPUT_BYTE`] × input, so that many prefixed names
+/// bound to long URIs cannot make a small message expensive.
+struct Namespaces {
+    known: std::collections::HashMap<Ns, ()>,
+    work_left: usize,
+    work_limit: usize,
+}
 
 impl Namespaces {
+    fn for_input(len: usize) -> Self {
+        let work_limit = len.saturating_mul(WORK_PER_INPUT_BYTE).saturating_add(MEMORY_BASE);
+        Self { known: std::collections::HashMap::new(), work_left: work_limit, work_limit }
+    }
+
     fn intern(&mut self, uri: &str) -> Result<Ns, ParseError> {
-        if let Some(ns) = self.0.iter().find(|ns| ***ns == *uri) {
+        self.work_left =
+            self.work_left.checked_sub(uri.len()).ok_or(ParseError::TooComplex { limit: self.work_limit })?;
+        if let Some((ns, ())) = self.known.get_key_value(uri) {
             return Ok(Arc::clone(ns));
         }
         if uri.len() > MAX_NAMESPACE_URI_BYTES {
             return Err(ParseError::NamespaceTooLong { limit: MAX_NAMESPACE_URI_BYTES });
         }
-        if self.0.len() >= MAX_DISTINCT_NAMESPACES {
+        if self.known.len() >= MAX_DISTINCT_NAMESPACES {
             return Err(ParseError::TooManyNamespaces { limit: MAX_DISTINCT_NAMESPACES });
         }
         let ns: Ns = Arc::from(uri);
-        self.0.push(Arc::clone(&ns));
+        self.known.insert(Arc::clone(&ns), ());
         Ok(ns)
     }
 
@@ -290,7 +307,7 @@ pub(crate) fn parse(bytes: &[u8], limits: Limits) -> Result<Node, ParseError> {
 
     let mut reader = NsReader::from_str(text);
     reader.resolver_mut().set_max_namespace_bindings(MAX_NAMESPACES_IN_SCOPE);
-    let mut namespaces = Namespaces::default();
+    let mut namespaces = Namespaces::for_input(bytes.len());
     let mut budget = Budget::for_input(bytes.len());
     // The open elements (at most MAX_DEPTH) and the root sit outside any parent's list.
     budget.take((MAX_DEPTH + 1) * std::mem::size_of::<Node>())?;
@@ -542,12 +559,12 @@ mod tests {
     #[test]
     fn a_namespace_is_held_once_however_many_elements_use_it() {
         let uri = format!("urn:{}", "n".repeat(MAX_NAMESPACE_URI_BYTES - 4));
-        let xml = format!(r#"<r xmlns="{uri}">{}</r>"#, "<c/>".repeat(200));
+        let xml = format!(r#"<r xmlns="{uri}">{}</r>"#, "<c/>".repeat(50));
         let root = parse_call(&xml).unwrap();
         let shared = root.ns.as_ref().unwrap();
         assert!(root.children.iter().all(|c| Arc::ptr_eq(c.ns.as_ref().unwrap(), shared)));
         // One allocation, shared by the root and every child.
-        assert_eq!(Arc::strong_count(shared), 201);
+        assert_eq!(Arc::strong_count(shared), 51);
     }
 
     #[test]
@@ -661,6 +678,20 @@ mod tests {
         // A real message is far from it.
         let sparse = format!("<r>{}</r>", "<a>value of a field</a>".repeat(1_000));
         assert!(parse_call(&sparse).is_ok());
+    }
+
+    #[test]
+    fn resolving_many_names_against_long_uris_is_bounded() {
+        // 64 long URIs that differ only at the end, and many short prefixed names bound to
+        // them: each name costs a URI's length to resolve, the input only a few bytes.
+        let decls: String = (0..16).map(|i| format!(r#" xmlns:p{i:x}="urn:{}{i:02}""#, "u".repeat(1000))).collect();
+        let names: String = (0..30_000).map(|i| format!("<p{:x}:a/>", i % 16)).collect();
+        let xml = format!("<r{decls}>{names}</r>");
+        assert!(matches!(parse(xml.as_bytes(), Limits::CALL), Err(ParseError::TooComplex { .. })));
+        // The same names bound to short URIs parse.
+        let decls: String = (0..16).map(|i| format!(r#" xmlns:p{i:x}="urn:u{i:02}""#)).collect();
+        let names: String = (0..3_000).map(|i| format!("<p{:x}:a>field value</p{:x}:a>", i % 16, i % 16)).collect();
+        assert!(parse(format!("<r{decls}>{names}</r>").as_bytes(), Limits::CALL).is_ok());
     }
 
     #[test]

@@ -58,14 +58,14 @@ pub use config::{DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, RemdClientConfig, RemdClie
 pub use dom::{
     Limits, MAX_ATTRIBUTE_BYTES, MAX_ATTRIBUTES, MAX_CALL_BYTES, MAX_CALL_TEXT_BYTES, MAX_DEPTH,
     MAX_DISTINCT_NAMESPACES, MAX_ELEMENTS, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_NAMESPACE_URI_BYTES,
-    MAX_NAMESPACES_IN_SCOPE, MEMORY_BASE, MEMORY_PER_INPUT_BYTE, ParseError,
+    MAX_NAMESPACES_IN_SCOPE, MEMORY_BASE, MEMORY_PER_INPUT_BYTE, ParseError, WORK_PER_INPUT_BYTE,
 };
 pub use model::{
     Answer, DocumentFile, Envelope, Fault, FaultCode, Incoming, ReplyHeader, Response, SoapVersion, bare_message_id,
     new_message_id, wire_message_id,
 };
 pub use read::{
-    Parsed, envelope_version, parse_incoming, read_get_document_file_response, read_get_registry_item,
+    MAX_ID_BYTES, Parsed, envelope_version, parse_incoming, read_get_document_file_response, read_get_registry_item,
     read_get_registry_item_response, read_register_document, read_register_document_response,
     read_register_document_result_response, read_search_registry_item, read_search_registry_item_response,
 };

@@ -428,6 +428,11 @@ pub fn read_get_registry_item_response(bytes: &[u8]) -> Parsed<Response<Answer<O
 pub fn parse_incoming(bytes: &[u8]) -> Parsed<Incoming> {
     let (envelope, body) = read_envelope(bytes, Limits::CALL)?;
     let message_id = envelope.message_id.clone().unwrap_or_default();
+    for (name, value) in [(w::MESSAGE_ID, Some(&message_id)), (w::RELATES_TO, envelope.relates_to.as_ref())] {
+        if value.is_some_and(|v| v.len() > MAX_ID_BYTES) {
+            return Err(ParseError::Invalid(name));
+        }
+    }
     let f = Fields::new(&body, w::CB_NS, true);
     let incoming = if body.is(w::CB_NS, w::GET_DOCUMENT_FILE_REQUEST) {
         check_action(&envelope, &[w::ACTION_GET_DOCUMENT_FILE, w::GET_DOCUMENT_FILE_REQUEST])?;
@@ -439,6 +444,15 @@ pub fn parse_incoming(bytes: &[u8]) -> Parsed<Incoming> {
         };
         if request.relates_to_message.is_none() && request.emdr_id.is_none() {
             return Err(ParseError::Missing(w::RELATES_TO_MESSAGE));
+        }
+        for (name, value) in [
+            (w::RELATES_TO_MESSAGE, &request.relates_to_message),
+            (w::EMDR_ID, &request.emdr_id),
+            (w::LOCAL_UID, &request.local_uid),
+        ] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_ID_BYTES) {
+                return Err(ParseError::Invalid(name));
+            }
         }
         Incoming::GetDocumentFile(request)
     } else if body.is(w::CB_NS, w::REGISTER_DOCUMENT_RESULT) {
@@ -459,6 +473,10 @@ fn check_action(envelope: &Envelope, accepted: &[&'static str]) -> Result<(), Pa
     }
 }
 
+/// The longest identifier accepted in a call from REMD (MessageIDs, `emdrId`, `localUid`,
+/// the organisation): REMD's are UUIDs and OIDs, and each is stored and looked up.
+pub const MAX_ID_BYTES: usize = 256;
+
 fn register_result(message_id: String, f: &Fields<'_>) -> Result<RegisterResult, ParseError> {
     let success = status(f)?;
     let kind = f.optional(w::KIND, number)?;
@@ -476,6 +494,17 @@ fn register_result(message_id: String, f: &Fields<'_>) -> Result<RegisterResult,
         }
         None => None,
     };
+    let too_long = |v: Option<&str>| v.is_some_and(|v| v.len() > MAX_ID_BYTES);
+    for (name, value) in [
+        (w::RELATES_TO_MESSAGE, f.text(w::RELATES_TO_MESSAGE)),
+        (w::ORGANIZATION, f.text(w::ORGANIZATION)),
+        (w::LOCAL_UID, local_uid.as_deref()),
+        (w::EMDR_ID, registry_item.as_ref().map(|i| i.emdr_id.as_str())),
+    ] {
+        if too_long(value) {
+            return Err(ParseError::Invalid(name));
+        }
+    }
     Ok(RegisterResult {
         message_id,
         relates_to_message: bare_message_id(f.required(w::RELATES_TO_MESSAGE)?).to_owned(),

@@ -607,3 +607,26 @@ fn reads_remd_answers_in_other_shapes() {
         .replace(r#"<ser:role version="2.4">1</ser:role>"#, "<ser:role>1</ser:role>");
     assert_eq!(read_register_document(no_version.as_bytes()).unwrap_err(), ParseError::Missing("version"));
 }
+
+#[test]
+fn identifiers_in_remd_calls_are_bounded() {
+    let long = "x".repeat(MAX_ID_BYTES + 1);
+    let cases = [
+        (
+            "urn:uuid:7d4d3e5e-4bd0-4a55-9d4a-5f2f7e7b1c10</relatesToMessage>",
+            format!("{long}</relatesToMessage>"),
+            "relatesToMessage",
+        ),
+        ("TMK-2023-000042</localUid>", format!("{long}</localUid>"), "localUid"),
+        ("1.2.643.5.1.13.13.12.2.42.1234</organization>", format!("{long}</organization>"), "organization"),
+        ("16.62.23.09.000014523</emdrId>", format!("{long}</emdrId>"), "emdrId"),
+        ("0b7c6a2e-91f3-4c1d-8e55-3a0d4c2b9f01</MessageID>", format!("{long}</MessageID>"), "MessageID"),
+    ];
+    for (from, to, name) in cases {
+        let call = RESULT_SOAP11_DEFAULT_NS.replace(from, &to);
+        assert_eq!(parse_incoming(call.as_bytes()).unwrap_err(), ParseError::Invalid(name), "{name}");
+    }
+    // At the limit: read.
+    let at_limit = RESULT_SOAP11_DEFAULT_NS.replace("TMK-2023-000042", &"x".repeat(MAX_ID_BYTES));
+    assert!(parse_incoming(at_limit.as_bytes()).is_ok());
+}
