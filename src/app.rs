@@ -286,7 +286,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let relay_task = tokio::spawn(Arc::clone(&relay).run(shutdown.clone()));
     let notify_task = store.spawn_outbox_listener(Arc::clone(&outbox_wake), shutdown.clone());
 
-    let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max);
+    let intake =
+        GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
     let state = AppState {
         store: Arc::clone(&store),
         auth: authenticator,

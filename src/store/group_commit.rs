@@ -2,9 +2,11 @@
 //! and share it — one transaction, one fsync — so that durable acknowledgement does not
 //! cost one disk flush per document.
 //!
-//! No intake waits for company: the committer takes whatever has queued the moment it is
+//! No intake waits for company: a committer takes whatever has queued the moment it is
 //! free (at most `max` documents), so a lone intake is committed at once, and under load
 //! the batches grow by themselves to the number that arrived during the previous flush.
+//! SQLite has one committer (one writer); PostgreSQL several, whose transactions run side
+//! by side.
 //! Each intake is answered only after the commit that holds it returned; a document that
 //! fails (its savepoint rolled back) fails alone.
 
@@ -46,21 +48,31 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the committer for `store`, with batches of at most `max` documents. It ends
+    /// Starts `committers` committers for `store` (1 for SQLite, whose writers queue anyway;
+    /// several for PostgreSQL, which writes concurrent transactions in parallel and flushes
+    /// their commits together), each taking batches of at most `max` documents. They end
     /// when the last handle is dropped, after committing what was queued.
-    pub fn start<S: CommitBatch + ?Sized + 'static>(store: Arc<S>, max: usize) -> Self {
+    pub fn start<S: CommitBatch + ?Sized + 'static>(store: Arc<S>, max: usize, committers: usize) -> Self {
         let max = max.max(1);
-        let (queue, mut waiting) = mpsc::channel::<Waiting>(4 * max);
+        let (queue, waiting) = mpsc::channel::<Waiting>(4 * max * committers.max(1));
+        let waiting = Arc::new(tokio::sync::Mutex::new(waiting));
         let stats = Arc::new(GroupCommitStats::default());
-        let counted = Arc::clone(&stats);
-        tokio::spawn(async move {
-            let mut batch: Vec<Waiting> = Vec::with_capacity(max);
-            while waiting.recv_many(&mut batch, max).await > 0 {
-                counted.commits.fetch_add(1, Ordering::Relaxed);
-                counted.documents.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                commit(&*store, std::mem::take(&mut batch)).await;
-            }
-        });
+        for _ in 0..committers.max(1) {
+            let (store, waiting, counted) = (Arc::clone(&store), Arc::clone(&waiting), Arc::clone(&stats));
+            tokio::spawn(async move {
+                let mut batch: Vec<Waiting> = Vec::with_capacity(max);
+                loop {
+                    // One committer at a time takes what has queued; the others are writing.
+                    let taken = waiting.lock().await.recv_many(&mut batch, max).await;
+                    if taken == 0 {
+                        return;
+                    }
+                    counted.commits.fetch_add(1, Ordering::Relaxed);
+                    counted.documents.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    commit(&*store, std::mem::take(&mut batch)).await;
+                }
+            });
+        }
         Self { queue, stats }
     }
 
@@ -157,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn intakes_that_arrive_during_a_commit_share_the_next_one() {
         let disk = Arc::new(SlowDisk::default());
-        let group = GroupCommit::start(Arc::clone(&disk), 64);
+        let group = GroupCommit::start(Arc::clone(&disk), 64, 1);
         let first = tokio::spawn({
             let group = group.clone();
             async move { group.intake(doc("first")).await }
@@ -183,7 +195,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_is_bounded_and_a_failed_commit_fails_all_of_it() {
         let disk = Arc::new(SlowDisk::default());
-        let group = GroupCommit::start(Arc::clone(&disk), 8);
+        let group = GroupCommit::start(Arc::clone(&disk), 8, 1);
         let first = tokio::spawn({
             let group = group.clone();
             async move { group.intake(doc("first")).await }
@@ -209,7 +221,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_store_fails_its_batch_and_the_committer_goes_on() {
         let disk = Arc::new(SlowDisk::default());
-        let group = GroupCommit::start(Arc::clone(&disk), 8);
+        let group = GroupCommit::start(Arc::clone(&disk), 8, 1);
         assert!(matches!(group.intake(doc("panic")).await, Err(StoreError::CommitFailed(_))));
         assert!(group.intake(doc("after")).await.is_ok(), "the next intake is committed as usual");
     }

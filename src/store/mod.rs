@@ -103,6 +103,12 @@ pub trait Store: Outbox + Send + Sync + 'static {
     /// Whether a commit is on disk when it returns, as the database says.
     async fn durability(&self) -> Result<Durability, StoreError>;
 
+    /// How many intake transactions are worth running at once (group commit's committers):
+    /// 1 where writers queue for one lock (SQLite).
+    fn parallel_writers(&self) -> usize {
+        1
+    }
+
     /// Claims `instance_id` for this process while the returned guard lives, so that two
     /// running instances never share one (each takes back "its own" leases at start).
     /// PostgreSQL: a session advisory lock, waited for up to `wait` (a killed predecessor's

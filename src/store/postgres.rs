@@ -19,6 +19,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    max_connections: u32,
 }
 
 impl PgStore {
@@ -29,7 +30,7 @@ impl PgStore {
             .acquire_timeout(super::acquire_timeout(acquire_timeout))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, max_connections })
     }
 
     /// The pool, for tests and tools that need raw access.
@@ -72,6 +73,13 @@ impl Store for PgStore {
             .map(|r| Ok((r.try_get("version")?, r.try_get("success")?)))
             .collect::<Result<_, sqlx::Error>>()?;
         super::check_applied(&MIGRATOR, &applied)
+    }
+
+    fn parallel_writers(&self) -> usize {
+        // Half the pool: enough transactions side by side to keep the server busy while one
+        // flushes, few enough that each carries a batch; the rest serves reads, the relay and
+        // the API (a quarter and all-but-one measured worse: BENCHMARKS.md).
+        (self.max_connections as usize / 2).max(1)
     }
 
     async fn durability(&self) -> Result<Durability, StoreError> {

@@ -179,6 +179,9 @@ async fn fetch(conn: &mut PgConnection, id: Uuid) -> Result<Option<SubmissionRec
         .transpose()
 }
 
+/// The event of a stored document.
+const ACCEPTED: &str = "документ принят и сохранён";
+
 /// One document of an intake batch, inside its savepoint (its key already locked).
 async fn intake_one(conn: &mut PgConnection, new: &NewSubmission) -> Result<Intake, StoreError> {
     let existing =
@@ -195,11 +198,18 @@ async fn intake_one(conn: &mut PgConnection, new: &NewSubmission) -> Result<Inta
             .await?;
         return Ok(if content == new.content { Intake::Existing(found) } else { Intake::Conflict(found) });
     }
-    sqlx::query(
-        "INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request, attempts,
-             next_attempt_at, errors, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, 0, $8, '[]', $8, $8)",
-    )
+    // The submission, its bytes and its first event in one statement (one round trip).
+    let row = sqlx::query(&format!(
+        "WITH s AS (
+             INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request, attempts,
+                 next_attempt_at, errors, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, 0, $8, '[]', $8, $8)
+             RETURNING {COLUMNS}),
+         d AS (INSERT INTO documents (submission_id, content) VALUES ($1, $9)),
+         e AS (INSERT INTO submission_events (submission_id, at, status, actor, detail)
+             VALUES ($1, $8, 'queued', $10, $11))
+         SELECT * FROM s"
+    ))
     .bind(new.id)
     .bind(new.organization.as_str())
     .bind(&new.local_uid)
@@ -208,16 +218,12 @@ async fn intake_one(conn: &mut PgConnection, new: &NewSubmission) -> Result<Inta
     .bind(new.content.len() as i64)
     .bind(Json(&new.request))
     .bind(new.created_at)
-    .execute(&mut *conn)
+    .bind(&new.content)
+    .bind(&new.actor)
+    .bind(ACCEPTED)
+    .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO documents (submission_id, content) VALUES ($1, $2)")
-        .bind(new.id)
-        .bind(&new.content)
-        .execute(&mut *conn)
-        .await?;
-    event(&mut *conn, new.id, new.created_at, Status::Queued, &new.actor, "документ принят и сохранён").await?;
-    let created =
-        fetch(&mut *conn, new.id).await?.ok_or_else(|| StoreError::Corrupt("inserted row vanished".into()))?;
+    let created = record(&row)?;
     Ok(Intake::Created(created))
 }
 
