@@ -265,8 +265,16 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         },
         &listener_limits,
     );
+    let tls = match &config.remd_listener.tls {
+        Some(t) => Some(
+            crate::serve::TlsGate::from_files(&t.cert, &t.key, &t.client_ca, &t.allowed_subjects)
+                .map_err(|e| anyhow::anyhow!("remd_listener TLS: {e}"))?,
+        ),
+        None => None,
+    };
     let refused_metrics = Arc::clone(&metrics);
     let admission = Admission {
+        tls,
         allow_from: Some(config.remd_listener.allow_from.clone()),
         refusal: Arc::from(remd_listener::refusal()),
         on_refused: Arc::new(move |peer| {
@@ -282,12 +290,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         shutdown.clone(),
         listener_limits.request_timeout + Duration::from_secs(1),
     ));
-    tracing::info!(%remd_addr, "REMD-facing listener up");
+    tracing::info!(%remd_addr, tls = config.remd_listener.tls.is_some(), "REMD-facing listener up");
     let relay_task = tokio::spawn(Arc::clone(&relay).run(shutdown.clone()));
     let notify_task = store.spawn_outbox_listener(Arc::clone(&outbox_wake), shutdown.clone());
 
-    let intake =
-        GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
+    let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
     let state = AppState {
         store: Arc::clone(&store),
         auth: authenticator,

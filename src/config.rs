@@ -88,6 +88,17 @@ pub struct RemdListenerConfig {
     pub limits: ListenerLimits,
     /// Ask REMD before a success result registers a submission.
     pub confirm_success: bool,
+    /// Mutual TLS on the listener, when set.
+    pub tls: Option<ListenerTls>,
+}
+
+/// The files and subjects of the REMD listener's mutual TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+    pub allowed_subjects: Vec<String>,
 }
 
 /// Whether a federal service is the in-process emulator or a real remote one.
@@ -371,6 +382,12 @@ impl Config {
                 );
             }
         }
+        if let Some(tls) = &self.remd_listener.tls
+            && let Err(e) =
+                crate::serve::TlsGate::from_files(&tls.cert, &tls.key, &tls.client_ca, &tls.allowed_subjects)
+        {
+            problem("remd_listener.tls_cert", e);
+        }
         if self.api.listen == self.remd_listener.listen && self.api.listen.port() != 0 {
             problem("remd_listener.listen", "must differ from api.listen".into());
         }
@@ -633,6 +650,34 @@ impl Reader<'_> {
             ),
             limits: self.listener_limits("remd_listener"),
             confirm_success: self.get("remd_listener", "confirm_success", "true or false", Ok::<bool, String>),
+            tls: {
+                let cert = self.optional_path("remd_listener", "tls_cert");
+                let key = self.optional_path("remd_listener", "tls_key");
+                let client_ca = self.optional_path("remd_listener", "tls_client_ca");
+                let allowed_subjects = self.get(
+                    "remd_listener",
+                    "tls_allowed_subjects",
+                    "a list of RFC 4514 subjects",
+                    |list: Vec<String>| match list.iter().find(|s| crate::serve::normalized_subject(s).is_none()) {
+                        Some(bad) => Err(format!("not an RFC 4514 subject: {bad:?}")),
+                        None => Ok(list),
+                    },
+                );
+                match (cert, key, client_ca) {
+                    (Some(cert), Some(key), Some(client_ca)) => {
+                        Some(ListenerTls { cert, key, client_ca, allowed_subjects })
+                    }
+                    (None, None, None) => None,
+                    _ => {
+                        self.problems.push(ConfigProblem {
+                            key: "remd_listener.tls_cert".into(),
+                            message: "tls_cert, tls_key and tls_client_ca go together: set all three or none".into(),
+                            origin: self.layers.origin_of("remd_listener.tls_cert"),
+                        });
+                        None
+                    }
+                }
+            },
         };
         let frmr = FrmrConfig {
             mode: self.mode("frmr"),

@@ -16,6 +16,8 @@
 //!   and disconnected, within a second and without taking one of the listener's connection
 //!   slots (refusals have a small cap of
 //!   their own, [`REFUSALS_AT_ONCE`]);
+//! - **mutual TLS** (optional, where TLS ends in the gateway): a [`TlsGate`] requires a
+//!   client certificate of the configured CA, of an admitted subject, before any HTTP;
 //! - **a hard end**: a connection asked to close (shutdown, or idle) that does not finish
 //!   its answer within a grace period is dropped — a client that stops reading cannot hold
 //!   its slot.
@@ -37,7 +39,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -61,12 +63,115 @@ pub struct Admission {
     pub refusal: Arc<[u8]>,
     /// Called once per refused connection (a metric, a log line).
     pub on_refused: Arc<dyn Fn(SocketAddr) + Send + Sync>,
+    /// Mutual TLS, when TLS ends in the gateway: the peer must present a certificate of the
+    /// configured CA (and of an allowed subject) before a byte of HTTP is read.
+    pub tls: Option<TlsGate>,
+}
+
+/// A TLS server configuration that requires client certificates, and the subjects admitted.
+#[derive(Clone)]
+pub struct TlsGate {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// RFC 4514 subjects, normalised; empty: any certificate the client CA issued.
+    pub allowed_subjects: Vec<String>,
+}
+
+impl TlsGate {
+    /// From PEM files: the listener's certificate chain and key, the CA bundle client
+    /// certificates must chain to, and the subjects admitted (RFC 4514, as
+    /// `openssl x509 -noout -subject -nameopt RFC2253` prints them; empty: any).
+    pub fn from_files(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        client_ca: &std::path::Path,
+        allowed_subjects: &[String],
+    ) -> Result<Self, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(cert)?)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{}: not a PEM certificate chain ({e})", cert.display()))?;
+        if chain.is_empty() {
+            return Err(format!("{}: no certificate", cert.display()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&read(key)?)
+            .map_err(|e| format!("{}: not a PEM private key ({e})", key.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(&read(client_ca)?) {
+            let ca = ca.map_err(|e| format!("{}: not a PEM bundle ({e})", client_ca.display()))?;
+            roots.add(ca).map_err(|e| format!("{}: {e}", client_ca.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("{}: no CA certificate", client_ca.display()));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .build()
+                .map_err(|e| format!("the client CA bundle: {e}"))?;
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("the listener's certificate and key: {e}"))?;
+        let allowed_subjects = allowed_subjects
+            .iter()
+            .map(|s| normalized_subject(s).ok_or_else(|| format!("not an RFC 4514 subject: {s:?}")))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)), allowed_subjects })
+    }
+
+    /// Whether the peer's (verified) certificate is of an admitted subject.
+    fn admits(&self, peer_certificates: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> bool {
+        if self.allowed_subjects.is_empty() {
+            return true;
+        }
+        let Some(subject) = peer_certificates.and_then(<[_]>::first).and_then(|der| certificate_subject(der)) else {
+            return false;
+        };
+        self.allowed_subjects.contains(&subject)
+    }
+}
+
+/// An RFC 4514 subject, parsed and printed again (so spacing and case of attribute names
+/// do not matter).
+pub fn normalized_subject(text: &str) -> Option<String> {
+    use std::str::FromStr;
+    // Spaces around the separators (as older tools print them) are not part of the values.
+    let mut parts = Vec::new();
+    let (mut part, mut escaped) = (String::new(), false);
+    for c in text.chars() {
+        match c {
+            ',' | '+' if !escaped => {
+                parts.push((std::mem::take(&mut part).trim().to_owned(), c));
+                continue;
+            }
+            '\\' if !escaped => escaped = true,
+            _ => escaped = false,
+        }
+        part.push(c);
+    }
+    let mut compact = String::new();
+    for (p, separator) in parts {
+        compact.push_str(&p);
+        compact.push(separator);
+    }
+    compact.push_str(part.trim());
+    x509_cert::name::RdnSequence::from_str(&compact).ok().map(|n| n.to_string())
+}
+
+/// The subject of a DER certificate, RFC 4514.
+fn certificate_subject(der: &[u8]) -> Option<String> {
+    use x509_cert::der::Decode;
+    x509_cert::Certificate::from_der(der).ok().map(|c| c.tbs_certificate.subject.to_string())
 }
 
 impl Admission {
     /// Everyone is served.
     pub fn everyone() -> Self {
-        Self { allow_from: None, refusal: Arc::from(&[][..]), on_refused: Arc::new(|_| {}) }
+        Self { allow_from: None, refusal: Arc::from(&[][..]), on_refused: Arc::new(|_| {}), tls: None }
     }
 
     pub fn admits(&self, peer: &SocketAddr) -> bool {
@@ -130,9 +235,29 @@ pub async fn serve(
             }
             continue;
         }
-        let (app, shutdown) = (app.clone(), shutdown.clone());
+        let (app, shutdown, admission) = (app.clone(), shutdown.clone(), admission.clone());
         tokio::spawn(async move {
-            serve_connection(stream, app, limits, shutdown).await;
+            match &admission.tls {
+                None => serve_connection(stream, app, limits, shutdown).await,
+                Some(gate) => {
+                    // The handshake is bounded like a request head.
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, gate.acceptor.accept(stream)).await;
+                    match handshake {
+                        Ok(Ok(tls)) if gate.admits(tls.get_ref().1.peer_certificates()) => {
+                            serve_connection(tls, app, limits, shutdown).await;
+                        }
+                        Ok(Ok(tls)) => {
+                            (admission.on_refused)(peer);
+                            let _ = tokio::time::timeout(REFUSAL_WRITE, refuse(tls, &admission.refusal)).await;
+                        }
+                        Ok(Err(_)) | Err(_) => {
+                            // No certificate, one of another CA, or no handshake at all.
+                            (admission.on_refused)(peer);
+                        }
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -145,7 +270,7 @@ pub async fn serve(
 
 /// Reads (and discards) at most the first few KiB of what a refused peer sends — so that an
 /// HTTP client sees the refusal as the answer to its request — then sends the refusal.
-async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, refusal: &[u8]) {
     let mut head = [0u8; 8192];
     let mut seen = 0;
     while seen < head.len() {
@@ -161,7 +286,10 @@ async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
     let _ = stream.shutdown().await;
 }
 
-async fn serve_connection(stream: TcpStream, app: Router, limits: ListenerLimits, shutdown: CancellationToken) {
+async fn serve_connection<S>(stream: S, app: Router, limits: ListenerLimits, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched { inner: stream, activity: Arc::clone(&activity) });
     let service = TowerToHyperService::new(app.map_request(|req: hyper::Request<Incoming>| req.map(Body::new)));
@@ -221,12 +349,12 @@ impl Activity {
 }
 
 /// A stream that notes when bytes move.
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
@@ -237,7 +365,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
@@ -274,6 +402,17 @@ impl AsyncWrite for Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subjects_are_compared_normalised() {
+        let a = normalized_subject("CN=remd.test,O=Test").unwrap();
+        assert_eq!(normalized_subject("CN=remd.test, O=Test").as_deref(), Some(a.as_str()));
+        assert_eq!(normalized_subject(" cn=remd.test ,  o=Test ").as_deref(), Some(a.as_str()));
+        assert_ne!(normalized_subject("CN=remd.test,O=Other"), Some(a));
+        assert_eq!(normalized_subject("no equals sign"), None);
+        // An escaped comma belongs to the value.
+        assert!(normalized_subject(r"CN=a\, b,O=Test").is_some());
+    }
 
     #[test]
     fn admission_by_network() {
