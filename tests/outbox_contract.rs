@@ -23,6 +23,7 @@ on_both_backends!(
     callbacks_are_recorded_once,
     lists_filter_and_paginate_newest_first,
     a_batch_commits_together_and_a_bad_document_fails_alone,
+    a_batch_without_failures_sorts_new_existing_and_repeated_documents,
     commits_are_durable_on_every_connection,
     an_instance_takes_back_its_own_leases,
     two_running_instances_never_share_an_id,
@@ -372,4 +373,33 @@ async fn two_running_instances_never_share_an_id(db: Db) {
     }
     drop(first);
     assert!(s.hold_instance("gw-1", std::time::Duration::from_secs(5)).await.is_ok(), "free again once released");
+}
+
+/// The same mix as above without a failing document (on PostgreSQL: the batch's fast path).
+async fn a_batch_without_failures_sorts_new_existing_and_repeated_documents(db: Db) {
+    let db = TestDb::new(db).await;
+    let s = open(&db).await;
+    let now = egisz_gateway::now();
+    let existing = created(&s, "fast-0", now).await;
+    let batch = vec![
+        new_submission("fast-1", b"one", now),
+        new_submission("fast-0", b"other bytes", now),
+        new_submission("fast-0", b"fast-0", now),
+        new_submission("fast-2", b"two", now),
+        new_submission("fast-2", b"two", now),
+        new_submission("fast-2", b"two, changed", now),
+    ];
+    let results = s.intake_batch(&batch).await.unwrap();
+    assert!(matches!(&results[0], Ok(Intake::Created(r)) if r.local_uid == "fast-1" && r.id == batch[0].id));
+    assert!(matches!(&results[1], Ok(Intake::Conflict(r)) if r.id == existing));
+    assert!(matches!(&results[2], Ok(Intake::Existing(r)) if r.id == existing));
+    let Ok(Intake::Created(two)) = &results[3] else { panic!("{:?}", results[3]) };
+    assert!(matches!(&results[4], Ok(Intake::Existing(r)) if r.id == two.id));
+    assert!(matches!(&results[5], Ok(Intake::Conflict(r)) if r.id == two.id));
+    let all = s.list_submissions(&ListFilter { limit: 50, ..ListFilter::default() }).await.unwrap();
+    assert_eq!(all.len(), 3);
+    for rec in &all {
+        assert_eq!(s.events(rec.id).await.unwrap().len(), 1, "one first event each");
+    }
+    assert_eq!(s.document_content(two.id).await.unwrap().as_deref(), Some(&b"two"[..]));
 }

@@ -76,10 +76,10 @@ impl Store for PgStore {
     }
 
     fn parallel_writers(&self) -> usize {
-        // Half the pool: enough transactions side by side to keep the server busy while one
-        // flushes, few enough that each carries a batch; the rest serves reads, the relay and
-        // the API (a quarter and all-but-one measured worse: BENCHMARKS.md).
-        (self.max_connections as usize / 2).max(1)
+        // A quarter of the pool: enough transactions side by side to keep the server busy
+        // while one flushes, few enough that each carries a batch (half and all-but-one
+        // measured slower: BENCHMARKS.md).
+        (self.max_connections as usize / 4).max(1)
     }
 
     async fn durability(&self) -> Result<Durability, StoreError> {

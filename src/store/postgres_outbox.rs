@@ -227,13 +227,172 @@ async fn intake_one(conn: &mut PgConnection, new: &NewSubmission) -> Result<Inta
     Ok(Intake::Created(created))
 }
 
+/// The lock key of a document: its organisation and localUid.
+fn intake_key(new: &NewSubmission) -> String {
+    format!("{}\u{1f}{}", new.organization, new.local_uid)
+}
+
+/// The fast path of [`Outbox::intake_batch`]: every key locked in one statement (in the one
+/// order), the existing submissions read in one, the new ones written — bytes, submission,
+/// first event — in one. `Ok(None)` when a statement failed: the transaction is rolled back
+/// and the caller takes the path of one savepoint per document.
+async fn intake_together(
+    store: &PgStore,
+    batch: &[NewSubmission],
+) -> Result<Option<Vec<Result<Intake, StoreError>>>, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    match write_together(&mut tx, batch).await {
+        Ok(results) => {
+            tx.commit().await?;
+            Ok(Some(results))
+        }
+        Err(StoreError::Database(sqlx::Error::Database(e))) => {
+            tracing::debug!(code = ?e.code(), "an intake batch did not go through whole; writing it one by one");
+            tx.rollback().await?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn write_together(
+    conn: &mut PgConnection,
+    batch: &[NewSubmission],
+) -> Result<Vec<Result<Intake, StoreError>>, StoreError> {
+    let mut keys: Vec<String> = batch.iter().map(intake_key).collect();
+    keys.sort();
+    keys.dedup();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k")
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
+    let organizations: Vec<&str> = batch.iter().map(|n| n.organization.as_str()).collect();
+    let uids: Vec<&str> = batch.iter().map(|n| n.local_uid.as_str()).collect();
+    let existing: Vec<SubmissionRecord> = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM submissions WHERE (organization, local_uid) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+    ))
+    .bind(&organizations)
+    .bind(&uids)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(record)
+    .collect::<Result<_, _>>()?;
+    let existing_ids: Vec<Uuid> = existing.iter().map(|r| r.id).collect();
+    let stored: std::collections::HashMap<Uuid, Vec<u8>> =
+        sqlx::query_as("SELECT submission_id, content FROM documents WHERE submission_id = ANY($1)")
+            .bind(&existing_ids)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+    // What each document is: an existing submission, the first of its key in the batch (new),
+    // or a repeat of an earlier one in the batch.
+    enum Found<'a> {
+        Existing(&'a SubmissionRecord),
+        New,
+        RepeatOf(usize),
+    }
+    let mut first_of: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+    let found: Vec<Found<'_>> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if let Some(r) = existing.iter().find(|r| r.organization == n.organization && r.local_uid == n.local_uid) {
+                return Found::Existing(r);
+            }
+            match first_of.entry((n.organization.as_str(), n.local_uid.as_str())) {
+                std::collections::hash_map::Entry::Occupied(e) => Found::RepeatOf(*e.get()),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(i);
+                    Found::New
+                }
+            }
+        })
+        .collect();
+    let new: Vec<&NewSubmission> =
+        batch.iter().zip(&found).filter(|(_, f)| matches!(f, Found::New)).map(|(n, _)| n).collect();
+    let mut created: std::collections::HashMap<Uuid, SubmissionRecord> = std::collections::HashMap::new();
+    if !new.is_empty() {
+        let requests = new
+            .iter()
+            .map(|n| serde_json::to_value(&n.request).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = sqlx::query(&format!(
+            "WITH input AS (
+                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[],
+                     $7::jsonb[], $8::timestamptz[], $9::bytea[], $10::text[])
+                 AS t(id, organization, local_uid, kind, checksum, byte_size, request, created_at, content, actor)),
+             s AS (
+                 INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request,
+                     attempts, next_attempt_at, errors, created_at, updated_at)
+                 SELECT id, organization, local_uid, kind, 'queued', checksum, byte_size, request, 0, created_at, '[]',
+                     created_at, created_at FROM input
+                 RETURNING {COLUMNS}),
+             d AS (INSERT INTO documents (submission_id, content) SELECT id, content FROM input),
+             e AS (INSERT INTO submission_events (submission_id, at, status, actor, detail)
+                 SELECT id, created_at, 'queued', actor, $11 FROM input)
+             SELECT * FROM s"
+        ))
+        .bind(new.iter().map(|n| n.id).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| n.organization.as_str()).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| n.local_uid.as_str()).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| n.kind as i32).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| i64::from(n.checksum)).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| n.content.len() as i64).collect::<Vec<_>>())
+        .bind(requests)
+        .bind(new.iter().map(|n| n.created_at).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| n.content.as_slice()).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| n.actor.as_str()).collect::<Vec<_>>())
+        .bind(ACCEPTED)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &rows {
+            let r = record(row)?;
+            created.insert(r.id, r);
+        }
+    }
+    sqlx::query("SELECT pg_notify($1, '')").bind(OUTBOX_CHANNEL).execute(&mut *conn).await?;
+    let same_bytes = |a: &[u8], b: &[u8]| a == b;
+    Ok(batch
+        .iter()
+        .zip(&found)
+        .map(|(n, f)| match f {
+            Found::Existing(r) => match stored.get(&r.id) {
+                Some(content) if same_bytes(content, &n.content) => Ok(Intake::Existing((*r).clone())),
+                Some(_) => Ok(Intake::Conflict((*r).clone())),
+                None => Err(StoreError::Corrupt("a stored submission has no document".into())),
+            },
+            Found::New => created
+                .get(&n.id)
+                .cloned()
+                .map(Intake::Created)
+                .ok_or_else(|| StoreError::Corrupt("an inserted row was not returned".into())),
+            Found::RepeatOf(first) => {
+                let original = &batch[*first];
+                match created.get(&original.id) {
+                    Some(r) if same_bytes(&original.content, &n.content) => Ok(Intake::Existing(r.clone())),
+                    Some(r) => Ok(Intake::Conflict(r.clone())),
+                    None => Err(StoreError::Corrupt("an inserted row was not returned".into())),
+                }
+            }
+        })
+        .collect())
+}
+
 #[async_trait::async_trait]
 impl Outbox for PgStore {
     async fn intake_batch(&self, batch: &[NewSubmission]) -> Result<Vec<Result<Intake, StoreError>>, StoreError> {
+        // The whole batch in a handful of statements; if one of them fails (a clash no
+        // check foresaw), the batch is written again document by document, each under its
+        // own savepoint, so that only the bad one fails.
+        if let Some(results) = intake_together(self, batch).await? {
+            return Ok(results);
+        }
         // Each document's (organization, local_uid) is locked until the commit, so the loser
         // of a race with another instance sees the winner's row instead of a constraint
         // error; the keys are taken in one order everywhere, so two batches never deadlock.
-        let key = |new: &NewSubmission| format!("{}\u{1f}{}", new.organization, new.local_uid);
+        let key = intake_key;
         let mut order: Vec<usize> = (0..batch.len()).collect();
         order.sort_by_key(|&i| key(&batch[i]));
         let mut tx = self.pool().begin().await?;
