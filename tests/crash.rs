@@ -249,6 +249,7 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
             while !stop.is_cancelled() {
                 let i = *current.get_or_insert_with(|| next.fetch_add(1, Ordering::SeqCst));
                 let Some((uid, body)) = bodies.get(i) else { return };
+                let outage_at_send = outage.load(Ordering::SeqCst);
                 let sent = http
                     .post(format!("{api}/api/v1/documents"))
                     .bearer_auth(&key)
@@ -259,14 +260,15 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
                 match sent {
                     Ok(res) => {
                         let status = res.status().as_u16();
-                        if outage.load(Ordering::SeqCst) {
+                        let in_outage = outage_at_send || outage.load(Ordering::SeqCst);
+                        if in_outage {
                             *seen.during_outage.lock().unwrap().entry(status).or_default() += 1;
                         }
                         if status == 202 || status == 200 {
                             seen.acknowledged.lock().unwrap().insert(uid.clone());
                             current = None;
                         } else if status == 503 {
-                            if !outage.load(Ordering::SeqCst) {
+                            if !in_outage {
                                 seen.unexpected.lock().unwrap().push(format!("{uid}: {status}"));
                             }
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -298,7 +300,13 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
             p.cut();
             tokio::time::sleep(Duration::from_secs(10)).await;
             p.restore();
-            outage.store(false, Ordering::SeqCst);
+            // Requests made during the outage may be answered a moment after it, and the pool
+            // takes a moment to connect again: the outage ends for the load 3 s later.
+            let ended = Arc::clone(&outage);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                ended.store(false, Ordering::SeqCst);
+            });
             // Back: intake answers again within seconds.
             let mut answered = false;
             for _ in 0..100 {
