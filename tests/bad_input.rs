@@ -13,18 +13,14 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use chrono::{TimeZone, Utc};
-use common::{AUTHOR_SNILS, Db, MO_2917, TestDb};
-use egisz_contract::Snils;
-use egisz_contract::remd::{DocumentFileRequest, RegisterResult, RegistryItem, ResultStatus};
+use common::{AUTHOR_SNILS, Db, MO_2917, TestDb, author_signer, sample_as, submission_body, success_call};
+use egisz_contract::remd::DocumentFileRequest;
 use egisz_remd::SoapVersion;
-use egisz_semd::test_pki::{TestCa, TestSigner};
+use egisz_semd::test_pki::TestSigner;
 use serde_json::{Value, json};
 
 on_both_backends!(the_bad_input_corpus_changes_nothing_and_keeps_the_gateway_healthy);
 
-const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
-const SAMPLE_UID: &str = "5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21";
 const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
 const CB: &str = "http://egisz.rosminzdrav.ru/iehr/emdr/callback/";
 /// Peak resident memory the process may reach over the whole corpus.
@@ -79,24 +75,16 @@ impl Case {
 }
 
 fn signer() -> TestSigner {
-    TestCa::new("test-ca").issue_doctor(
-        "author",
-        &Snils::parse(AUTHOR_SNILS).unwrap(),
-        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
-    )
+    author_signer()
 }
 
 /// A submission of `document` signed (validly, over those bytes) by the sample's author.
 fn submission(document: &[u8], signer: &TestSigner) -> Value {
-    json!({
-        "kind": 40, "organization": MO_2917, "document": B64.encode(document),
-        "signatures": [{"role": "1", "role_version": "2.4", "data": B64.encode(signer.sign_detached(document))}],
-    })
+    submission_body(document, signer)
 }
 
 fn variant(uid: &str) -> String {
-    SAMPLE.replace(SAMPLE_UID, uid)
+    sample_as(uid)
 }
 
 fn in_body(uid: &str, unit: &str, count: usize) -> String {
@@ -108,25 +96,7 @@ fn envelope(body: &str) -> String {
 }
 
 fn result_call(message_id: &str, relates_to: &str, local_uid: &str, organization: &str) -> Vec<u8> {
-    let result = RegisterResult {
-        message_id: message_id.into(),
-        relates_to_message: relates_to.into(),
-        status: ResultStatus::Success,
-        kind: Some(40),
-        organization: Some(organization.into()),
-        local_uid: Some(local_uid.into()),
-        creation_date_time: None,
-        registry_item: Some(RegistryItem {
-            emdr_id: "16.62.23.09.999999999".into(),
-            local_uid: None,
-            kind: Some(40),
-            registration_date_time: None,
-            store_till_date: None,
-            document_version: None,
-        }),
-        errors: vec![],
-    };
-    egisz_remd::write_register_document_result(SoapVersion::Soap12, &result)
+    success_call(message_id, relates_to, Some(local_uid), Some(organization))
 }
 
 /// The corpus. `sent` is a MessageID the gateway sent (for a registered document with

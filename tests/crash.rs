@@ -19,24 +19,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use chrono::{TimeZone, Utc};
-use common::{AUTHOR_SNILS, Db, MO_2917, TestDb};
-use egisz_contract::{Oid, Snils};
+use common::{Db, MO_2917, TestDb, author_signer, sample_as, submission_body};
+use egisz_contract::Oid;
 use egisz_gateway::auth::{self, Role, Scope};
 use egisz_gateway::config::Config;
 use egisz_gateway::store;
 use egisz_sandbox::{RemdSandbox, RemdSandboxConfig};
-use egisz_semd::test_pki::TestCa;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
 on_both_backends!(every_acknowledged_document_survives_twenty_kills);
 
-const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
 const KILLS: usize = 20;
 const CONCURRENCY: usize = 8;
 
@@ -205,22 +199,12 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
     s.insert_client(&issued.client).await.unwrap();
     let key = issued.key;
 
-    let signer = TestCa::new("test-ca").issue_doctor(
-        "author",
-        &Snils::parse(AUTHOR_SNILS).unwrap(),
-        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
-    );
+    let signer = author_signer();
     let bodies: Arc<Vec<(String, String)>> = Arc::new(
         (0..4000)
             .map(|i| {
                 let uid = format!("crash-{i:05}");
-                let document = SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", &uid);
-                let body = json!({
-                    "kind": 40, "organization": MO_2917, "document": B64.encode(document.as_bytes()),
-                    "signatures": [{"role": "1", "role_version": "2.4", "data": B64.encode(signer.sign_detached(document.as_bytes()))}],
-                });
-                (uid, body.to_string())
+                (uid.clone(), submission_body(sample_as(&uid).as_bytes(), &signer).to_string())
             })
             .collect(),
     );

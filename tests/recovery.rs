@@ -8,19 +8,13 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use chrono::{TimeZone, Utc};
-use common::{AUTHOR_SNILS, Db, MO_2917, TestEnv};
-use egisz_contract::Snils;
+use common::{Db, MO_2917, TestEnv, author_signer, sample_as, submission_body};
 use egisz_gateway::auth::Role;
 use egisz_sandbox::RemdFaults;
-use egisz_semd::test_pki::TestCa;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 on_both_backends!(silent_acceptances_and_lost_results_are_recovered_within_a_minute_of_the_look_up);
 
-const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
 const DOCUMENTS: usize = 80;
 const CHECK_AFTER: Duration = Duration::from_secs(5);
 
@@ -46,19 +40,10 @@ async fn silent_acceptances_and_lost_results_are_recovered_within_a_minute_of_th
         ..RemdFaults::default()
     });
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
-    let signer = TestCa::new("test-ca").issue_doctor(
-        "author",
-        &Snils::parse(AUTHOR_SNILS).unwrap(),
-        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
-    );
+    let signer = author_signer();
     let mut accepted: HashMap<String, Instant> = HashMap::new();
     for i in 0..DOCUMENTS {
-        let document = SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", &format!("recovery-{i:03}"));
-        let body = json!({
-            "kind": 40, "organization": MO_2917, "document": B64.encode(document.as_bytes()),
-            "signatures": [{"role": "1", "role_version": "2.4", "data": B64.encode(signer.sign_detached(document.as_bytes()))}],
-        });
+        let body = submission_body(sample_as(&format!("recovery-{i:03}")).as_bytes(), &signer);
         let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(&key).json(&body).send().await.unwrap();
         assert_eq!(res.status(), 202);
         let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();

@@ -5,21 +5,15 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use chrono::{TimeZone, Utc};
-use common::{AUTHOR_SNILS, Db, MO_2917, TestEnv};
+use common::{Db, MO_2917, TestEnv};
+use egisz_contract::Personal;
 use egisz_contract::remd::{DocumentFileRequest, RegisterResult, RemdMessage, ResultStatus};
-use egisz_contract::{Personal, Snils};
 use egisz_gateway::auth::Role;
 use egisz_remd::{Response, SoapVersion};
 use egisz_sandbox::RemdFaults;
-use egisz_semd::test_pki::TestCa;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 on_both_backends!(unknown_messages_duplicates_and_late_results, a_retry_code_in_a_result_goes_back_to_the_schedule);
-
-const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
 
 async fn post(env: &TestEnv, version: SoapVersion, body: Vec<u8>) -> (u16, Vec<u8>) {
     let res = env
@@ -48,17 +42,7 @@ fn result(message_id: &str, relates_to: &str, status: ResultStatus, errors: Vec<
 }
 
 async fn submit(env: &TestEnv, key: &str, uid: &str) -> String {
-    let document = SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", uid);
-    let signer = TestCa::new("test-ca").issue_doctor(
-        "author",
-        &Snils::parse(AUTHOR_SNILS).unwrap(),
-        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
-    );
-    let body = json!({
-        "kind": 40, "organization": MO_2917, "document": B64.encode(document.as_bytes()),
-        "signatures": [{"role": "1", "role_version": "2.4", "data": B64.encode(signer.sign_detached(document.as_bytes()))}],
-    });
+    let body = common::submission_body(common::sample_as(uid).as_bytes(), &common::author_signer());
     let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(key).json(&body).send().await.unwrap();
     assert_eq!(res.status(), 202);
     res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
@@ -133,7 +117,7 @@ async fn unknown_messages_duplicates_and_late_results(db: Db) {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let (_, file) = egisz_remd::read_get_document_file_response(&body).unwrap();
     let Response::Body(file) = file else { panic!("a fault") };
-    assert_eq!(file.document, SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", "listener-1").into_bytes());
+    assert_eq!(file.document, common::sample_as("listener-1").into_bytes());
     assert_eq!(file.checksum, egisz_remd::checksum(&file.document));
 
     // A late error result for that registration, twice: nothing changes.

@@ -7,23 +7,17 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use chrono::{TimeZone, Utc};
-use common::{AUTHOR_SNILS, Db, MO_2917, TestEnv};
-use egisz_contract::Snils;
-use egisz_contract::remd::{DocumentFileRequest, RegisterResult, RegistryItem, ResultStatus};
+use common::{Db, MO_2917, TestEnv, author_signer, sample_as, submission_body, success_call};
+use egisz_contract::remd::DocumentFileRequest;
 use egisz_gateway::auth::Role;
 use egisz_gateway::submission::Status;
 use egisz_remd::SoapVersion;
 use egisz_sandbox::RemdFaults;
-use egisz_semd::test_pki::TestCa;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 on_both_backends!(forged_replayed_and_mismatched_calls_change_nothing, confirmed_success_asks_remd_first);
 
-const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
 const OTHER_MO: &str = "1.2.643.5.1.13.13.12.2.42.3001";
 
 async fn post(env: &TestEnv, body: Vec<u8>) -> (u16, String) {
@@ -38,40 +32,8 @@ async fn post(env: &TestEnv, body: Vec<u8>) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-fn success(remd_message: &str, relates_to: &str, local_uid: Option<&str>, organization: Option<&str>) -> Vec<u8> {
-    let result = RegisterResult {
-        message_id: remd_message.into(),
-        relates_to_message: relates_to.into(),
-        status: ResultStatus::Success,
-        kind: Some(40),
-        organization: organization.map(Into::into),
-        local_uid: local_uid.map(Into::into),
-        creation_date_time: None,
-        registry_item: Some(RegistryItem {
-            emdr_id: "16.62.23.09.666666666".into(),
-            local_uid: None,
-            kind: Some(40),
-            registration_date_time: None,
-            store_till_date: None,
-            document_version: None,
-        }),
-        errors: vec![],
-    };
-    egisz_remd::write_register_document_result(SoapVersion::Soap12, &result)
-}
-
 async fn submit(env: &TestEnv, key: &str, uid: &str) -> Uuid {
-    let document = SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", uid);
-    let signer = TestCa::new("test-ca").issue_doctor(
-        "author",
-        &Snils::parse(AUTHOR_SNILS).unwrap(),
-        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
-    );
-    let body = json!({
-        "kind": 40, "organization": MO_2917, "document": B64.encode(document.as_bytes()),
-        "signatures": [{"role": "1", "role_version": "2.4", "data": B64.encode(signer.sign_detached(document.as_bytes()))}],
-    });
+    let body = submission_body(sample_as(uid).as_bytes(), &author_signer());
     let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(key).json(&body).send().await.unwrap();
     assert_eq!(res.status(), 202);
     Uuid::parse_str(res.json::<Value>().await.unwrap()["id"].as_str().unwrap()).unwrap()
@@ -125,13 +87,13 @@ async fn forged_replayed_and_mismatched_calls_change_nothing(db: Db) {
     let before = snapshot(&env, id).await;
 
     let forged: Vec<(&str, Vec<u8>)> = vec![
-        ("another document's localUid", success("f-1", &sent[0], Some("someone-else"), Some(MO_2917))),
-        ("another organisation", success("f-2", &sent[0], Some("trust-1"), Some(OTHER_MO))),
-        ("no localUid", success("f-3", &sent[0], None, Some(MO_2917))),
-        ("no organisation", success("f-4", &sent[0], Some("trust-1"), None)),
+        ("another document's localUid", success_call("f-1", &sent[0], Some("someone-else"), Some(MO_2917))),
+        ("another organisation", success_call("f-2", &sent[0], Some("trust-1"), Some(OTHER_MO))),
+        ("no localUid", success_call("f-3", &sent[0], None, Some(MO_2917))),
+        ("no organisation", success_call("f-4", &sent[0], Some("trust-1"), None)),
         (
             "a message never sent",
-            success("f-5", "urn:uuid:00000000-0000-4000-8000-000000000000", Some("trust-1"), Some(MO_2917)),
+            success_call("f-5", "urn:uuid:00000000-0000-4000-8000-000000000000", Some("trust-1"), Some(MO_2917)),
         ),
     ];
     for (what, body) in &forged {
@@ -173,7 +135,7 @@ async fn forged_replayed_and_mismatched_calls_change_nothing(db: Db) {
     let sent = store.messages(id).await.unwrap();
     assert_eq!(sent.len(), 2);
     let before = snapshot(&env, id).await;
-    let (status, _) = post(&env, success("f-7", &sent[0], Some("trust-1"), Some(MO_2917))).await;
+    let (status, _) = post(&env, success_call("f-7", &sent[0], Some("trust-1"), Some(MO_2917))).await;
     assert_eq!(status, 400, "a result for the outdated send");
     assert_eq!(snapshot(&env, id).await, before);
     assert_eq!(metric(&env, "egisz_remd_listener_rejected_calls_total{result=\"not_current\"}").await, 1.0);
@@ -198,7 +160,7 @@ async fn forged_replayed_and_mismatched_calls_change_nothing(db: Db) {
     assert_eq!(refused, 6);
 
     // The genuine result for the current send, with the document's identity: registered.
-    let (status, text) = post(&env, success("real-1", &sent[1], Some("trust-1"), Some(MO_2917))).await;
+    let (status, text) = post(&env, success_call("real-1", &sent[1], Some("trust-1"), Some(MO_2917))).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(snapshot(&env, id).await.0, Status::Registered);
 
@@ -224,7 +186,7 @@ async fn confirmed_success_asks_remd_first(db: Db) {
     let sent = env.store().messages(id).await.unwrap();
     let before = snapshot(&env, id).await;
     // Everything matches but REMD has no such registration: refused.
-    let (status, text) = post(&env, success("c-1", &sent[0], Some("confirm-1"), Some(MO_2917))).await;
+    let (status, text) = post(&env, success_call("c-1", &sent[0], Some("confirm-1"), Some(MO_2917))).await;
     assert_eq!(status, 400, "{text}");
     assert_eq!(snapshot(&env, id).await, before);
     assert_eq!(metric(&env, "egisz_remd_listener_rejected_calls_total{result=\"not_confirmed\"}").await, 1.0);
@@ -243,7 +205,7 @@ async fn callers_outside_allow_from_get_403() {
         c.remd_listener.allow_from = vec!["192.0.2.0/24".parse().unwrap()];
     })
     .await;
-    let (status, text) = post(&env, success("x", "y", Some("z"), Some(MO_2917))).await;
+    let (status, text) = post(&env, success_call("x", "y", Some("z"), Some(MO_2917))).await;
     assert_eq!(status, 403);
     assert!(text.contains("Fault"));
     assert_eq!(metric(&env, "egisz_remd_listener_refused_connections_total").await, 1.0);

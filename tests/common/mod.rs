@@ -19,6 +19,66 @@ pub const AUTHOR_SNILS: &str = "20311784514";
 /// Dismissed from [`MO_2917`] on 2022-12-31.
 pub const DISMISSED_SNILS: &str = "17450296372";
 pub const MO_2917: &str = "1.2.643.5.1.13.13.12.2.42.2917";
+/// The shared sample TMK protocol (a copy of `shared/samples/tmk-protocol-40.xml`).
+pub const SAMPLE: &str = include_str!("../../semd/tests/data/tmk-protocol-40.xml");
+/// The sample's localUid.
+pub const SAMPLE_UID: &str = "5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21";
+
+/// The sample under another localUid.
+pub fn sample_as(local_uid: &str) -> String {
+    SAMPLE.replace(SAMPLE_UID, local_uid)
+}
+
+/// The sample's author as a signer of the throw-away test PKI (valid 2020–2030).
+pub fn author_signer() -> egisz_semd::test_pki::TestSigner {
+    use chrono::TimeZone;
+    egisz_semd::test_pki::TestCa::new("test-ca").issue_doctor(
+        "author",
+        &Snils::parse(AUTHOR_SNILS).unwrap(),
+        chrono::Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
+        chrono::Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+    )
+}
+
+/// The body of `POST /api/v1/documents` for `document` of kind 40, signed by `signer`.
+pub fn submission_body(document: &[u8], signer: &egisz_semd::test_pki::TestSigner) -> serde_json::Value {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    serde_json::json!({
+        "kind": 40, "organization": MO_2917, "document": b64.encode(document),
+        "signatures": [{"role": "1", "role_version": "2.4", "data": b64.encode(signer.sign_detached(document))}],
+    })
+}
+
+/// A `sendRegisterDocumentResult` call (SOAP 1.2) reporting success for `relates_to`, naming
+/// `local_uid` and `organization` (either left out when `None`).
+pub fn success_call(
+    remd_message: &str,
+    relates_to: &str,
+    local_uid: Option<&str>,
+    organization: Option<&str>,
+) -> Vec<u8> {
+    use egisz_contract::remd::{RegisterResult, RegistryItem, ResultStatus};
+    let result = RegisterResult {
+        message_id: remd_message.into(),
+        relates_to_message: relates_to.into(),
+        status: ResultStatus::Success,
+        kind: Some(40),
+        organization: organization.map(Into::into),
+        local_uid: local_uid.map(Into::into),
+        creation_date_time: None,
+        registry_item: Some(RegistryItem {
+            emdr_id: "16.62.23.09.666666666".into(),
+            local_uid: None,
+            kind: Some(40),
+            registration_date_time: None,
+            store_till_date: None,
+            document_version: None,
+        }),
+        errors: vec![],
+    };
+    egisz_remd::write_register_document_result(egisz_remd::SoapVersion::Soap12, &result)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
