@@ -125,14 +125,17 @@ async fn apply(
 /// Puts up to 500 submissions matching `condition` (with `$1` = `threshold`, `$2` = `now`) in `unknown`,
 /// due now and with no lease, each with its event: their last send may or may not have
 /// reached REMD, so the register is searched before anything else.
-async fn to_reconciliation(
+async fn to_reconciliation<T>(
     store: &PgStore,
     condition: &str,
-    threshold: DateTime<Utc>,
+    threshold: T,
     now: DateTime<Utc>,
     actor: &str,
     detail: &str,
-) -> Result<u64, StoreError> {
+) -> Result<u64, StoreError>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
     let mut tx = store.pool().begin().await?;
     let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
         "UPDATE submissions SET status = 'unknown', next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
@@ -664,25 +667,17 @@ impl Outbox for PgStore {
     async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut released = 0;
         loop {
-            // $1 is the prefix here: text, compared as such.
-            let mut tx = self.pool().begin().await?;
-            let ids: Vec<Uuid> = sqlx::query_scalar(
-                "UPDATE submissions SET status = 'unknown', next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
-                     check_at = NULL, updated_at = $2
-                 WHERE id IN (SELECT id FROM submissions WHERE lease_owner IS NOT NULL
-                     AND left(lease_owner, length($1)) = $1 LIMIT 500 FOR UPDATE SKIP LOCKED)
-                 RETURNING id",
+            let n = to_reconciliation(
+                self,
+                "lease_owner IS NOT NULL AND left(lease_owner, length($1)) = $1",
+                prefix,
+                now,
+                "relay",
+                RESTARTED,
             )
-            .bind(prefix)
-            .bind(now)
-            .fetch_all(&mut *tx)
             .await?;
-            for id in &ids {
-                event(&mut tx, *id, now, Status::Unknown, "relay", RESTARTED).await?;
-            }
-            tx.commit().await?;
-            released += ids.len() as u64;
-            if ids.len() < 500 {
+            released += n;
+            if n < 500 {
                 return Ok(released);
             }
         }

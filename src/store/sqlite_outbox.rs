@@ -216,6 +216,24 @@ async fn intake_one(conn: &mut SqliteConnection, new: &NewSubmission) -> Result<
     Ok(Intake::Created(created))
 }
 
+impl SqliteStore {
+    /// In one writing transaction: the ids `select` finds (at most 500) go to
+    /// reconciliation, each with its event. Returns how many.
+    async fn reconcile_selected<'q>(
+        &self,
+        select: sqlx::query::QueryScalar<'q, sqlx::Sqlite, String, sqlx::sqlite::SqliteArguments<'q>>,
+        now: DateTime<Utc>,
+        actor: &str,
+        detail: &str,
+    ) -> Result<u64, StoreError> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let ids: Vec<String> = select.fetch_all(&mut *tx).await?;
+        to_reconciliation(&mut tx, &ids, now, actor, detail).await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+}
+
 #[async_trait::async_trait]
 impl Outbox for SqliteStore {
     async fn intake_batch(&self, batch: &[NewSubmission]) -> Result<Vec<Result<Intake, StoreError>>, StoreError> {
@@ -460,45 +478,23 @@ impl Outbox for SqliteStore {
     }
 
     async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let (_turn, mut tx) = self.begin_write().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
+        let select = sqlx::query_scalar(
             "SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < ? LIMIT 500",
         )
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
-        .await?;
-        to_reconciliation(
-            &mut tx,
-            &ids,
-            now,
-            "relay",
-            "обработчик не завершил отправку; результат будет сверен с РЭМД",
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(ids.len() as u64)
+        .bind(ms(now));
+        self.reconcile_selected(select, now, "relay", "обработчик не завершил отправку; результат будет сверен с РЭМД")
+            .await
     }
 
     async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let (_turn, mut tx) = self.begin_write().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
+        let select = sqlx::query_scalar(
             "SELECT id FROM submissions WHERE status = 'awaiting_result'
                  AND (check_at <= ? OR (check_at IS NULL AND awaiting_since < ?)) LIMIT 500",
         )
         .bind(ms(now))
-        .bind(ms(before))
-        .fetch_all(&mut *tx)
-        .await?;
-        to_reconciliation(
-            &mut tx,
-            &ids,
-            now,
-            "watchdog",
-            "результат регистрации ещё не пришёл; сверка с реестром РЭМД",
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(ids.len() as u64)
+        .bind(ms(before));
+        self.reconcile_selected(select, now, "watchdog", "результат регистрации ещё не пришёл; сверка с реестром РЭМД")
+            .await
     }
 
     async fn renew_lease(&self, id: Uuid, owner: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -516,25 +512,21 @@ impl Outbox for SqliteStore {
     async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut released = 0;
         loop {
-            let (_turn, mut tx) = self.begin_write().await?;
-            let ids: Vec<String> = sqlx::query_scalar(
+            let select = sqlx::query_scalar(
                 "SELECT id FROM submissions WHERE lease_owner IS NOT NULL
                      AND substr(lease_owner, 1, length(?1)) = ?1 LIMIT 500",
             )
-            .bind(prefix)
-            .fetch_all(&mut *tx)
-            .await?;
-            to_reconciliation(
-                &mut tx,
-                &ids,
-                now,
-                "relay",
-                "шлюз перезапущен во время отправки; результат будет сверен с РЭМД",
-            )
-            .await?;
-            tx.commit().await?;
-            released += ids.len() as u64;
-            if ids.len() < 500 {
+            .bind(prefix);
+            let n = self
+                .reconcile_selected(
+                    select,
+                    now,
+                    "relay",
+                    "шлюз перезапущен во время отправки; результат будет сверен с РЭМД",
+                )
+                .await?;
+            released += n;
+            if n < 500 {
                 return Ok(released);
             }
         }
