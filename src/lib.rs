@@ -30,6 +30,7 @@ pub mod app;
 pub mod auth;
 pub mod circuit;
 pub mod config;
+pub mod lifecycle;
 pub mod mappings;
 pub mod memo;
 pub mod metrics;

@@ -1,5 +1,7 @@
 //! Dictionaries as data (`mappings/`): REMD message codes with their disposition and a
-//! Russian hint for ops, and the document kinds REMD registers. The files are compiled in
+//! Russian hint for ops, the gateway's own codes (`GATEWAY_*`, for what the gateway itself
+//! concludes: retries exhausted, a result that never came…) in the same shape, and the
+//! document kinds REMD registers. The files are compiled in
 //! as the default; `mappings.dir` points at a directory with newer copies. Every file is
 //! validated as it loads, and a broken file stops the start with every problem listed.
 
@@ -12,6 +14,8 @@ use crate::submission::Disposition;
 
 const CODES_FILE: &str = "remd-message-codes.tsv";
 const KINDS_FILE: &str = "document-kinds.tsv";
+const GATEWAY_FILE: &str = "gateway-codes.tsv";
+const EMBEDDED_GATEWAY: &str = include_str!("../mappings/gateway-codes.tsv");
 const EMBEDDED_CODES: &str = include_str!("../mappings/remd-message-codes.tsv");
 const EMBEDDED_KINDS: &str = include_str!("../mappings/document-kinds.tsv");
 
@@ -50,10 +54,52 @@ impl KindRule {
     }
 }
 
+/// A conclusion of the gateway itself, with a row in `mappings/gateway-codes.tsv`: the
+/// loader refuses a file that lacks one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GatewayCode {
+    RetriesExhausted,
+    ReconciliationExhausted,
+    RemdFault,
+    Configuration,
+    EmptyRejection,
+    ReconciliationFailed,
+    NoResult,
+    /// The hint and disposition of a REMD code the table does not know.
+    UnknownRemdCode,
+}
+
+impl GatewayCode {
+    pub const ALL: [GatewayCode; 8] = [
+        GatewayCode::RetriesExhausted,
+        GatewayCode::ReconciliationExhausted,
+        GatewayCode::RemdFault,
+        GatewayCode::Configuration,
+        GatewayCode::EmptyRejection,
+        GatewayCode::ReconciliationFailed,
+        GatewayCode::NoResult,
+        GatewayCode::UnknownRemdCode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayCode::RetriesExhausted => "GATEWAY_RETRIES_EXHAUSTED",
+            GatewayCode::ReconciliationExhausted => "GATEWAY_RECONCILIATION_EXHAUSTED",
+            GatewayCode::RemdFault => "GATEWAY_REMD_FAULT",
+            GatewayCode::Configuration => "GATEWAY_CONFIGURATION",
+            GatewayCode::EmptyRejection => "GATEWAY_EMPTY_REJECTION",
+            GatewayCode::ReconciliationFailed => "GATEWAY_RECONCILIATION_FAILED",
+            GatewayCode::NoResult => "GATEWAY_NO_RESULT",
+            GatewayCode::UnknownRemdCode => "GATEWAY_UNKNOWN_REMD_CODE",
+        }
+    }
+}
+
 /// The loaded dictionaries.
 #[derive(Debug, Clone)]
 pub struct Mappings {
     codes: HashMap<String, CodeRule>,
+    gateway: HashMap<String, CodeRule>,
     kinds: HashMap<u32, KindRule>,
 }
 
@@ -66,16 +112,15 @@ pub struct MappingProblem {
     pub message: String,
 }
 
-/// The safe reading of a code the table does not know: a person looks at it.
-pub const UNKNOWN_CODE_DISPOSITION: Disposition = Disposition::NeedsDataFix;
-
 impl Mappings {
     /// The compiled-in copies.
     pub fn embedded() -> Result<Self, Vec<MappingProblem>> {
-        Self::parse(EMBEDDED_CODES, EMBEDDED_KINDS)
+        Self::parse_all(EMBEDDED_CODES, EMBEDDED_GATEWAY, EMBEDDED_KINDS)
     }
 
-    /// From `dir` (both files must be there), or the compiled-in copies when `dir` is `None`.
+    /// From `dir` (the REMD codes and the kinds must be there; `gateway-codes.tsv` is taken
+    /// from the compiled-in copy when the directory has none), or the compiled-in copies
+    /// when `dir` is `None`.
     pub fn load(dir: Option<&Path>) -> Result<Self, Vec<MappingProblem>> {
         let Some(dir) = dir else { return Self::embedded() };
         let read = |name: &str| {
@@ -83,14 +128,34 @@ impl Mappings {
                 vec![MappingProblem { file: dir.join(name).display().to_string(), line: 0, message: e.to_string() }]
             })
         };
-        Self::parse(&read(CODES_FILE)?, &read(KINDS_FILE)?)
+        let gateway = if dir.join(GATEWAY_FILE).exists() { read(GATEWAY_FILE)? } else { EMBEDDED_GATEWAY.to_owned() };
+        Self::parse_all(&read(CODES_FILE)?, &gateway, &read(KINDS_FILE)?)
     }
 
+    /// The REMD codes and the kinds given, the gateway's codes compiled in.
     pub fn parse(codes_tsv: &str, kinds_tsv: &str) -> Result<Self, Vec<MappingProblem>> {
+        Self::parse_all(codes_tsv, EMBEDDED_GATEWAY, kinds_tsv)
+    }
+
+    pub fn parse_all(codes_tsv: &str, gateway_tsv: &str, kinds_tsv: &str) -> Result<Self, Vec<MappingProblem>> {
         let mut problems = Vec::new();
         let codes = parse_codes(codes_tsv, &mut problems);
+        let gateway = parse_gateway(gateway_tsv, &mut problems);
         let kinds = parse_kinds(kinds_tsv, &mut problems);
-        if problems.is_empty() { Ok(Self { codes, kinds }) } else { Err(problems) }
+        if problems.is_empty() { Ok(Self { codes, gateway, kinds }) } else { Err(problems) }
+    }
+
+    /// The rule of one of the gateway's own codes (every one is present: the loader checks).
+    pub fn gateway(&self, code: GatewayCode) -> &CodeRule {
+        static MISSING: std::sync::OnceLock<CodeRule> = std::sync::OnceLock::new();
+        self.gateway.get(code.as_str()).unwrap_or_else(|| {
+            MISSING.get_or_init(|| CodeRule { disposition: Disposition::NeedsAdmin, hint_ru: String::new() })
+        })
+    }
+
+    /// The rule of any code an error may carry: REMD's or the gateway's.
+    pub fn any_code(&self, code: &str) -> Option<&CodeRule> {
+        self.code(code).or_else(|| self.gateway.get(code.trim()))
     }
 
     /// The rule of a REMD code; `None` for a code the table does not know.
@@ -159,10 +224,37 @@ fn rows<'a>(
         .collect()
 }
 
+fn parse_gateway(text: &str, problems: &mut Vec<MappingProblem>) -> HashMap<String, CodeRule> {
+    let codes = code_rows(GATEWAY_FILE, text, &["code", "disposition", "hint_ru", "description_ru"], problems);
+    for code in GatewayCode::ALL {
+        if !codes.contains_key(code.as_str()) {
+            problems.push(MappingProblem {
+                file: GATEWAY_FILE.into(),
+                line: 0,
+                message: format!("{} must be present", code.as_str()),
+            });
+        }
+    }
+    codes
+}
+
 fn parse_codes(text: &str, problems: &mut Vec<MappingProblem>) -> HashMap<String, CodeRule> {
+    let codes = code_rows(CODES_FILE, text, &["code", "disposition", "hint_ru", "nsi_description"], problems);
+    if !codes.contains_key("RATE_LIMIT") || !codes.contains_key("NOT_UNIQUE_PROVIDED_ID") {
+        problems.push(MappingProblem {
+            file: CODES_FILE.into(),
+            line: 0,
+            message: "RATE_LIMIT and NOT_UNIQUE_PROVIDED_ID must be present".into(),
+        });
+    }
+    codes
+}
+
+/// Rows of `code, disposition, hint_ru, <description>`.
+fn code_rows(file: &str, text: &str, header: &[&str], problems: &mut Vec<MappingProblem>) -> HashMap<String, CodeRule> {
     let mut codes = HashMap::new();
-    for (line, f) in rows(CODES_FILE, text, &["code", "disposition", "hint_ru", "nsi_description"], problems) {
-        let problem = |message: String| MappingProblem { file: CODES_FILE.into(), line, message };
+    for (line, f) in rows(file, text, header, problems) {
+        let problem = |message: String| MappingProblem { file: file.into(), line, message };
         let disposition = match f[1] {
             "retry" => Disposition::Retry,
             "reconcile" => Disposition::Reconcile,
@@ -184,13 +276,6 @@ fn parse_codes(text: &str, problems: &mut Vec<MappingProblem>) -> HashMap<String
         if codes.insert(f[0].to_owned(), CodeRule { disposition, hint_ru: f[2].to_owned() }).is_some() {
             problems.push(problem(format!("{} appears twice", f[0])));
         }
-    }
-    if !codes.contains_key("RATE_LIMIT") || !codes.contains_key("NOT_UNIQUE_PROVIDED_ID") {
-        problems.push(MappingProblem {
-            file: CODES_FILE.into(),
-            line: 0,
-            message: "RATE_LIMIT and NOT_UNIQUE_PROVIDED_ID must be present".into(),
-        });
     }
     codes
 }
@@ -264,6 +349,11 @@ mod tests {
         assert_eq!(m.code("PERSON_POST_IN_FRMR_MISMATCH").unwrap().disposition, Disposition::NeedsDataFix);
         assert_eq!(m.code("RECIPIENT_NAME_MISMATCH"), m.code("RECEPIENT_NAME_MISMATCH"), "RECIPIENT_* are aliases");
         assert!(m.code("NO_SUCH_CODE").is_none());
+        for code in GatewayCode::ALL {
+            assert!(!m.gateway(code).hint_ru.is_empty(), "{}", code.as_str());
+            assert!(m.code(code.as_str()).is_none(), "gateway codes are not REMD codes");
+            assert_eq!(m.any_code(code.as_str()), Some(m.gateway(code)));
+        }
         let tmk = m.kind(40).unwrap();
         assert_eq!(tmk.cda_code, "36");
         assert!(tmk.valid_on("2023-08-18".parse().unwrap()));
@@ -287,6 +377,14 @@ mod tests {
         let kinds = "kind\tcda_code\tname\tformat\tvalid_from\tvalid_until\ttemplate_id\torg_signature\tsigner_roles\nx\t1\tn\t1\t\t\t\toptional\t\n";
         let problems = Mappings::parse(codes, kinds).unwrap_err();
         assert_eq!(problems.len(), 5, "{problems:?}");
+    }
+
+    #[test]
+    fn a_gateway_file_without_one_of_the_codes_is_refused() {
+        let gateway = EMBEDDED_GATEWAY.lines().filter(|l| !l.starts_with("GATEWAY_NO_RESULT")).collect::<Vec<_>>();
+        let problems = Mappings::parse_all(EMBEDDED_CODES, &gateway.join("\n"), EMBEDDED_KINDS).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("GATEWAY_NO_RESULT"), "{problems:?}");
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //!   MessageID, for a message the gateway sent; by `emdrId`, only for a registered
 //!   submission whose `localUid` the call also names;
 //! - `sendRegisterDocumentResult` → `registered` with the `emdrId`, or REMD's errors with
-//!   their dispositions (retry codes go back to the schedule) — only when
-//!   [`judge_result`] admits it: it answers the submission's current MessageID and names
+//!   their dispositions (retry codes go back to the schedule), as [`crate::lifecycle`]
+//!   decides — only when [`judge_result`] admits it: it answers the submission's current MessageID and names
 //!   its `localUid`, organisation and kind. Anything else is recorded (small), answered
 //!   with a fault, and changes nothing. With `remd_listener.confirm_success`, REMD is
 //!   asked (`getRegistryItem`) before a success registers. Each applied call is recorded
@@ -30,10 +30,11 @@ use tower::ServiceBuilder;
 
 use crate::config::ListenerLimits;
 
+use crate::lifecycle::{Decision, Happening, PULL_DETAIL};
 use crate::metrics::{Metrics, ResultLabels};
 use crate::relay::Relay;
 use crate::store::{CallbackChange, CallbackRecord, Store};
-use crate::submission::{Status, SubmissionRecord, Transition};
+use crate::submission::{Status, SubmissionRecord};
 
 /// What the listener needs.
 #[derive(Clone)]
@@ -195,7 +196,7 @@ async fn get_document_file(
     let Some(bytes) = state.store.document_content(submission.id).await? else {
         return Ok(fault(envelope.version, envelope, Fault::wrong_message_id()));
     };
-    state.store.record_event(submission.id, ACTOR, "РЭМД запросил файл документа", now).await?;
+    state.store.record_event(submission.id, ACTOR, PULL_DETAIL, now).await?;
     let answer = egisz_remd::write_get_document_file_response(
         envelope.version,
         &ReplyHeader::answering(envelope),
@@ -204,45 +205,7 @@ async fn get_document_file(
     Ok(soap(envelope.version, StatusCode::OK, answer))
 }
 
-/// What a result from REMD may do, judged from the submission its `relatesToMessage` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Judgement {
-    /// Apply it (the change is worked out by the caller).
-    Apply,
-    /// Record it, answer with a fault, change nothing; the reason is a metric label.
-    Reject(&'static str),
-}
-
-/// The trust rule of REMD's results, pure: a result counts only when it answers the
-/// MessageID the gateway sent last for the submission (an earlier send's result is
-/// outdated, whatever it says), and its `localUid`, organisation and kind are the
-/// submission's. A success must carry `localUid` and organisation: nothing is registered
-/// on a result that does not say what it registered.
-pub fn judge_result(submission: Option<&SubmissionRecord>, result: &RegisterResult) -> Judgement {
-    let Some(sub) = submission else { return Judgement::Reject("unknown_message") };
-    if sub.current_message_id.as_deref() != Some(result.relates_to_message.as_str()) {
-        return Judgement::Reject("not_current");
-    }
-    let success = result.status == ResultStatus::Success;
-    let same = |given: Option<&str>, ours: &str| match given.map(str::trim) {
-        Some(given) => given == ours,
-        None => !success,
-    };
-    let kind_ok = result.kind.is_none_or(|k| k == sub.kind);
-    let item_uid_ok = result
-        .registry_item
-        .as_ref()
-        .and_then(|i| i.local_uid.as_deref())
-        .is_none_or(|uid| uid.trim() == sub.local_uid);
-    if !same(result.local_uid.as_deref(), &sub.local_uid)
-        || !same(result.organization.as_deref(), sub.organization.as_str())
-        || !kind_ok
-        || !item_uid_ok
-    {
-        return Judgement::Reject("mismatch");
-    }
-    Judgement::Apply
-}
+pub use crate::lifecycle::{Judgement, judge_result};
 
 /// The largest payload kept of one recorded call, in bytes of JSON.
 pub const MAX_RECORDED_PAYLOAD: usize = 64 * 1024;
@@ -270,64 +233,37 @@ async fn register_result(
         (Judgement::Apply, None) => return reject(state, envelope, &res, None, "unknown_message", now).await,
         (Judgement::Reject(reason), found) => return reject(state, envelope, &res, found.as_ref(), reason, now).await,
     };
-    // Every state but `registered`: REMD's word that a document is registered is the truth,
-    // even after the gateway gave up on it (failed) or ops cancelled it.
-    let not_registered = [
-        Status::Queued,
-        Status::Sending,
-        Status::AwaitingResult,
-        Status::RetryWait,
-        Status::Unknown,
-        Status::Failed,
-        Status::Cancelled,
-    ];
-    let open = [Status::Queued, Status::Sending, Status::AwaitingResult, Status::RetryWait, Status::Unknown];
-    let (outcome, from, t): (&str, &[Status], Transition) = match (&res.status, &res.registry_item) {
-        (ResultStatus::Success, Some(item)) => {
-            if state.confirm_success {
-                match state.relay.confirm_registered(&item.emdr_id, &sub).await {
-                    Ok(true) => {}
-                    Ok(false) => return reject(state, envelope, &res, Some(&sub), "not_confirmed", now).await,
-                    Err(reason) => {
-                        tracing::warn!(submission = %sub.id, reason = %reason, "REMD could not confirm a registration; REMD will deliver the result again");
-                        return Ok(fault(
-                            envelope.version,
-                            envelope,
-                            Fault::new(FaultCode::Receiver, "temporary failure of the information system"),
-                        ));
-                    }
-                }
+    if let (ResultStatus::Success, Some(item)) = (&res.status, &res.registry_item)
+        && state.confirm_success
+    {
+        match state.relay.confirm_registered(&item.emdr_id, &sub).await {
+            Ok(true) => {}
+            Ok(false) => return reject(state, envelope, &res, Some(&sub), "not_confirmed", now).await,
+            Err(reason) => {
+                tracing::warn!(submission = %sub.id, reason = %reason, "REMD could not confirm a registration; REMD will deliver the result again");
+                return Ok(fault(
+                    envelope.version,
+                    envelope,
+                    Fault::new(FaultCode::Receiver, "temporary failure of the information system"),
+                ));
             }
-            let mut detail = format!("зарегистрирован в РЭМД, emdrId {}", item.emdr_id);
-            if matches!(sub.status, Status::Failed | Status::Cancelled) {
-                detail.push_str(&format!(" (документ был в статусе {})", sub.status));
-                tracing::warn!(submission = %sub.id, status = %sub.status, "REMD registered a document the gateway had given up on");
-            }
-            let t = Transition {
-                emdr_id: Some(item.emdr_id.clone()),
-                registered_at: Some(item.registration_date_time.map_or(now, |t| t.with_timezone(&chrono::Utc))),
-                errors: Some(Vec::new()),
-                ..Transition::to(Status::Registered, ACTOR, detail)
-            };
-            ("registered", &not_registered[..], t)
         }
-        (ResultStatus::Success, None) => {
-            tracing::warn!(submission = %sub.id, "a success result without a registry item; reconciling");
-            let t = Transition {
-                next_attempt_at: Some(now),
-                ..Transition::to(
-                    Status::Unknown,
-                    ACTOR,
-                    "РЭМД сообщил об успехе без номера регистрации; сверка с реестром",
-                )
-            };
-            ("success_without_item", &open[..], t)
-        }
-        (ResultStatus::Error, _) => {
-            let t = state.relay.after_remd_errors(&sub, &res.errors, now, "РЭМД: документ не зарегистрирован");
-            ("errors", &open[..], t)
-        }
+    }
+    state.relay.observe_codes(&res.errors);
+    let step = match state.relay.decide(&sub, Happening::Result(&res), now) {
+        Decision::Apply(step) => Some(step),
+        Decision::Ignore | Decision::Refuse(_) => None,
     };
+    let outcome = step.as_ref().map_or("moved_on", |s| s.outcome);
+    if let Some(step) = &step
+        && step.transition.to == Status::Registered
+        && matches!(sub.status, Status::Failed | Status::Cancelled)
+    {
+        tracing::warn!(submission = %sub.id, status = %sub.status, "REMD registered a document the gateway had given up on");
+    }
+    if res.registry_item.is_none() && res.status == ResultStatus::Success {
+        tracing::warn!(submission = %sub.id, "a success result without a registry item; reconciling");
+    }
     // REMD may send a call without a MessageID: such calls cannot be recognised as repeats.
     let message_id =
         if res.message_id.is_empty() { format!("no-id:{}", uuid::Uuid::new_v4()) } else { res.message_id.clone() };
@@ -340,11 +276,16 @@ async fn register_result(
         outcome: outcome.into(),
         payload: capped(serde_json::to_value(&res).unwrap_or_default()),
     };
-    let wakes = t.next_attempt_at.is_some();
+    let wakes = step.as_ref().is_some_and(|s| s.transition.next_attempt_at.is_some());
     // The guard on the current MessageID is part of the update itself: a send that begins
     // between the read above and this write makes the result outdated, and it is not applied.
-    let change = CallbackChange { id: sub.id, from, current_message: Some(&res.relates_to_message), transition: &t };
-    let (first, applied) = state.store.apply_callback(&record, Some(change), now).await?;
+    let change = step.as_ref().map(|step| CallbackChange {
+        id: sub.id,
+        from: step.from,
+        current_message: Some(&res.relates_to_message),
+        transition: &step.transition,
+    });
+    let (first, applied) = state.store.apply_callback(&record, change, now).await?;
     match (first, applied) {
         (false, _) => tracing::debug!("a repeated REMD result; acknowledged, nothing changed"),
         (true, true) => {

@@ -104,8 +104,12 @@ pub struct SubmissionRecord {
     pub byte_size: u64,
     /// The registration request derived from the document (message id left empty).
     pub request: RegisterDocument,
+    /// registerDocument calls since the schedule started (intake, or an operator's retry).
     pub attempts: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the retry schedule started: intake, or an operator's latest retry (its age
+    /// limit counts from here).
+    pub schedule_from: DateTime<Utc>,
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
     pub emdr_id: Option<String>,
@@ -175,6 +179,9 @@ pub struct Transition {
     pub check_at: Option<DateTime<Utc>>,
     /// `Some` sets the count of inconclusive look-ups (a send resets it).
     pub inconclusive: Option<u32>,
+    /// The retry schedule starts again (an operator's retry): attempts, look-ups and
+    /// inconclusive look-ups go to zero and `schedule_from` to the time of the transition.
+    pub restart_schedule: bool,
     pub actor: String,
     pub detail: String,
 }
@@ -190,6 +197,7 @@ impl Transition {
             awaiting_since: None,
             check_at: None,
             inconclusive: None,
+            restart_schedule: false,
             actor: actor.to_owned(),
             detail: detail.into(),
         }
@@ -276,6 +284,7 @@ pub(crate) mod tests_support {
             request: request(local_uid),
             attempts: 0,
             next_attempt_at: Some(now),
+            schedule_from: now,
             lease_owner: None,
             lease_until: None,
             emdr_id: None,

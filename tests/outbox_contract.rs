@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use common::{Db, TestDb};
 use egisz_contract::Oid;
 use egisz_gateway::config::Config;
+use egisz_gateway::lifecycle::{Sweep, sweep};
 use egisz_gateway::store::{self, CallbackRecord, Store};
 use egisz_gateway::submission::{Disposition, Intake, ListFilter, NewSubmission, Status, SubmissionError, Transition};
 use uuid::Uuid;
@@ -192,8 +193,19 @@ async fn expired_leases_and_silent_results_go_to_reconciliation(db: Db) {
     let t0 = egisz_gateway::now();
     let crashed = created(&s, "crashed", t0).await;
     s.claim_due(t0, 10, "dead-worker", t0 + Duration::seconds(30)).await.unwrap();
-    assert_eq!(s.reap_leases(t0 + Duration::seconds(10)).await.unwrap(), 0, "lease still valid");
-    assert_eq!(s.reap_leases(t0 + Duration::seconds(31)).await.unwrap(), 1);
+    assert_eq!(
+        s.reap_leases(t0 + Duration::seconds(10), &sweep(Sweep::LeaseExpired, t0 + Duration::seconds(10)))
+            .await
+            .unwrap(),
+        0,
+        "lease still valid"
+    );
+    assert_eq!(
+        s.reap_leases(t0 + Duration::seconds(31), &sweep(Sweep::LeaseExpired, t0 + Duration::seconds(31)))
+            .await
+            .unwrap(),
+        1
+    );
     let rec = s.submission(crashed).await.unwrap().unwrap();
     assert_eq!(rec.status, Status::Unknown, "the call may have reached REMD");
     assert_eq!(rec.next_attempt_at, Some(t0 + Duration::seconds(31)));
@@ -207,8 +219,17 @@ async fn expired_leases_and_silent_results_go_to_reconciliation(db: Db) {
     let awaiting =
         Transition { awaiting_since: Some(t0), ..Transition::to(Status::AwaitingResult, "relay", "принят") };
     assert!(s.transition(silent, &[Status::Sending], Some("w"), &awaiting, t0).await.unwrap());
-    assert_eq!(s.expire_awaiting(t0 - Duration::seconds(1), t0).await.unwrap(), 0);
-    assert_eq!(s.expire_awaiting(t0 + Duration::hours(1), t0 + Duration::hours(2)).await.unwrap(), 1);
+    assert_eq!(s.expire_awaiting(t0 - Duration::seconds(1), t0, &sweep(Sweep::ResultOverdue, t0)).await.unwrap(), 0);
+    assert_eq!(
+        s.expire_awaiting(
+            t0 + Duration::hours(1),
+            t0 + Duration::hours(2),
+            &sweep(Sweep::ResultOverdue, t0 + Duration::hours(2))
+        )
+        .await
+        .unwrap(),
+        1
+    );
     assert_eq!(s.submission(silent).await.unwrap().unwrap().status, Status::Unknown);
 }
 
@@ -346,7 +367,7 @@ async fn an_instance_takes_back_its_own_leases(db: Db) {
     let b = s.claim_due(now, 1, "gw-a2:0002", later).await.unwrap();
     assert_eq!((a[0].record.id, b[0].record.id), (ours, theirs));
     // "gw-a" restarted: its lease (not yet expired) comes back at once; "gw-a2"'s does not.
-    assert_eq!(s.release_leases_of("gw-a:", now).await.unwrap(), 1);
+    assert_eq!(s.release_leases_of("gw-a:", now, &sweep(Sweep::Restarted, now)).await.unwrap(), 1);
     let rec = s.submission(ours).await.unwrap().unwrap();
     assert_eq!((rec.status, rec.lease_owner, rec.next_attempt_at), (Status::Unknown, None, Some(now)));
     assert_eq!(s.submission(theirs).await.unwrap().unwrap().status, Status::Sending);

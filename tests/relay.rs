@@ -13,6 +13,7 @@ use egisz_contract::remd::{
 };
 use egisz_contract::{Failure, Oid, Personal};
 use egisz_gateway::config::Config;
+use egisz_gateway::lifecycle::{Sweep, sweep};
 use egisz_gateway::mappings::Mappings;
 use egisz_gateway::metrics::Metrics;
 use egisz_gateway::relay::schedule::RetryPolicy;
@@ -395,7 +396,7 @@ async fn accepted_but_never_answered_ends_failed_not_in_a_loop(db: Db) {
         assert_eq!(status(&r, id).await, Status::AwaitingResult, "round {round}");
         // The result never comes: the watchdog hands it to reconciliation.
         let later = egisz_gateway::now() + chrono::Duration::hours(2);
-        assert_eq!(r.store.expire_awaiting(later, later).await.unwrap(), 1);
+        assert_eq!(r.store.expire_awaiting(later, later, &sweep(Sweep::ResultOverdue, later)).await.unwrap(), 1);
         make_due(&r, id, Status::Unknown).await;
         r.relay.drain().await.unwrap();
         if round == 0 {
@@ -466,8 +467,21 @@ async fn a_lost_result_is_found_at_the_first_look_up(db: Db) {
     let check_at = rec.check_at.expect("a look-up is scheduled");
     assert_eq!((check_at - rec.awaiting_since.unwrap()).num_seconds(), 120);
     let before = check_at - chrono::Duration::seconds(1);
-    assert_eq!(r.store.expire_awaiting(before - chrono::Duration::hours(1), before).await.unwrap(), 0, "not yet");
-    assert_eq!(r.store.expire_awaiting(check_at - chrono::Duration::hours(1), check_at).await.unwrap(), 1);
+    assert_eq!(
+        r.store
+            .expire_awaiting(before - chrono::Duration::hours(1), before, &sweep(Sweep::ResultOverdue, before))
+            .await
+            .unwrap(),
+        0,
+        "not yet"
+    );
+    assert_eq!(
+        r.store
+            .expire_awaiting(check_at - chrono::Duration::hours(1), check_at, &sweep(Sweep::ResultOverdue, check_at))
+            .await
+            .unwrap(),
+        1
+    );
     make_due(&r, id, Status::Unknown).await;
     r.remd.search.lock().unwrap().push_back(Ok(vec![item("lost-1", "16.62.23.09.000000101")]));
     r.relay.drain().await.unwrap();
@@ -488,7 +502,7 @@ async fn a_request_remd_forgot_is_sent_again_after_the_look_up(db: Db) {
     }
     r.relay.drain().await.unwrap();
     let check_at = r.store.submission(id).await.unwrap().unwrap().check_at.unwrap();
-    assert_eq!(r.store.expire_awaiting(check_at, check_at).await.unwrap(), 1);
+    assert_eq!(r.store.expire_awaiting(check_at, check_at, &sweep(Sweep::ResultOverdue, check_at)).await.unwrap(), 1);
     make_due(&r, id, Status::Unknown).await;
     r.remd.search.lock().unwrap().push_back(Ok(vec![]));
     r.relay.drain().await.unwrap();
@@ -573,7 +587,8 @@ async fn a_slow_call_keeps_its_lease(db: Db) {
     let mut reaped = 0;
     while !step.is_finished() {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        reaped += r.store.reap_leases(egisz_gateway::now()).await.unwrap();
+        reaped +=
+            r.store.reap_leases(egisz_gateway::now(), &sweep(Sweep::LeaseExpired, egisz_gateway::now())).await.unwrap();
     }
     assert!(step.await.unwrap());
     assert_eq!(reaped, 0, "a live call's lease never ran out");

@@ -1,6 +1,6 @@
 //! The relay's workers: each takes a rate-limiter token, claims one due submission in a short
-//! transaction, calls REMD outside any transaction, and records the outcome in a second
-//! short transaction guarded by its lease.
+//! transaction, calls REMD outside any transaction, and records what [`crate::lifecycle`]
+//! decides about the outcome in a second short transaction guarded by its lease.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -15,11 +15,12 @@ use rand::rngs::StdRng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::schedule::{Hint, Next, RetryPolicy, next_attempt, next_check};
-use crate::mappings::{Mappings, UNKNOWN_CODE_DISPOSITION, decisive};
+use super::schedule::RetryPolicy;
+use crate::lifecycle::{self, Decision, Happening, Rules, Sweep, Timing};
+use crate::mappings::Mappings;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::submission::{Claimed, Disposition, Status, SubmissionError, SubmissionRecord, Transition};
+use crate::submission::{Claimed, Disposition, Status, SubmissionRecord};
 
 /// Settings of the relay (configuration `[relay]` and `[remd]`).
 #[derive(Debug, Clone)]
@@ -56,9 +57,8 @@ pub struct Relay {
     settings: RelaySettings,
     wake: Arc<Notify>,
     rng: Mutex<StdRng>,
+    timing: Timing,
 }
-
-const ACTOR: &str = "relay";
 
 impl Relay {
     pub fn new(
@@ -72,12 +72,19 @@ impl Relay {
         let period = Duration::from_secs_f64(1.0 / settings.rate_per_second.max(0.001));
         let burst = NonZeroU32::new(settings.burst.max(1)).expect("max(1) is non-zero");
         let quota = Quota::with_period(period).expect("a positive period").allow_burst(burst);
+        let timing = Timing {
+            result_check_after: settings.result_check_after,
+            result_deadline: settings.result_deadline,
+            reconcile_after: settings.reconcile_after,
+            retry: settings.retry,
+        };
         Self {
             store,
             remd,
             mappings,
             metrics,
             limiter: RateLimiter::direct(quota),
+            timing,
             settings,
             wake,
             rng: Mutex::new(StdRng::from_os_rng()),
@@ -89,7 +96,8 @@ impl Relay {
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         // What this instance's previous run left in flight (it was killed, or the machine
         // went down) is ours: reconciled now, not when its leases run out.
-        match self.store.release_leases_of(&self.lease_prefix(), crate::now()).await {
+        let now = crate::now();
+        match self.store.release_leases_of(&self.lease_prefix(), now, &lifecycle::sweep(Sweep::Restarted, now)).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
                 submissions = n,
@@ -183,7 +191,7 @@ impl Relay {
                 _ = tokio::time::sleep(every) => {}
             }
             let now = crate::now();
-            match self.store.reap_leases(now).await {
+            match self.store.reap_leases(now, &lifecycle::sweep(Sweep::LeaseExpired, now)).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(
@@ -196,7 +204,7 @@ impl Relay {
             }
             let deadline = now
                 - chrono::Duration::from_std(self.settings.result_check_after).unwrap_or(chrono::Duration::minutes(2));
-            match self.store.expire_awaiting(deadline, now).await {
+            match self.store.expire_awaiting(deadline, now, &lifecycle::sweep(Sweep::ResultOverdue, now)).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(submissions = n, "REMD results not in yet: looking them up in the register");
@@ -234,48 +242,33 @@ impl Relay {
         }
     }
 
-    fn schedule(&self, attempts: u32, record: &SubmissionRecord, hint: Hint, now: DateTime<Utc>) -> Next {
+    /// What the lifecycle consults.
+    fn rules(&self) -> Rules<'_> {
+        Rules { mappings: &self.mappings, timing: &self.timing }
+    }
+
+    /// What `happening` does to `record` now ([`lifecycle::decide`] with this relay's
+    /// rules and random source).
+    pub fn decide(&self, record: &SubmissionRecord, happening: Happening<'_>, now: DateTime<Utc>) -> Decision {
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-        next_attempt(&self.settings.retry, attempts, record.created_at, now, hint, &mut *rng)
+        lifecycle::decide(self.rules(), record, happening, now, &mut *rng)
     }
 
-    /// Back on the schedule (`next`) in `waiting` (with the detail `waiting_detail` gives
-    /// for the due time), or — when the schedule is exhausted — `failed` with `give_up`'s
-    /// error, whose event detail is `give_up.detail` followed by the schedule's reason.
-    fn on_schedule(
-        next: Next,
-        waiting: Status,
-        waiting_detail: impl FnOnce(DateTime<Utc>) -> String,
-        give_up: GiveUp<'_>,
-    ) -> Transition {
-        match next {
-            Next::RetryAt(at) => {
-                Transition { next_attempt_at: Some(at), ..Transition::to(waiting, ACTOR, waiting_detail(at)) }
-            }
-            Next::GiveUp { reason } => Transition {
-                errors: Some(vec![gateway_error(give_up.code, &reason, give_up.disposition, give_up.hint)]),
-                detail: match give_up.detail {
-                    Some(d) => format!("{d}; {reason}"),
-                    None => reason,
-                },
-                ..Transition::to(Status::Failed, ACTOR, "")
-            },
+    /// Counts (and logs, when it looks like a code) each code of `messages` the mappings
+    /// do not know, so that the table can be brought up to date.
+    pub fn observe_codes(&self, messages: &[RemdMessage]) {
+        for code in lifecycle::unknown_codes(&self.mappings, messages) {
+            self.metrics.remd_unknown_codes.inc();
+            // The code comes from outside: logged only when it looks like a code.
+            let looks_like_a_code = !code.is_empty()
+                && code.len() <= 64
+                && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            let shown = if looks_like_a_code { code } else { "?" };
+            tracing::warn!(
+                code = shown,
+                "REMD answered a code the mappings do not know; treated as needing a data fix"
+            );
         }
-    }
-
-    /// A transient failure: back to the schedule, or `failed` when retries are exhausted.
-    fn retry_or_give_up(&self, record: &SubmissionRecord, hint: Hint, now: DateTime<Utc>, why: &str) -> Transition {
-        Self::on_schedule(
-            self.schedule(record.attempts, record, hint, now),
-            Status::RetryWait,
-            |at| format!("{why}; повтор в {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
-            GiveUp {
-                code: "GATEWAY_RETRIES_EXHAUSTED",
-                disposition: Disposition::Retry,
-                hint: "Автоматические повторы прекращены. Проверьте доступность РЭМД и отправьте документ повторно (retry).",
-                detail: Some(why),
-            },
-        )
     }
 
     async fn send(&self, claimed: Claimed) -> Result<(), crate::store::StoreError> {
@@ -292,147 +285,25 @@ impl Relay {
                 self.remd.register_document(&request).await
             })
             .await;
+        match &outcome {
+            Ok(RegisterAck::Accepted) => {}
+            Ok(RegisterAck::Rejected(messages)) => self.observe_codes(messages),
+            Err(f @ Failure::Retry { .. }) => {
+                tracing::warn!(submission = %record.id, reason = %f.reason(), "registerDocument failed; will retry")
+            }
+            Err(f @ Failure::Unknown { .. }) => {
+                tracing::warn!(submission = %record.id, reason = %f.reason(), "registerDocument outcome unknown; reconciling")
+            }
+            Err(f @ Failure::Permanent { .. }) => {
+                tracing::error!(submission = %record.id, reason = %f.reason(), "REMD refused the request")
+            }
+            Err(f @ Failure::Configuration { .. }) => {
+                tracing::error!(submission = %record.id, reason = %f.reason(), "REMD refuses the gateway: configuration or rights")
+            }
+        }
         let now = crate::now();
-        let t = match outcome {
-            Ok(RegisterAck::Accepted) => {
-                self.count("accepted");
-                Transition {
-                    awaiting_since: Some(now),
-                    check_at: Some(
-                        now + chrono::Duration::from_std(self.settings.result_check_after).unwrap_or_default(),
-                    ),
-                    errors: Some(Vec::new()),
-                    ..Transition::to(
-                        Status::AwaitingResult,
-                        ACTOR,
-                        "РЭМД принял запрос; ожидается результат регистрации",
-                    )
-                }
-            }
-            Ok(RegisterAck::Rejected(messages)) => {
-                self.count("rejected");
-                self.after_remd_errors(&record, &messages, now, "РЭМД отклонил запрос")
-            }
-            Err(Failure::Retry { reason, after }) => {
-                self.count("retry");
-                tracing::warn!(submission = %record.id, reason = %reason, "registerDocument failed; will retry");
-                self.retry_or_give_up(&record, after.map_or(Hint::None, Hint::After), now, "РЭМД недоступен")
-            }
-            Err(Failure::Unknown { reason }) => {
-                self.count("unknown");
-                tracing::warn!(submission = %record.id, reason = %reason, "registerDocument outcome unknown; reconciling");
-                Transition {
-                    next_attempt_at: Some(
-                        now + chrono::Duration::from_std(self.settings.reconcile_after).unwrap_or_default(),
-                    ),
-                    ..Transition::to(
-                        Status::Unknown,
-                        ACTOR,
-                        "ответ РЭМД не получен; перед повторной отправкой будет сверка с реестром",
-                    )
-                }
-            }
-            Err(Failure::Permanent { reason }) => {
-                self.count("permanent");
-                tracing::error!(submission = %record.id, reason = %reason, "REMD refused the request");
-                Transition {
-                    errors: Some(vec![gateway_error(
-                        "GATEWAY_REMD_FAULT",
-                        &reason,
-                        Disposition::NeedsAdmin,
-                        "РЭМД отверг запрос шлюза как некорректный. Нужна проверка администратором шлюза (формат запроса, версия сервиса).",
-                    )]),
-                    ..Transition::to(Status::Failed, ACTOR, "РЭМД отверг запрос шлюза")
-                }
-            }
-            Err(Failure::Configuration { reason }) => {
-                self.count("configuration");
-                tracing::error!(submission = %record.id, reason = %reason, "REMD refuses the gateway: configuration or rights");
-                Transition {
-                    errors: Some(vec![gateway_error(
-                        "GATEWAY_CONFIGURATION",
-                        &reason,
-                        Disposition::NeedsAdmin,
-                        "РЭМД не принимает запросы шлюза (доступ, сертификат, адрес). Администратору: проверить настройки [remd]; затем повторить отправку.",
-                    )]),
-                    ..Transition::to(Status::Failed, ACTOR, "ошибка настройки доступа к РЭМД")
-                }
-            }
-        };
-        self.apply(&record, &[Status::Sending], &t, now).await
-    }
-
-    /// Applies REMD's error list: the decisive disposition of its codes says what happens.
-    pub fn after_remd_errors(
-        &self,
-        record: &SubmissionRecord,
-        messages: &[RemdMessage],
-        now: DateTime<Utc>,
-        why: &str,
-    ) -> Transition {
-        let mut errors: Vec<SubmissionError> = messages.iter().map(|m| self.classify(m)).collect();
-        if errors.is_empty() {
-            errors.push(gateway_error(
-                "GATEWAY_EMPTY_REJECTION",
-                "REMD answered with an error but named no code",
-                Disposition::Retry,
-                "РЭМД вернул ошибку без кода. Шлюз повторит отправку; если повторяется — обратитесь в поддержку ЕГИСЗ.",
-            ));
-        }
-        let codes = errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>().join(", ");
-        let why = format!("{why}: {codes}");
-        // "Already registered" is checked first, whatever else REMD says: if the register has
-        // the document, the other codes no longer matter.
-        let decision = if errors.iter().any(|e| e.disposition == Disposition::Reconcile) {
-            Some(Disposition::Reconcile)
-        } else {
-            decisive(errors.iter().map(|e| e.disposition))
-        };
-        let t = match decision {
-            Some(Disposition::Retry) | None => {
-                let hint = if errors.iter().any(|e| e.code == "RATE_LIMIT") { Hint::RateLimited } else { Hint::None };
-                self.retry_or_give_up(record, hint, now, &why)
-            }
-            Some(Disposition::Reconcile) => Transition {
-                next_attempt_at: Some(now),
-                ..Transition::to(Status::Unknown, ACTOR, format!("{why}; сверка с реестром"))
-            },
-            Some(Disposition::NeedsAdmin) => {
-                tracing::error!(submission = %record.id, codes = %codes, "REMD: the gateway's configuration or rights need an administrator");
-                Transition::to(Status::Failed, ACTOR, why)
-            }
-            Some(Disposition::NeedsDataFix) => Transition::to(Status::Failed, ACTOR, why),
-        };
-        Transition { errors: Some(errors), ..t }
-    }
-
-    fn classify(&self, m: &RemdMessage) -> SubmissionError {
-        match self.mappings.code(&m.code) {
-            Some(rule) => SubmissionError {
-                code: m.code.clone(),
-                message: m.message.expose().clone(),
-                disposition: rule.disposition,
-                hint_ru: rule.hint_ru.clone(),
-            },
-            None => {
-                self.metrics.remd_unknown_codes.inc();
-                // The code comes from outside: logged only when it looks like a code.
-                let looks_like_a_code = !m.code.is_empty()
-                    && m.code.len() <= 64
-                    && m.code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-                let shown = if looks_like_a_code { m.code.as_str() } else { "?" };
-                tracing::warn!(
-                    code = shown,
-                    "REMD answered a code the mappings do not know; treated as needing a data fix"
-                );
-                SubmissionError {
-                    code: m.code.clone(),
-                    message: m.message.expose().clone(),
-                    disposition: UNKNOWN_CODE_DISPOSITION,
-                    hint_ru: "Код РЭМД отсутствует в справочнике шлюза. Разберите сообщение РЭМД вручную и сообщите администратору шлюза, чтобы дополнить справочник.".into(),
-                }
-            }
-        }
+        let decision = self.decide(&record, Happening::RegisterAnswer(&outcome), now);
+        self.apply(&record, decision, now).await
     }
 
     async fn reconcile(&self, record: SubmissionRecord) -> Result<(), crate::store::StoreError> {
@@ -450,130 +321,37 @@ impl Relay {
                 self.remd.search_registry_items(&query).await
             })
             .await;
+        if let Err(f) = &outcome {
+            tracing::warn!(submission = %record.id, reason = %f.reason(), "register search failed");
+        }
         let now = crate::now();
-        let t = match outcome {
-            Ok(items) => match items.into_iter().find(|i| i.local_uid.as_deref() == Some(record.local_uid.as_str())) {
-                Some(item) => {
-                    self.count("reconciled_registered");
-                    Transition {
-                        registered_at: Some(item.registration_date_time.map_or(now, |t| t.with_timezone(&Utc))),
-                        detail: format!("найден в реестре РЭМД при сверке, emdrId {}", item.emdr_id),
-                        emdr_id: Some(item.emdr_id),
-                        errors: Some(Vec::new()),
-                        ..Transition::to(Status::Registered, ACTOR, "")
-                    }
-                }
-                None if record.errors.iter().any(|e| e.disposition == Disposition::Reconcile)
-                    && next_check(
-                        self.settings.result_check_after,
-                        self.settings.result_deadline,
-                        record.inconclusive + 1,
-                        now,
-                    )
-                    .is_some() =>
-                {
-                    // REMD says the localUid is taken; its search may simply not show the
-                    // registration yet. Looked up again, later each time, up to the deadline.
-                    self.count("reconciled_later");
-                    let at = next_check(
-                        self.settings.result_check_after,
-                        self.settings.result_deadline,
-                        record.inconclusive + 1,
-                        now,
-                    );
-                    Transition {
-                        next_attempt_at: at,
-                        inconclusive: Some(record.inconclusive + 1),
-                        ..Transition::to(
-                            Status::Unknown,
-                            ACTOR,
-                            format!(
-                                "РЭМД считает документ зарегистрированным, но поиск пока его не находит; повторная сверка в {}",
-                                at.unwrap_or(now).format("%Y-%m-%d %H:%M:%S UTC")
-                            ),
-                        )
-                    }
-                }
-                None if record.errors.iter().any(|e| e.disposition == Disposition::Reconcile) => {
-                    self.count("reconciled_missing");
-                    let mut errors = record.errors.clone();
-                    errors.push(gateway_error(
-                        "GATEWAY_RECONCILIATION_FAILED",
-                        "REMD reports the localUid as registered, but the register search does not find it",
-                        Disposition::NeedsAdmin,
-                        "РЭМД сообщает, что документ с этим localUid уже зарегистрирован, но поиск его не находит. Проверьте документ в РЭМД вручную.",
-                    ));
-                    Transition {
-                        errors: Some(errors),
-                        ..Transition::to(
-                            Status::Failed,
-                            ACTOR,
-                            "документ не найден в реестре, хотя РЭМД считает его зарегистрированным",
-                        )
-                    }
-                }
-                None => {
-                    self.count("reconciled_resend");
-                    // Sent again — but on the schedule, and not forever: a REMD that accepts
-                    // and never answers must end in `failed`, not in an endless loop.
-                    Self::on_schedule(
-                        self.schedule(record.attempts, &record, Hint::None, now),
-                        Status::Queued,
-                        |_| "в реестре РЭМД не найден; будет отправлен снова".to_owned(),
-                        GiveUp {
-                            code: "GATEWAY_NO_RESULT",
-                            disposition: Disposition::NeedsAdmin,
-                            hint: "РЭМД принимал документ, но результат регистрации не пришёл, а в реестре документ не найден. Проверьте документ в РЭМД вручную, затем отправьте повторно.",
-                            detail: Some("результат регистрации не получен"),
-                        },
-                    )
-                }
-            },
-            Err(f) => {
-                tracing::warn!(submission = %record.id, reason = %f.reason(), "register search failed; will try again");
-                match f {
-                    Failure::Configuration { .. } | Failure::Permanent { .. } => Transition {
-                        errors: Some(vec![gateway_error(
-                            "GATEWAY_CONFIGURATION",
-                            f.reason(),
-                            Disposition::NeedsAdmin,
-                            "Поиск в реестре РЭМД недоступен шлюзу. Администратору: проверить настройки [remd].",
-                        )]),
-                        ..Transition::to(Status::Failed, ACTOR, "сверка с реестром невозможна")
-                    },
-                    _ => {
-                        let hint = match f {
-                            Failure::Retry { after: Some(a), .. } => Hint::After(a),
-                            _ => Hint::None,
-                        };
-                        // Backs off by the look-ups made, not the sends.
-                        Self::on_schedule(
-                            self.schedule(record.checks, &record, hint, now),
-                            Status::Unknown,
-                            |_| "реестр РЭМД недоступен; сверка будет повторена".to_owned(),
-                            GiveUp {
-                                code: "GATEWAY_RETRIES_EXHAUSTED",
-                                disposition: Disposition::Retry,
-                                hint: "Сверка с реестром РЭМД не удалась за отведённое время. Проверьте документ в РЭМД и перезапустите.",
-                                detail: None,
-                            },
-                        )
-                    }
-                }
-            }
-        };
-        self.apply(&record, &[Status::Unknown], &t, now).await
+        let decision = self.decide(&record, Happening::SearchAnswer(&outcome), now);
+        self.apply(&record, decision, now).await
     }
 
+    /// Applies a decision about a submission this relay holds (guarded by its lease).
     async fn apply(
         &self,
         record: &SubmissionRecord,
-        from: &[Status],
-        t: &Transition,
+        decision: Decision,
         now: DateTime<Utc>,
     ) -> Result<(), crate::store::StoreError> {
+        let step = match decision {
+            Decision::Apply(step) => step,
+            Decision::Ignore | Decision::Refuse(_) => {
+                tracing::debug!(submission = %record.id, status = %record.status, "nothing to apply in this state");
+                return Ok(());
+            }
+        };
+        self.count(step.outcome);
+        let t = &step.transition;
+        if t.to == Status::Failed
+            && t.errors.as_ref().is_some_and(|e| e.iter().any(|e| e.disposition == Disposition::NeedsAdmin))
+        {
+            tracing::error!(submission = %record.id, "a submission failed on what needs an administrator (REMD access, configuration)");
+        }
         let owner = record.lease_owner.as_deref().unwrap_or(&self.settings.instance_id);
-        if !self.store.transition(record.id, from, Some(owner), t, now).await? {
+        if !self.store.transition(record.id, step.from, Some(owner), t, now).await? {
             // REMD's result arrived first, or the lease expired and another worker took over.
             tracing::debug!(submission = %record.id, to = %t.to, "the submission moved on meanwhile; outcome not applied");
         }
@@ -616,17 +394,4 @@ impl Relay {
     fn count(&self, outcome: &str) {
         self.metrics.relay_outcome(outcome);
     }
-}
-
-/// The error a submission ends `failed` with when its schedule is exhausted.
-struct GiveUp<'a> {
-    code: &'a str,
-    disposition: Disposition,
-    hint: &'a str,
-    /// What the event says before the schedule's reason.
-    detail: Option<&'a str>,
-}
-
-fn gateway_error(code: &str, message: &str, disposition: Disposition, hint: &str) -> SubmissionError {
-    SubmissionError { code: code.into(), message: message.into(), disposition, hint_ru: hint.into() }
 }

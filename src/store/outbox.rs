@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::lifecycle::Step;
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
 
 /// A call REMD made to the gateway, as recorded.
@@ -57,8 +58,8 @@ pub trait Outbox: Send + Sync {
     async fn document_content(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Leases up to `limit` due submissions (`next_attempt_at <= now`) to `owner` until
-    /// `lease_until`, in one short transaction; those due to be sent move to `sending`
-    /// (attempts + 1), those in `unknown` stay there for reconciliation.
+    /// `lease_until`, in one short transaction, by `lifecycle::CLAIM`: those due to be sent
+    /// move to `sending` (attempts + 1), those in `unknown` stay there for reconciliation.
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -93,22 +94,23 @@ pub trait Outbox: Send + Sync {
     /// The submission registered under `emdr_id`.
     async fn submission_by_emdr_id(&self, emdr_id: &str) -> Result<Option<SubmissionRecord>, StoreError>;
 
-    /// Leases that expired (a worker died mid-call) put their submission in `unknown`, due
-    /// now: the call may have reached REMD, so it is reconciled before any resend.
-    async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Submissions whose lease expired (a worker died mid-call) take `step`
+    /// (`lifecycle::Sweep::LeaseExpired`), within its states. Returns how many moved.
+    async fn reap_leases(&self, now: DateTime<Utc>, step: &Step) -> Result<u64, StoreError>;
 
     /// `awaiting_result` whose look-up is due (`check_at <= now`; or, for rows written
-    /// before look-ups were scheduled, accepted before `before`) → `unknown`, due now: the
-    /// result has not come, so the register is looked up.
-    async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// before look-ups were scheduled, accepted before `before`) take `step`
+    /// (`lifecycle::Sweep::ResultOverdue`). Returns how many moved.
+    async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>, step: &Step) -> Result<u64, StoreError>;
 
     /// Extends the lease of `id` held by `owner` to `until`; `false` when `owner` no longer
     /// holds it (it was reaped, and maybe claimed again).
     async fn renew_lease(&self, id: Uuid, owner: &str, until: DateTime<Utc>) -> Result<bool, StoreError>;
 
-    /// Leases whose owner starts with `prefix` — an instance's own, left by its previous
-    /// run — put their submission in `unknown`, due now, whether they expired or not.
-    async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Submissions leased by an owner whose name starts with `prefix` — an instance's own,
+    /// left by its previous run — take `step` (`lifecycle::Sweep::Restarted`), whether the
+    /// leases expired or not. Returns how many moved.
+    async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>, step: &Step) -> Result<u64, StoreError>;
 
     /// Records a call from REMD and, in the same transaction, applies `change` to a
     /// submission (as [`Outbox::transition`], without a lease) — unless the same call

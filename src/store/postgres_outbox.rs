@@ -11,13 +11,15 @@ use uuid::Uuid;
 use super::StoreError;
 use super::outbox::{CallbackChange, CallbackRecord, Outbox};
 use super::postgres::PgStore;
+use crate::lifecycle::{CLAIM, INTAKE_DETAIL, Step};
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
 
 /// The channel a new submission is announced on.
 pub const OUTBOX_CHANNEL: &str = "egisz_outbox";
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at";
+     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at, \
+     COALESCE(schedule_from, created_at) AS schedule_from";
 
 fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
     let status: String = row.try_get("status")?;
@@ -37,6 +39,7 @@ fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
         request: request.0,
         attempts: row.try_get::<i32, _>("attempts")? as u32,
         next_attempt_at: row.try_get("next_attempt_at")?,
+        schedule_from: row.try_get("schedule_from")?,
         lease_owner: row.try_get("lease_owner")?,
         lease_until: row.try_get("lease_until")?,
         emdr_id: row.try_get("emdr_id")?,
@@ -72,7 +75,6 @@ async fn event(
 }
 
 /// The event of a submission whose send was cut short by a restart of its instance.
-const RESTARTED: &str = "шлюз перезапущен во время отправки; результат будет сверен с РЭМД";
 
 /// The guarded state change of [`Outbox::transition`], inside the caller's transaction.
 async fn apply(
@@ -90,7 +92,11 @@ async fn apply(
         "UPDATE submissions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
              emdr_id = COALESCE($3, emdr_id), registered_at = COALESCE($4, registered_at),
              errors = COALESCE($5, errors), last_error_code = CASE WHEN $6 THEN $7 ELSE last_error_code END,
-             awaiting_since = $8, updated_at = $9, check_at = $14, inconclusive = COALESCE($15, inconclusive)
+             awaiting_since = $8, updated_at = $9, check_at = $14,
+             inconclusive = CASE WHEN $16 THEN 0 ELSE COALESCE($15, inconclusive) END,
+             attempts = CASE WHEN $16 THEN 0 ELSE attempts END,
+             checks = CASE WHEN $16 THEN 0 ELSE checks END,
+             schedule_from = CASE WHEN $16 THEN $9 ELSE schedule_from END
          WHERE id = $10 AND status = ANY($11) AND ($12::text IS NULL OR lease_owner = $12)
              AND ($13::text IS NULL OR current_message_id = $13)",
     )
@@ -109,6 +115,7 @@ async fn apply(
     .bind(current_message)
     .bind(t.check_at)
     .bind(t.inconclusive.map(|n| n as i32))
+    .bind(t.restart_schedule)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -122,36 +129,29 @@ async fn apply(
     Ok(true)
 }
 
-/// Puts up to 500 submissions matching `condition` (with `$1` = `threshold`, `$2` = `now`) in `unknown`,
-/// due now and with no lease, each with its event: their last send may or may not have
-/// reached REMD, so the register is searched before anything else.
-async fn to_reconciliation<T>(
+/// Applies a sweep's `step` to the submissions `select` finds (it locks them with `FOR
+/// UPDATE SKIP LOCKED`), each with its event, in one transaction; returns how many moved.
+async fn sweep_selected<'q>(
     store: &PgStore,
-    condition: &str,
-    threshold: T,
+    select: sqlx::query::QueryScalar<'q, sqlx::Postgres, Uuid, sqlx::postgres::PgArguments>,
+    step: &Step,
     now: DateTime<Utc>,
-    actor: &str,
-    detail: &str,
-) -> Result<u64, StoreError>
-where
-    T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
-{
+) -> Result<u64, StoreError> {
     let mut tx = store.pool().begin().await?;
-    let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
-        "UPDATE submissions SET status = 'unknown', next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
-             check_at = NULL, updated_at = $2
-         WHERE id IN (SELECT id FROM submissions WHERE {condition} LIMIT 500 FOR UPDATE SKIP LOCKED)
-         RETURNING id"
-    ))
-    .bind(threshold)
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await?;
-    for id in &ids {
-        event(&mut tx, *id, now, Status::Unknown, actor, detail).await?;
+    let ids: Vec<Uuid> = select.fetch_all(&mut *tx).await?;
+    let mut moved = 0;
+    for id in ids {
+        if apply(&mut tx, id, step.from, None, None, &step.transition, now).await? {
+            moved += 1;
+        }
     }
     tx.commit().await?;
-    Ok(ids.len() as u64)
+    Ok(moved)
+}
+
+/// The lifecycle's state names of `step`, for `status = ANY(…)`.
+fn states(from: &[Status]) -> Vec<&'static str> {
+    from.iter().map(|s| s.as_str()).collect()
 }
 
 async fn insert_callback(conn: &mut PgConnection, cb: &CallbackRecord) -> Result<bool, StoreError> {
@@ -183,7 +183,7 @@ async fn fetch(conn: &mut PgConnection, id: Uuid) -> Result<Option<SubmissionRec
 }
 
 /// The event of a stored document.
-const ACCEPTED: &str = "документ принят и сохранён";
+const ACCEPTED: &str = INTAKE_DETAIL;
 
 /// One document of an intake batch, inside its savepoint (its key already locked).
 async fn intake_one(conn: &mut PgConnection, new: &NewSubmission) -> Result<Intake, StoreError> {
@@ -503,23 +503,24 @@ impl Outbox for PgStore {
         let mut tx = self.pool().begin().await?;
         let due: Vec<(Uuid, String)> = sqlx::query_as(
             "SELECT id, status FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
-             ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                 AND status = ANY($3) ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
         .bind(now)
         .bind(i64::from(limit))
+        .bind(states(&CLAIM.sends_from.iter().chain(CLAIM.reconciles_from).copied().collect::<Vec<_>>()))
         .fetch_all(&mut *tx)
         .await?;
         let mut claimed = Vec::with_capacity(due.len());
         for (id, status) in due {
             let from: Status = status.parse().map_err(StoreError::Corrupt)?;
-            let sending = from != Status::Unknown;
+            let sending = CLAIM.sends_from.contains(&from);
             sqlx::query(
                 "UPDATE submissions SET status = $1, attempts = attempts + $2, next_attempt_at = NULL,
                      checks = CASE WHEN $2 = 1 THEN 0 ELSE checks + 1 END,
                      inconclusive = CASE WHEN $2 = 1 THEN 0 ELSE inconclusive END,
                      lease_owner = $3, lease_until = $4, updated_at = $5 WHERE id = $6",
             )
-            .bind(if sending { Status::Sending.as_str() } else { Status::Unknown.as_str() })
+            .bind(if sending { Status::Sending.as_str() } else { from.as_str() })
             .bind(i32::from(sending))
             .bind(owner)
             .bind(lease_until)
@@ -528,7 +529,7 @@ impl Outbox for PgStore {
             .execute(&mut *tx)
             .await?;
             if sending {
-                event(&mut tx, id, now, Status::Sending, "relay", "отправка в РЭМД").await?;
+                event(&mut tx, id, now, Status::Sending, "relay", CLAIM.send_detail).await?;
             }
             let record = fetch(&mut tx, id).await?.ok_or_else(|| StoreError::Corrupt("claimed row vanished".into()))?;
             claimed.push(Claimed { record, claimed_from: from });
@@ -629,28 +630,26 @@ impl Outbox for PgStore {
         row.as_ref().map(record).transpose()
     }
 
-    async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        to_reconciliation(
-            self,
-            "lease_owner IS NOT NULL AND lease_until < $1",
-            now,
-            now,
-            "relay",
-            "обработчик не завершил отправку; результат будет сверен с РЭМД",
+    async fn reap_leases(&self, now: DateTime<Utc>, step: &Step) -> Result<u64, StoreError> {
+        let select = sqlx::query_scalar(
+            "SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < $1 AND status = ANY($2)
+             LIMIT 500 FOR UPDATE SKIP LOCKED",
         )
-        .await
+        .bind(now)
+        .bind(states(step.from));
+        sweep_selected(self, select, step, now).await
     }
 
-    async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        to_reconciliation(
-            self,
-            "status = 'awaiting_result' AND (check_at <= $2 OR (check_at IS NULL AND awaiting_since < $1))",
-            before,
-            now,
-            "watchdog",
-            "результат регистрации ещё не пришёл; сверка с реестром РЭМД",
+    async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>, step: &Step) -> Result<u64, StoreError> {
+        let select = sqlx::query_scalar(
+            "SELECT id FROM submissions WHERE status = 'awaiting_result' AND status = ANY($3)
+                 AND (check_at <= $2 OR (check_at IS NULL AND awaiting_since < $1))
+             LIMIT 500 FOR UPDATE SKIP LOCKED",
         )
-        .await
+        .bind(before)
+        .bind(now)
+        .bind(states(step.from));
+        sweep_selected(self, select, step, now).await
     }
 
     async fn renew_lease(&self, id: Uuid, owner: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -664,18 +663,16 @@ impl Outbox for PgStore {
         Ok(renewed > 0)
     }
 
-    async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>, step: &Step) -> Result<u64, StoreError> {
         let mut released = 0;
         loop {
-            let n = to_reconciliation(
-                self,
-                "lease_owner IS NOT NULL AND left(lease_owner, length($1)) = $1",
-                prefix,
-                now,
-                "relay",
-                RESTARTED,
+            let select = sqlx::query_scalar(
+                "SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND left(lease_owner, length($1)) = $1
+                     AND status = ANY($2) LIMIT 500 FOR UPDATE SKIP LOCKED",
             )
-            .await?;
+            .bind(prefix)
+            .bind(states(step.from));
+            let n = sweep_selected(self, select, step, now).await?;
             released += n;
             if n < 500 {
                 return Ok(released);

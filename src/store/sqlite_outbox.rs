@@ -11,10 +11,12 @@ use uuid::Uuid;
 use super::outbox::{CallbackChange, CallbackRecord, Outbox};
 use super::sqlite::{SqliteStore, from_ms, ms};
 use super::{StoreError, parse_uuid};
+use crate::lifecycle::{CLAIM, INTAKE_DETAIL, Step};
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at";
+     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at, \
+     COALESCE(schedule_from, created_at) AS schedule_from";
 
 fn opt_ms(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     v.map(from_ms).transpose()
@@ -38,6 +40,7 @@ fn record(row: &SqliteRow) -> Result<SubmissionRecord, StoreError> {
         request: request.0,
         attempts: row.try_get::<i64, _>("attempts")? as u32,
         next_attempt_at: opt_ms(row.try_get("next_attempt_at")?)?,
+        schedule_from: from_ms(row.try_get("schedule_from")?)?,
         lease_owner: row.try_get("lease_owner")?,
         lease_until: opt_ms(row.try_get("lease_until")?)?,
         emdr_id: row.try_get("emdr_id")?,
@@ -83,16 +86,20 @@ async fn apply(
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let id = id.to_string();
-    let states = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+    let states = states(from);
     let errors = t.errors.as_ref().map(Json);
     let last_code = t.errors.as_ref().and_then(|e| e.first()).map(|e| e.code.clone());
     let updated = sqlx::query(&format!(
-        "UPDATE submissions SET status = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
-             emdr_id = COALESCE(?, emdr_id), registered_at = COALESCE(?, registered_at),
-             errors = COALESCE(?, errors), last_error_code = CASE WHEN ? THEN ? ELSE last_error_code END,
-             awaiting_since = ?, updated_at = ?, check_at = ?, inconclusive = COALESCE(?, inconclusive)
-         WHERE id = ? AND status IN ({states}) AND (? IS NULL OR lease_owner = ?)
-             AND (? IS NULL OR current_message_id = ?)"
+        "UPDATE submissions SET status = ?1, next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
+             emdr_id = COALESCE(?3, emdr_id), registered_at = COALESCE(?4, registered_at),
+             errors = COALESCE(?5, errors), last_error_code = CASE WHEN ?6 THEN ?7 ELSE last_error_code END,
+             awaiting_since = ?8, updated_at = ?9, check_at = ?10,
+             inconclusive = CASE WHEN ?12 THEN 0 ELSE COALESCE(?11, inconclusive) END,
+             attempts = CASE WHEN ?12 THEN 0 ELSE attempts END,
+             checks = CASE WHEN ?12 THEN 0 ELSE checks END,
+             schedule_from = CASE WHEN ?12 THEN ?9 ELSE schedule_from END
+         WHERE id = ?13 AND status IN ({states}) AND (?14 IS NULL OR lease_owner = ?14)
+             AND (?15 IS NULL OR current_message_id = ?15)"
     ))
     .bind(t.to.as_str())
     .bind(t.next_attempt_at.map(ms))
@@ -105,10 +112,9 @@ async fn apply(
     .bind(ms(at))
     .bind(t.check_at.map(ms))
     .bind(t.inconclusive.map(i64::from))
+    .bind(t.restart_schedule)
     .bind(&id)
     .bind(lease_owner)
-    .bind(lease_owner)
-    .bind(current_message)
     .bind(current_message)
     .execute(&mut *conn)
     .await?
@@ -120,28 +126,22 @@ async fn apply(
     Ok(true)
 }
 
-/// Puts submissions in `unknown`, due now and with no lease, each with its event: their last
-/// send may or may not have reached REMD, so the register is searched before anything else.
-async fn to_reconciliation(
+/// Applies a sweep's step to each of `ids` (guarded by its states), each with its event.
+/// Returns how many moved.
+async fn apply_sweep(
     conn: &mut SqliteConnection,
     ids: &[String],
+    step: &Step,
     now: DateTime<Utc>,
-    actor: &str,
-    detail: &str,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let mut moved = 0;
     for id in ids {
-        sqlx::query(
-            "UPDATE submissions SET status = 'unknown', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
-                 check_at = NULL, updated_at = ? WHERE id = ?",
-        )
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-        event(conn, id, now, Status::Unknown, actor, detail).await?;
+        let id = super::parse_uuid(id)?;
+        if apply(conn, id, step.from, None, None, &step.transition, now).await? {
+            moved += 1;
+        }
     }
-    Ok(())
+    Ok(moved)
 }
 
 async fn insert_callback(conn: &mut SqliteConnection, cb: &CallbackRecord) -> Result<bool, StoreError> {
@@ -211,26 +211,25 @@ async fn intake_one(conn: &mut SqliteConnection, new: &NewSubmission) -> Result<
         .bind(&new.content)
         .execute(&mut *conn)
         .await?;
-    event(conn, &id, new.created_at, Status::Queued, &new.actor, "документ принят и сохранён").await?;
+    event(conn, &id, new.created_at, Status::Queued, &new.actor, INTAKE_DETAIL).await?;
     let created = fetch(conn, &id).await?.ok_or_else(|| StoreError::Corrupt("inserted row vanished".into()))?;
     Ok(Intake::Created(created))
 }
 
 impl SqliteStore {
-    /// In one writing transaction: the ids `select` finds (at most 500) go to
-    /// reconciliation, each with its event. Returns how many.
-    async fn reconcile_selected<'q>(
+    /// In one writing transaction: the ids `select` finds (at most 500) take `step`, each
+    /// with its event. Returns how many were selected.
+    async fn sweep_selected<'q>(
         &self,
         select: sqlx::query::QueryScalar<'q, sqlx::Sqlite, String, sqlx::sqlite::SqliteArguments<'q>>,
+        step: &Step,
         now: DateTime<Utc>,
-        actor: &str,
-        detail: &str,
     ) -> Result<u64, StoreError> {
         let (_turn, mut tx) = self.begin_write().await?;
         let ids: Vec<String> = select.fetch_all(&mut *tx).await?;
-        to_reconciliation(&mut tx, &ids, now, actor, detail).await?;
+        let moved = apply_sweep(&mut tx, &ids, step, now).await?;
         tx.commit().await?;
-        Ok(ids.len() as u64)
+        Ok(moved)
     }
 }
 
@@ -345,10 +344,12 @@ impl Outbox for SqliteStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError> {
         let (_turn, mut tx) = self.begin_write().await?;
-        let due: Vec<(String, String)> = sqlx::query_as(
+        let claimable: Vec<Status> = CLAIM.sends_from.iter().chain(CLAIM.reconciles_from).copied().collect();
+        let due: Vec<(String, String)> = sqlx::query_as(&format!(
             "SELECT id, status FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
-             ORDER BY next_attempt_at LIMIT ?",
-        )
+                 AND status IN ({}) ORDER BY next_attempt_at, id LIMIT ?",
+            states(&claimable)
+        ))
         .bind(ms(now))
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
@@ -356,14 +357,14 @@ impl Outbox for SqliteStore {
         let mut claimed = Vec::with_capacity(due.len());
         for (id, status) in due {
             let from: Status = status.parse().map_err(StoreError::Corrupt)?;
-            let sending = from != Status::Unknown;
+            let sending = CLAIM.sends_from.contains(&from);
             sqlx::query(
                 "UPDATE submissions SET status = ?, attempts = attempts + ?, next_attempt_at = NULL,
                      checks = CASE WHEN ? THEN 0 ELSE checks + 1 END,
                      inconclusive = CASE WHEN ? THEN 0 ELSE inconclusive END,
                      lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?",
             )
-            .bind(if sending { Status::Sending.as_str() } else { Status::Unknown.as_str() })
+            .bind(if sending { Status::Sending.as_str() } else { from.as_str() })
             .bind(i64::from(sending))
             .bind(sending)
             .bind(sending)
@@ -374,7 +375,7 @@ impl Outbox for SqliteStore {
             .execute(&mut *tx)
             .await?;
             if sending {
-                event(&mut tx, &id, now, Status::Sending, "relay", "отправка в РЭМД").await?;
+                event(&mut tx, &id, now, Status::Sending, "relay", CLAIM.send_detail).await?;
             }
             let record =
                 fetch(&mut tx, &id).await?.ok_or_else(|| StoreError::Corrupt("claimed row vanished".into()))?;
@@ -477,24 +478,21 @@ impl Outbox for SqliteStore {
         row.as_ref().map(record).transpose()
     }
 
-    async fn reap_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let select = sqlx::query_scalar(
-            "SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < ? LIMIT 500",
-        )
-        .bind(ms(now));
-        self.reconcile_selected(select, now, "relay", "обработчик не завершил отправку; результат будет сверен с РЭМД")
-            .await
+    async fn reap_leases(&self, now: DateTime<Utc>, step: &Step) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT id FROM submissions WHERE lease_owner IS NOT NULL AND lease_until < ? AND status IN ({}) LIMIT 500",
+            states(step.from)
+        );
+        self.sweep_selected(sqlx::query_scalar(&sql).bind(ms(now)), step, now).await
     }
 
-    async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let select = sqlx::query_scalar(
-            "SELECT id FROM submissions WHERE status = 'awaiting_result'
+    async fn expire_awaiting(&self, before: DateTime<Utc>, now: DateTime<Utc>, step: &Step) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT id FROM submissions WHERE status = 'awaiting_result' AND status IN ({})
                  AND (check_at <= ? OR (check_at IS NULL AND awaiting_since < ?)) LIMIT 500",
-        )
-        .bind(ms(now))
-        .bind(ms(before));
-        self.reconcile_selected(select, now, "watchdog", "результат регистрации ещё не пришёл; сверка с реестром РЭМД")
-            .await
+            states(step.from)
+        );
+        self.sweep_selected(sqlx::query_scalar(&sql).bind(ms(now)).bind(ms(before)), step, now).await
     }
 
     async fn renew_lease(&self, id: Uuid, owner: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -509,22 +507,15 @@ impl Outbox for SqliteStore {
         Ok(renewed > 0)
     }
 
-    async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn release_leases_of(&self, prefix: &str, now: DateTime<Utc>, step: &Step) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT id FROM submissions WHERE lease_owner IS NOT NULL
+                 AND substr(lease_owner, 1, length(?1)) = ?1 AND status IN ({}) LIMIT 500",
+            states(step.from)
+        );
         let mut released = 0;
         loop {
-            let select = sqlx::query_scalar(
-                "SELECT id FROM submissions WHERE lease_owner IS NOT NULL
-                     AND substr(lease_owner, 1, length(?1)) = ?1 LIMIT 500",
-            )
-            .bind(prefix);
-            let n = self
-                .reconcile_selected(
-                    select,
-                    now,
-                    "relay",
-                    "шлюз перезапущен во время отправки; результат будет сверен с РЭМД",
-                )
-                .await?;
+            let n = self.sweep_selected(sqlx::query_scalar(&sql).bind(prefix), step, now).await?;
             released += n;
             if n < 500 {
                 return Ok(released);
@@ -565,4 +556,9 @@ impl Outbox for SqliteStore {
 enum Bind {
     Text(String),
     Int(i64),
+}
+
+/// `'a', 'b'` for `status IN (…)`: the lifecycle's own state names, never input.
+fn states(from: &[Status]) -> String {
+    from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
 }

@@ -1,0 +1,37 @@
+-- Operations: the retry schedule's start (an operator's retry restarts it), the audit log of
+-- operators' actions, console sign-ins, and the indexes the ops views and reports read.
+
+-- NULL: since intake (created_at).
+ALTER TABLE submissions ADD COLUMN schedule_from TIMESTAMPTZ;
+
+-- Claims take the earliest due first, ties in creation order (ids are UUID v7).
+DROP INDEX submissions_due;
+CREATE INDEX submissions_due ON submissions (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL;
+
+-- Lists and counts by status, newest first; the oldest waiting submission of a status.
+CREATE INDEX submissions_by_status ON submissions (status, created_at DESC, id DESC);
+-- The REMD report and the dashboard's days: everything they read, from the index alone.
+CREATE INDEX submissions_report ON submissions (created_at, organization, kind, status, last_error_code);
+
+CREATE TABLE ops_audit (
+    id            BIGSERIAL   PRIMARY KEY,
+    at            TIMESTAMPTZ NOT NULL,
+    actor_id      UUID        NOT NULL,             -- api_clients.id
+    actor_name    TEXT        NOT NULL,
+    action        TEXT        NOT NULL,             -- retry | cancel | bulk_retry | bulk_retry_dry_run | show_personal_data | sign_in | sign_out
+    submission_id UUID,                             -- the one submission acted on, if one
+    filter        JSONB,                            -- the filter of a bulk action
+    comment       TEXT,
+    count         BIGINT      NOT NULL              -- submissions affected (matched, on a dry run)
+);
+CREATE INDEX ops_audit_newest ON ops_audit (at DESC, id DESC);
+
+-- Console sign-ins: an ops key exchanged for a session cookie. Only the token's hash is kept.
+CREATE TABLE console_sessions (
+    token_hash BYTEA       PRIMARY KEY,             -- SHA-256 of the cookie's token
+    client_id  UUID        NOT NULL REFERENCES api_clients (id),
+    csrf_token TEXT        NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
