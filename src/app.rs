@@ -314,6 +314,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         outbox_wake,
         intake: intake.clone(),
         intake_permits: Arc::new(tokio::sync::Semaphore::new(config.api.intake_workers)),
+        ops: crate::ops::Operations::new(Arc::clone(&store), Arc::clone(&relay), config.ops.bulk_retry_max),
+        ops_settings: Arc::new(config.ops.clone()),
+        relay: Arc::clone(&relay),
     };
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)

@@ -136,6 +136,12 @@ impl CircuitBreaker {
         }
     }
 
+    /// Records the end of a call that did not ask for a permit (a service whose calls are
+    /// paced elsewhere — REMD's by the relay's schedule — watched for the ops summary).
+    pub fn observe(&self, failure: Option<&str>) {
+        self.record(false, failure);
+    }
+
     fn record(&self, probe: bool, failure: Option<&str>) {
         let mut s = self.lock();
         if probe {

@@ -39,6 +39,7 @@ pub struct Config {
     pub remd: RemdConfig,
     pub relay: RelayConfig,
     pub documents: DocumentsConfig,
+    pub ops: OpsConfig,
     pub mappings: MappingsConfig,
     pub sandbox: SandboxConfig,
     pub log: LogConfig,
@@ -165,6 +166,17 @@ pub struct RelayConfig {
 #[derive(Debug, Clone)]
 pub struct DocumentsConfig {
     pub max_bytes: usize,
+}
+
+/// `[ops]`: operations staff's API and console.
+#[derive(Debug, Clone)]
+pub struct OpsConfig {
+    /// Most submissions one bulk re-run puts back in the queue.
+    pub bulk_retry_max: u32,
+    /// A submission still on its way to REMD this long after intake is past its deadline.
+    pub registration_deadline: Duration,
+    /// How long a console sign-in lasts.
+    pub session_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -753,6 +765,11 @@ impl Reader<'_> {
         };
         let documents = DocumentsConfig { max_bytes: self.positive("documents", "max_bytes", "bytes") as usize };
         let mappings = MappingsConfig { dir: self.optional_path("mappings", "dir") };
+        let ops = OpsConfig {
+            bulk_retry_max: self.positive("ops", "bulk_retry_max", "submissions") as u32,
+            registration_deadline: self.duration("ops", "registration_deadline"),
+            session_ttl: self.duration("ops", "session_ttl"),
+        };
         let sandbox = SandboxConfig {
             frmr_listen: self.listen("sandbox", "frmr_listen"),
             frmr_control_listen: self.listen("sandbox", "frmr_control_listen"),
@@ -795,7 +812,7 @@ impl Reader<'_> {
                 parse_offset(&s).ok_or_else(|| format!("expected an offset like \"+07:00\", got {s:?}"))
             }),
         };
-        Config { database, api, remd_listener, frmr, remd, relay, documents, mappings, sandbox, log, region }
+        Config { database, api, remd_listener, frmr, remd, relay, documents, ops, mappings, sandbox, log, region }
     }
 }
 

@@ -34,6 +34,7 @@ pub mod lifecycle;
 pub mod mappings;
 pub mod memo;
 pub mod metrics;
+pub mod ops;
 pub mod relay;
 pub mod remd_listener;
 pub mod serve;

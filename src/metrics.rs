@@ -74,6 +74,21 @@ pub struct Metrics {
     /// Calls to the REMD listener that were answered with a fault and changed nothing,
     /// by why: `unreadable`, `unknown_message`, `not_current`, `mismatch`, `not_confirmed`.
     pub remd_listener_rejected: Family<ResultLabels, Counter>,
+    /// Submissions per status, as the store counts them at each scrape.
+    pub submissions: Family<StatusLabels, Gauge>,
+    /// Age of the oldest submission still on its way to REMD (0 when none).
+    pub oldest_waiting_seconds: Gauge,
+    /// Submissions on their way to REMD for longer than `ops.registration_deadline`.
+    pub past_deadline: Gauge,
+    /// 1 while this instance has seen REMD calls fail in a row (see the ops summary).
+    pub remd_circuit_open: Gauge,
+    /// 1 when the last scrape could not read the queue's figures from the store.
+    pub queue_figures_failed: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: String,
 }
 
 impl Default for Metrics {
@@ -100,6 +115,11 @@ impl Metrics {
             remd_unknown_codes: Counter::default(),
             remd_listener_refused: Counter::default(),
             remd_listener_rejected: Family::default(),
+            submissions: Family::default(),
+            oldest_waiting_seconds: Gauge::default(),
+            past_deadline: Gauge::default(),
+            remd_circuit_open: Gauge::default(),
+            queue_figures_failed: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "API requests by method, route and status", m.http_requests.clone());
@@ -151,6 +171,31 @@ impl Metrics {
             "remd_unknown_codes",
             "REMD message codes missing from mappings/remd-message-codes.tsv",
             m.remd_unknown_codes.clone(),
+        );
+        registry.register(
+            "submissions",
+            "Submissions per status (queue depth), counted at scrape",
+            m.submissions.clone(),
+        );
+        registry.register(
+            "oldest_waiting_submission_seconds",
+            "Age of the oldest submission still on its way to REMD (0: none waiting)",
+            m.oldest_waiting_seconds.clone(),
+        );
+        registry.register(
+            "submissions_past_deadline",
+            "Submissions still on their way to REMD longer than ops.registration_deadline after intake",
+            m.past_deadline.clone(),
+        );
+        registry.register(
+            "remd_circuit_open",
+            "1 while this instance's REMD calls have failed several times in a row",
+            m.remd_circuit_open.clone(),
+        );
+        registry.register(
+            "queue_figures_failed",
+            "1 when the last scrape could not read the queue's figures from the database",
+            m.queue_figures_failed.clone(),
         );
         Metrics { registry, ..m }
     }

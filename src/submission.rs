@@ -80,6 +80,27 @@ pub enum Disposition {
     NeedsAdmin,
 }
 
+impl Disposition {
+    pub const ALL: [Disposition; 4] =
+        [Disposition::Retry, Disposition::Reconcile, Disposition::NeedsDataFix, Disposition::NeedsAdmin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Retry => "retry",
+            Disposition::Reconcile => "reconcile",
+            Disposition::NeedsDataFix => "needs_data_fix",
+            Disposition::NeedsAdmin => "needs_admin",
+        }
+    }
+}
+
+impl FromStr for Disposition {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Disposition::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| format!("unknown disposition {s:?}"))
+    }
+}
+
 /// An error of a submission as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SubmissionError {
@@ -216,13 +237,19 @@ pub struct Claimed {
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub organizations: Option<Vec<Oid>>,
-    pub status: Option<Status>,
+    /// Any of these states; empty: any state.
+    pub statuses: Vec<Status>,
     pub kind: Option<u32>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Submissions whose errors include this code.
     pub error_code: Option<String>,
+    /// Submissions whose errors include one of this disposition.
+    pub disposition: Option<Disposition>,
     /// Keyset cursor: items strictly older than `(created_at, id)`.
     pub before: Option<(DateTime<Utc>, Uuid)>,
+    /// Oldest first (the cursor is not used then); newest first otherwise.
+    pub oldest_first: bool,
     pub limit: u32,
 }
 

@@ -293,7 +293,7 @@ async fn lists_filter_and_paginate_newest_first(db: Db) {
         let s = Arc::clone(&s);
         async move { s.list_submissions(&ListFilter { limit: 100, ..f }).await.unwrap() }
     };
-    assert_eq!(only(ListFilter { status: Some(Status::Failed), ..ListFilter::default() }).await.len(), 1);
+    assert_eq!(only(ListFilter { statuses: vec![Status::Failed], ..ListFilter::default() }).await.len(), 1);
     assert_eq!(only(ListFilter { error_code: Some("RATE_LIMIT".into()), ..ListFilter::default() }).await[0].id, ids[3]);
     assert_eq!(only(ListFilter { kind: Some(41), ..ListFilter::default() }).await.len(), 0);
     assert_eq!(

@@ -72,7 +72,7 @@ fn may_read(caller: &Caller) -> Result<(), ApiError> {
     if [Role::Submitter, Role::Reader, Role::Ops].iter().any(|r| caller.0.roles.contains(r)) {
         Ok(())
     } else {
-        Err(ApiError::forbidden("reading documents needs the role submitter, reader or ops"))
+        Err(ApiError::forbidden("для чтения документов нужна роль submitter, reader или ops"))
     }
 }
 
@@ -96,7 +96,7 @@ pub async fn get_document(
     ApiPath(raw): ApiPath<String>,
 ) -> Result<Json<DocumentStatus>, ApiError> {
     may_read(&caller)?;
-    let not_found = || ApiError::not_found("no such document");
+    let not_found = || ApiError::not_found("документ не найден");
     let id = Uuid::parse_str(raw.trim()).map_err(|_| not_found())?;
     let record = state.store.submission(id).await.map_err(store_error)?.ok_or_else(not_found)?;
     // A foreign organisation's document does not exist for this caller.
@@ -113,7 +113,7 @@ pub(super) fn store_error(e: crate::store::StoreError) -> ApiError {
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",
         "Хранилище шлюза недоступно",
-        "the gateway cannot read its database right now",
+        "шлюз сейчас не может прочитать свою базу данных; повторите позже",
     )
     .with_retry_after(5)
 }
@@ -132,6 +132,8 @@ pub struct ListQuery {
     pub to: Option<String>,
     /// Documents with this REMD error code.
     pub error_code: Option<String>,
+    /// Documents with an error of this disposition (`retry`, `reconcile`, `needs_data_fix`, `needs_admin`).
+    pub disposition: Option<String>,
     /// 1–500, default 50.
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
@@ -175,42 +177,16 @@ pub async fn list_documents(
 ) -> Result<Json<DocumentList>, ApiError> {
     may_read(&caller)?;
     let mut errors = Vec::new();
-    let organizations = match q.organization.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(raw) => match Oid::parse_organization(raw) {
-            Ok(oid) => {
-                caller.require_organization(&oid)?;
-                Some(vec![oid])
-            }
-            Err(e) => {
-                errors.push(FieldError::new("organization_oid", "organization", e.to_string()));
-                None
-            }
-        },
-        None => match &caller.0.scope {
-            Scope::All => None,
-            Scope::Only(set) => Some(set.iter().cloned().collect()),
-        },
+    let common = Filters {
+        organization: q.organization,
+        status: q.status,
+        kind: q.kind,
+        from: q.from,
+        to: q.to,
+        error_code: q.error_code,
+        disposition: q.disposition,
     };
-    let status = q.status.as_deref().and_then(|s| {
-        s.parse::<Status>()
-            .map_err(|_| {
-                let known = Status::ALL.map(|x| x.as_str()).join(", ");
-                errors.push(FieldError::new("status", "status", format!("статус {s:?} неизвестен; возможные: {known}")))
-            })
-            .ok()
-    });
-    let mut time = |raw: &Option<String>, name: &str| {
-        raw.as_deref().and_then(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| {
-                    errors.push(FieldError::new("datetime", name, format!("время в RFC 3339, получено {s:?}")))
-                })
-                .ok()
-        })
-    };
-    let from = time(&q.from, "from");
-    let to = time(&q.to, "to");
+    let filter = common.parse(&caller, state.settings.utc_offset, &mut errors)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         errors.push(FieldError::new("limit", "limit", "limit от 1 до 500"));
@@ -232,16 +208,7 @@ pub async fn list_documents(
     if !errors.is_empty() {
         return Err(ApiError::validation("validation_failed", errors));
     }
-    let filter = ListFilter {
-        organizations,
-        status,
-        kind: q.kind,
-        from,
-        to,
-        error_code: q.error_code.filter(|c| !c.trim().is_empty()),
-        before,
-        limit: limit + 1,
-    };
+    let filter = ListFilter { before, limit: limit + 1, ..filter };
     let mut rows = state.store.list_submissions(&filter).await.map_err(store_error)?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
@@ -250,4 +217,102 @@ pub async fn list_documents(
         None
     };
     Ok(Json(DocumentList { items: rows.iter().map(|r| DocumentStatus::of(r, None)).collect(), next_cursor }))
+}
+
+/// The filters the document list, the bulk re-run and the console share.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct Filters {
+    /// MO OID; default: every organisation of the key.
+    pub organization: Option<String>,
+    pub status: Option<String>,
+    pub kind: Option<u32>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Created before (RFC 3339).
+    pub to: Option<String>,
+    pub error_code: Option<String>,
+    /// `retry`, `reconcile`, `needs_data_fix`, `needs_admin`.
+    pub disposition: Option<String>,
+}
+
+impl Filters {
+    /// The store's filter, within `caller`'s organisations (403 for an organisation outside
+    /// them); a malformed field is added to `errors` and left out.
+    pub fn parse(
+        &self,
+        caller: &Caller,
+        offset: chrono::FixedOffset,
+        errors: &mut Vec<FieldError>,
+    ) -> Result<ListFilter, ApiError> {
+        self.parse_for(&caller.0.scope, offset, errors)
+            .map_err(|oid| ApiError::forbidden(format!("ключ API не может действовать от имени организации {oid}")))
+    }
+
+    /// As [`Filters::parse`], for a scope; `Err` names an organisation outside it. A date
+    /// is midnight at `offset` (the region's time).
+    pub fn parse_for(
+        &self,
+        scope: &Scope,
+        offset: chrono::FixedOffset,
+        errors: &mut Vec<FieldError>,
+    ) -> Result<ListFilter, Oid> {
+        let organizations = match self.organization.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(raw) => match Oid::parse_organization(raw) {
+                Ok(oid) if scope.allows(&oid) => Some(vec![oid]),
+                Ok(oid) => return Err(oid),
+                Err(e) => {
+                    errors.push(FieldError::new("organization_oid", "organization", e.to_string()));
+                    None
+                }
+            },
+            None => match scope {
+                Scope::All => None,
+                Scope::Only(set) => Some(set.iter().cloned().collect()),
+            },
+        };
+        let statuses = match self.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Vec::new(),
+            Some(s) => match s.parse::<Status>() {
+                Ok(status) => vec![status],
+                Err(_) => {
+                    let known = Status::ALL.map(|x| x.as_str()).join(", ");
+                    errors.push(FieldError::new(
+                        "status",
+                        "status",
+                        format!("статус {s:?} неизвестен; возможные: {known}"),
+                    ));
+                    Vec::new()
+                }
+            },
+        };
+        let disposition = match self.disposition.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => s
+                .parse::<crate::submission::Disposition>()
+                .map_err(|_| {
+                    let known = crate::submission::Disposition::ALL.map(|x| x.as_str()).join(", ");
+                    errors.push(FieldError::new(
+                        "disposition",
+                        "disposition",
+                        format!("решение {s:?} неизвестно; возможные: {known}"),
+                    ))
+                })
+                .ok(),
+        };
+        let mut time = |raw: &Option<String>, name: &str| super::ops::region_time(raw.as_deref(), name, offset, errors);
+        let from = time(&self.from, "from");
+        let to = time(&self.to, "to");
+        Ok(ListFilter {
+            organizations,
+            statuses,
+            kind: self.kind,
+            from,
+            to,
+            error_code: self.error_code.clone().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()),
+            disposition,
+            before: None,
+            limit: 0,
+            oldest_first: false,
+        })
+    }
 }

@@ -36,16 +36,18 @@ impl FromRequestParts<AppState> for Caller {
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         match state.auth.authenticate(header).await {
             Ok(p) => Ok(Caller(p)),
-            Err(AuthError::Missing) => Err(ApiError::unauthorized("send Authorization: Bearer <API key>")),
-            Err(AuthError::Invalid) => Err(ApiError::unauthorized("the API key is not recognised")),
-            Err(AuthError::Revoked) => Err(ApiError::unauthorized("the API key has been revoked")),
+            Err(AuthError::Missing) => {
+                Err(ApiError::unauthorized("передайте заголовок Authorization: Bearer <API-ключ>"))
+            }
+            Err(AuthError::Invalid) => Err(ApiError::unauthorized("API-ключ не распознан")),
+            Err(AuthError::Revoked) => Err(ApiError::unauthorized("API-ключ отозван")),
             Err(AuthError::Store(e)) => {
                 tracing::error!(error = %e, "authentication could not read the store");
                 Err(ApiError::new(
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
                     "Хранилище шлюза недоступно",
-                    "the gateway cannot check API keys right now",
+                    "шлюз сейчас не может проверить API-ключи; повторите позже",
                 )
                 .with_retry_after(5))
             }
@@ -59,7 +61,7 @@ impl Caller {
         if self.0.roles.contains(&role) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("this API key lacks the role {role}")))
+            Err(ApiError::forbidden(format!("у этого API-ключа нет роли {role}")))
         }
     }
 
@@ -68,7 +70,7 @@ impl Caller {
         if self.0.scope.allows(organization) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("this API key may not act for organisation {organization}")))
+            Err(ApiError::forbidden(format!("этот API-ключ не может действовать от имени организации {organization}")))
         }
     }
 

@@ -107,7 +107,9 @@ pub async fn submit(
     };
     let new = prepared.await.map_err(|e| {
         tracing::error!(error = %e, "document intake: the check of a document failed");
-        ApiError::internal("the check of the document failed")
+        ApiError::internal(
+            "проверка документа завершилась внутренней ошибкой; идентификатор запроса указывает на неё в журнале",
+        )
     })??;
     match state.intake.intake(new).await.map_err(store_error)? {
         Intake::Created(record) => {
@@ -129,8 +131,13 @@ pub async fn submit(
 }
 
 fn unavailable() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "Шлюз останавливается", "the gateway is stopping")
-        .with_retry_after(5)
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down",
+        "Шлюз останавливается",
+        "шлюз останавливается; повторите запрос через несколько секунд",
+    )
+    .with_retry_after(5)
 }
 
 /// Every check of a submission, on the bytes: the stored submission when all pass, else

@@ -8,6 +8,7 @@ pub mod documents;
 mod extract;
 pub mod intake;
 mod openapi;
+pub mod ops;
 pub mod problem;
 mod service;
 pub mod staff;
@@ -65,6 +66,11 @@ pub struct AppState {
     pub intake: crate::store::GroupCommit,
     /// Documents checked at once (`api.intake_workers`).
     pub intake_permits: Arc<tokio::sync::Semaphore>,
+    /// Operators' actions (retry, cancel, bulk re-runs) with their audit.
+    pub ops: crate::ops::Operations,
+    pub ops_settings: Arc<crate::config::OpsConfig>,
+    /// The relay (REMD's health for the summary).
+    pub relay: Arc<crate::relay::Relay>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -79,6 +85,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(service::openapi))
         .route("/api/v1/documents", get(documents::list_documents).post(intake::submit))
         .route("/api/v1/documents/{id}", get(documents::get_document))
+        .route("/api/v1/documents/{id}/retry", post(ops::retry))
+        .route("/api/v1/documents/{id}/cancel", post(ops::cancel))
+        .route("/api/v1/ops/retry", post(ops::bulk_retry))
+        .route("/api/v1/ops/audit", get(ops::audit))
+        .route("/api/v1/ops/summary", get(ops::summary))
+        .route("/api/v1/reports/remd", get(ops::remd_report))
         .route("/api/v1/staff/verify", post(staff::verify_batch))
         .route("/api/v1/staff/{snils}", get(staff::get_staff))
         .fallback(service::fallback)
@@ -156,7 +168,8 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::internal("the gateway hit an internal error; the request id identifies it in the logs").into_response()
+    ApiError::internal("внутренняя ошибка шлюза; идентификатор запроса (x-request-id) указывает на неё в журнале")
+        .into_response()
 }
 
 async fn timeout_response(err: tower::BoxError) -> Response {
@@ -165,7 +178,7 @@ async fn timeout_response(err: tower::BoxError) -> Response {
             StatusCode::GATEWAY_TIMEOUT,
             "request_timeout",
             "Истекло время обработки запроса",
-            "the request took longer than api.request_timeout_ms",
+            "запрос обрабатывался дольше api.request_timeout_ms",
         )
         .into_response()
     } else {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{documents, intake, problem, service, staff};
+use super::{documents, intake, ops, problem, service, staff};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,12 @@ use super::{documents, intake, problem, service, staff};
         documents::list_documents,
         staff::get_staff,
         staff::verify_batch,
+        ops::retry,
+        ops::cancel,
+        ops::bulk_retry,
+        ops::audit,
+        ops::summary,
+        ops::remd_report,
         service::healthz,
         service::readyz,
         service::metrics
@@ -34,10 +40,14 @@ use super::{documents, intake, problem, service, staff};
         documents::DocumentStatus, documents::DocumentList, documents::Links,
         crate::submission::Status, crate::submission::SubmissionError, crate::submission::Disposition,
         crate::submission::Event,
+        ops::CommentBody, ops::BulkRetry, ops::AuditPage, ops::Summary, ops::ServiceHealth, ops::OldestWaiting,
+        documents::Filters, crate::ops::BulkOutcome, crate::ops::AuditEntry, crate::ops::Action, crate::ops::Waiting,
+        crate::ops::report::Report, crate::ops::report::ReportRow, crate::ops::report::CodeCount,
     )),
     modifiers(&BearerKey),
     tags(
         (name = "documents", description = "Document registration in REMD: status and lists (roles `submitter`, `reader`, `ops`)"),
+        (name = "operations", description = "Operations staff: retry, cancel, bulk re-runs, the audit log (role `ops`); the summary and the REMD report (roles `ops`, `reader`)"),
         (name = "staff", description = "Staff verification against FRMR (role `verifier`)"),
         (name = "service", description = "Health, readiness, metrics (no key)"),
     )

@@ -204,7 +204,7 @@ impl ApiError {
             StatusCode::REQUEST_TIMEOUT,
             "request_body_timeout",
             "Тело запроса не получено вовремя",
-            "the request body did not arrive within api.body_read_timeout_ms",
+            "тело запроса не пришло за api.body_read_timeout_ms",
         )
     }
 }
@@ -221,21 +221,34 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "Ожидается JSON",
-                "Content-Type must be application/json",
+                "заголовок Content-Type должен быть application/json",
             ),
             _ if status == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
                 status,
                 "payload_too_large",
                 "Слишком большой запрос",
-                "the request body exceeds api.body_limit_bytes",
+                "тело запроса больше api.body_limit_bytes",
             ),
-            J::JsonSyntaxError(e) => {
-                Self::new(StatusCode::BAD_REQUEST, "malformed_json", "Тело запроса — не JSON", e.body_text())
-            }
-            J::JsonDataError(e) => {
-                Self::validation("validation_failed", vec![FieldError::new("json_schema", "/", e.body_text())])
-            }
-            other => Self::new(StatusCode::BAD_REQUEST, "bad_request", "Некорректный запрос", other.body_text()),
+            J::JsonSyntaxError(e) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "Тело запроса — не JSON",
+                format!("тело запроса не разобрано как JSON: {}", e.body_text()),
+            ),
+            J::JsonDataError(e) => Self::validation(
+                "validation_failed",
+                vec![FieldError::new(
+                    "json_schema",
+                    "/",
+                    format!("поля запроса не соответствуют схеме: {}", e.body_text()),
+                )],
+            ),
+            other => Self::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Некорректный запрос",
+                format!("запрос не разобран: {}", other.body_text()),
+            ),
         }
     }
 }
@@ -255,6 +268,9 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(r: axum::extract::rejection::QueryRejection) -> Self {
-        Self::validation("validation_failed", vec![FieldError::new("query", "?", r.body_text())])
+        Self::validation(
+            "validation_failed",
+            vec![FieldError::new("query", "?", format!("параметры запроса не разобраны: {}", r.body_text()))],
+        )
     }
 }

@@ -38,6 +38,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let open = state.staff.frmr_health().state == crate::circuit::CircuitState::Open;
     state.metrics.frmr_circuit_open.set(i64::from(open));
+    let remd_open = state.relay.remd_health().state == crate::circuit::CircuitState::Open;
+    state.metrics.remd_circuit_open.set(i64::from(remd_open));
+    // The queue's gauges are read from the database at each scrape, so that every instance
+    // on a shared database reports the same figures.
+    match super::ops::summary_of(&state, &crate::auth::Scope::All).await {
+        Ok(summary) => {
+            for (status, n) in &summary.counts {
+                let labels = crate::metrics::StatusLabels { status: status.clone() };
+                state.metrics.submissions.get_or_create(&labels).set(*n as i64);
+            }
+            state.metrics.oldest_waiting_seconds.set(summary.oldest_waiting.map_or(0, |w| w.age_seconds));
+            state.metrics.past_deadline.set(summary.past_deadline as i64);
+            state.metrics.queue_figures_failed.set(0);
+        }
+        Err(_) => {
+            state.metrics.queue_figures_failed.set(1);
+        }
+    }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
         .into_response()
 }
@@ -47,7 +65,7 @@ pub async fn openapi() -> Response {
 }
 
 pub async fn fallback() -> ApiError {
-    ApiError::not_found("no such endpoint; the API is described at /api/openapi.json")
+    ApiError::not_found("такого адреса нет; API описан в /api/openapi.json")
 }
 
 pub async fn method_not_allowed() -> ApiError {
@@ -55,6 +73,6 @@ pub async fn method_not_allowed() -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "Метод не поддерживается",
-        "see /api/openapi.json",
+        "метод не поддерживается этим адресом; см. /api/openapi.json",
     )
 }

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::schedule::RetryPolicy;
+use crate::circuit::{CircuitBreaker, Health};
 use crate::lifecycle::{self, Decision, Happening, Rules, Sweep, Timing};
 use crate::mappings::Mappings;
 use crate::metrics::Metrics;
@@ -47,6 +48,9 @@ pub struct RelaySettings {
     pub instance_id: String,
 }
 
+/// Consecutive failed calls after which the summary shows REMD's circuit as open.
+const REMD_FAILURES_TO_OPEN: u32 = 5;
+
 /// The outbox dispatcher.
 pub struct Relay {
     store: Arc<dyn Store>,
@@ -58,6 +62,8 @@ pub struct Relay {
     wake: Arc<Notify>,
     rng: Mutex<StdRng>,
     timing: Timing,
+    /// What REMD's calls have been doing lately (watched, not gating: the schedule paces).
+    remd_health: CircuitBreaker,
 }
 
 impl Relay {
@@ -85,6 +91,7 @@ impl Relay {
             metrics,
             limiter: RateLimiter::direct(quota),
             timing,
+            remd_health: CircuitBreaker::new(REMD_FAILURES_TO_OPEN, Duration::from_secs(60)),
             settings,
             wake,
             rng: Mutex::new(StdRng::from_os_rng()),
@@ -285,6 +292,7 @@ impl Relay {
                 self.remd.register_document(&request).await
             })
             .await;
+        self.remd_health.observe(outcome.as_ref().err().map(|f| f.reason()));
         match &outcome {
             Ok(RegisterAck::Accepted) => {}
             Ok(RegisterAck::Rejected(messages)) => self.observe_codes(messages),
@@ -321,6 +329,7 @@ impl Relay {
                 self.remd.search_registry_items(&query).await
             })
             .await;
+        self.remd_health.observe(outcome.as_ref().err().map(|f| f.reason()));
         if let Err(f) = &outcome {
             tracing::warn!(submission = %record.id, reason = %f.reason(), "register search failed");
         }
@@ -378,12 +387,20 @@ impl Relay {
     /// could not answer (the reason, for the log).
     pub async fn confirm_registered(&self, emdr_id: &str, submission: &SubmissionRecord) -> Result<bool, String> {
         self.call_slot().await;
-        match self.remd.get_registry_item(emdr_id).await {
+        let answer = self.remd.get_registry_item(emdr_id).await;
+        self.remd_health.observe(answer.as_ref().err().map(|f| f.reason()));
+        match answer {
             Ok(Some(item)) => Ok(item.local_uid.as_deref().is_none_or(|uid| uid == submission.local_uid)
                 && item.kind.is_none_or(|kind| kind == submission.kind)),
             Ok(None) => Ok(false),
             Err(failure) => Err(failure.to_string()),
         }
+    }
+
+    /// REMD as this instance's calls found it: the circuit state (open after
+    /// consecutive failures), the last success and the last error.
+    pub fn remd_health(&self) -> Health {
+        self.remd_health.health()
     }
 
     /// Wakes idle workers (new or newly due work).

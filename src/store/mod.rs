@@ -10,10 +10,13 @@
 //! through [`Store::durability`]). [`GroupCommit`] lets concurrent intakes share a commit.
 
 mod group_commit;
+mod ops;
 mod outbox;
 mod postgres;
+mod postgres_ops;
 mod postgres_outbox;
 mod sqlite;
+mod sqlite_ops;
 mod sqlite_outbox;
 
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use crate::auth::{ClientRecord, NewClient};
 use crate::config::DatabaseConfig;
 
 pub use group_commit::{CommitBatch, GroupCommit};
+pub use ops::{ConsoleSession, OpsStore};
 pub use outbox::{CallbackChange, CallbackRecord, Outbox};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -91,7 +95,7 @@ pub struct CachedLookup {
 
 /// Durable state of the gateway.
 #[async_trait::async_trait]
-pub trait Store: Outbox + Send + Sync + 'static {
+pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies the embedded migrations that are not applied yet.

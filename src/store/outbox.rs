@@ -54,6 +54,8 @@ pub trait Outbox: Send + Sync {
     async fn events(&self, id: Uuid) -> Result<Vec<Event>, StoreError>;
     /// Newest first, keyset-paginated by `(created_at, id)`.
     async fn list_submissions(&self, filter: &ListFilter) -> Result<Vec<SubmissionRecord>, StoreError>;
+    /// How many submissions `filter` matches (its cursor and limit aside).
+    async fn count_submissions(&self, filter: &ListFilter) -> Result<u64, StoreError>;
     /// The exact bytes stored at intake.
     async fn document_content(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
 

@@ -38,7 +38,7 @@ impl PgStore {
         &self.pool
     }
 
-    fn client_from_row(row: &PgRow) -> Result<ClientRecord, StoreError> {
+    pub(super) fn client_from_row(row: &PgRow) -> Result<ClientRecord, StoreError> {
         let roles: Json<BTreeSet<Role>> = row.try_get("roles")?;
         let orgs: Json<BTreeSet<Oid>> = row.try_get("organizations")?;
         let all: bool = row.try_get("all_organizations")?;

@@ -74,10 +74,8 @@ async fn event(
     Ok(())
 }
 
-/// The event of a submission whose send was cut short by a restart of its instance.
-
 /// The guarded state change of [`Outbox::transition`], inside the caller's transaction.
-async fn apply(
+pub(super) async fn apply(
     conn: &mut PgConnection,
     id: Uuid,
     from: &[Status],
@@ -149,8 +147,38 @@ async fn sweep_selected<'q>(
     Ok(moved)
 }
 
+/// Adds the conditions of `f` (all but the cursor and the limit); `false` when nothing can
+/// match (an empty organisation list).
+fn push_filter(q: &mut QueryBuilder<'_, sqlx::Postgres>, f: &ListFilter) -> bool {
+    if let Some(orgs) = &f.organizations {
+        if orgs.is_empty() {
+            return false;
+        }
+        q.push(" AND organization = ANY(").push_bind(orgs.iter().map(|o| o.to_string()).collect::<Vec<_>>()).push(")");
+    }
+    if !f.statuses.is_empty() {
+        q.push(" AND status = ANY(").push_bind(states(&f.statuses)).push(")");
+    }
+    if let Some(k) = f.kind {
+        q.push(" AND kind = ").push_bind(k as i32);
+    }
+    if let Some(from) = f.from {
+        q.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(to) = f.to {
+        q.push(" AND created_at < ").push_bind(to);
+    }
+    if let Some(code) = &f.error_code {
+        q.push(" AND errors @> ").push_bind(Json(serde_json::json!([{ "code": code }])));
+    }
+    if let Some(d) = f.disposition {
+        q.push(" AND errors @> ").push_bind(Json(serde_json::json!([{ "disposition": d.as_str() }])));
+    }
+    true
+}
+
 /// The lifecycle's state names of `step`, for `status = ANY(…)`.
-fn states(from: &[Status]) -> Vec<&'static str> {
+pub(super) fn states(from: &[Status]) -> Vec<&'static str> {
     from.iter().map(|s| s.as_str()).collect()
 }
 
@@ -456,34 +484,28 @@ impl Outbox for PgStore {
 
     async fn list_submissions(&self, f: &ListFilter) -> Result<Vec<SubmissionRecord>, StoreError> {
         let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM submissions WHERE TRUE"));
-        if let Some(orgs) = &f.organizations {
-            if orgs.is_empty() {
-                return Ok(Vec::new());
-            }
-            q.push(" AND organization = ANY(")
-                .push_bind(orgs.iter().map(|o| o.to_string()).collect::<Vec<_>>())
-                .push(")");
+        if !push_filter(&mut q, f) {
+            return Ok(Vec::new());
         }
-        if let Some(s) = f.status {
-            q.push(" AND status = ").push_bind(s.as_str());
-        }
-        if let Some(k) = f.kind {
-            q.push(" AND kind = ").push_bind(k as i32);
-        }
-        if let Some(from) = f.from {
-            q.push(" AND created_at >= ").push_bind(from);
-        }
-        if let Some(to) = f.to {
-            q.push(" AND created_at < ").push_bind(to);
-        }
-        if let Some(code) = &f.error_code {
-            q.push(" AND errors @> ").push_bind(Json(serde_json::json!([{ "code": code }])));
-        }
-        if let Some((at, id)) = f.before {
+        if let Some((at, id)) = f.before.filter(|_| !f.oldest_first) {
             q.push(" AND (created_at, id) < (").push_bind(at).push(", ").push_bind(id).push(")");
         }
-        q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(i64::from(f.limit));
+        q.push(if f.oldest_first {
+            " ORDER BY created_at, id LIMIT "
+        } else {
+            " ORDER BY created_at DESC, id DESC LIMIT "
+        })
+        .push_bind(i64::from(f.limit));
         q.build().fetch_all(self.pool()).await?.iter().map(record).collect()
+    }
+
+    async fn count_submissions(&self, f: &ListFilter) -> Result<u64, StoreError> {
+        let mut q = QueryBuilder::new("SELECT COUNT(*) FROM submissions WHERE TRUE");
+        if !push_filter(&mut q, f) {
+            return Ok(0);
+        }
+        let n: i64 = q.build_query_scalar().fetch_one(self.pool()).await?;
+        Ok(n as u64)
     }
 
     async fn document_content(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {

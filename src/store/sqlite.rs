@@ -99,7 +99,7 @@ impl SqliteStore {
         Ok((turn, tx))
     }
 
-    fn client_from_row(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
+    pub(super) fn client_from_row(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
         let roles: Json<BTreeSet<Role>> = row.try_get("roles")?;
         let orgs: Json<BTreeSet<Oid>> = row.try_get("organizations")?;
         let all: bool = row.try_get("all_organizations")?;

@@ -76,7 +76,7 @@ async fn event(
 }
 
 /// The guarded state change of [`Outbox::transition`], inside the caller's transaction.
-async fn apply(
+pub(super) async fn apply(
     conn: &mut SqliteConnection,
     id: Uuid,
     from: &[Status],
@@ -280,53 +280,28 @@ impl Outbox for SqliteStore {
     }
 
     async fn list_submissions(&self, f: &ListFilter) -> Result<Vec<SubmissionRecord>, StoreError> {
-        let mut sql = format!("SELECT {COLUMNS} FROM submissions WHERE 1 = 1");
-        let mut qb: Vec<Bind> = Vec::new();
-        if let Some(orgs) = &f.organizations {
-            if orgs.is_empty() {
-                return Ok(Vec::new());
-            }
-            sql.push_str(&format!(" AND organization IN ({})", vec!["?"; orgs.len()].join(", ")));
-            qb.extend(orgs.iter().map(|o| Bind::Text(o.to_string())));
-        }
-        if let Some(s) = f.status {
-            sql.push_str(" AND status = ?");
-            qb.push(Bind::Text(s.as_str().to_owned()));
-        }
-        if let Some(k) = f.kind {
-            sql.push_str(" AND kind = ?");
-            qb.push(Bind::Int(i64::from(k)));
-        }
-        if let Some(from) = f.from {
-            sql.push_str(" AND created_at >= ?");
-            qb.push(Bind::Int(ms(from)));
-        }
-        if let Some(to) = f.to {
-            sql.push_str(" AND created_at < ?");
-            qb.push(Bind::Int(ms(to)));
-        }
-        if let Some(code) = &f.error_code {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM json_each(submissions.errors) e WHERE json_extract(e.value, '$.code') = ?)",
-            );
-            qb.push(Bind::Text(code.clone()));
-        }
-        if let Some((at, id)) = f.before {
+        let Some((mut sql, mut binds)) = filter_sql(f) else { return Ok(Vec::new()) };
+        if let Some((at, id)) = f.before.filter(|_| !f.oldest_first) {
             sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
-            qb.push(Bind::Int(ms(at)));
-            qb.push(Bind::Int(ms(at)));
-            qb.push(Bind::Text(id.to_string()));
+            binds.push(Bind::Int(ms(at)));
+            binds.push(Bind::Int(ms(at)));
+            binds.push(Bind::Text(id.to_string()));
         }
-        sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
-        qb.push(Bind::Int(i64::from(f.limit)));
-        let mut q = sqlx::query(&sql);
-        for b in qb {
-            q = match b {
-                Bind::Text(s) => q.bind(s),
-                Bind::Int(i) => q.bind(i),
-            };
-        }
-        q.fetch_all(self.pool()).await?.iter().map(record).collect()
+        sql.push_str(if f.oldest_first {
+            " ORDER BY created_at, id LIMIT ?"
+        } else {
+            " ORDER BY created_at DESC, id DESC LIMIT ?"
+        });
+        binds.push(Bind::Int(i64::from(f.limit)));
+        let sql = format!("SELECT {COLUMNS} FROM submissions WHERE 1 = 1{sql}");
+        bind_all(sqlx::query(&sql), binds).fetch_all(self.pool()).await?.iter().map(record).collect()
+    }
+
+    async fn count_submissions(&self, f: &ListFilter) -> Result<u64, StoreError> {
+        let Some((sql, binds)) = filter_sql(f) else { return Ok(0) };
+        let sql = format!("SELECT COUNT(*) FROM submissions WHERE 1 = 1{sql}");
+        let row = bind_all(sqlx::query(&sql), binds).fetch_one(self.pool()).await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
     async fn document_content(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
@@ -558,7 +533,62 @@ enum Bind {
     Int(i64),
 }
 
+/// The conditions of `f` (all but the cursor and the limit) as ` AND …` and their values;
+/// `None` when nothing can match (an empty organisation list).
+fn filter_sql(f: &ListFilter) -> Option<(String, Vec<Bind>)> {
+    let mut sql = String::new();
+    let mut binds = Vec::new();
+    if let Some(orgs) = &f.organizations {
+        if orgs.is_empty() {
+            return None;
+        }
+        sql.push_str(&format!(" AND organization IN ({})", vec!["?"; orgs.len()].join(", ")));
+        binds.extend(orgs.iter().map(|o| Bind::Text(o.to_string())));
+    }
+    if !f.statuses.is_empty() {
+        sql.push_str(&format!(" AND status IN ({})", states(&f.statuses)));
+    }
+    if let Some(k) = f.kind {
+        sql.push_str(" AND kind = ?");
+        binds.push(Bind::Int(i64::from(k)));
+    }
+    if let Some(from) = f.from {
+        sql.push_str(" AND created_at >= ?");
+        binds.push(Bind::Int(ms(from)));
+    }
+    if let Some(to) = f.to {
+        sql.push_str(" AND created_at < ?");
+        binds.push(Bind::Int(ms(to)));
+    }
+    if let Some(code) = &f.error_code {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM json_each(submissions.errors) e WHERE json_extract(e.value, '$.code') = ?)",
+        );
+        binds.push(Bind::Text(code.clone()));
+    }
+    if let Some(d) = f.disposition {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM json_each(submissions.errors) e WHERE json_extract(e.value, '$.disposition') = ?)",
+        );
+        binds.push(Bind::Text(d.as_str().to_owned()));
+    }
+    Some((sql, binds))
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    binds: Vec<Bind>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s),
+            Bind::Int(i) => q.bind(i),
+        };
+    }
+    q
+}
+
 /// `'a', 'b'` for `status IN (…)`: the lifecycle's own state names, never input.
-fn states(from: &[Status]) -> String {
+pub(super) fn states(from: &[Status]) -> String {
     from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
 }

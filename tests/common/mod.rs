@@ -31,10 +31,15 @@ pub fn sample_as(local_uid: &str) -> String {
 
 /// The sample's author as a signer of the throw-away test PKI (valid 2020–2030).
 pub fn author_signer() -> egisz_semd::test_pki::TestSigner {
+    signer_for(AUTHOR_SNILS)
+}
+
+/// A test doctor's signer with `snils` in its certificate, valid 2020–2030.
+pub fn signer_for(snils: &str) -> egisz_semd::test_pki::TestSigner {
     use chrono::TimeZone;
     egisz_semd::test_pki::TestCa::new("test-ca").issue_doctor(
-        "author",
-        &Snils::parse(AUTHOR_SNILS).unwrap(),
+        &format!("doctor-{snils}"),
+        &Snils::parse(snils).unwrap(),
         chrono::Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
         chrono::Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
     )
@@ -213,8 +218,12 @@ impl TestEnv {
 
     /// Starts with `tweak` applied to the test configuration (it sees the emulator).
     pub async fn start_with(db: Db, tweak: impl FnOnce(&mut Config, &FrmrSandbox)) -> TestEnv {
+        Self::start_on(TestDb::new(db).await, tweak).await
+    }
+
+    /// Starts on a database the test prepared (seeded through the store, say).
+    pub async fn start_on(db: TestDb, tweak: impl FnOnce(&mut Config, &FrmrSandbox)) -> TestEnv {
         let frmr = FrmrSandbox::start(FrmrSandboxConfig::default()).await.expect("sandbox FRMR");
-        let db = TestDb::new(db).await;
         let mut config = test_config(&db.url, &frmr);
         tweak(&mut config, &frmr);
         let gw = app::start(&config).await.expect("gateway starts");

@@ -1,0 +1,326 @@
+//! Operations: what ops staff do and see — re-runs and cancellations through the
+//! lifecycle, every action in the audit log, the queue's figures and the REMD report.
+//!
+//! ## Layout
+//!
+//! - this module — the values ops work with (audit entries, queue figures, counts), and
+//!   [`Operations`], the service behind both the ops API and the console: it reads the
+//!   submission, asks [`crate::lifecycle`] what the action does, and has the store apply the
+//!   change and its audit entry in one transaction;
+//! - [`report`] — the REMD report and the dashboard's days, pure: aggregation of the
+//!   store's counts, success rates, top error codes, the CSV a Russian-locale spreadsheet
+//!   opens.
+
+pub mod report;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::{Principal, Scope};
+use crate::lifecycle::{Decision, Happening, Operator, RETRYABLE};
+use crate::relay::Relay;
+use crate::store::{Store, StoreError};
+use crate::submission::{ListFilter, Status, Transition};
+
+/// An operator's action, as the audit log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Retry,
+    Cancel,
+    BulkRetry,
+    BulkRetryDryRun,
+    ShowPersonalData,
+    DownloadDocument,
+    SignIn,
+    SignOut,
+}
+
+impl Action {
+    pub const ALL: [Action; 8] = [
+        Action::Retry,
+        Action::Cancel,
+        Action::BulkRetry,
+        Action::BulkRetryDryRun,
+        Action::ShowPersonalData,
+        Action::DownloadDocument,
+        Action::SignIn,
+        Action::SignOut,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Retry => "retry",
+            Action::Cancel => "cancel",
+            Action::BulkRetry => "bulk_retry",
+            Action::BulkRetryDryRun => "bulk_retry_dry_run",
+            Action::ShowPersonalData => "show_personal_data",
+            Action::DownloadDocument => "download_document",
+            Action::SignIn => "sign_in",
+            Action::SignOut => "sign_out",
+        }
+    }
+
+    /// In Russian, for the console.
+    pub fn title_ru(self) -> &'static str {
+        match self {
+            Action::Retry => "повторная отправка",
+            Action::Cancel => "отмена",
+            Action::BulkRetry => "массовый перезапуск",
+            Action::BulkRetryDryRun => "массовый перезапуск (проверка)",
+            Action::ShowPersonalData => "просмотр данных пациента",
+            Action::DownloadDocument => "выгрузка документа",
+            Action::SignIn => "вход в консоль",
+            Action::SignOut => "выход из консоли",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// The API client's id and name.
+    pub actor_id: Uuid,
+    pub actor_name: String,
+    pub action: Action,
+    pub submission_id: Option<Uuid>,
+    /// The filter of a bulk action.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    pub comment: Option<String>,
+    /// Submissions affected (on a dry run: matched).
+    pub count: u64,
+}
+
+/// An audit entry to write. `count: None` — the number of changes the same transaction
+/// applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAudit {
+    pub at: DateTime<Utc>,
+    pub actor_id: Uuid,
+    pub actor_name: String,
+    pub action: Action,
+    pub submission_id: Option<Uuid>,
+    pub filter: Option<serde_json::Value>,
+    pub comment: Option<String>,
+    pub count: Option<u64>,
+}
+
+/// Which audit entries to read: newest first, older than `before` (an entry id).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// The actor's name or id.
+    pub actor: Option<String>,
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// A change an operator's action makes to one submission (guarded like every transition).
+#[derive(Debug, Clone, Copy)]
+pub struct OpsChange<'a> {
+    pub id: Uuid,
+    pub from: &'a [Status],
+    pub transition: &'a Transition,
+}
+
+/// The oldest submission still on its way to REMD.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Waiting {
+    pub id: Uuid,
+    pub status: Status,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The queue as the store counts it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueueFigures {
+    pub counts: Vec<(Status, u64)>,
+    pub oldest_waiting: Option<Waiting>,
+    /// Still on their way to REMD although created before the registration deadline.
+    pub past_deadline: u64,
+}
+
+/// Submissions created in a period, counted by what report rows need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CohortCount {
+    pub organization: String,
+    pub kind: u32,
+    pub status: Status,
+    /// The first code of the submission's current errors.
+    pub error_code: Option<String>,
+    pub count: u64,
+}
+
+/// Submissions created on one day (days since 1970-01-01 in the region's time), by status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayCount {
+    pub day: i64,
+    pub status: Status,
+    pub count: u64,
+}
+
+/// What a bulk re-run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BulkOutcome {
+    /// Submissions the filter matches in a state that can be re-run.
+    pub matched: u64,
+    /// Put back in the queue now (0 on a dry run).
+    pub requeued: u64,
+    /// More matched than one call re-runs (`ops.bulk_retry_max`): call again.
+    pub capped: bool,
+}
+
+/// Why an operator's action did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// No such submission for this operator (or one outside its organisations).
+    #[error("no such submission")]
+    NotFound,
+    /// The lifecycle refuses the action in the submission's state (Russian reason).
+    #[error("{0}")]
+    Refused(String),
+    /// It moved on while the action was being decided.
+    #[error("the submission changed meanwhile")]
+    Raced,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The service behind the ops API and the console.
+#[derive(Clone)]
+pub struct Operations {
+    store: Arc<dyn Store>,
+    relay: Arc<Relay>,
+    /// Most submissions one bulk call re-runs.
+    pub bulk_max: u32,
+}
+
+impl Operations {
+    pub fn new(store: Arc<dyn Store>, relay: Arc<Relay>, bulk_max: u32) -> Self {
+        Self { store, relay, bulk_max: bulk_max.max(1) }
+    }
+
+    fn audit(who: &Principal, action: Action, at: DateTime<Utc>, comment: Option<&str>) -> NewAudit {
+        NewAudit {
+            at,
+            actor_id: who.client_id,
+            actor_name: who.name.clone(),
+            action,
+            submission_id: None,
+            filter: None,
+            comment: comment.map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned),
+            count: None,
+        }
+    }
+
+    /// Re-runs (`retry`) or cancels one submission, with the audit entry.
+    pub async fn act(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        action: Action,
+        comment: Option<&str>,
+    ) -> Result<crate::submission::SubmissionRecord, OpsError> {
+        let record = self.store.submission(id).await?.filter(|r| who.scope.allows(&r.organization));
+        let record = record.ok_or(OpsError::NotFound)?;
+        let operator = Operator { name: &who.name, comment };
+        let happening = match action {
+            Action::Retry => Happening::Retry(&operator),
+            Action::Cancel => Happening::Cancel(&operator),
+            _ => return Err(OpsError::Refused("это действие не относится к одному документу".into())),
+        };
+        let now = crate::now();
+        let step = match self.relay.decide(&record, happening, now) {
+            Decision::Apply(step) => step,
+            Decision::Refuse(why) => return Err(OpsError::Refused(why)),
+            Decision::Ignore => return Err(OpsError::Raced),
+        };
+        let audit = NewAudit { submission_id: Some(id), ..Self::audit(who, action, now, comment) };
+        let change = OpsChange { id, from: step.from, transition: &step.transition };
+        if self.store.operate(&[change], &audit).await? == 0 {
+            return Err(OpsError::Raced);
+        }
+        if step.transition.next_attempt_at.is_some() {
+            self.relay.wake();
+        }
+        self.store.submission(id).await?.ok_or(OpsError::NotFound)
+    }
+
+    /// Re-runs up to `bulk_max` of the submissions `filter` matches (within `who`'s
+    /// organisations and the states a re-run applies to), oldest first — or, on a dry run,
+    /// only counts them. Each is re-queued once: a re-queued submission is no longer in a
+    /// state a re-run applies to. The relay sends them within the REMD rate limit.
+    pub async fn bulk_retry(
+        &self,
+        who: &Principal,
+        filter: &ListFilter,
+        dry_run: bool,
+        comment: Option<&str>,
+        filter_shown: serde_json::Value,
+    ) -> Result<BulkOutcome, OpsError> {
+        let mut filter = within(filter, &who.scope);
+        filter.statuses = if filter.statuses.is_empty() {
+            RETRYABLE.to_vec()
+        } else {
+            filter.statuses.iter().copied().filter(|s| RETRYABLE.contains(s)).collect()
+        };
+        if filter.statuses.is_empty() {
+            return Ok(BulkOutcome { matched: 0, requeued: 0, capped: false });
+        }
+        let now = crate::now();
+        let matched = self.store.count_submissions(&filter).await?;
+        let base = Self::audit(who, if dry_run { Action::BulkRetryDryRun } else { Action::BulkRetry }, now, comment);
+        let base = NewAudit { filter: Some(filter_shown), ..base };
+        if dry_run {
+            self.store.operate(&[], &NewAudit { count: Some(matched), ..base }).await?;
+            return Ok(BulkOutcome { matched, requeued: 0, capped: matched > u64::from(self.bulk_max) });
+        }
+        let records =
+            self.store.list_submissions(&ListFilter { limit: self.bulk_max, oldest_first: true, ..filter }).await?;
+        let operator = Operator { name: &who.name, comment };
+        let steps: Vec<_> = records
+            .iter()
+            .filter_map(|r| match self.relay.decide(r, Happening::Retry(&operator), now) {
+                Decision::Apply(step) => Some((r.id, step)),
+                _ => None,
+            })
+            .collect();
+        let changes: Vec<OpsChange<'_>> =
+            steps.iter().map(|(id, s)| OpsChange { id: *id, from: s.from, transition: &s.transition }).collect();
+        let requeued = self.store.operate(&changes, &base).await?;
+        if requeued > 0 {
+            self.relay.wake();
+        }
+        Ok(BulkOutcome { matched, requeued, capped: matched > u64::from(self.bulk_max) })
+    }
+
+    /// Records an action that changes nothing (showing patient data, a download, sign-in).
+    pub async fn note(&self, who: &Principal, action: Action, submission: Option<Uuid>) -> Result<(), StoreError> {
+        let audit =
+            NewAudit { submission_id: submission, count: Some(1), ..Self::audit(who, action, crate::now(), None) };
+        self.store.operate(&[], &audit).await.map(|_| ())
+    }
+}
+
+/// `filter` narrowed to `scope`'s organisations.
+pub fn within(filter: &ListFilter, scope: &Scope) -> ListFilter {
+    let mut f = filter.clone();
+    if let Scope::Only(set) = scope {
+        f.organizations = Some(match &filter.organizations {
+            Some(orgs) => orgs.iter().filter(|o| set.contains(*o)).cloned().collect(),
+            None => set.iter().cloned().collect(),
+        });
+    }
+    f
+}
