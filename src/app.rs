@@ -508,8 +508,8 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
 }
 
 /// Deletes what is kept no longer than useful, at start and then hourly: FRMR cache entries
-/// past the stale limit, and REMD's recorded calls past their retention (both may hold
-/// personal data).
+/// past the stale limit, REMD's recorded calls past their retention (both may hold
+/// personal data), and expired console sign-ins.
 async fn purge_expired(store: Arc<dyn Store>, stale_limit: Duration, callbacks_for: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -531,6 +531,11 @@ async fn purge_expired(store: Arc<dyn Store>, stale_limit: Duration, callbacks_f
                 Ok(n) => tracing::info!(calls = n, "purged old REMD calls"),
                 Err(e) => tracing::warn!(error = %e, "purging REMD calls failed"),
             }
+        }
+        match store.purge_sessions(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "purged expired console sign-ins"),
+            Err(e) => tracing::warn!(error = %e, "purging console sign-ins failed"),
         }
     }
 }

@@ -177,6 +177,8 @@ pub struct OpsConfig {
     pub registration_deadline: Duration,
     /// How long a console sign-in lasts.
     pub session_ttl: Duration,
+    /// Console cookies carry `Secure` (the console is served over HTTPS, e.g. behind a TLS proxy).
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -769,6 +771,7 @@ impl Reader<'_> {
             bulk_retry_max: self.positive("ops", "bulk_retry_max", "submissions") as u32,
             registration_deadline: self.duration("ops", "registration_deadline"),
             session_ttl: self.duration("ops", "session_ttl"),
+            secure_cookies: self.get("ops", "secure_cookies", "true or false", |b: bool| Ok(b)),
         };
         let sandbox = SandboxConfig {
             frmr_listen: self.listen("sandbox", "frmr_listen"),

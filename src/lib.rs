@@ -13,6 +13,11 @@
 //!   circuit breaker in front of FRMR;
 //! - [`api`] — the internal HTTP API (axum): routing, problems, OpenAPI, service endpoints;
 //!   intake checks documents on the blocking pool and stores them through group commit;
+//! - [`lifecycle`] — the submission lifecycle: every state × event → transition, pure;
+//! - [`ops`] — operators' actions (through the lifecycle, audited), the queue's figures,
+//!   the REMD report;
+//! - [`console`] — the ops console at `/ops`: server-rendered Russian HTML, sessions, CSRF;
+//! - [`mappings`] — REMD codes, the gateway's own codes and document kinds, as data;
 //! - [`remd_listener`] — REMD's calls to the gateway, and the trust rule of their results;
 //! - [`serve`] — how every listener serves connections: the connection cap, header-read
 //!   and idle timeouts, admission by address;
@@ -30,6 +35,7 @@ pub mod app;
 pub mod auth;
 pub mod circuit;
 pub mod config;
+pub mod console;
 pub mod lifecycle;
 pub mod mappings;
 pub mod memo;

@@ -246,9 +246,10 @@ pub struct ListFilter {
     pub error_code: Option<String>,
     /// Submissions whose errors include one of this disposition.
     pub disposition: Option<Disposition>,
-    /// Keyset cursor: items strictly older than `(created_at, id)`.
+    /// Keyset cursor: items strictly past `(created_at, id)` in the list's order (older,
+    /// or — oldest first — newer).
     pub before: Option<(DateTime<Utc>, Uuid)>,
-    /// Oldest first (the cursor is not used then); newest first otherwise.
+    /// Oldest first; newest first otherwise.
     pub oldest_first: bool,
     pub limit: u32,
 }

@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ops/audit", get(ops::audit))
         .route("/api/v1/ops/summary", get(ops::summary))
         .route("/api/v1/reports/remd", get(ops::remd_report))
+        .merge(crate::console::routes())
         .route("/api/v1/staff/verify", post(staff::verify_batch))
         .route("/api/v1/staff/{snils}", get(staff::get_staff))
         .fallback(service::fallback)

@@ -487,8 +487,12 @@ impl Outbox for PgStore {
         if !push_filter(&mut q, f) {
             return Ok(Vec::new());
         }
-        if let Some((at, id)) = f.before.filter(|_| !f.oldest_first) {
-            q.push(" AND (created_at, id) < (").push_bind(at).push(", ").push_bind(id).push(")");
+        if let Some((at, id)) = f.before {
+            q.push(if f.oldest_first { " AND (created_at, id) > (" } else { " AND (created_at, id) < (" })
+                .push_bind(at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
         }
         q.push(if f.oldest_first {
             " ORDER BY created_at, id LIMIT "

@@ -281,8 +281,12 @@ impl Outbox for SqliteStore {
 
     async fn list_submissions(&self, f: &ListFilter) -> Result<Vec<SubmissionRecord>, StoreError> {
         let Some((mut sql, mut binds)) = filter_sql(f) else { return Ok(Vec::new()) };
-        if let Some((at, id)) = f.before.filter(|_| !f.oldest_first) {
-            sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
+        if let Some((at, id)) = f.before {
+            sql.push_str(if f.oldest_first {
+                " AND (created_at > ? OR (created_at = ? AND id > ?))"
+            } else {
+                " AND (created_at < ? OR (created_at = ? AND id < ?))"
+            });
             binds.push(Bind::Int(ms(at)));
             binds.push(Bind::Int(ms(at)));
             binds.push(Bind::Text(id.to_string()));

@@ -77,6 +77,20 @@ impl Roster {
         Ok(Roster { persons, by_snils })
     }
 
+    /// Adds `person` (wire form, checked like a file's), or replaces the one with its SNILS.
+    pub fn upsert(&mut self, person: Value) -> Result<(), RosterError> {
+        let index = self.persons.len();
+        let snils = check_person(&person).map_err(|problem| RosterError::Person { index, problem })?.to_owned();
+        match self.by_snils.get(&snils) {
+            Some(&at) => self.persons[at] = person,
+            None => {
+                self.persons.push(person);
+                self.by_snils.insert(snils, index);
+            }
+        }
+        Ok(())
+    }
+
     /// Reads, parses and checks a roster file.
     pub fn from_file(path: &Path) -> Result<Roster, RosterError> {
         Roster::from_json(&std::fs::read_to_string(path)?)

@@ -16,8 +16,10 @@
 //!   custodian, `localUid` ↔ `id/@extension`, creation time ↔ `effectiveTime`) and each
 //!   signer against the FRMR [`Roster`] on the creation date, registers it with the next
 //!   `emdrId`, and posts `sendRegisterDocumentResult`.
-//! - `/_admin/stats`, `/_admin/faults` (GET, PUT) and `/_admin/registry` on the same
-//!   listener, as the methods of [`RemdSandbox`] in process.
+//! - `/_admin/stats`, `/_admin/faults` (GET; PUT replaces the whole fault set — fields left
+//!   out take their defaults — and answers with the set now in force), `/_admin/registry`
+//!   and `PUT /_admin/roster/persons` (add or replace one person, in the roster's JSON form)
+//!   on the same listener, as the methods of [`RemdSandbox`] in process.
 //!
 //! The codes it can emit are [`EMITTED_CODES`], all from NSI 1.2.643.5.1.13.13.99.2.305,
 //! with the dictionary's texts.
@@ -138,7 +140,7 @@ impl RemdSandbox {
             .map_err(io::Error::other)?;
         let (shutdown, stop) = watch::channel(false);
         let shared = Arc::new(Shared {
-            roster: config.roster,
+            roster: std::sync::RwLock::new(config.roster),
             processing_delay: config.processing_delay,
             callback_url: Mutex::new(config.callback_url),
             faults: Mutex::new(config.faults.normalized()),
@@ -152,7 +154,7 @@ impl RemdSandbox {
         });
         let server =
             spawn_server("remd", listener, service::router(shared.clone()), None, shared.stalled.clone(), stop);
-        tracing::debug!(listen = %addr, people = shared.roster.len(), "REMD sandbox started");
+        tracing::debug!(listen = %addr, people = shared.roster().len(), "REMD sandbox started");
         Ok(Self { shared, addr, shutdown, server: Some(server) })
     }
 
@@ -210,9 +212,16 @@ impl RemdSandbox {
         lock(&self.shared.calls).times.clone()
     }
 
-    /// The roster signers are checked against.
-    pub fn roster(&self) -> &Roster {
-        &self.shared.roster
+    /// The roster signers are checked against (a copy: it may change).
+    pub fn roster(&self) -> Roster {
+        self.shared.roster()
+    }
+
+    /// Adds a person to the roster, or replaces the one with the same SNILS: the next
+    /// documents are checked against the new card (as FRMR fixed by its operator). The
+    /// same as `PUT /_admin/roster/persons` with the person's JSON.
+    pub fn upsert_person(&self, person: serde_json::Value) -> Result<(), crate::frmr::RosterError> {
+        self.shared.roster.write().unwrap_or_else(|p| p.into_inner()).upsert(person)
     }
 
     /// Stops the server and the background work, and waits until they have stopped.
@@ -257,7 +266,7 @@ struct Calls {
 
 /// State shared by the handle, the server and the background tasks.
 struct Shared {
-    roster: Roster,
+    roster: std::sync::RwLock<Roster>,
     processing_delay: Duration,
     callback_url: Mutex<Option<String>>,
     faults: Mutex<RemdFaults>,
@@ -274,10 +283,16 @@ struct Shared {
     stop: watch::Receiver<bool>,
 }
 
+impl Shared {
+    fn roster(&self) -> Roster {
+        self.roster.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("roster", &self.roster)
+            .field("roster", &self.roster())
             .field("faults", &self.faults())
             .field("counters", &self.counters)
             .field("registered", &lock(&self.registry).len())

@@ -36,6 +36,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/_admin/stats", get(stats))
         .route("/_admin/faults", get(faults).put(set_faults))
         .route("/_admin/registry", get(registry))
+        .route("/_admin/roster/persons", axum::routing::put(upsert_person))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
         .layer(DefaultBodyLimit::max(egisz_remd::MAX_MESSAGE_BYTES))
         .with_state(shared)
@@ -197,4 +198,17 @@ async fn set_faults(State(shared): State<Arc<Shared>>, body: Result<Json<RemdFau
 /// Every registration, without the document bytes.
 async fn registry(State(shared): State<Arc<Shared>>) -> Response {
     Json(shared.registry_views()).into_response()
+}
+
+/// `PUT /_admin/roster/persons`: adds a person (the roster's JSON form) or replaces the one
+/// with the same SNILS. `204`, or `422` naming what is wrong (never quoting the data).
+async fn upsert_person(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let person: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, format!("not a JSON person: {e}")).into_response(),
+    };
+    match shared.roster.write().unwrap_or_else(|p| p.into_inner()).upsert(person) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
+    }
 }

@@ -1,0 +1,765 @@
+//! The ops console at `/ops`: server-rendered HTML in Russian, every asset served by the
+//! gateway itself (no script at all, no outside font or stylesheet), on the API listener.
+//!
+//! ## Layout
+//!
+//! - this module — the routes, the sign-in (an `ops` API key exchanged for a session cookie:
+//!   HttpOnly, SameSite=Strict, `Secure` with `ops.secure_cookies`, expiring after
+//!   `ops.session_ttl`; only the token's hash is stored), CSRF on every form (the session's
+//!   token, compared in constant time; the sign-in form's own double-submit cookie), and
+//!   the handlers, which read through the store and act through [`crate::ops::Operations`];
+//! - [`pages`] — each page as a pure function of its data;
+//! - [`html`] — escaping, the layout and form fields;
+//! - [`chart`] — the dashboard's SVG chart.
+//!
+//! Every page answers with `Cache-Control: no-store` and a content security policy that
+//! allows nothing from outside.
+
+pub mod chart;
+pub mod html;
+pub mod pages;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::api::AppState;
+use crate::api::documents::Filters;
+use crate::api::problem::FieldError;
+use crate::auth::{Principal, Role, Scope};
+use crate::lifecycle::{CANCELLABLE, RETRYABLE};
+use crate::ops::report;
+use crate::ops::{Action, AuditFilter, OpsError};
+use crate::submission::{ListFilter, Status};
+use html::{Nav, notice, page};
+use pages::FilterForm;
+
+/// The session cookie.
+const COOKIE: &str = "egisz_ops";
+/// The sign-in form's double-submit cookie.
+const LOGIN_COOKIE: &str = "egisz_ops_login";
+const PAGE_SIZE: u32 = 50;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ops", get(|| async { Redirect::to("/ops/") }))
+        .route("/ops/", get(dashboard))
+        .route("/ops/login", get(login_form).post(login))
+        .route("/ops/logout", post(logout))
+        .route("/ops/failed", get(failed))
+        .route("/ops/submissions/{id}", get(submission))
+        .route("/ops/submissions/{id}/personal", post(show_personal))
+        .route("/ops/submissions/{id}/retry", post(retry))
+        .route("/ops/submissions/{id}/cancel", post(cancel))
+        .route("/ops/submissions/{id}/document", post(download))
+        .route("/ops/bulk", get(bulk_form).post(bulk))
+        .route("/ops/report", get(report_page))
+        .route("/ops/report.csv", get(report_csv))
+        .route("/ops/audit", get(audit_page))
+        .route("/ops/static/console.css", get(css))
+}
+
+/// A page, with the console's headers.
+fn html(status: StatusCode, body: String) -> Response {
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    secure_headers(h);
+    res
+}
+
+fn secure_headers(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+}
+
+async fn css() -> Response {
+    let mut res = include_str!("console.css").into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    res
+}
+
+fn token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    B64URL.encode(bytes)
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+fn same(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// A signed-in operator.
+struct Session {
+    principal: Principal,
+    csrf: String,
+    token_hash: Vec<u8>,
+}
+
+impl Session {
+    fn operator(&self) -> Option<(&str, &str)> {
+        Some((self.principal.name.as_str(), self.csrf.as_str()))
+    }
+}
+
+/// Why a request has no session: GET → to the sign-in page; POST → 403.
+enum NoSession {
+    SignIn,
+    Failed(Response),
+}
+
+impl IntoResponse for NoSession {
+    fn into_response(self) -> Response {
+        match self {
+            NoSession::SignIn => Redirect::to("/ops/login").into_response(),
+            NoSession::Failed(r) => r,
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "ops console: the store failed");
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        page(
+            "Хранилище недоступно",
+            Nav::None,
+            None,
+            &notice("error", "База данных шлюза сейчас недоступна. Повторите позже."),
+        ),
+    )
+}
+
+fn forbidden(text: &str) -> Response {
+    html(StatusCode::FORBIDDEN, page("Действие не выполнено", Nav::None, None, &notice("error", text)))
+}
+
+async fn session(state: &AppState, headers: &HeaderMap) -> Result<Session, NoSession> {
+    let Some(token) = cookie_value(headers, COOKIE) else { return Err(NoSession::SignIn) };
+    let token_hash = hash(token);
+    let found = state.store.session(&token_hash, crate::now()).await.map_err(|e| NoSession::Failed(unavailable(e)))?;
+    let Some(s) = found else { return Err(NoSession::SignIn) };
+    // A revoked key, or one that lost the role, ends its sessions.
+    if s.client.revoked_at.is_some() || !s.client.roles.contains(&Role::Ops) {
+        return Err(NoSession::SignIn);
+    }
+    let c = s.client;
+    Ok(Session {
+        principal: Principal { client_id: c.id, name: c.name, roles: c.roles, scope: c.scope },
+        csrf: s.csrf_token,
+        token_hash,
+    })
+}
+
+/// The session of a form post, with its CSRF token checked.
+async fn posted(state: &AppState, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<Session, Response> {
+    let s = match session(state, headers).await {
+        Ok(s) => s,
+        Err(NoSession::SignIn) => return Err(forbidden("Сеанс истёк или не начат. Войдите снова.")),
+        Err(NoSession::Failed(r)) => return Err(r),
+    };
+    match form.get("csrf") {
+        Some(t) if same(t, &s.csrf) => Ok(s),
+        _ => Err(forbidden("Форма устарела или отправлена не из консоли (нет CSRF-токена). Обновите страницу.")),
+    }
+}
+
+fn cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: u64) -> HeaderValue {
+    let secure = if state.ops_settings.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"))
+        .expect("a cookie of safe characters")
+}
+
+async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if session(&state, &headers).await.is_ok() {
+        return Redirect::to("/ops/").into_response();
+    }
+    login_page(&state, None, StatusCode::OK)
+}
+
+fn login_page(state: &AppState, problem: Option<&str>, status: StatusCode) -> Response {
+    let csrf = token();
+    let mut res = html(status, page("Вход", Nav::None, None, &pages::login(&csrf, problem)));
+    res.headers_mut().insert(header::SET_COOKIE, cookie(state, LOGIN_COOKIE, &csrf, "/ops/login", 3600));
+    res
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let expected = cookie_value(&headers, LOGIN_COOKIE);
+    if !matches!((expected, form.get("csrf")), (Some(a), Some(b)) if same(a, b)) {
+        return login_page(&state, Some("Форма входа устарела. Введите ключ ещё раз."), StatusCode::FORBIDDEN);
+    }
+    let key = form.get("key").map(|k| k.trim()).unwrap_or_default();
+    let principal = match state.auth.authenticate_key(key).await {
+        Ok(p) => p,
+        Err(crate::auth::AuthError::Store(e)) => return unavailable(e),
+        Err(_) => return login_page(&state, Some("Ключ не распознан или отозван."), StatusCode::UNAUTHORIZED),
+    };
+    if !principal.roles.contains(&Role::Ops) {
+        return login_page(
+            &state,
+            Some("У этого ключа нет роли ops: вход в консоль невозможен."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let session_token = token();
+    let now = crate::now();
+    let ttl = state.ops_settings.session_ttl;
+    let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(8));
+    if let Err(e) = state.store.create_session(&hash(&session_token), principal.client_id, &token(), now, expires).await
+    {
+        return unavailable(e);
+    }
+    if let Err(e) = state.ops.note(&principal, Action::SignIn, None).await {
+        return unavailable(e);
+    }
+    let mut res = Redirect::to("/ops/").into_response();
+    let h = res.headers_mut();
+    h.append(header::SET_COOKIE, cookie(&state, COOKIE, &session_token, "/ops", ttl.as_secs()));
+    h.append(header::SET_COOKIE, cookie(&state, LOGIN_COOKIE, "", "/ops/login", 0));
+    res
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let s = match posted(&state, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(e) = state.store.delete_session(&s.token_hash).await {
+        return unavailable(e);
+    }
+    let _ = state.ops.note(&s.principal, Action::SignOut, None).await;
+    let mut res = Redirect::to("/ops/login").into_response();
+    res.headers_mut().insert(header::SET_COOKIE, cookie(&state, COOKIE, "", "/ops", 0));
+    res
+}
+
+fn scope_orgs(scope: &Scope) -> Option<Vec<egisz_contract::Oid>> {
+    match scope {
+        Scope::All => None,
+        Scope::Only(set) => Some(set.iter().cloned().collect()),
+    }
+}
+
+async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, NoSession> {
+    let s = session(&state, &headers).await?;
+    let summary = match crate::api::ops::summary_of(&state, &s.principal.scope).await {
+        Ok(summary) => summary,
+        Err(_) => return Ok(unavailable("summary")),
+    };
+    let offset = state.settings.utc_offset;
+    let now = crate::now();
+    let today = report::day_number(now, offset);
+    let start = report::day_date(today - 29).and_hms_opt(0, 0, 0).expect("midnight");
+    let from = start.and_local_timezone(offset).single().map(|t| t.to_utc()).unwrap_or(now);
+    let orgs = scope_orgs(&s.principal.scope);
+    let counts = match state
+        .store
+        .daily(from, now + chrono::Duration::seconds(1), offset.local_minus_utc(), orgs.as_deref())
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return Ok(unavailable(e)),
+    };
+    let days = report::days(today, 30, &counts);
+    Ok(html(StatusCode::OK, page("Сводка", Nav::Dashboard, s.operator(), &pages::dashboard(&summary, &days, offset))))
+}
+
+fn filter_form(q: &HashMap<String, String>) -> FilterForm {
+    let get = |k: &str| q.get(k).map(|v| v.trim().chars().take(200).collect::<String>()).unwrap_or_default();
+    FilterForm {
+        organization: get("organization"),
+        status: get("status"),
+        kind: get("kind"),
+        error_code: get("error_code"),
+        disposition: get("disposition"),
+        from: get("from"),
+        to: get("to"),
+    }
+}
+
+/// The store's filter of a form within `scope`; problems in Russian.
+fn list_filter(f: &FilterForm, scope: &Scope, state: &AppState) -> Result<ListFilter, Vec<String>> {
+    let mut problems = Vec::new();
+    let kind = match f.kind.as_str() {
+        "" => None,
+        k => match k.parse::<u32>() {
+            Ok(k) => Some(k),
+            Err(_) => {
+                problems.push(format!("вид документа — число, получено «{k}»"));
+                None
+            }
+        },
+    };
+    let filters = Filters {
+        organization: Some(f.organization.clone()),
+        status: Some(f.status.clone()).filter(|s| s != "any"),
+        kind,
+        from: Some(f.from.clone()),
+        to: Some(f.to.clone()),
+        error_code: Some(f.error_code.clone()),
+        disposition: Some(f.disposition.clone()),
+    };
+    let mut errors: Vec<FieldError> = Vec::new();
+    let parsed = filters.parse_for(scope, state.settings.utc_offset, &mut errors);
+    problems.extend(errors.into_iter().map(|e| e.message));
+    match parsed {
+        Ok(filter) if problems.is_empty() => Ok(filter),
+        Ok(_) => Err(problems),
+        Err(oid) => Err(vec![format!("организация {oid} вне организаций вашего ключа")]),
+    }
+}
+
+async fn failed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(mut q): Query<HashMap<String, String>>,
+) -> Result<Response, NoSession> {
+    let s = session(&state, &headers).await?;
+    q.entry("status".into()).or_insert_with(|| "failed".into());
+    let form = filter_form(&q);
+    let sort = if q.get("sort").map(String::as_str) == Some("oldest") { "oldest" } else { "newest" };
+    let cursor = q.get("cursor").and_then(|c| {
+        let (ms, id) = c.split_once('_')?;
+        Some((chrono::DateTime::from_timestamp_millis(ms.parse().ok()?)?, Uuid::parse_str(id).ok()?))
+    });
+    let offset = state.settings.utc_offset;
+    let (rows, next, problems) = match list_filter(&form, &s.principal.scope, &state) {
+        Ok(filter) => {
+            let filter = ListFilter { before: cursor, limit: PAGE_SIZE + 1, oldest_first: sort == "oldest", ..filter };
+            match state.store.list_submissions(&filter).await {
+                Ok(mut rows) => {
+                    let next = if rows.len() > PAGE_SIZE as usize {
+                        rows.truncate(PAGE_SIZE as usize);
+                        rows.last().map(|r| format!("{}_{}", r.created_at.timestamp_millis(), r.id.simple()))
+                    } else {
+                        None
+                    };
+                    (rows, next, Vec::new())
+                }
+                Err(e) => return Ok(unavailable(e)),
+            }
+        }
+        Err(problems) => (Vec::new(), None, problems),
+    };
+    let body = pages::failed_list(&pages::ListPage {
+        filter: &form,
+        sort,
+        rows: &rows,
+        next_cursor: next,
+        problems: &problems,
+        offset,
+    });
+    Ok(html(StatusCode::OK, page("Документы с ошибками", Nav::Failed, s.operator(), &body)))
+}
+
+fn parse_id(raw: &str) -> Option<Uuid> {
+    Uuid::parse_str(raw.trim()).ok()
+}
+
+async fn detail(state: &AppState, s: &Session, id: Uuid, show_personal: bool, done: Option<&str>) -> Response {
+    let not_found = || {
+        html(
+            StatusCode::NOT_FOUND,
+            page("Не найдено", Nav::Failed, s.operator(), &notice("error", "Документ не найден.")),
+        )
+    };
+    let record = match state.store.submission(id).await {
+        Ok(Some(r)) if s.principal.scope.allows(&r.organization) => r,
+        Ok(_) => return not_found(),
+        Err(e) => return unavailable(e),
+    };
+    let (events, messages) = match (state.store.events(id).await, state.store.messages(id).await) {
+        (Ok(e), Ok(m)) => (e, m),
+        (Err(e), _) | (_, Err(e)) => return unavailable(e),
+    };
+    let body = pages::submission(&pages::DetailPage {
+        record: &record,
+        events: &events,
+        messages: &messages,
+        show_personal,
+        csrf: &s.csrf,
+        done,
+        mappings: &state.mappings,
+        offset: state.settings.utc_offset,
+        retryable: RETRYABLE.contains(&record.status),
+        cancellable: CANCELLABLE.contains(&record.status),
+    });
+    html(StatusCode::OK, page(&format!("Документ {}", record.local_uid), Nav::Failed, s.operator(), &body))
+}
+
+async fn submission(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, NoSession> {
+    let s = session(&state, &headers).await?;
+    let Some(id) = parse_id(&raw) else {
+        return Ok(html(
+            StatusCode::NOT_FOUND,
+            page("Не найдено", Nav::Failed, s.operator(), &notice("error", "Документ не найден.")),
+        ));
+    };
+    let done = match q.get("done").map(String::as_str) {
+        Some("retry") => Some("Документ поставлен в очередь на повторную отправку."),
+        Some("cancel") => Some("Документ отменён и больше не отправляется."),
+        _ => None,
+    };
+    Ok(detail(&state, &s, id, false, done).await)
+}
+
+async fn show_personal(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let s = match posted(&state, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(id) = parse_id(&raw) else { return forbidden("Документ не найден.") };
+    match state.store.submission(id).await {
+        Ok(Some(r)) if s.principal.scope.allows(&r.organization) => {}
+        Ok(_) => return forbidden("Документ не найден."),
+        Err(e) => return unavailable(e),
+    }
+    if let Err(e) = state.ops.note(&s.principal, Action::ShowPersonalData, Some(id)).await {
+        return unavailable(e);
+    }
+    detail(&state, &s, id, true, None).await
+}
+
+async fn act(
+    state: AppState,
+    headers: HeaderMap,
+    raw: String,
+    form: HashMap<String, String>,
+    action: Action,
+) -> Response {
+    let s = match posted(&state, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(id) = parse_id(&raw) else { return forbidden("Документ не найден.") };
+    let comment: Option<String> =
+        form.get("comment").map(|c| c.chars().take(crate::api::ops::MAX_COMMENT_CHARS).collect());
+    match state.ops.act(&s.principal, id, action, comment.as_deref()).await {
+        Ok(_) => {
+            let done = if action == Action::Retry { "retry" } else { "cancel" };
+            Redirect::to(&format!("/ops/submissions/{id}?done={done}")).into_response()
+        }
+        Err(OpsError::NotFound) => forbidden("Документ не найден."),
+        Err(OpsError::Refused(why)) => html(
+            StatusCode::CONFLICT,
+            page(
+                "Действие недоступно",
+                Nav::Failed,
+                s.operator(),
+                &format!("{}<p><a href=\"/ops/submissions/{id}\">К документу</a></p>", notice("error", &why)),
+            ),
+        ),
+        Err(OpsError::Raced) => html(
+            StatusCode::CONFLICT,
+            page(
+                "Документ изменился",
+                Nav::Failed,
+                s.operator(),
+                &format!(
+                    "{}<p><a href=\"/ops/submissions/{id}\">К документу</a></p>",
+                    notice("error", "Состояние документа изменилось; посмотрите его ещё раз.")
+                ),
+            ),
+        ),
+        Err(OpsError::Store(e)) => unavailable(e),
+    }
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    act(state, headers, raw, form, Action::Retry).await
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    act(state, headers, raw, form, Action::Cancel).await
+}
+
+async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let s = match posted(&state, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(id) = parse_id(&raw) else { return forbidden("Документ не найден.") };
+    let record = match state.store.submission(id).await {
+        Ok(Some(r)) if s.principal.scope.allows(&r.organization) => r,
+        Ok(_) => return forbidden("Документ не найден."),
+        Err(e) => return unavailable(e),
+    };
+    let bytes = match state.store.document_content(id).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return forbidden("Документ не найден."),
+        Err(e) => return unavailable(e),
+    };
+    if let Err(e) = state.ops.note(&s.principal, Action::DownloadDocument, Some(id)).await {
+        return unavailable(e);
+    }
+    let mut res = bytes.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    let name = format!("attachment; filename=\"{}.xml\"", record.id);
+    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&name).expect("a uuid is a safe header"));
+    secure_headers(h);
+    res
+}
+
+fn bulk_page(s: &Session, p: &pages::BulkPage<'_>) -> Response {
+    html(StatusCode::OK, page("Массовый перезапуск", Nav::Bulk, s.operator(), &pages::bulk(p)))
+}
+
+async fn progress(state: &AppState, filter: &ListFilter) -> Result<Vec<(Status, u64)>, crate::store::StoreError> {
+    let mut out = Vec::new();
+    for status in Status::ALL {
+        let n = state.store.count_submissions(&ListFilter { statuses: vec![status], ..filter.clone() }).await?;
+        if n > 0 {
+            out.push((status, n));
+        }
+    }
+    Ok(out)
+}
+
+async fn bulk_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, NoSession> {
+    let s = session(&state, &headers).await?;
+    let form = filter_form(&q);
+    let mut problems = Vec::new();
+    let mut shown = None;
+    if q.contains_key("progress") {
+        match list_filter(&FilterForm { status: String::new(), ..form.clone() }, &s.principal.scope, &state) {
+            Ok(filter) => match progress(&state, &filter).await {
+                Ok(p) => shown = Some(p),
+                Err(e) => return Ok(unavailable(e)),
+            },
+            Err(p) => problems = p,
+        }
+    }
+    let page = pages::BulkPage {
+        filter: &form,
+        csrf: &s.csrf,
+        problems: &problems,
+        dry_run: None,
+        done: None,
+        progress: shown,
+        bulk_max: state.ops.bulk_max,
+    };
+    Ok(bulk_page(&s, &page))
+}
+
+async fn bulk(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(q): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let s = match posted(&state, &headers, &q).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let form = filter_form(&q);
+    let run = q.get("step").map(String::as_str) == Some("run");
+    let filter = match list_filter(&form, &s.principal.scope, &state) {
+        Ok(f) => f,
+        Err(problems) => {
+            let p = pages::BulkPage {
+                filter: &form,
+                csrf: &s.csrf,
+                problems: &problems,
+                dry_run: None,
+                done: None,
+                progress: None,
+                bulk_max: state.ops.bulk_max,
+            };
+            return bulk_page(&s, &p);
+        }
+    };
+    if let Some(st) = filter.statuses.first()
+        && !RETRYABLE.contains(st)
+    {
+        let problems = vec![format!("перезапускаются только статусы failed, retry_wait, unknown; выбран {st}")];
+        let p = pages::BulkPage {
+            filter: &form,
+            csrf: &s.csrf,
+            problems: &problems,
+            dry_run: None,
+            done: None,
+            progress: None,
+            bulk_max: state.ops.bulk_max,
+        };
+        return bulk_page(&s, &p);
+    }
+    let shown: serde_json::Value = form
+        .fields()
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let comment: Option<String> =
+        q.get("comment").map(|c| c.chars().take(crate::api::ops::MAX_COMMENT_CHARS).collect());
+    let outcome = match state.ops.bulk_retry(&s.principal, &filter, !run, comment.as_deref(), shown).await {
+        Ok(o) => o,
+        Err(OpsError::Store(e)) => return unavailable(e),
+        Err(e) => return forbidden(&e.to_string()),
+    };
+    let progress_now = if run {
+        match progress(&state, &ListFilter { statuses: Vec::new(), ..filter }).await {
+            Ok(p) => Some(p),
+            Err(e) => return unavailable(e),
+        }
+    } else {
+        None
+    };
+    let p = pages::BulkPage {
+        filter: &form,
+        csrf: &s.csrf,
+        problems: &[],
+        dry_run: (!run).then_some(outcome),
+        done: run.then_some(outcome),
+        progress: progress_now,
+        bulk_max: state.ops.bulk_max,
+    };
+    bulk_page(&s, &p)
+}
+
+/// The week of `?week=` (any of its days), or this week.
+fn week(
+    state: &AppState,
+    q: &HashMap<String, String>,
+) -> (String, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let offset = state.settings.utc_offset;
+    let day = q
+        .get("week")
+        .and_then(|w| chrono::NaiveDate::parse_from_str(w.trim(), "%Y-%m-%d").ok())
+        .unwrap_or_else(|| crate::now().with_timezone(&offset).date_naive());
+    let (from, to) = report::week_of(day, offset);
+    (day.format("%Y-%m-%d").to_string(), from, to)
+}
+
+async fn report_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, NoSession> {
+    let s = session(&state, &headers).await?;
+    let (day, from, to) = week(&state, &q);
+    let r =
+        match crate::api::ops::report_of(&state, &s.principal.scope, Some(&from.to_rfc3339()), Some(&to.to_rfc3339()))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => return Ok(unavailable("report")),
+        };
+    let body = pages::report(&r, &day, &state.mappings, state.settings.utc_offset);
+    Ok(html(StatusCode::OK, page("Отчёт по регистрации в РЭМД", Nav::Report, s.operator(), &body)))
+}
+
+async fn report_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, NoSession> {
+    let s = session(&state, &headers).await?;
+    let (_, from, to) = week(&state, &q);
+    match crate::api::ops::report_of(&state, &s.principal.scope, Some(&from.to_rfc3339()), Some(&to.to_rfc3339())).await
+    {
+        Ok(r) => {
+            let mut res = crate::api::ops::report_csv(&state, &r);
+            secure_headers(res.headers_mut());
+            Ok(res)
+        }
+        Err(_) => Ok(unavailable("report")),
+    }
+}
+
+async fn audit_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, NoSession> {
+    let s = session(&state, &headers).await?;
+    let before = q.get("cursor").and_then(|c| c.parse::<i64>().ok());
+    let mut items =
+        match state.store.audit_log(&AuditFilter { before, limit: PAGE_SIZE + 1, ..AuditFilter::default() }).await {
+            Ok(items) => items,
+            Err(e) => return Ok(unavailable(e)),
+        };
+    let next = if items.len() > PAGE_SIZE as usize {
+        items.truncate(PAGE_SIZE as usize);
+        items.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    let body = pages::audit(&items, next.as_deref(), state.settings.utc_offset);
+    Ok(html(StatusCode::OK, page("Журнал действий", Nav::Audit, s.operator(), &body)))
+}
