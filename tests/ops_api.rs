@@ -282,6 +282,7 @@ async fn bulk_retry_requeues_each_once_within_the_remd_rate(db: Db) {
         .map(|e| e["count"].as_u64().unwrap())
         .sum();
     assert_eq!(bulk, 1000, "the audit log counts what was re-queued");
+    assert_counts_match(&*store).await;
     let dry_entry = audit["items"].as_array().unwrap().iter().find(|e| e["action"] == "bulk_retry_dry_run").unwrap();
     assert_eq!(
         (dry_entry["count"].as_u64(), dry_entry["filter"]["error_code"].as_str()),
@@ -437,5 +438,16 @@ async fn the_summary_and_the_gauges_show_what_is_stuck(db: Db) {
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap();
     assert!(age >= 30 * 3600, "{age}");
+    assert_counts_match(&*env.store()).await;
     env.shutdown().await;
+}
+
+/// The counts the database keeps as rows change equal a count over the table.
+async fn assert_counts_match(store: &dyn Store) {
+    let kept = store.queue_figures(&[], egisz_gateway::now(), None).await.unwrap().counts;
+    let mut kept: Vec<_> = kept.into_iter().collect();
+    let mut counted = store.count_by_status().await.unwrap();
+    kept.sort_by_key(|(s, _)| s.as_str());
+    counted.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(kept, counted);
 }

@@ -35,3 +35,40 @@ CREATE TABLE console_sessions (
     expires_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+
+-- Submissions per organisation and status, kept by triggers, so that the summary, the
+-- dashboard and the queue gauges read a few hundred rows instead of counting the table.
+-- `shard` (from the submission's id) spreads concurrent intakes of one organisation over
+-- eight rows, so that they do not queue for one row lock.
+CREATE TABLE submission_counts (
+    organization TEXT     NOT NULL,
+    status       TEXT     NOT NULL,
+    shard        SMALLINT NOT NULL,
+    n            BIGINT   NOT NULL,
+    PRIMARY KEY (organization, status, shard)
+);
+INSERT INTO submission_counts (organization, status, shard, n)
+    SELECT organization, status, 0, COUNT(*) FROM submissions GROUP BY organization, status;
+
+CREATE FUNCTION submission_counts_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- A shard may go below zero (a row counted in another shard at migration time): only
+    -- the sum over the shards is read.
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO submission_counts (organization, status, shard, n)
+            VALUES (OLD.organization, OLD.status, get_byte(uuid_send(OLD.id), 15) % 8, -1)
+            ON CONFLICT (organization, status, shard) DO UPDATE SET n = submission_counts.n - 1;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO submission_counts (organization, status, shard, n)
+            VALUES (NEW.organization, NEW.status, get_byte(uuid_send(NEW.id), 15) % 8, 1)
+            ON CONFLICT (organization, status, shard) DO UPDATE SET n = submission_counts.n + 1;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER submission_counts_insert AFTER INSERT ON submissions
+    FOR EACH ROW EXECUTE FUNCTION submission_counts_keep();
+CREATE TRIGGER submission_counts_update AFTER UPDATE OF status ON submissions
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION submission_counts_keep();
+CREATE TRIGGER submission_counts_delete AFTER DELETE ON submissions
+    FOR EACH ROW EXECUTE FUNCTION submission_counts_keep();

@@ -29,8 +29,9 @@ pub trait OpsStore: Send + Sync {
     /// Newest first.
     async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
 
-    /// Counts per status (of `organizations`, when given); the oldest submission in one of
-    /// `waiting`; how many in `waiting` were created before `deadline`.
+    /// Counts per status (of `organizations`, when given; kept by the database as rows
+    /// change, not counted at each call); the oldest submission in one of `waiting`; how
+    /// many in `waiting` were created before `deadline`.
     async fn queue_figures(
         &self,
         waiting: &[Status],

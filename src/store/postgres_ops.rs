@@ -91,7 +91,8 @@ impl OpsStore for PgStore {
     ) -> Result<QueueFigures, StoreError> {
         let orgs = org_array(organizations);
         let rows = sqlx::query(
-            "SELECT status, COUNT(*) FROM submissions WHERE ($1::text[] IS NULL OR organization = ANY($1)) GROUP BY status",
+            "SELECT status, SUM(n)::bigint FROM submission_counts WHERE ($1::text[] IS NULL OR organization = ANY($1))
+             GROUP BY status HAVING SUM(n) <> 0",
         )
         .bind(&orgs)
         .fetch_all(self.pool())

@@ -104,7 +104,9 @@ impl OpsStore for SqliteStore {
         organizations: Option<&[Oid]>,
     ) -> Result<QueueFigures, StoreError> {
         let orgs = orgs_sql(organizations);
-        let sql = format!("SELECT status, COUNT(*) FROM submissions WHERE 1 = 1{orgs} GROUP BY status");
+        let sql = format!(
+            "SELECT status, SUM(n) FROM submission_counts WHERE 1 = 1{orgs} GROUP BY status HAVING SUM(n) <> 0"
+        );
         let rows = bind_orgs(sqlx::query(&sql), organizations).fetch_all(self.pool()).await?;
         let mut counts = Vec::new();
         for r in rows {
