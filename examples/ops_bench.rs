@@ -89,7 +89,11 @@ where
         .await;
     let mut lat: Vec<Duration> = results.iter().map(|(d, _)| *d).collect();
     lat.sort();
-    Run { p50: lat[lat.len() / 2], p99: lat[lat.len() * 99 / 100], errors: results.iter().filter(|(_, ok)| !ok).count() }
+    Run {
+        p50: lat[lat.len() / 2],
+        p99: lat[lat.len() * 99 / 100],
+        errors: results.iter().filter(|(_, ok)| !ok).count(),
+    }
 }
 
 #[tokio::main]
@@ -188,19 +192,25 @@ async fn main() -> anyhow::Result<()> {
                             check_at: Some(far),
                             ..Transition::to(Status::AwaitingResult, "relay", "seeded")
                         },
-                        _ => Transition { next_attempt_at: Some(far), ..Transition::to(Status::RetryWait, "relay", "seeded") },
+                        _ => Transition {
+                            next_attempt_at: Some(far),
+                            ..Transition::to(Status::RetryWait, "relay", "seeded")
+                        },
                     };
                     (rec.id, t)
                 })
                 .collect();
-            let changes: Vec<OpsChange<'_>> =
-                transitions.iter().map(|(id, t)| OpsChange { id: *id, from: &[Status::Queued], transition: t }).collect();
+            let changes: Vec<OpsChange<'_>> = transitions
+                .iter()
+                .map(|(id, t)| OpsChange { id: *id, from: &[Status::Queued], transition: t })
+                .collect();
             let audit = NewAudit {
                 at: now,
                 actor_id: uuid::Uuid::nil(),
                 actor_name: "seed".into(),
                 action: Action::BulkRetry,
                 submission_id: None,
+                organization: None,
                 filter: None,
                 comment: None,
                 count: None,
@@ -214,8 +224,7 @@ async fn main() -> anyhow::Result<()> {
     let seeding = started.elapsed();
     let gw = egisz_gateway::app::start(&config).await?;
     let store = gw.store();
-    let issued =
-        auth::issue("bench-ops", [Role::Ops].into_iter().collect(), Scope::All, egisz_gateway::now());
+    let issued = auth::issue("bench-ops", [Role::Ops].into_iter().collect(), Scope::All, egisz_gateway::now());
     store.insert_client(&issued.client).await?;
     let key = issued.key;
     // A console session, made as the sign-in makes it.

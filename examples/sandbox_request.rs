@@ -3,13 +3,15 @@
 //! to a gateway running on the embedded default (whose REMD is the emulator).
 //!
 //! ```sh
-//! cargo run --example sandbox_request -- ../shared/samples/tmk-protocol-40.xml > body.json
+//! cargo run --release --example sandbox_request -- ../shared/samples/tmk-protocol-40.xml
 //! curl -H "Authorization: Bearer $(cat data/sandbox-api-key)" -H 'Content-Type: application/json' \
-//!      --data @body.json http://127.0.0.1:8080/api/v1/documents
+//!      --data @data/sandbox-request.json http://127.0.0.1:8080/api/v1/documents
 //! ```
 //!
-//! Options: `--kind N` (default 40), `--organization OID` (default: the document's custodian).
-//! Test signatures only: never for production documents.
+//! With `--release` it reuses what `cargo run --release -- serve` built. Options: `--kind N`
+//! (default 40), `--organization OID` (default: the document's custodian), `--out FILE`
+//! (default `data/sandbox-request.json`; `-` for stdout). Test signatures only: never for
+//! production documents.
 
 use std::process::ExitCode;
 
@@ -23,19 +25,21 @@ fn main() -> ExitCode {
     let mut file = None;
     let mut kind = 40u32;
     let mut organization = None;
+    let mut out = String::from("data/sandbox-request.json");
     while let Some(a) = args.next() {
         match a.as_str() {
             "--kind" => kind = args.next().and_then(|k| k.parse().ok()).unwrap_or(kind),
             "--organization" => organization = args.next(),
+            "--out" => out = args.next().unwrap_or(out),
             "-h" | "--help" => {
-                eprintln!("usage: sandbox_request [--kind N] [--organization OID] FILE.xml");
+                eprintln!("usage: sandbox_request [--kind N] [--organization OID] [--out FILE|-] FILE.xml");
                 return ExitCode::SUCCESS;
             }
             _ => file = Some(a),
         }
     }
     let Some(file) = file else {
-        eprintln!("usage: sandbox_request [--kind N] [--organization OID] FILE.xml");
+        eprintln!("usage: sandbox_request [--kind N] [--organization OID] [--out FILE|-] FILE.xml");
         return ExitCode::from(2);
     };
     let bytes = match std::fs::read(&file) {
@@ -87,12 +91,32 @@ fn main() -> ExitCode {
             serde_json::json!({"role": "1", "role_version": "2.4", "data": B64.encode(signer.sign_detached(&bytes))})
         })
         .collect();
+    let signed = signatures.len();
     let body = serde_json::json!({
         "kind": kind,
         "organization": organization,
         "document": B64.encode(&bytes),
         "signatures": signatures,
     });
-    println!("{body}");
-    ExitCode::SUCCESS
+    if out == "-" {
+        println!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    let path = std::path::Path::new(&out);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("cannot create {}: {e}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    match std::fs::write(path, body.to_string()) {
+        Ok(()) => {
+            eprintln!("wrote {} ({} signature(s), organization {organization}, kind {kind})", path.display(), signed);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -215,6 +215,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
                 listen: config.sandbox.remd_listen,
                 roster,
                 callback_url: Some(format!("http://{remd_addr}/")),
+                // The register lives beside the gateway's SQLite file, so that the two agree
+                // across restarts (no emdrId given twice); with PostgreSQL, in memory.
+                registry_file: sandbox_registry_file(&config.database.url),
                 ..RemdSandboxConfig::default()
             })
             .await
@@ -317,6 +320,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         ops: crate::ops::Operations::new(Arc::clone(&store), Arc::clone(&relay), config.ops.bulk_retry_max),
         ops_settings: Arc::new(config.ops.clone()),
         relay: Arc::clone(&relay),
+        day_figures: Arc::new(crate::memo::Memo::new(Duration::from_secs(60), 256)),
     };
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -325,6 +329,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let api_addr = listener.local_addr()?;
     if !api_addr.ip().is_loopback() {
         tracing::warn!(%api_addr, "the API listens beyond loopback: make sure a firewall or proxy stands in front");
+        if !config.ops.secure_cookies {
+            tracing::warn!(
+                "the ops console's cookies are not marked Secure (ops.secure_cookies = false): serve the console over HTTPS and set it to true"
+            );
+        }
     }
     let app = api::router(state);
     let api_task = tokio::spawn(crate::serve::serve(
@@ -505,6 +514,13 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// Where the sandbox REMD keeps its register: beside the SQLite file (`<db>.sandbox-remd.jsonl`).
+fn sandbox_registry_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://")?.split('?').next()?;
+    (!path.is_empty() && !path.contains(":memory:"))
+        .then(|| std::path::PathBuf::from(format!("{path}.sandbox-remd.jsonl")))
 }
 
 /// Deletes what is kept no longer than useful, at start and then hourly: FRMR cache entries

@@ -19,10 +19,13 @@
 //! | result: other        | ✓      | ✓       | ✓        | ✓          | ✓       | —          | —      | —         |
 //! | lease expired/restart| —      | ✓       | —        | —          | ✓       | —          | —      | —         |
 //! | result overdue       | —      | —       | ✓        | —          | —       | —          | —      | —         |
-//! | ops retry            | —      | —       | —        | → queued   | look up | —          | → queued | —       |
+//! | ops retry            | —      | —       | —        | → queued   | look up | —          | → queued¹ | —      |
 //! | ops cancel           | ✓      | ✓       | ✓        | ✓          | ✓       | —          | ✓      | —         |
 //!
-//! (— : the event changes nothing in that state; for an operator it is refused with a reason.)
+//! (— : the event changes nothing in that state; for an operator it is refused with a reason.
+//! ¹ `failed` while the outcome of its last send was being found out — a
+//! `GATEWAY_RECONCILIATION_*` or `GATEWAY_NO_RESULT` error, or REMD's "already registered" —
+//! goes to `unknown`, looked up first.)
 //! A registration REMD reports is applied even to a `failed` or `cancelled` submission:
 //! REMD's word that a document is registered is the truth.
 
@@ -144,6 +147,8 @@ pub const INTAKE_DETAIL: &str = "документ принят и сохранё
 pub const PULL_DETAIL: &str = "РЭМД запросил файл документа";
 
 const ONLY_SENDING: &[Status] = &[Status::Sending];
+const ONLY_FAILED: &[Status] = &[Status::Failed];
+const ONLY_RETRY_WAIT: &[Status] = &[Status::RetryWait];
 const ONLY_UNKNOWN: &[Status] = &[Status::Unknown];
 const ONLY_AWAITING: &[Status] = &[Status::AwaitingResult];
 const LEASED: &[Status] = &[Status::Sending, Status::Unknown];
@@ -281,7 +286,7 @@ fn search_answer(
         Err(f @ (Failure::Configuration { .. } | Failure::Permanent { .. })) => {
             return step(
                 Transition {
-                    errors: Some(vec![gateway_error(rules, GatewayCode::Configuration, f.reason())]),
+                    errors: Some(vec![gateway_error(rules, GatewayCode::ReconciliationRefused, f.reason())]),
                     ..Transition::to(Status::Failed, RELAY, "сверка с реестром невозможна")
                 },
                 "reconcile_refused",
@@ -437,19 +442,33 @@ fn ops_retry(record: &SubmissionRecord, op: &Operator<'_>, now: DateTime<Utc>) -
         return Decision::Refuse(refusal("отправить повторно", record.status));
     }
     let note = with_comment("повторная отправка по решению оператора", op.comment);
-    let (to, detail) = match record.status {
+    let look_up = format!("{note}; сначала сверка с реестром РЭМД");
+    // Guarded by exactly the state decided for: a submission that moved on meanwhile (sent,
+    // say, and now of unknown outcome) is not re-queued on the strength of its old state.
+    let (from, to, detail) = match record.status {
         // The last send may have reached REMD: the register is looked up first, now.
-        Status::Unknown => (Status::Unknown, format!("{note}; сначала сверка с реестром РЭМД")),
-        _ => (Status::Queued, note),
+        Status::Unknown => (ONLY_UNKNOWN, Status::Unknown, look_up),
+        Status::Failed if outcome_unknown(&record.errors) => (ONLY_FAILED, Status::Unknown, look_up),
+        Status::Failed => (ONLY_FAILED, Status::Queued, note),
+        _ => (ONLY_RETRY_WAIT, Status::Queued, note),
     };
     Decision::Apply(Step {
-        from: RETRYABLE,
+        from,
         transition: Transition {
             next_attempt_at: Some(now),
             restart_schedule: true,
             ..Transition::to(to, &op.actor(), detail)
         },
         outcome: "ops_retry",
+    })
+}
+
+/// The errors say the last send may have registered the document (it failed while its
+/// outcome was being found out).
+pub fn outcome_unknown(errors: &[SubmissionError]) -> bool {
+    errors.iter().any(|e| {
+        e.disposition == Disposition::Reconcile
+            || GatewayCode::parse(&e.code).is_some_and(GatewayCode::leaves_outcome_unknown)
     })
 }
 

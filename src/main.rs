@@ -243,14 +243,47 @@ async fn clients(command: ClientsCommand, config: Config) -> anyhow::Result<()> 
 }
 
 fn print_config(c: &Config) {
+    use egisz_gateway::config::{LogFormat, ServiceMode};
+    let mode = |m: ServiceMode| match m {
+        ServiceMode::Sandbox => "sandbox (the in-process emulator)",
+        ServiceMode::Remote => "remote",
+    };
+    let rows: Vec<(&str, String)> = vec![
+        ("database.url", redact_url(&c.database.url)),
+        ("api.listen", c.api.listen.to_string()),
+        ("remd_listener.listen", c.remd_listener.listen.to_string()),
+        (
+            "remd_listener.allow_from",
+            c.remd_listener.allow_from.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "),
+        ),
+        ("remd_listener.tls", if c.remd_listener.tls.is_some() { "on (mutual TLS)".into() } else { "off".into() }),
+        ("frmr.mode", mode(c.frmr.mode).into()),
+        ("frmr.base_url", c.frmr.base_url.as_ref().map_or_else(|| "—".into(), |u| u.to_string())),
+        ("frmr.rate_per_second", c.frmr.rate_per_second.to_string()),
+        ("remd.mode", mode(c.remd.mode).into()),
+        ("remd.endpoint", c.remd.endpoint.as_ref().map_or_else(|| "—".into(), |u| u.to_string())),
+        ("remd.client_entity_id", c.remd.client_entity_id.clone().unwrap_or_else(|| "—".into())),
+        ("remd.rate_per_second", format!("{} (burst {})", c.remd.rate_per_second, c.remd.burst)),
+        ("relay.instance_id", c.relay.instance_id.clone()),
+        ("relay.concurrency", c.relay.concurrency.to_string()),
+        ("ops.bulk_retry_max", c.ops.bulk_retry_max.to_string()),
+        ("ops.registration_deadline", humantime::format_duration(c.ops.registration_deadline).to_string()),
+        ("mappings.dir", c.mappings.dir.as_ref().map_or_else(|| "built-in".into(), |d| d.display().to_string())),
+        (
+            "log",
+            format!(
+                "{} at {}",
+                match c.log.format {
+                    LogFormat::Human => "human",
+                    LogFormat::Json => "json",
+                },
+                c.log.level
+            ),
+        ),
+    ];
     println!("configuration OK");
-    println!("  database.url        {}", redact_url(&c.database.url));
-    println!("  api.listen          {}", c.api.listen);
-    println!("  remd_listener.listen {}", c.remd_listener.listen);
-    println!("  frmr.mode           {:?}", c.frmr.mode);
-    if let Some(u) = &c.frmr.base_url {
-        println!("  frmr.base_url       {u}");
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in rows {
+        println!("  {k:width$}  {v}");
     }
-    println!("  frmr.rate_per_second {}", c.frmr.rate_per_second);
-    println!("  log                 {:?} {}", c.log.format, c.log.level);
 }

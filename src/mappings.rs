@@ -64,22 +64,40 @@ pub enum GatewayCode {
     Configuration,
     EmptyRejection,
     ReconciliationFailed,
+    ReconciliationRefused,
     NoResult,
     /// The hint and disposition of a REMD code the table does not know.
     UnknownRemdCode,
 }
 
 impl GatewayCode {
-    pub const ALL: [GatewayCode; 8] = [
+    pub const ALL: [GatewayCode; 9] = [
         GatewayCode::RetriesExhausted,
         GatewayCode::ReconciliationExhausted,
         GatewayCode::RemdFault,
         GatewayCode::Configuration,
         GatewayCode::EmptyRejection,
         GatewayCode::ReconciliationFailed,
+        GatewayCode::ReconciliationRefused,
         GatewayCode::NoResult,
         GatewayCode::UnknownRemdCode,
     ];
+
+    /// A submission failed with this code may have been registered by its last send: the
+    /// register is looked up before it is sent again.
+    pub fn leaves_outcome_unknown(self) -> bool {
+        matches!(
+            self,
+            GatewayCode::ReconciliationExhausted
+                | GatewayCode::ReconciliationFailed
+                | GatewayCode::ReconciliationRefused
+                | GatewayCode::NoResult
+        )
+    }
+
+    pub fn parse(code: &str) -> Option<GatewayCode> {
+        GatewayCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,6 +107,7 @@ impl GatewayCode {
             GatewayCode::Configuration => "GATEWAY_CONFIGURATION",
             GatewayCode::EmptyRejection => "GATEWAY_EMPTY_REJECTION",
             GatewayCode::ReconciliationFailed => "GATEWAY_RECONCILIATION_FAILED",
+            GatewayCode::ReconciliationRefused => "GATEWAY_RECONCILIATION_REFUSED",
             GatewayCode::NoResult => "GATEWAY_NO_RESULT",
             GatewayCode::UnknownRemdCode => "GATEWAY_UNKNOWN_REMD_CODE",
         }

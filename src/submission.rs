@@ -251,6 +251,8 @@ pub struct ListFilter {
     pub before: Option<(DateTime<Utc>, Uuid)>,
     /// Oldest first; newest first otherwise.
     pub oldest_first: bool,
+    /// Leave out what the relay is about to take anyway: leased, or due at or before this.
+    pub not_due_at: Option<DateTime<Utc>>,
     pub limit: u32,
 }
 

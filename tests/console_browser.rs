@@ -95,6 +95,22 @@ impl Browser {
         self.client.current_url().await.unwrap().path().to_owned()
     }
 
+    /// Waits (without reloading) until the page's text holds `what`: a click that submits a
+    /// form returns before the next page is there.
+    async fn wait_text(&self, what: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(body) = self.client.find(Locator::Css("body")).await
+                && let Ok(t) = body.text().await
+                && t.contains(what)
+            {
+                return t;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no «{what}» on the page");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Reloads the page until its text holds `what`.
     async fn reload_until(&self, what: &str, seconds: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
@@ -158,17 +174,16 @@ async fn an_operator_fixes_a_refused_document_in_the_console() {
 
     // The failed list: the document, its code and what to do.
     b.client.find(Locator::LinkText("Ошибки")).await.unwrap().click().await.unwrap();
-    let list = b.text().await;
-    assert!(list.contains("PERSON_NOT_FOUND"), "{list}");
+    b.wait_text("PERSON_NOT_FOUND").await;
     b.shot("failed-list").await;
     b.client.find(Locator::LinkText("browser-1")).await.unwrap().click().await.unwrap();
-    let detail = b.text().await;
+    let detail = b.wait_text("Документ browser-1").await;
     let hint = egisz_gateway::mappings::Mappings::embedded().unwrap().code("PERSON_NOT_FOUND").unwrap().hint_ru.clone();
     assert!(detail.contains(&hint), "the Russian hint is shown: {detail}");
     assert!(detail.contains("Данные пациента скрыты") && !detail.contains("Павлова"), "{detail}");
     assert!(detail.contains("РЭМД запросил файл документа"), "the timeline shows the pull: {detail}");
     b.client.find(Locator::Css("form[action$='/personal'] button")).await.unwrap().click().await.unwrap();
-    assert!(b.text().await.contains("Павлова"), "shown on request");
+    b.wait_text("Павлова").await;
     b.shot("submission-failed").await;
 
     // FRMR is fixed: the sandbox's roster gets the doctor (as the author's card, another SNILS).
@@ -181,7 +196,7 @@ async fn an_operator_fixes_a_refused_document_in_the_console() {
     // Re-run with a comment, then watch it register.
     b.client.find(Locator::Id("retry-comment")).await.unwrap().send_keys("врач добавлен в ФРМР").await.unwrap();
     b.client.find(Locator::Css("form[action$='/retry'] button")).await.unwrap().click().await.unwrap();
-    assert!(b.text().await.contains("поставлен в очередь"), "{}", b.text().await);
+    b.wait_text("поставлен в очередь").await;
     b.reload_until("зарегистрирован в РЭМД, emdrId", 30).await;
     let registered = b.text().await;
     assert!(registered.contains("врач добавлен в ФРМР"), "the comment is in the timeline: {registered}");
@@ -189,14 +204,16 @@ async fn an_operator_fixes_a_refused_document_in_the_console() {
 
     // Bulk re-run: a dry run counts the one still failed.
     b.client.find(Locator::LinkText("Перезапуск")).await.unwrap().click().await.unwrap();
+    b.wait_text("Проверить: сколько").await;
     b.client.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
-    let dry = b.text().await;
+    let dry = b.wait_text("Под фильтр").await;
     assert!(dry.contains("Под фильтр попадает 1 документ"), "{dry}");
     assert!(dry.contains("Подтвердить: перезапустить 1"), "{dry}");
     b.shot("bulk-dry-run").await;
 
     // The weekly report, and its CSV equal to the JSON report.
     b.client.find(Locator::LinkText("Отчёт")).await.unwrap().click().await.unwrap();
+    b.wait_text("Скачать CSV").await;
     b.shot("report").await;
     let href = b.client.find(Locator::LinkText("Скачать CSV")).await.unwrap().attr("href").await.unwrap().unwrap();
     let cookie = b.client.get_named_cookie("egisz_ops").await.unwrap();
@@ -233,6 +250,7 @@ async fn an_operator_fixes_a_refused_document_in_the_console() {
     // Sign out: the console asks to sign in again.
     b.client.goto(&env.url("/ops/")).await.unwrap();
     b.client.find(Locator::Css("form.signout button")).await.unwrap().click().await.unwrap();
+    b.wait_text("API-ключ с ролью ops").await;
     assert_eq!(b.path().await, "/ops/login");
     b.client.goto(&env.url("/ops/failed")).await.unwrap();
     assert_eq!(b.path().await, "/ops/login", "the session ended");

@@ -171,6 +171,15 @@ async fn sessions_end(db: Db) {
     let html = dashboard.text().await.unwrap();
     assert!(html.contains("<svg class=\"chart\""), "the dashboard's chart is inline");
     let csrf = csrf_in(&html);
+    // Absurd weeks fall back to this one rather than failing.
+    for week in ["%2B262142-12-31", "-262143-01-01", "garbage"] {
+        let res =
+            http.get(env.url(&format!("/ops/report?week={week}"))).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{week}");
+        let res =
+            http.get(env.url(&format!("/ops/report.csv?week={week}"))).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{week}");
+    }
     // Sign-out needs the token too; then the cookie is dead.
     let res = http.post(env.url("/ops/logout")).header("cookie", &cookie).form(&[("csrf", "x")]).send().await.unwrap();
     assert_eq!(res.status(), 403);

@@ -220,3 +220,20 @@ async fn documents_are_scoped_to_the_client(db: Db) {
     assert_eq!(env.get(&verifier, &format!("/api/v1/documents/{id}")).await.status(), 403);
     env.shutdown().await;
 }
+
+/// The embedded default's REMD emulator keeps its register beside the SQLite file: after a
+/// restart the next document gets the next `emdrId`, never one already given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_register_outlives_a_restart() {
+    let env = TestEnv::start(Db::Sqlite).await;
+    let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
+    let (_, first) = submit(&env, &key, &body(&with_uid("restart-1"), &doctor(AUTHOR_SNILS))).await;
+    let first = wait_for(&env, &key, first["id"].as_str().unwrap(), "registered").await;
+    let env = env.restart().await;
+    let (_, second) = submit(&env, &key, &body(&with_uid("restart-2"), &doctor(AUTHOR_SNILS))).await;
+    let second = wait_for(&env, &key, second["id"].as_str().unwrap(), "registered").await;
+    let n = |d: &Value| d["emdr_id"].as_str().unwrap().rsplit('.').next().unwrap().parse::<u64>().unwrap();
+    assert_eq!(n(&second), n(&first) + 1, "{} then {}", first["emdr_id"], second["emdr_id"]);
+    assert_eq!(env.gw.remd_sandbox().unwrap().registry().len(), 2, "the first registration came back too");
+    env.shutdown().await;
+}

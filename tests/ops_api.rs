@@ -139,8 +139,19 @@ async fn only_an_ops_key_acts_and_only_on_its_organisations(db: Db) {
     assert_eq!(status, 422, "a misspelt filter is refused, not ignored: {problem}");
     let no_key = env.http.post(env.url(&format!("/api/v1/documents/{id}/retry"))).send().await.unwrap();
     assert_eq!(no_key.status(), 401);
-    assert_eq!(env.get(&foreign_ops, "/api/v1/ops/audit").await.status(), 200);
     assert_eq!(env.get(&reader, "/api/v1/ops/audit").await.status(), 403);
+    // The audit log: a key limited to some organisations sees theirs and its own entries.
+    let own_ops = env.key(&[Role::Ops], &[MO_2917]).await;
+    let (status, _) = post(&env, &own_ops, "/api/v1/ops/retry", json!({"dry_run": true})).await;
+    assert_eq!(status, 200);
+    let theirs = json_of(&env, &foreign_ops, "/api/v1/ops/audit").await;
+    let theirs = theirs["items"].as_array().unwrap();
+    assert_eq!(theirs.len(), 1, "only the foreign key's own dry run: {theirs:?}");
+    assert_eq!(theirs[0]["organization"], OTHER_MO);
+    let mine = json_of(&env, &own_ops, "/api/v1/ops/audit").await;
+    let mine = mine["items"].as_array().unwrap();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["organization"], MO_2917);
     // Nothing of that changed the document.
     let doc = json_of(&env, &submitter, &format!("/api/v1/documents/{id}")).await;
     assert_eq!(doc["status"], "failed");
@@ -359,6 +370,10 @@ async fn the_report_equals_a_direct_count(db: Db) {
     let theirs = json_of(&env, &scoped, "/api/v1/reports/remd?from=2026-11-16").await;
     assert_eq!(theirs["total"]["submitted"], 7);
     assert_eq!(env.get(&ops, "/api/v1/reports/remd?format=xls").await.status(), 422);
+    for absurd in ["from=%2B262142-12-31", "to=-262143-01-01", "from=20266-01-01", "from=2026-13-01"] {
+        assert_eq!(env.get(&ops, &format!("/api/v1/reports/remd?{absurd}")).await.status(), 422, "{absurd}");
+        assert_eq!(env.get(&ops, &format!("/api/v1/documents?{absurd}")).await.status(), 422, "{absurd}");
+    }
     assert_eq!(env.get(&ops, "/api/v1/reports/remd?from=2026-11-23&to=2026-11-16").await.status(), 422);
     env.shutdown().await;
 }

@@ -19,6 +19,7 @@ CREATE TABLE ops_audit (
     actor_id      UUID        NOT NULL,             -- api_clients.id
     actor_name    TEXT        NOT NULL,
     action        TEXT        NOT NULL,             -- retry | cancel | bulk_retry | bulk_retry_dry_run | show_personal_data | sign_in | sign_out
+    organization  TEXT,                             -- the MO acted for, when the action concerned one
     submission_id UUID,                             -- the one submission acted on, if one
     filter        JSONB,                            -- the filter of a bulk action
     comment       TEXT,
@@ -36,33 +37,34 @@ CREATE TABLE console_sessions (
 );
 CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 
--- Submissions per organisation and status, kept by triggers, so that the summary, the
+-- Submissions per organisation and status, kept by the database, so that the summary, the
 -- dashboard and the queue gauges read a few hundred rows instead of counting the table.
--- `shard` (from the submission's id) spreads concurrent intakes of one organisation over
--- eight rows, so that they do not queue for one row lock.
+-- Triggers only append deltas (no row is updated, so concurrent intakes and claims never
+-- wait for one another or deadlock on a counter); the gateway folds them into
+-- submission_counts now and then (OpsStore::compact_counts). A count is the base plus the
+-- deltas not folded yet.
 CREATE TABLE submission_counts (
-    organization TEXT     NOT NULL,
-    status       TEXT     NOT NULL,
-    shard        SMALLINT NOT NULL,
-    n            BIGINT   NOT NULL,
-    PRIMARY KEY (organization, status, shard)
+    organization TEXT   NOT NULL,
+    status       TEXT   NOT NULL,
+    n            BIGINT NOT NULL,
+    PRIMARY KEY (organization, status)
 );
-INSERT INTO submission_counts (organization, status, shard, n)
-    SELECT organization, status, 0, COUNT(*) FROM submissions GROUP BY organization, status;
+CREATE TABLE submission_count_deltas (
+    id           BIGSERIAL PRIMARY KEY,
+    organization TEXT      NOT NULL,
+    status       TEXT      NOT NULL,
+    n            INTEGER   NOT NULL
+);
+INSERT INTO submission_counts (organization, status, n)
+    SELECT organization, status, COUNT(*) FROM submissions GROUP BY organization, status;
 
 CREATE FUNCTION submission_counts_keep() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- A shard may go below zero (a row counted in another shard at migration time): only
-    -- the sum over the shards is read.
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO submission_counts (organization, status, shard, n)
-            VALUES (OLD.organization, OLD.status, get_byte(uuid_send(OLD.id), 15) % 8, -1)
-            ON CONFLICT (organization, status, shard) DO UPDATE SET n = submission_counts.n - 1;
+        INSERT INTO submission_count_deltas (organization, status, n) VALUES (OLD.organization, OLD.status, -1);
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO submission_counts (organization, status, shard, n)
-            VALUES (NEW.organization, NEW.status, get_byte(uuid_send(NEW.id), 15) % 8, 1)
-            ON CONFLICT (organization, status, shard) DO UPDATE SET n = submission_counts.n + 1;
+        INSERT INTO submission_count_deltas (organization, status, n) VALUES (NEW.organization, NEW.status, 1);
     END IF;
     RETURN NULL;
 END $$;

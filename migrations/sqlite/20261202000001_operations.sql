@@ -20,6 +20,7 @@ CREATE TABLE ops_audit (
     actor_id      TEXT    NOT NULL,                 -- api_clients.id
     actor_name    TEXT    NOT NULL,
     action        TEXT    NOT NULL,                 -- retry | cancel | bulk_retry | bulk_retry_dry_run | show_personal_data | sign_in | sign_out
+    organization  TEXT,                             -- the MO acted for, when the action concerned one
     submission_id TEXT,                             -- the one submission acted on, if one
     filter        TEXT,                             -- JSON: the filter of a bulk action
     comment       TEXT,
@@ -39,7 +40,7 @@ CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 
 -- Submissions per organisation and status, kept by triggers, so that the summary, the
 -- dashboard and the queue gauges read a few hundred rows instead of counting the table.
--- (`shard` spreads concurrent writers on PostgreSQL; SQLite has one writer: always 0.)
+-- (SQLite has one writer, so the triggers update the counters in place; `shard` is always 0.)
 CREATE TABLE submission_counts (
     organization TEXT    NOT NULL,
     status       TEXT    NOT NULL,

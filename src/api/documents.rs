@@ -313,6 +313,7 @@ impl Filters {
             before: None,
             limit: 0,
             oldest_first: false,
+            not_due_at: None,
         })
     }
 }

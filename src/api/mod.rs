@@ -71,6 +71,9 @@ pub struct AppState {
     pub ops_settings: Arc<crate::config::OpsConfig>,
     /// The relay (REMD's health for the summary).
     pub relay: Arc<crate::relay::Relay>,
+    /// The dashboard's 30 days per scope, at most a minute old (they change slowly and
+    /// cost a range read of a month of submissions).
+    pub day_figures: Arc<crate::memo::Memo<String, Vec<crate::ops::report::DayFigures>>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -212,7 +212,7 @@ pub async fn bulk_retry(
     let shown = serde_json::to_value(&filters).unwrap_or_default();
     let outcome =
         state.ops.bulk_retry(&caller.0, &filter, req.dry_run, comment.as_deref(), shown).await.map_err(ops_error)?;
-    Ok(Json(outcome))
+    Ok(Json(outcome.outcome))
 }
 
 /// Query of the audit log.
@@ -282,7 +282,7 @@ pub async fn audit(
     }
     let actor = q.actor.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
     let mut items =
-        state.store.audit_log(&AuditFilter { from, to, actor, before, limit: limit + 1 }).await.map_err(store_error)?;
+        state.store.audit_log(&filter_of(&caller, from, to, actor, before, limit)).await.map_err(store_error)?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(|e| e.id.to_string())
@@ -292,24 +292,53 @@ pub async fn audit(
     Ok(Json(AuditPage { items, next_cursor }))
 }
 
-/// RFC 3339, or a date meaning midnight in the region's time.
+fn filter_of(
+    caller: &Caller,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    actor: Option<String>,
+    before: Option<i64>,
+    limit: u32,
+) -> AuditFilter {
+    AuditFilter { from, to, actor, before, limit: limit + 1, visible_to: visible_to(&caller.0) }
+}
+
+/// What of the audit log a key sees: everything with every organisation; else its
+/// organisations' entries and its own.
+pub fn visible_to(who: &crate::auth::Principal) -> Option<(Vec<egisz_contract::Oid>, Uuid)> {
+    match &who.scope {
+        Scope::All => None,
+        Scope::Only(set) => Some((set.iter().cloned().collect(), who.client_id)),
+    }
+}
+
+/// The years a date in a query may name (a typo like `20266` is an error, not a panic).
+const YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+
+/// RFC 3339, or a date meaning midnight in the region's time; years 2000–2100.
 pub fn region_time(
     raw: Option<&str>,
     name: &str,
     offset: FixedOffset,
     errors: &mut Vec<FieldError>,
 ) -> Option<DateTime<Utc>> {
+    use chrono::Datelike;
     let s = raw.map(str::trim).filter(|s| !s.is_empty())?;
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    match chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        Ok(d) => d.and_hms_opt(0, 0, 0).and_then(|m| m.and_local_timezone(offset).single()).map(|t| t.to_utc()),
-        Err(_) => {
+    let parsed = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .and_then(|m| m.and_local_timezone(offset).single())
+            .map(|t| t.to_utc()),
+    };
+    match parsed {
+        Some(t) if YEARS.contains(&t.year()) => Some(t),
+        _ => {
             errors.push(FieldError::new(
                 "datetime",
                 name,
-                format!("время в RFC 3339 или дата ГГГГ-ММ-ДД, получено {s:?}"),
+                format!("время в RFC 3339 или дата ГГГГ-ММ-ДД (годы 2000–2100), получено {s:?}"),
             ));
             None
         }

@@ -40,7 +40,7 @@ use crate::auth::{Principal, Role, Scope};
 use crate::lifecycle::{CANCELLABLE, RETRYABLE};
 use crate::ops::report;
 use crate::ops::{Action, AuditFilter, OpsError};
-use crate::submission::{ListFilter, Status};
+use crate::submission::ListFilter;
 use html::{Nav, notice, page};
 use pages::FilterForm;
 
@@ -298,15 +298,20 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Result<
     let start = report::day_date(today - 29).and_hms_opt(0, 0, 0).expect("midnight");
     let from = start.and_local_timezone(offset).single().map(|t| t.to_utc()).unwrap_or(now);
     let orgs = scope_orgs(&s.principal.scope);
-    let counts = match state
-        .store
-        .daily(from, now + chrono::Duration::seconds(1), offset.local_minus_utc(), orgs.as_deref())
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => return Ok(unavailable(e)),
+    let key = format!("{today}|{orgs:?}");
+    let days = match state.day_figures.get(&key) {
+        Some(days) => days,
+        None => {
+            let to = now + chrono::Duration::seconds(1);
+            let counts = match state.store.daily(from, to, offset.local_minus_utc(), orgs.as_deref()).await {
+                Ok(c) => c,
+                Err(e) => return Ok(unavailable(e)),
+            };
+            let days = report::days(today, 30, &counts);
+            state.day_figures.insert(key, days.clone());
+            days
+        }
     };
-    let days = report::days(today, 30, &counts);
     Ok(html(StatusCode::OK, page("Сводка", Nav::Dashboard, s.operator(), &pages::dashboard(&summary, &days, offset))))
 }
 
@@ -465,12 +470,12 @@ async fn show_personal(
         Err(r) => return r,
     };
     let Some(id) = parse_id(&raw) else { return forbidden("Документ не найден.") };
-    match state.store.submission(id).await {
-        Ok(Some(r)) if s.principal.scope.allows(&r.organization) => {}
+    let record = match state.store.submission(id).await {
+        Ok(Some(r)) if s.principal.scope.allows(&r.organization) => r,
         Ok(_) => return forbidden("Документ не найден."),
         Err(e) => return unavailable(e),
-    }
-    if let Err(e) = state.ops.note(&s.principal, Action::ShowPersonalData, Some(id)).await {
+    };
+    if let Err(e) = state.ops.note(&s.principal, Action::ShowPersonalData, Some(&record)).await {
         return unavailable(e);
     }
     detail(&state, &s, id, true, None).await
@@ -560,7 +565,7 @@ async fn download(
         Ok(None) => return forbidden("Документ не найден."),
         Err(e) => return unavailable(e),
     };
-    if let Err(e) = state.ops.note(&s.principal, Action::DownloadDocument, Some(id)).await {
+    if let Err(e) = state.ops.note(&s.principal, Action::DownloadDocument, Some(&record)).await {
         return unavailable(e);
     }
     let mut res = bytes.into_response();
@@ -576,15 +581,11 @@ fn bulk_page(s: &Session, p: &pages::BulkPage<'_>) -> Response {
     html(StatusCode::OK, page("Массовый перезапуск", Nav::Bulk, s.operator(), &pages::bulk(p)))
 }
 
-async fn progress(state: &AppState, filter: &ListFilter) -> Result<Vec<(Status, u64)>, crate::store::StoreError> {
-    let mut out = Vec::new();
-    for status in Status::ALL {
-        let n = state.store.count_submissions(&ListFilter { statuses: vec![status], ..filter.clone() }).await?;
-        if n > 0 {
-            out.push((status, n));
-        }
-    }
-    Ok(out)
+/// The re-queued submissions of a run (posted back by the page).
+fn posted_ids(q: &HashMap<String, String>, max: usize) -> Vec<Uuid> {
+    q.get("ids")
+        .map(|ids| ids.split(',').filter_map(|i| Uuid::parse_str(i.trim()).ok()).take(max).collect())
+        .unwrap_or_default()
 }
 
 async fn bulk_form(
@@ -594,24 +595,13 @@ async fn bulk_form(
 ) -> Result<Response, NoSession> {
     let s = session(&state, &headers).await?;
     let form = filter_form(&q);
-    let mut problems = Vec::new();
-    let mut shown = None;
-    if q.contains_key("progress") {
-        match list_filter(&FilterForm { status: String::new(), ..form.clone() }, &s.principal.scope, &state) {
-            Ok(filter) => match progress(&state, &filter).await {
-                Ok(p) => shown = Some(p),
-                Err(e) => return Ok(unavailable(e)),
-            },
-            Err(p) => problems = p,
-        }
-    }
     let page = pages::BulkPage {
         filter: &form,
         csrf: &s.csrf,
-        problems: &problems,
+        problems: &[],
         dry_run: None,
         done: None,
-        progress: shown,
+        progress: None,
         bulk_max: state.ops.bulk_max,
     };
     Ok(bulk_page(&s, &page))
@@ -627,7 +617,34 @@ async fn bulk(
         Err(r) => return r,
     };
     let form = filter_form(&q);
-    let run = q.get("step").map(String::as_str) == Some("run");
+    let step = q.get("step").map(String::as_str).unwrap_or("dry_run");
+    if step == "progress" {
+        // How the documents of a run are getting on: only ones this operator may see.
+        let ids = posted_ids(&q, state.ops.bulk_max as usize);
+        let mut visible = Vec::with_capacity(ids.len());
+        for id in ids {
+            match state.store.submission(id).await {
+                Ok(Some(r)) if s.principal.scope.allows(&r.organization) => visible.push(id),
+                Ok(_) => {}
+                Err(e) => return unavailable(e),
+            }
+        }
+        let progress = match state.store.statuses_of(&visible).await {
+            Ok(p) => p,
+            Err(e) => return unavailable(e),
+        };
+        let p = pages::BulkPage {
+            filter: &form,
+            csrf: &s.csrf,
+            problems: &[],
+            dry_run: None,
+            done: None,
+            progress: Some((progress, visible)),
+            bulk_max: state.ops.bulk_max,
+        };
+        return bulk_page(&s, &p);
+    }
+    let run = step == "run";
     let filter = match list_filter(&form, &s.principal.scope, &state) {
         Ok(f) => f,
         Err(problems) => {
@@ -667,14 +684,15 @@ async fn bulk(
         .into();
     let comment: Option<String> =
         q.get("comment").map(|c| c.chars().take(crate::api::ops::MAX_COMMENT_CHARS).collect());
-    let outcome = match state.ops.bulk_retry(&s.principal, &filter, !run, comment.as_deref(), shown).await {
+    let bulk_run = match state.ops.bulk_retry(&s.principal, &filter, !run, comment.as_deref(), shown).await {
         Ok(o) => o,
         Err(OpsError::Store(e)) => return unavailable(e),
         Err(e) => return forbidden(&e.to_string()),
     };
+    let outcome = bulk_run.outcome;
     let progress_now = if run {
-        match progress(&state, &ListFilter { statuses: Vec::new(), ..filter }).await {
-            Ok(p) => Some(p),
+        match state.store.statuses_of(&bulk_run.requeued).await {
+            Ok(p) => Some((p, bulk_run.requeued)),
             Err(e) => return unavailable(e),
         }
     } else {
@@ -701,6 +719,7 @@ fn week(
     let day = q
         .get("week")
         .and_then(|w| chrono::NaiveDate::parse_from_str(w.trim(), "%Y-%m-%d").ok())
+        .filter(|d| (2000..=2100).contains(&chrono::Datelike::year(d)))
         .unwrap_or_else(|| crate::now().with_timezone(&offset).date_naive());
     let (from, to) = report::week_of(day, offset);
     (day.format("%Y-%m-%d").to_string(), from, to)
@@ -749,11 +768,16 @@ async fn audit_page(
 ) -> Result<Response, NoSession> {
     let s = session(&state, &headers).await?;
     let before = q.get("cursor").and_then(|c| c.parse::<i64>().ok());
-    let mut items =
-        match state.store.audit_log(&AuditFilter { before, limit: PAGE_SIZE + 1, ..AuditFilter::default() }).await {
-            Ok(items) => items,
-            Err(e) => return Ok(unavailable(e)),
-        };
+    let filter = AuditFilter {
+        before,
+        limit: PAGE_SIZE + 1,
+        visible_to: crate::api::ops::visible_to(&s.principal),
+        ..AuditFilter::default()
+    };
+    let mut items = match state.store.audit_log(&filter).await {
+        Ok(items) => items,
+        Err(e) => return Ok(unavailable(e)),
+    };
     let next = if items.len() > PAGE_SIZE as usize {
         items.truncate(PAGE_SIZE as usize);
         items.last().map(|e| e.id.to_string())

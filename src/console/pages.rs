@@ -149,7 +149,7 @@ pub fn dashboard(summary: &Summary, days: &[DayFigures], offset: FixedOffset) ->
     let failed: u64 = days.iter().map(|d| d.failed).sum();
     let _ = write!(
         b,
-        "<h2>{} дней по дате подачи</h2><p>Подано {submitted}, зарегистрировано {registered}, с ошибкой {failed}; \
+        "<h2>{} дней по дате подачи</h2><p class=\"hint\">Данные за дни обновляются раз в минуту.</p><p>Подано {submitted}, зарегистрировано {registered}, с ошибкой {failed}; \
          доля зарегистрированных {}.</p><p class=\"legend\" aria-hidden=\"true\"><span class=\"registered\"></span>зарегистрировано\
          <span class=\"failed\"></span>с ошибкой</p>{}",
         days.len(),
@@ -456,6 +456,9 @@ pub fn submission(p: &DetailPage<'_>) -> String {
     b
 }
 
+/// A bulk run's documents per status now, and their ids.
+pub type Progress = (Vec<(Status, u64)>, Vec<uuid::Uuid>);
+
 pub struct BulkPage<'a> {
     pub filter: &'a FilterForm,
     pub csrf: &'a str,
@@ -464,8 +467,8 @@ pub struct BulkPage<'a> {
     pub dry_run: Option<BulkOutcome>,
     /// After a run.
     pub done: Option<BulkOutcome>,
-    /// The filter's documents per status now (progress).
-    pub progress: Option<Vec<(Status, u64)>>,
+    /// The run's documents per status now, and their ids (progress).
+    pub progress: Option<Progress>,
     pub bulk_max: u32,
 }
 
@@ -498,17 +501,24 @@ pub fn bulk(p: &BulkPage<'_>) -> String {
             );
         }
     }
-    if let Some(progress) = &p.progress {
-        let q = p.filter.query();
+    if let Some((progress, ids)) = &p.progress {
         let _ = write!(
             b,
-            "<h2>Ход отправки</h2><p>Документы этого фильтра сейчас (<a href=\"/ops/bulk?progress=1&amp;{}\">обновить</a>):</p><ul>",
-            esc(&q)
+            "<h2>Ход отправки</h2><p>Перезапущенные документы ({}) сейчас; шлюз отправляет их в пределах квоты РЭМД:</p><ul>",
+            ids.len()
         );
         for (s, n) in progress {
             let _ = write!(b, "<li>{}: {n}</li>", status_html(*s));
         }
-        b.push_str("</ul>");
+        let ids = ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        let _ = write!(
+            b,
+            "</ul><form method=\"post\" action=\"/ops/bulk\">{}{}<input type=\"hidden\" name=\"step\" value=\"progress\">\
+             <input type=\"hidden\" name=\"ids\" value=\"{}\"><button type=\"submit\" class=\"secondary\">Обновить ход</button></form>",
+            csrf_field(p.csrf),
+            p.filter.hidden(),
+            esc(&ids)
+        );
     }
     if let Some(dry) = &p.dry_run {
         let will = dry.matched.min(u64::from(p.bulk_max));

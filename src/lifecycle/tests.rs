@@ -269,7 +269,7 @@ fn look_ups() {
     let t = applied(run(&r, Happening::SearchAnswer(&Err(Failure::Retry { reason: "x".into(), after: None }))));
     assert_eq!(t.errors.unwrap()[0].code, "GATEWAY_RECONCILIATION_EXHAUSTED");
     let t = applied(run(&unknown, Happening::SearchAnswer(&Err(Failure::Configuration { reason: "x".into() }))));
-    assert_eq!((t.to, t.errors.unwrap()[0].code.as_str()), (Status::Failed, "GATEWAY_CONFIGURATION"));
+    assert_eq!((t.to, t.errors.unwrap()[0].code.as_str()), (Status::Failed, "GATEWAY_RECONCILIATION_REFUSED"));
 }
 
 #[test]
@@ -311,6 +311,39 @@ fn operators() {
     let silent = Operator { name: "x", comment: Some("  ") };
     let t = applied(run(&in_state(Status::Queued), Happening::Cancel(&silent)));
     assert_eq!(t.detail, "отменён оператором; больше не отправляется");
+    // Each retry is guarded by exactly the state it was decided for.
+    let guard = |s: Status| match run(&in_state(s), Happening::Retry(&op)) {
+        Decision::Apply(step) => step.from.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(guard(Status::Failed), [Status::Failed]);
+    assert_eq!(guard(Status::RetryWait), [Status::RetryWait]);
+    assert_eq!(guard(Status::Unknown), [Status::Unknown]);
+    // A failure while the outcome was being found out: looked up before any resend.
+    let mappings = Mappings::embedded().unwrap();
+    for code in [
+        "GATEWAY_RECONCILIATION_EXHAUSTED",
+        "GATEWAY_RECONCILIATION_FAILED",
+        "GATEWAY_RECONCILIATION_REFUSED",
+        "GATEWAY_NO_RESULT",
+        "NOT_UNIQUE_PROVIDED_ID",
+    ] {
+        let mut failed = in_state(Status::Failed);
+        failed.errors = vec![match crate::mappings::GatewayCode::parse(code) {
+            Some(g) => SubmissionError {
+                code: code.into(),
+                message: String::new(),
+                disposition: mappings.gateway(g).disposition,
+                hint_ru: String::new(),
+            },
+            None => classify(&mappings, &message(code)),
+        }];
+        let t = applied(run(&failed, Happening::Retry(&op)));
+        assert_eq!(t.to, Status::Unknown, "{code}");
+    }
+    let mut refused = in_state(Status::Failed);
+    refused.errors = vec![classify(&mappings, &message("PERSON_NOT_FOUND"))];
+    assert_eq!(applied(run(&refused, Happening::Retry(&op))).to, Status::Queued, "REMD refused it: sent again");
     match run(&in_state(Status::Registered), Happening::Retry(&op)) {
         Decision::Refuse(why) => assert!(why.contains("уже зарегистрирован"), "{why}"),
         other => panic!("{other:?}"),

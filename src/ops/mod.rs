@@ -93,6 +93,8 @@ pub struct AuditEntry {
     pub actor_name: String,
     pub action: Action,
     pub submission_id: Option<Uuid>,
+    /// The organisation acted for, when the action concerned one.
+    pub organization: Option<String>,
     /// The filter of a bulk action.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
@@ -110,6 +112,8 @@ pub struct NewAudit {
     pub actor_name: String,
     pub action: Action,
     pub submission_id: Option<Uuid>,
+    /// The organisation acted for, when the action concerned one (what scoped keys see).
+    pub organization: Option<String>,
     pub filter: Option<serde_json::Value>,
     pub comment: Option<String>,
     pub count: Option<u64>,
@@ -122,6 +126,9 @@ pub struct AuditFilter {
     pub to: Option<DateTime<Utc>>,
     /// The actor's name or id.
     pub actor: Option<String>,
+    /// A key limited to some organisations sees the entries of those organisations and its
+    /// own: `(organisations, the key's client id)`. `None`: every entry.
+    pub visible_to: Option<(Vec<egisz_contract::Oid>, Uuid)>,
     pub before: Option<i64>,
     pub limit: u32,
 }
@@ -168,6 +175,13 @@ pub struct DayCount {
     pub day: i64,
     pub status: Status,
     pub count: u64,
+}
+
+/// A bulk re-run: what it did, and the submissions it re-queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkRun {
+    pub outcome: BulkOutcome,
+    pub requeued: Vec<Uuid>,
 }
 
 /// What a bulk re-run did.
@@ -218,6 +232,7 @@ impl Operations {
             actor_name: who.name.clone(),
             action,
             submission_id: None,
+            organization: None,
             filter: None,
             comment: comment.map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned),
             count: None,
@@ -246,7 +261,11 @@ impl Operations {
             Decision::Refuse(why) => return Err(OpsError::Refused(why)),
             Decision::Ignore => return Err(OpsError::Raced),
         };
-        let audit = NewAudit { submission_id: Some(id), ..Self::audit(who, action, now, comment) };
+        let audit = NewAudit {
+            submission_id: Some(id),
+            organization: Some(record.organization.to_string()),
+            ..Self::audit(who, action, now, comment)
+        };
         let change = OpsChange { id, from: step.from, transition: &step.transition };
         if self.store.operate(&[change], &audit).await? == 0 {
             return Err(OpsError::Raced);
@@ -259,8 +278,9 @@ impl Operations {
 
     /// Re-runs up to `bulk_max` of the submissions `filter` matches (within `who`'s
     /// organisations and the states a re-run applies to), oldest first — or, on a dry run,
-    /// only counts them. Each is re-queued once: a re-queued submission is no longer in a
-    /// state a re-run applies to. The relay sends them within the REMD rate limit.
+    /// only counts them. Each is re-queued once: a re-queued submission is no longer matched
+    /// (it is queued, or due for its look-up now). The relay sends them within the REMD rate
+    /// limit.
     pub async fn bulk_retry(
         &self,
         who: &Principal,
@@ -268,23 +288,31 @@ impl Operations {
         dry_run: bool,
         comment: Option<&str>,
         filter_shown: serde_json::Value,
-    ) -> Result<BulkOutcome, OpsError> {
-        let mut filter = within(filter, &who.scope);
+    ) -> Result<BulkRun, OpsError> {
+        let now = crate::now();
+        let mut filter = ListFilter { not_due_at: Some(now), ..within(filter, &who.scope) };
         filter.statuses = if filter.statuses.is_empty() {
             RETRYABLE.to_vec()
         } else {
             filter.statuses.iter().copied().filter(|s| RETRYABLE.contains(s)).collect()
         };
         if filter.statuses.is_empty() {
-            return Ok(BulkOutcome { matched: 0, requeued: 0, capped: false });
+            return Ok(BulkRun {
+                outcome: BulkOutcome { matched: 0, requeued: 0, capped: false },
+                requeued: Vec::new(),
+            });
         }
-        let now = crate::now();
         let matched = self.store.count_submissions(&filter).await?;
         let base = Self::audit(who, if dry_run { Action::BulkRetryDryRun } else { Action::BulkRetry }, now, comment);
-        let base = NewAudit { filter: Some(filter_shown), ..base };
+        let organization = match &filter.organizations {
+            Some(orgs) if orgs.len() == 1 => Some(orgs[0].to_string()),
+            _ => None,
+        };
+        let base = NewAudit { filter: Some(filter_shown), organization, ..base };
+        let capped = matched > u64::from(self.bulk_max);
         if dry_run {
             self.store.operate(&[], &NewAudit { count: Some(matched), ..base }).await?;
-            return Ok(BulkOutcome { matched, requeued: 0, capped: matched > u64::from(self.bulk_max) });
+            return Ok(BulkRun { outcome: BulkOutcome { matched, requeued: 0, capped }, requeued: Vec::new() });
         }
         let records =
             self.store.list_submissions(&ListFilter { limit: self.bulk_max, oldest_first: true, ..filter }).await?;
@@ -302,13 +330,24 @@ impl Operations {
         if requeued > 0 {
             self.relay.wake();
         }
-        Ok(BulkOutcome { matched, requeued, capped: matched > u64::from(self.bulk_max) })
+        let ids = steps.iter().map(|(id, _)| *id).collect();
+        Ok(BulkRun { outcome: BulkOutcome { matched, requeued, capped }, requeued: ids })
     }
 
-    /// Records an action that changes nothing (showing patient data, a download, sign-in).
-    pub async fn note(&self, who: &Principal, action: Action, submission: Option<Uuid>) -> Result<(), StoreError> {
-        let audit =
-            NewAudit { submission_id: submission, count: Some(1), ..Self::audit(who, action, crate::now(), None) };
+    /// Records an action that changes nothing (showing patient data, a download, sign-in),
+    /// with the submission and its organisation when there is one.
+    pub async fn note(
+        &self,
+        who: &Principal,
+        action: Action,
+        submission: Option<&crate::submission::SubmissionRecord>,
+    ) -> Result<(), StoreError> {
+        let audit = NewAudit {
+            submission_id: submission.map(|s| s.id),
+            organization: submission.map(|s| s.organization.to_string()),
+            count: Some(1),
+            ..Self::audit(who, action, crate::now(), None)
+        };
         self.store.operate(&[], &audit).await.map(|_| ())
     }
 }

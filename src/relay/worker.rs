@@ -219,6 +219,9 @@ impl Relay {
                 }
                 Err(e) => tracing::warn!(error = %e, "the result watchdog failed"),
             }
+            if let Err(e) = self.store.compact_counts().await {
+                tracing::warn!(error = %e, "folding the submission counts failed");
+            }
         }
     }
 

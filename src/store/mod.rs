@@ -8,6 +8,17 @@
 //! writing transactions start with `BEGIN IMMEDIATE`; a commit is on disk when it returns
 //! (SQLite `synchronous=FULL`; PostgreSQL `synchronous_commit` not `off`, checked at start
 //! through [`Store::durability`]). [`GroupCommit`] lets concurrent intakes share a commit.
+//!
+//! ## Layout
+//!
+//! - this module — [`Store`] (clients, the FRMR cache, readiness), connection, errors;
+//! - `outbox.rs` — [`Outbox`]: submissions, documents, timeline, REMD's calls, claims and
+//!   the sweeps; SQL in `sqlite_outbox.rs` and `postgres_outbox.rs`. Every state change takes
+//!   its transition and guard from `crate::lifecycle`; the stores hold no rule of their own;
+//! - `ops.rs` — [`OpsStore`]: operators' changes with their audit entry, the audit log, the
+//!   queue's figures (counts kept by triggers), the report's counts, console sign-ins; SQL
+//!   in `sqlite_ops.rs` and `postgres_ops.rs`;
+//! - `group_commit.rs` — [`GroupCommit`].
 
 mod group_commit;
 mod ops;

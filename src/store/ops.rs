@@ -58,6 +58,15 @@ pub trait OpsStore: Send + Sync {
         organizations: Option<&[Oid]>,
     ) -> Result<Vec<DayCount>, StoreError>;
 
+    /// Folds counts the database noted as rows changed into the kept counts (PostgreSQL;
+    /// nothing to do on SQLite). Returns how many notes were folded.
+    async fn compact_counts(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// How many of `ids` are in each status.
+    async fn statuses_of(&self, ids: &[uuid::Uuid]) -> Result<Vec<(Status, u64)>, StoreError>;
+
     async fn create_session(
         &self,
         token_hash: &[u8],

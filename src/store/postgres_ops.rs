@@ -32,8 +32,8 @@ impl OpsStore for PgStore {
             }
         }
         sqlx::query(
-            "INSERT INTO ops_audit (at, actor_id, actor_name, action, submission_id, filter, comment, count)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO ops_audit (at, actor_id, actor_name, action, submission_id, filter, comment, count, organization)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(audit.at)
         .bind(audit.actor_id)
@@ -43,6 +43,7 @@ impl OpsStore for PgStore {
         .bind(audit.filter.as_ref().map(Json))
         .bind(&audit.comment)
         .bind(audit.count.unwrap_or(applied) as i64)
+        .bind(&audit.organization)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -51,9 +52,10 @@ impl OpsStore for PgStore {
 
     async fn audit_log(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, at, actor_id, actor_name, action, submission_id, filter, comment, count FROM ops_audit
+            "SELECT id, at, actor_id, actor_name, action, organization, submission_id, filter, comment, count FROM ops_audit
              WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::timestamptz IS NULL OR at < $2)
                  AND ($3::text IS NULL OR actor_name = $3 OR actor_id::text = $3) AND ($4::bigint IS NULL OR id < $4)
+                 AND ($6::uuid IS NULL OR actor_id = $6 OR organization = ANY($7))
              ORDER BY id DESC LIMIT $5",
         )
         .bind(f.from)
@@ -61,6 +63,8 @@ impl OpsStore for PgStore {
         .bind(&f.actor)
         .bind(f.before)
         .bind(i64::from(f.limit))
+        .bind(f.visible_to.as_ref().map(|(_, id)| *id))
+        .bind(f.visible_to.as_ref().map(|(orgs, _)| orgs.iter().map(|o| o.to_string()).collect::<Vec<_>>()).unwrap_or_default())
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -74,6 +78,7 @@ impl OpsStore for PgStore {
                     actor_name: r.try_get("actor_name")?,
                     action: Action::parse(&action)
                         .ok_or_else(|| StoreError::Corrupt(format!("unknown audit action {action:?}")))?,
+                    organization: r.try_get("organization")?,
                     submission_id: r.try_get("submission_id")?,
                     filter: filter.map(|j| j.0),
                     comment: r.try_get("comment")?,
@@ -91,7 +96,10 @@ impl OpsStore for PgStore {
     ) -> Result<QueueFigures, StoreError> {
         let orgs = org_array(organizations);
         let rows = sqlx::query(
-            "SELECT status, SUM(n)::bigint FROM submission_counts WHERE ($1::text[] IS NULL OR organization = ANY($1))
+            "SELECT status, SUM(n)::bigint FROM (
+                 SELECT organization, status, n FROM submission_counts
+                 UNION ALL SELECT organization, status, n::bigint FROM submission_count_deltas
+             ) c WHERE ($1::text[] IS NULL OR organization = ANY($1))
              GROUP BY status HAVING SUM(n) <> 0",
         )
         .bind(&orgs)
@@ -188,6 +196,37 @@ impl OpsStore for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn compact_counts(&self) -> Result<u64, StoreError> {
+        // Each note is deleted once, whichever instance folds it; the kept rows are locked in
+        // one order, so two instances folding at once never deadlock.
+        let folded = sqlx::query(
+            "WITH moved AS (
+                 DELETE FROM submission_count_deltas
+                 WHERE id IN (SELECT id FROM submission_count_deltas ORDER BY id LIMIT 50000 FOR UPDATE SKIP LOCKED)
+                 RETURNING organization, status, n
+             ), summed AS (
+                 SELECT organization, status, SUM(n)::bigint AS n, COUNT(*) AS notes FROM moved GROUP BY organization, status
+             ), kept AS (
+                 INSERT INTO submission_counts (organization, status, n)
+                 SELECT organization, status, n FROM summed ORDER BY organization, status
+                 ON CONFLICT (organization, status) DO UPDATE SET n = submission_counts.n + EXCLUDED.n
+             )
+             SELECT COALESCE(SUM(notes), 0)::bigint FROM summed",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(folded.try_get::<i64, _>(0)? as u64)
+    }
+
+    async fn statuses_of(&self, ids: &[uuid::Uuid]) -> Result<Vec<(Status, u64)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) FROM submissions WHERE id = ANY($1) GROUP BY status ORDER BY status")
+                .bind(ids)
+                .fetch_all(self.pool())
+                .await?;
+        rows.into_iter().map(|r| Ok((status(r.try_get(0)?)?, r.try_get::<i64, _>(1)? as u64))).collect()
     }
 
     async fn create_session(

@@ -174,6 +174,9 @@ fn push_filter(q: &mut QueryBuilder<'_, sqlx::Postgres>, f: &ListFilter) -> bool
     if let Some(d) = f.disposition {
         q.push(" AND errors @> ").push_bind(Json(serde_json::json!([{ "disposition": d.as_str() }])));
     }
+    if let Some(at) = f.not_due_at {
+        q.push(" AND NOT (COALESCE(next_attempt_at <= ").push_bind(at).push(", FALSE) OR lease_owner IS NOT NULL)");
+    }
     true
 }
 

@@ -46,13 +46,14 @@ impl OpsStore for SqliteStore {
             }
         }
         sqlx::query(
-            "INSERT INTO ops_audit (at, actor_id, actor_name, action, submission_id, filter, comment, count)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ops_audit (at, actor_id, actor_name, action, organization, submission_id, filter, comment, count)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(ms(audit.at))
         .bind(audit.actor_id.to_string())
         .bind(&audit.actor_name)
         .bind(audit.action.as_str())
+        .bind(&audit.organization)
         .bind(audit.submission_id.map(|u| u.to_string()))
         .bind(audit.filter.as_ref().map(Json))
         .bind(&audit.comment)
@@ -64,19 +65,33 @@ impl OpsStore for SqliteStore {
     }
 
     async fn audit_log(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor_id, actor_name, action, submission_id, filter, comment, count FROM ops_audit
+        let visible = match &f.visible_to {
+            None => String::new(),
+            Some((orgs, _)) if orgs.is_empty() => " AND actor_id = ?6".to_owned(),
+            Some((orgs, _)) => {
+                let list = (0..orgs.len()).map(|i| format!("?{}", i + 7)).collect::<Vec<_>>().join(", ");
+                format!(" AND (actor_id = ?6 OR organization IN ({list}))")
+            }
+        };
+        let sql = format!(
+            "SELECT id, at, actor_id, actor_name, action, organization, submission_id, filter, comment, count FROM ops_audit
              WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2)
-                 AND (?3 IS NULL OR actor_name = ?3 OR actor_id = ?3) AND (?4 IS NULL OR id < ?4)
-             ORDER BY id DESC LIMIT ?5",
-        )
-        .bind(f.from.map(ms))
-        .bind(f.to.map(ms))
-        .bind(&f.actor)
-        .bind(f.before)
-        .bind(i64::from(f.limit))
-        .fetch_all(self.pool())
-        .await?;
+                 AND (?3 IS NULL OR actor_name = ?3 OR actor_id = ?3) AND (?4 IS NULL OR id < ?4){visible}
+             ORDER BY id DESC LIMIT ?5"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(f.from.map(ms))
+            .bind(f.to.map(ms))
+            .bind(&f.actor)
+            .bind(f.before)
+            .bind(i64::from(f.limit));
+        if let Some((orgs, id)) = &f.visible_to {
+            q = q.bind(id.to_string());
+            for o in orgs {
+                q = q.bind(o.as_str());
+            }
+        }
+        let rows = q.fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
                 let action: String = r.try_get("action")?;
@@ -88,6 +103,7 @@ impl OpsStore for SqliteStore {
                     actor_name: r.try_get("actor_name")?,
                     action: Action::parse(&action)
                         .ok_or_else(|| StoreError::Corrupt(format!("unknown audit action {action:?}")))?,
+                    organization: r.try_get("organization")?,
                     submission_id: r.try_get::<Option<&str>, _>("submission_id")?.map(parse_uuid).transpose()?,
                     filter: filter.map(|j| j.0),
                     comment: r.try_get("comment")?,
@@ -181,6 +197,24 @@ impl OpsStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn statuses_of(&self, ids: &[uuid::Uuid]) -> Result<Vec<(Status, u64)>, StoreError> {
+        let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT status, COUNT(*) FROM submissions WHERE id IN ({}) GROUP BY status",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                *counts.entry(r.try_get(0)?).or_default() += r.try_get::<i64, _>(1)? as u64;
+            }
+        }
+        counts.into_iter().map(|(s, n)| Ok((status(s)?, n))).collect()
     }
 
     async fn create_session(

@@ -576,6 +576,10 @@ fn filter_sql(f: &ListFilter) -> Option<(String, Vec<Bind>)> {
         );
         binds.push(Bind::Text(d.as_str().to_owned()));
     }
+    if let Some(at) = f.not_due_at {
+        sql.push_str(" AND NOT ((next_attempt_at IS NOT NULL AND next_attempt_at <= ?) OR lease_owner IS NOT NULL)");
+        binds.push(Bind::Int(ms(at)));
+    }
     Some((sql, binds))
 }
 

@@ -96,6 +96,10 @@ pub struct RemdSandboxConfig {
     /// for long runs (a backlog of thousands of documents) to keep the sandbox's memory
     /// flat — the checksum and size are kept either way.
     pub keep_documents: bool,
+    /// A file (JSON lines, one registration each, without the bytes) that keeps the
+    /// register — and so the `emdrId` sequence — across restarts: read at start, appended
+    /// to at each registration. Default `None` (in memory only).
+    pub registry_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RemdSandboxConfig {
@@ -108,6 +112,7 @@ impl Default for RemdSandboxConfig {
             faults: RemdFaults::default(),
             processing_delay: Duration::from_millis(50),
             keep_documents: true,
+            registry_file: None,
         }
     }
 }
@@ -139,13 +144,35 @@ impl RemdSandbox {
             .build()
             .map_err(io::Error::other)?;
         let (shutdown, stop) = watch::channel(false);
+        let mut registry = Registry::new(config.emdr_prefix, config.keep_documents);
+        if let Some(path) = &config.registry_file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                        match serde_json::from_str(line) {
+                            Ok(p) => registry.restore(p),
+                            Err(e) => {
+                                return Err(io::Error::other(format!(
+                                    "{}:{}: not a registration ({e})",
+                                    path.display(),
+                                    n + 1
+                                )));
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         let shared = Arc::new(Shared {
+            registry_file: config.registry_file.clone(),
             roster: std::sync::RwLock::new(config.roster),
             processing_delay: config.processing_delay,
             callback_url: Mutex::new(config.callback_url),
             faults: Mutex::new(config.faults.normalized()),
             counters: Counters::default(),
-            registry: Mutex::new(Registry::new(config.emdr_prefix, config.keep_documents)),
+            registry: Mutex::new(registry),
             calls: Mutex::new(Calls::default()),
             stalled: Stalled::default(),
             http,
@@ -267,6 +294,7 @@ struct Calls {
 /// State shared by the handle, the server and the background tasks.
 struct Shared {
     roster: std::sync::RwLock<Roster>,
+    registry_file: Option<std::path::PathBuf>,
     processing_delay: Duration,
     callback_url: Mutex<Option<String>>,
     faults: Mutex<RemdFaults>,
@@ -376,7 +404,21 @@ impl Shared {
     }
 
     fn register(&self, new: NewEntry, now: DateTime<FixedOffset>) -> Option<RegistryItem> {
-        lock(&self.registry).register(new, now)
+        let mut registry = lock(&self.registry);
+        let item = registry.register(new, now)?;
+        // Appended under the register's lock, so the file holds them in their order.
+        if let (Some(path), Some(p)) = (&self.registry_file, registry.last_persisted()) {
+            let line = serde_json::to_string(&p).unwrap_or_default();
+            let appended = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+            if let Err(error) = appended {
+                tracing::warn!(%error, "REMD sandbox: the register's file could not be appended to");
+            }
+        }
+        Some(item)
     }
 
     fn search(&self, query: &SearchQuery) -> Vec<RegistryItem> {

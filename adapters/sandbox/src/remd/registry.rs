@@ -8,7 +8,7 @@ use std::fmt;
 use chrono::{DateTime, FixedOffset, Months, NaiveDate};
 use egisz_contract::Snils;
 use egisz_contract::remd::{RegistryItem, SearchQuery};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How long REMD keeps a document, for `storeTillDate`. \[model\]: REMD's retention
 /// periods are per kind and not public; the emulator uses one for all.
@@ -60,6 +60,22 @@ pub(crate) struct EntryView {
     registered_at: DateTime<FixedOffset>,
     checksum: u32,
     document_bytes: usize,
+    store_till_date: NaiveDate,
+    document_version: String,
+}
+
+/// A registration as the register's file keeps it (one JSON line each): everything but
+/// the bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Persisted {
+    emdr_id: String,
+    organization: String,
+    kind: u32,
+    local_uid: String,
+    registered_at: DateTime<FixedOffset>,
+    checksum: u32,
+    size: usize,
+    patient_snils: Option<String>,
     store_till_date: NaiveDate,
     document_version: String,
 }
@@ -163,6 +179,52 @@ impl Registry {
         self.by_local_uid.insert(key, index);
         self.by_emdr_id.insert(emdr_id, index);
         Some(item)
+    }
+
+    /// The last registration, as the register's file keeps it.
+    pub fn last_persisted(&self) -> Option<Persisted> {
+        self.records.last().map(|r| Persisted {
+            emdr_id: r.entry.emdr_id.clone(),
+            organization: r.entry.organization.clone(),
+            kind: r.entry.kind,
+            local_uid: r.entry.local_uid.clone(),
+            registered_at: r.entry.registered_at,
+            checksum: r.entry.checksum,
+            size: r.size,
+            patient_snils: r.patient_snils.as_ref().map(|s| s.as_str().to_owned()),
+            store_till_date: r.store_till_date,
+            document_version: r.document_version.clone(),
+        })
+    }
+
+    /// Takes back a registration from the register's file (its bytes are not kept there);
+    /// the counter continues after the largest one seen.
+    pub fn restore(&mut self, p: Persisted) {
+        let key = (p.organization.clone(), p.local_uid.clone());
+        if self.by_local_uid.contains_key(&key) || self.by_emdr_id.contains_key(&p.emdr_id) {
+            return;
+        }
+        if let Some(n) = p.emdr_id.rsplit('.').next().and_then(|n| n.parse::<u64>().ok()) {
+            self.counter = self.counter.max(n);
+        }
+        let index = self.records.len();
+        self.by_local_uid.insert(key, index);
+        self.by_emdr_id.insert(p.emdr_id.clone(), index);
+        self.records.push(Record {
+            entry: RegistryEntry {
+                emdr_id: p.emdr_id,
+                organization: p.organization,
+                kind: p.kind,
+                local_uid: p.local_uid,
+                registered_at: p.registered_at,
+                checksum: p.checksum,
+                document: Vec::new(),
+            },
+            size: p.size,
+            patient_snils: p.patient_snils.and_then(|s| Snils::parse(&s).ok()),
+            store_till_date: p.store_till_date,
+            document_version: p.document_version,
+        });
     }
 
     /// The registrations matching `query`, in registration order: the organisation, and
