@@ -16,7 +16,15 @@ fn check_config_reports_every_problem_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let ok = gateway(dir.path()).arg("check-config").output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration OK"));
+    let shown = String::from_utf8_lossy(&ok.stdout);
+    assert!(shown.contains("configuration OK"));
+    // Every service's settings, in words rather than the program's own debug forms.
+    for key in ["remd.mode", "remd.rate_per_second", "remd_listener.allow_from", "frmr.mode", "ops.bulk_retry_max"] {
+        assert!(shown.contains(key), "{key} missing from:\n{shown}");
+    }
+    for debug_form in ["Sandbox", "Remote", "Human", "Json", "Some("] {
+        assert!(!shown.contains(debug_form), "{debug_form} in:\n{shown}");
+    }
 
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "[api]\nlisten = \"everywhere\"\n[frmr]\nmode = \"remote\"\ntimout_ms = 5\n").unwrap();

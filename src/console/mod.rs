@@ -403,6 +403,23 @@ async fn failed(
     Ok(html(StatusCode::OK, page("Документы с ошибками", Nav::Failed, s.operator(), &body)))
 }
 
+/// The session of a form post about one submission (CSRF checked), and that submission when
+/// it is in the operator's organisations.
+async fn posted_record(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    raw: &str,
+) -> Result<(Session, crate::submission::SubmissionRecord), Response> {
+    let s = posted(state, headers, form).await?;
+    let Some(id) = parse_id(raw) else { return Err(forbidden("Документ не найден.")) };
+    match state.store.submission(id).await {
+        Ok(Some(r)) if s.principal.scope.allows(&r.organization) => Ok((s, r)),
+        Ok(_) => Err(forbidden("Документ не найден.")),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 fn parse_id(raw: &str) -> Option<Uuid> {
     Uuid::parse_str(raw.trim()).ok()
 }
@@ -465,16 +482,11 @@ async fn show_personal(
     Path(raw): Path<String>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let s = match posted(&state, &headers, &form).await {
-        Ok(s) => s,
+    let (s, record) = match posted_record(&state, &headers, &form, &raw).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let Some(id) = parse_id(&raw) else { return forbidden("Документ не найден.") };
-    let record = match state.store.submission(id).await {
-        Ok(Some(r)) if s.principal.scope.allows(&r.organization) => r,
-        Ok(_) => return forbidden("Документ не найден."),
-        Err(e) => return unavailable(e),
-    };
+    let id = record.id;
     if let Err(e) = state.ops.note(&s.principal, Action::ShowPersonalData, Some(&record)).await {
         return unavailable(e);
     }
@@ -550,16 +562,11 @@ async fn download(
     Path(raw): Path<String>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let s = match posted(&state, &headers, &form).await {
-        Ok(s) => s,
+    let (s, record) = match posted_record(&state, &headers, &form, &raw).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let Some(id) = parse_id(&raw) else { return forbidden("Документ не найден.") };
-    let record = match state.store.submission(id).await {
-        Ok(Some(r)) if s.principal.scope.allows(&r.organization) => r,
-        Ok(_) => return forbidden("Документ не найден."),
-        Err(e) => return unavailable(e),
-    };
+    let id = record.id;
     let bytes = match state.store.document_content(id).await {
         Ok(Some(b)) => b,
         Ok(None) => return forbidden("Документ не найден."),
