@@ -152,6 +152,25 @@ async fn only_an_ops_key_acts_and_only_on_its_organisations(db: Db) {
     let mine = mine["items"].as_array().unwrap();
     assert_eq!(mine.len(), 1, "{mine:?}");
     assert_eq!(mine[0]["organization"], MO_2917);
+    // Hostile bodies get a clear 4xx, never a 5xx, and change nothing.
+    let ops = env.key(&[Role::Ops], &[MO_2917]).await;
+    let long = "я".repeat(1001);
+    for (path, body) in [
+        (format!("/api/v1/documents/{id}/retry"), json!({"comment": long}).to_string()),
+        (format!("/api/v1/documents/{id}/retry"), json!({"comment": "a\u{0007}b"}).to_string()),
+        (format!("/api/v1/documents/{id}/cancel"), "{\"comment\": [1, 2]}".to_owned()),
+        (format!("/api/v1/documents/{id}/cancel"), "\u{0}\u{1}garbage".to_owned()),
+        ("/api/v1/ops/retry".to_owned(), "[]".to_owned()),
+        ("/api/v1/ops/retry".to_owned(), json!({"kind": "сорок"}).to_string()),
+        ("/api/v1/ops/retry".to_owned(), json!({"status": "registered"}).to_string()),
+        ("/api/v1/ops/retry".to_owned(), json!({"from": "+262142-12-31"}).to_string()),
+        ("/api/v1/ops/retry".to_owned(), json!({"comment": long}).to_string()),
+    ] {
+        let res = env.http.post(env.url(&path)).bearer_auth(&ops).body(body.clone()).send().await.unwrap();
+        let status = res.status().as_u16();
+        assert!((400..500).contains(&status), "{path} {body:.60}: {status}");
+        assert_ne!(status, 404, "{path}");
+    }
     // Nothing of that changed the document.
     let doc = json_of(&env, &submitter, &format!("/api/v1/documents/{id}")).await;
     assert_eq!(doc["status"], "failed");
