@@ -77,6 +77,14 @@ impl Scope {
             Scope::Only(set) => set.contains(organization),
         }
     }
+
+    /// The organisations as a list for a store's filter; `None`: every one.
+    pub fn organizations(&self) -> Option<Vec<Oid>> {
+        match self {
+            Scope::All => None,
+            Scope::Only(set) => Some(set.iter().cloned().collect()),
+        }
+    }
 }
 
 /// A client as stored.

@@ -148,6 +148,15 @@ pub struct DocumentList {
     pub next_cursor: Option<String>,
 }
 
+/// The page size a list asks for: 1–500, `default` when not given.
+pub(super) fn page_limit(raw: Option<u32>, default: u32, errors: &mut Vec<FieldError>) -> u32 {
+    let limit = raw.unwrap_or(default);
+    if !(1..=500).contains(&limit) {
+        errors.push(FieldError::new("limit", "limit", "limit от 1 до 500"));
+    }
+    limit
+}
+
 fn encode_cursor(r: &SubmissionRecord) -> String {
     format!("{}_{}", r.created_at.timestamp_millis(), r.id.simple())
 }
@@ -187,10 +196,7 @@ pub async fn list_documents(
         disposition: q.disposition,
     };
     let filter = common.parse(&caller, state.settings.utc_offset, &mut errors)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        errors.push(FieldError::new("limit", "limit", "limit от 1 до 500"));
-    }
+    let limit = page_limit(q.limit, 50, &mut errors);
     let before = match q.cursor.as_deref() {
         None => None,
         Some(c) => {
@@ -265,10 +271,7 @@ impl Filters {
                     None
                 }
             },
-            None => match scope {
-                Scope::All => None,
-                Scope::Only(set) => Some(set.iter().cloned().collect()),
-            },
+            None => scope.organizations(),
         };
         let statuses = match self.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => Vec::new(),

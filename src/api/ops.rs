@@ -261,10 +261,7 @@ pub async fn audit(
     let offset = state.settings.utc_offset;
     let from = region_time(q.from.as_deref(), "from", offset, &mut errors);
     let to = region_time(q.to.as_deref(), "to", offset, &mut errors);
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        errors.push(FieldError::new("limit", "limit", "limit от 1 до 500"));
-    }
+    let limit = super::documents::page_limit(q.limit, 100, &mut errors);
     let before = match q.cursor.as_deref().map(str::parse::<i64>) {
         None => None,
         Some(Ok(id)) => Some(id),
@@ -397,10 +394,7 @@ pub struct Summary {
 pub async fn summary_of(state: &AppState, scope: &Scope) -> Result<Summary, ApiError> {
     let now = crate::now();
     let deadline = now - chrono::Duration::from_std(state.ops_settings.registration_deadline).unwrap_or_default();
-    let orgs: Option<Vec<_>> = match scope {
-        Scope::All => None,
-        Scope::Only(set) => Some(set.iter().cloned().collect()),
-    };
+    let orgs: Option<Vec<_>> = scope.organizations();
     let figures = state.store.queue_figures(OPEN, deadline, orgs.as_deref()).await.map_err(store_error)?;
     let mut counts: std::collections::BTreeMap<String, u64> =
         Status::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
@@ -486,10 +480,7 @@ pub async fn report_of(
             vec![FieldError::new("period", "to", "конец периода позже начала, период не длиннее года")],
         ));
     }
-    let orgs: Option<Vec<_>> = match scope {
-        Scope::All => None,
-        Scope::Only(set) => Some(set.iter().cloned().collect()),
-    };
+    let orgs: Option<Vec<_>> = scope.organizations();
     let counts = state.store.cohort(from, to, orgs.as_deref()).await.map_err(store_error)?;
     Ok(report::report(from, to, &counts))
 }

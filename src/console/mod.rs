@@ -279,13 +279,6 @@ async fn logout(
     res
 }
 
-fn scope_orgs(scope: &Scope) -> Option<Vec<egisz_contract::Oid>> {
-    match scope {
-        Scope::All => None,
-        Scope::Only(set) => Some(set.iter().cloned().collect()),
-    }
-}
-
 async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, NoSession> {
     let s = session(&state, &headers).await?;
     let summary = match crate::api::ops::summary_of(&state, &s.principal.scope).await {
@@ -297,7 +290,7 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Result<
     let today = report::day_number(now, offset);
     let start = report::day_date(today - 29).and_hms_opt(0, 0, 0).expect("midnight");
     let from = start.and_local_timezone(offset).single().map(|t| t.to_utc()).unwrap_or(now);
-    let orgs = scope_orgs(&s.principal.scope);
+    let orgs = s.principal.scope.organizations();
     let key = format!("{today}|{orgs:?}");
     let days = match state.day_figures.get(&key) {
         Some(days) => days,
