@@ -12,9 +12,9 @@
 //!   (`LEGAL_AUTHENTICATOR_NOT_FOUND`).
 //! - H12: only top-level sections (`structuredBody/component/section`) count.
 //!
-//! H13 (every coded element carries a dictionary version allowed for the kind and the
-//! dictionary's display name) needs the dictionary subsets of `mappings/` and is not
-//! checked here.
+//! - K1: the kind's templates ([`Expectations::template_ids`]) — one of them is named.
+//!
+//! H13 (dictionaries) is [`crate::check_dictionaries`]: it needs the caller's dictionaries.
 
 use chrono::{DateTime, FixedOffset, TimeDelta};
 use egisz_contract::{Oid, SnilsError};
@@ -51,8 +51,11 @@ pub struct Expectations {
     pub organization: Oid,
     /// The time "not in the future" is judged against (H5).
     pub now: DateTime<FixedOffset>,
-    /// The kind needs a `RESCONS` section (TMK protocols do; H12).
-    pub require_rescons: bool,
+    /// The sections the kind needs besides `DOCINFO` (a TMK protocol: `RESCONS`; H12).
+    pub required_sections: Vec<String>,
+    /// The kind's `templateId/@root` values: the document names at least one (K1). Empty:
+    /// not checked.
+    pub template_ids: Vec<String>,
     /// The kind needs the patient's SNILS (H8: "the kind may require it"; REMD: `NO_SNILS`).
     pub require_patient_snils: bool,
 }
@@ -72,6 +75,7 @@ pub fn check(header: &CdaHeader, expectations: &Expectations) -> Vec<Violation> 
     c.h10(header);
     c.h11(header);
     c.h12(header);
+    c.k1(header);
     c.out
 }
 
@@ -200,7 +204,10 @@ impl Checker<'_> {
                     self.push(rules::H5, &path, "время создания с точностью до минут требует часового пояса (+ччмм)");
                 }
                 if t.to_datetime(*self.e.now.offset()) > self.e.now + CLOCK_SKEW {
-                    self.push(rules::H5, &path, "дата создания документа в будущем");
+                    self.out.push(
+                        Violation::new(rules::H5, &path, "дата создания документа в будущем")
+                            .prevents("WRONG_CREATION_DATE"),
+                    );
                 }
             }
         }
@@ -229,13 +236,16 @@ impl Checker<'_> {
         let path = format!("{}/id[2]", who.path);
         let Some(id) = id else {
             if required {
-                self.push(rule, path, format!("нет СНИЛС {}", who.whose));
+                self.out.push(Violation::new(rule, path, format!("нет СНИЛС {}", who.whose)).prevents("NO_SNILS"));
             }
             return;
         };
         if id.null_flavor.is_some() && text(&id.root).is_none() && id.snils == SnilsField::Absent {
             if required {
-                self.push(rule, path, format!("СНИЛС {} обязателен для этого вида документа", who.whose));
+                self.out.push(
+                    Violation::new(rule, path, format!("СНИЛС {} обязателен для этого вида документа", who.whose))
+                        .prevents("NO_SNILS"),
+                );
             }
             return;
         }
@@ -258,11 +268,14 @@ impl Checker<'_> {
             self.push(rules::REQ, path, format!("нет ФИО {whose}"));
             return;
         };
+        let patient = whose == "пациента";
         if name.family().is_none() {
-            self.push(rules::REQ, format!("{path}/family"), format!("нет фамилии {whose}"));
+            let v = Violation::new(rules::REQ, format!("{path}/family"), format!("нет фамилии {whose}"));
+            self.out.push(if patient { v.prevents("PATIENT_SURNAME_NOT_FOUND") } else { v });
         }
         if name.name().is_none() {
-            self.push(rules::REQ, format!("{path}/given[1]"), format!("нет имени {whose}"));
+            let v = Violation::new(rules::REQ, format!("{path}/given[1]"), format!("нет имени {whose}"));
+            self.out.push(if patient { v.prevents("PATIENT_NAME_NOT_FOUND") } else { v });
         }
     }
 
@@ -364,10 +377,13 @@ impl Checker<'_> {
         match org.id.as_ref().and_then(|i| text(&i.root)).map(Oid::parse) {
             None => self.push(rules::H10, format!("{path}/id/@root"), "нет OID организации-хранителя"),
             Some(Err(_)) => self.push(rules::H10, format!("{path}/id/@root"), "OID организации-хранителя некорректен"),
-            Some(Ok(oid)) if oid != self.e.organization => self.push(
-                rules::H10,
-                format!("{path}/id/@root"),
-                format!("организация-хранитель должна быть организацией-отправителем {}", self.e.organization),
+            Some(Ok(oid)) if oid != self.e.organization => self.out.push(
+                Violation::new(
+                    rules::H10,
+                    format!("{path}/id/@root"),
+                    format!("организация-хранитель должна быть организацией-отправителем {}", self.e.organization),
+                )
+                .prevents("ATTRIBUTE_MISMATCH"),
             ),
             Some(Ok(_)) => {}
         }
@@ -419,13 +435,26 @@ impl Checker<'_> {
         if !has("DOCINFO") {
             self.push(rules::H12, format!("{path}/component/section"), "нет секции DOCINFO (сведения о документе)");
         }
-        if self.e.require_rescons && !has("RESCONS") {
-            self.push(
-                rules::H12,
-                format!("{path}/component/section"),
-                "нет секции RESCONS (заключение консультации), обязательной для протокола ТМК",
-            );
+        for code in self.e.required_sections.iter().filter(|c| *c != "DOCINFO") {
+            if !has(code) {
+                self.push(
+                    rules::H12,
+                    format!("{path}/component/section"),
+                    format!("нет секции {code}, обязательной для вида документа {}", self.e.kind),
+                );
+            }
         }
+    }
+
+    fn k1(&mut self, h: &CdaHeader) {
+        if self.e.template_ids.is_empty() || h.template_ids.iter().any(|t| self.e.template_ids.contains(t)) {
+            return;
+        }
+        self.push(
+            rules::K1,
+            format!("{CD}/templateId/@root"),
+            format!("для вида документа {} ожидается templateId {}", self.e.kind, self.e.template_ids.join(" или ")),
+        );
     }
 }
 

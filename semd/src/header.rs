@@ -57,6 +57,8 @@ pub const MAX_PARTICIPANTS: usize = 64;
 pub const MAX_REPEATS: usize = 32;
 /// Most top-level sections of the structured body.
 pub const MAX_SECTIONS: usize = 512;
+/// Most coded elements (an element with `@codeSystem`) in one document, body included.
+pub const MAX_CODED_ELEMENTS: usize = 20_000;
 
 /// An instance identifier (`II`): `@root`, `@extension`, `@nullFlavor` as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,6 +76,16 @@ pub struct CodedValue {
     pub code_system_version: Option<String>,
     pub display_name: Option<String>,
     pub null_flavor: Option<String>,
+}
+
+/// A coded element anywhere in the document (any HL7 element with `@codeSystem`), for the
+/// dictionary rule H13.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodedElement {
+    /// Where: element names with their position among same-named siblings when it is not the
+    /// first, e.g. `/ClinicalDocument/component/structuredBody/component[3]/section/code`.
+    pub path: String,
+    pub value: CodedValue,
 }
 
 /// A `time` element of a participation (`author/time`, `legalAuthenticator/time`).
@@ -267,6 +279,8 @@ pub struct CdaHeader {
     pub structured_body: bool,
     /// `code` of each top-level `structuredBody/component/section`, in order.
     pub sections: Vec<CodedValue>,
+    /// Every coded element of the document, header and body, in document order.
+    pub coded: Vec<CodedElement>,
 }
 
 impl CdaHeader {
@@ -405,6 +419,11 @@ struct Parser {
     participants: usize,
     /// Per open element: how many `id`, `name`, `given` children it has had so far.
     repeats: Vec<[usize; 3]>,
+    /// Per open element: its children so far, by name, with how many of each.
+    children: Vec<Vec<(Box<str>, u32)>>,
+    /// Per open element below the root: its name's index in its parent's `children`, and
+    /// its position among the siblings of that name (1-based).
+    places: Vec<(usize, u32)>,
 }
 
 impl Parser {
@@ -453,6 +472,8 @@ impl Parser {
                 Event::Start(e) => {
                     self.bounds(&reader, &e, in_hl7)?;
                     self.start(&reader, &e, in_hl7)?;
+                    let place = self.sibling_of(&e, in_hl7);
+                    self.coded(&reader, &e, in_hl7, place)?;
                     if self.stack.len() >= MAX_DEPTH {
                         return Err(Violation::new(
                             rules::XML,
@@ -462,11 +483,15 @@ impl Parser {
                     }
                     self.stack.push(self.element_name(&e, in_hl7));
                     self.repeats.push([0; 3]);
+                    self.places.extend(place);
+                    self.children.push(Vec::new());
                     self.text.clear();
                 }
                 Event::Empty(e) => {
                     self.bounds(&reader, &e, in_hl7)?;
                     self.start(&reader, &e, in_hl7)?;
+                    let place = self.sibling_of(&e, in_hl7);
+                    self.coded(&reader, &e, in_hl7, place)?;
                     self.text.clear();
                     let name = self.element_name(&e, in_hl7);
                     self.end(name);
@@ -476,6 +501,8 @@ impl Parser {
                 }
                 Event::End(_) => {
                     self.repeats.pop();
+                    self.children.pop();
+                    self.places.pop();
                     if let Some(name) = self.stack.pop() {
                         self.end(name);
                     }
@@ -518,6 +545,71 @@ impl Parser {
             return Err(Violation::new(rules::XML, self.path(), "документ оборван: элемент не закрыт"));
         }
         Ok(self.header)
+    }
+
+    /// [`Self::sibling`] by the element's local name (HL7) or qualified name (any other
+    /// namespace, so that `identity:id` is not counted as an `id`).
+    fn sibling_of(&mut self, e: &BytesStart<'_>, in_hl7: bool) -> Option<(usize, u32)> {
+        if in_hl7 { self.sibling(e.local_name().as_ref()) } else { self.sibling(e.name().as_ref()) }
+    }
+
+    /// Counts an element among its parent's children: its name's index there and its
+    /// position among same-named siblings (1-based). `None` for the root.
+    fn sibling(&mut self, qname: &str) -> Option<(usize, u32)> {
+        let siblings = self.children.last_mut()?;
+        Some(match siblings.iter().position(|(n, _)| &**n == qname) {
+            Some(i) => {
+                siblings[i].1 += 1;
+                (i, siblings[i].1)
+            }
+            None => {
+                siblings.push((qname.into(), 1));
+                (siblings.len() - 1, 1)
+            }
+        })
+    }
+
+    /// The path of a child named `qname` at `place` under the open elements.
+    fn child_path(&self, qname: &str, place: (usize, u32)) -> String {
+        let mut path = String::from("/ClinicalDocument");
+        let step = |path: &mut String, name: &str, n: u32| {
+            path.push('/');
+            path.push_str(name);
+            if n > 1 {
+                path.push_str(&format!("[{n}]"));
+            }
+        };
+        for (level, &(i, n)) in self.places.iter().enumerate() {
+            step(&mut path, &self.children[level][i].0, n);
+        }
+        step(&mut path, qname, place.1);
+        path
+    }
+
+    /// Keeps a coded element (H13) wherever it is, unless it lies in another namespace.
+    fn coded(
+        &mut self,
+        reader: &NsReader<&[u8]>,
+        e: &BytesStart<'_>,
+        in_hl7: bool,
+        place: Option<(usize, u32)>,
+    ) -> Result<(), Violation> {
+        let Some(place) = place else { return Ok(()) };
+        if !in_hl7 || self.stack.contains(&FOREIGN) {
+            return Ok(());
+        }
+        let local = e.local_name();
+        let has_code_system = e.attributes().flatten().any(|a| a.key.as_ref() == "codeSystem");
+        if !has_code_system {
+            return Ok(());
+        }
+        if self.header.coded.len() >= MAX_CODED_ELEMENTS {
+            return Err(self.over_limit(format!("больше {MAX_CODED_ELEMENTS} кодированных элементов")));
+        }
+        let value = self.attrs(reader, e)?.coded();
+        let path = self.child_path(local.as_ref(), place);
+        self.header.coded.push(CodedElement { path, value });
+        Ok(())
     }
 
     fn over_limit(&self, what: impl std::fmt::Display) -> Violation {

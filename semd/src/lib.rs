@@ -11,13 +11,15 @@
 //!   limits are enforced here);
 //! - [`check`]: the header rules H2–H12 of `shared/federal/SEMD-TMK.md` against
 //!   [`Expectations`] (the kind, the submitting organisation, the time), every violation
-//!   reported with its rule id, an XPath-like location and a Russian message. H13
-//!   (dictionary versions and display names) needs the dictionaries of `mappings/` and is
-//!   not checked here;
+//!   reported with its rule id, an XPath-like location, a Russian message and the REMD code
+//!   it prevents; the kind's templates (K1) and required sections come in [`Expectations`];
+//! - [`check_dictionaries`]: rule H13 over every coded element, against the dictionaries the
+//!   caller holds ([`Dictionaries`]: the gateway's `mappings/` and NSI copies);
 //! - [`register_request_parts`]: the patient, the signers (minus their role), the creation
 //!   time and the `localUid` of the request, derived from the header;
-//! - [`signature`]: detached CMS signatures parsed with RustCrypto — the signer's SNILS or
-//!   OGRN, certificate validity, digest — checked against the document and its people; the
+//! - [`signature`]: detached CMS signatures (DER or BER, [`ber`]) parsed with RustCrypto —
+//!   the signer's SNILS or OGRN, certificate validity, the algorithms, the digest
+//!   (Streebog-256/512, SHA-256) — checked against the document and its people; the
 //!   [`SignatureVerifier`] trait for what needs real cryptography;
 //! - `test_pki` (feature `test-pki`): a throw-away CA, certificates, signatures and the
 //!   verifier for them, for tests and the sandbox.
@@ -33,12 +35,15 @@
 //! ## Layout
 //!
 //! - `header`: the typed header and its parser; `time`: HL7 `TS` values;
-//! - `checks`: [`Expectations`] and [`check`]; `violation`: [`Violation`] and the rule ids ([`rules`]);
-//! - `derive`: [`register_request_parts`]; `signature`; `test_pki`.
+//! - `checks`: [`Expectations`] and [`check`]; `dictionaries`: H13;
+//!   `violation`: [`Violation`] and the rule ids ([`rules`], with the REMD code of each);
+//! - `derive`: [`register_request_parts`]; `signature`; `ber`: BER to DER; `test_pki`.
 #![forbid(unsafe_code)]
 
+pub mod ber;
 mod checks;
 mod derive;
+mod dictionaries;
 pub mod header;
 pub mod signature;
 #[cfg(feature = "test-pki")]
@@ -48,9 +53,11 @@ mod violation;
 
 pub use checks::{CLOCK_SKEW, Expectations, SNILS_ROOT, check, parse_and_check};
 pub use derive::{RequestParts, SignerParts, register_request_parts};
+pub use dictionaries::{Dictionaries, Entry, check_dictionaries};
 pub use header::CdaHeader;
 pub use signature::{
     DigestAlgorithm, DigestStatus, ParsedSignature, SignatureVerifier, SignerCertificate, SignerMatch,
-    check_personal_signatures, check_signature, digest_status, match_signer, parse_signature,
+    check_org_signature, check_personal_signatures, check_signature, digest, digest_status, match_signer,
+    parse_signature,
 };
 pub use violation::{Violation, rules};

@@ -2,15 +2,18 @@
 //! against the document bytes, its creation time and its people.
 //!
 //! What is checked here: the container's shape (SignedData, detached, one signer, the
-//! signer's certificate embedded, signed attributes with a messageDigest), the digest
-//! against the document when we can compute it (SHA-256; GOST R 34.11-2012 is left to the
-//! [`SignatureVerifier`]), the certificate's validity at the creation time, and that the
-//! certificate's SNILS is an author's or the legal authenticator's. What is not: the
-//! signature value and the certificate chain — that is the [`SignatureVerifier`]'s job
-//! (CryptoPro in production, outside this crate; `test_pki::TestPkiVerifier` (feature
-//! `test-pki`) for tests and the sandbox).
+//! signer's certificate embedded, signed attributes with a messageDigest), the digest and
+//! signature algorithms (GOST R 34.11-2012 256/512 and SHA-256; GOST R 34.10-2012 and the
+//! test PKI's ECDSA), the signed digest against the document bytes (`INCONSISTENT_DIGESTS`
+//! when they differ), the certificate's validity at the creation time, that a personal
+//! certificate's SNILS is an author's or the legal authenticator's, and that an
+//! organisation's certificate carries an OGRN. What is not: the signature value and the
+//! certificate chain — that is the [`SignatureVerifier`]'s job (a certified GOST provider
+//! in production, reached over HTTP outside this crate; `test_pki::TestPkiVerifier`
+//! (feature `test-pki`) for tests and the sandbox).
 //!
-//! Containers must be DER: a BER container (indefinite lengths) is a `SIGNATURE_DECODING_ERROR`.
+//! Containers may be DER or BER (indefinite lengths, as streaming signers write them):
+//! BER is rewritten to DER first ([`crate::ber`]).
 
 use std::fmt;
 
@@ -22,6 +25,7 @@ use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Any, AnyRef, Decode, Encode, Reader, SliceReader, Tag, TagNumber, Tagged};
 use egisz_contract::{Failure, Snils};
 use sha2::{Digest, Sha256};
+use streebog::{Streebog256, Streebog512};
 use x509_cert::Certificate;
 
 use crate::header::CdaHeader;
@@ -37,6 +41,14 @@ pub const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.
 pub const OID_STREEBOG_256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.2.2");
 /// GOST R 34.11-2012, 512-bit (Streebog-512).
 pub const OID_STREEBOG_512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.2.3");
+/// Signature algorithms of GOST R 34.10-2012 as CMS writers name them: the key algorithms
+/// (256, 512) and the signature-with-digest algorithms (256, 512).
+pub const GOST_SIGNATURE_ALGORITHMS: [&str; 4] =
+    ["1.2.643.7.1.1.1.1", "1.2.643.7.1.1.1.2", "1.2.643.7.1.1.3.2", "1.2.643.7.1.1.3.3"];
+/// ECDSA as the test PKI writes it: `id-ecPublicKey` (the digest is the SignerInfo's) and
+/// `ecdsa-with-SHA256`. REMD takes GOST only; these exist for tests and the sandbox, and a
+/// production verifier refuses them.
+pub const TEST_SIGNATURE_ALGORITHMS: [&str; 2] = ["1.2.840.10045.2.1", "1.2.840.10045.4.3.2"];
 const OID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const OID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 /// X.509 extension: subject key identifier.
@@ -157,9 +169,10 @@ fn format_error(path: &str, message: &str) -> Vec<Violation> {
     vec![Violation::new(rules::WRONG_SIGNATURE_FORMAT, path, message)]
 }
 
-/// Parses a detached CMS signature (DER; base64 is decoded by the caller).
-pub fn parse_signature(der: &[u8]) -> Result<ParsedSignature, Vec<Violation>> {
-    let ci = ContentInfo::from_der(der).map_err(|e| decoding("/ContentInfo", e))?;
+/// Parses a detached CMS signature (DER or BER; base64 is decoded by the caller).
+pub fn parse_signature(encoded: &[u8]) -> Result<ParsedSignature, Vec<Violation>> {
+    let der = crate::ber::to_der(encoded).map_err(|e| decoding("/ContentInfo", e))?;
+    let ci = ContentInfo::from_der(&der).map_err(|e| decoding("/ContentInfo", e))?;
     if ci.content_type != OID_SIGNED_DATA {
         return Err(format_error("/ContentInfo/contentType", "ожидается SignedData (1.2.840.113549.1.7.2)"));
     }
@@ -293,39 +306,41 @@ fn raw_signed_attributes(signed_data: &[u8]) -> der::Result<Option<Vec<u8>>> {
 /// How the signed digest compares with the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DigestStatus {
-    /// SHA-256 of the document equals `messageDigest`.
+    /// The digest of the document equals `messageDigest`.
     Matches,
-    /// SHA-256 of the document differs from `messageDigest`.
+    /// The digest of the document differs from `messageDigest`.
     Mismatch,
-    /// GOST R 34.11-2012: verified by the pluggable [`SignatureVerifier`], not here.
-    DeferredToVerifier,
     /// An algorithm REMD does not take (by OID).
     Unsupported(String),
 }
 
+/// The digest of `document` by `algorithm`, when it is one the gateway computes.
+pub fn digest(algorithm: &DigestAlgorithm, document: &[u8]) -> Option<Vec<u8>> {
+    match algorithm {
+        DigestAlgorithm::Sha256 => Some(Sha256::digest(document).to_vec()),
+        DigestAlgorithm::Streebog256 => Some(Streebog256::digest(document).to_vec()),
+        DigestAlgorithm::Streebog512 => Some(Streebog512::digest(document).to_vec()),
+        DigestAlgorithm::Other(_) => None,
+    }
+}
+
 pub fn digest_status(signature: &ParsedSignature, document: &[u8]) -> DigestStatus {
-    match &signature.digest_algorithm {
-        DigestAlgorithm::Sha256 => {
-            if Sha256::digest(document).as_slice() == signature.message_digest.as_slice() {
-                DigestStatus::Matches
-            } else {
-                DigestStatus::Mismatch
-            }
-        }
-        DigestAlgorithm::Streebog256 | DigestAlgorithm::Streebog512 => DigestStatus::DeferredToVerifier,
-        DigestAlgorithm::Other(oid) => DigestStatus::Unsupported(oid.clone()),
+    match digest(&signature.digest_algorithm, document) {
+        Some(d) if d == signature.message_digest => DigestStatus::Matches,
+        Some(_) => DigestStatus::Mismatch,
+        None => DigestStatus::Unsupported(signature.digest_algorithm.oid()),
     }
 }
 
 /// Checks a parsed signature against the document bytes and the document's creation time
-/// (`effectiveTime`): the digest (where computable, see [`digest_status`]) and the
-/// certificate's validity. Every violation found.
+/// (`effectiveTime`): the algorithms, the digest and the certificate's validity. Every
+/// violation found.
 pub fn check_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
     let mut out = Vec::new();
     match digest_status(cms, document) {
-        DigestStatus::Matches | DigestStatus::DeferredToVerifier => {}
+        DigestStatus::Matches => {}
         DigestStatus::Mismatch => out.push(Violation::new(
-            rules::SIGNATURE_VERIFICATION_ERROR,
+            rules::INCONSISTENT_DIGESTS,
             format!("{SIGNER_INFO}/signedAttrs/messageDigest"),
             "подпись сделана не для этого документа: хеш документа не совпадает с подписанным",
         )),
@@ -334,6 +349,14 @@ pub fn check_signature(cms: &ParsedSignature, document: &[u8], created: DateTime
             format!("{SIGNER_INFO}/digestAlgorithm"),
             format!("неподдерживаемый алгоритм хеширования {oid} (ожидается ГОСТ Р 34.11-2012)"),
         )),
+    }
+    let algorithm = cms.signature_algorithm.as_str();
+    if !GOST_SIGNATURE_ALGORITHMS.contains(&algorithm) && !TEST_SIGNATURE_ALGORITHMS.contains(&algorithm) {
+        out.push(Violation::new(
+            rules::UNKNOWN_ALGORITHM,
+            format!("{SIGNER_INFO}/signatureAlgorithm"),
+            format!("неподдерживаемый алгоритм подписи {algorithm} (ожидается ГОСТ Р 34.10-2012)"),
+        ));
     }
     let created = created.with_timezone(&Utc);
     if created < cms.certificate.not_before {
@@ -354,6 +377,21 @@ pub fn check_signature(cms: &ParsedSignature, document: &[u8], created: DateTime
                 "сертификат подписи истёк {} — раньше даты создания документа",
                 cms.certificate.not_after.format("%Y-%m-%d %H:%M UTC")
             ),
+        ));
+    }
+    out
+}
+
+/// The organisation's signature: what [`check_signature`] checks, and a certificate with
+/// the organisation's OGRN (`1.2.643.100.1`, 13 digits), not a person's.
+pub fn check_org_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
+    let mut out = check_signature(cms, document, created);
+    let ogrn_ok = cms.certificate.ogrn.as_deref().is_some_and(|o| o.len() == 13 && o.bytes().all(|b| b.is_ascii_digit()));
+    if !ogrn_ok {
+        out.push(Violation::new(
+            rules::VALUE_MISMATCH_METADATA_AND_CERTIFICATE,
+            format!("{CERTIFICATE}/tbsCertificate/subject/OGRN"),
+            "в сертификате подписи организации нет ОГРН (атрибут 1.2.643.100.1, 13 цифр)",
         ));
     }
     out
@@ -435,13 +473,12 @@ pub fn check_personal_signatures(header: &CdaHeader, signatures: &[ParsedSignatu
 }
 
 /// Verifies what [`check_signature`] cannot: the signature value over the signed
-/// attributes, the certificate chain to a trusted CA, and — for the algorithms
-/// [`digest_status`] defers (GOST R 34.11-2012) — the digest of the document.
+/// attributes and the certificate chain to a trusted CA.
 ///
 /// `Ok(violations)`: the verifier reached a verdict (empty when the signature is valid).
-/// `Err(failure)`: it could not (the CryptoPro service is down, say); try again later.
-/// Production implements this with CryptoPro outside this crate; tests and the sandbox use
-/// `test_pki::TestPkiVerifier` (feature `test-pki`).
+/// `Err(failure)`: it could not (the verification service is down, say); try again later.
+/// The gateway implements it over HTTP for a certified GOST provider; tests and the sandbox
+/// use `test_pki::TestPkiVerifier` (feature `test-pki`).
 #[async_trait::async_trait]
 pub trait SignatureVerifier: Send + Sync {
     async fn verify(&self, signature: &ParsedSignature, document: &[u8]) -> Result<Vec<Violation>, Failure>;

@@ -3,9 +3,13 @@
 //! `1.2.643.100.3` / OGRN `1.2.643.100.1` as NumericString subject attributes), detached
 //! CMS signatures, and a [`SignatureVerifier`] for them.
 //!
-//! ECDSA P-256 with SHA-256 instead of GOST: REMD accepts none of this. Keys come from a
-//! seed string (the same seed, the same key) and ECDSA signatures are deterministic
-//! (RFC 6979), so fixtures are reproducible.
+//! ECDSA P-256 instead of GOST R 34.10-2012 (no maintained Rust crate signs GOST; REMD
+//! accepts none of this), with any digest the gateway checks: SHA-256 or GOST R 34.11-2012
+//! Streebog-256/512 ([`SignOptions`]; with Streebog the signature algorithm is written as
+//! `id-ecPublicKey` and ECDSA signs the Streebog digest of the signed attributes), as DER or
+//! as BER with indefinite lengths, the way streaming signers write it. Keys come from a seed
+//! string (the same seed, the same key) and ECDSA signatures are deterministic (RFC 6979),
+//! so fixtures are reproducible. Nothing secret exists outside a test's memory.
 //!
 //! Panics only if the RustCrypto encoders reject what this module builds — a bug here, not a
 //! condition of the caller's data.
@@ -19,7 +23,8 @@ use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
 use der::asn1::{ObjectIdentifier, SetOfVec};
 use der::{Any, Decode, Encode, Tag};
 use egisz_contract::{Failure, Snils};
-use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+use p256::ecdsa::signature::{Keypair, Verifier};
 use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -30,13 +35,98 @@ use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
-use crate::signature::{OID_OGRN, OID_SHA256, OID_SNILS, ParsedSignature, SignatureVerifier};
+use crate::signature::{
+    DigestAlgorithm, OID_OGRN, OID_SHA256, OID_SNILS, OID_STREEBOG_256, OID_STREEBOG_512, ParsedSignature,
+    SignatureVerifier,
+};
 use crate::violation::{Violation, rules};
 
 const OID_CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 const OID_C: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
 const OID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+
+/// How a test signature is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignOptions {
+    /// `Sha256`, `Streebog256` or `Streebog512` (anything else: a bug of the test).
+    pub digest: DigestAlgorithm,
+    /// Write the container as BER with indefinite lengths (the outer structures), as
+    /// streaming signers do.
+    pub ber: bool,
+}
+
+impl Default for SignOptions {
+    fn default() -> Self {
+        Self { digest: DigestAlgorithm::Sha256, ber: false }
+    }
+}
+
+/// ECDSA P-256 over a digest other than SHA-256: the CMS builder hands the DER signed
+/// attributes to `try_sign`, this hashes them with `digest` and signs the prehash.
+struct PrehashKey<'a> {
+    key: &'a SigningKey,
+    digest: DigestAlgorithm,
+}
+
+impl Keypair for PrehashKey<'_> {
+    type VerifyingKey = VerifyingKey;
+
+    fn verifying_key(&self) -> VerifyingKey {
+        *self.key.verifying_key()
+    }
+}
+
+impl spki::DynSignatureAlgorithmIdentifier for PrehashKey<'_> {
+    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+        Ok(AlgorithmIdentifierOwned { oid: OID_EC_PUBLIC_KEY, parameters: None })
+    }
+}
+
+impl p256::ecdsa::signature::Signer<DerSignature> for PrehashKey<'_> {
+    fn try_sign(&self, msg: &[u8]) -> Result<DerSignature, p256::ecdsa::Error> {
+        let prehash = crate::signature::digest(&self.digest, msg).ok_or_else(p256::ecdsa::Error::new)?;
+        let signature: Signature = self.key.sign_prehash(&prehash)?;
+        Ok(signature.to_der())
+    }
+}
+
+/// The DER encoding `der` rewritten with indefinite lengths on every constructed value of
+/// the outer levels (ContentInfo, SignedData, the sets and SignerInfo), the signed
+/// attributes and certificates left as they are (they must stay DER).
+fn as_ber(der: &[u8]) -> Vec<u8> {
+    fn rewrite(input: &[u8], depth: usize, out: &mut Vec<u8>) {
+        let mut pos = 0;
+        while pos < input.len() {
+            let tag = input[pos];
+            let (len, header) = match input[pos + 1] {
+                l if l < 0x80 => (l as usize, 2),
+                l => {
+                    let n = (l & 0x7F) as usize;
+                    let len = input[pos + 2..pos + 2 + n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+                    (len, 2 + n)
+                }
+            };
+            let body = &input[pos + header..pos + header + len];
+            // Constructed SEQUENCE / SET / [0] EXPLICIT at the outer levels, but not the
+            // signed attributes ([0] IMPLICIT inside a SignerInfo, depth 5) nor certificates.
+            let outer = tag & 0x20 != 0 && depth < 5 && !(tag == 0xA0 && depth == 3);
+            if outer {
+                out.push(tag);
+                out.push(0x80);
+                rewrite(body, depth + 1, out);
+                out.extend([0, 0]);
+            } else {
+                out.extend_from_slice(&input[pos..pos + header + len]);
+            }
+            pos += header + len;
+        }
+    }
+    let mut out = Vec::with_capacity(der.len() + 64);
+    rewrite(der, 0, &mut out);
+    out
+}
 
 /// A key from a seed: SHA-256 of the seed, rehashed until it is a valid P-256 scalar.
 fn key_from_seed(seed: &str) -> SigningKey {
@@ -192,6 +282,36 @@ impl TestSigner {
     pub fn sign_detached(&self, content: &[u8]) -> Vec<u8> {
         sign_detached_by(&[self], content)
     }
+
+    /// A detached CMS SignedData over `content` made as `options` say.
+    pub fn sign_detached_with(&self, content: &[u8], options: &SignOptions) -> Vec<u8> {
+        let der = if options.digest == DigestAlgorithm::Sha256 {
+            sign_detached_by(&[self], content)
+        } else {
+            let oid = match options.digest {
+                DigestAlgorithm::Streebog256 => OID_STREEBOG_256,
+                DigestAlgorithm::Streebog512 => OID_STREEBOG_512,
+                _ => panic!("the test PKI signs with SHA-256 or Streebog only"),
+            };
+            let digest = crate::signature::digest(&options.digest, content).expect("a digest the gateway computes");
+            let eci = EncapsulatedContentInfo { econtent_type: OID_DATA, econtent: None };
+            let digest_algorithm = AlgorithmIdentifierOwned { oid, parameters: None };
+            let tbs = &self.certificate.tbs_certificate;
+            let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+                issuer: tbs.issuer.clone(),
+                serial_number: tbs.serial_number.clone(),
+            });
+            let key = PrehashKey { key: &self.key, digest: options.digest.clone() };
+            let mut builder = SignedDataBuilder::new(&eci);
+            builder.add_digest_algorithm(digest_algorithm.clone()).expect("a digest algorithm");
+            builder.add_certificate(CertificateChoices::Certificate(self.certificate.clone())).expect("a certificate");
+            let info = SignerInfoBuilder::new(&key, sid, digest_algorithm, &eci, Some(digest.as_slice()))
+                .expect("a signer info");
+            builder.add_signer_info::<PrehashKey<'_>, DerSignature>(info).expect("a signature");
+            builder.build().expect("a SignedData").to_der().expect("an encodable ContentInfo")
+        };
+        if options.ber { as_ber(&der) } else { der }
+    }
 }
 
 /// One detached CMS container with a SignerInfo for each signer (REMD refuses more than one:
@@ -258,23 +378,29 @@ impl TestPkiVerifier {
         if issued.is_none() {
             return chain("подпись УЦ на сертификате неверна");
         }
-        if signature.signature_algorithm != OID_ECDSA_SHA256.to_string() {
+        let prehashed = if signature.signature_algorithm == OID_ECDSA_SHA256.to_string() {
+            false
+        } else if signature.signature_algorithm == OID_EC_PUBLIC_KEY.to_string() {
+            true
+        } else {
             return vec![Violation::new(
                 rules::UNKNOWN_ALGORITHM,
                 format!("{SIGNER}/signatureAlgorithm"),
-                format!(
-                    "тестовый проверяющий знает только ECDSA P-256/SHA-256, а не {}",
-                    signature.signature_algorithm
-                ),
+                format!("тестовый проверяющий знает только ECDSA P-256, а не {}", signature.signature_algorithm),
             )];
-        }
+        };
         let valid = (|| {
             let key = VerifyingKey::from_sec1_bytes(
                 cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes(),
             )
             .ok()?;
             let sig = Signature::from_der(signature.signature_value()).ok()?;
-            key.verify(signature.signed_attributes(), &sig).ok()
+            if prehashed {
+                let prehash = crate::signature::digest(&signature.digest_algorithm, signature.signed_attributes())?;
+                key.verify_prehash(&prehash, &sig).ok()
+            } else {
+                key.verify(signature.signed_attributes(), &sig).ok()
+            }
         })();
         match valid {
             Some(()) => Vec::new(),

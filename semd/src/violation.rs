@@ -16,17 +16,26 @@ pub struct Violation {
     /// An XPath-like location, e.g. `/ClinicalDocument/recordTarget/patientRole/id[2]/@extension`.
     pub path: String,
     pub message: String,
+    /// The REMD message code this violation would have drawn from REMD (the one the check
+    /// prevents): [`rules::remd_code`] of the rule unless the check names a more precise one.
+    pub remd_code: &'static str,
 }
 
 impl Violation {
     pub fn new(rule: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { rule, path: path.into(), message: message.into() }
+        Self { rule, path: path.into(), message: message.into(), remd_code: rules::remd_code(rule) }
+    }
+
+    /// The same violation, naming the REMD code it prevents.
+    pub fn prevents(mut self, remd_code: &'static str) -> Self {
+        self.remd_code = remd_code;
+        self
     }
 }
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.rule, self.path, self.message)
+        write!(f, "{} {}: {} ({})", self.rule, self.path, self.message, self.remd_code)
     }
 }
 
@@ -49,6 +58,23 @@ pub mod rules {
     /// A field the `registerDocument` request needs that no H-rule covers (patient name,
     /// gender, birth date; signer names; position version).
     pub const REQ: &str = "REQ";
+    /// Coded elements against the dictionaries of the kind: the version allowed, the code in
+    /// the dictionary, the display name the dictionary's.
+    pub const H13: &str = "H13";
+
+    // The kind's profile (`mappings/kind-profiles.toml`) and the request.
+    /// `ClinicalDocument/templateId`: one of the kind's templates.
+    pub const K1: &str = "K1";
+    /// The document's creation date inside the kind's window (NSI 1520 from/until).
+    pub const K2: &str = "K2";
+    /// The organisation's signature present where the kind requires it, absent where the
+    /// kind forbids it.
+    pub const K3: &str = "K3";
+    /// Every signer role the kind requires has a personal signature.
+    pub const K4: &str = "K4";
+    /// Every signer (authors and the legal authenticator who signed) in FRMR, employed by the
+    /// organisation on the document's date, in the position the document gives.
+    pub const F1: &str = "F1";
 
     // Signature checks: REMD message codes (NSI 1.2.643.5.1.13.13.99.2.305).
     /// Not a DER CMS ContentInfo/SignedData, or a part of it could not be decoded.
@@ -80,4 +106,62 @@ pub mod rules {
     pub const SIGNATURE_DUPLICATION: &str = "SIGNATURE_DUPLICATION";
     /// No personal signature by the legal authenticator.
     pub const LEGAL_AUTHENTICATOR_NOT_FOUND: &str = "LEGAL_AUTHENTICATOR_NOT_FOUND";
+
+    /// Every rule id this crate and the gateway's intake report, in the order of the docs.
+    pub const ALL: [&str; 34] = [
+        XML,
+        H1,
+        H2,
+        H3,
+        H4,
+        H5,
+        H6,
+        H7,
+        H8,
+        H9,
+        H10,
+        H11,
+        H12,
+        H13,
+        REQ,
+        K1,
+        K2,
+        K3,
+        K4,
+        F1,
+        SIGNATURE_DECODING_ERROR,
+        WRONG_SIGNATURE_FORMAT,
+        NO_SIGNATURE,
+        MULTIPLE_SIGNERS,
+        NO_END_ENTITY_CERTIFICATE,
+        UNKNOWN_ALGORITHM,
+        SIGNATURE_VERIFICATION_ERROR,
+        CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT,
+        DOC_DATE_MISMATCH_CERT_NOT_BEFORE,
+        DOC_DATE_MISMATCH_CERT_NOT_AFTER,
+        VALUE_MISMATCH_METADATA_AND_CERTIFICATE,
+        INCONSISTENT_DIGESTS,
+        SIGNATURE_DUPLICATION,
+        LEGAL_AUTHENTICATOR_NOT_FOUND,
+    ];
+
+    /// The REMD code a violation of `rule` draws by default. Header rules REMD checks with
+    /// its schematrons answer `VALIDATION_ERROR` **[model: the code REMD gives a failed
+    /// schematron assertion is not public]**; a check that knows better names its code with
+    /// [`super::Violation::prevents`]. Rule ids that are REMD codes are their own code.
+    pub const fn remd_code(rule: &'static str) -> &'static str {
+        match rule.as_bytes() {
+            b"XML" | b"H1" => "XML_VALIDATION_ERROR",
+            b"H4" | b"K1" => "INVALID_CONTENT",
+            b"K2" => "NO_DOCUMENT_KIND_ON_DATE",
+            b"K3" => "ORG_SIGNATURE_OCCURRENCE_MISMATCH",
+            b"K4" => "ROLE_OCCURRENCE_MISMATCH",
+            b"H13" => "INVALID_DICTIONARY_VERSION",
+            b"F1" => "PERSON_NOT_FOUND",
+            b"H2" | b"H3" | b"H5" | b"H6" | b"H7" | b"H8" | b"H9" | b"H10" | b"H11" | b"H12" | b"REQ" => {
+                "VALIDATION_ERROR"
+            }
+            _ => rule,
+        }
+    }
 }

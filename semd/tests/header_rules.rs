@@ -417,7 +417,7 @@ fn h12_body_sections() {
         &[("H12", "/ClinicalDocument/component/structuredBody/component/section")],
     );
     let h = CdaHeader::parse(replace_one(SAMPLE, "code=\"RESCONS\"", "code=\"RECOMEND\"").as_bytes()).unwrap();
-    let not_tmk = egisz_semd::Expectations { require_rescons: false, ..expectations() };
+    let not_tmk = egisz_semd::Expectations { required_sections: Vec::new(), ..expectations() };
     assert_eq!(check(&h, &not_tmk), vec![]);
     expect(
         &replace_one(SAMPLE, "code=\"DOCINFO\"", "code=\"INFO\""),

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use common::*;
 use egisz_contract::Snils;
 use egisz_semd::signature::{DigestAlgorithm, DigestStatus};
-use egisz_semd::test_pki::{TestCa, TestPkiVerifier, TestSigner, sign_detached_by};
+use egisz_semd::test_pki::{SignOptions, TestCa, TestPkiVerifier, TestSigner, sign_detached_by};
 use egisz_semd::{
-    CdaHeader, SignatureVerifier, check_personal_signatures, check_signature, digest_status, match_signer,
-    parse_signature,
+    CdaHeader, SignatureVerifier, check_org_signature, check_personal_signatures, check_signature, digest_status,
+    match_signer, parse_signature,
 };
 
 fn utc(rfc3339: &str) -> DateTime<Utc> {
@@ -81,8 +81,71 @@ fn a_tampered_document_does_not_match_the_digest() {
     let tampered = SAMPLE.replace("плановая", "экстренная");
     assert_eq!(digest_status(&sig, tampered.as_bytes()), DigestStatus::Mismatch);
     let v = check_signature(&sig, tampered.as_bytes(), created());
-    assert_eq!(rules(&v), ["SIGNATURE_VERIFICATION_ERROR"]);
+    assert_eq!(rules(&v), ["INCONSISTENT_DIGESTS"]);
     assert!(v[0].path.ends_with("/signedAttrs/messageDigest"));
+}
+
+#[test]
+fn gost_digests_are_compared_with_the_document() {
+    let ca = ca();
+    let d = doctor(&ca, DOCTOR_SNILS);
+    let tampered = SAMPLE.replace("плановая", "экстренная");
+    for (digest, len) in [(DigestAlgorithm::Streebog256, 32), (DigestAlgorithm::Streebog512, 64)] {
+        for ber in [false, true] {
+            let options = SignOptions { digest: digest.clone(), ber };
+            let cms = d.sign_detached_with(SAMPLE.as_bytes(), &options);
+            assert_eq!(cms[1] == 0x80, ber, "{options:?}: BER has an indefinite outer length");
+            let sig = parse_signature(&cms).unwrap();
+            assert_eq!(sig.digest_algorithm, digest);
+            assert_eq!(sig.message_digest.len(), len);
+            assert_eq!(sig.signature_algorithm, "1.2.840.10045.2.1");
+            assert_eq!(check_signature(&sig, SAMPLE.as_bytes(), created()), vec![], "{options:?}");
+            let verdict = futures::executor::block_on(ca.verifier().verify(&sig, SAMPLE.as_bytes())).unwrap();
+            assert_eq!(verdict, vec![], "{options:?}: the test verifier checks the prehashed signature");
+            assert_eq!(rules(&check_signature(&sig, tampered.as_bytes(), created())), ["INCONSISTENT_DIGESTS"]);
+        }
+    }
+    // The known Streebog-256 value of the empty message (GOST R 34.11-2012 test vectors).
+    let empty = egisz_semd::digest(&DigestAlgorithm::Streebog256, b"").unwrap();
+    assert_eq!(
+        empty.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "3f539a213e97c802cc229d474c6aa32a825a360b2a933a949fd925208d9ce1bb"
+    );
+}
+
+#[test]
+fn a_ber_container_parses_like_its_der() {
+    let d = doctor(&ca(), DOCTOR_SNILS);
+    let der = d.sign_detached(SAMPLE.as_bytes());
+    let ber = d.sign_detached_with(SAMPLE.as_bytes(), &SignOptions { ber: true, ..SignOptions::default() });
+    assert_ne!(der, ber);
+    assert_eq!(parse_signature(&ber).unwrap(), parse_signature(&der).unwrap());
+    let mut truncated = ber.clone();
+    truncated.truncate(ber.len() - 2);
+    assert_eq!(rules(&parse_signature(&truncated).unwrap_err()), ["SIGNATURE_DECODING_ERROR"]);
+}
+
+#[test]
+fn an_algorithm_remd_does_not_take() {
+    let cms = doctor(&ca(), DOCTOR_SNILS).sign_detached(SAMPLE.as_bytes());
+    // The SHA-256 OID (2.16.840.1.101.3.4.2.1) of the SignerInfo's digestAlgorithm, made SHA-224 (…2.4).
+    let sha256 = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+    let mut changed = cms.clone();
+    let at = changed.windows(sha256.len()).rposition(|w| w == sha256).unwrap();
+    changed[at + sha256.len() - 1] = 0x04;
+    let sig = parse_signature(&changed).unwrap();
+    let v = check_signature(&sig, SAMPLE.as_bytes(), created());
+    assert_eq!(rules(&v), ["UNKNOWN_ALGORITHM"]);
+    assert!(v[0].path.ends_with("/digestAlgorithm"), "{}", v[0].path);
+    // ecdsa-with-SHA256 (1.2.840.10045.4.3.2) made ecdsa-with-SHA1 (1.2.840.10045.4.1).
+    let ecdsa = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02];
+    let mut changed = cms;
+    let at = changed.windows(ecdsa.len()).rposition(|w| w == ecdsa).unwrap();
+    changed[at + ecdsa.len() - 1] = 0x03;
+    let sig = parse_signature(&changed).unwrap();
+    let v = check_signature(&sig, SAMPLE.as_bytes(), created());
+    assert_eq!(rules(&v), ["UNKNOWN_ALGORITHM"]);
+    assert!(v[0].path.ends_with("/signatureAlgorithm"), "{}", v[0].path);
 }
 
 #[test]
@@ -129,8 +192,14 @@ fn an_organisation_certificate_carries_the_ogrn() {
     assert_eq!(sig.certificate.ogrn.as_deref(), Some("1024200702360"));
     assert_eq!(sig.certificate.snils, None);
     assert_eq!(check_signature(&sig, SAMPLE.as_bytes(), created()), vec![]);
+    assert_eq!(check_org_signature(&sig, SAMPLE.as_bytes(), created()), vec![]);
     let header = CdaHeader::parse(SAMPLE.as_bytes()).unwrap();
     assert_eq!(match_signer(&header, &sig).unwrap_err().rule, "VALUE_MISMATCH_METADATA_AND_CERTIFICATE");
+    // A person's certificate as the organisation's signature: no OGRN.
+    let personal = parse_signature(&doctor(&ca(), DOCTOR_SNILS).sign_detached(SAMPLE.as_bytes())).unwrap();
+    let v = check_org_signature(&personal, SAMPLE.as_bytes(), created());
+    assert_eq!(rules(&v), ["VALUE_MISMATCH_METADATA_AND_CERTIFICATE"]);
+    assert!(v[0].path.ends_with("/subject/OGRN"));
 }
 
 #[test]

@@ -19,7 +19,8 @@ pub fn expectations() -> Expectations {
         cda_code: "36".to_owned(),
         organization: Oid::parse(MO).unwrap(),
         now: at("2023-08-20T12:00:00+07:00"),
-        require_rescons: true,
+        required_sections: vec!["RESCONS".to_owned()],
+        template_ids: vec!["1.2.643.5.1.13.13.14.36.9.1".to_owned()],
         require_patient_snils: true,
     }
 }
