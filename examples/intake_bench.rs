@@ -135,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
     let key = issued.key;
 
     eprintln!("preparing {} signed documents…", a.requests);
-    let signer = TestCa::new("bench-ca").issue_doctor(
+    let signer = TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED).issue_doctor(
         "author",
         &Snils::parse("20311784514")?,
         Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),

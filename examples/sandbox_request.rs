@@ -10,15 +10,19 @@
 //!
 //! With `--release` it reuses what `cargo run --release -- serve` built. Options: `--kind N`
 //! (default 40), `--organization OID` (default: the document's custodian), `--out FILE`
-//! (default `data/sandbox-request.json`; `-` for stdout). Test signatures only: never for
-//! production documents.
+//! (default `data/sandbox-request.json`; `-` for stdout), `--digest sha256|streebog256|
+//! streebog512` (default streebog256, the GOST digest REMD takes), `--ber` (containers with
+//! indefinite lengths, as streaming signers write them), `--signatures-dir DIR` (also write
+//! each signature as `DIR/signature-<n>.p7s`, DER, for `egisz-gateway validate FILE
+//! --signature DIR/signature-1.p7s`). Test signatures only: never for production documents.
 
 use std::process::ExitCode;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{TimeZone, Utc};
-use egisz_semd::test_pki::TestCa;
+use egisz_semd::signature::DigestAlgorithm;
+use egisz_semd::test_pki::{SANDBOX_CA_SEED, SignOptions, TestCa};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -26,8 +30,23 @@ fn main() -> ExitCode {
     let mut kind = 40u32;
     let mut organization = None;
     let mut out = String::from("data/sandbox-request.json");
+    let mut options = SignOptions { digest: DigestAlgorithm::Streebog256, ber: false };
+    let mut signatures_dir = None;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--digest" => {
+                options.digest = match args.next().as_deref() {
+                    Some("sha256") => DigestAlgorithm::Sha256,
+                    Some("streebog256") => DigestAlgorithm::Streebog256,
+                    Some("streebog512") => DigestAlgorithm::Streebog512,
+                    other => {
+                        eprintln!("--digest: sha256, streebog256 or streebog512, not {other:?}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            "--ber" => options.ber = true,
+            "--signatures-dir" => signatures_dir = args.next(),
             "--kind" => kind = args.next().and_then(|k| k.parse().ok()).unwrap_or(kind),
             "--organization" => organization = args.next(),
             "--out" => out = args.next().unwrap_or(out),
@@ -77,7 +96,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ca = TestCa::new("egisz-sandbox-ca");
+    let ca = TestCa::new(SANDBOX_CA_SEED);
+    let mut containers = Vec::new();
     let signatures: Vec<serde_json::Value> = parts
         .signers
         .iter()
@@ -88,10 +108,27 @@ fn main() -> ExitCode {
                 Utc.with_ymd_and_hms(2010, 1, 1, 0, 0, 0).unwrap(),
                 Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap(),
             );
-            serde_json::json!({"role": "1", "role_version": "2.4", "data": B64.encode(signer.sign_detached(&bytes))})
+            let cms = signer.sign_detached_with(&bytes, &options);
+            let json = serde_json::json!({"role": "1", "role_version": "2.4", "data": B64.encode(&cms)});
+            containers.push(cms);
+            json
         })
         .collect();
     let signed = signatures.len();
+    if let Some(dir) = &signatures_dir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("cannot create {dir}: {e}");
+            return ExitCode::FAILURE;
+        }
+        for (i, cms) in containers.iter().enumerate() {
+            let path = std::path::Path::new(dir).join(format!("signature-{}.p7s", i + 1));
+            if let Err(e) = std::fs::write(&path, cms) {
+                eprintln!("cannot write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+            eprintln!("wrote {}", path.display());
+        }
+    }
     let body = serde_json::json!({
         "kind": kind,
         "organization": organization,

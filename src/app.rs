@@ -298,6 +298,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let notify_task = store.spawn_outbox_listener(Arc::clone(&outbox_wake), shutdown.clone());
 
     let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
+    let verification = verification_for(&config.validation.verifier)?;
+    let dictionaries = Arc::new(crate::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
     let state = AppState {
         store: Arc::clone(&store),
         auth: authenticator,
@@ -314,6 +316,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
             max_document_bytes: config.documents.max_bytes,
         }),
         mappings,
+        dictionaries,
+        validation: Arc::new(config.validation.clone()),
+        verification,
         outbox_wake,
         intake: intake.clone(),
         intake_permits: Arc::new(tokio::sync::Semaphore::new(config.api.intake_workers)),
@@ -554,4 +559,62 @@ async fn purge_expired(store: Arc<dyn Store>, stale_limit: Duration, callbacks_f
             Err(e) => tracing::warn!(error = %e, "purging console sign-ins failed"),
         }
     }
+}
+
+/// The signature verifier `validation.verifier` names.
+pub fn verification_for(choice: &crate::config::VerifierChoice) -> anyhow::Result<crate::validation::services::Verification> {
+    use crate::config::VerifierChoice;
+    use crate::validation::services::Verification;
+    Ok(match choice {
+        VerifierChoice::None => Verification::none(),
+        VerifierChoice::TestPki { ca: None } => {
+            let ca = egisz_semd::test_pki::TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED);
+            Verification::with(Arc::new(ca.verifier()))
+        }
+        VerifierChoice::TestPki { ca: Some(path) } => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading validation.test_pki_ca {}", path.display()))?;
+            let der = pem_or_der(&bytes);
+            let verifier = egisz_semd::test_pki::TestPkiVerifier::from_ca_der(&der)
+                .map_err(|e| anyhow::anyhow!("validation.test_pki_ca {}: not a certificate: {e}", path.display()))?;
+            Verification::with(Arc::new(verifier))
+        }
+        VerifierChoice::External { url, timeout } => Verification::with(Arc::new(
+            egisz_verifier::HttpVerifier::new(url.clone(), *timeout).context("the signature verifier's HTTP client")?,
+        )),
+    })
+}
+
+/// A certificate file's DER: the body of the first PEM block, or the bytes as they are.
+pub fn pem_or_der(bytes: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let Ok(text) = std::str::from_utf8(bytes) else { return bytes.to_vec() };
+    let Some(start) = text.find("-----BEGIN") else { return bytes.to_vec() };
+    let body: String = text[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect::<Vec<_>>()
+        .concat();
+    base64::engine::general_purpose::STANDARD.decode(body.trim()).unwrap_or_else(|_| bytes.to_vec())
+}
+
+/// The configured FRMR for a one-off command (`validate --frmr`): the remote client, or in
+/// sandbox mode an emulator of its own on free loopback ports (so that it does not clash
+/// with a running gateway). Keep the returned sandbox alive while asking.
+pub async fn frmr_for_command(config: &Config) -> anyhow::Result<(Arc<dyn FrmrRegistry>, Option<FrmrSandbox>)> {
+    let sandbox = match config.frmr.mode {
+        ServiceMode::Sandbox => Some(
+            FrmrSandbox::start(FrmrSandboxConfig {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                control_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                roster: config.sandbox.frmr_roster.clone(),
+                ..FrmrSandboxConfig::default()
+            })
+            .await
+            .context("starting the sandbox FRMR")?,
+        ),
+        ServiceMode::Remote => None,
+    };
+    let frmr = frmr_client(config, sandbox.as_ref(), Arc::new(egisz_contract::NoopObserver))?;
+    Ok((frmr, sandbox))
 }

@@ -40,6 +40,7 @@ pub struct Config {
     pub relay: RelayConfig,
     pub documents: DocumentsConfig,
     pub ops: OpsConfig,
+    pub validation: ValidationConfig,
     pub mappings: MappingsConfig,
     pub sandbox: SandboxConfig,
     pub log: LogConfig,
@@ -179,6 +180,25 @@ pub struct OpsConfig {
     pub session_ttl: Duration,
     /// Console cookies carry `Secure` (the console is served over HTTPS, e.g. behind a TLS proxy).
     pub secure_cookies: bool,
+}
+
+/// Which signature verifier intake uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifierChoice {
+    /// Structure and digest checks only.
+    None,
+    /// Real verification of the project's own test certificates: the sandbox CA, or the CA
+    /// certificate in `ca` (DER or PEM).
+    TestPki { ca: Option<PathBuf> },
+    /// An HTTP verification service (`docs/validation.md`, "The verification service").
+    External { url: Url, timeout: Duration },
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidationConfig {
+    /// The check of every signer against FRMR, per kind.
+    pub signers: crate::validation::policy::KindPolicies,
+    pub verifier: VerifierChoice,
 }
 
 #[derive(Debug, Clone)]
@@ -401,6 +421,19 @@ impl Config {
                 crate::serve::TlsGate::from_files(&tls.cert, &tls.key, &tls.client_ca, &tls.allowed_subjects)
         {
             problem("remd_listener.tls_cert", e);
+        }
+        if let VerifierChoice::TestPki { ca: Some(ca) } = &self.validation.verifier
+            && !ca.is_file()
+        {
+            problem("validation.test_pki_ca", format!("no such file: {}", ca.display()));
+        }
+        if self.remd.mode == ServiceMode::Remote && matches!(self.validation.verifier, VerifierChoice::TestPki { .. }) {
+            problem(
+                "validation.verifier",
+                "\"test-pki\" verifies only the project's test certificates and would refuse every real signature; \
+                 with remd.mode = \"remote\" use \"external\" (a GOST verification service) or \"none\""
+                    .into(),
+            );
         }
         if self.api.listen == self.remd_listener.listen && self.api.listen.port() != 0 {
             problem("remd_listener.listen", "must differ from api.listen".into());
@@ -773,6 +806,45 @@ impl Reader<'_> {
             session_ttl: self.duration("ops", "session_ttl"),
             secure_cookies: self.get("ops", "secure_cookies", "true or false", |b: bool| Ok(b)),
         };
+        let validation = ValidationConfig {
+            signers: {
+                let default = self.get("validation", "signers", "block, warn or off", |s: String| {
+                    crate::validation::policy::Policy::parse(&s)
+                        .ok_or_else(|| format!("expected block, warn or off, got {s:?}"))
+                });
+                let by_kind = self.get(
+                    "validation",
+                    "signers_by_kind",
+                    "entries like \"227=warn 119=off\"",
+                    |s: String| crate::validation::policy::KindPolicies::parse_exceptions(&s),
+                );
+                crate::validation::policy::KindPolicies { default, by_kind }
+            },
+            verifier: {
+                let kind = self.get("validation", "verifier", "none, test-pki or external", |s: String| {
+                    match s.as_str() {
+                        "none" | "test-pki" | "external" => Ok(s),
+                        other => Err(format!("expected none, test-pki or external, got {other:?}")),
+                    }
+                });
+                let url = self.optional_http_url("validation", "verifier_url");
+                let timeout = self.millis("validation", "verifier_timeout_ms");
+                let ca = self.optional_path("validation", "test_pki_ca");
+                match (kind.as_str(), url) {
+                    ("test-pki", _) => VerifierChoice::TestPki { ca },
+                    ("external", Some(url)) => VerifierChoice::External { url, timeout },
+                    ("external", None) => {
+                        self.problems.push(ConfigProblem {
+                            key: "validation.verifier_url".into(),
+                            message: "required when validation.verifier = \"external\"".into(),
+                            origin: None,
+                        });
+                        VerifierChoice::None
+                    }
+                    _ => VerifierChoice::None,
+                }
+            },
+        };
         let sandbox = SandboxConfig {
             frmr_listen: self.listen("sandbox", "frmr_listen"),
             frmr_control_listen: self.listen("sandbox", "frmr_control_listen"),
@@ -815,7 +887,21 @@ impl Reader<'_> {
                 parse_offset(&s).ok_or_else(|| format!("expected an offset like \"+07:00\", got {s:?}"))
             }),
         };
-        Config { database, api, remd_listener, frmr, remd, relay, documents, ops, mappings, sandbox, log, region }
+        Config {
+            database,
+            api,
+            remd_listener,
+            frmr,
+            remd,
+            relay,
+            documents,
+            ops,
+            validation,
+            mappings,
+            sandbox,
+            log,
+            region,
+        }
     }
 }
 

@@ -17,7 +17,11 @@
 //! - [`ops`] — operators' actions (through the lifecycle, audited), the queue's figures,
 //!   the REMD report;
 //! - [`console`] — the ops console at `/ops`: server-rendered Russian HTML, sessions, CSRF;
-//! - [`mappings`] — REMD codes, the gateway's own codes and document kinds, as data;
+//! - [`mappings`] — REMD codes, the gateway's own codes, document kinds with their profiles
+//!   and dictionary copies, as data;
+//! - [`validation`] — what intake and `validate` check of a signed document: the document
+//!   and its signatures (pure), each signer against FRMR and each signature against the
+//!   configured verifier (policies `block`/`warn`/`off`; an unreachable service warns);
 //! - [`remd_listener`] — REMD's calls to the gateway, and the trust rule of their results;
 //! - [`serve`] — how every listener serves connections: the connection cap, header-read
 //!   and idle timeouts, admission by address;
@@ -48,6 +52,7 @@ pub mod staff;
 pub mod store;
 pub mod submission;
 pub mod telemetry;
+pub mod validation;
 
 /// The current time, to the millisecond (what both databases store exactly).
 pub fn now() -> chrono::DateTime<chrono::Utc> {

@@ -140,8 +140,18 @@ pub const CLAIM: ClaimRule = ClaimRule {
     send_detail: "отправка в РЭМД",
 };
 
-/// The first event of every submission.
+/// The first event of every submission accepted without warnings.
 pub const INTAKE_DETAIL: &str = "документ принят и сохранён";
+
+/// The first event of a submission: [`INTAKE_DETAIL`], and the warnings it was accepted
+/// with, each with the REMD code it may draw.
+pub fn intake_detail(warnings: &[crate::submission::IntakeWarning]) -> String {
+    if warnings.is_empty() {
+        return INTAKE_DETAIL.to_owned();
+    }
+    let listed: Vec<String> = warnings.iter().map(|w| format!("{} ({}): {}", w.rule, w.remd_code, w.message)).collect();
+    format!("{INTAKE_DETAIL} с предупреждениями: {}", listed.join("; "))
+}
 
 /// The detail of REMD pulling the file (an event of `awaiting_result`, not a state).
 pub const PULL_DETAIL: &str = "РЭМД запросил файл документа";

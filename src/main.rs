@@ -37,6 +37,38 @@ enum Command {
     /// Manage API clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Check a signed document as intake would, without sending it: the header rules, the
+    /// kind's profile, the dictionaries, the signatures (and, with --frmr, the signers against
+    /// the configured FRMR). Exit code 0: valid; 1: invalid; 2: usage or unreadable input.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// The CDA document (XML), exactly the bytes that were signed.
+    file: PathBuf,
+    /// The NSI 1520 kind (40: TMK protocol).
+    #[arg(long)]
+    kind: u32,
+    /// A personal signature: detached CMS, DER/BER, base64 or PEM. Repeat for each.
+    #[arg(long = "signature", value_name = "FILE")]
+    signatures: Vec<PathBuf>,
+    /// The role of each --signature, in the same order: CODE or CODE@VERSION of NSI
+    /// 1.2.643.5.1.13.13.99.2.368 (default 1@2.4 for every one not given).
+    #[arg(long = "role", value_name = "CODE[@VERSION]")]
+    roles: Vec<String>,
+    /// The organisation's signature (detached CMS), when the kind carries one.
+    #[arg(long, value_name = "FILE")]
+    org_signature: Option<PathBuf>,
+    /// The submitting organisation's OID (default: the custodian named in the document).
+    #[arg(long, value_name = "OID")]
+    organization: Option<String>,
+    /// Check every author and the legal authenticator against the configured FRMR too.
+    #[arg(long)]
+    frmr: bool,
+    /// `text` (Russian, for people) or `json` (for pipelines).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,11 +113,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Command::CheckConfig = cli.command {
-        let problems: Vec<String> = [app::check_frmr_client(&config), app::check_remd_client(&config)]
-            .into_iter()
-            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
-            .collect();
+    let command = match cli.command {
+        Command::Validate(args) => return validate(args, &config),
+        other => other,
+    };
+    if let Command::CheckConfig = command {
+        let mappings = egisz_gateway::mappings::Mappings::load(config.mappings.dir.as_deref())
+            .map(|_| ())
+            .map_err(|problems| {
+                let list: Vec<String> = problems.iter().map(|p| format!("    {p}")).collect();
+                anyhow::anyhow!("the mappings do not load:\n{}", list.join("\n"))
+            });
+        let verifier = app::verification_for(&config.validation.verifier).map(|_| ());
+        let problems: Vec<String> =
+            [app::check_frmr_client(&config), app::check_remd_client(&config), mappings, verifier]
+                .into_iter()
+                .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+                .collect();
         if !problems.is_empty() {
             eprintln!("{} configuration problem(s):", problems.len());
             for p in problems {
@@ -105,7 +149,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    match runtime.block_on(run(command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -125,7 +169,166 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::CheckConfig => Ok(()),
         Command::Clients(c) => clients(c, config).await,
+        Command::Validate(_) => Ok(()),
     }
+}
+
+/// A signature file's bytes: PEM and base64 text decoded, DER/BER as they are.
+fn signature_bytes(bytes: Vec<u8>) -> Vec<u8> {
+    use base64::Engine;
+    if bytes.first() == Some(&0x30) {
+        return bytes;
+    }
+    let der = app::pem_or_der(&bytes);
+    if der.first() == Some(&0x30) {
+        return der;
+    }
+    let text: String = String::from_utf8_lossy(&bytes).split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap_or(bytes)
+}
+
+/// `validate`: exit 0 valid, 1 invalid, 2 usage.
+fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
+    use egisz_gateway::validation::{self, DocumentInput, PersonalInput, policy, report};
+    let usage = |message: String| {
+        eprintln!("ошибка: {message}");
+        ExitCode::from(2)
+    };
+    let read = |path: &PathBuf| std::fs::read(path).map_err(|e| format!("не удалось прочитать {}: {e}", path.display()));
+    let mappings = match egisz_gateway::mappings::Mappings::load(config.mappings.dir.as_deref()) {
+        Ok(m) => m,
+        Err(problems) => {
+            let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+            return usage(format!("справочники mappings/ не загружаются:\n{}", list.join("\n")));
+        }
+    };
+    let Some(kind) = mappings.kind(args.kind).cloned() else {
+        return usage(format!("вида документа {} нет в справочнике НСИ 1.2.643.5.1.13.13.11.1520", args.kind));
+    };
+    if args.roles.len() > args.signatures.len() {
+        return usage("ролей (--role) больше, чем подписей (--signature)".into());
+    }
+    let content = match read(&args.file) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let mut signatures = Vec::new();
+    for path in &args.signatures {
+        match read(path) {
+            Ok(b) => signatures.push(signature_bytes(b)),
+            Err(e) => return usage(e),
+        }
+    }
+    let org_signature = match args.org_signature.as_ref().map(read).transpose() {
+        Ok(o) => o.map(signature_bytes),
+        Err(e) => return usage(e),
+    };
+    let roles: Vec<(String, String)> = (0..signatures.len())
+        .map(|i| match args.roles.get(i).map(|r| r.split_once('@').map(|(c, v)| (c, v)).unwrap_or((r, "2.4"))) {
+            Some((code, version)) => (code.to_owned(), version.to_owned()),
+            None => ("1".to_owned(), "2.4".to_owned()),
+        })
+        .collect();
+    let organization = match &args.organization {
+        Some(raw) => match Oid::parse_organization(raw) {
+            Ok(o) => o,
+            Err(e) => return usage(format!("--organization: {e}")),
+        },
+        None => {
+            let custodian = egisz_semd::CdaHeader::parse(&content).ok().and_then(|h| {
+                h.custodians.first()?.organization.as_ref()?.id.as_ref()?.root.as_deref().and_then(|r| Oid::parse(r).ok())
+            });
+            match custodian {
+                Some(o) => o,
+                None => {
+                    return usage(
+                        "в документе нет OID организации-хранителя (custodian); укажите --organization".into(),
+                    );
+                }
+            }
+        }
+    };
+    let input = DocumentInput {
+        kind: &kind,
+        organization: &organization,
+        department: None,
+        content: &content,
+        signatures: signatures
+            .iter()
+            .zip(&roles)
+            .map(|(cms, (role, version))| Some(PersonalInput { role, role_version: version, cms }))
+            .collect(),
+        org_signature: org_signature.as_deref().map(Some),
+    };
+    let now = chrono::Utc::now().with_timezone(&config.region.utc_offset);
+    let checked = validation::check_document(&input, mappings.dictionaries(), now, config.region.utc_offset);
+    let mut errors = checked.violations;
+    let mut warnings = Vec::new();
+    let mut checks = vec![
+        "заголовок CDA (H1–H12)".to_owned(),
+        format!("профиль вида {} (K1–K4)", kind.kind),
+        "справочники (H13)".to_owned(),
+        "подписи: формат, алгоритмы, хеш документа, сроки сертификатов".to_owned(),
+    ];
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return usage(format!("не удалось запустить среду выполнения: {e}")),
+    };
+    if let Some(prepared) = &checked.prepared {
+        let verification = match app::verification_for(&config.validation.verifier) {
+            Ok(v) => v,
+            Err(e) => return usage(format!("{e:#}")),
+        };
+        let mut sorted = policy::Sorted::default();
+        if let Some(answer) = runtime.block_on(verification.check(&prepared.signatures, &content)) {
+            checks.push("значение подписи и цепочка сертификатов (validation.verifier)".into());
+            policy::apply(policy::Policy::Block, answer, &mut sorted);
+        }
+        if args.frmr {
+            checks.push("подписанты по ФРМР (--frmr)".into());
+            let date = prepared.parts.creation_date_time.date_naive();
+            let answer = runtime.block_on(async {
+                let (frmr, _sandbox) = app::frmr_for_command(config).await?;
+                let mut found = Vec::new();
+                for s in &prepared.signers {
+                    match frmr.person_full(&organization, &s.snils).await {
+                        Ok(person) => {
+                            found.extend(validation::signers::judge(s, &organization, date, person.as_ref()))
+                        }
+                        Err(f) => {
+                            return Ok::<_, anyhow::Error>(policy::Answer::Unreachable(
+                                egisz_semd::Violation::new(
+                                    egisz_semd::rules::F1,
+                                    s.path.clone(),
+                                    format!("ФРМР не ответил: {}", f.reason()),
+                                )
+                                .prevents("RUNTIME_ERROR"),
+                            ));
+                        }
+                    }
+                }
+                Ok(policy::Answer::Findings(found))
+            });
+            match answer {
+                Ok(a) => policy::apply(policy::Policy::Block, a, &mut sorted),
+                Err(e) => return usage(format!("{e:#}")),
+            }
+        }
+        errors.extend(sorted.errors);
+        warnings = sorted.warnings;
+    }
+    let r = report::Report {
+        valid: errors.is_empty(),
+        file: args.file.display().to_string(),
+        kind: kind.kind,
+        kind_name: kind.name.clone(),
+        organization: organization.to_string(),
+        errors,
+        warnings,
+        checks,
+    };
+    print!("{}", if args.format == "json" { report::json(&r) + "\n" } else { report::text(&r) });
+    if r.valid { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -269,6 +472,20 @@ fn print_config(c: &Config) {
         ("ops.bulk_retry_max", c.ops.bulk_retry_max.to_string()),
         ("ops.registration_deadline", humantime::format_duration(c.ops.registration_deadline).to_string()),
         ("mappings.dir", c.mappings.dir.as_ref().map_or_else(|| "built-in".into(), |d| d.display().to_string())),
+        ("validation.signers", c.validation.signers.describe()),
+        (
+            "validation.verifier",
+            match &c.validation.verifier {
+                egisz_gateway::config::VerifierChoice::None => "none (structure, algorithms, digests, dates)".into(),
+                egisz_gateway::config::VerifierChoice::TestPki { ca } => format!(
+                    "test-pki (trusts {})",
+                    ca.as_ref().map_or_else(|| "the sandbox test CA".into(), |p| p.display().to_string())
+                ),
+                egisz_gateway::config::VerifierChoice::External { url, timeout } => {
+                    format!("external {} (timeout {} ms)", redact_url(url.as_str()), timeout.as_millis())
+                }
+            },
+        ),
         (
             "log",
             format!(

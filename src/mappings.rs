@@ -1,23 +1,58 @@
 //! Dictionaries as data (`mappings/`): REMD message codes with their disposition and a
 //! Russian hint for ops, the gateway's own codes (`GATEWAY_*`, for what the gateway itself
-//! concludes: retries exhausted, a result that never came…) in the same shape, and the
-//! document kinds REMD registers. The files are compiled in
-//! as the default; `mappings.dir` points at a directory with newer copies. Every file is
-//! validated as it loads, and a broken file stops the start with every problem listed.
+//! concludes: retries exhausted, a result that never came…) in the same shape, the
+//! document kinds REMD registers with the profile intake checks for each
+//! (`kind-profiles.toml`), and the dictionary copies rule H13 checks against
+//! (`dictionaries.tsv`). The files are compiled in as the default; `mappings.dir` points at
+//! a directory with newer copies. Every file is validated as it loads, and a broken file
+//! stops the start with every problem listed.
+//!
+//! Layout: this file (codes, kinds, loading); `profiles` (`kind-profiles.toml`);
+//! `dictionaries` (copies by `(oid, version)` and the H13 view of a kind).
+
+mod dictionaries;
+mod profiles;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::NaiveDate;
 
+pub use dictionaries::{Coverage, DictionaryCopy, DictionarySet, KindDictionaries, LiveDictionaries};
+
 use crate::submission::Disposition;
 
 const CODES_FILE: &str = "remd-message-codes.tsv";
 const KINDS_FILE: &str = "document-kinds.tsv";
 const GATEWAY_FILE: &str = "gateway-codes.tsv";
+const PROFILES_FILE: &str = "kind-profiles.toml";
+const DICTIONARIES_FILE: &str = "dictionaries.tsv";
 const EMBEDDED_GATEWAY: &str = include_str!("../mappings/gateway-codes.tsv");
 const EMBEDDED_CODES: &str = include_str!("../mappings/remd-message-codes.tsv");
 const EMBEDDED_KINDS: &str = include_str!("../mappings/document-kinds.tsv");
+const EMBEDDED_PROFILES: &str = include_str!("../mappings/kind-profiles.toml");
+const EMBEDDED_DICTIONARIES: &str = include_str!("../mappings/dictionaries.tsv");
+
+/// The texts the mappings load from.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    pub codes: &'a str,
+    pub gateway: &'a str,
+    pub kinds: &'a str,
+    pub profiles: &'a str,
+    pub dictionaries: &'a str,
+}
+
+impl Sources<'static> {
+    /// The compiled-in copies.
+    pub const EMBEDDED: Sources<'static> = Sources {
+        codes: EMBEDDED_CODES,
+        gateway: EMBEDDED_GATEWAY,
+        kinds: EMBEDDED_KINDS,
+        profiles: EMBEDDED_PROFILES,
+        dictionaries: EMBEDDED_DICTIONARIES,
+    };
+}
 
 /// What the gateway does about one REMD message code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +69,8 @@ pub enum OrgSignature {
     Forbidden,
 }
 
-/// A document kind of NSI 1.2.643.5.1.13.13.11.1520.
+/// A document kind of NSI 1.2.643.5.1.13.13.11.1520, with its profile from
+/// `kind-profiles.toml` (the defaults when it has none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KindRule {
     pub kind: u32,
@@ -43,8 +79,21 @@ pub struct KindRule {
     pub name: String,
     pub valid_from: Option<NaiveDate>,
     pub valid_until: Option<NaiveDate>,
-    pub template_id: Option<String>,
+    /// `ClinicalDocument/templateId/@root` values, one of which the document names (K1);
+    /// empty: not checked.
+    pub template_ids: Vec<String>,
+    /// Section codes the kind needs (H12); `DOCINFO` at least.
+    pub required_sections: Vec<String>,
+    /// The patient's SNILS is required (H8, `NO_SNILS`).
+    pub patient_snils_required: bool,
     pub org_signature: OrgSignature,
+    /// Signer roles (NSI 1.2.643.5.1.13.13.99.2.368) each needing a personal signature (K4).
+    pub signer_roles: Vec<String>,
+    /// Dictionary OID → the versions the kind allows (H13); a dictionary not named here is
+    /// not version-checked.
+    pub dictionaries: HashMap<String, Vec<String>>,
+    /// The kind has a profile in `kind-profiles.toml`.
+    pub profiled: bool,
 }
 
 impl KindRule {
@@ -120,6 +169,7 @@ pub struct Mappings {
     codes: HashMap<String, CodeRule>,
     gateway: HashMap<String, CodeRule>,
     kinds: HashMap<u32, KindRule>,
+    dictionaries: DictionarySet,
 }
 
 /// A row that did not load.
@@ -134,12 +184,12 @@ pub struct MappingProblem {
 impl Mappings {
     /// The compiled-in copies.
     pub fn embedded() -> Result<Self, Vec<MappingProblem>> {
-        Self::parse_all(EMBEDDED_CODES, EMBEDDED_GATEWAY, EMBEDDED_KINDS)
+        Self::parse_all(Sources::EMBEDDED)
     }
 
-    /// From `dir` (the REMD codes and the kinds must be there; `gateway-codes.tsv` is taken
-    /// from the compiled-in copy when the directory has none), or the compiled-in copies
-    /// when `dir` is `None`.
+    /// From `dir` (the REMD codes and the kinds must be there; `gateway-codes.tsv`,
+    /// `kind-profiles.toml` and `dictionaries.tsv` are taken from the compiled-in copies when
+    /// the directory has none), or the compiled-in copies when `dir` is `None`.
     pub fn load(dir: Option<&Path>) -> Result<Self, Vec<MappingProblem>> {
         let Some(dir) = dir else { return Self::embedded() };
         let read = |name: &str| {
@@ -147,21 +197,48 @@ impl Mappings {
                 vec![MappingProblem { file: dir.join(name).display().to_string(), line: 0, message: e.to_string() }]
             })
         };
-        let gateway = if dir.join(GATEWAY_FILE).exists() { read(GATEWAY_FILE)? } else { EMBEDDED_GATEWAY.to_owned() };
-        Self::parse_all(&read(CODES_FILE)?, &gateway, &read(KINDS_FILE)?)
+        let or_embedded =
+            |name: &str, embedded: &str| if dir.join(name).exists() { read(name) } else { Ok(embedded.to_owned()) };
+        let (codes, kinds) = (read(CODES_FILE)?, read(KINDS_FILE)?);
+        let gateway = or_embedded(GATEWAY_FILE, EMBEDDED_GATEWAY)?;
+        let profiles = or_embedded(PROFILES_FILE, EMBEDDED_PROFILES)?;
+        let dictionaries = or_embedded(DICTIONARIES_FILE, EMBEDDED_DICTIONARIES)?;
+        Self::parse_all(Sources {
+            codes: &codes,
+            gateway: &gateway,
+            kinds: &kinds,
+            profiles: &profiles,
+            dictionaries: &dictionaries,
+        })
     }
 
-    /// The REMD codes and the kinds given, the gateway's codes compiled in.
+    /// The REMD codes and the kinds given, everything else compiled in.
     pub fn parse(codes_tsv: &str, kinds_tsv: &str) -> Result<Self, Vec<MappingProblem>> {
-        Self::parse_all(codes_tsv, EMBEDDED_GATEWAY, kinds_tsv)
+        Self::parse_all(Sources { codes: codes_tsv, kinds: kinds_tsv, ..Sources::EMBEDDED })
     }
 
-    pub fn parse_all(codes_tsv: &str, gateway_tsv: &str, kinds_tsv: &str) -> Result<Self, Vec<MappingProblem>> {
+    pub fn parse_all(sources: Sources<'_>) -> Result<Self, Vec<MappingProblem>> {
         let mut problems = Vec::new();
-        let codes = parse_codes(codes_tsv, &mut problems);
-        let gateway = parse_gateway(gateway_tsv, &mut problems);
-        let kinds = parse_kinds(kinds_tsv, &mut problems);
-        if problems.is_empty() { Ok(Self { codes, gateway, kinds }) } else { Err(problems) }
+        let codes = parse_codes(sources.codes, &mut problems);
+        let gateway = parse_gateway(sources.gateway, &mut problems);
+        let mut kinds = parse_kinds(sources.kinds, &mut problems);
+        if problems.is_empty() {
+            profiles::apply(sources.profiles, &mut kinds, &mut problems);
+        }
+        let dictionaries = dictionaries::parse(sources.dictionaries, &mut problems);
+        if problems.is_empty() { Ok(Self { codes, gateway, kinds, dictionaries }) } else { Err(problems) }
+    }
+
+    /// The shipped dictionary copies (`dictionaries.tsv`): the fallback under what NSI gives.
+    pub fn dictionaries(&self) -> &DictionarySet {
+        &self.dictionaries
+    }
+
+    /// The kinds with a profile, by number.
+    pub fn profiled_kinds(&self) -> Vec<&KindRule> {
+        let mut out: Vec<&KindRule> = self.kinds.values().filter(|k| k.profiled).collect();
+        out.sort_by_key(|k| k.kind);
+        out
     }
 
     /// The rule of one of the gateway's own codes (every one is present: the loader checks).
@@ -300,17 +377,7 @@ fn code_rows(file: &str, text: &str, header: &[&str], problems: &mut Vec<Mapping
 }
 
 fn parse_kinds(text: &str, problems: &mut Vec<MappingProblem>) -> HashMap<u32, KindRule> {
-    let header = [
-        "kind",
-        "cda_code",
-        "name",
-        "format",
-        "valid_from",
-        "valid_until",
-        "template_id",
-        "org_signature",
-        "signer_roles",
-    ];
+    let header = ["kind", "cda_code", "name", "format", "valid_from", "valid_until"];
     let mut kinds = HashMap::new();
     for (line, f) in rows(KINDS_FILE, text, &header, problems) {
         let problem = |message: String| MappingProblem { file: KINDS_FILE.into(), line, message };
@@ -328,23 +395,19 @@ fn parse_kinds(text: &str, problems: &mut Vec<MappingProblem>) -> HashMap<u32, K
         };
         let valid_from = date(f[4], "valid_from", problems);
         let valid_until = date(f[5], "valid_until", problems);
-        let org_signature = match f[7] {
-            "required" => OrgSignature::Required,
-            "optional" => OrgSignature::Optional,
-            "forbidden" => OrgSignature::Forbidden,
-            other => {
-                problems.push(problem(format!("org_signature {other:?}")));
-                continue;
-            }
-        };
         let rule = KindRule {
             kind,
             cda_code: f[1].to_owned(),
             name: f[2].to_owned(),
             valid_from,
             valid_until,
-            template_id: Some(f[6].to_owned()).filter(|s| !s.is_empty()),
-            org_signature,
+            template_ids: Vec::new(),
+            required_sections: vec!["DOCINFO".to_owned()],
+            patient_snils_required: false,
+            org_signature: OrgSignature::Optional,
+            signer_roles: Vec::new(),
+            dictionaries: HashMap::new(),
+            profiled: false,
         };
         if kinds.insert(kind, rule).is_some() {
             problems.push(problem(format!("kind {kind} appears twice")));
@@ -393,7 +456,7 @@ mod tests {
     #[test]
     fn broken_rows_are_all_reported() {
         let codes = "code\tdisposition\thint_ru\tnsi_description\nA\tmaybe\th\td\nB\tretry\t\td\nC\tretry\th\n";
-        let kinds = "kind\tcda_code\tname\tformat\tvalid_from\tvalid_until\ttemplate_id\torg_signature\tsigner_roles\nx\t1\tn\t1\t\t\t\toptional\t\n";
+        let kinds = "kind\tcda_code\tname\tformat\tvalid_from\tvalid_until\nx\t1\tn\t1\t\t\n";
         let problems = Mappings::parse(codes, kinds).unwrap_err();
         assert_eq!(problems.len(), 5, "{problems:?}");
     }
@@ -401,9 +464,64 @@ mod tests {
     #[test]
     fn a_gateway_file_without_one_of_the_codes_is_refused() {
         let gateway = EMBEDDED_GATEWAY.lines().filter(|l| !l.starts_with("GATEWAY_NO_RESULT")).collect::<Vec<_>>();
-        let problems = Mappings::parse_all(EMBEDDED_CODES, &gateway.join("\n"), EMBEDDED_KINDS).unwrap_err();
+        let gateway = gateway.join("\n");
+        let problems = Mappings::parse_all(Sources { gateway: &gateway, ..Sources::EMBEDDED }).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].message.contains("GATEWAY_NO_RESULT"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_shipped_profiles_and_dictionaries_load() {
+        let m = Mappings::embedded().unwrap();
+        let kinds: Vec<u32> = m.profiled_kinds().iter().map(|k| k.kind).collect();
+        assert_eq!(kinds, [40, 119, 160, 227]);
+        let tmk = m.kind(40).unwrap();
+        assert_eq!(tmk.template_ids, ["1.2.643.5.1.13.13.14.36.9.1"]);
+        assert_eq!(tmk.required_sections, ["DOCINFO", "RESCONS"]);
+        assert_eq!(tmk.dictionaries["1.2.643.5.1.13.13.11.1002"], ["7.5"]);
+        let unprofiled = m.kind(4).unwrap();
+        assert!(!unprofiled.profiled && unprofiled.template_ids.is_empty());
+        assert_eq!(unprofiled.required_sections, ["DOCINFO"]);
+        let gender = m.dictionaries().get("1.2.643.5.1.13.13.11.1040", "2.1").unwrap();
+        assert_eq!(gender.coverage, Coverage::Complete);
+        assert_eq!(gender.names["2"], "Женский");
+    }
+
+    #[test]
+    fn broken_profiles_and_dictionaries_are_reported() {
+        let profiles = r#"
+[[kind]]
+kind = 40
+cda_code = "37"
+template_ids = ["not an oid"]
+required_sections = ["RESCONS"]
+patient_snils = "optional"
+org_signature = "optional"
+signer_roles = ["x"]
+[kind.dictionaries]
+"1.2.643.5.1.13.13.11.1522" = []
+
+[[kind]]
+kind = 99999
+cda_code = "1"
+required_sections = ["DOCINFO"]
+patient_snils = "optional"
+org_signature = "optional"
+"#;
+        let problems = Mappings::parse_all(Sources { profiles, ..Sources::EMBEDDED }).unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 6, "{text:#?}");
+        for needle in ["cda_code \"37\"", "not an OID", "DOCINFO", "signer role", "versions", "99999"] {
+            assert!(text.iter().any(|t| t.contains(needle)), "{needle}: {text:#?}");
+        }
+        let typo = "[[kind]]\nkind = 40\ncda_code = \"36\"\nrequired_sections = [\"DOCINFO\"]\npatient_snils = \"maybe\"\norg_signature = \"optional\"\n";
+        let problems = Mappings::parse_all(Sources { profiles: typo, ..Sources::EMBEDDED }).unwrap_err();
+        assert_eq!(problems[0].file, "kind-profiles.toml");
+        assert_eq!(problems[0].line, 5, "{problems:?}");
+
+        let dictionaries = "oid\tversion\tcoverage\tcode\tname\nx\t1\tsubset\tA\tB\n1.2.3\t1\tall\tA\tB\n1.2.3\t1\tsubset\tA\tB\n1.2.3\t1\tcomplete\tC\tD\n1.2.3\t1\tsubset\tA\tB\n";
+        let problems = Mappings::parse_all(Sources { dictionaries, ..Sources::EMBEDDED }).unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:?}");
     }
 
     #[test]

@@ -113,6 +113,20 @@ pub struct SubmissionError {
     pub hint_ru: String,
 }
 
+/// What intake found wrong but accepted the document with: a check under the `warn`
+/// policy, or a service (FRMR, the signature verifier) that could not be asked. Shown in
+/// the status and the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct IntakeWarning {
+    /// The rule id (`F1`, `V1`, …).
+    pub rule: String,
+    /// Where, as in a 422's `errors`.
+    pub path: String,
+    pub message: String,
+    /// The REMD code the document may draw because of it.
+    pub remd_code: String,
+}
+
 /// A submission as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubmissionRecord {
@@ -136,6 +150,8 @@ pub struct SubmissionRecord {
     pub emdr_id: Option<String>,
     pub registered_at: Option<DateTime<Utc>>,
     pub errors: Vec<SubmissionError>,
+    /// What intake accepted the document with (empty: nothing).
+    pub warnings: Vec<IntakeWarning>,
     pub awaiting_since: Option<DateTime<Utc>>,
     /// The MessageID of the latest registerDocument sent.
     pub current_message_id: Option<String>,
@@ -171,6 +187,9 @@ pub struct NewSubmission {
     pub request: RegisterDocument,
     pub created_at: DateTime<Utc>,
     pub actor: String,
+    pub warnings: Vec<IntakeWarning>,
+    /// The first event's detail ([`crate::lifecycle::intake_detail`]).
+    pub detail: String,
 }
 
 /// What intake found.
@@ -298,6 +317,8 @@ pub(crate) mod tests_support {
             request: request(local_uid),
             created_at: crate::now(),
             actor: "test".into(),
+            warnings: vec![],
+            detail: crate::lifecycle::INTAKE_DETAIL.into(),
         }
     }
 
@@ -320,6 +341,7 @@ pub(crate) mod tests_support {
             emdr_id: None,
             registered_at: None,
             errors: vec![],
+            warnings: vec![],
             awaiting_since: None,
             current_message_id: None,
             checks: 0,

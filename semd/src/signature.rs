@@ -134,9 +134,15 @@ pub struct ParsedSignature {
     pub certificate: SignerCertificate,
     signed_attributes: Vec<u8>,
     signature_value: Vec<u8>,
+    container: Vec<u8>,
 }
 
 impl ParsedSignature {
+    /// The whole container, DER (BER input rewritten), for a verifier that needs it.
+    pub fn container(&self) -> &[u8] {
+        &self.container
+    }
+
     /// The signed attributes exactly as signed: the DER `SET OF Attribute` (tag 0x31) that
     /// the signature value is over.
     pub fn signed_attributes(&self) -> &[u8] {
@@ -235,6 +241,7 @@ pub fn parse_signature(encoded: &[u8]) -> Result<ParsedSignature, Vec<Violation>
         certificate: signer_certificate(certificate)?,
         signed_attributes,
         signature_value: signer.signature.as_bytes().to_vec(),
+        container: der.to_vec(),
     })
 }
 

@@ -170,6 +170,11 @@ fn validity(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> Validity {
     Validity { not_before: x509_time(not_before), not_after: x509_time(not_after) }
 }
 
+/// The seed of the sandbox's test CA: what `validation.verifier = "test-pki"` trusts by
+/// default, and what the sandbox's example requests and the tests sign with. Public on
+/// purpose — nothing signed by it is worth anything.
+pub const SANDBOX_CA_SEED: &str = "egisz-sandbox-ca";
+
 /// The test certificate authority.
 pub struct TestCa {
     key: SigningKey,

@@ -75,6 +75,9 @@ pub mod rules {
     /// Every signer (authors and the legal authenticator who signed) in FRMR, employed by the
     /// organisation on the document's date, in the position the document gives.
     pub const F1: &str = "F1";
+    /// Every signature's value and certificate chain verified by the configured verifier
+    /// (the verifier's own findings carry REMD codes as rule ids; `V1` is "not verified").
+    pub const V1: &str = "V1";
 
     // Signature checks: REMD message codes (NSI 1.2.643.5.1.13.13.99.2.305).
     /// Not a DER CMS ContentInfo/SignedData, or a part of it could not be decoded.
@@ -108,7 +111,7 @@ pub mod rules {
     pub const LEGAL_AUTHENTICATOR_NOT_FOUND: &str = "LEGAL_AUTHENTICATOR_NOT_FOUND";
 
     /// Every rule id this crate and the gateway's intake report, in the order of the docs.
-    pub const ALL: [&str; 34] = [
+    pub const ALL: [&str; 35] = [
         XML,
         H1,
         H2,
@@ -129,6 +132,7 @@ pub mod rules {
         K3,
         K4,
         F1,
+        V1,
         SIGNATURE_DECODING_ERROR,
         WRONG_SIGNATURE_FORMAT,
         NO_SIGNATURE,
@@ -158,6 +162,7 @@ pub mod rules {
             b"K4" => "ROLE_OCCURRENCE_MISMATCH",
             b"H13" => "INVALID_DICTIONARY_VERSION",
             b"F1" => "PERSON_NOT_FOUND",
+            b"V1" => "SIGNATURE_VERIFICATION_ERROR",
             b"H2" | b"H3" | b"H5" | b"H6" | b"H7" | b"H8" | b"H9" | b"H10" | b"H11" | b"H12" | b"REQ" => {
                 "VALIDATION_ERROR"
             }

@@ -11,7 +11,7 @@ use super::AppState;
 use super::extract::{ApiPath, ApiQuery, Caller};
 use super::problem::{ApiError, FieldError, Problem};
 use crate::auth::{Role, Scope};
-use crate::submission::{Event, ListFilter, Status, SubmissionError, SubmissionRecord};
+use crate::submission::{Event, IntakeWarning, ListFilter, Status, SubmissionError, SubmissionRecord};
 
 /// Links to related resources.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -40,6 +40,9 @@ pub struct DocumentStatus {
     /// When the relay takes it next (`queued`, `retry_wait`, `unknown`).
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub errors: Vec<SubmissionError>,
+    /// What intake accepted the document with: a check under the `warn` policy, or FRMR or
+    /// the signature verifier unreachable (empty: nothing).
+    pub warnings: Vec<IntakeWarning>,
     /// The timeline, oldest first (only on `GET /api/v1/documents/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<Event>>,
@@ -62,6 +65,7 @@ impl DocumentStatus {
             attempts: r.attempts,
             next_attempt_at: r.next_attempt_at,
             errors: r.errors.clone(),
+            warnings: r.warnings.clone(),
             events,
             links: Links { self_: format!("/api/v1/documents/{}", r.id) },
         }

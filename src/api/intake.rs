@@ -1,7 +1,10 @@
 //! `POST /api/v1/documents`: a signed document for registration in REMD.
 //!
-//! The CDA is parsed once; every rule that fails is reported (nothing is stored then); the
-//! REMD request is derived from the document and its signatures, never typed twice; the
+//! The CDA is parsed once and checked with its signatures ([`crate::validation`]); then each
+//! signer against FRMR and each signature against the configured verifier, concurrently,
+//! by the kind's policy. Every rule that fails is reported with the REMD code it prevents
+//! (nothing is stored then); warnings are stored with the submission. The REMD request is
+//! derived from the document and its signatures, never typed twice; the
 //! bytes, their checksum, the request, the submission and its first event are stored in ONE
 //! transaction, durable on disk, before the answer.
 //!
@@ -18,8 +21,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
 use egisz_contract::Oid;
-use egisz_contract::remd::{Coded, PersonalSignature, SignatureData};
-use egisz_semd::{Expectations, ParsedSignature, Violation};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -28,8 +29,9 @@ use super::documents::{DocumentStatus, store_error};
 use super::extract::{ApiJson, Caller};
 use super::problem::{ApiError, FieldError, FieldErrors, Problem};
 use crate::auth::Role;
-use crate::mappings::OrgSignature;
 use crate::submission::{Intake, NewSubmission};
+use crate::validation::policy::{self, Policy, Sorted};
+use crate::validation::{self, DocumentInput, PersonalInput, Prepared, services};
 
 /// A personal signature of the document.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -58,15 +60,6 @@ pub struct SubmitRequest {
     pub org_signature: Option<String>,
 }
 
-fn field(v: Violation) -> FieldError {
-    FieldError::new(v.rule, v.path, v.message)
-}
-
-fn nested(prefix: &str, v: Violation) -> FieldError {
-    let path = if v.path.is_empty() || v.path == "/" { prefix.to_owned() } else { format!("{prefix}{}", v.path) };
-    FieldError::new(v.rule, path, v.message)
-}
-
 /// Most personal signatures in one submission (a TMK protocol has one or two).
 pub const MAX_SIGNATURES: usize = 16;
 
@@ -87,7 +80,7 @@ fn decode(raw: &str) -> Option<Vec<u8>> {
         (status = 403, description = "No `submitter` role, or the organisation is outside the key's scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`duplicate_local_uid`: the same organisation and localUid with other bytes", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`, with every failed rule in `errors`; nothing is stored", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, with every failed rule in `errors` (each with the REMD code it prevents); nothing is stored", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -105,12 +98,13 @@ pub async fn submit(
             prepare(&state, &caller, body)
         })
     };
-    let new = prepared.await.map_err(|e| {
+    let ready = prepared.await.map_err(|e| {
         tracing::error!(error = %e, "document intake: the check of a document failed");
         ApiError::internal(
             "проверка документа завершилась внутренней ошибкой; идентификатор запроса указывает на неё в журнале",
         )
     })??;
+    let new = service_checks(&state, ready).await?;
     match state.intake.intake(new).await.map_err(store_error)? {
         Intake::Created(record) => {
             state.outbox_wake.notify_waiters();
@@ -140,9 +134,49 @@ fn unavailable() -> ApiError {
     .with_retry_after(5)
 }
 
-/// Every check of a submission, on the bytes: the stored submission when all pass, else
-/// the 422 with every failed rule (the first [`FieldErrors::MAX_REPORTED`]).
-fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<NewSubmission, ApiError> {
+/// A submission that passed every check on its bytes, waiting for the service checks.
+pub struct Ready {
+    new: NewSubmission,
+    kind: u32,
+    date: chrono::NaiveDate,
+    prepared: Prepared,
+}
+
+/// The service checks (each signer against FRMR, each signature against the verifier),
+/// sorted by policy; then the submission with its warnings, or the 422.
+async fn service_checks(state: &AppState, ready: Ready) -> Result<NewSubmission, ApiError> {
+    let Ready { mut new, kind, date, prepared } = ready;
+    let mut sorted = Sorted::default();
+    let signers = state.validation.signers.for_kind(kind);
+    let frmr = async {
+        match signers {
+            Policy::Off => None,
+            _ => Some(services::check_signers(&state.staff, &new.organization, date, &prepared.signers).await),
+        }
+    };
+    let verifier = state.verification.check(&prepared.signatures, &new.content);
+    let (frmr, verified) = futures::join!(frmr, verifier);
+    if let Some(answer) = verified {
+        // A verifier's verdict is certain: it refuses; only its absence warns.
+        policy::apply(Policy::Block, answer, &mut sorted);
+    }
+    if let Some(answer) = frmr {
+        policy::apply(signers, answer, &mut sorted);
+    }
+    if !sorted.errors.is_empty() {
+        let mut errors = FieldErrors::default();
+        errors.extend(sorted.errors.into_iter().map(FieldError::from));
+        return Err(errors.into_error());
+    }
+    new.detail = crate::lifecycle::intake_detail(&sorted.warnings);
+    new.warnings = sorted.warnings;
+    Ok(new)
+}
+
+/// Every check of a submission on its bytes: the submission, waiting for the service
+/// checks, when all pass, else the 422 with every failed rule (the first
+/// [`FieldErrors::MAX_REPORTED`]).
+fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Ready, ApiError> {
     let mut errors = FieldErrors::default();
 
     let organization = match Oid::parse_organization(&body.organization) {
@@ -212,198 +246,79 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<New
         return Err(errors.into_error());
     }
 
+    // The transport encoding of each signature; what is inside is the validation's.
+    let decoded: Vec<Option<Vec<u8>>> = body
+        .signatures
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let der = decode(&s.data);
+            if der.is_none() {
+                errors.push(FieldError::new("signature_base64", format!("/signatures/{i}/data"), "подпись должна быть в base64"));
+            }
+            der
+        })
+        .collect();
+    let org_decoded = body.org_signature.as_deref().map(|raw| {
+        let der = decode(raw);
+        if der.is_none() {
+            errors.push(FieldError::new("signature_base64", "/org_signature", "подпись должна быть в base64"));
+        }
+        der
+    });
+    let input = DocumentInput {
+        kind: &kind,
+        organization: &organization,
+        department: department.as_ref(),
+        content: &content,
+        signatures: body
+            .signatures
+            .iter()
+            .zip(&decoded)
+            .map(|(s, der)| {
+                der.as_deref().map(|cms| PersonalInput { role: &s.role, role_version: &s.role_version, cms })
+            })
+            .collect(),
+        org_signature: org_decoded.as_ref().map(|d| d.as_deref()),
+    };
     let now = Utc::now().with_timezone(&state.settings.utc_offset);
-    let expectations = Expectations {
-        kind: kind.kind,
-        cda_code: kind.cda_code.clone(),
-        organization: organization.clone(),
-        now,
-        require_rescons: kind.kind == 40,
-        require_patient_snils: false,
-    };
-    let header = match egisz_semd::CdaHeader::parse(&content) {
-        Ok(h) => h,
-        Err(violations) => {
-            // A document that does not parse can be checked no further.
-            errors.extend(violations.into_iter().map(field));
-            return Err(errors.into_error());
-        }
-    };
-    errors.extend(egisz_semd::check(&header, &expectations).into_iter().map(field));
-    if let Some(template) = &kind.template_id
-        && !header.template_ids.iter().any(|t| t == template)
-    {
-        errors.push(FieldError::new(
-            "template_id",
-            "/ClinicalDocument/templateId/@root",
-            format!("для вида {} ожидается templateId {template}", kind.kind),
-        ));
-    }
-    let parts = match egisz_semd::register_request_parts(&header, state.settings.utc_offset) {
-        Ok(p) => Some(p),
-        Err(violations) => {
-            errors.extend(violations.into_iter().map(field));
-            None
-        }
-    };
-    if let Some(p) = &parts
-        && !kind.valid_on(p.creation_date_time.date_naive())
-    {
-        errors.push(FieldError::new(
-            "NO_DOCUMENT_KIND_ON_DATE",
-            "/ClinicalDocument/effectiveTime/@value",
-            format!("вид {} не действует на дату создания документа", kind.kind),
-        ));
-    }
-
-    // Signatures: each parsed, checked against the bytes and matched to a signer.
-    if body.signatures.is_empty() {
-        errors.push(FieldError::new(
-            "NO_SIGNATURE",
-            "/signatures",
-            "нужна хотя бы одна подпись медицинского работника",
-        ));
-    }
-    let created = parts.as_ref().map(|p| p.creation_date_time);
-    let mut parsed: Vec<ParsedSignature> = Vec::new();
-    let mut personal = Vec::new();
-    for (i, s) in body.signatures.iter().enumerate() {
-        let at = format!("/signatures/{i}");
-        let role_ok = !s.role.trim().is_empty() && s.role.trim().bytes().all(|b| b.is_ascii_digit());
-        if !role_ok || s.role_version.trim().is_empty() {
-            errors.push(FieldError::new(
-                "signer_role",
-                format!("{at}/role"),
-                "роль подписанта — код НСИ 1.2.643.5.1.13.13.99.2.368 с версией",
-            ));
-        }
-        let Some(der) = decode(&s.data) else {
-            errors.push(FieldError::new("signature_base64", format!("{at}/data"), "подпись должна быть в base64"));
-            continue;
-        };
-        let sig = match egisz_semd::parse_signature(&der) {
-            Ok(sig) => sig,
-            Err(vs) => {
-                errors.extend(vs.into_iter().map(|v| nested(&at, v)));
-                continue;
-            }
-        };
-        if let Some(created) = created {
-            errors.extend(egisz_semd::check_signature(&sig, &content, created).into_iter().map(|v| nested(&at, v)));
-        }
-        let role = Coded { code: s.role.trim().to_owned(), version: s.role_version.trim().to_owned() };
-        match (&parts, &sig.certificate.snils) {
-            (Some(p), Some(snils)) => match p.signer(snils, role) {
-                Some(signer) => personal.push(PersonalSignature {
-                    signer,
-                    signature: SignatureData { checksum: egisz_remd::checksum(&der), data: der.clone() },
-                }),
-                None => errors.push(FieldError::new(
-                    "VALUE_MISMATCH_METADATA_AND_CERTIFICATE",
-                    at.clone(),
-                    "СНИЛС в сертификате подписи не совпадает ни с одним автором или лицом, придавшим документу юридическую силу",
-                )),
-            },
-            (_, None) => errors.push(FieldError::new(
-                "VALUE_MISMATCH_METADATA_AND_CERTIFICATE",
-                at.clone(),
-                "в сертификате подписи нет СНИЛС медицинского работника",
-            )),
-            (None, Some(_)) => {}
-        }
-        parsed.push(sig);
-    }
-    if !parsed.is_empty() {
-        for v in egisz_semd::check_personal_signatures(&header, &parsed) {
-            errors.push_new_rule(nested("/signatures", v));
-        }
-    }
-    let org_signature = match (&body.org_signature, kind.org_signature) {
-        (None, OrgSignature::Required) => {
-            errors.push(FieldError::new(
-                "ORG_SIGNATURE_REQUIRED",
-                "/org_signature",
-                "для этого вида нужна подпись медицинской организации",
-            ));
-            None
-        }
-        (Some(_), OrgSignature::Forbidden) => {
-            errors.push(FieldError::new(
-                "ORG_SIGNATURE_FORBIDDEN",
-                "/org_signature",
-                "для этого вида подпись организации не передаётся",
-            ));
-            None
-        }
-        (None, _) => None,
-        (Some(raw), _) => match decode(raw).map(|der| (egisz_semd::parse_signature(&der), der)) {
-            None => {
-                errors.push(FieldError::new("signature_base64", "/org_signature", "подпись должна быть в base64"));
-                None
-            }
-            Some((Err(vs), _)) => {
-                errors.extend(vs.into_iter().map(|v| nested("/org_signature", v)));
-                None
-            }
-            Some((Ok(sig), der)) => {
-                if sig.certificate.ogrn.is_none() {
-                    errors.push(FieldError::new(
-                        "org_signature_certificate",
-                        "/org_signature",
-                        "в сертификате подписи организации нет ОГРН",
-                    ));
-                }
-                if let Some(created) = created {
-                    errors.extend(
-                        egisz_semd::check_signature(&sig, &content, created)
-                            .into_iter()
-                            .map(|v| nested("/org_signature", v)),
-                    );
-                }
-                Some(SignatureData { checksum: egisz_remd::checksum(&der), data: der })
-            }
-        },
-    };
-
-    if let Some(p) = &parts {
-        let uid = &p.local_uid;
-        if uid.chars().count() > 128 || uid.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            errors.push(FieldError::new(
-                "local_uid_format",
-                "/ClinicalDocument/id/@extension",
-                "localUid — до 128 печатных символов без пробелов и управляющих символов",
-            ));
-        }
-        if let (Some(given), Some(derived)) = (&department, &p.department)
-            && given != derived
-        {
-            errors.push(FieldError::new(
-                "department_mismatch",
-                "/department",
-                format!("в документе указано подразделение {derived}, в запросе — {given}"),
-            ));
-        }
-    }
-    let Some(parts) = parts.filter(|_| errors.is_empty()) else {
+    let checked = validation::check_document(&input, &state.dictionaries.current(), now, state.settings.utc_offset);
+    errors.extend(checked.violations.into_iter().map(FieldError::from));
+    let Some(prepared) = checked.prepared.filter(|_| errors.is_empty()) else {
         return Err(errors.into_error());
     };
     let checksum = egisz_remd::checksum(&content);
+    let parts = prepared.parts.clone();
     let local_uid = parts.local_uid.clone();
-    let mut request =
-        parts.into_register_document(String::new(), kind.kind, organization.clone(), checksum, personal, org_signature);
+    let date = parts.creation_date_time.date_naive();
+    let mut request = parts.into_register_document(
+        String::new(),
+        kind.kind,
+        organization.clone(),
+        checksum,
+        prepared.personal.clone(),
+        prepared.org_signature.clone(),
+    );
     // The document's department wins; the body's fills a gap, and must not contradict it.
     if request.department.is_none() {
         request.department = department;
     }
-    Ok(NewSubmission {
-        id: Uuid::now_v7(),
-        organization,
-        local_uid,
+    Ok(Ready {
+        new: NewSubmission {
+            id: Uuid::now_v7(),
+            organization,
+            local_uid,
+            kind: kind.kind,
+            checksum,
+            content,
+            request,
+            created_at: crate::now(),
+            actor: format!("api:{}", caller.0.name),
+            warnings: Vec::new(),
+            detail: crate::lifecycle::INTAKE_DETAIL.to_owned(),
+        },
         kind: kind.kind,
-        checksum,
-        content,
-        request,
-        created_at: crate::now(),
-        actor: format!("api:{}", caller.0.name),
+        date,
+        prepared,
     })
 }

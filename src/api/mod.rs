@@ -60,6 +60,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub settings: Arc<ApiSettings>,
     pub mappings: Arc<crate::mappings::Mappings>,
+    /// The dictionary copies rule H13 checks against (shipped, then refreshed from NSI).
+    pub dictionaries: Arc<crate::mappings::LiveDictionaries>,
+    /// The service checks' policies.
+    pub validation: Arc<crate::config::ValidationConfig>,
+    /// The signature verifier (`validation.verifier`).
+    pub verification: crate::validation::services::Verification,
     /// Wakes the relay when a submission is stored.
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// Where intakes are stored: shared, durable commits.

@@ -12,11 +12,21 @@ pub struct FieldError {
     /// Where: a query parameter name, a path segment name, or a JSON pointer into the body.
     pub path: String,
     pub message: String,
+    /// The REMD message code this rule prevents (what REMD would have answered), for the
+    /// document checks of `POST /api/v1/documents`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remd_code: Option<String>,
 }
 
 impl FieldError {
     pub fn new(rule: &str, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { rule: rule.to_owned(), path: path.into(), message: message.into() }
+        Self { rule: rule.to_owned(), path: path.into(), message: message.into(), remd_code: None }
+    }
+}
+
+impl From<egisz_semd::Violation> for FieldError {
+    fn from(v: egisz_semd::Violation) -> Self {
+        Self { rule: v.rule.to_owned(), path: v.path, message: v.message, remd_code: Some(v.remd_code.to_owned()) }
     }
 }
 

@@ -85,6 +85,20 @@ fn describe(card: &PersonCard) -> String {
     }
 }
 
+/// Names as FRMR compares them (FRMR.md): case-insensitive, `ё` = `е`, outer spaces ignored.
+fn normalized(name: &str) -> String {
+    name.trim().to_lowercase().replace('ё', "е")
+}
+
+/// The document's name of a worker is FRMR's (REMD: `VALUE_MISMATCH_METADATA_AND_FRMR`
+/// otherwise). A patronymic absent on one side matches only an absent or empty one.
+pub fn same_names(person: &FrmrPerson, last: &str, first: &str, middle: Option<&str>) -> bool {
+    let theirs = |n: Option<&str>| normalized(n.unwrap_or_default());
+    theirs(Some(person.last_name.expose())) == normalized(last)
+        && theirs(Some(person.first_name.expose())) == normalized(first)
+        && theirs(person.patronymic.as_ref().map(|p| p.expose().as_str())) == normalized(middle.unwrap_or_default())
+}
+
 /// Decides the verdict for `person` (`None`: not in FRMR).
 pub fn decide(person: Option<&FrmrPerson>, organization: &Oid, position: Option<&str>, date: NaiveDate) -> Decision {
     let Some(person) = person else {

@@ -11,14 +11,14 @@ use uuid::Uuid;
 use super::StoreError;
 use super::outbox::{CallbackChange, CallbackRecord, Outbox};
 use super::postgres::PgStore;
-use crate::lifecycle::{CLAIM, INTAKE_DETAIL, Step};
+use crate::lifecycle::{CLAIM, Step};
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
 
 /// The channel a new submission is announced on.
 pub const OUTBOX_CHANNEL: &str = "egisz_outbox";
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at, \
+     lease_owner, lease_until, emdr_id, registered_at, errors, warnings, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at, \
      COALESCE(schedule_from, created_at) AS schedule_from";
 
 fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
@@ -28,6 +28,7 @@ fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
         .try_get("request")
         .map_err(|e| StoreError::Corrupt(format!("submissions.request is not readable ({})", super::error_kind(&e))))?;
     let errors: Json<Vec<crate::submission::SubmissionError>> = row.try_get("errors")?;
+    let warnings: Json<Vec<crate::submission::IntakeWarning>> = row.try_get("warnings")?;
     Ok(SubmissionRecord {
         id: row.try_get("id")?,
         organization: Oid::parse(&organization).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -45,6 +46,7 @@ fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
         emdr_id: row.try_get("emdr_id")?,
         registered_at: row.try_get("registered_at")?,
         errors: errors.0,
+        warnings: warnings.0,
         awaiting_since: row.try_get("awaiting_since")?,
         current_message_id: row.try_get("current_message_id")?,
         checks: row.try_get::<i32, _>("checks")? as u32,
@@ -214,7 +216,6 @@ async fn fetch(conn: &mut PgConnection, id: Uuid) -> Result<Option<SubmissionRec
 }
 
 /// The event of a stored document.
-const ACCEPTED: &str = INTAKE_DETAIL;
 
 /// One document of an intake batch, inside its savepoint (its key already locked).
 async fn intake_one(conn: &mut PgConnection, new: &NewSubmission) -> Result<Intake, StoreError> {
@@ -236,8 +237,8 @@ async fn intake_one(conn: &mut PgConnection, new: &NewSubmission) -> Result<Inta
     let row = sqlx::query(&format!(
         "WITH s AS (
              INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request, attempts,
-                 next_attempt_at, errors, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, 0, $8, '[]', $8, $8)
+                 next_attempt_at, errors, warnings, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, 0, $8, '[]', $12, $8, $8)
              RETURNING {COLUMNS}),
          d AS (INSERT INTO documents (submission_id, content) VALUES ($1, $9)),
          e AS (INSERT INTO submission_events (submission_id, at, status, actor, detail)
@@ -254,7 +255,8 @@ async fn intake_one(conn: &mut PgConnection, new: &NewSubmission) -> Result<Inta
     .bind(new.created_at)
     .bind(&new.content)
     .bind(&new.actor)
-    .bind(ACCEPTED)
+    .bind(&new.detail)
+    .bind(Json(&new.warnings))
     .fetch_one(&mut *conn)
     .await?;
     let created = record(&row)?;
@@ -352,20 +354,25 @@ async fn write_together(
             .iter()
             .map(|n| serde_json::to_value(&n.request).map_err(|e| StoreError::Corrupt(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
+        let warnings = new
+            .iter()
+            .map(|n| serde_json::to_value(&n.warnings).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
         let rows = sqlx::query(&format!(
             "WITH input AS (
                  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[],
-                     $7::jsonb[], $8::timestamptz[], $9::bytea[], $10::text[])
-                 AS t(id, organization, local_uid, kind, checksum, byte_size, request, created_at, content, actor)),
+                     $7::jsonb[], $8::timestamptz[], $9::bytea[], $10::text[], $11::text[], $12::jsonb[])
+                 AS t(id, organization, local_uid, kind, checksum, byte_size, request, created_at, content, actor,
+                     detail, warnings)),
              s AS (
                  INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request,
-                     attempts, next_attempt_at, errors, created_at, updated_at)
+                     attempts, next_attempt_at, errors, warnings, created_at, updated_at)
                  SELECT id, organization, local_uid, kind, 'queued', checksum, byte_size, request, 0, created_at, '[]',
-                     created_at, created_at FROM input
+                     warnings, created_at, created_at FROM input
                  RETURNING {COLUMNS}),
              d AS (INSERT INTO documents (submission_id, content) SELECT id, content FROM input),
              e AS (INSERT INTO submission_events (submission_id, at, status, actor, detail)
-                 SELECT id, created_at, 'queued', actor, $11 FROM input)
+                 SELECT id, created_at, 'queued', actor, detail FROM input)
              SELECT * FROM s"
         ))
         .bind(new.iter().map(|n| n.id).collect::<Vec<_>>())
@@ -378,7 +385,8 @@ async fn write_together(
         .bind(new.iter().map(|n| n.created_at).collect::<Vec<_>>())
         .bind(new.iter().map(|n| n.content.as_slice()).collect::<Vec<_>>())
         .bind(new.iter().map(|n| n.actor.as_str()).collect::<Vec<_>>())
-        .bind(ACCEPTED)
+        .bind(new.iter().map(|n| n.detail.as_str()).collect::<Vec<_>>())
+        .bind(warnings)
         .fetch_all(&mut *conn)
         .await?;
         for row in &rows {

@@ -11,11 +11,11 @@ use uuid::Uuid;
 use super::outbox::{CallbackChange, CallbackRecord, Outbox};
 use super::sqlite::{SqliteStore, from_ms, ms};
 use super::{StoreError, parse_uuid};
-use crate::lifecycle::{CLAIM, INTAKE_DETAIL, Step};
+use crate::lifecycle::{CLAIM, Step};
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at, \
+     lease_owner, lease_until, emdr_id, registered_at, errors, warnings, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at, \
      COALESCE(schedule_from, created_at) AS schedule_from";
 
 fn opt_ms(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -29,6 +29,7 @@ fn record(row: &SqliteRow) -> Result<SubmissionRecord, StoreError> {
         .try_get("request")
         .map_err(|e| StoreError::Corrupt(format!("submissions.request is not readable ({})", super::error_kind(&e))))?;
     let errors: Json<Vec<crate::submission::SubmissionError>> = row.try_get("errors")?;
+    let warnings: Json<Vec<crate::submission::IntakeWarning>> = row.try_get("warnings")?;
     Ok(SubmissionRecord {
         id: parse_uuid(row.try_get("id")?)?,
         organization: Oid::parse(&organization).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -46,6 +47,7 @@ fn record(row: &SqliteRow) -> Result<SubmissionRecord, StoreError> {
         emdr_id: row.try_get("emdr_id")?,
         registered_at: opt_ms(row.try_get("registered_at")?)?,
         errors: errors.0,
+        warnings: warnings.0,
         awaiting_since: opt_ms(row.try_get("awaiting_since")?)?,
         current_message_id: row.try_get("current_message_id")?,
         checks: row.try_get::<i64, _>("checks")? as u32,
@@ -191,8 +193,8 @@ async fn intake_one(conn: &mut SqliteConnection, new: &NewSubmission) -> Result<
     let at = ms(new.created_at);
     sqlx::query(
         "INSERT INTO submissions (id, organization, local_uid, kind, status, checksum, byte_size, request, attempts,
-             next_attempt_at, errors, created_at, updated_at)
-         VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, 0, ?, '[]', ?, ?)",
+             next_attempt_at, errors, warnings, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, 0, ?, '[]', ?, ?, ?)",
     )
     .bind(&id)
     .bind(new.organization.as_str())
@@ -202,6 +204,7 @@ async fn intake_one(conn: &mut SqliteConnection, new: &NewSubmission) -> Result<
     .bind(new.content.len() as i64)
     .bind(Json(&new.request))
     .bind(at)
+    .bind(Json(&new.warnings))
     .bind(at)
     .bind(at)
     .execute(&mut *conn)
@@ -211,7 +214,7 @@ async fn intake_one(conn: &mut SqliteConnection, new: &NewSubmission) -> Result<
         .bind(&new.content)
         .execute(&mut *conn)
         .await?;
-    event(conn, &id, new.created_at, Status::Queued, &new.actor, INTAKE_DETAIL).await?;
+    event(conn, &id, new.created_at, Status::Queued, &new.actor, &new.detail).await?;
     let created = fetch(conn, &id).await?.ok_or_else(|| StoreError::Corrupt("inserted row vanished".into()))?;
     Ok(Intake::Created(created))
 }

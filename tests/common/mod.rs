@@ -37,7 +37,7 @@ pub fn author_signer() -> egisz_semd::test_pki::TestSigner {
 /// A test doctor's signer with `snils` in its certificate, valid 2020–2030.
 pub fn signer_for(snils: &str) -> egisz_semd::test_pki::TestSigner {
     use chrono::TimeZone;
-    egisz_semd::test_pki::TestCa::new("test-ca").issue_doctor(
+    egisz_semd::test_pki::TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED).issue_doctor(
         &format!("doctor-{snils}"),
         &Snils::parse(snils).unwrap(),
         chrono::Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),

@@ -24,6 +24,9 @@
 //!   sync faults and 503s, `RATE_LIMIT`, accepted-then-silent calls, lost, duplicated and
 //!   delayed results, forced error codes), counters ([`RemdStats`]) and the register
 //!   ([`RegistryEntry`]) are readable by tests.
+//! - [`verifier`]: an emulator of the signature verification service a deployment puts in
+//!   front of its certified GOST provider ([`VerifierSandbox`]), verifying with the test
+//!   PKI, with faults ([`VerifierFault`]) and counters ([`VerifierStats`]).
 //!
 //! ## What it must not do
 //!
@@ -49,12 +52,15 @@
 //!   decisions; `remd::process`: pull, checks, registration and result posting;
 //!   `remd::checks`: the request against the document and the roster; `remd::registry`:
 //!   the register; `remd::codes`: the NSI 305 codes and texts, the known kinds;
-//!   `remd::faults`: the fault settings and the counters.
+//!   `remd::faults`: the fault settings and the counters;
+//! - `verifier`: the verification service emulator (`POST /verify`).
 #![forbid(unsafe_code)]
 
 pub mod frmr;
 mod net;
 pub mod remd;
+pub mod verifier;
 
 pub use frmr::{FaultMode, Faults, FrmrSandbox, FrmrSandboxConfig, FrmrStats, Roster, RosterError};
 pub use remd::{RegistryEntry, RemdFaults, RemdSandbox, RemdSandboxConfig, RemdStats};
+pub use verifier::{VerifierFault, VerifierSandbox, VerifierStats};

@@ -1,0 +1,181 @@
+//! # egisz-verifier
+//!
+//! The gateway's client of an HTTP signature verification service: how a deployment with a
+//! certified GOST provider has intake verify signature values and certificate chains
+//! mathematically ([`HttpVerifier`], an [`egisz_semd::SignatureVerifier`]).
+//!
+//! ## What this crate owns
+//!
+//! - the wire of the call (`wire`, **[model]**, documented in `docs/validation.md`);
+//! - the mapping of every answer to a verdict (violations with REMD codes) or to "no
+//!   verdict" ([`egisz_contract::Failure`]): timeouts, refused connections, `429`/`5xx`,
+//!   malformed answers and `CA_INACCESSIBILITY` are no verdict, never a refusal;
+//! - a circuit breaker: after [`BREAKER_THRESHOLD`] calls without a verdict in a row the
+//!   service is not called for [`BREAKER_OPEN_FOR`]; intake then accepts documents at once
+//!   with a warning instead of waiting for a dead service on every signature.
+//!
+//! ## What it must not do
+//!
+//! - log or send anything but the CMS container (no document, no personal data: the
+//!   certificate's subject is in the container, which is the service's to read);
+//! - turn "no verdict" into a refusal.
+//!
+//! ## Layout
+//!
+//! - `wire`: request and answer; this file: [`HttpVerifier`] and its breaker.
+#![forbid(unsafe_code)]
+
+mod wire;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use egisz_contract::Failure;
+use egisz_semd::{ParsedSignature, SignatureVerifier, Violation, rules};
+
+/// Calls in a row without a verdict that open the breaker.
+pub const BREAKER_THRESHOLD: u32 = 5;
+/// How long an open breaker keeps calls away.
+pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(30);
+/// Longest answer read, in bytes.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The codes a verdict may carry as its rule, by REMD's name.
+const KNOWN: [&str; 5] = [
+    rules::SIGNATURE_VERIFICATION_ERROR,
+    rules::CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT,
+    rules::UNKNOWN_ALGORITHM,
+    "INVALID_CERT_KEY_USAGE",
+    "PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT",
+];
+
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+/// The verification service at one URL.
+pub struct HttpVerifier {
+    client: reqwest::Client,
+    url: url::Url,
+    breaker: Mutex<Breaker>,
+}
+
+impl std::fmt::Debug for HttpVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpVerifier").field("url", &egisz_http::redacted_url(&self.url)).finish_non_exhaustive()
+    }
+}
+
+impl HttpVerifier {
+    /// A client with `timeout` for the whole call (connecting included).
+    pub fn new(url: url::Url, timeout: Duration) -> Result<Self, egisz_http::BuildError> {
+        let client = egisz_http::build_client(&egisz_http::ClientSettings {
+            timeout,
+            user_agent: concat!("egisz-gateway/", env!("CARGO_PKG_VERSION")),
+            extra_ca_bundle: None,
+        })?;
+        Ok(Self { client, url, breaker: Mutex::new(Breaker::default()) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, verdict_reached: bool) {
+        let mut b = self.lock();
+        if verdict_reached {
+            *b = Breaker::default();
+        } else {
+            b.failures = b.failures.saturating_add(1);
+            if b.failures >= BREAKER_THRESHOLD {
+                b.open_until = Some(Instant::now() + BREAKER_OPEN_FOR);
+            }
+        }
+    }
+
+    async fn call(&self, signature: &ParsedSignature) -> Result<Vec<Violation>, Failure> {
+        let cms = base64::engine::general_purpose::STANDARD.encode(signature.container());
+        let response = self
+            .client
+            .post(self.url.clone())
+            .json(&wire::VerifyRequest { cms: &cms })
+            .send()
+            .await
+            .map_err(|e| Failure::Retry {
+                reason: egisz_http::transport_cause(&e, 200).unwrap_or_else(|| "нет ответа".to_owned()),
+                after: None,
+            })?;
+        let status = response.status();
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(Failure::Retry { reason: format!("служба ответила HTTP {}", status.as_u16()), after: None });
+        }
+        if !status.is_success() {
+            return Err(Failure::Permanent { reason: format!("служба отклонила запрос: HTTP {}", status.as_u16()) });
+        }
+        let mut body = Vec::new();
+        let mut response = response;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Failure::Retry { reason: format!("ответ оборван: {}", e.without_url()), after: None })?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(Failure::Permanent { reason: "ответ службы больше 64 КБ".to_owned() });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let answer: wire::VerifyAnswer = serde_json::from_slice(&body)
+            .map_err(|_| Failure::Permanent { reason: "ответ службы не в формате {\"valid\": …}".to_owned() })?;
+        verdict(answer)
+    }
+}
+
+/// The answer as a verdict, or "no verdict" for `CA_INACCESSIBILITY`.
+fn verdict(answer: wire::VerifyAnswer) -> Result<Vec<Violation>, Failure> {
+    if answer.valid {
+        return Ok(Vec::new());
+    }
+    if answer.errors.iter().any(|e| e.code == wire::NO_VERDICT) {
+        return Err(Failure::Retry { reason: "УЦ недоступен для проверки (CA_INACCESSIBILITY)".to_owned(), after: None });
+    }
+    let message = |e: &wire::VerifyError| egisz_contract::scrub_personal(&e.message.chars().take(300).collect::<String>());
+    let mut out: Vec<Violation> = answer
+        .errors
+        .iter()
+        .map(|e| match KNOWN.iter().find(|k| **k == e.code) {
+            Some(code) => Violation::new(code, "", message(e)),
+            None => Violation::new(
+                rules::SIGNATURE_VERIFICATION_ERROR,
+                "",
+                format!("{} ({})", message(e), e.code.chars().take(64).collect::<String>()),
+            ),
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(Violation::new(rules::SIGNATURE_VERIFICATION_ERROR, "", "служба проверки: подпись неверна"));
+    }
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl SignatureVerifier for HttpVerifier {
+    async fn verify(&self, signature: &ParsedSignature, _document: &[u8]) -> Result<Vec<Violation>, Failure> {
+        if let Some(until) = self.lock().open_until
+            && Instant::now() < until
+        {
+            return Err(Failure::Retry {
+                reason: format!("служба проверки подписей недоступна, повтор через {} с", (until - Instant::now()).as_secs() + 1),
+                after: Some(until - Instant::now()),
+            });
+        }
+        let result = self.call(signature).await;
+        self.record(result.is_ok());
+        if let Err(e) = &result {
+            tracing::warn!(reason = %e.reason(), "signature verifier: no verdict");
+        }
+        result
+    }
+}

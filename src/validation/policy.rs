@@ -1,0 +1,157 @@
+//! What a service check's findings do to a submission: `block` (refused with 422), `warn`
+//! (accepted; the findings stored as warnings, in the status and the timeline) or `off`
+//! (not asked). A service that cannot answer never blocks intake: the document is accepted
+//! with a warning that says what was not checked. Pure.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use egisz_semd::Violation;
+
+use crate::submission::IntakeWarning;
+
+/// The policy of one service check for one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    Block,
+    Warn,
+    Off,
+}
+
+impl Policy {
+    pub fn parse(s: &str) -> Option<Policy> {
+        match s.trim() {
+            "block" => Some(Policy::Block),
+            "warn" => Some(Policy::Warn),
+            "off" => Some(Policy::Off),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Block => "block",
+            Policy::Warn => "warn",
+            Policy::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A policy for every kind, with exceptions by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindPolicies {
+    pub default: Policy,
+    pub by_kind: BTreeMap<u32, Policy>,
+}
+
+impl KindPolicies {
+    pub fn uniform(default: Policy) -> Self {
+        Self { default, by_kind: BTreeMap::new() }
+    }
+
+    pub fn for_kind(&self, kind: u32) -> Policy {
+        self.by_kind.get(&kind).copied().unwrap_or(self.default)
+    }
+
+    /// `"40=block 227=warn"` (spaces or commas between entries; empty: no exceptions).
+    pub fn parse_exceptions(text: &str) -> Result<BTreeMap<u32, Policy>, String> {
+        let mut out = BTreeMap::new();
+        for entry in text.split([' ', ',']).filter(|e| !e.is_empty()) {
+            let (kind, policy) =
+                entry.split_once('=').ok_or_else(|| format!("{entry:?}: expected <kind>=<block|warn|off>"))?;
+            let kind: u32 = kind.trim().parse().map_err(|_| format!("{entry:?}: the kind is not a number"))?;
+            let policy = Policy::parse(policy).ok_or_else(|| format!("{entry:?}: expected block, warn or off"))?;
+            if out.insert(kind, policy).is_some() {
+                return Err(format!("kind {kind} is given twice"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// In words, for `check-config`.
+    pub fn describe(&self) -> String {
+        if self.by_kind.is_empty() {
+            return self.default.to_string();
+        }
+        let exceptions: Vec<String> = self.by_kind.iter().map(|(k, p)| format!("kind {k}: {p}")).collect();
+        format!("{} ({})", self.default, exceptions.join(", "))
+    }
+}
+
+/// What a service answered for one submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// It answered: these are its findings (empty: all fine).
+    Findings(Vec<Violation>),
+    /// It could not answer; this warning says what went unchecked.
+    Unreachable(Violation),
+}
+
+/// Findings sorted into what refuses the submission and what is stored with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sorted {
+    pub errors: Vec<Violation>,
+    pub warnings: Vec<IntakeWarning>,
+}
+
+pub fn warning(v: &Violation) -> IntakeWarning {
+    IntakeWarning {
+        rule: v.rule.to_owned(),
+        path: v.path.clone(),
+        message: v.message.clone(),
+        remd_code: v.remd_code.to_owned(),
+    }
+}
+
+/// Applies `policy` to `answer`, adding to `into`.
+pub fn apply(policy: Policy, answer: Answer, into: &mut Sorted) {
+    match (policy, answer) {
+        (Policy::Off, _) => {}
+        (_, Answer::Unreachable(v)) => into.warnings.push(warning(&v)),
+        (Policy::Block, Answer::Findings(found)) => into.errors.extend(found),
+        (Policy::Warn, Answer::Findings(found)) => into.warnings.extend(found.iter().map(warning)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(code: &'static str) -> Violation {
+        Violation::new("F1", "/x", "m").prevents(code)
+    }
+
+    #[test]
+    fn policies_sort_findings() {
+        let mut s = Sorted::default();
+        apply(Policy::Block, Answer::Findings(vec![v("PERSON_NOT_FOUND")]), &mut s);
+        assert_eq!(s.errors.len(), 1);
+        apply(Policy::Warn, Answer::Findings(vec![v("PERSON_NOT_FOUND")]), &mut s);
+        assert_eq!(s.warnings[0].remd_code, "PERSON_NOT_FOUND");
+        apply(Policy::Off, Answer::Findings(vec![v("PERSON_NOT_FOUND")]), &mut s);
+        apply(Policy::Off, Answer::Unreachable(v("RUNTIME_ERROR")), &mut s);
+        assert_eq!((s.errors.len(), s.warnings.len()), (1, 1));
+        // Unreachable never blocks.
+        apply(Policy::Block, Answer::Unreachable(v("RUNTIME_ERROR")), &mut s);
+        assert_eq!((s.errors.len(), s.warnings.len()), (1, 2));
+    }
+
+    #[test]
+    fn exceptions_by_kind() {
+        let by_kind = KindPolicies::parse_exceptions("40=block, 227=warn 119=off").unwrap();
+        let p = KindPolicies { default: Policy::Warn, by_kind };
+        assert_eq!((p.for_kind(40), p.for_kind(227), p.for_kind(119), p.for_kind(1)), (Policy::Block, Policy::Warn, Policy::Off, Policy::Warn));
+        assert_eq!(p.describe(), "warn (kind 40: block, kind 119: off, kind 227: warn)");
+        assert!(KindPolicies::parse_exceptions("").unwrap().is_empty());
+        for bad in ["40", "x=warn", "40=maybe", "40=warn 40=off"] {
+            assert!(KindPolicies::parse_exceptions(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The edge of validation: asking FRMR (through the staff verification service, with its
+//! cache, coalescing and circuit breaker) about each signer and the configured signature
+//! verifier about each signature, concurrently, and turning their answers into a policy
+//! [`Answer`]. What the answers mean is decided in [`super::signers`] and
+//! [`super::policy`].
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use egisz_contract::Oid;
+use egisz_semd::{ParsedSignature, SignatureVerifier, Violation, rules};
+
+use super::SignerToCheck;
+use super::policy::Answer;
+use crate::staff::StaffService;
+use crate::staff::LookupError;
+
+/// Every signer against FRMR on `date` in `organization`. FRMR not answering for any of
+/// them makes the whole answer [`Answer::Unreachable`]: a partial check is not a check.
+pub async fn check_signers(
+    staff: &StaffService,
+    organization: &Oid,
+    date: NaiveDate,
+    signers: &[SignerToCheck],
+) -> Answer {
+    let lookups = futures::future::join_all(signers.iter().map(|s| staff.lookup(&s.snils, organization))).await;
+    let mut found = Vec::new();
+    for (signer, lookup) in signers.iter().zip(lookups) {
+        match lookup {
+            Ok(l) => found.extend(super::signers::judge(signer, organization, date, l.entry.person.as_ref())),
+            Err(e) => {
+                let why = match &e {
+                    LookupError::Unavailable { detail, .. } => detail.clone(),
+                    LookupError::Rejected => "ФРМР отклонил запрос шлюза".to_owned(),
+                };
+                return Answer::Unreachable(
+                    Violation::new(
+                        rules::F1,
+                        "/ClinicalDocument",
+                        format!(
+                            "подписанты не проверены по ФРМР ({why}); РЭМД проверит их при регистрации"
+                        ),
+                    )
+                    .prevents("RUNTIME_ERROR"),
+                );
+            }
+        }
+    }
+    Answer::Findings(found)
+}
+
+/// The configured signature verifier, if any.
+#[derive(Clone, Default)]
+pub struct Verification {
+    verifier: Option<Arc<dyn SignatureVerifier>>,
+}
+
+impl Verification {
+    /// `none`: structure and digest checks only.
+    pub fn none() -> Self {
+        Self { verifier: None }
+    }
+
+    pub fn with(verifier: Arc<dyn SignatureVerifier>) -> Self {
+        Self { verifier: Some(verifier) }
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// Every signature through the verifier; `None` when there is no verifier. Paths are
+    /// put under the path each signature was submitted at.
+    pub async fn check(&self, signatures: &[(String, ParsedSignature)], document: &[u8]) -> Option<Answer> {
+        let verifier = self.verifier.as_ref()?;
+        let verdicts = futures::future::join_all(signatures.iter().map(|(_, s)| verifier.verify(s, document))).await;
+        let mut found = Vec::new();
+        for ((at, _), verdict) in signatures.iter().zip(verdicts) {
+            match verdict {
+                Ok(violations) => found.extend(violations.into_iter().map(|mut v| {
+                    v.path = format!("{at}{}", v.path);
+                    v
+                })),
+                Err(failure) => {
+                    return Some(Answer::Unreachable(
+                        Violation::new(
+                            rules::V1,
+                            at.clone(),
+                            format!(
+                                "подпись не проверена службой проверки подписей ({}); РЭМД проверит её при регистрации",
+                                failure.reason()
+                            ),
+                        )
+                        .prevents("SIGNATURE_VERIFICATION_ERROR"),
+                    ));
+                }
+            }
+        }
+        Some(Answer::Findings(found))
+    }
+}
