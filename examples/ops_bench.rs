@@ -162,6 +162,8 @@ async fn main() -> anyhow::Result<()> {
                         request,
                         created_at: at,
                         actor: "api:seed".into(),
+                        warnings: Vec::new(),
+                        detail: egisz_gateway::lifecycle::INTAKE_DETAIL.to_owned(),
                     }
                 })
                 .collect();

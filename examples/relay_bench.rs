@@ -124,6 +124,8 @@ async fn main() -> anyhow::Result<()> {
                 request,
                 created_at: egisz_gateway::now(),
                 actor: "bench".into(),
+                warnings: Vec::new(),
+                detail: egisz_gateway::lifecycle::INTAKE_DETAIL.to_owned(),
             })
             .await?;
     }

@@ -562,7 +562,9 @@ async fn purge_expired(store: Arc<dyn Store>, stale_limit: Duration, callbacks_f
 }
 
 /// The signature verifier `validation.verifier` names.
-pub fn verification_for(choice: &crate::config::VerifierChoice) -> anyhow::Result<crate::validation::services::Verification> {
+pub fn verification_for(
+    choice: &crate::config::VerifierChoice,
+) -> anyhow::Result<crate::validation::services::Verification> {
     use crate::config::VerifierChoice;
     use crate::validation::services::Verification;
     Ok(match choice {
@@ -572,7 +574,8 @@ pub fn verification_for(choice: &crate::config::VerifierChoice) -> anyhow::Resul
             Verification::with(Arc::new(ca.verifier()))
         }
         VerifierChoice::TestPki { ca: Some(path) } => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading validation.test_pki_ca {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading validation.test_pki_ca {}", path.display()))?;
             let der = pem_or_der(&bytes);
             let verifier = egisz_semd::test_pki::TestPkiVerifier::from_ca_der(&der)
                 .map_err(|e| anyhow::anyhow!("validation.test_pki_ca {}: not a certificate: {e}", path.display()))?;
@@ -589,12 +592,8 @@ pub fn pem_or_der(bytes: &[u8]) -> Vec<u8> {
     use base64::Engine;
     let Ok(text) = std::str::from_utf8(bytes) else { return bytes.to_vec() };
     let Some(start) = text.find("-----BEGIN") else { return bytes.to_vec() };
-    let body: String = text[start..]
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect::<Vec<_>>()
-        .concat();
+    let body: String =
+        text[start..].lines().skip(1).take_while(|l| !l.starts_with("-----END")).collect::<Vec<_>>().concat();
     base64::engine::general_purpose::STANDARD.decode(body.trim()).unwrap_or_else(|_| bytes.to_vec())
 }
 

@@ -812,21 +812,18 @@ impl Reader<'_> {
                     crate::validation::policy::Policy::parse(&s)
                         .ok_or_else(|| format!("expected block, warn or off, got {s:?}"))
                 });
-                let by_kind = self.get(
-                    "validation",
-                    "signers_by_kind",
-                    "entries like \"227=warn 119=off\"",
-                    |s: String| crate::validation::policy::KindPolicies::parse_exceptions(&s),
-                );
+                let by_kind =
+                    self.get("validation", "signers_by_kind", "entries like \"227=warn 119=off\"", |s: String| {
+                        crate::validation::policy::KindPolicies::parse_exceptions(&s)
+                    });
                 crate::validation::policy::KindPolicies { default, by_kind }
             },
             verifier: {
-                let kind = self.get("validation", "verifier", "none, test-pki or external", |s: String| {
-                    match s.as_str() {
+                let kind =
+                    self.get("validation", "verifier", "none, test-pki or external", |s: String| match s.as_str() {
                         "none" | "test-pki" | "external" => Ok(s),
                         other => Err(format!("expected none, test-pki or external, got {other:?}")),
-                    }
-                });
+                    });
                 let url = self.optional_http_url("validation", "verifier_url");
                 let timeout = self.millis("validation", "verifier_timeout_ms");
                 let ca = self.optional_path("validation", "test_pki_ca");

@@ -118,9 +118,8 @@ fn main() -> ExitCode {
         other => other,
     };
     if let Command::CheckConfig = command {
-        let mappings = egisz_gateway::mappings::Mappings::load(config.mappings.dir.as_deref())
-            .map(|_| ())
-            .map_err(|problems| {
+        let mappings =
+            egisz_gateway::mappings::Mappings::load(config.mappings.dir.as_deref()).map(|_| ()).map_err(|problems| {
                 let list: Vec<String> = problems.iter().map(|p| format!("    {p}")).collect();
                 anyhow::anyhow!("the mappings do not load:\n{}", list.join("\n"))
             });
@@ -194,7 +193,8 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
         eprintln!("ошибка: {message}");
         ExitCode::from(2)
     };
-    let read = |path: &PathBuf| std::fs::read(path).map_err(|e| format!("не удалось прочитать {}: {e}", path.display()));
+    let read =
+        |path: &PathBuf| std::fs::read(path).map_err(|e| format!("не удалось прочитать {}: {e}", path.display()));
     let mappings = match egisz_gateway::mappings::Mappings::load(config.mappings.dir.as_deref()) {
         Ok(m) => m,
         Err(problems) => {
@@ -236,7 +236,15 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
         },
         None => {
             let custodian = egisz_semd::CdaHeader::parse(&content).ok().and_then(|h| {
-                h.custodians.first()?.organization.as_ref()?.id.as_ref()?.root.as_deref().and_then(|r| Oid::parse(r).ok())
+                h.custodians
+                    .first()?
+                    .organization
+                    .as_ref()?
+                    .id
+                    .as_ref()?
+                    .root
+                    .as_deref()
+                    .and_then(|r| Oid::parse(r).ok())
             });
             match custodian {
                 Some(o) => o,
@@ -292,9 +300,7 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
                 let mut found = Vec::new();
                 for s in &prepared.signers {
                     match frmr.person_full(&organization, &s.snils).await {
-                        Ok(person) => {
-                            found.extend(validation::signers::judge(s, &organization, date, person.as_ref()))
-                        }
+                        Ok(person) => found.extend(validation::signers::judge(s, &organization, date, person.as_ref())),
                         Err(f) => {
                             return Ok::<_, anyhow::Error>(policy::Answer::Unreachable(
                                 egisz_semd::Violation::new(

@@ -147,7 +147,9 @@ async fn wait_status(env: &TestEnv, key: &str, id: &str, status: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_fixes_a_refused_document_in_the_console() {
-    let env = TestEnv::start(Db::Sqlite).await;
+    // With the FRMR check at intake warning instead of refusing, a signer FRMR does not know
+    // reaches REMD, which refuses the document: the failure ops fix in the console.
+    let env = TestEnv::start_warning(Db::Sqlite).await;
     let submitter = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     let ops = env.key(&[Role::Ops], &[MO_2917]).await;
     let id = submit(&env, &submitter, "browser-1", UNKNOWN_SNILS).await;

@@ -70,7 +70,7 @@ async fn status_of(env: &TestEnv, key: &str, id: &str) -> String {
 }
 
 async fn an_action_needs_the_role_a_session_and_the_csrf_token(db: Db) {
-    let env = TestEnv::start(db).await;
+    let env = TestEnv::start_warning(db).await;
     let submitter = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     let id = failed_document(&env, &submitter, "console-csrf-1").await;
     let http = client();

@@ -26,7 +26,7 @@ on_both_backends!(
 const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
 
 fn doctor(snils: &str) -> TestSigner {
-    let ca = TestCa::new("test-ca");
+    let ca = TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED);
     ca.issue_doctor(
         &format!("doctor-{snils}"),
         &Snils::parse(snils).unwrap(),
@@ -143,9 +143,9 @@ async fn bad_input_lists_every_reason_and_stores_nothing(db: Db) {
             "a signature over other bytes",
             with(&|b: &mut Value| b["signatures"][0]["data"] = json!(B64.encode(signer.sign_detached(b"other")))),
             422,
-            &["SIGNATURE_VERIFICATION_ERROR"],
+            &["INCONSISTENT_DIGESTS"],
         ),
-        ("a localUid with spaces", body(&with_uid("bad uid"), &signer), 422, &["local_uid_format"]),
+        ("a localUid with spaces", body(&with_uid("bad uid"), &signer), 422, &["H3"]),
         (
             "signature not base64",
             with(&|b: &mut Value| b["signatures"][0]["data"] = json!("%%%")),
@@ -185,7 +185,8 @@ async fn bad_input_lists_every_reason_and_stores_nothing(db: Db) {
 }
 
 async fn a_permanent_error_ends_failed_with_a_hint(db: Db) {
-    let env = TestEnv::start(db).await;
+    // Under `warn` the dismissed signer is accepted with a warning, and REMD refuses it.
+    let env = TestEnv::start_warning(db).await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     // The same document, but its author was dismissed on 2022-12-31 and it is dated 2023.
     let document = with_uid("dismissed-1").replace(AUTHOR_SNILS, DISMISSED_SNILS);
@@ -194,6 +195,9 @@ async fn a_permanent_error_ends_failed_with_a_hint(db: Db) {
     let doc = wait_for(&env, &key, accepted["id"].as_str().unwrap(), "failed").await;
     let error = &doc["errors"][0];
     assert!(error["code"].as_str().unwrap().starts_with("PERSON_"), "{doc}");
+    // Intake saw it coming: the warning names the code REMD then answered.
+    assert_eq!(accepted["warnings"][0]["rule"], "F1", "{accepted}");
+    assert_eq!(accepted["warnings"][0]["remd_code"], error["code"], "{doc}");
     assert_eq!(error["disposition"], "needs_data_fix");
     assert!(!error["hint_ru"].as_str().unwrap().is_empty());
     assert!(!error["message"].as_str().unwrap().is_empty());

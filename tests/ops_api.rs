@@ -64,7 +64,7 @@ async fn failed_document(env: &TestEnv, submitter: &str, uid: &str) -> String {
 }
 
 async fn retry_and_cancel_go_through_the_lifecycle_and_the_audit_log(db: Db) {
-    let env = TestEnv::start(db).await;
+    let env = TestEnv::start_warning(db).await;
     let submitter = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     let ops = env.key(&[Role::Ops], &[MO_2917]).await;
     let id = failed_document(&env, &submitter, "ops-retry-1").await;
@@ -112,7 +112,7 @@ async fn retry_and_cancel_go_through_the_lifecycle_and_the_audit_log(db: Db) {
 }
 
 async fn only_an_ops_key_acts_and_only_on_its_organisations(db: Db) {
-    let env = TestEnv::start(db).await;
+    let env = TestEnv::start_warning(db).await;
     let submitter = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     let id = failed_document(&env, &submitter, "ops-scope-1").await;
     let reader = env.key(&[Role::Reader], &[MO_2917]).await;
@@ -194,6 +194,8 @@ fn new_submission(uid: &str, org: &str, kind: u32, at: chrono::DateTime<Utc>) ->
         request,
         created_at: at,
         actor: "api:seed".into(),
+        warnings: Vec::new(),
+        detail: egisz_gateway::lifecycle::INTAKE_DETAIL.to_owned(),
     }
 }
 

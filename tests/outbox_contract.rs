@@ -48,6 +48,8 @@ fn new_submission(local_uid: &str, content: &[u8], at: DateTime<Utc>) -> NewSubm
         request: common::register_request(local_uid),
         created_at: at,
         actor: "api:test".into(),
+        warnings: Vec::new(),
+        detail: egisz_gateway::lifecycle::INTAKE_DETAIL.to_owned(),
     }
 }
 

@@ -131,6 +131,8 @@ async fn submit(r: &Rig, local_uid: &str) -> Uuid {
         request: common::register_request(local_uid),
         created_at: egisz_gateway::now(),
         actor: "api:test".into(),
+        warnings: Vec::new(),
+        detail: egisz_gateway::lifecycle::INTAKE_DETAIL.to_owned(),
     };
     match r.store.intake(&new).await.unwrap() {
         Intake::Created(rec) => rec.id,

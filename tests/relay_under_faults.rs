@@ -26,7 +26,7 @@ const RATE: u32 = 40;
 const BURST: u32 = 5;
 
 fn doctor() -> TestSigner {
-    TestCa::new("test-ca").issue_doctor(
+    TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED).issue_doctor(
         "author",
         &Snils::parse(AUTHOR_SNILS).unwrap(),
         Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),

@@ -64,10 +64,7 @@ enum Body<'a> {
 fn is_string_type(first_tag_octet: u8) -> bool {
     let universal = first_tag_octet & 0xC0 == 0;
     universal
-        && matches!(
-            first_tag_octet & 0x1F,
-            3 | 4 | 12 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30
-        )
+        && matches!(first_tag_octet & 0x1F, 3 | 4 | 12 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30)
 }
 
 impl Value<'_> {
@@ -264,7 +261,10 @@ mod tests {
     #[test]
     fn constructed_strings_are_joined_and_long_lengths_shortened() {
         // OCTET STRING constructed { AA BB } { CC }, then a non-minimal length 0x81 0x01.
-        let ber = [0x30, 0x80, 0x24, 0x80, 0x04, 0x02, 0xAA, 0xBB, 0x04, 0x01, 0xCC, 0x00, 0x00, 0x02, 0x81, 0x01, 0x07, 0x00, 0x00];
+        let ber = [
+            0x30, 0x80, 0x24, 0x80, 0x04, 0x02, 0xAA, 0xBB, 0x04, 0x01, 0xCC, 0x00, 0x00, 0x02, 0x81, 0x01, 0x07, 0x00,
+            0x00,
+        ];
         let der = to_der(&ber).unwrap();
         assert_eq!(&*der, &[0x30, 0x08, 0x04, 0x03, 0xAA, 0xBB, 0xCC, 0x02, 0x01, 0x07]);
     }

@@ -393,7 +393,8 @@ pub fn check_signature(cms: &ParsedSignature, document: &[u8], created: DateTime
 /// the organisation's OGRN (`1.2.643.100.1`, 13 digits), not a person's.
 pub fn check_org_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
     let mut out = check_signature(cms, document, created);
-    let ogrn_ok = cms.certificate.ogrn.as_deref().is_some_and(|o| o.len() == 13 && o.bytes().all(|b| b.is_ascii_digit()));
+    let ogrn_ok =
+        cms.certificate.ogrn.as_deref().is_some_and(|o| o.len() == 13 && o.bytes().all(|b| b.is_ascii_digit()));
     if !ogrn_ok {
         out.push(Violation::new(
             rules::VALUE_MISMATCH_METADATA_AND_CERTIFICATE,

@@ -37,7 +37,11 @@ fn fixture() -> Fixture {
             (("1.2.643.5.1.13.13.11.1040", "2.1"), HashMap::from([("1", "Мужской"), ("2", "Женский")])),
             (
                 ("1.2.643.5.1.13.13.99.2.197", "1.32"),
-                HashMap::from([("DOCINFO", "Сведения о документе"), ("COMPLNTS", "Жалобы"), ("RESCONS", "Консультация")]),
+                HashMap::from([
+                    ("DOCINFO", "Сведения о документе"),
+                    ("COMPLNTS", "Жалобы"),
+                    ("RESCONS", "Консультация"),
+                ]),
             ),
         ]),
     }
@@ -87,7 +91,11 @@ fn a_display_name_or_a_code_the_dictionary_does_not_have() {
     assert_eq!(v[0].2, "INVALID_ELEMENT_VALUE_NAME");
     // Whitespace around and inside does not count.
     assert_eq!(check(&replace_one(SAMPLE, r#"displayName="Жалобы""#, r#"displayName=" Жалобы ""#)), vec![]);
-    let v = check(&replace_one(SAMPLE, r#"code="2" codeSystem="1.2.643.5.1.13.13.11.1040""#, r#"code="9" codeSystem="1.2.643.5.1.13.13.11.1040""#));
+    let v = check(&replace_one(
+        SAMPLE,
+        r#"code="2" codeSystem="1.2.643.5.1.13.13.11.1040""#,
+        r#"code="9" codeSystem="1.2.643.5.1.13.13.11.1040""#,
+    ));
     assert_eq!(v[0].2, "INVALID_ELEMENT_VALUE_CODE");
     assert!(v[0].0.ends_with("administrativeGenderCode/@code"));
 }

@@ -254,7 +254,11 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Rea
         .map(|(i, s)| {
             let der = decode(&s.data);
             if der.is_none() {
-                errors.push(FieldError::new("signature_base64", format!("/signatures/{i}/data"), "подпись должна быть в base64"));
+                errors.push(FieldError::new(
+                    "signature_base64",
+                    format!("/signatures/{i}/data"),
+                    "подпись должна быть в base64",
+                ));
             }
             der
         })

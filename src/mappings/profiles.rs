@@ -89,12 +89,16 @@ pub(super) fn apply(text: &str, kinds: &mut HashMap<u32, KindRule>, problems: &m
         }
         for s in &p.required_sections {
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
-                problems.push(problem(format!("kind {k}: section code {s:?} is not a code of NSI 1.2.643.5.1.13.13.99.2.197")));
+                problems.push(problem(format!(
+                    "kind {k}: section code {s:?} is not a code of NSI 1.2.643.5.1.13.13.99.2.197"
+                )));
             }
         }
         for r in &p.signer_roles {
             if r.is_empty() || !r.bytes().all(|b| b.is_ascii_digit()) {
-                problems.push(problem(format!("kind {k}: signer role {r:?} is not a code of NSI 1.2.643.5.1.13.13.99.2.368")));
+                problems.push(problem(format!(
+                    "kind {k}: signer role {r:?} is not a code of NSI 1.2.643.5.1.13.13.99.2.368"
+                )));
             }
         }
         for (oid, versions) in &p.dictionaries {
@@ -102,7 +106,9 @@ pub(super) fn apply(text: &str, kinds: &mut HashMap<u32, KindRule>, problems: &m
                 problems.push(problem(format!("kind {k}: dictionary {oid:?} is not an OID")));
             }
             if versions.is_empty() || versions.iter().any(|v| v.trim().is_empty() || v.trim() != v) {
-                problems.push(problem(format!("kind {k}: dictionary {oid}: versions must be a non-empty list of versions")));
+                problems.push(problem(format!(
+                    "kind {k}: dictionary {oid}: versions must be a non-empty list of versions"
+                )));
             }
         }
         rule.template_ids = p.template_ids;

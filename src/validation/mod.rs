@@ -278,7 +278,11 @@ struct OrgOutcome {
     parsed: Option<(String, ParsedSignature)>,
 }
 
-fn org_signature(input: &DocumentInput<'_>, created: Option<DateTime<FixedOffset>>, out: &mut Vec<Violation>) -> OrgOutcome {
+fn org_signature(
+    input: &DocumentInput<'_>,
+    created: Option<DateTime<FixedOffset>>,
+    out: &mut Vec<Violation>,
+) -> OrgOutcome {
     const AT: &str = "/org_signature";
     let none = OrgOutcome { request: None, parsed: None };
     match (input.org_signature, input.kind.org_signature) {
@@ -298,7 +302,9 @@ fn org_signature(input: &DocumentInput<'_>, created: Option<DateTime<FixedOffset
             }
             Ok(sig) => {
                 if let Some(created) = created {
-                    out.extend(egisz_semd::check_org_signature(&sig, input.content, created).into_iter().map(|v| under(AT, v)));
+                    out.extend(
+                        egisz_semd::check_org_signature(&sig, input.content, created).into_iter().map(|v| under(AT, v)),
+                    );
                 }
                 OrgOutcome {
                     request: Some(SignatureData { checksum: egisz_remd::checksum(cms), data: cms.to_vec() }),

@@ -147,7 +147,10 @@ mod tests {
     fn exceptions_by_kind() {
         let by_kind = KindPolicies::parse_exceptions("40=block, 227=warn 119=off").unwrap();
         let p = KindPolicies { default: Policy::Warn, by_kind };
-        assert_eq!((p.for_kind(40), p.for_kind(227), p.for_kind(119), p.for_kind(1)), (Policy::Block, Policy::Warn, Policy::Off, Policy::Warn));
+        assert_eq!(
+            (p.for_kind(40), p.for_kind(227), p.for_kind(119), p.for_kind(1)),
+            (Policy::Block, Policy::Warn, Policy::Off, Policy::Warn)
+        );
         assert_eq!(p.describe(), "warn (kind 40: block, kind 119: off, kind 227: warn)");
         assert!(KindPolicies::parse_exceptions("").unwrap().is_empty());
         for bad in ["40", "x=warn", "40=maybe", "40=warn 40=off"] {

@@ -12,8 +12,8 @@ use egisz_semd::{ParsedSignature, SignatureVerifier, Violation, rules};
 
 use super::SignerToCheck;
 use super::policy::Answer;
-use crate::staff::StaffService;
 use crate::staff::LookupError;
+use crate::staff::StaffService;
 
 /// Every signer against FRMR on `date` in `organization`. FRMR not answering for any of
 /// them makes the whole answer [`Answer::Unreachable`]: a partial check is not a check.
@@ -37,9 +37,7 @@ pub async fn check_signers(
                     Violation::new(
                         rules::F1,
                         "/ClinicalDocument",
-                        format!(
-                            "подписанты не проверены по ФРМР ({why}); РЭМД проверит их при регистрации"
-                        ),
+                        format!("подписанты не проверены по ФРМР ({why}); РЭМД проверит их при регистрации"),
                     )
                     .prevents("RUNTIME_ERROR"),
                 );

@@ -13,7 +13,12 @@ use crate::staff::verdict::{self, Verdict};
 
 /// What REMD would answer about `signer` given FRMR's record (`None`: FRMR has no such
 /// person). Empty: REMD's FRMR checks pass.
-pub fn judge(signer: &SignerToCheck, organization: &Oid, date: NaiveDate, person: Option<&FrmrPerson>) -> Vec<Violation> {
+pub fn judge(
+    signer: &SignerToCheck,
+    organization: &Oid,
+    date: NaiveDate,
+    person: Option<&FrmrPerson>,
+) -> Vec<Violation> {
     let decision = verdict::decide(person, organization, Some(&signer.position), date);
     let path = &signer.path;
     let mut out = Vec::new();
@@ -104,9 +109,15 @@ mod tests {
         assert_eq!(codes(&v), [("F1", "PERSON_POST_IN_FRMR_MISMATCH")]);
         assert!(v[0].path.ends_with("/code/@code"));
         let before: NaiveDate = "2015-01-01".parse().unwrap();
-        assert_eq!(codes(&judge(&signer("73"), &mo, before, Some(&person("Колпинская")))), [("F1", "PERSON_CARD_NOT_FOUND")]);
+        assert_eq!(
+            codes(&judge(&signer("73"), &mo, before, Some(&person("Колпинская")))),
+            [("F1", "PERSON_CARD_NOT_FOUND")]
+        );
         let other = Oid::parse("1.2.643.5.1.13.13.12.2.42.3011").unwrap();
-        assert_eq!(codes(&judge(&signer("73"), &other, day, Some(&person("Колпинская")))), [("F1", "PERSON_CARD_NOT_FOUND")]);
+        assert_eq!(
+            codes(&judge(&signer("73"), &other, day, Some(&person("Колпинская")))),
+            [("F1", "PERSON_CARD_NOT_FOUND")]
+        );
         let v = judge(&signer("73"), &mo, day, Some(&person("Иванова")));
         assert_eq!(codes(&v), [("F1", "VALUE_MISMATCH_METADATA_AND_FRMR")]);
         assert!(!v[0].message.contains("Иванова") && !v[0].message.contains("Колпинская"), "no names in messages");

@@ -216,6 +216,18 @@ impl TestEnv {
         Self::start_with(db, |_, _| {}).await
     }
 
+    /// Starts with the FRMR check of signers at intake warning instead of refusing: a
+    /// signer FRMR does not know (or no longer employs) reaches the REMD emulator, which
+    /// refuses the document — the failures ops work on.
+    pub async fn start_warning(db: Db) -> TestEnv {
+        Self::start_with(db, |c, _| {
+            c.validation.signers = egisz_gateway::validation::policy::KindPolicies::uniform(
+                egisz_gateway::validation::policy::Policy::Warn,
+            )
+        })
+        .await
+    }
+
     /// Starts with `tweak` applied to the test configuration (it sees the emulator).
     pub async fn start_with(db: Db, tweak: impl FnOnce(&mut Config, &FrmrSandbox)) -> TestEnv {
         Self::start_on(TestDb::new(db).await, tweak).await

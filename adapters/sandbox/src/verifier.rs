@@ -75,8 +75,8 @@ struct VerifyIn {
 impl VerifierSandbox {
     /// Listens on loopback (`port` 0: any free port), trusting `ca_der` (DER).
     pub async fn start(port: u16, ca_der: &[u8]) -> io::Result<Self> {
-        let verifier =
-            TestPkiVerifier::from_ca_der(ca_der).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let verifier = TestPkiVerifier::from_ca_der(ca_der)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
         let addr = listener.local_addr()?;
         let (down, down_rx) = watch::channel(false);
@@ -131,7 +131,10 @@ fn count(shared: &Shared, f: impl FnOnce(&mut VerifierStats)) {
     f(&mut shared.stats.lock().unwrap_or_else(|p| p.into_inner()));
 }
 
-async fn verify(State(shared): State<Arc<Shared>>, body: Result<Json<VerifyIn>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn verify(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<VerifyIn>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let fault = *shared.fault.lock().unwrap_or_else(|p| p.into_inner());
     match fault {
         VerifierFault::None | VerifierFault::Down => {}
@@ -146,8 +149,10 @@ async fn verify(State(shared): State<Arc<Shared>>, body: Result<Json<VerifyIn>, 
         }
         VerifierFault::CaInaccessible => {
             count(&shared, |s| s.faulted += 1);
-            return Json(json!({"valid": false, "errors": [{"code": "CA_INACCESSIBILITY", "message": "OCSP недоступен"}]}))
-                .into_response();
+            return Json(
+                json!({"valid": false, "errors": [{"code": "CA_INACCESSIBILITY", "message": "OCSP недоступен"}]}),
+            )
+            .into_response();
         }
     }
     let Ok(Json(body)) = body else {

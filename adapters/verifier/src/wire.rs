@@ -20,7 +20,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 #[derive(Debug, Serialize)]
 pub struct VerifyRequest<'a> {
     /// Base64 (standard alphabet, padded) of the container.
