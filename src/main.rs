@@ -224,7 +224,7 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
         Err(e) => return usage(e),
     };
     let roles: Vec<(String, String)> = (0..signatures.len())
-        .map(|i| match args.roles.get(i).map(|r| r.split_once('@').map(|(c, v)| (c, v)).unwrap_or((r, "2.4"))) {
+        .map(|i| match args.roles.get(i).map(|r| r.split_once('@').unwrap_or((r, "2.4"))) {
             Some((code, version)) => (code.to_owned(), version.to_owned()),
             None => ("1".to_owned(), "2.4".to_owned()),
         })

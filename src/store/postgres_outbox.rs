@@ -215,8 +215,6 @@ async fn fetch(conn: &mut PgConnection, id: Uuid) -> Result<Option<SubmissionRec
         .transpose()
 }
 
-/// The event of a stored document.
-
 /// One document of an intake batch, inside its savepoint (its key already locked).
 async fn intake_one(conn: &mut PgConnection, new: &NewSubmission) -> Result<Intake, StoreError> {
     let existing =
