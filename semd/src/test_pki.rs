@@ -355,7 +355,8 @@ impl TestPkiVerifier {
         Ok(Self { ca: Certificate::from_der(ca_der)? })
     }
 
-    fn verdict(&self, signature: &ParsedSignature) -> Vec<Violation> {
+    /// The verdict on `signature`, at once (the [`SignatureVerifier`] impl returns it).
+    pub fn verdict_of(&self, signature: &ParsedSignature) -> Vec<Violation> {
         const CERT: &str = "/ContentInfo/SignedData/certificates/Certificate";
         const SIGNER: &str = "/ContentInfo/SignedData/signerInfos/SignerInfo";
         let chain = |why: &str| {
@@ -421,6 +422,6 @@ impl TestPkiVerifier {
 #[async_trait::async_trait]
 impl SignatureVerifier for TestPkiVerifier {
     async fn verify(&self, signature: &ParsedSignature, _document: &[u8]) -> Result<Vec<Violation>, Failure> {
-        Ok(self.verdict(signature))
+        Ok(self.verdict_of(signature))
     }
 }

@@ -255,9 +255,10 @@ fn personal_signatures(
     if !parsed.is_empty() {
         let only: Vec<ParsedSignature> = parsed.iter().map(|(_, s)| s.clone()).collect();
         let mut seen = std::collections::HashSet::new();
-        for v in egisz_semd::check_personal_signatures(header, &only) {
+        for mut v in egisz_semd::check_personal_signatures(header, &only) {
             if seen.insert(v.rule) {
-                out.push(under("/signatures", v));
+                v.path = submitted_path(&v.path, &parsed);
+                out.push(v);
             }
         }
     }
@@ -271,6 +272,17 @@ fn personal_signatures(
         }
     }
     PersonalOutcome { request, parsed }
+}
+
+/// A path of [`egisz_semd::check_personal_signatures`] (`/signatures[n]…`, the n-th parsed
+/// signature) as the path of the signature as submitted (`/signatures/<index>…`).
+fn submitted_path(path: &str, parsed: &[(String, ParsedSignature)]) -> String {
+    let Some(rest) = path.strip_prefix("/signatures[") else { return path.to_owned() };
+    let Some((n, tail)) = rest.split_once(']') else { return path.to_owned() };
+    match n.parse::<usize>().ok().and_then(|n| parsed.get(n.wrapping_sub(1))) {
+        Some((at, _)) => format!("{at}{tail}"),
+        None => path.to_owned(),
+    }
 }
 
 struct OrgOutcome {

@@ -77,6 +77,10 @@ impl Gateway {
         self.state.documents.lock().unwrap().insert(message_id.to_owned(), bytes.to_vec());
     }
 
+    fn stored(&self, message_id: &str) -> Vec<u8> {
+        self.state.documents.lock().unwrap()[message_id].clone()
+    }
+
     fn results(&self) -> Vec<RegisterResult> {
         self.state.results.lock().unwrap().clone()
     }
@@ -167,7 +171,18 @@ fn document(uid: &str, person: &Person) -> Vec<u8> {
         .replace("<given>Светлана</given>", &format!("<given>{}</given>", person.first))
         .replace("<given>Александровна</given>", &format!("<given>{}</given>", person.middle))
         .replace(r#"<code code="73" "#, &format!(r#"<code code="{}" "#, person.position))
+        .replace(r#"displayName="врач-офтальмолог""#, &format!(r#"displayName="{}""#, position_name(person.position)))
         .into_bytes()
+}
+
+/// NSI 1002 names of the positions the tests use (the roster's `fedPosition`).
+fn position_name(code: &str) -> &'static str {
+    match code {
+        "73" => "врач-офтальмолог",
+        "49" => "врач-терапевт участковый",
+        "89" => "врач-хирург",
+        other => panic!("no name for position {other}"),
+    }
 }
 
 fn fresh_uid() -> String {
@@ -178,7 +193,12 @@ fn fresh_uid() -> String {
 fn request(bytes: &[u8], uid: &str, person: &Person) -> RegisterDocument {
     let p = |s: &str| Personal(s.to_owned());
     let coded = |code: &str, version: &str| Coded { code: code.to_owned(), version: version.to_owned() };
-    let cms = b"detached CMS of the sample".to_vec();
+    // Signed with the sandbox's test CA, which the emulator trusts, in the person's name.
+    let ca = egisz_semd::test_pki::TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED);
+    let from = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2010, 1, 1, 0, 0, 0).unwrap();
+    let till = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2040, 1, 1, 0, 0, 0).unwrap();
+    let signer = ca.issue_doctor(person.snils, &Snils::parse(person.snils).unwrap(), from, till);
+    let cms = signer.sign_detached(bytes);
     RegisterDocument {
         message_id: new_message_id(),
         kind: 40,
@@ -506,7 +526,8 @@ async fn the_request_is_checked_against_the_document() {
     let other = Person {
         snils: "34786502816", last: "Гришин", first: "Алексей", middle: "Николаевич", position: "89"
     };
-    request.personal_signatures = self::request(b"", "x", &other).personal_signatures;
+    let bytes = gateway.stored(&request.message_id);
+    request.personal_signatures = self::request(&bytes, "x", &other).personal_signatures;
     assert_eq!(
         codes(&outcome(&gateway, &remd, &request).await),
         ["INVALID_DOCTOR_SNILS", "LEGAL_AUTHENTICATOR_NOT_FOUND"]

@@ -78,6 +78,25 @@ pub(crate) fn check(
     }
 
     check_signers(request, header, roster, creation_date, &mut out);
+    super::content::check_header(request, header, roster, &mut out);
+    out
+}
+
+/// Everything the emulator checks of `content` for `request` once pulled: the header
+/// against the request and the roster ([`check`]), and the signatures. Public for tests
+/// that compare the gateway's verdict with the emulator's on the same document.
+pub fn judge(
+    request: &RegisterDocument,
+    content: &[u8],
+    roster: &Roster,
+    now: DateTime<FixedOffset>,
+) -> Vec<RemdMessage> {
+    let header = match CdaHeader::parse(content) {
+        Ok(h) => h,
+        Err(_) => return vec![message(codes::INVALID_DOC_CONTENT_TYPE, None)],
+    };
+    let mut out = check(request, &header, roster, now);
+    super::content::check_signatures(request, content, &mut out);
     out
 }
 

@@ -26,6 +26,7 @@
 
 mod checks;
 mod codes;
+mod content;
 mod faults;
 mod process;
 mod registry;
@@ -46,6 +47,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+pub use checks::judge;
 pub use codes::EMITTED_CODES;
 pub use faults::{RemdFaults, RemdStats};
 pub use registry::RegistryEntry;
