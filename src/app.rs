@@ -44,6 +44,7 @@ pub struct RunningGateway {
     tasks: Vec<JoinHandle<()>>,
     frmr_sandbox: Option<FrmrSandbox>,
     remd_sandbox: Option<RemdSandbox>,
+    nsi_sandbox: Option<egisz_sandbox::NsiSandbox>,
     remd_addr: SocketAddr,
     relay: Arc<Relay>,
     store: Arc<dyn Store>,
@@ -126,6 +127,9 @@ impl RunningGateway {
         }
         if let Some(sandbox) = self.frmr_sandbox {
             sandbox.shutdown().await;
+        }
+        if let Some(sandbox) = self.nsi_sandbox {
+            sandbox.stop().await;
         }
         tracing::info!("stopped");
     }
@@ -300,6 +304,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
     let verification = verification_for(&config.validation.verifier)?;
     let dictionaries = Arc::new(crate::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
+    let (nsi, nsi_sandbox) = nsi_for(config, &store, &dictionaries, &mappings).await?;
+    if let Some(nsi) = &nsi
+        && let Err(e) = nsi.load_stored().await
+    {
+        tracing::warn!(error = %e, "NSI: the stored dictionary copies could not be read; the shipped ones are in force");
+    }
     let state = AppState {
         store: Arc::clone(&store),
         auth: authenticator,
@@ -319,6 +329,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         dictionaries,
         validation: Arc::new(config.validation.clone()),
         verification,
+        nsi: nsi.clone(),
         outbox_wake,
         intake: intake.clone(),
         intake_permits: Arc::new(tokio::sync::Semaphore::new(config.api.intake_workers)),
@@ -361,6 +372,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let drain_for = config.api.limits.request_timeout + Duration::from_secs(1);
     let mut tasks = vec![api_task, remd_task, relay_task, purge_task];
     tasks.extend(notify_task);
+    if let Some(nsi) = nsi {
+        tasks.push(tokio::spawn(nsi.run(config.nsi.refresh_every, shutdown.clone())));
+    }
     Ok(RunningGateway {
         api_addr,
         shutdown,
@@ -368,6 +382,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
         tasks,
         frmr_sandbox,
         remd_sandbox,
+        nsi_sandbox,
         remd_addr,
         relay,
         store,
@@ -616,4 +631,40 @@ pub async fn frmr_for_command(config: &Config) -> anyhow::Result<(Arc<dyn FrmrRe
     };
     let frmr = frmr_client(config, sandbox.as_ref(), Arc::new(egisz_contract::NoopObserver))?;
     Ok((frmr, sandbox))
+}
+
+/// The NSI refresher `nsi.mode` names, with the emulator it talks to in sandbox mode
+/// (seeded with the shipped complete dictionary copies and the document kinds).
+pub async fn nsi_for(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    live: &Arc<crate::mappings::LiveDictionaries>,
+    mappings: &Mappings,
+) -> anyhow::Result<(Option<Arc<crate::nsi::NsiService>>, Option<egisz_sandbox::NsiSandbox>)> {
+    use crate::config::NsiMode;
+    let (url, sandbox) = match &config.nsi.mode {
+        NsiMode::Off => return Ok((None, None)),
+        NsiMode::Remote(url) => (url.clone(), None),
+        NsiMode::Sandbox => {
+            let sandbox = egisz_sandbox::NsiSandbox::start(0).await.context("starting the sandbox NSI")?;
+            for (oid, version, coverage, _) in mappings.dictionaries().summary() {
+                if coverage == crate::mappings::Coverage::Complete
+                    && let Some(copy) = mappings.dictionaries().get(&oid, &version)
+                {
+                    let mut rows: Vec<(String, String)> = copy.names.clone().into_iter().collect();
+                    rows.sort();
+                    sandbox.publish(&oid, &version, rows);
+                }
+            }
+            let kinds = mappings.kinds().iter().map(|k| (k.kind.to_string(), k.name.clone())).collect();
+            sandbox.publish("1.2.643.5.1.13.13.11.1520", "sandbox.1", kinds);
+            let url = url::Url::parse(&sandbox.base_url()).context("sandbox NSI URL")?;
+            tracing::info!(base_url = %url, "sandbox NSI started (emulator)");
+            (url, Some(sandbox))
+        }
+    };
+    let client = egisz_nsi::NsiClient::new(url, config.nsi.timeout).context("the NSI client")?;
+    let service =
+        crate::nsi::NsiService::new(client, Arc::clone(store), Arc::clone(live), mappings.dictionaries().clone());
+    Ok((Some(Arc::new(service)), sandbox))
 }

@@ -41,6 +41,7 @@ pub struct Config {
     pub documents: DocumentsConfig,
     pub ops: OpsConfig,
     pub validation: ValidationConfig,
+    pub nsi: NsiConfig,
     pub mappings: MappingsConfig,
     pub sandbox: SandboxConfig,
     pub log: LogConfig,
@@ -199,6 +200,22 @@ pub struct ValidationConfig {
     /// The check of every signer against FRMR, per kind.
     pub signers: crate::validation::policy::KindPolicies,
     pub verifier: VerifierChoice,
+}
+
+/// Where the dictionaries are refreshed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NsiMode {
+    Off,
+    /// The in-process NSI emulator, seeded with the shipped complete copies.
+    Sandbox,
+    Remote(Url),
+}
+
+#[derive(Debug, Clone)]
+pub struct NsiConfig {
+    pub mode: NsiMode,
+    pub refresh_every: Duration,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -842,6 +859,30 @@ impl Reader<'_> {
                 }
             },
         };
+        let nsi = NsiConfig {
+            mode: {
+                let mode = self.get("nsi", "mode", "off, sandbox or remote", |s: String| match s.as_str() {
+                    "off" | "sandbox" | "remote" => Ok(s),
+                    other => Err(format!("expected off, sandbox or remote, got {other:?}")),
+                });
+                let url = self.optional_http_url("nsi", "base_url");
+                match (mode.as_str(), url) {
+                    ("sandbox", _) => NsiMode::Sandbox,
+                    ("remote", Some(url)) => NsiMode::Remote(url),
+                    ("remote", None) => {
+                        self.problems.push(ConfigProblem {
+                            key: "nsi.base_url".into(),
+                            message: "required when nsi.mode = \"remote\"".into(),
+                            origin: None,
+                        });
+                        NsiMode::Off
+                    }
+                    _ => NsiMode::Off,
+                }
+            },
+            refresh_every: self.duration("nsi", "refresh_every"),
+            timeout: self.millis("nsi", "timeout_ms"),
+        };
         let sandbox = SandboxConfig {
             frmr_listen: self.listen("sandbox", "frmr_listen"),
             frmr_control_listen: self.listen("sandbox", "frmr_control_listen"),
@@ -894,6 +935,7 @@ impl Reader<'_> {
             documents,
             ops,
             validation,
+            nsi,
             mappings,
             sandbox,
             log,

@@ -28,6 +28,8 @@
 //! - [`relay`] — the outbox dispatcher: rate limit, claims with leases, REMD calls,
 //!   reconciliation;
 //! - [`metrics`] — the Prometheus registry, also the adapters' call observer;
+//! - [`nsi`] — the dictionaries kept current from NSI (schedule, CLI), the shipped copies
+//!   the fallback;
 //! - [`app`] — wiring: builds everything from a [`config::Config`], runs it, shuts it down.
 //!
 //! Outside systems live in their own crates under `adapters/`, behind traits of
@@ -44,6 +46,7 @@ pub mod lifecycle;
 pub mod mappings;
 pub mod memo;
 pub mod metrics;
+pub mod nsi;
 pub mod ops;
 pub mod relay;
 pub mod remd_listener;

@@ -37,10 +37,26 @@ enum Command {
     /// Manage API clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Dictionaries from NSI (`nsi.mode`).
+    #[command(subcommand)]
+    Nsi(NsiCommand),
     /// Check a signed document as intake would, without sending it: the header rules, the
     /// kind's profile, the dictionaries, the signatures (and, with --frmr, the signers against
     /// the configured FRMR). Exit code 0: valid; 1: invalid; 2: usage or unreadable input.
     Validate(ValidateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum NsiCommand {
+    /// Refresh every dictionary now (the same pass the schedule runs) and print what
+    /// happened to each; exit code 1 when one failed (the previous copy stays in force).
+    Refresh {
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The NSI versions stored and in force.
+    Status,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +185,56 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::CheckConfig => Ok(()),
         Command::Clients(c) => clients(c, config).await,
         Command::Validate(_) => Ok(()),
+        Command::Nsi(c) => nsi(c, config).await,
+    }
+}
+
+async fn nsi(command: NsiCommand, config: Config) -> anyhow::Result<()> {
+    use egisz_gateway::nsi::Refreshed;
+    let store = store::connect(&config.database).await?;
+    let mappings = egisz_gateway::mappings::Mappings::load(config.mappings.dir.as_deref())
+        .map_err(|p| anyhow::anyhow!("the mappings do not load: {} problem(s)", p.len()))?;
+    match command {
+        NsiCommand::Status => {
+            let stored = store.nsi_latest().await?;
+            if stored.is_empty() {
+                println!("из НСИ ничего не загружено: действуют справочники из mappings/");
+            }
+            for c in stored {
+                println!("{}  версия {}  строк {}  загружена {}", c.oid, c.version, c.rows.len(), c.fetched_at);
+            }
+            Ok(())
+        }
+        NsiCommand::Refresh { json } => {
+            let live =
+                std::sync::Arc::new(egisz_gateway::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
+            let (service, sandbox) = app::nsi_for(&config, &store, &live, &mappings).await?;
+            let Some(service) = service else { anyhow::bail!("nsi.mode = \"off\": nothing to refresh from") };
+            let results = service.refresh(egisz_gateway::now()).await;
+            for r in &results {
+                if json {
+                    println!("{}", serde_json::to_string(r)?);
+                    continue;
+                }
+                match r {
+                    Refreshed::Updated { oid, version, rows } => {
+                        println!("{oid}: загружена версия {version} ({rows} строк)")
+                    }
+                    Refreshed::Unchanged { oid, version } => println!("{oid}: версия {version} уже загружена"),
+                    Refreshed::NoVersions { oid } => println!("{oid}: НСИ не знает версий этого справочника"),
+                    Refreshed::Failed { oid, reason } => {
+                        println!("{oid}: не обновлён — {reason}; действует прежняя копия")
+                    }
+                }
+            }
+            if let Some(s) = sandbox {
+                s.stop().await;
+            }
+            if results.iter().any(Refreshed::failed) {
+                anyhow::bail!("not every dictionary was refreshed");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -267,6 +267,13 @@ impl Mappings {
         self.codes.len()
     }
 
+    /// Every kind, by number.
+    pub fn kinds(&self) -> Vec<&KindRule> {
+        let mut out: Vec<&KindRule> = self.kinds.values().collect();
+        out.sort_by_key(|k| k.kind);
+        out
+    }
+
     pub fn kind_count(&self) -> usize {
         self.kinds.len()
     }

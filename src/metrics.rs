@@ -84,6 +84,15 @@ pub struct Metrics {
     pub remd_circuit_open: Gauge,
     /// 1 when the last scrape could not read the queue's figures from the store.
     pub queue_figures_failed: Gauge,
+    /// Dictionaries the last NSI refresh could not refresh (their previous copy stays).
+    pub nsi_refresh_failed: Gauge,
+    /// Intakes accepted with warnings (a check under `warn`, a service unreachable), by rule.
+    pub intake_warnings: Family<RuleLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -120,6 +129,8 @@ impl Metrics {
             past_deadline: Gauge::default(),
             remd_circuit_open: Gauge::default(),
             queue_figures_failed: Gauge::default(),
+            nsi_refresh_failed: Gauge::default(),
+            intake_warnings: Family::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "API requests by method, route and status", m.http_requests.clone());
@@ -196,6 +207,16 @@ impl Metrics {
             "queue_figures_failed",
             "1 when the last scrape could not read the queue's figures from the database",
             m.queue_figures_failed.clone(),
+        );
+        registry.register(
+            "nsi_refresh_failed",
+            "Dictionaries the last NSI refresh could not refresh (the previous copy stays in force)",
+            m.nsi_refresh_failed.clone(),
+        );
+        registry.register(
+            "intake_warnings",
+            "Documents accepted with a warning (a check under the warn policy, FRMR or the verifier unreachable), by rule",
+            m.intake_warnings.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -168,6 +168,9 @@ async fn service_checks(state: &AppState, ready: Ready) -> Result<NewSubmission,
         errors.extend(sorted.errors.into_iter().map(FieldError::from));
         return Err(errors.into_error());
     }
+    for w in &sorted.warnings {
+        state.metrics.intake_warnings.get_or_create(&crate::metrics::RuleLabels { rule: w.rule.clone() }).inc();
+    }
     new.detail = crate::lifecycle::intake_detail(&sorted.warnings);
     new.warnings = sorted.warnings;
     Ok(new)

@@ -66,6 +66,8 @@ pub struct AppState {
     pub validation: Arc<crate::config::ValidationConfig>,
     /// The signature verifier (`validation.verifier`).
     pub verification: crate::validation::services::Verification,
+    /// The dictionaries' refresher from NSI (`nsi.mode`), for `/readyz`.
+    pub nsi: Option<Arc<crate::nsi::NsiService>>,
     /// Wakes the relay when a submission is stored.
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// Where intakes are stored: shared, durable commits.

@@ -22,7 +22,24 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.readiness().await {
         Ok(()) => {
-            Json(serde_json::json!({"status": "ready", "database": state.store.backend().label()})).into_response()
+            // NSI is detail: an unreachable NSI leaves the previous dictionaries in force and
+            // never makes the gateway unready.
+            let nsi = match &state.nsi {
+                None => serde_json::json!({"mode": "off"}),
+                Some(nsi) => {
+                    let s = nsi.status();
+                    let failed: Vec<&crate::nsi::Refreshed> = s.results.iter().filter(|r| r.failed()).collect();
+                    serde_json::json!({
+                        "state": if s.last_run.is_none() { "pending" } else if failed.is_empty() { "ok" } else { "degraded" },
+                        "last_run": s.last_run,
+                        "last_success": s.last_success,
+                        "in_force": s.in_force,
+                        "failed": failed,
+                    })
+                }
+            };
+            Json(serde_json::json!({"status": "ready", "database": state.store.backend().label(), "nsi": nsi}))
+                .into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
@@ -40,6 +57,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.frmr_circuit_open.set(i64::from(open));
     let remd_open = state.relay.remd_health().state == crate::circuit::CircuitState::Open;
     state.metrics.remd_circuit_open.set(i64::from(remd_open));
+    if let Some(nsi) = &state.nsi {
+        state.metrics.nsi_refresh_failed.set(nsi.status().results.iter().filter(|r| r.failed()).count() as i64);
+    }
     // The queue's gauges are read from the database at each scrape, so that every instance
     // on a shared database reports the same figures.
     match super::ops::summary_of(&state, &crate::auth::Scope::All).await {

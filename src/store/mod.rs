@@ -156,6 +156,20 @@ pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
     async fn staff_cache_put(&self, entry: &CachedLookup) -> Result<(), StoreError>;
     /// Deletes entries fetched before `before`; returns how many.
     async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Stores one NSI dictionary version (replacing a copy of the same version).
+    async fn nsi_save(&self, copy: &NsiCopy) -> Result<(), StoreError>;
+    /// The most recently fetched copy of each dictionary.
+    async fn nsi_latest(&self) -> Result<Vec<NsiCopy>, StoreError>;
+}
+
+/// A dictionary version as fetched from NSI: its rows as `(code, name)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsiCopy {
+    pub oid: String,
+    pub version: String,
+    pub fetched_at: DateTime<Utc>,
+    pub rows: Vec<(String, String)>,
 }
 
 /// Opens the store that `config.url` names (creating an SQLite file and its directory if

@@ -148,6 +148,39 @@ impl Store for PgStore {
             .transpose()
     }
 
+    async fn nsi_save(&self, copy: &super::NsiCopy) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nsi_dictionaries (oid, version, fetched_at, rows) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (oid, version) DO UPDATE SET fetched_at = EXCLUDED.fetched_at, rows = EXCLUDED.rows",
+        )
+        .bind(&copy.oid)
+        .bind(&copy.version)
+        .bind(copy.fetched_at)
+        .bind(sqlx::types::Json(&copy.rows))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn nsi_latest(&self) -> Result<Vec<super::NsiCopy>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (oid) oid, version, fetched_at, rows FROM nsi_dictionaries ORDER BY oid, fetched_at DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let entries: sqlx::types::Json<Vec<(String, String)>> = r.try_get("rows")?;
+                Ok(super::NsiCopy {
+                    oid: r.try_get("oid")?,
+                    version: r.try_get("version")?,
+                    fetched_at: r.try_get("fetched_at")?,
+                    rows: entries.0,
+                })
+            })
+            .collect()
+    }
+
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         sqlx::query("SELECT * FROM api_clients ORDER BY created_at, id")
             .fetch_all(&self.pool)

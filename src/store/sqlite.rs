@@ -193,6 +193,39 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn nsi_save(&self, copy: &super::NsiCopy) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        sqlx::query("INSERT OR REPLACE INTO nsi_dictionaries (oid, version, fetched_at, rows) VALUES (?, ?, ?, ?)")
+            .bind(&copy.oid)
+            .bind(&copy.version)
+            .bind(ms(copy.fetched_at))
+            .bind(sqlx::types::Json(&copy.rows))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn nsi_latest(&self) -> Result<Vec<super::NsiCopy>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT oid, version, fetched_at, rows FROM nsi_dictionaries d
+             WHERE fetched_at = (SELECT MAX(fetched_at) FROM nsi_dictionaries WHERE oid = d.oid) ORDER BY oid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let entries: sqlx::types::Json<Vec<(String, String)>> = r.try_get("rows")?;
+                Ok(super::NsiCopy {
+                    oid: r.try_get("oid")?,
+                    version: r.try_get("version")?,
+                    fetched_at: from_ms(r.try_get("fetched_at")?)?,
+                    rows: entries.0,
+                })
+            })
+            .collect()
+    }
+
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         sqlx::query("SELECT * FROM api_clients ORDER BY created_at, id")
             .fetch_all(&self.pool)

@@ -24,6 +24,8 @@
 //!   sync faults and 503s, `RATE_LIMIT`, accepted-then-silent calls, lost, duplicated and
 //!   delayed results, forced error codes), counters ([`RemdStats`]) and the register
 //!   ([`RegistryEntry`]) are readable by tests.
+//! - [`nsi`]: an emulator of the federal NSI service's REST API ([`NsiSandbox`]): dictionary
+//!   versions and their rows, published by tests, with faults ([`NsiFault`]).
 //! - [`verifier`]: an emulator of the signature verification service a deployment puts in
 //!   front of its certified GOST provider ([`VerifierSandbox`]), verifying with the test
 //!   PKI, with faults ([`VerifierFault`]) and counters ([`VerifierStats`]).
@@ -53,14 +55,17 @@
 //!   `remd::checks`: the request against the document and the roster; `remd::registry`:
 //!   the register; `remd::codes`: the NSI 305 codes and texts, the known kinds;
 //!   `remd::faults`: the fault settings and the counters;
-//! - `verifier`: the verification service emulator (`POST /verify`).
+//! - `verifier`: the verification service emulator (`POST /verify`);
+//! - `nsi`: the NSI emulator (`GET /versions`, `GET /data`).
 #![forbid(unsafe_code)]
 
 pub mod frmr;
 mod net;
+pub mod nsi;
 pub mod remd;
 pub mod verifier;
 
 pub use frmr::{FaultMode, Faults, FrmrSandbox, FrmrSandboxConfig, FrmrStats, Roster, RosterError};
+pub use nsi::{NsiFault, NsiSandbox};
 pub use remd::{RegistryEntry, RemdFaults, RemdSandbox, RemdSandboxConfig, RemdStats};
 pub use verifier::{VerifierFault, VerifierSandbox, VerifierStats};

@@ -1,0 +1,158 @@
+//! # egisz-nsi
+//!
+//! The gateway's client of the federal NSI service (the Ministry of Health's register of
+//! reference dictionaries): the versions of a dictionary, and the rows of one version as
+//! `(code, name)` pairs ([`NsiClient`]).
+//!
+//! ## What this crate owns
+//!
+//! - the wire (`wire`: paths, parameters, answer shapes, the code and name columns of each
+//!   dictionary the gateway refreshes — **[model]** where public client code is all there is);
+//! - paging through `data` up to [`MAX_ROWS`], answers bounded in size;
+//! - the mapping of every failure to [`Failure`] (no answer: `Retry`; an answer of another
+//!   shape: `Permanent`).
+//!
+//! ## What it must not do
+//!
+//! - decide anything: which version to take, whether rows are good enough to use, and what
+//!   to keep are the gateway's (`src/nsi.rs`);
+//! - follow NSI into code: rows are data.
+//!
+//! ## Layout
+//!
+//! - `wire`: the modelled names; this file: [`NsiClient`].
+#![forbid(unsafe_code)]
+
+pub mod wire;
+
+use std::time::Duration;
+
+use egisz_contract::Failure;
+
+pub use wire::{Columns, DICTIONARIES};
+
+/// Most rows of one dictionary version accepted.
+pub const MAX_ROWS: usize = 200_000;
+/// Largest answer read, in bytes.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// One row: the code and the name.
+pub type Row = (String, String);
+
+/// The NSI REST API at one base URL.
+#[derive(Debug, Clone)]
+pub struct NsiClient {
+    client: reqwest::Client,
+    base: url::Url,
+}
+
+impl NsiClient {
+    pub fn new(base: url::Url, timeout: Duration) -> Result<Self, egisz_http::BuildError> {
+        let client = egisz_http::build_client(&egisz_http::ClientSettings {
+            timeout,
+            user_agent: concat!("egisz-gateway/", env!("CARGO_PKG_VERSION")),
+            extra_ca_bundle: None,
+        })?;
+        let base = if base.path().ends_with('/') { base } else { url::Url::parse(&format!("{base}/")).unwrap_or(base) };
+        Ok(Self { client, base })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, Failure> {
+        let url = self.base.join(path).map_err(|e| Failure::Configuration { reason: format!("nsi.base_url: {e}") })?;
+        let response = self.client.get(url).query(query).send().await.map_err(|e| Failure::Retry {
+            reason: egisz_http::transport_cause(&e, 200).unwrap_or_else(|| "нет ответа".to_owned()),
+            after: None,
+        })?;
+        let status = response.status();
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(Failure::Retry {
+                reason: format!("НСИ ответил HTTP {}", status.as_u16()), after: None
+            });
+        }
+        if !status.is_success() {
+            return Err(Failure::Permanent {
+                reason: format!("НСИ отклонил запрос: HTTP {}", status.as_u16())
+            });
+        }
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Failure::Retry {
+                reason: format!("ответ оборван: {}", e.without_url()), after: None
+            })?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(Failure::Permanent { reason: "ответ НСИ больше 16 МБ".to_owned() });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|e| Failure::Permanent {
+            reason: format!("ответ НСИ другого вида: {}", e.classify_text()),
+        })
+    }
+
+    /// The versions NSI lists for `oid`, as it lists them.
+    pub async fn versions(&self, oid: &str) -> Result<Vec<String>, Failure> {
+        let answer: wire::VersionsAnswer = self
+            .get(wire::VERSIONS, &[(wire::IDENTIFIER, oid.to_owned()), (wire::SIZE, wire::VERSIONS_ASKED.to_string())])
+            .await?;
+        Ok(answer.list.into_iter().map(|v| v.version.trim().to_owned()).filter(|v| !v.is_empty()).collect())
+    }
+
+    /// Every row of `(oid, version)` as `(code, name)`, by the dictionary's columns. A row
+    /// without the code column is an error of the whole answer (another shape than modelled).
+    pub async fn rows(&self, columns: &Columns, version: &str) -> Result<Vec<Row>, Failure> {
+        let mut out = Vec::new();
+        for page in 1.. {
+            let answer: wire::DataAnswer = self
+                .get(
+                    wire::DATA,
+                    &[
+                        (wire::IDENTIFIER, columns.oid.to_owned()),
+                        (wire::VERSION, version.to_owned()),
+                        (wire::PAGE, page.to_string()),
+                        (wire::SIZE, wire::PAGE_SIZE.to_string()),
+                    ],
+                )
+                .await?;
+            let got = answer.list.len();
+            for row in answer.list {
+                let text = |column: &str| match row.get(column) {
+                    Some(serde_json::Value::String(s)) => Some(s.trim().to_owned()),
+                    Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                };
+                let code = text(columns.code).ok_or_else(|| Failure::Permanent {
+                    reason: format!("в строке НСИ {} нет столбца {}", columns.oid, columns.code),
+                })?;
+                out.push((code, text(columns.name).unwrap_or_default()));
+                if out.len() > MAX_ROWS {
+                    return Err(Failure::Permanent {
+                        reason: format!("в справочнике больше {MAX_ROWS} строк")
+                    });
+                }
+            }
+            let done = got < wire::PAGE_SIZE || answer.total.is_some_and(|t| out.len() as u64 >= t);
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+trait Classify {
+    fn classify_text(&self) -> &'static str;
+}
+
+impl Classify for serde_json::Error {
+    fn classify_text(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "ошибка чтения",
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "не JSON",
+            serde_json::error::Category::Data => "не те поля",
+        }
+    }
+}

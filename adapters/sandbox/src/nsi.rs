@@ -1,0 +1,190 @@
+//! An emulator of the federal NSI service's public REST API (`shared/federal/NSI.md`):
+//! `GET /versions?identifier=<oid>` and `GET /data?identifier=<oid>&version=<v>&page=<p>&size=<n>`,
+//! serving the dictionary versions it is given or that a test publishes, with faults: down,
+//! 503, and "broken" answers (rows without their code column; not JSON).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::net::{Gate, Stalled, spawn_server};
+
+/// The columns NSI names the code and the name of a dictionary by (as clients read them).
+fn columns(oid: &str) -> (&'static str, &'static str) {
+    match oid {
+        "1.2.643.5.1.13.13.99.2.305" | "1.2.643.5.1.13.13.99.2.285" | "1.2.643.5.1.13.13.99.2.197" => ("CODE", "NAME"),
+        _ => ("ID", "NAME"),
+    }
+}
+
+/// How the emulator misbehaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NsiFault {
+    #[default]
+    None,
+    /// Connections are dropped at once.
+    Down,
+    /// Every call answers 503.
+    ServerError,
+    /// `data` rows come without their code column.
+    MissingColumn,
+    /// Answers are not JSON.
+    NotJson,
+}
+
+/// One published version: its name and its `(code, name)` rows.
+type Version = (String, Vec<(String, String)>);
+
+#[derive(Default)]
+struct Dictionaries {
+    /// oid → versions in publication order.
+    by_oid: BTreeMap<String, Vec<Version>>,
+}
+
+struct Shared {
+    dictionaries: Mutex<Dictionaries>,
+    fault: Mutex<NsiFault>,
+    calls: Mutex<u64>,
+    down: watch::Sender<bool>,
+}
+
+/// The running emulator.
+pub struct NsiSandbox {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Deserialize)]
+struct VersionsQuery {
+    identifier: String,
+}
+
+#[derive(Deserialize)]
+struct DataQuery {
+    identifier: String,
+    version: String,
+    page: Option<usize>,
+    size: Option<usize>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl NsiSandbox {
+    /// Listens on loopback (`port` 0: any free port) with no dictionaries.
+    pub async fn start(port: u16) -> io::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+        let addr = listener.local_addr()?;
+        let (down, down_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            dictionaries: Mutex::new(Dictionaries::default()),
+            fault: Mutex::new(NsiFault::None),
+            calls: Mutex::new(0),
+            down,
+        });
+        let router =
+            Router::new().route("/versions", get(versions)).route("/data", get(data)).with_state(Arc::clone(&shared));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let gate = Gate { down: down_rx, on_drop: Arc::new(|| {}) };
+        let task = spawn_server("nsi", listener, router, Some(gate), Stalled::default(), shutdown_rx);
+        Ok(Self { addr, shared, shutdown, task })
+    }
+
+    /// The base URL to configure as `nsi.base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Publishes `version` of `oid` as the newest.
+    pub fn publish(&self, oid: &str, version: &str, rows: Vec<(String, String)>) {
+        let mut d = lock(&self.shared.dictionaries);
+        let versions = d.by_oid.entry(oid.to_owned()).or_default();
+        versions.retain(|(v, _)| v != version);
+        versions.push((version.to_owned(), rows));
+    }
+
+    pub fn set_fault(&self, fault: NsiFault) {
+        *lock(&self.shared.fault) = fault;
+        self.shared.down.send_replace(fault == NsiFault::Down);
+    }
+
+    /// Requests answered so far.
+    pub fn calls(&self) -> u64 {
+        *lock(&self.shared.calls)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.send_replace(true);
+        let _ = self.task.await;
+    }
+}
+
+fn faulted(shared: &Shared) -> Option<Response> {
+    *lock(&shared.calls) += 1;
+    match *lock(&shared.fault) {
+        NsiFault::ServerError => Some(StatusCode::SERVICE_UNAVAILABLE.into_response()),
+        NsiFault::NotJson => Some((StatusCode::OK, "<html>maintenance</html>").into_response()),
+        _ => None,
+    }
+}
+
+async fn versions(State(shared): State<Arc<Shared>>, Query(q): Query<VersionsQuery>) -> Response {
+    if let Some(r) = faulted(&shared) {
+        return r;
+    }
+    let d = lock(&shared.dictionaries);
+    // Newest first, as NSI lists them.
+    let list: Vec<Value> = d
+        .by_oid
+        .get(&q.identifier)
+        .into_iter()
+        .flatten()
+        .rev()
+        .map(|(v, _)| json!({"version": v, "publishDate": "2026-01-01"}))
+        .collect();
+    Json(json!({"list": list, "total": list.len()})).into_response()
+}
+
+async fn data(State(shared): State<Arc<Shared>>, Query(q): Query<DataQuery>) -> Response {
+    if let Some(r) = faulted(&shared) {
+        return r;
+    }
+    let missing_column = *lock(&shared.fault) == NsiFault::MissingColumn;
+    let d = lock(&shared.dictionaries);
+    let Some((_, rows)) = d.by_oid.get(&q.identifier).and_then(|vs| vs.iter().find(|(v, _)| *v == q.version)) else {
+        return (StatusCode::NOT_FOUND, Json(json!({"message": "dictionary version not found"}))).into_response();
+    };
+    let size = q.size.unwrap_or(100).clamp(1, 1000);
+    let page = q.page.unwrap_or(1).max(1);
+    let (code_col, name_col) = columns(&q.identifier);
+    let list: Vec<Value> = rows
+        .iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .map(|(code, name)| {
+            let mut row = Map::new();
+            if !missing_column {
+                row.insert(code_col.to_owned(), Value::String(code.clone()));
+            }
+            row.insert(name_col.to_owned(), Value::String(name.clone()));
+            Value::Object(row)
+        })
+        .collect();
+    Json(json!({"list": list, "total": rows.len()})).into_response()
+}

@@ -1,0 +1,223 @@
+//! Keeping the dictionaries current from the federal NSI service: for each dictionary the
+//! gateway uses, ask NSI for its versions, fetch the newest one not yet stored, check its
+//! rows, store it by `(oid, version)` and put it in force beside the shipped `mappings/`
+//! copies — on a schedule (`nsi.refresh_every`) and by `egisz-gateway nsi refresh`.
+//!
+//! An unreachable or broken NSI never stops the gateway and never removes data: the last
+//! good copy (or the shipped one) stays in force, and `/readyz` shows what failed. What a
+//! kind *allows* stays in `kind-profiles.toml`: a new NSI version becomes acceptable in a
+//! document only when the profile lists it.
+//!
+//! The decisions ([`newest`], [`check_rows`], [`in_force`]) are pure; [`NsiService`] does
+//! the I/O.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use egisz_nsi::{Columns, DICTIONARIES, NsiClient};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::mappings::{Coverage, DictionaryCopy, DictionarySet, LiveDictionaries};
+use crate::store::{NsiCopy, Store};
+
+/// Version strings compare as dotted numbers ("3.18" > "3.9"); a part that is not a number
+/// compares as text after the numbers.
+fn version_key(v: &str) -> Vec<(u64, String)> {
+    v.split('.').map(|p| p.trim().parse::<u64>().map_or((u64::MAX, p.to_owned()), |n| (n, String::new()))).collect()
+}
+
+/// The newest of the versions NSI lists.
+pub fn newest(versions: &[String]) -> Option<&str> {
+    versions.iter().max_by_key(|v| version_key(v)).map(String::as_str)
+}
+
+/// The rows of a version fit to use: at least one, every code non-empty and unique.
+pub fn check_rows(rows: &[(String, String)]) -> Result<(), String> {
+    if rows.is_empty() {
+        return Err("версия без строк".to_owned());
+    }
+    let mut seen = HashSet::with_capacity(rows.len());
+    for (code, _) in rows {
+        if code.trim().is_empty() {
+            return Err("строка с пустым кодом".to_owned());
+        }
+        if !seen.insert(code.as_str()) {
+            return Err(format!("код {code} повторяется"));
+        }
+    }
+    Ok(())
+}
+
+/// The copies in force: the shipped ones, with every stored NSI copy (complete: NSI gives a
+/// whole version) added or replacing the shipped copy of the same version.
+pub fn in_force(shipped: &DictionarySet, stored: &[NsiCopy]) -> DictionarySet {
+    let mut set = shipped.clone();
+    for copy in stored {
+        let names: HashMap<String, String> = copy.rows.iter().cloned().collect();
+        set.insert(&copy.oid, &copy.version, DictionaryCopy { coverage: Coverage::Complete, names });
+    }
+    set
+}
+
+/// What one refresh did with one dictionary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Refreshed {
+    /// A new version was fetched, checked and put in force.
+    Updated { oid: String, version: String, rows: usize },
+    /// The newest version NSI lists is the one stored.
+    Unchanged { oid: String, version: String },
+    /// NSI lists no version of it.
+    NoVersions { oid: String },
+    /// NSI could not be asked, or answered something unusable; the previous copy stays.
+    Failed { oid: String, reason: String },
+}
+
+impl Refreshed {
+    pub fn failed(&self) -> bool {
+        matches!(self, Refreshed::Failed { .. })
+    }
+}
+
+/// What `/readyz` shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NsiStatus {
+    pub last_run: Option<DateTime<Utc>>,
+    /// The last run in which every dictionary was refreshed or found unchanged.
+    pub last_success: Option<DateTime<Utc>>,
+    pub results: Vec<Refreshed>,
+    /// Dictionary OID → the NSI version in force (absent: the shipped copy only).
+    pub in_force: BTreeMap<String, String>,
+}
+
+/// Refreshes the dictionaries and keeps their status.
+pub struct NsiService {
+    client: NsiClient,
+    store: Arc<dyn Store>,
+    live: Arc<LiveDictionaries>,
+    shipped: DictionarySet,
+    status: Mutex<NsiStatus>,
+}
+
+impl NsiService {
+    pub fn new(client: NsiClient, store: Arc<dyn Store>, live: Arc<LiveDictionaries>, shipped: DictionarySet) -> Self {
+        Self { client, store, live, shipped, status: Mutex::new(NsiStatus::default()) }
+    }
+
+    pub fn status(&self) -> NsiStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts the stored copies in force (at start, before any refresh).
+    pub async fn load_stored(&self) -> Result<(), crate::store::StoreError> {
+        let stored = self.store.nsi_latest().await?;
+        self.live.replace(in_force(&self.shipped, &stored));
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.in_force = stored.iter().map(|c| (c.oid.clone(), c.version.clone())).collect();
+        Ok(())
+    }
+
+    async fn refresh_one(&self, columns: &Columns, stored: Option<&NsiCopy>, now: DateTime<Utc>) -> Refreshed {
+        let oid = columns.oid.to_owned();
+        let versions = match self.client.versions(columns.oid).await {
+            Ok(v) => v,
+            Err(e) => return Refreshed::Failed { oid, reason: e.reason().to_owned() },
+        };
+        let Some(version) = newest(&versions).map(str::to_owned) else { return Refreshed::NoVersions { oid } };
+        if stored.is_some_and(|s| s.version == version) {
+            return Refreshed::Unchanged { oid, version };
+        }
+        let rows = match self.client.rows(columns, &version).await {
+            Ok(rows) => rows,
+            Err(e) => return Refreshed::Failed { oid, reason: format!("версия {version}: {}", e.reason()) },
+        };
+        if let Err(why) = check_rows(&rows) {
+            return Refreshed::Failed { oid, reason: format!("версия {version} отклонена: {why}") };
+        }
+        let copy = NsiCopy { oid: oid.clone(), version: version.clone(), fetched_at: now, rows };
+        if let Err(e) = self.store.nsi_save(&copy).await {
+            return Refreshed::Failed { oid, reason: format!("не сохранена: {e}") };
+        }
+        Refreshed::Updated { oid, version, rows: copy.rows.len() }
+    }
+
+    /// One pass over every dictionary; the copies in force are rebuilt afterwards.
+    pub async fn refresh(&self, now: DateTime<Utc>) -> Vec<Refreshed> {
+        let stored = self.store.nsi_latest().await.unwrap_or_default();
+        let mut results = Vec::with_capacity(DICTIONARIES.len());
+        for columns in DICTIONARIES {
+            let current = stored.iter().find(|s| s.oid == columns.oid);
+            let r = self.refresh_one(columns, current, now).await;
+            match &r {
+                Refreshed::Updated { oid, version, rows } => {
+                    tracing::info!(%oid, %version, rows, "NSI: a new dictionary version is in force")
+                }
+                Refreshed::Failed { oid, reason } => {
+                    tracing::warn!(%oid, %reason, "NSI: refresh failed; the previous copy stays")
+                }
+                _ => {}
+            }
+            results.push(r);
+        }
+        let stored = self.store.nsi_latest().await.unwrap_or(stored);
+        self.live.replace(in_force(&self.shipped, &stored));
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.last_run = Some(now);
+        if !results.iter().any(Refreshed::failed) {
+            status.last_success = Some(now);
+        }
+        status.results = results.clone();
+        status.in_force = stored.iter().map(|c| (c.oid.clone(), c.version.clone())).collect();
+        results
+    }
+
+    /// Refreshes now and then every `every` until `stop`.
+    pub async fn run(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+        loop {
+            self.refresh(crate::now()).await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_version_is_by_number() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(newest(&v(&["3.9", "3.18", "3.2"])), Some("3.18"));
+        assert_eq!(newest(&v(&["7.5", "10.1"])), Some("10.1"));
+        assert_eq!(newest(&[]), None);
+    }
+
+    #[test]
+    fn unusable_rows_are_refused() {
+        let r = |rows: &[(&str, &str)]| rows.iter().map(|(c, n)| (c.to_string(), n.to_string())).collect::<Vec<_>>();
+        assert!(check_rows(&r(&[("1", "a"), ("2", "b")])).is_ok());
+        assert!(check_rows(&[]).is_err());
+        assert!(check_rows(&r(&[("1", "a"), ("1", "b")])).is_err());
+        assert!(check_rows(&r(&[(" ", "a")])).is_err());
+    }
+
+    #[test]
+    fn stored_copies_come_on_top_of_the_shipped_ones() {
+        let shipped = crate::mappings::Mappings::embedded().unwrap().dictionaries().clone();
+        let copy = NsiCopy {
+            oid: "1.2.643.5.1.13.13.11.1002".into(),
+            version: "7.6".into(),
+            fetched_at: crate::now(),
+            rows: vec![("73".into(), "врач-офтальмолог".into())],
+        };
+        let set = in_force(&shipped, &[copy]);
+        assert_eq!(set.get("1.2.643.5.1.13.13.11.1002", "7.6").unwrap().coverage, Coverage::Complete);
+        assert_eq!(set.get("1.2.643.5.1.13.13.11.1002", "7.5"), shipped.get("1.2.643.5.1.13.13.11.1002", "7.5"));
+    }
+}
