@@ -332,10 +332,43 @@ pub fn digest(algorithm: &DigestAlgorithm, document: &[u8]) -> Option<Vec<u8>> {
 }
 
 pub fn digest_status(signature: &ParsedSignature, document: &[u8]) -> DigestStatus {
-    match digest(&signature.digest_algorithm, document) {
+    compare(signature, digest(&signature.digest_algorithm, document).as_deref())
+}
+
+fn compare(signature: &ParsedSignature, document_digest: Option<&[u8]>) -> DigestStatus {
+    match document_digest {
         Some(d) if d == signature.message_digest => DigestStatus::Matches,
         Some(_) => DigestStatus::Mismatch,
         None => DigestStatus::Unsupported(signature.digest_algorithm.oid()),
+    }
+}
+
+/// The digests of one document, each algorithm computed once however many signatures use
+/// it (Streebog over a 30 KB document costs about ten times SHA-256).
+pub struct DocumentDigests<'a> {
+    document: &'a [u8],
+    done: Vec<(DigestAlgorithm, Option<Vec<u8>>)>,
+}
+
+impl<'a> DocumentDigests<'a> {
+    pub fn new(document: &'a [u8]) -> Self {
+        Self { document, done: Vec::new() }
+    }
+
+    pub fn document(&self) -> &'a [u8] {
+        self.document
+    }
+
+    /// The digest by `algorithm`; `None` for an algorithm the gateway does not compute.
+    pub fn get(&mut self, algorithm: &DigestAlgorithm) -> Option<&[u8]> {
+        let i = match self.done.iter().position(|(a, _)| a == algorithm) {
+            Some(i) => i,
+            None => {
+                self.done.push((algorithm.clone(), digest(algorithm, self.document)));
+                self.done.len() - 1
+            }
+        };
+        self.done[i].1.as_deref()
     }
 }
 
@@ -343,8 +376,17 @@ pub fn digest_status(signature: &ParsedSignature, document: &[u8]) -> DigestStat
 /// (`effectiveTime`): the algorithms, the digest and the certificate's validity. Every
 /// violation found.
 pub fn check_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
+    check_signature_with(cms, &mut DocumentDigests::new(document), created)
+}
+
+/// [`check_signature`] with the document's digests shared among its signatures.
+pub fn check_signature_with(
+    cms: &ParsedSignature,
+    digests: &mut DocumentDigests<'_>,
+    created: DateTime<FixedOffset>,
+) -> Vec<Violation> {
     let mut out = Vec::new();
-    match digest_status(cms, document) {
+    match compare(cms, digests.get(&cms.digest_algorithm)) {
         DigestStatus::Matches => {}
         DigestStatus::Mismatch => out.push(Violation::new(
             rules::INCONSISTENT_DIGESTS,
@@ -392,7 +434,16 @@ pub fn check_signature(cms: &ParsedSignature, document: &[u8], created: DateTime
 /// The organisation's signature: what [`check_signature`] checks, and a certificate with
 /// the organisation's OGRN (`1.2.643.100.1`, 13 digits), not a person's.
 pub fn check_org_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
-    let mut out = check_signature(cms, document, created);
+    check_org_signature_with(cms, &mut DocumentDigests::new(document), created)
+}
+
+/// [`check_org_signature`] with the document's digests shared among its signatures.
+pub fn check_org_signature_with(
+    cms: &ParsedSignature,
+    digests: &mut DocumentDigests<'_>,
+    created: DateTime<FixedOffset>,
+) -> Vec<Violation> {
+    let mut out = check_signature_with(cms, digests, created);
     let ogrn_ok =
         cms.certificate.ogrn.as_deref().is_some_and(|o| o.len() == 13 && o.bytes().all(|b| b.is_ascii_digit()));
     if !ogrn_ok {

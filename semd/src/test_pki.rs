@@ -208,7 +208,7 @@ impl TestCa {
 
     /// The verifier that trusts this CA.
     pub fn verifier(&self) -> TestPkiVerifier {
-        TestPkiVerifier { ca: self.certificate.clone() }
+        TestPkiVerifier { ca: self.certificate.clone(), issued: Default::default() }
     }
 
     fn issue(&self, seed: &str, subject: Name, not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> TestSigner {
@@ -347,12 +347,18 @@ pub fn sign_detached_by(signers: &[&TestSigner], content: &[u8]) -> Vec<u8> {
 #[derive(Clone)]
 pub struct TestPkiVerifier {
     ca: Certificate,
+    /// SHA-256 of certificates already found issued by the CA: their chain is not verified
+    /// again (a verifier caches built chains; a doctor signs many documents).
+    issued: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<[u8; 32]>>>,
 }
+
+/// Most certificates remembered as issued; past it the memory starts over.
+const ISSUED_MEMO: usize = 10_000;
 
 impl TestPkiVerifier {
     /// A verifier trusting the CA certificate `ca_der` (DER).
     pub fn from_ca_der(ca_der: &[u8]) -> Result<Self, der::Error> {
-        Ok(Self { ca: Certificate::from_der(ca_der)? })
+        Ok(Self { ca: Certificate::from_der(ca_der)?, issued: Default::default() })
     }
 
     /// The verdict on `signature`, at once (the [`SignatureVerifier`] impl returns it).
@@ -372,7 +378,9 @@ impl TestPkiVerifier {
         if cert.tbs_certificate.issuer != self.ca.tbs_certificate.subject {
             return chain("другой издатель");
         }
-        let issued = (|| {
+        let fingerprint: [u8; 32] = Sha256::digest(signature.certificate.der()).into();
+        let known = self.issued.lock().unwrap_or_else(|p| p.into_inner()).contains(&fingerprint);
+        let issued = known.then_some(()).or_else(|| {
             let ca_key = VerifyingKey::from_sec1_bytes(
                 self.ca.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes(),
             )
@@ -380,9 +388,16 @@ impl TestPkiVerifier {
             let tbs = cert.tbs_certificate.to_der().ok()?;
             let sig = Signature::from_der(cert.signature.raw_bytes()).ok()?;
             ca_key.verify(&tbs, &sig).ok()
-        })();
+        });
         if issued.is_none() {
             return chain("подпись УЦ на сертификате неверна");
+        }
+        if !known {
+            let mut memo = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+            if memo.len() >= ISSUED_MEMO {
+                memo.clear();
+            }
+            memo.insert(fingerprint);
         }
         let prehashed = if signature.signature_algorithm == OID_ECDSA_SHA256.to_string() {
             false

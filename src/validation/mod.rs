@@ -136,8 +136,9 @@ pub fn check_document(
     }
 
     let created = parts.as_ref().map(|p| p.creation_date_time);
-    let personal = personal_signatures(input, &header, parts.as_ref(), created, &mut out);
-    let org_signature = org_signature(input, created, &mut out);
+    let mut digests = egisz_semd::DocumentDigests::new(input.content);
+    let personal = personal_signatures(input, &header, parts.as_ref(), created, &mut digests, &mut out);
+    let org_signature = org_signature(input, created, &mut digests, &mut out);
 
     if let Some(p) = &parts {
         let uid = &p.local_uid;
@@ -191,6 +192,7 @@ fn personal_signatures(
     header: &CdaHeader,
     parts: Option<&RequestParts>,
     created: Option<DateTime<FixedOffset>>,
+    digests: &mut egisz_semd::DocumentDigests<'_>,
     out: &mut Vec<Violation>,
 ) -> PersonalOutcome {
     let mut request = Vec::new();
@@ -228,7 +230,7 @@ fn personal_signatures(
             }
         };
         if let Some(created) = created {
-            out.extend(egisz_semd::check_signature(&sig, input.content, created).into_iter().map(|v| under(&at, v)));
+            out.extend(egisz_semd::check_signature_with(&sig, digests, created).into_iter().map(|v| under(&at, v)));
         }
         let role = Coded { code: role.to_owned(), version: s.role_version.trim().to_owned() };
         match (parts, &sig.certificate.snils) {
@@ -293,6 +295,7 @@ struct OrgOutcome {
 fn org_signature(
     input: &DocumentInput<'_>,
     created: Option<DateTime<FixedOffset>>,
+    digests: &mut egisz_semd::DocumentDigests<'_>,
     out: &mut Vec<Violation>,
 ) -> OrgOutcome {
     const AT: &str = "/org_signature";
@@ -315,7 +318,7 @@ fn org_signature(
             Ok(sig) => {
                 if let Some(created) = created {
                     out.extend(
-                        egisz_semd::check_org_signature(&sig, input.content, created).into_iter().map(|v| under(AT, v)),
+                        egisz_semd::check_org_signature_with(&sig, digests, created).into_iter().map(|v| under(AT, v)),
                     );
                 }
                 OrgOutcome {

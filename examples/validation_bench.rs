@@ -1,0 +1,309 @@
+//! What the checks of intake cost, in the same run:
+//!
+//! 1. per document, one thread: the CDA parse alone, against everything intake checks of a
+//!    30 KB TMK protocol with two signatures (Streebog-256) — header rules, the kind's
+//!    profile, H13, both signatures (parse, digest, certificate), the test-PKI verifier on
+//!    both, and both signers judged against FRMR answers already cached;
+//! 2. intake throughput over HTTP, closed loop: the gateway with every check on (signers
+//!    `block`, verifier `test-pki`, FRMR answers cached after the first document) against
+//!    the gateway with the FRMR and signature checks off (signers `off`, verifier `none`),
+//!    alternating, each on a fresh database.
+//!
+//! ```sh
+//! cargo run --release --example validation_bench -- --db sqlite --requests 1500 --concurrency 16
+//! cargo run --release --example validation_bench -- --db postgres --requests 1500 --concurrency 16
+//! ```
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{TimeZone, Utc};
+use egisz_contract::{Oid, Snils};
+use egisz_gateway::auth::{self, Role, Scope};
+use egisz_gateway::config::{Config, VerifierChoice};
+use egisz_gateway::mappings::Mappings;
+use egisz_gateway::validation::policy::{KindPolicies, Policy};
+use egisz_gateway::validation::{self, DocumentInput, PersonalInput};
+use egisz_semd::SignatureVerifier;
+use egisz_semd::signature::DigestAlgorithm;
+use egisz_semd::test_pki::{SANDBOX_CA_SEED, SignOptions, TestCa, TestSigner};
+use futures::StreamExt;
+
+const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
+const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
+const AUTHOR: &str = "20311784514";
+/// Гришин, врач-хирург in MO 2917: the legal authenticator, a second signer.
+const LEGAL: &str = "34786502816";
+
+struct Args {
+    db: String,
+    requests: usize,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args { db: "sqlite".into(), requests: 1500, concurrency: 16 };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().unwrap_or_default();
+        match k.as_str() {
+            "--db" => a.db = v,
+            "--requests" => a.requests = v.parse().expect("--requests N"),
+            "--concurrency" => a.concurrency = v.parse().expect("--concurrency N"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+fn nth(text: &str, from: &str, to: &str, n: usize) -> String {
+    let (i, _) = text.match_indices(from).nth(n - 1).expect("an occurrence");
+    format!("{}{}{}", &text[..i], to, &text[i + from.len()..])
+}
+
+/// The sample with a second signer as legal authenticator, grown to about 30 KB.
+fn document(i: usize) -> String {
+    let filler = "Пациентка наблюдается амбулаторно; рекомендации выполняются. ".repeat(205);
+    let mut d = SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", &format!("vbench-{i:07}"));
+    d = nth(&d, AUTHOR, LEGAL, 2);
+    d = nth(&d, "D-1187", "D-2001", 2);
+    d = nth(&d, r#"<code code="73""#, r#"<code code="89""#, 2);
+    d = nth(&d, r#"displayName="врач-офтальмолог""#, r#"displayName="врач-хирург""#, 2);
+    d = nth(&d, "<family>Колпинская</family>", "<family>Гришин</family>", 2);
+    d = nth(&d, "<given>Светлана</given>", "<given>Алексей</given>", 2);
+    d = nth(&d, "<given>Александровна</given>", "<given>Николаевич</given>", 2);
+    d.replace("Рекомендовано наблюдение", &format!("{filler}Рекомендовано наблюдение"))
+}
+
+fn signer(snils: &str) -> TestSigner {
+    TestCa::new(SANDBOX_CA_SEED).issue_doctor(
+        snils,
+        &Snils::parse(snils).unwrap(),
+        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+    )
+}
+
+fn sign(s: &TestSigner, d: &str) -> Vec<u8> {
+    s.sign_detached_with(d.as_bytes(), &SignOptions { digest: DigestAlgorithm::Streebog256, ber: false })
+}
+
+/// Part 1: µs per document, parse only against every check.
+fn per_document(rounds: usize) {
+    let mappings = Mappings::embedded().unwrap();
+    let kind = mappings.kind(40).unwrap().clone();
+    let org = Oid::parse(MO).unwrap();
+    let offset = chrono::FixedOffset::east_opt(7 * 3600).unwrap();
+    let now = Utc::now().with_timezone(&offset);
+    let (a, l) = (signer(AUTHOR), signer(LEGAL));
+    let docs: Vec<(String, Vec<u8>, Vec<u8>)> = (0..64)
+        .map(|i| {
+            let d = document(i);
+            let (sa, sl) = (sign(&a, &d), sign(&l, &d));
+            (d, sa, sl)
+        })
+        .collect();
+    let verifier = TestCa::new(SANDBOX_CA_SEED).verifier();
+    // FRMR's answers as the staff cache holds them (the sandbox roster's cards).
+    let person = |snils: &str, names: [&str; 3], position: &str| egisz_contract::frmr::FrmrPerson {
+        frmr_id: None,
+        snils: Snils::parse(snils).unwrap(),
+        last_name: egisz_contract::Personal(names[0].into()),
+        first_name: egisz_contract::Personal(names[1].into()),
+        patronymic: Some(egisz_contract::Personal(names[2].into())),
+        birth_date: None,
+        gender: None,
+        cards: vec![egisz_contract::frmr::PersonCard {
+            id: None,
+            organization: Some(MO.into()),
+            organization_name: None,
+            department: None,
+            department_name: None,
+            position_code: Some(position.into()),
+            position: None,
+            position_type: Some(1),
+            rate: None,
+            begin_date: chrono::NaiveDate::from_ymd_opt(2016, 1, 1),
+            end_date: None,
+            derelictions: Vec::new(),
+        }],
+    };
+    let cached = [
+        (AUTHOR, person(AUTHOR, ["Колпинская", "Светлана", "Александровна"], "73")),
+        (LEGAL, person(LEGAL, ["Гришин", "Алексей", "Николаевич"], "89")),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+
+    let time = |f: &mut dyn FnMut(usize)| {
+        for i in 0..docs.len() {
+            f(i); // warm
+        }
+        let started = Instant::now();
+        for r in 0..rounds {
+            f(r % docs.len());
+        }
+        started.elapsed().as_secs_f64() * 1e6 / rounds as f64
+    };
+    let parse = time(&mut |i| {
+        std::hint::black_box(egisz_semd::CdaHeader::parse(docs[i].0.as_bytes()).unwrap());
+    });
+    let full = time(&mut |i| {
+        let (d, sa, sl) = &docs[i];
+        let input = DocumentInput {
+            kind: &kind,
+            organization: &org,
+            department: None,
+            content: d.as_bytes(),
+            signatures: vec![
+                Some(PersonalInput { role: "1", role_version: "2.4", cms: sa }),
+                Some(PersonalInput { role: "1", role_version: "2.4", cms: sl }),
+            ],
+            org_signature: None,
+        };
+        let checked = validation::check_document(&input, mappings.dictionaries(), now, offset);
+        let prepared = checked.prepared.expect("the bench document passes");
+        for (_, s) in &prepared.signatures {
+            assert!(runtime.block_on(verifier.verify(s, d.as_bytes())).unwrap().is_empty());
+        }
+        let date = prepared.parts.creation_date_time.date_naive();
+        for s in &prepared.signers {
+            let p = &cached.iter().find(|(snils, _)| *snils == s.snils.as_str()).unwrap().1;
+            assert!(validation::signers::judge(s, &org, date, Some(p)).is_empty());
+        }
+    });
+    println!("== per document ({} bytes, 2 signatures, Streebog-256), {rounds} rounds, one thread", docs[0].0.len());
+    println!("parse only                 {parse:9.1} µs");
+    println!("every check (cached FRMR)  {full:9.1} µs");
+    println!("validation / parse         {:9.2}", full / parse);
+}
+
+struct Run {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+async fn drive(http: &reqwest::Client, url: &str, key: &str, bodies: &[String], concurrency: usize) -> Run {
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = futures::stream::iter(bodies.iter().cloned())
+        .map(|body| {
+            let (http, url, key) = (http.clone(), url.to_owned(), key.to_owned());
+            async move {
+                let t = Instant::now();
+                let ok = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 202);
+                (t.elapsed(), ok)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|(d, ok)| if ok { d } else { Duration::MAX })
+        .collect();
+    let elapsed = started.elapsed();
+    let errors = latencies.iter().filter(|d| **d == Duration::MAX).count();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Run { rps: bodies.len() as f64 / elapsed.as_secs_f64(), p50: at(0.5), p99: at(0.99), errors }
+}
+
+async fn intake_run(a: &Args, checks_on: bool, round: usize) -> anyhow::Result<Run> {
+    let dir = tempfile::tempdir()?;
+    let pg_name = format!("egisz_vbench_{}", uuid::Uuid::new_v4().simple());
+    let db_url = match a.db.as_str() {
+        "sqlite" => format!("sqlite://{}/bench.db", dir.path().display()),
+        "postgres" => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
+            sqlx::query(&format!("CREATE DATABASE {pg_name}")).execute(&mut c).await?;
+            format!("postgres://postgres@127.0.0.1:5432/{pg_name}")
+        }
+        other => anyhow::bail!("--db sqlite|postgres, not {other}"),
+    };
+    let env: Vec<(String, String)> = [
+        ("EGISZ__DATABASE__URL", db_url),
+        ("EGISZ__API__LISTEN", "127.0.0.1:0".to_owned()),
+        ("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0".to_owned()),
+        ("EGISZ__SANDBOX__API_KEY_FILE", dir.path().join("key").display().to_string()),
+        ("EGISZ__NSI__MODE", "off".to_owned()),
+        ("EGISZ__LOG__LEVEL", "warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let mut config = Config::load(None, &env)?;
+    if !checks_on {
+        config.validation.signers = KindPolicies::uniform(Policy::Off);
+        config.validation.verifier = VerifierChoice::None;
+    }
+    let gw = egisz_gateway::app::start(&config).await?;
+    let issued = auth::issue(
+        "bench",
+        [Role::Submitter].into_iter().collect(),
+        Scope::Only([Oid::parse(MO)?].into_iter().collect()),
+        egisz_gateway::now(),
+    );
+    gw.store().insert_client(&issued.client).await?;
+    let (sa, sl) = (signer(AUTHOR), signer(LEGAL));
+    let body = |i: usize| {
+        let d = document(round * 10_000_000 + i);
+        serde_json::json!({
+            "kind": 40, "organization": MO, "document": B64.encode(d.as_bytes()),
+            "signatures": [
+                {"role": "1", "role_version": "2.4", "data": B64.encode(sign(&sa, &d))},
+                {"role": "1", "role_version": "2.4", "data": B64.encode(sign(&sl, &d))},
+            ],
+        })
+        .to_string()
+    };
+    let bodies: Vec<String> = (0..a.requests).map(body).collect();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let url = format!("{}/api/v1/documents", gw.api_url());
+    // One document first, so that FRMR's answers are cached, as in steady operation.
+    let warm = drive(&http, &url, &issued.key, &[body(a.requests + 1)], 1).await;
+    anyhow::ensure!(warm.errors == 0, "the warm-up document was not accepted");
+    let run = drive(&http, &url, &issued.key, &bodies, a.concurrency).await;
+    gw.shutdown().await;
+    if a.db == "postgres" {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")).execute(&mut c).await?;
+    }
+    Ok(run)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let a = args();
+    tokio::task::spawn_blocking(|| per_document(2000)).await?;
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    for round in 0..2 {
+        off.push(intake_run(&a, false, round * 2).await?);
+        on.push(intake_run(&a, true, round * 2 + 1).await?);
+    }
+    println!("== intake: {}, {} requests × 2 rounds each, concurrency {}", a.db, a.requests, a.concurrency);
+    for (name, runs) in [("FRMR + signature checks off", &off), ("every check on", &on)] {
+        for r in runs.iter() {
+            println!(
+                "{name:28} {:7.0} req/s   p50 {:6.2} ms   p99 {:6.2} ms   errors {}",
+                r.rps,
+                r.p50.as_secs_f64() * 1000.0,
+                r.p99.as_secs_f64() * 1000.0,
+                r.errors
+            );
+        }
+    }
+    let mean = |runs: &[Run]| runs.iter().map(|r| r.rps).sum::<f64>() / runs.len() as f64;
+    println!("on / off throughput: {:.3}", mean(&on) / mean(&off));
+    Ok(())
+}
