@@ -233,6 +233,33 @@ fn corpus(sent: &str, uid: &str, emdr_id: &str) -> Vec<Case> {
             with("signatures", json!([{"role": "1", "role_version": "2.4", "data": B64.encode(s.sign_detached(b"other"))}])),
         ),
         Case::json("an organisation signature of garbage", with("org_signature", json!(B64.encode(b"garbage")))),
+        // BER: indefinite lengths nested past the bound, never closed, and a 1 MiB chain of
+        // constructed OCTET STRING chunks.
+        Case::json(
+            "BER nested 10,000 deep",
+            with("signatures", json!([{"role": "1", "role_version": "2.4", "data": B64.encode([0x30u8, 0x80].repeat(10_000))}])),
+        ),
+        Case::json(
+            "BER without its end-of-contents",
+            with("signatures", json!([{"role": "1", "role_version": "2.4", "data": B64.encode({
+                let mut c = vec![0x30u8, 0x80];
+                c.extend_from_slice(&cms);
+                c
+            })}])),
+        ),
+        Case::json(
+            "BER of 1 MiB in 2-byte chunks",
+            with("signatures", json!([{"role": "1", "role_version": "2.4", "data": B64.encode({
+                let mut c = vec![0x24u8, 0x80];
+                c.extend([0x04u8, 0x00].repeat(512 * 1024));
+                c.extend([0, 0]);
+                c
+            })}])),
+        ),
+        Case::json(
+            "a signer role of text",
+            with("signatures", json!([{"role": "врач", "role_version": "2.4", "data": valid["signatures"][0]["data"].clone()}])),
+        ),
         // --- The API: other routes.
         Case { method: "GET", to: To::Api("/api/v1/staff/%EF%BC%92%EF%BC%90311784514?organization=1.2.643.5.1.13.13.12.2.42.2917"), ..Case::api("fullwidth digits in a SNILS path", "", Vec::new()) },
         Case { method: "GET", to: To::Api("/api/v1/staff/203-117-845%2014%00?organization=1.2.643.5.1.13.13.12.2.42.2917"), ..Case::api("a NUL in a SNILS path", "", Vec::new()) },

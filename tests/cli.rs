@@ -116,3 +116,38 @@ fn clients_add_list_revoke() {
         assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
     }
 }
+
+#[test]
+fn broken_mappings_stop_check_config_and_the_start_with_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mappings = dir.path().join("mappings");
+    std::fs::create_dir(&mappings).unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings");
+    for f in ["remd-message-codes.tsv", "document-kinds.tsv"] {
+        std::fs::copy(format!("{shipped}/{f}"), mappings.join(f)).unwrap();
+    }
+    let profiles = std::fs::read_to_string(format!("{shipped}/kind-profiles.toml")).unwrap();
+    std::fs::write(
+        mappings.join("kind-profiles.toml"),
+        profiles.replacen("org_signature = \"optional\"", "org_signature = \"sometimes\"", 1),
+    )
+    .unwrap();
+    let check = gateway(dir.path()).arg("check-config").env("EGISZ__MAPPINGS__DIR", &mappings).output().unwrap();
+    assert_eq!(check.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(err.contains("kind-profiles.toml:14"), "the file and line:\n{err}");
+    let serve = gateway(dir.path())
+        .arg("serve")
+        .env("EGISZ__MAPPINGS__DIR", &mappings)
+        .env("EGISZ__API__LISTEN", "127.0.0.1:0")
+        .env("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0")
+        .env("EGISZ__SANDBOX__API_KEY_FILE", dir.path().join("key"))
+        .output()
+        .unwrap();
+    assert!(!serve.status.success());
+    assert!(
+        String::from_utf8_lossy(&serve.stderr).contains("kind-profiles.toml"),
+        "{}",
+        String::from_utf8_lossy(&serve.stderr)
+    );
+}

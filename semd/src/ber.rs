@@ -9,13 +9,17 @@
 //! bytes are what the signature is over, so they are copied as they are. DER input comes
 //! back unchanged.
 //!
-//! Bounded: nesting at most [`MAX_DEPTH`]; the output is never longer than the input (every
-//! rewrite shortens or keeps the length), and one pass over the input.
+//! Bounded: nesting at most [`MAX_DEPTH`], at most [`MAX_VALUES`] values; the output is
+//! never longer than the input (every rewrite shortens or keeps the length), and one pass
+//! over the input.
 
 use std::borrow::Cow;
 
 /// The deepest nesting of constructed values accepted (a CMS container nests about 12 deep).
 pub const MAX_DEPTH: usize = 64;
+/// Most values in one encoding (a signature with its certificate has a few hundred): the
+/// tree of a rewrite costs about 100 bytes a value, so this bounds its memory at ~5 MB.
+pub const MAX_VALUES: usize = 50_000;
 
 /// Why a BER encoding could not be rewritten.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +33,7 @@ impl std::fmt::Display for BerError {
 
 /// `input` (one BER value, nothing after it) in DER form; borrowed when it already is DER.
 pub fn to_der(input: &[u8]) -> Result<Cow<'_, [u8]>, BerError> {
-    let mut reader = Reader { input, pos: 0 };
+    let mut reader = Reader { input, pos: 0, values: 0 };
     let value = reader.value(0)?;
     if reader.pos != input.len() {
         return Err(BerError("данные после конца контейнера"));
@@ -121,6 +125,7 @@ fn write_length(out: &mut Vec<u8>, len: usize) {
 struct Reader<'a> {
     input: &'a [u8],
     pos: usize,
+    values: usize,
 }
 
 enum Length {
@@ -174,6 +179,10 @@ impl<'a> Reader<'a> {
     fn value(&mut self, depth: usize) -> Result<Value<'a>, BerError> {
         if depth > MAX_DEPTH {
             return Err(BerError("слишком глубокая вложенность"));
+        }
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(BerError("слишком много значений в контейнере"));
         }
         let start = self.pos;
         let tag = self.tag()?;
@@ -289,5 +298,9 @@ mod tests {
         assert!(to_der(&[0x02, 0x01, 0x05, 0x00]).is_err(), "trailing data");
         let deep: Vec<u8> = std::iter::repeat_n([0x30, 0x80], MAX_DEPTH + 2).flatten().collect();
         assert!(to_der(&deep).is_err(), "nesting");
+        let mut chunks = vec![0x24, 0x80];
+        chunks.extend([0x04, 0x00].repeat(MAX_VALUES + 1));
+        chunks.extend([0, 0]);
+        assert!(to_der(&chunks).is_err(), "too many values");
     }
 }

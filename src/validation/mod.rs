@@ -353,3 +353,111 @@ fn signers_of(header: &CdaHeader, parts: &RequestParts) -> Vec<SignerToCheck> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use egisz_semd::test_pki::{SANDBOX_CA_SEED, TestCa, TestSigner};
+
+    use super::*;
+    use crate::mappings::Mappings;
+
+    const SAMPLE: &str = include_str!("../../semd/tests/data/tmk-protocol-40.xml");
+    const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
+
+    fn signer(snils: &str) -> TestSigner {
+        let at = |y| chrono::Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap();
+        TestCa::new(SANDBOX_CA_SEED).issue_doctor(
+            snils,
+            &egisz_contract::Snils::parse(snils).unwrap(),
+            at(2020),
+            at(2030),
+        )
+    }
+
+    fn org_signer() -> TestSigner {
+        let at = |y| chrono::Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap();
+        TestCa::new(SANDBOX_CA_SEED).issue_organization("mo", "1024200702360", at(2020), at(2030))
+    }
+
+    /// The rules of `check_document` for `kind` (changed by `tweak`), as `(rule, remd_code)`.
+    fn rules_of(
+        document: &str,
+        tweak: impl FnOnce(&mut KindRule),
+        org: Option<&[u8]>,
+        roles: &[&str],
+    ) -> Vec<(&'static str, &'static str)> {
+        let mappings = Mappings::embedded().unwrap();
+        let mut kind = mappings.kind(40).unwrap().clone();
+        tweak(&mut kind);
+        let organization = Oid::parse(MO).unwrap();
+        let cms = signer("20311784514").sign_detached(document.as_bytes());
+        let offset = chrono::FixedOffset::east_opt(7 * 3600).unwrap();
+        let input = DocumentInput {
+            kind: &kind,
+            organization: &organization,
+            department: None,
+            content: document.as_bytes(),
+            signatures: roles.iter().map(|r| Some(PersonalInput { role: r, role_version: "2.4", cms: &cms })).collect(),
+            org_signature: org.map(Some),
+        };
+        let now = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().with_timezone(&offset);
+        let checked = check_document(&input, mappings.dictionaries(), now, offset);
+        assert_eq!(checked.prepared.is_some(), checked.violations.is_empty());
+        checked.violations.iter().map(|v| (v.rule, v.remd_code)).collect()
+    }
+
+    #[test]
+    fn the_sample_passes_its_profile() {
+        assert_eq!(rules_of(SAMPLE, |_| {}, None, &["1"]), vec![]);
+    }
+
+    #[test]
+    fn the_organisation_signature_as_the_kind_wants_it() {
+        let org = org_signer().sign_detached(SAMPLE.as_bytes());
+        let required = |k: &mut KindRule| k.org_signature = OrgSignature::Required;
+        let forbidden = |k: &mut KindRule| k.org_signature = OrgSignature::Forbidden;
+        assert_eq!(rules_of(SAMPLE, required, None, &["1"]), [("K3", "ORG_SIGNATURE_OCCURRENCE_MISMATCH")]);
+        assert_eq!(rules_of(SAMPLE, required, Some(&org), &["1"]), vec![]);
+        assert_eq!(rules_of(SAMPLE, forbidden, Some(&org), &["1"]), [("K3", "ORG_SIGNATURE_OCCURRENCE_MISMATCH")]);
+        assert_eq!(rules_of(SAMPLE, |_| {}, Some(&org), &["1"]), vec![], "optional: taken when given");
+        let over_other = org_signer().sign_detached(b"another document");
+        assert_eq!(
+            rules_of(SAMPLE, |_| {}, Some(&over_other), &["1"]),
+            [("INCONSISTENT_DIGESTS", "INCONSISTENT_DIGESTS")]
+        );
+    }
+
+    #[test]
+    fn the_patient_snils_when_the_kind_requires_it() {
+        let without = SAMPLE.replace(r#"<id root="1.2.643.100.3" extension="15643219866"/>"#, "");
+        assert_eq!(rules_of(&without, |_| {}, None, &["1"]), vec![], "kind 40 does not require it");
+        let required = |k: &mut KindRule| k.patient_snils_required = true;
+        assert_eq!(rules_of(&without, required, None, &["1"]), [("H8", "NO_SNILS")]);
+    }
+
+    #[test]
+    fn signer_roles_and_sections_of_the_profile() {
+        assert_eq!(rules_of(SAMPLE, |_| {}, None, &["2"]), [("K4", "ROLE_OCCURRENCE_MISMATCH")]);
+        let two_roles = |k: &mut KindRule| k.signer_roles = vec!["1".into(), "3".into()];
+        assert_eq!(rules_of(SAMPLE, two_roles, None, &["1"]), [("K4", "ROLE_OCCURRENCE_MISMATCH")]);
+        let more = |k: &mut KindRule| k.required_sections.push("RECOM".into());
+        assert_eq!(rules_of(SAMPLE, more, None, &["1"]), [("H12", "VALIDATION_ERROR")]);
+        let no_template = |k: &mut KindRule| k.template_ids = vec!["1.2.3".into()];
+        assert_eq!(rules_of(SAMPLE, no_template, None, &["1"]), [("K1", "INVALID_CONTENT")]);
+    }
+
+    #[test]
+    fn paths_of_checks_across_signatures_name_the_submitted_signature() {
+        let parsed = |at: &str| {
+            (at.to_owned(), egisz_semd::parse_signature(&signer("20311784514").sign_detached(b"x")).unwrap())
+        };
+        let list = [parsed("/signatures/0"), parsed("/signatures/2")];
+        assert_eq!(submitted_path("/signatures[2]/ContentInfo", &list), "/signatures/2/ContentInfo");
+        assert_eq!(
+            submitted_path("/ClinicalDocument/legalAuthenticator", &list),
+            "/ClinicalDocument/legalAuthenticator"
+        );
+        assert_eq!(submitted_path("/signatures[9]", &list), "/signatures[9]");
+    }
+}
