@@ -119,6 +119,48 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Du
     value.trim().parse::<u64>().ok().map(std::time::Duration::from_secs)
 }
 
+/// The body of a JSON service's answer, or why there is none, as [`egisz_contract::Failure`]:
+/// no answer (`Retry`, with the transport cause), `429` or `5xx` (`Retry`), another non-2xx
+/// (`Permanent`), a body over `max_bytes` (`Permanent`; reading stops there). `service` names
+/// the service in the Russian reasons ("служба", "НСИ").
+pub async fn answer_body(
+    sent: Result<reqwest::Response, reqwest::Error>,
+    service: &str,
+    max_bytes: usize,
+) -> Result<Vec<u8>, egisz_contract::Failure> {
+    use egisz_contract::Failure;
+    let mut response = sent.map_err(|e| Failure::Retry {
+        reason: transport_cause(&e, 200).unwrap_or_else(|| "нет ответа".to_owned()),
+        after: None,
+    })?;
+    let status = response.status();
+    if status.as_u16() == 429 || status.is_server_error() {
+        return Err(Failure::Retry {
+            reason: format!("{service} ответил HTTP {}", status.as_u16()),
+            after: retry_after(response.headers()),
+        });
+    }
+    if !status.is_success() {
+        return Err(Failure::Permanent {
+            reason: format!("{service} отклонил запрос: HTTP {}", status.as_u16())
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Failure::Retry {
+            reason: format!("ответ оборван: {}", e.without_url()), after: None
+        })?
+    {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(Failure::Permanent { reason: format!("ответ больше {max_bytes} байт") });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Scheme, host, port and path of a URL: no credentials, no query — safe for `Debug` and logs.
 pub fn redacted_url(url: &url::Url) -> String {
     format!(

@@ -59,35 +59,8 @@ impl NsiClient {
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, Failure> {
         let url = self.base.join(path).map_err(|e| Failure::Configuration { reason: format!("nsi.base_url: {e}") })?;
-        let response = self.client.get(url).query(query).send().await.map_err(|e| Failure::Retry {
-            reason: egisz_http::transport_cause(&e, 200).unwrap_or_else(|| "нет ответа".to_owned()),
-            after: None,
-        })?;
-        let status = response.status();
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(Failure::Retry {
-                reason: format!("НСИ ответил HTTP {}", status.as_u16()), after: None
-            });
-        }
-        if !status.is_success() {
-            return Err(Failure::Permanent {
-                reason: format!("НСИ отклонил запрос: HTTP {}", status.as_u16())
-            });
-        }
-        let mut response = response;
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| Failure::Retry {
-                reason: format!("ответ оборван: {}", e.without_url()), after: None
-            })?
-        {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(Failure::Permanent { reason: "ответ НСИ больше 16 МБ".to_owned() });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let sent = self.client.get(url).query(query).send().await;
+        let body = egisz_http::answer_body(sent, "НСИ", MAX_ANSWER_BYTES).await?;
         serde_json::from_slice(&body).map_err(|e| Failure::Permanent {
             reason: format!("ответ НСИ другого вида: {}", e.classify_text()),
         })

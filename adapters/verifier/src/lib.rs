@@ -98,38 +98,8 @@ impl HttpVerifier {
 
     async fn call(&self, signature: &ParsedSignature) -> Result<Vec<Violation>, Failure> {
         let cms = base64::engine::general_purpose::STANDARD.encode(signature.container());
-        let response =
-            self.client.post(self.url.clone()).json(&wire::VerifyRequest { cms: &cms }).send().await.map_err(|e| {
-                Failure::Retry {
-                    reason: egisz_http::transport_cause(&e, 200).unwrap_or_else(|| "нет ответа".to_owned()),
-                    after: None,
-                }
-            })?;
-        let status = response.status();
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(Failure::Retry {
-                reason: format!("служба ответила HTTP {}", status.as_u16()), after: None
-            });
-        }
-        if !status.is_success() {
-            return Err(Failure::Permanent {
-                reason: format!("служба отклонила запрос: HTTP {}", status.as_u16())
-            });
-        }
-        let mut body = Vec::new();
-        let mut response = response;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| Failure::Retry {
-                reason: format!("ответ оборван: {}", e.without_url()), after: None
-            })?
-        {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(Failure::Permanent { reason: "ответ службы больше 64 КБ".to_owned() });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let sent = self.client.post(self.url.clone()).json(&wire::VerifyRequest { cms: &cms }).send().await;
+        let body = egisz_http::answer_body(sent, "сервис проверки подписей", MAX_ANSWER_BYTES).await?;
         let answer: wire::VerifyAnswer = serde_json::from_slice(&body).map_err(|_| Failure::Permanent {
             reason: "ответ службы не в формате {\"valid\": …}".to_owned(),
         })?;
