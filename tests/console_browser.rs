@@ -184,6 +184,10 @@ async fn an_operator_fixes_a_refused_document_in_the_console() {
     assert!(detail.contains(&hint), "the Russian hint is shown: {detail}");
     assert!(detail.contains("Данные пациента скрыты") && !detail.contains("Павлова"), "{detail}");
     assert!(detail.contains("РЭМД запросил файл документа"), "the timeline shows the pull: {detail}");
+    assert!(
+        detail.contains("Предупреждения при приёме") && detail.contains("F1"),
+        "intake's warning (signer unknown to FRMR, policy warn) is shown: {detail}"
+    );
     b.client.find(Locator::Css("form[action$='/personal'] button")).await.unwrap().click().await.unwrap();
     b.wait_text("Павлова").await;
     b.shot("submission-failed").await;

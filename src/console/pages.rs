@@ -394,6 +394,24 @@ pub fn submission(p: &DetailPage<'_>) -> String {
         }
         b.push_str("</tbody></table></div>");
     }
+    if !r.warnings.is_empty() {
+        // What intake accepted the document with: the REMD code it may draw is the lead.
+        b.push_str(
+            "<h2>Предупреждения при приёме</h2><div class=\"scroll\"><table><thead><tr><th>Правило</th>\
+             <th>Код РЭМД</th><th>Где</th><th>Что</th></tr></thead><tbody>",
+        );
+        for w in &r.warnings {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td><strong>{}</strong></td><td><code>{}</code></td><td>{}</td></tr>",
+                esc(&w.rule),
+                esc(&w.remd_code),
+                esc(&w.path),
+                esc(&w.message)
+            );
+        }
+        b.push_str("</tbody></table></div>");
+    }
     b.push_str("<div class=\"actions\">");
     if p.retryable {
         let _ = write!(
