@@ -160,6 +160,7 @@ fn per_document(rounds: usize) {
                 Some(PersonalInput { role: "1", role_version: "2.4", cms: sl }),
             ],
             org_signature: None,
+            algorithms: egisz_semd::Algorithms::GostAndTestPki,
         };
         let checked = validation::check_document(&input, mappings.dictionaries(), now, offset);
         let prepared = checked.prepared.expect("the bench document passes");

@@ -200,6 +200,9 @@ pub struct ValidationConfig {
     /// The check of every signer against FRMR, per kind.
     pub signers: crate::validation::policy::KindPolicies,
     pub verifier: VerifierChoice,
+    /// The algorithms signatures may use: the test PKI's too only while REMD is the
+    /// sandbox's (with the real REMD they would be refused there: `UNKNOWN_ALGORITHM`).
+    pub algorithms: egisz_semd::Algorithms,
 }
 
 /// Where the dictionaries are refreshed from.
@@ -449,6 +452,14 @@ impl Config {
                 "validation.verifier",
                 "\"test-pki\" verifies only the project's test certificates and would refuse every real signature; \
                  with remd.mode = \"remote\" use \"external\" (a GOST verification service) or \"none\""
+                    .into(),
+            );
+        }
+        if self.remd.mode == ServiceMode::Remote && self.nsi.mode == NsiMode::Sandbox {
+            problem(
+                "nsi.mode",
+                "\"sandbox\" would store the emulator's dictionaries in the database REMD's documents are \
+                 checked against; with remd.mode = \"remote\" use \"remote\" (the NSI service) or \"off\""
                     .into(),
             );
         }
@@ -856,6 +867,17 @@ impl Reader<'_> {
                         VerifierChoice::None
                     }
                     _ => VerifierChoice::None,
+                }
+            },
+            algorithms: {
+                let choice =
+                    self.get("validation", "test_pki_signatures", "auto, yes or no", |s: String| match s.as_str() {
+                        "auto" | "yes" | "no" => Ok(s),
+                        other => Err(format!("expected auto, yes or no, got {other:?}")),
+                    });
+                match (choice.as_str(), remd.mode) {
+                    ("yes", _) | ("auto", ServiceMode::Sandbox) => egisz_semd::Algorithms::GostAndTestPki,
+                    _ => egisz_semd::Algorithms::Gost,
                 }
             },
         };

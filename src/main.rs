@@ -222,6 +222,11 @@ async fn nsi(command: NsiCommand, config: Config) -> anyhow::Result<()> {
                     }
                     Refreshed::Unchanged { oid, version } => println!("{oid}: версия {version} уже загружена"),
                     Refreshed::NoVersions { oid } => println!("{oid}: НСИ не знает версий этого справочника"),
+                    Refreshed::Older { oid, listed, stored } => {
+                        println!(
+                            "{oid}: НСИ предлагает версию {listed}, старше загруженной {stored}; действует {stored}"
+                        )
+                    }
                     Refreshed::Failed { oid, reason } => {
                         println!("{oid}: не обновлён — {reason}; действует прежняя копия")
                     }
@@ -333,6 +338,7 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
             .map(|(cms, (role, version))| Some(PersonalInput { role, role_version: version, cms }))
             .collect(),
         org_signature: org_signature.as_deref().map(Some),
+        algorithms: config.validation.algorithms,
     };
     let now = chrono::Utc::now().with_timezone(&config.region.utc_offset);
     let checked = validation::check_document(&input, mappings.dictionaries(), now, config.region.utc_offset);
@@ -363,23 +369,16 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
             let date = prepared.parts.creation_date_time.date_naive();
             let answer = runtime.block_on(async {
                 let (frmr, _sandbox) = app::frmr_for_command(config).await?;
-                let mut found = Vec::new();
+                let mut answer = policy::Answer::default();
                 for s in &prepared.signers {
                     match frmr.person_full(&organization, &s.snils).await {
-                        Ok(person) => found.extend(validation::signers::judge(s, &organization, date, person.as_ref())),
-                        Err(f) => {
-                            return Ok::<_, anyhow::Error>(policy::Answer::Unreachable(
-                                egisz_semd::Violation::new(
-                                    egisz_semd::rules::F1,
-                                    s.path.clone(),
-                                    format!("ФРМР не ответил: {}", f.reason()),
-                                )
-                                .prevents("RUNTIME_ERROR"),
-                            ));
+                        Ok(person) => {
+                            answer.findings.extend(validation::signers::judge(s, &organization, date, person.as_ref()))
                         }
+                        Err(f) => answer.unreachable.push(validation::services::unchecked_signer(&s.path, f.reason())),
                     }
                 }
-                Ok(policy::Answer::Findings(found))
+                Ok::<_, anyhow::Error>(answer)
             });
             match answer {
                 Ok(a) => policy::apply(policy::Policy::Block, a, &mut sorted),

@@ -24,9 +24,11 @@ use crate::mappings::{Coverage, DictionaryCopy, DictionarySet, LiveDictionaries}
 use crate::store::{NsiCopy, Store};
 
 /// Version strings compare as dotted numbers ("3.18" > "3.9"); a part that is not a number
-/// compares as text after the numbers.
-fn version_key(v: &str) -> Vec<(u64, String)> {
-    v.split('.').map(|p| p.trim().parse::<u64>().map_or((u64::MAX, p.to_owned()), |n| (n, String::new()))).collect()
+/// compares below every number (as text among its kind).
+pub fn version_key(v: &str) -> Vec<(u8, u64, String)> {
+    v.split('.')
+        .map(|p| p.trim().parse::<u64>().map_or((0, 0, p.trim().to_owned()), |n| (1, n, String::new())))
+        .collect()
 }
 
 /// The newest of the versions NSI lists.
@@ -34,15 +36,19 @@ pub fn newest(versions: &[String]) -> Option<&str> {
     versions.iter().max_by_key(|v| version_key(v)).map(String::as_str)
 }
 
-/// The rows of a version fit to use: at least one, every code non-empty and unique.
+/// The rows of a version fit to use: at least one, every code non-empty and unique, every
+/// name non-empty (an empty name would refuse every document that names the code).
 pub fn check_rows(rows: &[(String, String)]) -> Result<(), String> {
     if rows.is_empty() {
         return Err("версия без строк".to_owned());
     }
     let mut seen = HashSet::with_capacity(rows.len());
-    for (code, _) in rows {
+    for (code, name) in rows {
         if code.trim().is_empty() {
             return Err("строка с пустым кодом".to_owned());
+        }
+        if name.trim().is_empty() {
+            return Err(format!("у кода {code} пустое наименование"));
         }
         if !seen.insert(code.as_str()) {
             return Err(format!("код {code} повторяется"));
@@ -72,6 +78,9 @@ pub enum Refreshed {
     Unchanged { oid: String, version: String },
     /// NSI lists no version of it.
     NoVersions { oid: String },
+    /// NSI lists only versions older than the one stored (a withdrawn or truncated list):
+    /// the stored one stays.
+    Older { oid: String, listed: String, stored: String },
     /// NSI could not be asked, or answered something unusable; the previous copy stays.
     Failed { oid: String, reason: String },
 }
@@ -127,8 +136,13 @@ impl NsiService {
             Err(e) => return Refreshed::Failed { oid, reason: e.reason().to_owned() },
         };
         let Some(version) = newest(&versions).map(str::to_owned) else { return Refreshed::NoVersions { oid } };
-        if stored.is_some_and(|s| s.version == version) {
-            return Refreshed::Unchanged { oid, version };
+        if let Some(s) = stored {
+            if s.version == version {
+                return Refreshed::Unchanged { oid, version };
+            }
+            if version_key(&version) < version_key(&s.version) {
+                return Refreshed::Older { oid, listed: version, stored: s.version.clone() };
+            }
         }
         let rows = match self.client.rows(columns, &version).await {
             Ok(rows) => rows,
@@ -144,9 +158,24 @@ impl NsiService {
         Refreshed::Updated { oid, version, rows: copy.rows.len() }
     }
 
-    /// One pass over every dictionary; the copies in force are rebuilt afterwards.
+    /// One pass over every dictionary; the copies in force are rebuilt afterwards. When the
+    /// database cannot be read, nothing is asked and nothing in force changes.
     pub async fn refresh(&self, now: DateTime<Utc>) -> Vec<Refreshed> {
-        let stored = self.store.nsi_latest().await.unwrap_or_default();
+        let stored = match self.store.nsi_latest().await {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = format!("копии справочников не прочитаны из базы: {e}");
+                tracing::warn!(%reason, "NSI: refresh skipped");
+                let results: Vec<Refreshed> = DICTIONARIES
+                    .iter()
+                    .map(|c| Refreshed::Failed { oid: c.oid.to_owned(), reason: reason.clone() })
+                    .collect();
+                let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                status.last_run = Some(now);
+                status.results = results.clone();
+                return results;
+            }
+        };
         let mut results = Vec::with_capacity(DICTIONARIES.len());
         for columns in DICTIONARIES {
             let current = stored.iter().find(|s| s.oid == columns.oid);
@@ -162,8 +191,14 @@ impl NsiService {
             }
             results.push(r);
         }
-        let stored = self.store.nsi_latest().await.unwrap_or(stored);
-        self.live.replace(in_force(&self.shipped, &stored));
+        let stored = match self.store.nsi_latest().await {
+            Ok(now_stored) => {
+                self.live.replace(in_force(&self.shipped, &now_stored));
+                now_stored
+            }
+            // What is in force stays; the new copies are stored and go in force next time.
+            Err(_) => stored,
+        };
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.last_run = Some(now);
         if !results.iter().any(Refreshed::failed) {
@@ -195,6 +230,7 @@ mod tests {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(newest(&v(&["3.9", "3.18", "3.2"])), Some("3.18"));
         assert_eq!(newest(&v(&["7.5", "10.1"])), Some("10.1"));
+        assert_eq!(newest(&v(&["3.18", "3.x"])), Some("3.18"), "text below numbers");
         assert_eq!(newest(&[]), None);
     }
 
@@ -205,6 +241,7 @@ mod tests {
         assert!(check_rows(&[]).is_err());
         assert!(check_rows(&r(&[("1", "a"), ("1", "b")])).is_err());
         assert!(check_rows(&r(&[(" ", "a")])).is_err());
+        assert!(check_rows(&r(&[("1", "")])).is_err());
     }
 
     #[test]

@@ -168,6 +168,8 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
         // Remote REMD refuses the test-PKI verifier (check-config); the signatures' structure
         // and digests are still checked.
         ("EGISZ__VALIDATION__VERIFIER", "none".into()),
+        ("EGISZ__NSI__MODE", "off".into()),
+        ("EGISZ__VALIDATION__TEST_PKI_SIGNATURES", "yes".into()),
         ("EGISZ__REMD__ENDPOINT", remd.endpoint()),
         ("EGISZ__REMD__CLIENT_ENTITY_ID", remd.client_entity_id().to_owned()),
         ("EGISZ__REMD__TIMEOUT_MS", "1000".into()),

@@ -617,6 +617,30 @@ async fn the_external_verifier_decides_and_its_absence_only_warns() {
         assert_eq!(accepted["warnings"][0]["rule"], "V1", "{fault:?}: {accepted}");
         assert!(started.elapsed() < Duration::from_secs(5), "{fault:?}: bounded by the timeout");
     }
+    // A CA the service cannot reach for some certificates is no sign of a dead service: six
+    // in a row leave the breaker closed, and the next signature is verified.
+    for n in 0..6 {
+        verifier.set_fault(egisz_sandbox::VerifierFault::CaInaccessible);
+        let (status, _) = post(&format!("v-ca-{n}"), &author_signer()).await;
+        assert_eq!(status, 202);
+    }
+    verifier.set_fault(egisz_sandbox::VerifierFault::None);
+    let valid_before = verifier.stats().valid;
+    let (status, accepted) = post("v-after-ca", &author_signer()).await;
+    assert_eq!((status, accepted["warnings"].clone()), (202, json!([])), "{accepted}");
+    assert_eq!(verifier.stats().valid, valid_before + 1);
+    // Five failures of the service itself open the breaker: the service is not called, the
+    // document is accepted at once with a warning.
+    verifier.set_fault(egisz_sandbox::VerifierFault::ServerError);
+    for n in 0..5 {
+        post(&format!("v-5xx-{n}"), &author_signer()).await;
+    }
+    verifier.set_fault(egisz_sandbox::VerifierFault::None);
+    let calls = verifier.stats();
+    let (status, accepted) = post("v-open", &author_signer()).await;
+    assert_eq!(status, 202);
+    assert_eq!(accepted["warnings"][0]["rule"], "V1", "{accepted}");
+    assert_eq!(verifier.stats(), calls, "an open breaker keeps calls away");
     env.shutdown().await;
     verifier.stop().await;
 }

@@ -29,6 +29,7 @@ fn outcome<'a>(results: &'a [Refreshed], oid: &str) -> &'a Refreshed {
             Refreshed::Updated { oid: o, .. }
             | Refreshed::Unchanged { oid: o, .. }
             | Refreshed::NoVersions { oid: o }
+            | Refreshed::Older { oid: o, .. }
             | Refreshed::Failed { oid: o, .. } => o == oid,
         })
         .unwrap()
@@ -96,6 +97,16 @@ async fn versions_are_picked_up_and_broken_answers_change_nothing(db: Db) {
         outcome(&picked, POSITIONS),
         &Refreshed::Updated { oid: POSITIONS.into(), version: "7.8".into(), rows: 3 }
     );
+    // NSI withdraws 7.8: its list's newest is now older than what is stored, which stays.
+    nsi.withdraw(POSITIONS, "7.8");
+    let older = service.refresh(egisz_gateway::now()).await;
+    assert!(matches!(outcome(&older, POSITIONS), Refreshed::Older { stored, .. } if stored == "7.8"), "{older:?}");
+    assert_eq!(service.status().in_force[POSITIONS], "7.8");
+    // A version whose rows have an empty name is refused (it would refuse every document).
+    nsi.publish(POSITIONS, "7.9", rows(&[("73", "врач-офтальмолог"), ("36", "")]));
+    let empty = service.refresh(egisz_gateway::now()).await;
+    assert!(outcome(&empty, POSITIONS).failed(), "{empty:?}");
+    assert_eq!(service.status().in_force[POSITIONS], "7.8");
     let restarted_live = Arc::new(LiveDictionaries::new(mappings.dictionaries().clone()));
     let client =
         egisz_nsi::NsiClient::new(url::Url::parse("http://127.0.0.1:1/").unwrap(), Duration::from_secs(1)).unwrap();

@@ -4,14 +4,17 @@
 //! RustCrypto's decoders read DER only. [`to_der`] rewrites a BER encoding in DER form where
 //! BER allows what DER does not and the rewrite cannot change meaning: indefinite lengths
 //! become definite, non-minimal lengths minimal, and constructed string encodings (an OCTET
-//! STRING in chunks, say) become one primitive string. It does not re-sort `SET OF`
-//! members: signed attributes are DER by RFC 5652 §5.4 whatever the container, and their
-//! bytes are what the signature is over, so they are copied as they are. DER input comes
-//! back unchanged.
+//! STRING in chunks, say) become one primitive string (a BIT STRING's chunks keep one
+//! unused-bits octet, the last chunk's). It does not re-sort `SET OF` members. Signed
+//! attributes must be DER by RFC 5652 §5.4 whatever the container; a DER part of the input
+//! is copied byte for byte, so when they are, the bytes the signature is over are unchanged
+//! (when they are not, the signature does not verify — as at REMD). DER input comes back
+//! unchanged (borrowed). An implicitly tagged string in constructed form is left as it is
+//! (its type is not known here), so such a container does not decode.
 //!
-//! Bounded: nesting at most [`MAX_DEPTH`], at most [`MAX_VALUES`] values; the output is
-//! never longer than the input (every rewrite shortens or keeps the length), and one pass
-//! over the input.
+//! Bounded: nesting at most [`MAX_DEPTH`], at most [`MAX_VALUES`] values, one pass over the
+//! input; the output is at most a few bytes per value longer than the input (an indefinite
+//! length of 64 KiB or more takes 4 octets where the input took 2).
 
 use std::borrow::Cow;
 
@@ -64,12 +67,15 @@ enum Body<'a> {
     Joined(Vec<u8>),
 }
 
-/// Universal types a BER encoder may split into constructed chunks (X.690 §8.21, 8.6, 8.7).
+/// Universal string types a BER encoder may split into constructed chunks (X.690 §8.21,
+/// 8.6, 8.7): BIT STRING, OCTET STRING, the character strings, and the time types.
 fn is_string_type(first_tag_octet: u8) -> bool {
     let universal = first_tag_octet & 0xC0 == 0;
     universal
-        && matches!(first_tag_octet & 0x1F, 3 | 4 | 12 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30)
+        && matches!(first_tag_octet & 0x1F, 3 | 4 | 12 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 30)
 }
+
+const BIT_STRING: u8 = 3;
 
 impl Value<'_> {
     fn content_len(&self) -> usize {
@@ -228,7 +234,7 @@ impl<'a> Reader<'a> {
         let body = match body {
             Body::Constructed(children) if is_string_type(tag[0]) => {
                 is_der = false;
-                Body::Joined(join(children)?)
+                Body::Joined(join(tag[0] & 0x1F, children)?)
             }
             other => other,
         };
@@ -236,14 +242,32 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The chunks of a constructed string, concatenated (chunks may nest, X.690 §8.7.3).
-fn join(children: Vec<Value<'_>>) -> Result<Vec<u8>, BerError> {
-    let mut out = Vec::new();
-    for child in children {
-        match child.body {
-            Body::Primitive(b) => out.extend_from_slice(b),
-            Body::Joined(b) => out.extend_from_slice(&b),
+/// The chunks of a constructed string of universal type `number`, concatenated (chunks
+/// may nest, X.690 §8.7.3, and must be of the same type). A BIT STRING's chunks each start
+/// with an unused-bits octet: every chunk but the last must have 0, and the joined string
+/// carries the last one's.
+fn join(number: u8, children: Vec<Value<'_>>) -> Result<Vec<u8>, BerError> {
+    let mut out = if number == BIT_STRING { vec![0] } else { Vec::new() };
+    let count = children.len();
+    for (i, child) in children.into_iter().enumerate() {
+        if child.tag.len() != 1 || child.tag[0] & 0xDF != number {
+            return Err(BerError("фрагмент строки другого типа"));
+        }
+        let bytes: &[u8] = match &child.body {
+            Body::Primitive(b) => b,
+            Body::Joined(b) => b,
             Body::Constructed(_) => return Err(BerError("фрагмент строки не является строкой")),
+        };
+        if number == BIT_STRING {
+            let (&unused, rest) =
+                bytes.split_first().ok_or(BerError("фрагмент BIT STRING без октета неиспользуемых битов"))?;
+            if unused > 7 || (unused != 0 && i + 1 != count) {
+                return Err(BerError("неиспользуемые биты не в последнем фрагменте BIT STRING"));
+            }
+            out[0] = unused;
+            out.extend_from_slice(rest);
+        } else {
+            out.extend_from_slice(bytes);
         }
     }
     Ok(out)
@@ -276,6 +300,16 @@ mod tests {
         ];
         let der = to_der(&ber).unwrap();
         assert_eq!(&*der, &[0x30, 0x08, 0x04, 0x03, 0xAA, 0xBB, 0xCC, 0x02, 0x01, 0x07]);
+    }
+
+    #[test]
+    fn bit_string_chunks_keep_one_unused_bits_octet() {
+        let ber = [0x23, 0x80, 0x03, 0x02, 0x00, 0xAA, 0x03, 0x02, 0x04, 0xB0, 0x00, 0x00];
+        assert_eq!(&*to_der(&ber).unwrap(), &[0x03, 0x03, 0x04, 0xAA, 0xB0]);
+        let unused_inside = [0x23, 0x80, 0x03, 0x02, 0x04, 0xA0, 0x03, 0x02, 0x00, 0xBB, 0x00, 0x00];
+        assert!(to_der(&unused_inside).is_err());
+        let other_type = [0x24, 0x80, 0x02, 0x01, 0x05, 0x00, 0x00];
+        assert!(to_der(&other_type).is_err(), "an INTEGER is no chunk of an OCTET STRING");
     }
 
     #[test]

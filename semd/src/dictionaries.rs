@@ -45,14 +45,24 @@ pub fn check_dictionaries(header: &CdaHeader, dictionaries: &dyn Dictionaries) -
     header.coded.iter().filter_map(|c| check_element(c, dictionaries)).collect()
 }
 
+/// A value from the document as a message quotes it: at most 64 characters.
+fn quoted(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
 fn check_element(element: &CodedElement, dictionaries: &dyn Dictionaries) -> Option<Violation> {
     let v = &element.value;
-    let oid = trimmed(&v.code_system)?;
-    let code = trimmed(&v.code)?; // a nullFlavor without a code cites no dictionary entry
+    let oid_raw = trimmed(&v.code_system)?;
+    let code_raw = trimmed(&v.code)?; // a nullFlavor without a code cites no dictionary entry
     let path = &element.path;
-    let version = trimmed(&v.code_system_version);
-    if let Some(allowed) = dictionaries.allowed_versions(oid) {
-        match version {
+    let version_raw = trimmed(&v.code_system_version);
+    let (oid, code) = (quoted(oid_raw), quoted(code_raw));
+    let version = version_raw.map(quoted);
+    if let Some(allowed) = dictionaries.allowed_versions(oid_raw) {
+        match version_raw {
             None => {
                 return Some(Violation::new(
                     rules::H13,
@@ -60,7 +70,8 @@ fn check_element(element: &CodedElement, dictionaries: &dyn Dictionaries) -> Opt
                     format!("не указана версия справочника {oid}; допустимы: {}", allowed.join(", ")),
                 ));
             }
-            Some(version) if !allowed.iter().any(|a| a == version) => {
+            Some(raw) if !allowed.iter().any(|a| a == raw) => {
+                let version = quoted(raw);
                 return Some(Violation::new(
                     rules::H13,
                     format!("{path}/@codeSystemVersion"),
@@ -73,8 +84,8 @@ fn check_element(element: &CodedElement, dictionaries: &dyn Dictionaries) -> Opt
             Some(_) => {}
         }
     }
-    let version = version?;
-    match dictionaries.entry(oid, version, code) {
+    let (version_raw, version) = (version_raw?, version?);
+    match dictionaries.entry(oid_raw, version_raw, code_raw) {
         Entry::Unknown => None,
         Entry::Missing => Some(
             Violation::new(

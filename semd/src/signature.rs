@@ -138,7 +138,8 @@ pub struct ParsedSignature {
 }
 
 impl ParsedSignature {
-    /// The whole container, DER (BER input rewritten), for a verifier that needs it.
+    /// The whole container exactly as submitted (DER or BER): what REMD receives, and what
+    /// an external verifier is sent.
     pub fn container(&self) -> &[u8] {
         &self.container
     }
@@ -241,7 +242,7 @@ pub fn parse_signature(encoded: &[u8]) -> Result<ParsedSignature, Vec<Violation>
         certificate: signer_certificate(certificate)?,
         signed_attributes,
         signature_value: signer.signature.as_bytes().to_vec(),
-        container: der.to_vec(),
+        container: encoded.to_vec(),
     })
 }
 
@@ -372,20 +373,38 @@ impl<'a> DocumentDigests<'a> {
     }
 }
 
-/// Checks a parsed signature against the document bytes and the document's creation time
-/// (`effectiveTime`): the algorithms, the digest and the certificate's validity. Every
-/// violation found.
-pub fn check_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
-    check_signature_with(cms, &mut DocumentDigests::new(document), created)
+/// Which algorithms a signature may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithms {
+    /// What REMD takes: GOST R 34.10-2012 signatures with GOST R 34.11-2012 digests.
+    Gost,
+    /// Those, and the test PKI's ECDSA with SHA-256 or Streebog (the sandbox).
+    GostAndTestPki,
 }
 
-/// [`check_signature`] with the document's digests shared among its signatures.
+/// Checks a parsed signature against the document bytes and the document's creation time
+/// (`effectiveTime`): the algorithms (the test PKI's accepted), the digest and the
+/// certificate's validity. Every violation found.
+pub fn check_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
+    check_signature_with(cms, &mut DocumentDigests::new(document), created, Algorithms::GostAndTestPki)
+}
+
+/// [`check_signature`] with the document's digests shared among its signatures, and the
+/// algorithms allowed.
 pub fn check_signature_with(
     cms: &ParsedSignature,
     digests: &mut DocumentDigests<'_>,
     created: DateTime<FixedOffset>,
+    algorithms: Algorithms,
 ) -> Vec<Violation> {
     let mut out = Vec::new();
+    if algorithms == Algorithms::Gost && cms.digest_algorithm == DigestAlgorithm::Sha256 {
+        out.push(Violation::new(
+            rules::UNKNOWN_ALGORITHM,
+            format!("{SIGNER_INFO}/digestAlgorithm"),
+            "SHA-256 РЭМД не принимает: нужен ГОСТ Р 34.11-2012",
+        ));
+    }
     match compare(cms, digests.get(&cms.digest_algorithm)) {
         DigestStatus::Matches => {}
         DigestStatus::Mismatch => out.push(Violation::new(
@@ -400,7 +419,8 @@ pub fn check_signature_with(
         )),
     }
     let algorithm = cms.signature_algorithm.as_str();
-    if !GOST_SIGNATURE_ALGORITHMS.contains(&algorithm) && !TEST_SIGNATURE_ALGORITHMS.contains(&algorithm) {
+    let test_ok = algorithms == Algorithms::GostAndTestPki && TEST_SIGNATURE_ALGORITHMS.contains(&algorithm);
+    if !GOST_SIGNATURE_ALGORITHMS.contains(&algorithm) && !test_ok {
         out.push(Violation::new(
             rules::UNKNOWN_ALGORITHM,
             format!("{SIGNER_INFO}/signatureAlgorithm"),
@@ -434,7 +454,7 @@ pub fn check_signature_with(
 /// The organisation's signature: what [`check_signature`] checks, and a certificate with
 /// the organisation's OGRN (`1.2.643.100.1`, 13 digits), not a person's.
 pub fn check_org_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
-    check_org_signature_with(cms, &mut DocumentDigests::new(document), created)
+    check_org_signature_with(cms, &mut DocumentDigests::new(document), created, Algorithms::GostAndTestPki)
 }
 
 /// [`check_org_signature`] with the document's digests shared among its signatures.
@@ -442,8 +462,9 @@ pub fn check_org_signature_with(
     cms: &ParsedSignature,
     digests: &mut DocumentDigests<'_>,
     created: DateTime<FixedOffset>,
+    algorithms: Algorithms,
 ) -> Vec<Violation> {
-    let mut out = check_signature_with(cms, digests, created);
+    let mut out = check_signature_with(cms, digests, created, algorithms);
     let ogrn_ok =
         cms.certificate.ogrn.as_deref().is_some_and(|o| o.len() == 13 && o.bytes().all(|b| b.is_ascii_digit()));
     if !ogrn_ok {

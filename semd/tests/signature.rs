@@ -119,7 +119,12 @@ fn a_ber_container_parses_like_its_der() {
     let der = d.sign_detached(SAMPLE.as_bytes());
     let ber = d.sign_detached_with(SAMPLE.as_bytes(), &SignOptions { ber: true, ..SignOptions::default() });
     assert_ne!(der, ber);
-    assert_eq!(parse_signature(&ber).unwrap(), parse_signature(&der).unwrap());
+    let (from_ber, from_der) = (parse_signature(&ber).unwrap(), parse_signature(&der).unwrap());
+    assert_eq!(from_ber.certificate, from_der.certificate);
+    assert_eq!(from_ber.message_digest, from_der.message_digest);
+    assert_eq!(from_ber.signed_attributes(), from_der.signed_attributes());
+    assert_eq!(from_ber.signature_value(), from_der.signature_value());
+    assert_eq!(from_ber.container(), ber.as_slice(), "the container as submitted, for REMD and a verifier");
     let mut truncated = ber.clone();
     truncated.truncate(ber.len() - 2);
     assert_eq!(rules(&parse_signature(&truncated).unwrap_err()), ["SIGNATURE_DECODING_ERROR"]);
@@ -247,4 +252,20 @@ fn debug_of_a_signature_shows_no_snils() {
     let debug = format!("{sig:?}");
     assert!(!debug.contains(DOCTOR_SNILS), "{debug}");
     assert!(debug.contains("Sha256"));
+}
+
+#[test]
+fn only_gost_algorithms_when_remd_is_the_real_one() {
+    use egisz_semd::{Algorithms, DocumentDigests, check_signature_with};
+    let d = doctor(&ca(), DOCTOR_SNILS);
+    let sha = parse_signature(&d.sign_detached(SAMPLE.as_bytes())).unwrap();
+    let mut digests = DocumentDigests::new(SAMPLE.as_bytes());
+    let v = check_signature_with(&sha, &mut digests, created(), Algorithms::Gost);
+    assert_eq!(rules(&v), ["UNKNOWN_ALGORITHM", "UNKNOWN_ALGORITHM"], "SHA-256 and ECDSA: {v:?}");
+    assert_eq!(check_signature_with(&sha, &mut digests, created(), Algorithms::GostAndTestPki), vec![]);
+    let streebog = SignOptions { digest: DigestAlgorithm::Streebog256, ber: false };
+    let gost_digest = parse_signature(&d.sign_detached_with(SAMPLE.as_bytes(), &streebog)).unwrap();
+    let v = check_signature_with(&gost_digest, &mut digests, created(), Algorithms::Gost);
+    assert_eq!(rules(&v), ["UNKNOWN_ALGORITHM"], "the digest is GOST, the signature ECDSA: {v:?}");
+    assert!(v[0].path.ends_with("/signatureAlgorithm"));
 }

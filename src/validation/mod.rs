@@ -47,6 +47,8 @@ pub struct DocumentInput<'a> {
     pub signatures: Vec<Option<PersonalInput<'a>>>,
     /// The organisation's signature: absent, present (decoded), or present but undecodable.
     pub org_signature: Option<Option<&'a [u8]>>,
+    /// The algorithms signatures may use: GOST only when REMD is the real one.
+    pub algorithms: egisz_semd::Algorithms,
 }
 
 /// A signer the document names (an author or the legal authenticator), to be checked
@@ -230,7 +232,11 @@ fn personal_signatures(
             }
         };
         if let Some(created) = created {
-            out.extend(egisz_semd::check_signature_with(&sig, digests, created).into_iter().map(|v| under(&at, v)));
+            out.extend(
+                egisz_semd::check_signature_with(&sig, digests, created, input.algorithms)
+                    .into_iter()
+                    .map(|v| under(&at, v)),
+            );
         }
         let role = Coded { code: role.to_owned(), version: s.role_version.trim().to_owned() };
         match (parts, &sig.certificate.snils) {
@@ -318,7 +324,9 @@ fn org_signature(
             Ok(sig) => {
                 if let Some(created) = created {
                     out.extend(
-                        egisz_semd::check_org_signature_with(&sig, digests, created).into_iter().map(|v| under(AT, v)),
+                        egisz_semd::check_org_signature_with(&sig, digests, created, input.algorithms)
+                            .into_iter()
+                            .map(|v| under(AT, v)),
                     );
                 }
                 OrgOutcome {
@@ -400,6 +408,7 @@ mod tests {
             content: document.as_bytes(),
             signatures: roles.iter().map(|r| Some(PersonalInput { role: r, role_version: "2.4", cms: &cms })).collect(),
             org_signature: org.map(Some),
+            algorithms: egisz_semd::Algorithms::GostAndTestPki,
         };
         let now = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().with_timezone(&offset);
         let checked = check_document(&input, mappings.dictionaries(), now, offset);

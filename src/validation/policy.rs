@@ -85,13 +85,23 @@ impl KindPolicies {
     }
 }
 
-/// What a service answered for one submission.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// It answered: these are its findings (empty: all fine).
-    Findings(Vec<Violation>),
-    /// It could not answer; this warning says what went unchecked.
-    Unreachable(Violation),
+/// What a service answered for one submission: its findings about what it could judge,
+/// and a warning for each thing it could not. A finding stands whatever else went
+/// unanswered: one signature the verifier could not reach does not excuse a forged other.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub findings: Vec<Violation>,
+    pub unreachable: Vec<Violation>,
+}
+
+impl Answer {
+    pub fn findings(findings: Vec<Violation>) -> Self {
+        Self { findings, unreachable: Vec::new() }
+    }
+
+    pub fn unreachable(warning: Violation) -> Self {
+        Self { findings: Vec::new(), unreachable: vec![warning] }
+    }
 }
 
 /// Findings sorted into what refuses the submission and what is stored with it.
@@ -112,11 +122,13 @@ pub fn warning(v: &Violation) -> IntakeWarning {
 
 /// Applies `policy` to `answer`, adding to `into`.
 pub fn apply(policy: Policy, answer: Answer, into: &mut Sorted) {
-    match (policy, answer) {
-        (Policy::Off, _) => {}
-        (_, Answer::Unreachable(v)) => into.warnings.push(warning(&v)),
-        (Policy::Block, Answer::Findings(found)) => into.errors.extend(found),
-        (Policy::Warn, Answer::Findings(found)) => into.warnings.extend(found.iter().map(warning)),
+    if policy == Policy::Off {
+        return;
+    }
+    into.warnings.extend(answer.unreachable.iter().map(warning));
+    match policy {
+        Policy::Block => into.errors.extend(answer.findings),
+        _ => into.warnings.extend(answer.findings.iter().map(warning)),
     }
 }
 
@@ -131,16 +143,21 @@ mod tests {
     #[test]
     fn policies_sort_findings() {
         let mut s = Sorted::default();
-        apply(Policy::Block, Answer::Findings(vec![v("PERSON_NOT_FOUND")]), &mut s);
+        apply(Policy::Block, Answer::findings(vec![v("PERSON_NOT_FOUND")]), &mut s);
         assert_eq!(s.errors.len(), 1);
-        apply(Policy::Warn, Answer::Findings(vec![v("PERSON_NOT_FOUND")]), &mut s);
+        apply(Policy::Warn, Answer::findings(vec![v("PERSON_NOT_FOUND")]), &mut s);
         assert_eq!(s.warnings[0].remd_code, "PERSON_NOT_FOUND");
-        apply(Policy::Off, Answer::Findings(vec![v("PERSON_NOT_FOUND")]), &mut s);
-        apply(Policy::Off, Answer::Unreachable(v("RUNTIME_ERROR")), &mut s);
+        apply(Policy::Off, Answer::findings(vec![v("PERSON_NOT_FOUND")]), &mut s);
+        apply(Policy::Off, Answer::unreachable(v("RUNTIME_ERROR")), &mut s);
         assert_eq!((s.errors.len(), s.warnings.len()), (1, 1));
         // Unreachable never blocks.
-        apply(Policy::Block, Answer::Unreachable(v("RUNTIME_ERROR")), &mut s);
+        apply(Policy::Block, Answer::unreachable(v("RUNTIME_ERROR")), &mut s);
         assert_eq!((s.errors.len(), s.warnings.len()), (1, 2));
+        // A finding stands beside what went unanswered.
+        let both = Answer { findings: vec![v("SIGNATURE_VERIFICATION_ERROR")], unreachable: vec![v("RUNTIME_ERROR")] };
+        let mut s = Sorted::default();
+        apply(Policy::Block, both, &mut s);
+        assert_eq!((s.errors.len(), s.warnings.len()), (1, 1));
     }
 
     #[test]

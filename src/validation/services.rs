@@ -15,8 +15,8 @@ use super::policy::Answer;
 use crate::staff::LookupError;
 use crate::staff::StaffService;
 
-/// Every signer against FRMR on `date` in `organization`. FRMR not answering for any of
-/// them makes the whole answer [`Answer::Unreachable`]: a partial check is not a check.
+/// Every signer against FRMR on `date` in `organization`: a finding for each signer FRMR
+/// answered about, a warning for each it did not.
 pub async fn check_signers(
     staff: &StaffService,
     organization: &Oid,
@@ -24,27 +24,26 @@ pub async fn check_signers(
     signers: &[SignerToCheck],
 ) -> Answer {
     let lookups = futures::future::join_all(signers.iter().map(|s| staff.lookup(&s.snils, organization))).await;
-    let mut found = Vec::new();
+    let mut answer = Answer::default();
     for (signer, lookup) in signers.iter().zip(lookups) {
         match lookup {
-            Ok(l) => found.extend(super::signers::judge(signer, organization, date, l.entry.person.as_ref())),
+            Ok(l) => answer.findings.extend(super::signers::judge(signer, organization, date, l.entry.person.as_ref())),
             Err(e) => {
                 let why = match &e {
                     LookupError::Unavailable { detail, .. } => detail.clone(),
                     LookupError::Rejected => "ФРМР отклонил запрос шлюза".to_owned(),
                 };
-                return Answer::Unreachable(
-                    Violation::new(
-                        rules::F1,
-                        "/ClinicalDocument",
-                        format!("подписанты не проверены по ФРМР ({why}); РЭМД проверит их при регистрации"),
-                    )
-                    .prevents("RUNTIME_ERROR"),
-                );
+                answer.unreachable.push(unchecked_signer(&signer.path, &why));
             }
         }
     }
-    Answer::Findings(found)
+    answer
+}
+
+/// The warning for a signer FRMR could not be asked about.
+pub fn unchecked_signer(path: &str, why: &str) -> Violation {
+    Violation::new(rules::F1, path, format!("подписант не проверен по ФРМР ({why}); РЭМД проверит его при регистрации"))
+        .prevents("RUNTIME_ERROR")
 }
 
 /// The configured signature verifier, if any.
@@ -72,28 +71,26 @@ impl Verification {
     pub async fn check(&self, signatures: &[(String, ParsedSignature)], document: &[u8]) -> Option<Answer> {
         let verifier = self.verifier.as_ref()?;
         let verdicts = futures::future::join_all(signatures.iter().map(|(_, s)| verifier.verify(s, document))).await;
-        let mut found = Vec::new();
+        let mut answer = Answer::default();
         for ((at, _), verdict) in signatures.iter().zip(verdicts) {
             match verdict {
-                Ok(violations) => found.extend(violations.into_iter().map(|mut v| {
+                Ok(violations) => answer.findings.extend(violations.into_iter().map(|mut v| {
                     v.path = format!("{at}{}", v.path);
                     v
                 })),
-                Err(failure) => {
-                    return Some(Answer::Unreachable(
-                        Violation::new(
-                            rules::V1,
-                            at.clone(),
-                            format!(
-                                "подпись не проверена службой проверки подписей ({}); РЭМД проверит её при регистрации",
-                                failure.reason()
-                            ),
-                        )
-                        .prevents("SIGNATURE_VERIFICATION_ERROR"),
-                    ));
-                }
+                Err(failure) => answer.unreachable.push(
+                    Violation::new(
+                        rules::V1,
+                        at.clone(),
+                        format!(
+                            "подпись не проверена службой проверки подписей ({}); РЭМД проверит её при регистрации",
+                            failure.reason()
+                        ),
+                    )
+                    .prevents("SIGNATURE_VERIFICATION_ERROR"),
+                ),
             }
         }
-        Some(Answer::Findings(found))
+        Some(answer)
     }
 }

@@ -75,9 +75,12 @@ impl NsiClient {
     }
 
     /// Every row of `(oid, version)` as `(code, name)`, by the dictionary's columns. A row
-    /// without the code column is an error of the whole answer (another shape than modelled).
+    /// without the code or the name column is an error of the whole answer (another shape
+    /// than modelled), and so is a version whose pages do not add up to the `total` NSI
+    /// gives: a partial copy must never pass for a complete one.
     pub async fn rows(&self, columns: &Columns, version: &str) -> Result<Vec<Row>, Failure> {
         let mut out = Vec::new();
+        let mut total = None;
         for page in 1.. {
             let answer: wire::DataAnswer = self
                 .get(
@@ -90,27 +93,40 @@ impl NsiClient {
                     ],
                 )
                 .await?;
+            total = total.or(answer.total);
             let got = answer.list.len();
             for row in answer.list {
                 let text = |column: &str| match row.get(column) {
-                    Some(serde_json::Value::String(s)) => Some(s.trim().to_owned()),
+                    Some(serde_json::Value::String(s)) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
                     Some(serde_json::Value::Number(n)) => Some(n.to_string()),
                     _ => None,
                 };
-                let code = text(columns.code).ok_or_else(|| Failure::Permanent {
-                    reason: format!("в строке НСИ {} нет столбца {}", columns.oid, columns.code),
-                })?;
-                out.push((code, text(columns.name).unwrap_or_default()));
+                let missing = |column: &str| Failure::Permanent {
+                    reason: format!("в строке НСИ {} нет столбца {column}", columns.oid),
+                };
+                let code = text(columns.code).ok_or_else(|| missing(columns.code))?;
+                let name = text(columns.name).ok_or_else(|| missing(columns.name))?;
+                out.push((code, name));
                 if out.len() > MAX_ROWS {
                     return Err(Failure::Permanent {
                         reason: format!("в справочнике больше {MAX_ROWS} строк")
                     });
                 }
             }
-            let done = got < wire::PAGE_SIZE || answer.total.is_some_and(|t| out.len() as u64 >= t);
+            let done = match total {
+                Some(t) => out.len() as u64 >= t || got == 0,
+                None => got == 0,
+            };
             if done {
                 break;
             }
+        }
+        if let Some(t) = total
+            && out.len() as u64 != t
+        {
+            return Err(Failure::Permanent {
+                reason: format!("НСИ обещал {t} строк, страницы дали {}", out.len())
+            });
         }
         Ok(out)
     }

@@ -119,6 +119,13 @@ impl NsiSandbox {
         versions.push((version.to_owned(), rows));
     }
 
+    /// Takes `version` of `oid` off the list (as NSI withdrawing a version).
+    pub fn withdraw(&self, oid: &str, version: &str) {
+        if let Some(versions) = lock(&self.shared.dictionaries).by_oid.get_mut(oid) {
+            versions.retain(|(v, _)| v != version);
+        }
+    }
+
     pub fn set_fault(&self, fault: NsiFault) {
         *lock(&self.shared.fault) = fault;
         self.shared.down.send_replace(fault == NsiFault::Down);

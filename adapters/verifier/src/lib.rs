@@ -41,13 +41,17 @@ pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(30);
 /// Longest answer read, in bytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// The codes a verdict may carry as its rule, by REMD's name.
-const KNOWN: [&str; 5] = [
-    rules::SIGNATURE_VERIFICATION_ERROR,
-    rules::CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT,
-    rules::UNKNOWN_ALGORITHM,
-    "INVALID_CERT_KEY_USAGE",
-    "PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT",
+/// The codes a verdict may carry as its rule, by REMD's name, with the message the gateway
+/// gives (the service's own text is never passed on: it may quote the certificate's subject).
+const KNOWN: [(&str, &str); 5] = [
+    (rules::SIGNATURE_VERIFICATION_ERROR, "служба проверки: значение подписи неверно"),
+    (
+        rules::CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT,
+        "служба проверки: сертификат не ведёт к аккредитованному УЦ или одно из звеньев цепочки недействительно",
+    ),
+    (rules::UNKNOWN_ALGORITHM, "служба проверки: алгоритм подписи не поддерживается"),
+    ("INVALID_CERT_KEY_USAGE", "служба проверки: назначение ключа сертификата не допускает такую подпись"),
+    ("PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT", "служба проверки: сертификат недействителен на дату проверки"),
 ];
 
 #[derive(Debug, Default)]
@@ -84,9 +88,13 @@ impl HttpVerifier {
         self.breaker.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn record(&self, verdict_reached: bool) {
+    /// Only the service's own failures count towards opening the breaker (no answer, 429,
+    /// 5xx): an answer refusing one request, or a CA unreachable for one certificate, says
+    /// nothing about the service, and a submitter must not be able to switch verification
+    /// off for everyone by sending containers the service refuses.
+    fn record(&self, result: &Result<Vec<Violation>, Failure>) {
         let mut b = self.lock();
-        if verdict_reached {
+        if !matches!(result, Err(Failure::Retry { .. })) {
             *b = Breaker::default();
         } else {
             b.failures = b.failures.saturating_add(1);
@@ -113,23 +121,30 @@ fn verdict(answer: wire::VerifyAnswer) -> Result<Vec<Violation>, Failure> {
         return Ok(Vec::new());
     }
     if answer.errors.iter().any(|e| e.code == wire::NO_VERDICT) {
-        return Err(Failure::Retry {
-            reason: "УЦ недоступен для проверки (CA_INACCESSIBILITY)".to_owned(),
-            after: None,
+        // No verdict for this certificate; the service itself is fine.
+        return Err(Failure::Permanent {
+            reason: "УЦ недоступен для проверки (CA_INACCESSIBILITY)".to_owned()
         });
     }
-    let message =
-        |e: &wire::VerifyError| egisz_contract::scrub_personal(&e.message.chars().take(300).collect::<String>());
     let mut out: Vec<Violation> = answer
         .errors
         .iter()
-        .map(|e| match KNOWN.iter().find(|k| **k == e.code) {
-            Some(code) => Violation::new(code, "", message(e)),
-            None => Violation::new(
-                rules::SIGNATURE_VERIFICATION_ERROR,
-                "",
-                format!("{} ({})", message(e), e.code.chars().take(64).collect::<String>()),
-            ),
+        .map(|e| match KNOWN.iter().find(|(k, _)| *k == e.code) {
+            Some((code, message)) => Violation::new(code, "", *message),
+            None => {
+                // Only a code's own characters are repeated, never the service's text.
+                let code: String = e
+                    .code
+                    .chars()
+                    .filter(|c| c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit())
+                    .take(64)
+                    .collect();
+                Violation::new(
+                    rules::SIGNATURE_VERIFICATION_ERROR,
+                    "",
+                    format!("служба проверки отклонила подпись с кодом {code}"),
+                )
+            }
         })
         .collect();
     if out.is_empty() {
@@ -153,7 +168,7 @@ impl SignatureVerifier for HttpVerifier {
             });
         }
         let result = self.call(signature).await;
-        self.record(result.is_ok());
+        self.record(&result);
         if let Err(e) = &result {
             tracing::warn!(reason = %e.reason(), "signature verifier: no verdict");
         }

@@ -13,9 +13,11 @@
 //! "message": "<text>"}]}`. Codes are REMD's (NSI 305): `SIGNATURE_VERIFICATION_ERROR`,
 //! `CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT`, `UNKNOWN_ALGORITHM`,
 //! `INVALID_CERT_KEY_USAGE`, `PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT`; any other code is
-//! taken as `SIGNATURE_VERIFICATION_ERROR` with the code named in the message.
+//! taken as `SIGNATURE_VERIFICATION_ERROR` with the code named in the message; the
+//! service's `message` texts are not passed on (they may quote the certificate's subject).
 //! `CA_INACCESSIBILITY` (the CA's OCSP/CRL unreachable) means "no verdict": the signature
-//! counts as not verified, as when the service itself is down. Any other status: no
+//! counts as not verified, as when the service itself is down (but it does not count
+//! towards the breaker: the service answered). Any other status: no
 //! verdict (`429`/`5xx`: transient; `4xx`: the gateway's request was refused).
 
 use serde::{Deserialize, Serialize};
@@ -33,11 +35,11 @@ pub struct VerifyAnswer {
     pub errors: Vec<VerifyError>,
 }
 
+/// One reason of a refusal. The service's `message` is not read: it may quote the
+/// certificate's subject, and the gateway says each known code in its own words.
 #[derive(Debug, Deserialize)]
 pub struct VerifyError {
     pub code: String,
-    #[serde(default)]
-    pub message: String,
 }
 
 /// The code that means "the verdict could not be reached".
