@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{TimeZone, Utc};
@@ -56,18 +54,6 @@ async fn submit(env: &TestEnv, key: &str, body: &Value) -> (u16, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn wait_for(env: &TestEnv, key: &str, id: &str, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let doc: Value = env.get(key, &format!("/api/v1/documents/{id}")).await.json().await.unwrap();
-        if doc["status"] == status {
-            return doc;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "still {} after 30 s: {doc}", doc["status"]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn the_sample_is_registered_with_the_bytes_submitted(db: Db) {
     let env = TestEnv::start(db).await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
@@ -78,7 +64,7 @@ async fn the_sample_is_registered_with_the_bytes_submitted(db: Db) {
     assert_eq!(accepted["checksum"], egisz_remd::checksum(SAMPLE.as_bytes()));
     let id = accepted["id"].as_str().unwrap().to_owned();
 
-    let doc = wait_for(&env, &key, &id, "registered").await;
+    let doc = env.wait_status(&key, &id, "registered").await;
     let emdr_id = doc["emdr_id"].as_str().unwrap();
     assert!(emdr_id.starts_with("16.62.23.09."), "{emdr_id}");
     let statuses: Vec<&str> = doc["events"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
@@ -192,7 +178,7 @@ async fn a_permanent_error_ends_failed_with_a_hint(db: Db) {
     let document = with_uid("dismissed-1").replace(AUTHOR_SNILS, DISMISSED_SNILS);
     let (status, accepted) = submit(&env, &key, &body(&document, &doctor(DISMISSED_SNILS))).await;
     assert_eq!(status, 202, "{accepted}");
-    let doc = wait_for(&env, &key, accepted["id"].as_str().unwrap(), "failed").await;
+    let doc = env.wait_status(&key, accepted["id"].as_str().unwrap(), "failed").await;
     let error = &doc["errors"][0];
     assert!(error["code"].as_str().unwrap().starts_with("PERSON_"), "{doc}");
     // Intake saw it coming: the warning names the code REMD then answered.
@@ -232,10 +218,10 @@ async fn the_sandbox_register_outlives_a_restart() {
     let env = TestEnv::start(Db::Sqlite).await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     let (_, first) = submit(&env, &key, &body(&with_uid("restart-1"), &doctor(AUTHOR_SNILS))).await;
-    let first = wait_for(&env, &key, first["id"].as_str().unwrap(), "registered").await;
+    let first = env.wait_status(&key, first["id"].as_str().unwrap(), "registered").await;
     let env = env.restart().await;
     let (_, second) = submit(&env, &key, &body(&with_uid("restart-2"), &doctor(AUTHOR_SNILS))).await;
-    let second = wait_for(&env, &key, second["id"].as_str().unwrap(), "registered").await;
+    let second = env.wait_status(&key, second["id"].as_str().unwrap(), "registered").await;
     let n = |d: &Value| d["emdr_id"].as_str().unwrap().rsplit('.').next().unwrap().parse::<u64>().unwrap();
     assert_eq!(n(&second), n(&first) + 1, "{} then {}", first["emdr_id"], second["emdr_id"]);
     assert_eq!(env.gw.remd_sandbox().unwrap().registry().len(), 2, "the first registration came back too");

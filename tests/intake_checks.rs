@@ -447,21 +447,9 @@ async fn the_corpus_is_refused_at_intake_and_the_sample_registers(db: Db) {
     assert_eq!(res.status(), 202);
     let accepted: Value = res.json().await.unwrap();
     assert_eq!(accepted["warnings"], json!([]), "{accepted}");
-    let doc = wait_status(&env, &key, accepted["id"].as_str().unwrap(), "registered").await;
+    let doc = env.wait_status(&key, accepted["id"].as_str().unwrap(), "registered").await;
     assert!(doc["emdr_id"].is_string(), "{doc}");
     env.shutdown().await;
-}
-
-async fn wait_status(env: &TestEnv, key: &str, id: &str, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let doc: Value = env.get(key, &format!("/api/v1/documents/{id}")).await.json().await.unwrap();
-        if doc["status"] == status {
-            return doc;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "still {} after 30 s: {doc}", doc["status"]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[test]
@@ -540,7 +528,7 @@ async fn signers_under_each_policy(db: Db) {
     assert_eq!(res.status(), 202);
     let accepted: Value = res.json().await.unwrap();
     assert_eq!(accepted["warnings"][0]["remd_code"], "PERSON_NOT_FOUND", "{accepted}");
-    let doc = wait_status(&env, &key, accepted["id"].as_str().unwrap(), "failed").await;
+    let doc = env.wait_status(&key, accepted["id"].as_str().unwrap(), "failed").await;
     assert_eq!(doc["warnings"], accepted["warnings"]);
     assert!(doc["events"][0]["detail"].as_str().unwrap().contains("PERSON_NOT_FOUND"), "{doc}");
     assert_eq!(doc["errors"][0]["code"], "PERSON_NOT_FOUND", "the warning named what REMD answered: {doc}");

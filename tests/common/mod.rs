@@ -283,6 +283,20 @@ impl TestEnv {
         (status, res.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// The document `id` once it is in `status` (its status body, timeline included);
+    /// panics after 30 s.
+    pub async fn wait_status(&self, key: &str, id: &str, status: &str) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let doc: serde_json::Value = self.get(key, &format!("/api/v1/documents/{id}")).await.json().await.unwrap();
+            if doc["status"] == status {
+                return doc;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "still {} after 30 s: {doc}", doc["status"]);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn shutdown(self) {
         self.gw.shutdown().await;
         self.frmr.shutdown().await;
