@@ -52,6 +52,9 @@ pub struct RelaySettings {
 const REMD_FAILURES_TO_OPEN: u32 = 5;
 
 /// The outbox dispatcher.
+/// The bucket of REMD's calls in the shared quota table.
+pub const REMD_QUOTA: &str = "remd";
+
 pub struct Relay {
     store: Arc<dyn Store>,
     remd: Arc<dyn RemdRegistry>,
@@ -383,10 +386,39 @@ impl Relay {
 
     /// Waits for the REMD rate limiter, right before a call, so that what REMD sees is what
     /// the limiter allowed (a token taken earlier, before database work of varying length,
-    /// would let calls bunch up).
+    /// would let calls bunch up). On a database every instance shares (PostgreSQL) the token
+    /// comes from the cluster-wide bucket (`remd.rate_per_second` is the cluster's); the
+    /// in-process limiter at the same rate stands in front of it, so that one instance's
+    /// workers ask the database at most about as often as tokens come.
     async fn call_slot(&self) {
         let started = tokio::time::Instant::now();
         self.limiter.until_ready().await;
+        if self.store.shares_quotas() {
+            loop {
+                match self
+                    .store
+                    .quota_take(REMD_QUOTA, self.settings.rate_per_second, self.settings.burst, crate::now())
+                    .await
+                {
+                    Ok(None) => break,
+                    Ok(Some(wait)) => {
+                        // Jitter, so that the workers that missed do not all ask again at once.
+                        let jitter = {
+                            use rand::Rng;
+                            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                            rng.random_range(0.0..=0.5)
+                        };
+                        tokio::time::sleep(wait.mul_f64(1.0 + jitter)).await;
+                    }
+                    Err(e) => {
+                        // The database is what every call needs anyway; the in-process limiter
+                        // has paced this one.
+                        tracing::warn!(error = %e, "relay: the shared REMD quota could not be read; paced by this instance alone");
+                        break;
+                    }
+                }
+            }
+        }
         let waited = started.elapsed();
         if waited > Duration::from_millis(1) {
             egisz_contract::CallObserver::rate_limit_waited(&*self.metrics, "remd", waited);

@@ -157,6 +157,25 @@ pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
     /// Deletes entries fetched before `before`; returns how many.
     async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
+    /// Whether this engine holds quotas shared by every instance on it ([`Store::quota_take`]).
+    /// SQLite serves one process, whose in-process limiter is the quota.
+    fn shares_quotas(&self) -> bool {
+        false
+    }
+
+    /// One call's token from the cluster-wide bucket of `upstream` (`rate` per second,
+    /// `burst` at most; the arithmetic of `relay::quota::take`), at `now`: `None` when
+    /// granted, else how long until a token is there. One statement, one round trip.
+    async fn quota_take(
+        &self,
+        _upstream: &str,
+        _rate: f64,
+        _burst: u32,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<Duration>, StoreError> {
+        Err(StoreError::NotReady("this database engine holds no shared quotas".into()))
+    }
+
     /// Stores one NSI dictionary version (replacing a copy of the same version).
     async fn nsi_save(&self, copy: &NsiCopy) -> Result<(), StoreError>;
     /// The most recently fetched copy of each dictionary.

@@ -148,6 +148,37 @@ impl Store for PgStore {
             .transpose()
     }
 
+    fn shares_quotas(&self) -> bool {
+        true
+    }
+
+    async fn quota_take(
+        &self,
+        upstream: &str,
+        rate: f64,
+        burst: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Duration>, StoreError> {
+        // The bucket refilled to now (relay::quota::refill), then a token taken if there is
+        // one; the row lock makes concurrent takers of every instance queue for it.
+        let (tokens, granted): (f64, bool) = sqlx::query_as(
+            "INSERT INTO rate_buckets AS b (upstream, tokens, refilled_at, granted) VALUES ($1, $3 - 1, $4, TRUE)
+             ON CONFLICT (upstream) DO UPDATE SET
+                 tokens = egisz_refill(b.tokens, b.refilled_at, $4, $2, $3)
+                          - CASE WHEN egisz_refill(b.tokens, b.refilled_at, $4, $2, $3) >= 1 THEN 1 ELSE 0 END,
+                 granted = egisz_refill(b.tokens, b.refilled_at, $4, $2, $3) >= 1,
+                 refilled_at = GREATEST(b.refilled_at, $4)
+             RETURNING tokens, granted",
+        )
+        .bind(upstream)
+        .bind(rate)
+        .bind(f64::from(burst.max(1)))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((!granted).then(|| crate::relay::quota::wait_for_one(tokens, rate)))
+    }
+
     async fn nsi_save(&self, copy: &super::NsiCopy) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO nsi_dictionaries (oid, version, fetched_at, rows) VALUES ($1, $2, $3, $4)
