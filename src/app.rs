@@ -189,7 +189,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
             answer_within: config.frmr.answer_within,
             max_pending: config.frmr.max_pending_lookups,
         },
-    );
+    )
+    // On PostgreSQL frmr.rate_per_second is the cluster's (a burst of one second's calls).
+    .with_cluster_quota(config.frmr.rate_per_second, config.frmr.rate_per_second.ceil().max(1.0) as u32);
     let authenticator = Authenticator::new(Arc::clone(&store), config.api.key_cache_for);
 
     if let Some(sandbox) = &frmr_sandbox {

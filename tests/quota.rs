@@ -78,3 +78,31 @@ async fn concurrent_takers_share_one_bucket() {
     }
     assert_eq!(again, 5, "the bucket holds at most the burst, however long it rested");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remd_calls_and_frmr_lookups_draw_from_their_buckets() {
+    use sqlx::Connection;
+    let env = common::TestEnv::start(Db::Postgres).await;
+    let key = env.verifier().await;
+    let (status, _) = env.staff(&key, common::AUTHOR_SNILS, "organization=1.2.643.5.1.13.13.12.2.42.2917").await;
+    assert_eq!(status, 200);
+    let submitter =
+        env.key(&[egisz_gateway::auth::Role::Submitter, egisz_gateway::auth::Role::Reader], &[common::MO_2917]).await;
+    let document = common::sample_as("quota-1");
+    let res = env
+        .http
+        .post(env.url("/api/v1/documents"))
+        .bearer_auth(&submitter)
+        .json(&common::submission_body(document.as_bytes(), &common::author_signer()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    env.wait_status(&submitter, &id, "registered").await;
+    let mut conn = sqlx::PgConnection::connect(&env.db.url).await.unwrap();
+    let buckets: Vec<String> =
+        sqlx::query_scalar("SELECT upstream FROM rate_buckets ORDER BY upstream").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(buckets, ["frmr", "remd"]);
+    env.shutdown().await;
+}

@@ -116,7 +116,13 @@ struct Inner {
     inflight: Mutex<HashMap<Key, Flight>>,
     /// Copies of fresh database entries, so repeated checks skip the database.
     memo: Memo<Key, CachedLookup>,
+    /// FRMR's calls per second and burst for the whole cluster, when the store shares
+    /// quotas (PostgreSQL): each lookup takes a token from the shared bucket first.
+    cluster_quota: Option<(f64, u32)>,
 }
+
+/// The bucket of FRMR's lookups in the shared quota table.
+pub const FRMR_QUOTA: &str = "frmr";
 
 /// Removes a flight from the in-flight map however its task ends (panics included).
 struct Landing<'a> {
@@ -140,7 +146,19 @@ impl StaffService {
     ) -> Self {
         let memo = Memo::new(policy.memory_for.min(policy.fresh_for), 10_000);
         let inflight = Mutex::new(HashMap::new());
-        Self { inner: Arc::new(Inner { store, frmr, metrics, breaker, policy, inflight, memo }) }
+        Self { inner: Arc::new(Inner { store, frmr, metrics, breaker, policy, inflight, memo, cluster_quota: None }) }
+    }
+
+    /// Paces FRMR's lookups by the cluster-wide bucket (`rate` per second, `burst`) when the
+    /// store shares quotas; the FRMR client's own limiter still paces this process's calls
+    /// and retries.
+    pub fn with_cluster_quota(mut self, rate: f64, burst: u32) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner)
+            && inner.store.shares_quotas()
+        {
+            inner.cluster_quota = Some((rate, burst.max(1)));
+        }
+        self
     }
 
     /// FRMR's health as this process sees it.
@@ -284,6 +302,18 @@ impl Inner {
             return Ok(Fetched { entry, from_cache: true });
         }
         let permit = self.breaker.try_acquire().map_err(FlightError::CircuitOpen)?;
+        if let Some((rate, burst)) = self.cluster_quota {
+            loop {
+                match self.store.quota_take(FRMR_QUOTA, rate, burst, crate::now()).await {
+                    Ok(None) => break,
+                    Ok(Some(wait)) => tokio::time::sleep(wait).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "staff: the shared FRMR quota could not be read; paced by this instance alone");
+                        break;
+                    }
+                }
+            }
+        }
         let result = self.frmr.person_full(organization, snils).await;
         match &result {
             Ok(_) | Err(Failure::Permanent { .. }) => permit.success(),
