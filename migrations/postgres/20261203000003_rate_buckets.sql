@@ -1,7 +1,8 @@
 -- Cluster-wide quotas of the upstreams (REMD, FRMR): one token bucket per upstream, shared
 -- by every instance on this database (src/relay/quota.rs is the arithmetic, the store's
--- quota_take the one statement that applies it). Additive.
-CREATE TABLE rate_buckets (
+-- quota_take the one statement that applies it). Additive. UNLOGGED: a token is not worth
+-- an fsync; after a crash of the server the buckets start again full (one burst more).
+CREATE UNLOGGED TABLE rate_buckets (
     upstream    TEXT             PRIMARY KEY,
     tokens      DOUBLE PRECISION NOT NULL,
     refilled_at TIMESTAMPTZ      NOT NULL,
