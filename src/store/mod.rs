@@ -203,6 +203,22 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreErr
     Ok(store)
 }
 
+/// Refuses a database migrated by a newer gateway: a version recorded as applied that this
+/// binary does not have and that is newer than all it has. Migrations are additive (expand,
+/// then contract in a later release), so an older instance already running beside a newer
+/// one keeps working; a new start of an older binary is refused with a clear message rather
+/// than the migrator's.
+fn check_not_newer(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Result<(), StoreError> {
+    let newest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    match applied.iter().copied().filter(|v| *v > newest).max() {
+        Some(v) => Err(StoreError::NotReady(format!(
+            "the database was migrated by a newer gateway (schema {v}; this binary knows up to {newest}): \
+             start this instance from the newer release"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks that every embedded migration is recorded as applied and successful.
 fn check_applied(migrator: &sqlx::migrate::Migrator, applied: &[(i64, bool)]) -> Result<(), StoreError> {
     for m in migrator.iter() {

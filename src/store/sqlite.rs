@@ -124,6 +124,10 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        // Absent before the first migration: nothing applied yet.
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations").fetch_all(&self.pool).await.unwrap_or_default();
+        super::check_not_newer(&MIGRATOR, &applied)?;
         MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
