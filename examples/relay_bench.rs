@@ -98,6 +98,13 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("sample"))?;
     let snils = Snils::parse("20311784514")?;
     let signer = parts.signer(&snils, Coded { code: "1".into(), version: "2.4".into() }).expect("the author");
+    // Signed with the sandbox CA, which the REMD emulator verifies, so that the backlog registers.
+    let author = egisz_semd::test_pki::TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED).issue_doctor(
+        "relay-bench-author",
+        &snils,
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2020, 1, 1, 0, 0, 0).unwrap(),
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2030, 1, 1, 0, 0, 0).unwrap(),
+    );
     let started = Instant::now();
     for i in 0..documents {
         let uid = format!("backlog-{i:06}");
@@ -112,7 +119,10 @@ async fn main() -> anyhow::Result<()> {
             checksum,
             vec![PersonalSignature {
                 signer: signer.clone(),
-                signature: SignatureData { data: vec![0x30, 0x00], checksum: 0 },
+                signature: {
+                    let data = author.sign_detached(&content);
+                    SignatureData { checksum: egisz_remd::checksum(&data), data }
+                },
             }],
             None,
         );

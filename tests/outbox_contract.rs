@@ -28,6 +28,7 @@ on_both_backends!(
     commits_are_durable_on_every_connection,
     an_instance_takes_back_its_own_leases,
     two_running_instances_never_share_an_id,
+    claims_take_turns_between_organisations,
 );
 
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -425,4 +426,50 @@ async fn a_batch_without_failures_sorts_new_existing_and_repeated_documents(db: 
         assert_eq!(s.events(rec.id).await.unwrap().len(), 1, "one first event each");
     }
     assert_eq!(s.document_content(two.id).await.unwrap().as_deref(), Some(&b"two"[..]));
+}
+
+/// One organisation's backlog does not hold another's new document back: claims go to the
+/// organisation served longest ago, and then round the organisations with due work.
+async fn claims_take_turns_between_organisations(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let s = open(&test_db).await;
+    let t0 = Utc::now() - Duration::hours(1);
+    let org = |n: u32| format!("1.2.643.5.1.13.13.12.2.42.{n}");
+    let of = |uid: &str, mo: &str, at: DateTime<Utc>| {
+        let mut n = new_submission(uid, uid.as_bytes(), at);
+        n.organization = Oid::parse(mo).unwrap();
+        n.request.organization = n.organization.clone();
+        n
+    };
+    // The large MO's backlog, all older than anything else.
+    for i in 0..60 {
+        s.intake(&of(&format!("big-{i}"), &org(1000), t0 + Duration::milliseconds(i))).await.unwrap();
+    }
+    let now = Utc::now();
+    let lease = now + Duration::seconds(60);
+    // Two claims of the large MO's; then a small MO's new document arrives.
+    for _ in 0..2 {
+        let c = s.claim_due(now, 1, "w", lease).await.unwrap();
+        assert_eq!(c[0].record.organization.as_str(), org(1000));
+    }
+    s.intake(&of("small-new", &org(2000), now - Duration::seconds(1))).await.unwrap();
+    let c = s.claim_due(now + Duration::milliseconds(1), 1, "w", lease).await.unwrap();
+    assert_eq!(c[0].record.local_uid, "small-new", "the small MO is served next, not after 58 older documents");
+    // Three MOs with due work: they take turns.
+    for i in 0..3 {
+        s.intake(&of(&format!("c-{i}"), &org(3000), now - Duration::seconds(2))).await.unwrap();
+        s.intake(&of(&format!("b-{i}"), &org(2000), now - Duration::seconds(2))).await.unwrap();
+    }
+    let mut served = Vec::new();
+    for k in 0..9 {
+        let c = s.claim_due(now + Duration::milliseconds(2 + k), 1, "w", lease).await.unwrap();
+        served.push(c[0].record.organization.to_string());
+    }
+    for window in served.windows(3) {
+        let distinct: HashSet<&String> = window.iter().collect();
+        assert_eq!(distinct.len(), 3, "every three claims serve all three MOs: {served:?}");
+    }
+    // A claim for more takes one of each, then the earliest of any.
+    let many = s.claim_due(now + Duration::milliseconds(20), 5, "w", lease).await.unwrap();
+    assert_eq!(many.len(), 5);
 }

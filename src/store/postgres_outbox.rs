@@ -536,15 +536,50 @@ impl Outbox for PgStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let due: Vec<(Uuid, String)> = sqlx::query_as(
-            "SELECT id, status FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
-                 AND status = ANY($3) ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        let claimable = states(&CLAIM.sends_from.iter().chain(CLAIM.reconciles_from).copied().collect::<Vec<_>>());
+        // Fair to every organisation (lifecycle::CLAIM): the earliest due submission of each
+        // organisation with due work, the organisation served longest ago first — found with
+        // a skip scan over the organisations of the due index — then, if the claim wants
+        // more, the earliest due of any.
+        let mut due: Vec<(Uuid, String)> = sqlx::query_as(
+            "WITH RECURSIVE orgs(o) AS (
+                 (SELECT organization FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
+                  ORDER BY organization LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT s.organization FROM submissions s
+                         WHERE s.next_attempt_at IS NOT NULL AND s.next_attempt_at <= $1 AND s.organization > orgs.o
+                         ORDER BY s.organization LIMIT 1)
+                 FROM orgs WHERE orgs.o IS NOT NULL)
+             SELECT c.id, c.status FROM orgs g
+             LEFT JOIN organization_turns t ON t.organization = g.o
+             CROSS JOIN LATERAL (
+                 SELECT id, status FROM submissions
+                 WHERE organization = g.o AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND status = ANY($3)
+                 ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) c
+             WHERE g.o IS NOT NULL
+             ORDER BY t.last_claimed_at NULLS FIRST, g.o
+             LIMIT $2",
         )
         .bind(now)
         .bind(i64::from(limit))
-        .bind(states(&CLAIM.sends_from.iter().chain(CLAIM.reconciles_from).copied().collect::<Vec<_>>()))
+        .bind(&claimable)
         .fetch_all(&mut *tx)
         .await?;
+        if due.len() < limit as usize {
+            let taken: Vec<Uuid> = due.iter().map(|(id, _)| *id).collect();
+            let more: Vec<(Uuid, String)> = sqlx::query_as(
+                "SELECT id, status FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
+                     AND status = ANY($3) AND NOT (id = ANY($4))
+                 ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(now)
+            .bind(i64::from(limit) - due.len() as i64)
+            .bind(&claimable)
+            .bind(&taken)
+            .fetch_all(&mut *tx)
+            .await?;
+            due.extend(more);
+        }
         let mut claimed = Vec::with_capacity(due.len());
         for (id, status) in due {
             let from: Status = status.parse().map_err(StoreError::Corrupt)?;
@@ -567,6 +602,14 @@ impl Outbox for PgStore {
                 event(&mut tx, id, now, Status::Sending, "relay", CLAIM.send_detail).await?;
             }
             let record = fetch(&mut tx, id).await?.ok_or_else(|| StoreError::Corrupt("claimed row vanished".into()))?;
+            sqlx::query(
+                "INSERT INTO organization_turns (organization, last_claimed_at) VALUES ($1, $2)
+                 ON CONFLICT (organization) DO UPDATE SET last_claimed_at = GREATEST(organization_turns.last_claimed_at, $2)",
+            )
+            .bind(record.organization.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             claimed.push(Claimed { record, claimed_from: from });
         }
         tx.commit().await?;

@@ -327,15 +327,46 @@ impl Outbox for SqliteStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         let (_turn, mut tx) = self.begin_write().await?;
         let claimable: Vec<Status> = CLAIM.sends_from.iter().chain(CLAIM.reconciles_from).copied().collect();
-        let due: Vec<(String, String)> = sqlx::query_as(&format!(
-            "SELECT id, status FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
-                 AND status IN ({}) ORDER BY next_attempt_at, id LIMIT ?",
-            states(&claimable)
+        // Fair to every organisation (lifecycle::CLAIM): the earliest due submission of each
+        // organisation with due work, the one served longest ago first (a skip scan over the
+        // organisations of the due index), then, if the claim wants more, the earliest due.
+        let mut due: Vec<(String, String)> = sqlx::query_as(&format!(
+            "WITH RECURSIVE orgs(o) AS (
+                 SELECT (SELECT organization FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1
+                         ORDER BY organization LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT s.organization FROM submissions s
+                         WHERE s.next_attempt_at IS NOT NULL AND s.next_attempt_at <= ?1 AND s.organization > orgs.o
+                         ORDER BY s.organization LIMIT 1)
+                 FROM orgs WHERE orgs.o IS NOT NULL)
+             SELECT (SELECT id FROM submissions WHERE organization = g.o AND next_attempt_at IS NOT NULL
+                         AND next_attempt_at <= ?1 AND status IN ({states}) ORDER BY next_attempt_at, id LIMIT 1) AS id,
+                    (SELECT status FROM submissions WHERE organization = g.o AND next_attempt_at IS NOT NULL
+                         AND next_attempt_at <= ?1 AND status IN ({states}) ORDER BY next_attempt_at, id LIMIT 1) AS status
+             FROM orgs g LEFT JOIN organization_turns t ON t.organization = g.o
+             WHERE g.o IS NOT NULL AND id IS NOT NULL
+             ORDER BY t.last_claimed_at IS NOT NULL, t.last_claimed_at, g.o
+             LIMIT ?2",
+            states = states(&claimable)
         ))
         .bind(ms(now))
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
+        if due.len() < limit as usize {
+            let taken: Vec<String> = due.iter().map(|(id, _)| format!("'{id}'")).collect();
+            let more: Vec<(String, String)> = sqlx::query_as(&format!(
+                "SELECT id, status FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
+                     AND status IN ({}) AND id NOT IN ({}) ORDER BY next_attempt_at, id LIMIT ?",
+                states(&claimable),
+                if taken.is_empty() { "''".to_owned() } else { taken.join(", ") }
+            ))
+            .bind(ms(now))
+            .bind(i64::from(limit) - due.len() as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            due.extend(more);
+        }
         let mut claimed = Vec::with_capacity(due.len());
         for (id, status) in due {
             let from: Status = status.parse().map_err(StoreError::Corrupt)?;
@@ -361,6 +392,14 @@ impl Outbox for SqliteStore {
             }
             let record =
                 fetch(&mut tx, &id).await?.ok_or_else(|| StoreError::Corrupt("claimed row vanished".into()))?;
+            sqlx::query(
+                "INSERT INTO organization_turns (organization, last_claimed_at) VALUES (?, ?)
+                 ON CONFLICT (organization) DO UPDATE SET last_claimed_at = MAX(last_claimed_at, excluded.last_claimed_at)",
+            )
+            .bind(record.organization.as_str())
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
             claimed.push(Claimed { record, claimed_from: from });
         }
         tx.commit().await?;
