@@ -127,6 +127,12 @@ pub enum Sweep {
 /// The claim: due submissions in `sends_from` move to `sending` (attempts + 1, look-ups
 /// reset, with `send_detail` as their event); those in `reconciles_from` stay where they
 /// are and are looked up in the register (look-ups + 1, no event).
+///
+/// Which due submissions, in order: the earliest due of each organisation with due work,
+/// the organisation served longest ago (or never) first, so that one organisation's backlog
+/// cannot hold another's new document back; then, for a claim of several, the earliest due
+/// of any. Each claim records its organisation's turn (`organization_turns`, shared by every
+/// instance on the database).
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimRule {
     pub sends_from: &'static [Status],
