@@ -91,11 +91,21 @@ pub fn judge(
     roster: &Roster,
     now: DateTime<FixedOffset>,
 ) -> Vec<RemdMessage> {
-    let header = match CdaHeader::parse(content) {
-        Ok(h) => h,
-        Err(_) => return vec![message(codes::INVALID_DOC_CONTENT_TYPE, None)],
-    };
-    let mut out = check(request, &header, roster, now);
+    match CdaHeader::parse(content) {
+        Ok(header) => judge_parsed(request, content, &header, roster, now),
+        Err(_) => vec![message(codes::INVALID_DOC_CONTENT_TYPE, None)],
+    }
+}
+
+/// [`judge`] of a file whose header is parsed already.
+pub(crate) fn judge_parsed(
+    request: &RegisterDocument,
+    content: &[u8],
+    header: &CdaHeader,
+    roster: &Roster,
+    now: DateTime<FixedOffset>,
+) -> Vec<RemdMessage> {
+    let mut out = check(request, header, roster, now);
     super::content::check_signatures(request, content, &mut out);
     out
 }

@@ -94,7 +94,7 @@ async fn evaluate(shared: &Shared, request: &RegisterDocument) -> Outcome {
         Ok(header) => header,
         Err(_) => return Outcome::Rejected(vec![message(codes::INVALID_DOC_CONTENT_TYPE, None)]),
     };
-    let problems = checks::judge(request, &document, &shared.roster(), region_now());
+    let problems = checks::judge_parsed(request, &document, &header, &shared.roster(), region_now());
     if !problems.is_empty() {
         return Outcome::Rejected(problems);
     }
