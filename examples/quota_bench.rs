@@ -8,9 +8,12 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use egisz_gateway::relay::quota::Grant;
 use governor::{Quota, RateLimiter};
+
+const MAX_WAIT: Duration = Duration::from_secs(5);
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -39,7 +42,8 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     for _ in 0..takes {
-        assert!(store.quota_take("bench", 1e9, 1_000_000, egisz_gateway::now()).await?.is_none());
+        let grant = store.quota_reserve("bench", 1e9, 1_000_000, MAX_WAIT, egisz_gateway::now()).await?;
+        assert!(matches!(grant, Grant::At(_)), "{grant:?}");
     }
     let shared = started.elapsed().as_secs_f64() * 1e6 / takes as f64;
 
@@ -49,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 for _ in 0..takes / 8 {
-                    store.quota_take("bench8", 1e9, 1_000_000, egisz_gateway::now()).await.unwrap();
+                    store.quota_reserve("bench8", 1e9, 1_000_000, MAX_WAIT, egisz_gateway::now()).await.unwrap();
                 }
             })
         })

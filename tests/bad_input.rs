@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::binary::free_port;
 use common::{AUTHOR_SNILS, Db, MO_2917, TestDb, author_signer, sample_as, submission_body, success_call};
 use egisz_contract::remd::DocumentFileRequest;
 use egisz_remd::SoapVersion;
@@ -341,10 +342,6 @@ fn corpus(sent: &str, uid: &str, emdr_id: &str) -> Vec<Case> {
         }
     }
     cases
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 struct Gateway(Child);

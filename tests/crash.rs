@@ -14,11 +14,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::binary::{Gateway, free_port, wait_ready};
 use common::{Db, MO_2917, TestDb, author_signer, sample_as, submission_body};
 use egisz_contract::Oid;
 use egisz_gateway::auth::{self, Role, Scope};
@@ -36,47 +36,6 @@ const CONCURRENCY: usize = 8;
 
 /// The two backends take turns: each run loads both cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Gateway {
-    child: Child,
-}
-
-impl Gateway {
-    fn spawn(env: &[(String, String)]) -> Gateway {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_egisz-gateway"));
-        cmd.arg("serve").env_remove("RUST_LOG").stdout(Stdio::null()).stderr(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Gateway { child: cmd.spawn().expect("the gateway binary starts") }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn wait_ready(http: &reqwest::Client, api: &str) {
-    for _ in 0..400 {
-        if http.get(format!("{api}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the gateway did not come up");
-}
 
 /// A loopback TCP proxy to PostgreSQL that can be cut (every connection dropped, new ones
 /// refused) and restored.

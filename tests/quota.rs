@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::{Db, TestDb};
-use egisz_gateway::relay::quota::{self, Take};
+use egisz_gateway::relay::quota::{self, Grant};
 use egisz_gateway::store::Store;
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -28,55 +28,83 @@ async fn the_statement_is_the_arithmetic() {
     assert!(store.shares_quotas());
     let (rate, burst) = (4.0, 3);
     let mut model = quota::full(at(0), burst);
-    // Takes at uneven times, some within the burst, some waiting, a clock a little behind.
-    for ms in [0, 0, 0, 0, 100, 250, 260, 900, 1000, 1000, 5000, 5000, 5000, 5000, 4990, 5300] {
-        let expected = match quota::take(model, at(ms), rate, burst) {
-            Take::Granted(next) => {
-                model = next;
-                None
-            }
-            Take::Wait(next, wait) => {
-                model = next;
-                Some(wait)
-            }
-        };
-        let got = store.quota_take("test", rate, burst, at(ms)).await.unwrap();
+    // Reservations at uneven times, some within the burst, some queued behind others, some
+    // turned away (willing to wait less than the queue), a clock a little behind.
+    let asks = [
+        (0, 10_000),
+        (0, 10_000),
+        (0, 10_000),
+        (0, 10_000),
+        (0, 100),
+        (100, 10_000),
+        (250, 600),
+        (260, 10_000),
+        (900, 0),
+        (1000, 10_000),
+        (1000, 10_000),
+        (5000, 0),
+        (5000, 0),
+        (5000, 0),
+        (5000, 0),
+        (4990, 10_000),
+        (5300, 250),
+    ];
+    for (ms, max_wait_ms) in asks {
+        let max_wait = Duration::from_millis(max_wait_ms);
+        let reservation = quota::reserve(model, at(ms), rate, burst, max_wait);
+        model = reservation.bucket();
+        let expected = Grant::from(reservation);
+        let got = store.quota_reserve("test", rate, burst, max_wait, at(ms)).await.unwrap();
+        let close = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_micros(10);
         match (expected, got) {
-            (None, None) => {}
-            (Some(e), Some(g)) => {
-                assert!(e.abs_diff(g) < Duration::from_micros(10), "at {ms} ms: wait {g:?}, the model {e:?}")
-            }
-            other => panic!("at {ms} ms: {other:?}"),
+            (Grant::At(e), Grant::At(g)) if close(quota::until(e, g), quota::until(g, e)) => {}
+            (Grant::Busy(e), Grant::Busy(g)) if close(e, g) => {}
+            other => panic!("at {ms} ms (max wait {max_wait_ms} ms): the statement and the model differ: {other:?}"),
         }
     }
     // Buckets are per upstream.
-    assert_eq!(store.quota_take("another", rate, burst, at(5300)).await.unwrap(), None);
+    assert_eq!(
+        store.quota_reserve("another", rate, burst, Duration::ZERO, at(5300)).await.unwrap(),
+        Grant::At(at(5300))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_takers_share_one_bucket() {
+async fn concurrent_callers_get_one_slot_each() {
     let db = TestDb::new(Db::Postgres).await;
     let store = store(&db).await;
     let now = at(0);
-    // 3 "instances" × 8 workers, all at the same instant: exactly the burst is granted.
+    // 3 "instances" × 8 workers, all at the same instant, willing to wait 1 s: the burst (less
+    // the margin of one, relay::quota::capacity) at once, then one slot every 100 ms, no two
+    // the same, up to the second; the rest turned away.
     let tasks: Vec<_> = (0..24)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.quota_take("remd", 10.0, 5, now).await.unwrap().is_none() })
+            tokio::spawn(
+                async move { store.quota_reserve("remd", 10.0, 5, Duration::from_secs(1), now).await.unwrap() },
+            )
         })
         .collect();
-    let mut granted = 0;
+    let mut slots = Vec::new();
+    let mut busy = 0;
     for t in tasks {
-        granted += usize::from(t.await.unwrap());
+        match t.await.unwrap() {
+            Grant::At(t) => slots.push((t - now).num_milliseconds()),
+            Grant::Busy(_) => busy += 1,
+        }
     }
-    assert_eq!(granted, 5);
-    // A second on, the bucket is full again: five, and no sixth.
-    let later = at(1000);
+    slots.sort();
+    let expected: Vec<i64> = [0, 0, 0, 0].into_iter().chain((1..=10).map(|k| k * 100)).collect();
+    assert_eq!(slots, expected, "four at once, then one every 100 ms");
+    assert_eq!(busy, 24 - 14);
+    // Long after, the bucket is full again: four at once, and no fifth without a wait.
+    let later = at(10_000);
     let mut again = 0;
     for _ in 0..12 {
-        again += usize::from(store.quota_take("remd", 10.0, 5, later).await.unwrap().is_none());
+        again +=
+            usize::from(store.quota_reserve("remd", 10.0, 5, Duration::ZERO, later).await.unwrap() == Grant::At(later));
     }
-    assert_eq!(again, 5, "the bucket holds at most the burst, however long it rested");
+    assert_eq!(again, 4, "the bucket holds at most its capacity, however long it rested");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,59 +1,125 @@
 //! The cluster-wide quota of an upstream (REMD, FRMR) as a token bucket: `burst` tokens at
-//! most, refilled at `rate` per second by the time elapsed, one token per call. Pure: the
-//! bucket, the time and the settings come in; [`take`] says whether a call may go now and,
-//! if not, how long until it may. The PostgreSQL store applies the same arithmetic in one
-//! `UPDATE` (so that every instance draws from one bucket); this function is its
-//! specification and what the tests of that statement compare with.
+//! most, refilled at `rate` per second by the time elapsed, one token per call. A caller
+//! *reserves* its token: when the bucket is empty it takes the next one still to come (the
+//! bucket goes into debt) and waits until then, so that callers of every instance are served
+//! in the order they asked, one every `1/rate`, with no gap while any is waiting (asking
+//! again after a sleep would be a race that a caller can lose for seconds, and would leave
+//! tokens unused between the attempts). A caller that would wait longer than it is willing
+//! to reserves nothing and asks again later. Pure: the bucket, the time and the settings
+//! come in; [`reserve`] says when the call may go. The PostgreSQL store applies the same
+//! arithmetic in one statement (so that every instance draws from one bucket); this module
+//! is its specification and what the tests of that statement compare with.
+//!
+//! The upstream counts calls as they arrive, not as they were granted: a caller that wakes
+//! late (a busy machine) sends later than its slot, next to the one after it. So one token of
+//! the configured burst is held back ([`capacity`]), and a caller more than one slot late
+//! ([`late`]) gives its slot up and reserves again: then the upstream sees at most
+//! `rate + burst` calls in any second.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-/// A bucket's state as stored.
+/// A bucket's state as stored: below zero, the tokens already promised to waiting callers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bucket {
     pub tokens: f64,
     pub refilled_at: DateTime<Utc>,
 }
 
-/// What one attempt to take a token gives.
+/// What one caller's reservation gives.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Take {
-    /// A token was taken; the bucket after it.
-    Granted(Bucket),
-    /// No token: the bucket refilled to now (nothing taken), and how long until one is there.
-    Wait(Bucket, Duration),
+pub enum Reservation {
+    /// A token is the caller's: the call goes at this moment (the bucket's time, or later);
+    /// the bucket after it. A moment, not a wait: callers whose `now` lags the bucket's (a
+    /// slower round trip, a clock a little behind) would otherwise go early and bunch up.
+    Slot(Bucket, DateTime<Utc>),
+    /// The callers already waiting would hold this one back longer than its `max_wait`:
+    /// nothing taken (the bucket refilled to now), and how long until it would not.
+    Busy(Bucket, Duration),
 }
 
-/// The bucket refilled to `now`: `tokens + elapsed × rate`, at most `burst`. Time never runs
-/// backwards for a bucket (a clock a little behind another instance's refills nothing).
+impl Reservation {
+    /// The bucket after the reservation.
+    pub fn bucket(&self) -> Bucket {
+        match self {
+            Reservation::Slot(b, _) | Reservation::Busy(b, _) => *b,
+        }
+    }
+}
+
+/// The caller's side of a reservation, as the store answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Call at this moment (at once if it has passed).
+    At(DateTime<Utc>),
+    /// Nothing reserved; ask again after this long.
+    Busy(Duration),
+}
+
+impl From<Reservation> for Grant {
+    fn from(r: Reservation) -> Grant {
+        match r {
+            Reservation::Slot(_, at) => Grant::At(at),
+            Reservation::Busy(_, again) => Grant::Busy(again),
+        }
+    }
+}
+
+/// The tokens a bucket holds at most for a configured `burst`: one fewer, the margin for
+/// callers that go up to one slot late (zero: every call waits its slot, `1/rate` apart).
+pub fn capacity(burst: u32) -> f64 {
+    f64::from(burst.saturating_sub(1))
+}
+
+/// Whether a caller at `now` is more than one slot (`1/rate`) past its `slot`: it must not
+/// call on that slot (the upstream would see it next to the next one's call).
+pub fn late(slot: DateTime<Utc>, now: DateTime<Utc>, rate: f64) -> bool {
+    until(now, slot).as_secs_f64() > 1.0 / rate.max(1e-6)
+}
+
+/// The bucket refilled to `now`: `tokens + elapsed × rate`, at most [`capacity`]. Time never
+/// runs backwards for a bucket (a clock a little behind another instance's refills nothing).
 pub fn refill(bucket: Bucket, now: DateTime<Utc>, rate: f64, burst: u32) -> Bucket {
     let elapsed = (now - bucket.refilled_at).num_microseconds().unwrap_or(i64::MAX).max(0) as f64 / 1e6;
-    Bucket {
-        tokens: (bucket.tokens + elapsed * rate).min(f64::from(burst.max(1))),
-        refilled_at: bucket.refilled_at.max(now),
-    }
+    Bucket { tokens: (bucket.tokens + elapsed * rate).min(capacity(burst)), refilled_at: bucket.refilled_at.max(now) }
 }
 
-/// One call's attempt at `now`.
-pub fn take(bucket: Bucket, now: DateTime<Utc>, rate: f64, burst: u32) -> Take {
+/// One caller's reservation at `now`, waiting at most `max_wait` for its token.
+pub fn reserve(bucket: Bucket, now: DateTime<Utc>, rate: f64, burst: u32, max_wait: Duration) -> Reservation {
     let full = refill(bucket, now, rate, burst);
-    if full.tokens >= 1.0 {
-        Take::Granted(Bucket { tokens: full.tokens - 1.0, ..full })
+    let after = full.tokens - 1.0;
+    let wait = wait_for(after, rate);
+    if wait > max_wait {
+        Reservation::Busy(full, seconds(wait.as_secs_f64() - max_wait.as_secs_f64()).max(Duration::from_millis(1)))
     } else {
-        Take::Wait(full, wait_for_one(full.tokens, rate))
+        Reservation::Slot(Bucket { tokens: after, ..full }, slot_at(full.refilled_at, after, rate))
     }
 }
 
-/// How long until `tokens` reach one at `rate` per second (at least a millisecond).
-pub fn wait_for_one(tokens: f64, rate: f64) -> Duration {
-    let secs = ((1.0 - tokens) / rate.max(1e-6)).max(0.001);
-    Duration::from_secs_f64(secs.min(3600.0))
+/// When the token promised last from a bucket left with `tokens` at `refilled_at` is there.
+pub fn slot_at(refilled_at: DateTime<Utc>, tokens: f64, rate: f64) -> DateTime<Utc> {
+    refilled_at + chrono::Duration::from_std(wait_for(tokens, rate)).unwrap_or(chrono::Duration::zero())
+}
+
+/// How long the caller sleeps for a slot at `at`, seen at `now`.
+pub fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (at - now).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// How long until a bucket left with `tokens` (below zero: in debt) is back at zero: when
+/// the last token promised is there.
+pub fn wait_for(tokens: f64, rate: f64) -> Duration {
+    if tokens >= 0.0 { Duration::ZERO } else { seconds(-tokens / rate.max(1e-6)) }
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.0, 3600.0))
 }
 
 /// A fresh bucket: full.
 pub fn full(now: DateTime<Utc>, burst: u32) -> Bucket {
-    Bucket { tokens: f64::from(burst.max(1)), refilled_at: now }
+    Bucket { tokens: capacity(burst), refilled_at: now }
 }
 
 #[cfg(test)]
@@ -64,43 +130,83 @@ mod tests {
         DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap()
     }
 
+    const PATIENT: Duration = Duration::from_secs(3600);
+
     #[test]
-    fn a_burst_then_the_rate() {
+    fn a_burst_then_one_slot_after_another() {
         let (rate, burst) = (10.0, 3);
         let mut b = full(at(0), burst);
-        for _ in 0..3 {
-            match take(b, at(0), rate, burst) {
-                Take::Granted(next) => b = next,
-                other => panic!("{other:?}"),
-            }
+        let mut slots = Vec::new();
+        for _ in 0..6 {
+            let Reservation::Slot(next, slot) = reserve(b, at(0), rate, burst, PATIENT) else { panic!("patient") };
+            b = next;
+            slots.push(slot);
         }
-        let Take::Wait(b2, wait) = take(b, at(0), rate, burst) else { panic!("the burst is spent") };
-        assert_eq!(wait, Duration::from_millis(100));
-        assert_eq!(b2.tokens, 0.0);
-        // 50 ms later: half a token, 50 ms to wait; 100 ms later: one.
-        assert!(matches!(take(b, at(50), rate, burst), Take::Wait(_, w) if w == Duration::from_millis(50)));
-        assert!(matches!(take(b, at(100), rate, burst), Take::Granted(n) if n.tokens.abs() < 1e-9));
-        // Never more than the burst, however long it rested.
-        assert_eq!(refill(b, at(3_600_000), rate, burst).tokens, 3.0);
+        // The burst less the margin at once, then one every 100 ms, in the order asked.
+        assert_eq!(slots, [at(0), at(0), at(100), at(200), at(300), at(400)]);
+        assert!((b.tokens + 4.0).abs() < 1e-9, "four promised: {}", b.tokens);
+        // 400 ms on the debt is paid: the next goes 100 ms later.
+        assert!(matches!(reserve(b, at(400), rate, burst, PATIENT), Reservation::Slot(_, t) if t == at(500)));
+        // A caller whose `now` lags the bucket's is given the same next slot, not an earlier one.
+        assert!(matches!(reserve(b, at(350), rate, burst, PATIENT), Reservation::Slot(_, t) if t == at(500)));
+        // Never more than the capacity, however long it rested.
+        assert_eq!(refill(b, at(3_600_000), rate, burst).tokens, 2.0);
+        // A burst of one: every call waits its slot.
+        assert!(matches!(reserve(full(at(0), 1), at(0), rate, 1, PATIENT), Reservation::Slot(_, t) if t == at(100)));
     }
 
     #[test]
-    fn over_any_window_no_more_than_rate_times_window_plus_burst() {
+    fn a_caller_that_would_wait_too_long_reserves_nothing() {
+        let (rate, burst) = (10.0, 1);
+        let b = Bucket { tokens: -4.0, refilled_at: at(0) };
+        // Its token would be the fifth promised: 500 ms.
+        let r = reserve(b, at(0), rate, burst, Duration::from_millis(200));
+        assert_eq!(r, Reservation::Busy(b, Duration::from_millis(300)));
+        assert!(matches!(reserve(b, at(0), rate, burst, Duration::from_millis(500)), Reservation::Slot(n, t)
+            if t == at(500) && (n.tokens + 5.0).abs() < 1e-9));
+    }
+
+    #[test]
+    fn over_any_second_no_more_than_rate_plus_burst_even_a_slot_late() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for (rate, burst) in [(5.0, 2), (30.0, 3), (10.0, 1), (20.0, 10)] {
+            let mut b = full(at(0), burst);
+            // Callers now and then in bursts, each willing to wait 2 s; each call arrives up
+            // to one slot after its slot (no later: a later caller reserves again).
+            let mut calls = Vec::new();
+            let mut ms = 0;
+            while ms < 10_000 {
+                ms += if rng.random_bool(0.1) { rng.random_range(0..1500) } else { rng.random_range(0..20) };
+                if let Reservation::Slot(next, slot) = reserve(b, at(ms), rate, burst, Duration::from_secs(2)) {
+                    b = next;
+                    let lateness = rng.random_range(0..=(1000.0 / rate) as i64);
+                    assert!(!late(slot, slot + chrono::Duration::milliseconds(lateness), rate));
+                    calls.push((slot - at(0)).num_milliseconds() + lateness);
+                }
+            }
+            calls.sort();
+            let worst = (0..calls.len())
+                .map(|i| calls[i..].iter().take_while(|&&t| t < calls[i] + 1000).count())
+                .max()
+                .unwrap();
+            assert!(worst as f64 <= rate + f64::from(burst), "rate {rate}, burst {burst}: {worst} in one second");
+        }
+    }
+
+    #[test]
+    fn the_rate_is_used_while_callers_wait() {
         let (rate, burst) = (5.0, 2);
         let mut b = full(at(0), burst);
-        let mut granted = Vec::new();
+        let mut calls = 0;
         for ms in (0..10_000).step_by(7) {
-            if let Take::Granted(next) = take(b, at(ms), rate, burst) {
+            if let Reservation::Slot(next, _) = reserve(b, at(ms), rate, burst, Duration::from_secs(2)) {
                 b = next;
-                granted.push(ms);
+                calls += 1;
             }
         }
-        for start in (0..9_000).step_by(100) {
-            let n = granted.iter().filter(|&&t| t >= start && t < start + 1000).count();
-            assert!(n as f64 <= rate + f64::from(burst), "{n} in [{start}, {start}+1s)");
-        }
-        // And the rate is used: 10 s at 5/s, plus the burst.
-        assert!(granted.len() >= 50, "{}", granted.len());
+        // The capacity at once, then slots at 5/s up to 2 s past the last ask (at 9,996 ms).
+        assert_eq!(calls, 1 + 59);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use rand::rngs::StdRng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::quota::Grant;
 use super::schedule::RetryPolicy;
 use crate::circuit::{CircuitBreaker, Health};
 use crate::lifecycle::{self, Decision, Happening, Rules, Sweep, Timing};
@@ -54,6 +55,10 @@ const REMD_FAILURES_TO_OPEN: u32 = 5;
 /// The outbox dispatcher.
 /// The bucket of REMD's calls in the shared quota table.
 pub const REMD_QUOTA: &str = "remd";
+
+/// The longest a relay worker waits in the cluster's queue for a REMD slot before it asks
+/// again (it holds its claim meanwhile; the lease is renewed).
+pub const QUOTA_MAX_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Relay {
     store: Arc<dyn Store>,
@@ -387,28 +392,39 @@ impl Relay {
     /// Waits for the REMD rate limiter, right before a call, so that what REMD sees is what
     /// the limiter allowed (a token taken earlier, before database work of varying length,
     /// would let calls bunch up). On a database every instance shares (PostgreSQL) the token
-    /// comes from the cluster-wide bucket (`remd.rate_per_second` is the cluster's); the
-    /// in-process limiter at the same rate stands in front of it, so that one instance's
-    /// workers ask the database at most about as often as tokens come.
+    /// is reserved in the cluster-wide bucket (`remd.rate_per_second` is the cluster's): the
+    /// callers of every instance go in the order they asked, one slot each
+    /// (`relay::quota`). The in-process limiter at the same rate stands in front of it, so
+    /// that one instance's workers ask the database at most about as often as tokens come.
     async fn call_slot(&self) {
         let started = tokio::time::Instant::now();
         self.limiter.until_ready().await;
         if self.store.shares_quotas() {
             loop {
+                let now = crate::now();
                 match self
                     .store
-                    .quota_take(REMD_QUOTA, self.settings.rate_per_second, self.settings.burst, crate::now())
+                    .quota_reserve(REMD_QUOTA, self.settings.rate_per_second, self.settings.burst, QUOTA_MAX_WAIT, now)
                     .await
                 {
-                    Ok(None) => break,
-                    Ok(Some(wait)) => {
-                        // Jitter, so that the workers that missed do not all ask again at once.
+                    Ok(Grant::At(slot)) => {
+                        tokio::time::sleep(super::quota::until(slot, crate::now())).await;
+                        if super::quota::late(slot, crate::now(), self.settings.rate_per_second) {
+                            // Woken too late (a busy machine): REMD would see this call next
+                            // to the next slot's. The slot is given up; a new one reserved.
+                            self.count("slot_missed");
+                            continue;
+                        }
+                        break;
+                    }
+                    Ok(Grant::Busy(again)) => {
+                        // Jitter, so that the workers turned away do not all ask again at once.
                         let jitter = {
                             use rand::Rng;
                             let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
                             rng.random_range(0.0..=0.5)
                         };
-                        tokio::time::sleep(wait.mul_f64(1.0 + jitter)).await;
+                        tokio::time::sleep(again.mul_f64(1.0 + jitter)).await;
                     }
                     Err(e) => {
                         // The database is what every call needs anyway; the in-process limiter

@@ -11,6 +11,7 @@ use futures::future::{BoxFuture, Shared};
 use crate::circuit::{CircuitBreaker, Health};
 use crate::memo::Memo;
 use crate::metrics::Metrics;
+use crate::relay::quota::Grant;
 use crate::store::{CachedLookup, Store};
 
 /// How long cached FRMR answers are trusted, and how long a caller waits for FRMR.
@@ -123,6 +124,9 @@ struct Inner {
 
 /// The bucket of FRMR's lookups in the shared quota table.
 pub const FRMR_QUOTA: &str = "frmr";
+
+/// The longest a lookup waits in the cluster's queue for an FRMR slot before it asks again.
+pub const FRMR_QUOTA_MAX_WAIT: Duration = Duration::from_secs(2);
 
 /// Removes a flight from the in-flight map however its task ends (panics included).
 struct Landing<'a> {
@@ -303,10 +307,14 @@ impl Inner {
         }
         let permit = self.breaker.try_acquire().map_err(FlightError::CircuitOpen)?;
         if let Some((rate, burst)) = self.cluster_quota {
+            // In the cluster's queue for FRMR, in the order asked (relay::quota).
             loop {
-                match self.store.quota_take(FRMR_QUOTA, rate, burst, crate::now()).await {
-                    Ok(None) => break,
-                    Ok(Some(wait)) => tokio::time::sleep(wait).await,
+                match self.store.quota_reserve(FRMR_QUOTA, rate, burst, FRMR_QUOTA_MAX_WAIT, crate::now()).await {
+                    Ok(Grant::At(slot)) => {
+                        tokio::time::sleep(crate::relay::quota::until(slot, crate::now())).await;
+                        break;
+                    }
+                    Ok(Grant::Busy(again)) => tokio::time::sleep(again).await,
                     Err(e) => {
                         tracing::warn!(error = %e, "staff: the shared FRMR quota could not be read; paced by this instance alone");
                         break;

@@ -157,22 +157,24 @@ pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
     /// Deletes entries fetched before `before`; returns how many.
     async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// Whether this engine holds quotas shared by every instance on it ([`Store::quota_take`]).
+    /// Whether this engine holds quotas shared by every instance on it ([`Store::quota_reserve`]).
     /// SQLite serves one process, whose in-process limiter is the quota.
     fn shares_quotas(&self) -> bool {
         false
     }
 
-    /// One call's token from the cluster-wide bucket of `upstream` (`rate` per second,
-    /// `burst` at most; the arithmetic of `relay::quota::take`), at `now`: `None` when
-    /// granted, else how long until a token is there. One statement, one round trip.
-    async fn quota_take(
+    /// Reserves one call's token in the cluster-wide bucket of `upstream` (`rate` per second,
+    /// `burst` at most), at `now`, waiting at most `max_wait` behind the callers already
+    /// served: the arithmetic of [`crate::relay::quota::reserve`]. One statement, one round
+    /// trip.
+    async fn quota_reserve(
         &self,
         _upstream: &str,
         _rate: f64,
         _burst: u32,
+        _max_wait: Duration,
         _now: DateTime<Utc>,
-    ) -> Result<Option<Duration>, StoreError> {
+    ) -> Result<crate::relay::quota::Grant, StoreError> {
         Err(StoreError::NotReady("this database engine holds no shared quotas".into()))
     }
 

@@ -156,31 +156,41 @@ impl Store for PgStore {
         true
     }
 
-    async fn quota_take(
+    async fn quota_reserve(
         &self,
         upstream: &str,
         rate: f64,
         burst: u32,
+        max_wait: Duration,
         now: DateTime<Utc>,
-    ) -> Result<Option<Duration>, StoreError> {
-        // The bucket refilled to now (relay::quota::refill), then a token taken if there is
-        // one; the row lock makes concurrent takers of every instance queue for it.
-        let (tokens, granted): (f64, bool) = sqlx::query_as(
+    ) -> Result<crate::relay::quota::Grant, StoreError> {
+        use crate::relay::quota::{Grant, slot_at, wait_for};
+        // The bucket refilled to now, at most its capacity (relay::quota::refill), then the next token reserved
+        // unless the caller would wait for it longer than max_wait (tokens after it below
+        // -rate × max_wait); the row lock makes the callers of every instance queue for it,
+        // so that their slots follow in the order they asked.
+        let (tokens, granted, refilled_at): (f64, bool, DateTime<Utc>) = sqlx::query_as(
             "INSERT INTO rate_buckets AS b (upstream, tokens, refilled_at, granted) VALUES ($1, $3 - 1, $4, TRUE)
              ON CONFLICT (upstream) DO UPDATE SET
                  tokens = egisz_refill(b.tokens, b.refilled_at, $4, $2, $3)
-                          - CASE WHEN egisz_refill(b.tokens, b.refilled_at, $4, $2, $3) >= 1 THEN 1 ELSE 0 END,
-                 granted = egisz_refill(b.tokens, b.refilled_at, $4, $2, $3) >= 1,
+                          - CASE WHEN egisz_refill(b.tokens, b.refilled_at, $4, $2, $3) - 1 >= -($2 * $5) THEN 1 ELSE 0 END,
+                 granted = egisz_refill(b.tokens, b.refilled_at, $4, $2, $3) - 1 >= -($2 * $5),
                  refilled_at = GREATEST(b.refilled_at, $4)
-             RETURNING tokens, granted",
+             RETURNING tokens, granted, refilled_at",
         )
         .bind(upstream)
         .bind(rate)
-        .bind(f64::from(burst.max(1)))
+        .bind(crate::relay::quota::capacity(burst))
         .bind(now)
+        .bind(max_wait.as_secs_f64())
         .fetch_one(&self.pool)
         .await?;
-        Ok((!granted).then(|| crate::relay::quota::wait_for_one(tokens, rate)))
+        Ok(if granted {
+            Grant::At(slot_at(refilled_at, tokens, rate))
+        } else {
+            let behind = wait_for(tokens - 1.0, rate).saturating_sub(max_wait);
+            Grant::Busy(behind.max(Duration::from_millis(1)))
+        })
     }
 
     async fn nsi_save(&self, copy: &super::NsiCopy) -> Result<(), StoreError> {

@@ -2,6 +2,8 @@
 //! PostgreSQL database on the server at 127.0.0.1:5432), the sandbox FRMR as upstream.
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 
+pub mod binary;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,12 +47,28 @@ pub fn signer_for(snils: &str) -> egisz_semd::test_pki::TestSigner {
     )
 }
 
-/// The body of `POST /api/v1/documents` for `document` of kind 40, signed by `signer`.
+/// The body of `POST /api/v1/documents` for `document` of kind 40 of [`MO_2917`], signed
+/// by `signer`.
 pub fn submission_body(document: &[u8], signer: &egisz_semd::test_pki::TestSigner) -> serde_json::Value {
+    submission_body_of(MO_2917, document, signer)
+}
+
+/// The sample under another localUid, of another organisation (every OID of [`MO_2917`]
+/// in it, the custodian's and the ids' roots, moved to `organization`).
+pub fn sample_of(organization: &str, local_uid: &str) -> String {
+    sample_as(local_uid).replace(MO_2917, organization)
+}
+
+/// The body of `POST /api/v1/documents` for `document` of kind 40 of `organization`.
+pub fn submission_body_of(
+    organization: &str,
+    document: &[u8],
+    signer: &egisz_semd::test_pki::TestSigner,
+) -> serde_json::Value {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     serde_json::json!({
-        "kind": 40, "organization": MO_2917, "document": b64.encode(document),
+        "kind": 40, "organization": organization, "document": b64.encode(document),
         "signatures": [{"role": "1", "role_version": "2.4", "data": b64.encode(signer.sign_detached(document))}],
     })
 }

@@ -241,6 +241,14 @@ impl RemdSandbox {
         lock(&self.shared.calls).times.clone()
     }
 
+    /// When each call a client's quota covers arrived — `registerDocument` (as in
+    /// [`RemdSandbox::register_call_times`]), `searchRegistryItem` and `getRegistryItem`
+    /// with the right client entity id — in arrival order: for asserting the rate a
+    /// cluster of gateways kept to over all of REMD's methods.
+    pub fn call_times(&self) -> Vec<Instant> {
+        lock(&self.shared.calls).all.clone()
+    }
+
     /// The roster signers are checked against (a copy: it may change).
     pub fn roster(&self) -> Roster {
         self.shared.roster()
@@ -287,6 +295,9 @@ enum Admission {
 #[derive(Debug, Default)]
 struct Calls {
     times: Vec<Instant>,
+    /// Every call against the quota: `registerDocument`, `searchRegistryItem`,
+    /// `getRegistryItem`.
+    all: Vec<Instant>,
     /// Start of the current 1-second window.
     window_start: Option<Instant>,
     /// `registerDocument` calls in it so far.
@@ -349,6 +360,11 @@ impl Shared {
         *lock(&self.faults) = faults.normalized();
     }
 
+    /// Timestamps a look-up call (`searchRegistryItem`, `getRegistryItem`).
+    fn note_lookup(&self) {
+        lock(&self.calls).all.push(Instant::now());
+    }
+
     fn callback_url(&self) -> Option<String> {
         lock(&self.callback_url).clone()
     }
@@ -362,6 +378,7 @@ impl Shared {
             let now = Instant::now();
             let mut calls = lock(&self.calls);
             calls.times.push(now);
+            calls.all.push(now);
             if calls.window_start.is_none_or(|start| now.duration_since(start) >= Duration::from_secs(1)) {
                 calls.window_start = Some(now);
                 calls.in_window = 0;

@@ -147,6 +147,7 @@ fn search(shared: &Shared, envelope: &Envelope, query: &SearchQuery) -> Response
         return no_rmis(envelope);
     }
     Counters::bump(&shared.counters.search_calls);
+    shared.note_lookup();
     let items = shared.search(query);
     let body = write_search_registry_item_response(
         envelope.version,
@@ -162,6 +163,7 @@ fn get_item(shared: &Shared, envelope: &Envelope, emdr_id: &str) -> Response {
         return no_rmis(envelope);
     }
     Counters::bump(&shared.counters.get_calls);
+    shared.note_lookup();
     let answer = match shared.get(emdr_id) {
         Some(item) => Answer::Success(Some(item)),
         None => Answer::Error(vec![message(codes::REGISTRY_ITEM_NOT_FOUND, None)]),
