@@ -29,6 +29,7 @@ on_both_backends!(
     an_instance_takes_back_its_own_leases,
     two_running_instances_never_share_an_id,
     claims_take_turns_between_organisations,
+    two_instances_sweep_each_lease_and_deadline_once,
 );
 
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -376,6 +377,62 @@ async fn an_instance_takes_back_its_own_leases(db: Db) {
     assert_eq!(s.submission(theirs).await.unwrap().unwrap().status, Status::Sending);
     assert!(s.renew_lease(theirs, "gw-a2:0002", later).await.unwrap());
     assert!(!s.renew_lease(ours, "gw-a:0001", later).await.unwrap(), "a released lease is not renewed");
+}
+
+/// Two instances (two pools on one database) reap the same expired leases and watch the
+/// same overdue results at the same moment, each with several tasks: every submission
+/// moves to `unknown` once — one event each, and the counts the sweeps report add up.
+async fn two_instances_sweep_each_lease_and_deadline_once(db: Db) {
+    let db = TestDb::new(db).await;
+    let (a, b) = (open(&db).await, open(&db).await);
+    let t0 = egisz_gateway::now();
+    const EACH: usize = 150;
+    let mut leased = Vec::new();
+    for i in 0..EACH {
+        leased.push(created(&a, &format!("leased-{i}"), t0).await);
+    }
+    assert_eq!(a.claim_due(t0, EACH as u32, "lost-node:1", t0 + Duration::seconds(30)).await.unwrap().len(), EACH);
+    let mut awaiting = Vec::new();
+    for i in 0..EACH {
+        let id = created(&a, &format!("awaiting-{i}"), t0).await;
+        a.claim_due(t0, 1, "node-c:2", t0 + Duration::seconds(30)).await.unwrap();
+        let t =
+            Transition { awaiting_since: Some(t0), ..Transition::to(Status::AwaitingResult, "relay", "принят") };
+        assert!(a.transition(id, &[Status::Sending], Some("node-c:2"), &t, t0).await.unwrap());
+        awaiting.push(id);
+    }
+    // A minute on: every lease has run out and every result is overdue.
+    let now = t0 + Duration::seconds(60);
+    let start = Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8)
+        .map(|k| {
+            let s = Arc::clone(if k % 2 == 0 { &a } else { &b });
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut moved = 0;
+                for _ in 0..5 {
+                    moved += s.reap_leases(now, &sweep(Sweep::LeaseExpired, now)).await.unwrap();
+                    moved += s
+                        .expire_awaiting(t0 + Duration::seconds(1), now, &sweep(Sweep::ResultOverdue, now))
+                        .await
+                        .unwrap();
+                }
+                moved
+            })
+        })
+        .collect();
+    let mut moved = 0;
+    for t in tasks {
+        moved += t.await.unwrap();
+    }
+    assert_eq!(moved, 2 * EACH as u64, "the sweeps report each submission once");
+    for id in leased.iter().chain(&awaiting) {
+        let rec = a.submission(*id).await.unwrap().unwrap();
+        assert_eq!((rec.status, rec.lease_owner), (Status::Unknown, None));
+        let events = b.events(*id).await.unwrap();
+        assert_eq!(events.iter().filter(|e| e.status == Status::Unknown).count(), 1, "{id}: {events:?}");
+    }
 }
 
 async fn two_running_instances_never_share_an_id(db: Db) {

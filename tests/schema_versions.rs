@@ -1,12 +1,17 @@
 //! Upgrades while running: a database migrated by a newer gateway refuses a new start of an
-//! older binary with a clear message, while everything this binary's schema has keeps
-//! working (migrations are additive).
+//! older binary with a clear message; an instance already running goes on — intake, relay,
+//! results, reads — when a newer release expands the schema under it; and every migration
+//! here is such an expansion unless it says it contracts.
 
 mod common;
 
-use common::{Db, TestDb};
+use common::{Db, MO_2917, TestDb, TestEnv, author_signer, sample_as, submission_body};
+use egisz_gateway::auth::Role;
 
-on_both_backends!(an_older_binary_is_refused_by_a_newer_schema);
+on_both_backends!(
+    an_older_binary_is_refused_by_a_newer_schema,
+    a_running_instance_goes_on_when_a_newer_release_expands_the_schema
+);
 
 async fn an_older_binary_is_refused_by_a_newer_schema(db: Db) {
     let test_db = TestDb::new(db).await;
@@ -16,30 +21,159 @@ async fn an_older_binary_is_refused_by_a_newer_schema(db: Db) {
     store.readiness().await.unwrap();
     // A newer release's migration, as its migrator records it.
     let future = 29_991_231_000_001_i64;
-    let insert = match db {
-        Db::Sqlite => {
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (?, 'a newer release', TRUE, x'00', 1)"
-        }
-        Db::Postgres => {
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES ($1, 'a newer release', TRUE, '\\x00', 1)"
-        }
+    let checksum = match db {
+        Db::Sqlite => "x'00'",
+        Db::Postgres => "'\\x00'",
     };
-    match db {
-        Db::Sqlite => {
-            use sqlx::Connection;
-            let mut c = sqlx::SqliteConnection::connect(&test_db.url).await.unwrap();
-            sqlx::query(insert).bind(future).execute(&mut c).await.unwrap();
-        }
-        Db::Postgres => {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&test_db.url).await.unwrap();
-            sqlx::query(insert).bind(future).execute(&mut c).await.unwrap();
-        }
-    }
+    execute(
+        db,
+        &test_db.url,
+        &format!(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ({future}, 'a newer release', TRUE, {checksum}, 1)"
+        ),
+    )
+    .await;
     // The instance already running goes on: its own schema is all there.
     store.readiness().await.unwrap();
     // A new start of this (older) binary is refused, saying why.
     let err = egisz_gateway::store::connect(&config.database).await.err().expect("refused");
     let text = err.to_string();
     assert!(text.contains("newer gateway") && text.contains(&future.to_string()), "{text}");
+}
+
+/// What a newer release's expand migration does (docs/deployment.md, "Upgrades while
+/// running"): a nullable column, a column with a default, a table, an index, and a trigger
+/// that fills the new column for rows the older instance writes; then it records its
+/// version. Everything the running (older) instance does must go on as before.
+fn expand(db: Db) -> Vec<&'static str> {
+    match db {
+        Db::Sqlite => vec![
+            "ALTER TABLE submissions ADD COLUMN priority INTEGER",
+            "ALTER TABLE submission_events ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+            "CREATE TABLE submission_tags (submission_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (submission_id, tag))",
+            "CREATE INDEX submissions_by_org_created ON submissions (organization, created_at)",
+            "CREATE TRIGGER submissions_priority AFTER INSERT ON submissions WHEN NEW.priority IS NULL
+                 BEGIN UPDATE submissions SET priority = 0 WHERE id = NEW.id; END",
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+                 VALUES (29991231000002, 'a newer release: priorities', TRUE, x'00', 1)",
+        ],
+        Db::Postgres => vec![
+            "ALTER TABLE submissions ADD COLUMN priority INTEGER",
+            "ALTER TABLE submission_events ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+            "CREATE TABLE submission_tags (submission_id UUID NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (submission_id, tag))",
+            "CREATE INDEX submissions_by_org_created ON submissions (organization, created_at)",
+            "CREATE FUNCTION submissions_priority() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN NEW.priority := COALESCE(NEW.priority, 0); RETURN NEW; END $$",
+            "CREATE TRIGGER submissions_priority BEFORE INSERT ON submissions FOR EACH ROW EXECUTE FUNCTION submissions_priority()",
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+                 VALUES (29991231000002, 'a newer release: priorities', TRUE, '\\x00', 1)",
+        ],
+    }
+}
+
+async fn a_running_instance_goes_on_when_a_newer_release_expands_the_schema(db: Db) {
+    let env = TestEnv::start(db).await;
+    let key = env.key(&[Role::Submitter, Role::Reader, Role::Ops], &[MO_2917]).await;
+    let submit = |uid: &'static str| {
+        let body = submission_body(sample_as(uid).as_bytes(), &author_signer());
+        let (http, url, key) = (env.http.clone(), env.url("/api/v1/documents"), key.clone());
+        async move {
+            let res = http.post(url).bearer_auth(&key).json(&body).send().await.unwrap();
+            assert_eq!(res.status(), 202, "{uid}");
+            res.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let before = submit("before-upgrade").await;
+    env.wait_status(&key, &before, "registered").await;
+
+    // The newer release migrates the database under the running instance.
+    for statement in expand(db) {
+        execute(db, &env.db.url, statement).await;
+    }
+    // The newer instance writes its new column on the rows it touches.
+    execute(db, &env.db.url, "UPDATE submissions SET priority = 5").await;
+
+    // The older instance: intake, the relay, REMD's results, reads, lists and figures.
+    let after = submit("after-upgrade").await;
+    env.wait_status(&key, &after, "registered").await;
+    let again = env.wait_status(&key, &before, "registered").await;
+    assert_eq!(again["local_uid"], "before-upgrade", "{again}");
+    let list: serde_json::Value = env.get(&key, "/api/v1/documents").await.json().await.unwrap();
+    let uids: Vec<&str> = list["items"].as_array().unwrap().iter().filter_map(|d| d["local_uid"].as_str()).collect();
+    assert!(uids.contains(&"before-upgrade") && uids.contains(&"after-upgrade"), "{list}");
+    let summary = env.get(&key, "/api/v1/ops/summary").await;
+    assert_eq!(summary.status(), 200);
+    let ready = env.http.get(env.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "the older instance stays ready: its own schema is all there");
+    env.gw.shutdown().await;
+}
+
+async fn execute(db: Db, url: &str, statement: &str) {
+    use sqlx::Connection;
+    match db {
+        Db::Sqlite => {
+            sqlx::query(statement).execute(&mut sqlx::SqliteConnection::connect(url).await.unwrap()).await.unwrap();
+        }
+        Db::Postgres => {
+            sqlx::query(statement).execute(&mut sqlx::PgConnection::connect(url).await.unwrap()).await.unwrap();
+        }
+    }
+}
+
+/// Every migration is one an older instance still running tolerates (expand): it adds
+/// tables, columns (nullable or with a default), indexes, functions and triggers. Taking
+/// anything away or changing it (contract) waits for a release after the one that stopped
+/// using it, and says so on the line before: `-- contract: <which release no longer uses it>`.
+/// An index dropped and created again in the same migration is a rebuild, not a contract.
+#[test]
+fn migrations_only_expand_unless_they_say_they_contract() {
+    let destructive = [
+        "DROP TABLE",
+        "DROP COLUMN",
+        "DROP FUNCTION",
+        "DROP TRIGGER",
+        "DROP VIEW",
+        "DROP TYPE",
+        "RENAME",
+        "ALTER COLUMN",
+        "SET NOT NULL",
+        "TRUNCATE",
+        "DELETE FROM",
+    ];
+    let mut problems = Vec::new();
+    for engine in ["sqlite", "postgres"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(engine);
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let name = format!("{engine}/{}", file.file_name().unwrap().to_string_lossy());
+            let mut previous = "";
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("--").next().unwrap().to_uppercase();
+                let marked = previous.trim_start().starts_with("-- contract:");
+                previous = line;
+                if marked {
+                    continue;
+                }
+                for word in destructive {
+                    if code.contains(word) {
+                        problems.push(format!("{name}:{}: {word} without a `-- contract:` line before it", n + 1));
+                    }
+                }
+                if code.contains("ADD COLUMN") && code.contains("NOT NULL") && !code.contains("DEFAULT") {
+                    problems.push(format!("{name}:{}: a NOT NULL column without a default", n + 1));
+                }
+                if let Some(rest) = code.trim().strip_prefix("DROP INDEX ") {
+                    let index = rest.trim_end_matches(';').trim().trim_start_matches("IF EXISTS ").to_owned();
+                    let rebuilt = text.to_uppercase().contains(&format!("CREATE INDEX {index} "));
+                    if !rebuilt {
+                        problems.push(format!("{name}:{}: DROP INDEX {index} not created again", n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(problems, Vec::<String>::new());
 }
