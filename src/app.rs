@@ -375,7 +375,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let mut tasks = vec![api_task, remd_task, relay_task, purge_task];
     tasks.extend(notify_task);
     if let Some(nsi) = nsi {
-        tasks.push(tokio::spawn(nsi.run(config.nsi.refresh_every, shutdown.clone())));
+        tasks.push(tokio::spawn(nsi.run(
+            config.nsi.refresh_every,
+            crate::nsi::RELOAD_EVERY,
+            config.relay.instance_id.clone(),
+            shutdown.clone(),
+        )));
     }
     Ok(RunningGateway {
         api_addr,
@@ -523,7 +528,9 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp: PathBuf = path.with_extension("tmp");
+    // A temporary name of this process's own: instances started together on one host (a
+    // sandbox cluster) each write theirs and rename it into place, the last one winning.
+    let tmp: PathBuf = path.with_extension(format!("tmp.{}", std::process::id()));
     // A leftover from an interrupted write would keep its old permissions.
     let _ = std::fs::remove_file(&tmp);
     {

@@ -1,7 +1,8 @@
 //! Keeping the dictionaries current from the federal NSI service: for each dictionary the
 //! gateway uses, ask NSI for its versions, fetch the newest one not yet stored, check its
 //! rows, store it by `(oid, version)` and put it in force beside the shipped `mappings/`
-//! copies — on a schedule (`nsi.refresh_every`) and by `egisz-gateway nsi refresh`.
+//! copies — on a schedule (`nsi.refresh_every`, once for all the instances on a database) and
+//! by `egisz-gateway nsi refresh`.
 //!
 //! An unreachable or broken NSI never stops the gateway and never removes data: the last
 //! good copy (or the shipped one) stays in force, and `/readyz` shows what failed. What a
@@ -100,7 +101,16 @@ pub struct NsiStatus {
     pub results: Vec<Refreshed>,
     /// Dictionary OID → the NSI version in force (absent: the shipped copy only).
     pub in_force: BTreeMap<String, String>,
+    /// When this instance last put in force the copies stored by the instance that ran the
+    /// cluster's refresh (`None`: it ran every refresh itself, or none yet).
+    pub last_loaded: Option<DateTime<Utc>>,
 }
+
+/// The periodic task that is the refresh, in `periodic_tasks`.
+pub const REFRESH_TASK: &str = "nsi_refresh";
+
+/// How soon an instance puts in force the copies another instance fetched.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(300);
 
 /// Refreshes the dictionaries and keeps their status.
 pub struct NsiService {
@@ -209,13 +219,35 @@ impl NsiService {
         results
     }
 
-    /// Refreshes now and then every `every` until `stop`.
-    pub async fn run(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+    /// Until `stop`: refreshes every `every` — once for every instance on the database, by
+    /// whichever claims the run ([`Store::claim_periodic`]) — and, between the runs, puts in
+    /// force what another instance fetched, every `reload_every` at most ([`RELOAD_EVERY`]
+    /// in the gateway).
+    pub async fn run(
+        self: Arc<Self>,
+        every: Duration,
+        reload_every: Duration,
+        instance: String,
+        stop: CancellationToken,
+    ) {
         loop {
-            self.refresh(crate::now()).await;
+            let now = crate::now();
+            match self.store.claim_periodic(REFRESH_TASK, &instance, now, every).await {
+                Ok(true) => {
+                    self.refresh(now).await;
+                }
+                Ok(false) => match self.load_stored().await {
+                    Ok(()) => self.status.lock().unwrap_or_else(|p| p.into_inner()).last_loaded = Some(now),
+                    Err(e) => tracing::warn!(error = %e, "NSI: the copies another instance fetched could not be read"),
+                },
+                // The database is away: the refresh reports it (nothing is asked, nothing changes).
+                Err(_) => {
+                    self.refresh(now).await;
+                }
+            }
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep(every.min(reload_every)) => {}
             }
         }
     }

@@ -25,14 +25,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::binary::{Balancer, Gateway, free_port, wait_ready};
+use common::binary::{Gateway, free_port, wait_ready};
 use common::{AUTHOR_SNILS, Db, MO_2917, TestDb, author_signer, sample_of, submission_body_of};
 use egisz_contract::Oid;
 use egisz_gateway::auth::{self, Role, Scope};
 use egisz_gateway::config::Config;
 use egisz_gateway::store;
 use egisz_gateway::submission::Status;
-use egisz_sandbox::{RemdSandbox, RemdSandboxConfig};
+use egisz_sandbox::{Balancer, RemdSandbox, RemdSandboxConfig};
 
 /// The cluster's REMD quota (calls per second, all methods) and its burst.
 const RATE: u32 = 30;
@@ -81,8 +81,8 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
     let scratch = tempfile::tempdir().unwrap();
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
     let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-    let api_balancer = Balancer::start(ports.iter().map(|(a, _)| addr(*a)).collect()).await;
-    let remd_balancer = Balancer::start(ports.iter().map(|(_, l)| addr(*l)).collect()).await;
+    let api_balancer = Balancer::start(ports.iter().map(|(a, _)| addr(*a)).collect()).await.unwrap();
+    let remd_balancer = Balancer::start(ports.iter().map(|(_, l)| addr(*l)).collect()).await.unwrap();
     let remd = RemdSandbox::start(RemdSandboxConfig {
         callback_url: Some(format!("{}/", remd_balancer.url())),
         keep_documents: false,

@@ -14,7 +14,11 @@ use egisz_gateway::nsi::{NsiService, Refreshed};
 use egisz_sandbox::{NsiFault, NsiSandbox};
 use serde_json::Value;
 
-on_both_backends!(versions_are_picked_up_and_broken_answers_change_nothing, an_unreachable_nsi_is_detail_not_failure);
+on_both_backends!(
+    versions_are_picked_up_and_broken_answers_change_nothing,
+    an_unreachable_nsi_is_detail_not_failure,
+    instances_on_one_database_refresh_once_and_all_put_it_in_force
+);
 
 const POSITIONS: &str = "1.2.643.5.1.13.13.11.1002";
 
@@ -151,4 +155,66 @@ async fn an_unreachable_nsi_is_detail_not_failure(db: Db) {
         .unwrap();
     assert_eq!(res.status(), 202);
     env.shutdown().await;
+}
+
+/// Two instances on one database, each running its refresher: NSI is asked once per
+/// `refresh_every`, by one of them, and the other puts the copy in force from the database.
+async fn instances_on_one_database_refresh_once_and_all_put_it_in_force(db: Db) {
+    let nsi = NsiSandbox::start(0).await.unwrap();
+    nsi.publish(POSITIONS, "9.1", rows(&[("73", "врач-офтальмолог"), ("49", "врач-терапевт участковый")]));
+    let test_db = TestDb::new(db).await;
+    let config =
+        egisz_gateway::config::Config::load(None, &[("EGISZ__DATABASE__URL".into(), test_db.url.clone())]).unwrap();
+    let mappings = Mappings::embedded().unwrap();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let store = egisz_gateway::store::connect(&config.database).await.unwrap();
+        let live = Arc::new(LiveDictionaries::new(mappings.dictionaries().clone()));
+        let client =
+            egisz_nsi::NsiClient::new(url::Url::parse(&nsi.base_url()).unwrap(), Duration::from_secs(2)).unwrap();
+        instances
+            .push((Arc::new(NsiService::new(client, store, Arc::clone(&live), mappings.dictionaries().clone())), live));
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tasks: Vec<_> = instances
+        .iter()
+        .enumerate()
+        .map(|(n, (service, _))| {
+            let (service, stop) = (Arc::clone(service), stop.clone());
+            tokio::spawn(service.run(Duration::from_secs(3600), Duration::from_millis(100), format!("gw-{n}"), stop))
+        })
+        .collect();
+    // Both have the new version in force within a few reloads.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !instances.iter().all(|(_, live)| live.current().get(POSITIONS, "9.1").is_some()) {
+        assert!(tokio::time::Instant::now() < deadline, "both instances put 9.1 in force");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = nsi.calls();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(nsi.calls(), asked, "no second refresh within refresh_every");
+    let statuses: Vec<_> = instances.iter().map(|(s, _)| s.status()).collect();
+    assert_eq!(statuses.iter().filter(|s| s.last_run.is_some()).count(), 1, "one instance refreshed");
+    let other = statuses.iter().find(|s| s.last_run.is_none()).unwrap();
+    assert!(other.last_loaded.is_some() && other.in_force[POSITIONS] == "9.1", "{other:?}");
+    // A single refresh asks NSI this often: the cluster asked no more.
+    let single = NsiSandbox::start(0).await.unwrap();
+    single.publish(POSITIONS, "9.1", rows(&[("73", "врач-офтальмолог"), ("49", "врач-терапевт участковый")]));
+    let alone = TestDb::new(db).await;
+    let store = egisz_gateway::store::connect(
+        &egisz_gateway::config::Config::load(None, &[("EGISZ__DATABASE__URL".into(), alone.url.clone())])
+            .unwrap()
+            .database,
+    )
+    .await
+    .unwrap();
+    let client =
+        egisz_nsi::NsiClient::new(url::Url::parse(&single.base_url()).unwrap(), Duration::from_secs(2)).unwrap();
+    let live = Arc::new(LiveDictionaries::new(mappings.dictionaries().clone()));
+    NsiService::new(client, store, live, mappings.dictionaries().clone()).refresh(egisz_gateway::now()).await;
+    assert_eq!(asked, single.calls(), "the cluster's calls are one refresh's");
 }

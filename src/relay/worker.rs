@@ -1,15 +1,15 @@
-//! The relay's workers: each takes a rate-limiter token, claims one due submission in a short
-//! transaction, calls REMD outside any transaction, and records what [`crate::lifecycle`]
-//! decides about the outcome in a second short transaction guarded by its lease.
+//! The relay's workers: each claims one due submission in a short transaction, reserves its
+//! slot in REMD's quota ([`super::quota`]: the cluster's bucket on PostgreSQL, this
+//! process's on SQLite), calls REMD outside any transaction at that slot, and records what
+//! [`crate::lifecycle`] decides about the outcome in a second short transaction guarded by
+//! its lease.
 
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use egisz_contract::Failure;
 use egisz_contract::remd::{RegisterAck, RemdMessage, RemdRegistry, SearchQuery};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::Notify;
@@ -65,7 +65,9 @@ pub struct Relay {
     remd: Arc<dyn RemdRegistry>,
     mappings: Arc<Mappings>,
     metrics: Arc<Metrics>,
-    limiter: DefaultDirectRateLimiter,
+    /// This process's bucket: the quota on SQLite, and on PostgreSQL while the database's
+    /// cannot be read.
+    local_quota: Mutex<super::quota::Bucket>,
     settings: RelaySettings,
     wake: Arc<Notify>,
     rng: Mutex<StdRng>,
@@ -83,9 +85,6 @@ impl Relay {
         settings: RelaySettings,
         wake: Arc<Notify>,
     ) -> Self {
-        let period = Duration::from_secs_f64(1.0 / settings.rate_per_second.max(0.001));
-        let burst = NonZeroU32::new(settings.burst.max(1)).expect("max(1) is non-zero");
-        let quota = Quota::with_period(period).expect("a positive period").allow_burst(burst);
         let timing = Timing {
             result_check_after: settings.result_check_after,
             result_deadline: settings.result_deadline,
@@ -97,7 +96,7 @@ impl Relay {
             remd,
             mappings,
             metrics,
-            limiter: RateLimiter::direct(quota),
+            local_quota: Mutex::new(super::quota::full(crate::now(), settings.burst)),
             timing,
             remd_health: CircuitBreaker::new(REMD_FAILURES_TO_OPEN, Duration::from_secs(60)),
             settings,
@@ -389,55 +388,66 @@ impl Relay {
         Ok(())
     }
 
-    /// Waits for the REMD rate limiter, right before a call, so that what REMD sees is what
-    /// the limiter allowed (a token taken earlier, before database work of varying length,
-    /// would let calls bunch up). On a database every instance shares (PostgreSQL) the token
-    /// is reserved in the cluster-wide bucket (`remd.rate_per_second` is the cluster's): the
-    /// callers of every instance go in the order they asked, one slot each
-    /// (`relay::quota`). The in-process limiter at the same rate stands in front of it, so
-    /// that one instance's workers ask the database at most about as often as tokens come.
+    /// Waits for this call's slot in REMD's quota, right before the call, so that what REMD
+    /// sees is what the quota allows (a token taken earlier, before database work of varying
+    /// length, would let calls bunch up). The slot is reserved (`relay::quota`): callers go
+    /// in the order they asked, one every `1/rate`, and a caller woken more than a slot late
+    /// gives its slot up and reserves again. On a database every instance shares
+    /// (PostgreSQL) the bucket is the cluster's (`remd.rate_per_second` is the cluster's); on
+    /// SQLite, or while the shared one cannot be read, this process's.
     async fn call_slot(&self) {
+        use super::quota::{late, until};
         let started = tokio::time::Instant::now();
-        self.limiter.until_ready().await;
-        if self.store.shares_quotas() {
-            loop {
-                let now = crate::now();
-                match self
-                    .store
-                    .quota_reserve(REMD_QUOTA, self.settings.rate_per_second, self.settings.burst, QUOTA_MAX_WAIT, now)
-                    .await
-                {
-                    Ok(Grant::At(slot)) => {
-                        tokio::time::sleep(super::quota::until(slot, crate::now())).await;
-                        if super::quota::late(slot, crate::now(), self.settings.rate_per_second) {
-                            // Woken too late (a busy machine): REMD would see this call next
-                            // to the next slot's. The slot is given up; a new one reserved.
-                            self.count("slot_missed");
-                            continue;
+        let rate = self.settings.rate_per_second;
+        loop {
+            let slot = if self.store.shares_quotas() {
+                loop {
+                    let now = crate::now();
+                    match self.store.quota_reserve(REMD_QUOTA, rate, self.settings.burst, QUOTA_MAX_WAIT, now).await {
+                        Ok(Grant::At(slot)) => break slot,
+                        Ok(Grant::Busy(again)) => {
+                            // Jitter, so that the workers turned away do not all ask again at once.
+                            let jitter = {
+                                use rand::Rng;
+                                let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                                rng.random_range(0.0..=0.5)
+                            };
+                            tokio::time::sleep(again.mul_f64(1.0 + jitter)).await;
                         }
-                        break;
-                    }
-                    Ok(Grant::Busy(again)) => {
-                        // Jitter, so that the workers turned away do not all ask again at once.
-                        let jitter = {
-                            use rand::Rng;
-                            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-                            rng.random_range(0.0..=0.5)
-                        };
-                        tokio::time::sleep(again.mul_f64(1.0 + jitter)).await;
-                    }
-                    Err(e) => {
-                        // The database is what every call needs anyway; the in-process limiter
-                        // has paced this one.
-                        tracing::warn!(error = %e, "relay: the shared REMD quota could not be read; paced by this instance alone");
-                        break;
+                        Err(e) => {
+                            tracing::warn!(error = %e, "relay: the shared REMD quota could not be read; paced by this instance alone");
+                            break self.local_slot(now);
+                        }
                     }
                 }
+            } else {
+                self.local_slot(crate::now())
+            };
+            tokio::time::sleep(until(slot, crate::now())).await;
+            if !late(slot, crate::now(), rate) {
+                break;
             }
+            // Woken too late (a busy machine): REMD would see this call next to the next
+            // slot's. The slot is given up; a new one reserved.
+            self.count("slot_missed");
         }
         let waited = started.elapsed();
         if waited > Duration::from_millis(1) {
             egisz_contract::CallObserver::rate_limit_waited(&*self.metrics, "remd", waited);
+        }
+    }
+
+    /// The next slot of this process's bucket (it waits as long as it takes).
+    fn local_slot(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        use super::quota::{Reservation, reserve};
+        let mut bucket = self.local_quota.lock().unwrap_or_else(|p| p.into_inner());
+        match reserve(*bucket, now, self.settings.rate_per_second, self.settings.burst, Duration::MAX) {
+            Reservation::Slot(next, slot) => {
+                *bucket = next;
+                slot
+            }
+            // Not for a caller that waits as long as it takes; were it so, nothing is reserved.
+            Reservation::Busy(_, again) => now + chrono::Duration::from_std(again).unwrap_or_default(),
         }
     }
 

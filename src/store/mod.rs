@@ -178,6 +178,18 @@ pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
         Err(StoreError::NotReady("this database engine holds no shared quotas".into()))
     }
 
+    /// Claims this run of the periodic `task` for `instance` at `now`, unless some instance
+    /// on the database ran it less than `every` ago: `true` when this one should run it. One
+    /// conditional upsert, so that of several instances asking at once exactly one is told
+    /// to.
+    async fn claim_periodic(
+        &self,
+        task: &str,
+        instance: &str,
+        now: DateTime<Utc>,
+        every: Duration,
+    ) -> Result<bool, StoreError>;
+
     /// Stores one NSI dictionary version (replacing a copy of the same version).
     async fn nsi_save(&self, copy: &NsiCopy) -> Result<(), StoreError>;
     /// The most recently fetched copy of each dictionary.

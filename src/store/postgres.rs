@@ -325,6 +325,33 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn claim_periodic(
+        &self,
+        task: &str,
+        instance: &str,
+        now: DateTime<Utc>,
+        every: Duration,
+    ) -> Result<bool, StoreError> {
+        let due_before = chrono::Duration::from_std(every)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(DateTime::UNIX_EPOCH)
+            .max(DateTime::UNIX_EPOCH);
+        let claimed = sqlx::query(
+            "INSERT INTO periodic_tasks (name, last_run_at, instance) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET last_run_at = EXCLUDED.last_run_at, instance = EXCLUDED.instance
+             WHERE periodic_tasks.last_run_at <= $4",
+        )
+        .bind(task)
+        .bind(now)
+        .bind(instance)
+        .bind(due_before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
     async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM staff_cache WHERE fetched_at < $1")
             .bind(before)

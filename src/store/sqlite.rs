@@ -288,6 +288,34 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn claim_periodic(
+        &self,
+        task: &str,
+        instance: &str,
+        now: DateTime<Utc>,
+        every: Duration,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let due_before = chrono::Duration::from_std(every)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(DateTime::UNIX_EPOCH)
+            .max(DateTime::UNIX_EPOCH);
+        let claimed = sqlx::query(
+            "INSERT INTO periodic_tasks (name, last_run_at, instance) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, instance = excluded.instance
+             WHERE periodic_tasks.last_run_at <= ?",
+        )
+        .bind(task)
+        .bind(ms(now))
+        .bind(instance)
+        .bind(ms(due_before))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
     async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
         Ok(sqlx::query("DELETE FROM staff_cache WHERE fetched_at < ?")

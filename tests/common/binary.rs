@@ -1,14 +1,8 @@
-//! The gateway binary as a child process, and a round-robin TCP balancer in front of
-//! several of them (as nginx would be): for the tests that kill, stop and run instances
-//! side by side.
+//! The gateway binary as a child process: for the tests that kill, stop and run instances
+//! side by side (behind `egisz_sandbox::Balancer`).
 
-use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-use tokio::net::{TcpListener, TcpStream};
 
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
@@ -64,48 +58,4 @@ pub async fn wait_ready(http: &reqwest::Client, api: &str) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the gateway did not come up");
-}
-
-/// A TCP balancer on a loopback port: each connection goes to the next backend in turn,
-/// and to the one after it when that one refuses (nginx's `proxy_next_upstream error`).
-/// Connections already open to a backend that dies break, as they would behind nginx.
-pub struct Balancer {
-    pub port: u16,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Balancer {
-    pub async fn start(backends: Vec<SocketAddr>) -> Balancer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let backends = Arc::new(backends);
-        let turn = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
-                let (backends, turn) = (Arc::clone(&backends), Arc::clone(&turn));
-                tokio::spawn(async move {
-                    let first = turn.fetch_add(1, Ordering::Relaxed);
-                    for i in 0..backends.len() {
-                        let backend = backends[(first + i) % backends.len()];
-                        if let Ok(mut outbound) = TcpStream::connect(backend).await {
-                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Balancer { port, task }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }

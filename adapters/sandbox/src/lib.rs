@@ -26,6 +26,8 @@
 //!   ([`RegistryEntry`]) are readable by tests.
 //! - [`nsi`]: an emulator of the federal NSI service's REST API ([`NsiSandbox`]): dictionary
 //!   versions and their rows, published by tests, with faults ([`NsiFault`]).
+//! - [`Balancer`]: a round-robin TCP balancer on loopback in front of several gateway
+//!   instances (as nginx would be), for the tests and benchmarks that run a cluster.
 //! - [`verifier`]: an emulator of the signature verification service a deployment puts in
 //!   front of its certified GOST provider ([`VerifierSandbox`]), verifying with the test
 //!   PKI, with faults ([`VerifierFault`]) and counters ([`VerifierStats`]).
@@ -55,16 +57,19 @@
 //!   `remd::checks`: the request against the document and the roster; `remd::registry`:
 //!   the register; `remd::codes`: the NSI 305 codes and texts, the known kinds;
 //!   `remd::faults`: the fault settings and the counters;
+//! - `balancer`: the TCP balancer;
 //! - `verifier`: the verification service emulator (`POST /verify`);
 //! - `nsi`: the NSI emulator (`GET /versions`, `GET /data`).
 #![forbid(unsafe_code)]
 
+mod balancer;
 pub mod frmr;
 mod net;
 pub mod nsi;
 pub mod remd;
 pub mod verifier;
 
+pub use balancer::Balancer;
 pub use frmr::{FaultMode, Faults, FrmrSandbox, FrmrSandboxConfig, FrmrStats, Roster, RosterError};
 pub use nsi::{NsiFault, NsiSandbox};
 pub use remd::{RegistryEntry, RemdFaults, RemdSandbox, RemdSandboxConfig, RemdStats};
