@@ -204,10 +204,12 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let drain = started.elapsed();
-    // Achieved rate over the steady part: first to last call, every method.
+    // Achieved rate over the steady part, every method: n calls from the first to the last
+    // take n slots of 1/rate at the limit (the first call's slot is the span before the
+    // second), so the ratio is at most 1.0 while the limit holds.
     let times = remd.call_times();
     let span = times.last().unwrap().duration_since(*times.first().unwrap()).as_secs_f64();
-    let achieved = (times.len() - 1) as f64 / span;
+    let achieved = times.len() as f64 / (span + 1.0 / f64::from(rate));
     let mut worst = 0;
     let mut j = 0;
     for i in 0..times.len() {
