@@ -25,11 +25,12 @@
 //! - [`remd_listener`] — REMD's calls to the gateway, and the trust rule of their results;
 //! - [`serve`] — how every listener serves connections: the connection cap, header-read
 //!   and idle timeouts, admission by address;
-//! - [`relay`] — the outbox dispatcher: rate limit, claims with leases, REMD calls,
+//! - [`relay`] — the outbox dispatcher: REMD's quota (reserved slots, the cluster's on
+//!   PostgreSQL), claims with leases taking turns between organisations, REMD calls,
 //!   reconciliation;
 //! - [`metrics`] — the Prometheus registry, also the adapters' call observer;
-//! - [`nsi`] — the dictionaries kept current from NSI (schedule, CLI), the shipped copies
-//!   the fallback;
+//! - [`nsi`] — the dictionaries kept current from NSI (schedule, once per cluster; CLI),
+//!   the shipped copies the fallback;
 //! - [`app`] — wiring: builds everything from a [`config::Config`], runs it, shuts it down.
 //!
 //! Outside systems live in their own crates under `adapters/`, behind traits of

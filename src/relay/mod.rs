@@ -1,9 +1,10 @@
 //! The relay: the outbox dispatcher that takes submissions to REMD, with its retry schedule
 //! and its quota.
 //!
-//! Layout: `schedule` (the retry schedule, pure); `quota` (the cluster-wide token bucket,
-//! pure; PostgreSQL applies it in one statement); `worker` (the workers: I/O around the
-//! lifecycle).
+//! Layout: `schedule` (the retry schedule, pure); `quota` (the token bucket callers reserve
+//! their slots from, pure: PostgreSQL applies it in one statement for the cluster, the
+//! workers in memory on SQLite; the margin and the late-caller rule); `worker` (the
+//! workers: I/O around the lifecycle).
 
 pub mod quota;
 pub mod schedule;

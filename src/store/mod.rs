@@ -11,7 +11,9 @@
 //!
 //! ## Layout
 //!
-//! - this module — [`Store`] (clients, the FRMR cache, readiness), connection, errors;
+//! - this module — [`Store`] (clients, the FRMR cache, readiness, the instance's id, the
+//!   cluster's quotas, periodic tasks claimed once per cluster, NSI copies), connection,
+//!   errors, the check that refuses a schema newer than this binary;
 //! - `outbox.rs` — [`Outbox`]: submissions, documents, timeline, REMD's calls, claims and
 //!   the sweeps; SQL in `sqlite_outbox.rs` and `postgres_outbox.rs`. Every state change takes
 //!   its transition and guard from `crate::lifecycle`; the stores hold no rule of their own;
