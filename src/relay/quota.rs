@@ -12,9 +12,10 @@
 //!
 //! The upstream counts calls as they arrive, not as they were granted: a caller that wakes
 //! late (a busy machine) sends later than its slot, next to the one after it. So one token of
-//! the configured burst is held back ([`capacity`]), and a caller more than one slot late
-//! ([`late`]) gives its slot up and reserves again: then the upstream sees at most
-//! `rate + burst` calls in any second.
+//! the configured burst is held back ([`capacity`]), and a caller more than half a slot late
+//! when it is about to call ([`late`]) gives its slot up and reserves again; the other half
+//! is for the way from there to the upstream. A call that arrives within one slot of its
+//! slot keeps the upstream at `rate + burst` calls in any second.
 
 use std::time::Duration;
 
@@ -67,15 +68,16 @@ impl From<Reservation> for Grant {
 }
 
 /// The tokens a bucket holds at most for a configured `burst`: one fewer, the margin for
-/// callers that go up to one slot late (zero: every call waits its slot, `1/rate` apart).
+/// calls that arrive up to one slot late (zero: every call waits its slot, `1/rate` apart).
 pub fn capacity(burst: u32) -> f64 {
     f64::from(burst.saturating_sub(1))
 }
 
-/// Whether a caller at `now` is more than one slot (`1/rate`) past its `slot`: it must not
-/// call on that slot (the upstream would see it next to the next one's call).
+/// Whether a caller at `now` is more than half a slot (`1/(2·rate)`) past its `slot`: it
+/// must not call on that slot (with the way to the upstream, the upstream could see it next
+/// to the next one's call).
 pub fn late(slot: DateTime<Utc>, now: DateTime<Utc>, rate: f64) -> bool {
-    until(now, slot).as_secs_f64() > 1.0 / rate.max(1e-6)
+    until(now, slot).as_secs_f64() > 0.5 / rate.max(1e-6)
 }
 
 /// The bucket refilled to `now`: `tokens + elapsed × rate`, at most [`capacity`]. Time never
@@ -172,17 +174,19 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for (rate, burst) in [(5.0, 2), (30.0, 3), (10.0, 1), (20.0, 10)] {
             let mut b = full(at(0), burst);
-            // Callers now and then in bursts, each willing to wait 2 s; each call arrives up
-            // to one slot after its slot (no later: a later caller reserves again).
+            // Callers now and then in bursts, each willing to wait 2 s; each call leaves up to
+            // half a slot after its slot (no later: a later caller reserves again) and takes
+            // up to another half to arrive.
             let mut calls = Vec::new();
             let mut ms = 0;
             while ms < 10_000 {
                 ms += if rng.random_bool(0.1) { rng.random_range(0..1500) } else { rng.random_range(0..20) };
                 if let Reservation::Slot(next, slot) = reserve(b, at(ms), rate, burst, Duration::from_secs(2)) {
                     b = next;
-                    let lateness = rng.random_range(0..=(1000.0 / rate) as i64);
-                    assert!(!late(slot, slot + chrono::Duration::milliseconds(lateness), rate));
-                    calls.push((slot - at(0)).num_milliseconds() + lateness);
+                    let leaves = rng.random_range(0..=(500.0 / rate) as i64);
+                    assert!(!late(slot, slot + chrono::Duration::milliseconds(leaves), rate));
+                    let way = rng.random_range(0..=(500.0 / rate) as i64);
+                    calls.push((slot - at(0)).num_milliseconds() + leaves + way);
                 }
             }
             calls.sort();

@@ -391,7 +391,7 @@ impl Relay {
     /// Waits for this call's slot in REMD's quota, right before the call, so that what REMD
     /// sees is what the quota allows (a token taken earlier, before database work of varying
     /// length, would let calls bunch up). The slot is reserved (`relay::quota`): callers go
-    /// in the order they asked, one every `1/rate`, and a caller woken more than a slot late
+    /// in the order they asked, one every `1/rate`, and a caller woken more than half a slot late
     /// gives its slot up and reserves again. On a database every instance shares
     /// (PostgreSQL) the bucket is the cluster's (`remd.rate_per_second` is the cluster's); on
     /// SQLite, or while the shared one cannot be read, this process's.

@@ -87,17 +87,27 @@ async fn evaluate(shared: &Shared, request: &RegisterDocument) -> Outcome {
     let Some(document) = pull(shared, request).await else {
         return Outcome::Rejected(vec![message(codes::GET_DOCUMENT_FILE_ERROR, None)]);
     };
-    if egisz_remd::checksum(&document) != request.checksum {
-        return Outcome::Rejected(vec![message(codes::DIGEST_MISMATCH, None)]);
-    }
-    let header = match CdaHeader::parse(&document) {
-        Ok(header) => header,
-        Err(_) => return Outcome::Rejected(vec![message(codes::INVALID_DOC_CONTENT_TYPE, None)]),
+    // The checks are CPU work (digests, signatures): off the runtime's threads, so that the
+    // calls arriving meanwhile are answered, and timestamped, when they arrive.
+    let (roster, req) = (shared.roster(), request.clone());
+    let checked = tokio::task::spawn_blocking(move || {
+        if egisz_remd::checksum(&document) != req.checksum {
+            return Err(vec![message(codes::DIGEST_MISMATCH, None)]);
+        }
+        let header = CdaHeader::parse(&document).map_err(|_| vec![message(codes::INVALID_DOC_CONTENT_TYPE, None)])?;
+        let problems = checks::judge_parsed(&req, &document, &header, &roster, region_now());
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let version = header.version_number.clone().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "1".to_owned());
+        Ok((document, version))
+    })
+    .await;
+    let (document, document_version) = match checked {
+        Ok(Ok(passed)) => passed,
+        Ok(Err(problems)) => return Outcome::Rejected(problems),
+        Err(_) => return Outcome::Rejected(vec![message(codes::INTERNAL_ERROR, None)]),
     };
-    let problems = checks::judge_parsed(request, &document, &header, &shared.roster(), region_now());
-    if !problems.is_empty() {
-        return Outcome::Rejected(problems);
-    }
     Outcome::Passed(NewEntry {
         organization: request.organization.as_str().to_owned(),
         kind: request.kind,
@@ -105,11 +115,7 @@ async fn evaluate(shared: &Shared, request: &RegisterDocument) -> Outcome {
         checksum: request.checksum,
         document,
         patient_snils: request.patient.snils.clone(),
-        document_version: header
-            .version_number
-            .clone()
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| "1".to_owned()),
+        document_version,
     })
 }
 
