@@ -73,11 +73,26 @@ pub fn capacity(burst: u32) -> f64 {
     f64::from(burst.saturating_sub(1))
 }
 
-/// Whether a caller at `now` is more than half a slot (`1/(2·rate)`) past its `slot`: it
-/// must not call on that slot (with the way to the upstream, the upstream could see it next
-/// to the next one's call).
+/// The most a caller may be past its slot and still call on it: half a slot
+/// (`1/(2·rate)`), and never less than [`LATE_FLOOR`].
+pub fn lateness_allowed(rate: f64) -> Duration {
+    Duration::from_secs_f64((0.5 / rate.max(1e-6)).min(3600.0)).max(LATE_FLOOR)
+}
+
+/// What a timer wake-up overshoots by anyway (tokio's timer has a millisecond's
+/// granularity): at rates so high that half a slot is less, every caller would be "late"
+/// and none would ever call.
+pub const LATE_FLOOR: Duration = Duration::from_millis(2);
+
+/// Slots a caller gives up in a row before it calls on the next one however late it wakes
+/// (a machine so busy that every wake-up is late still sends, at the rate).
+pub const MAX_SLOTS_MISSED: u32 = 3;
+
+/// Whether a caller at `now` is more than [`lateness_allowed`] past its `slot`: it must not
+/// call on that slot (with the way to the upstream, the upstream could see it next to the
+/// next one's call).
 pub fn late(slot: DateTime<Utc>, now: DateTime<Utc>, rate: f64) -> bool {
-    until(now, slot).as_secs_f64() > 0.5 / rate.max(1e-6)
+    until(now, slot) > lateness_allowed(rate)
 }
 
 /// The bucket refilled to `now`: `tokens + elapsed × rate`, at most [`capacity`]. Time never
@@ -196,6 +211,16 @@ mod tests {
                 .unwrap();
             assert!(worst as f64 <= rate + f64::from(burst), "rate {rate}, burst {burst}: {worst} in one second");
         }
+    }
+
+    #[test]
+    fn at_any_rate_a_caller_woken_within_the_timer_granularity_is_on_time() {
+        let slot = at(0);
+        for rate in [1.0, 30.0, 100.0, 1000.0, 1e6] {
+            assert!(!late(slot, slot + chrono::Duration::milliseconds(2), rate), "{rate}/s");
+        }
+        assert!(late(slot, at(20), 30.0), "more than half of a 33 ms slot");
+        assert!(!late(slot, at(16), 30.0));
     }
 
     #[test]

@@ -399,6 +399,7 @@ impl Relay {
         use super::quota::{late, until};
         let started = tokio::time::Instant::now();
         let rate = self.settings.rate_per_second;
+        let mut missed = 0;
         loop {
             let slot = if self.store.shares_quotas() {
                 loop {
@@ -424,9 +425,10 @@ impl Relay {
                 self.local_slot(crate::now())
             };
             tokio::time::sleep(until(slot, crate::now())).await;
-            if !late(slot, crate::now(), rate) {
+            if missed >= super::quota::MAX_SLOTS_MISSED || !late(slot, crate::now(), rate) {
                 break;
             }
+            missed += 1;
             // Woken too late (a busy machine): REMD would see this call next to the next
             // slot's. The slot is given up; a new one reserved.
             self.count("slot_missed");
