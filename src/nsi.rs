@@ -69,6 +69,16 @@ pub fn in_force(shipped: &DictionarySet, stored: &[NsiCopy]) -> DictionarySet {
     set
 }
 
+/// A periodic task that last ran at or before this moment is due at `now` (every `every`);
+/// never before the epoch, whatever `every` is.
+pub fn due_before(now: DateTime<Utc>, every: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(every)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(DateTime::UNIX_EPOCH)
+        .max(DateTime::UNIX_EPOCH)
+}
+
 /// What one refresh did with one dictionary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -232,7 +242,7 @@ impl NsiService {
     ) {
         loop {
             let now = crate::now();
-            match self.store.claim_periodic(REFRESH_TASK, &instance, now, every).await {
+            match self.store.claim_periodic(REFRESH_TASK, &instance, now, due_before(now, every)).await {
                 Ok(true) => {
                     self.refresh(now).await;
                 }
@@ -256,6 +266,13 @@ impl NsiService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_periodic_task_is_due_once_its_period_has_passed() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert_eq!(due_before(now, Duration::from_secs(3600)), now - chrono::Duration::hours(1));
+        assert_eq!(due_before(now, Duration::MAX), DateTime::UNIX_EPOCH, "never before the epoch");
+    }
 
     #[test]
     fn the_newest_version_is_by_number() {

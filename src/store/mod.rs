@@ -181,15 +181,15 @@ pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
     }
 
     /// Claims this run of the periodic `task` for `instance` at `now`, unless some instance
-    /// on the database ran it less than `every` ago: `true` when this one should run it. One
-    /// conditional upsert, so that of several instances asking at once exactly one is told
-    /// to.
+    /// on the database ran it after `due_before` (`crate::nsi::due_before`): `true` when this
+    /// one should run it. One conditional upsert, so that of several instances asking at
+    /// once exactly one is told to.
     async fn claim_periodic(
         &self,
         task: &str,
         instance: &str,
         now: DateTime<Utc>,
-        every: Duration,
+        due_before: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
     /// Stores one NSI dictionary version (replacing a copy of the same version).

@@ -330,13 +330,8 @@ impl Store for PgStore {
         task: &str,
         instance: &str,
         now: DateTime<Utc>,
-        every: Duration,
+        due_before: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let due_before = chrono::Duration::from_std(every)
-            .ok()
-            .and_then(|d| now.checked_sub_signed(d))
-            .unwrap_or(DateTime::UNIX_EPOCH)
-            .max(DateTime::UNIX_EPOCH);
         let claimed = sqlx::query(
             "INSERT INTO periodic_tasks (name, last_run_at, instance) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET last_run_at = EXCLUDED.last_run_at, instance = EXCLUDED.instance

@@ -293,14 +293,9 @@ impl Store for SqliteStore {
         task: &str,
         instance: &str,
         now: DateTime<Utc>,
-        every: Duration,
+        due_before: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let due_before = chrono::Duration::from_std(every)
-            .ok()
-            .and_then(|d| now.checked_sub_signed(d))
-            .unwrap_or(DateTime::UNIX_EPOCH)
-            .max(DateTime::UNIX_EPOCH);
         let claimed = sqlx::query(
             "INSERT INTO periodic_tasks (name, last_run_at, instance) VALUES (?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, instance = excluded.instance
