@@ -243,17 +243,15 @@ impl NsiService {
         loop {
             let now = crate::now();
             match self.store.claim_periodic(REFRESH_TASK, &instance, now, due_before(now, every)).await {
-                Ok(true) => {
+                // Ours to run; or the database is away, and the refresh reports it (nothing is
+                // asked, nothing changes).
+                Ok(true) | Err(_) => {
                     self.refresh(now).await;
                 }
                 Ok(false) => match self.load_stored().await {
                     Ok(()) => self.status.lock().unwrap_or_else(|p| p.into_inner()).last_loaded = Some(now),
                     Err(e) => tracing::warn!(error = %e, "NSI: the copies another instance fetched could not be read"),
                 },
-                // The database is away: the refresh reports it (nothing is asked, nothing changes).
-                Err(_) => {
-                    self.refresh(now).await;
-                }
             }
             tokio::select! {
                 () = stop.cancelled() => return,

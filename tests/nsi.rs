@@ -39,21 +39,26 @@ fn outcome<'a>(results: &'a [Refreshed], oid: &str) -> &'a Refreshed {
         .unwrap()
 }
 
+async fn store_on(db: &TestDb) -> Arc<dyn egisz_gateway::store::Store> {
+    let env = [("EGISZ__DATABASE__URL".to_owned(), db.url.clone())];
+    egisz_gateway::store::connect(&egisz_gateway::config::Config::load(None, &env).unwrap().database).await.unwrap()
+}
+
+/// A refresher asking `nsi`, on `store`, with the dictionaries it puts in force.
+fn service_of(nsi: &NsiSandbox, store: Arc<dyn egisz_gateway::store::Store>) -> (NsiService, Arc<LiveDictionaries>) {
+    let mappings = Mappings::embedded().unwrap();
+    let live = Arc::new(LiveDictionaries::new(mappings.dictionaries().clone()));
+    let client = egisz_nsi::NsiClient::new(url::Url::parse(&nsi.base_url()).unwrap(), Duration::from_secs(2)).unwrap();
+    (NsiService::new(client, store, Arc::clone(&live), mappings.dictionaries().clone()), live)
+}
+
 async fn versions_are_picked_up_and_broken_answers_change_nothing(db: Db) {
     let nsi = NsiSandbox::start(0).await.unwrap();
     nsi.publish(POSITIONS, "7.5", rows(&[("73", "врач-офтальмолог"), ("49", "врач-терапевт участковый")]));
     let test_db = TestDb::new(db).await;
-    let store = egisz_gateway::store::connect(
-        &egisz_gateway::config::Config::load(None, &[("EGISZ__DATABASE__URL".into(), test_db.url.clone())])
-            .unwrap()
-            .database,
-    )
-    .await
-    .unwrap();
+    let store = store_on(&test_db).await;
     let mappings = Mappings::embedded().unwrap();
-    let live = Arc::new(LiveDictionaries::new(mappings.dictionaries().clone()));
-    let client = egisz_nsi::NsiClient::new(url::Url::parse(&nsi.base_url()).unwrap(), Duration::from_secs(2)).unwrap();
-    let service = NsiService::new(client, Arc::clone(&store), Arc::clone(&live), mappings.dictionaries().clone());
+    let (service, live) = service_of(&nsi, Arc::clone(&store));
 
     let first = service.refresh(egisz_gateway::now()).await;
     assert_eq!(
@@ -163,17 +168,10 @@ async fn instances_on_one_database_refresh_once_and_all_put_it_in_force(db: Db) 
     let nsi = NsiSandbox::start(0).await.unwrap();
     nsi.publish(POSITIONS, "9.1", rows(&[("73", "врач-офтальмолог"), ("49", "врач-терапевт участковый")]));
     let test_db = TestDb::new(db).await;
-    let config =
-        egisz_gateway::config::Config::load(None, &[("EGISZ__DATABASE__URL".into(), test_db.url.clone())]).unwrap();
-    let mappings = Mappings::embedded().unwrap();
     let mut instances = Vec::new();
     for _ in 0..2 {
-        let store = egisz_gateway::store::connect(&config.database).await.unwrap();
-        let live = Arc::new(LiveDictionaries::new(mappings.dictionaries().clone()));
-        let client =
-            egisz_nsi::NsiClient::new(url::Url::parse(&nsi.base_url()).unwrap(), Duration::from_secs(2)).unwrap();
-        instances
-            .push((Arc::new(NsiService::new(client, store, Arc::clone(&live), mappings.dictionaries().clone())), live));
+        let (service, live) = service_of(&nsi, store_on(&test_db).await);
+        instances.push((Arc::new(service), live));
     }
     let stop = tokio_util::sync::CancellationToken::new();
     let tasks: Vec<_> = instances
@@ -205,16 +203,6 @@ async fn instances_on_one_database_refresh_once_and_all_put_it_in_force(db: Db) 
     let single = NsiSandbox::start(0).await.unwrap();
     single.publish(POSITIONS, "9.1", rows(&[("73", "врач-офтальмолог"), ("49", "врач-терапевт участковый")]));
     let alone = TestDb::new(db).await;
-    let store = egisz_gateway::store::connect(
-        &egisz_gateway::config::Config::load(None, &[("EGISZ__DATABASE__URL".into(), alone.url.clone())])
-            .unwrap()
-            .database,
-    )
-    .await
-    .unwrap();
-    let client =
-        egisz_nsi::NsiClient::new(url::Url::parse(&single.base_url()).unwrap(), Duration::from_secs(2)).unwrap();
-    let live = Arc::new(LiveDictionaries::new(mappings.dictionaries().clone()));
-    NsiService::new(client, store, live, mappings.dictionaries().clone()).refresh(egisz_gateway::now()).await;
+    service_of(&single, store_on(&alone).await).0.refresh(egisz_gateway::now()).await;
     assert_eq!(asked, single.calls(), "the cluster's calls are one refresh's");
 }

@@ -108,10 +108,26 @@ pub fn reserve(bucket: Bucket, now: DateTime<Utc>, rate: f64, burst: u32, max_wa
     let after = full.tokens - 1.0;
     let wait = wait_for(after, rate);
     if wait > max_wait {
-        Reservation::Busy(full, seconds(wait.as_secs_f64() - max_wait.as_secs_f64()).max(Duration::from_millis(1)))
+        Reservation::Busy(full, busy_for(full.tokens, rate, max_wait))
     } else {
         Reservation::Slot(Bucket { tokens: after, ..full }, slot_at(full.refilled_at, after, rate))
     }
+}
+
+/// What a store's answer gives its caller: the bucket after the reservation, and whether
+/// it reserved (the statement's `RETURNING`), read as [`reserve`] decides.
+pub fn grant(after: Bucket, reserved: bool, rate: f64, max_wait: Duration) -> Grant {
+    if reserved {
+        Grant::At(slot_at(after.refilled_at, after.tokens, rate))
+    } else {
+        Grant::Busy(busy_for(after.tokens, rate, max_wait))
+    }
+}
+
+/// How long a caller turned away by a bucket holding `tokens` waits before it asks again:
+/// until its token would be within `max_wait` (at least a millisecond).
+fn busy_for(tokens: f64, rate: f64, max_wait: Duration) -> Duration {
+    wait_for(tokens - 1.0, rate).saturating_sub(max_wait).max(Duration::from_millis(1))
 }
 
 /// When the token promised last from a bucket left with `tokens` at `refilled_at` is there.

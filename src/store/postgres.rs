@@ -164,11 +164,11 @@ impl Store for PgStore {
         max_wait: Duration,
         now: DateTime<Utc>,
     ) -> Result<crate::relay::quota::Grant, StoreError> {
-        use crate::relay::quota::{Grant, slot_at, wait_for};
-        // The bucket refilled to now, at most its capacity (relay::quota::refill), then the next token reserved
-        // unless the caller would wait for it longer than max_wait (tokens after it below
-        // -rate × max_wait); the row lock makes the callers of every instance queue for it,
-        // so that their slots follow in the order they asked.
+        use crate::relay::quota::{Bucket, capacity, grant};
+        // The bucket refilled to now, at most its capacity (relay::quota::refill), then the
+        // next token reserved unless the caller would wait for it longer than max_wait
+        // (tokens after it below -rate × max_wait); the row lock makes the callers of every
+        // instance queue for it, so that their slots follow in the order they asked.
         let (tokens, granted, refilled_at): (f64, bool, DateTime<Utc>) = sqlx::query_as(
             "INSERT INTO rate_buckets AS b (upstream, tokens, refilled_at, granted) VALUES ($1, $3 - 1, $4, TRUE)
              ON CONFLICT (upstream) DO UPDATE SET
@@ -180,17 +180,12 @@ impl Store for PgStore {
         )
         .bind(upstream)
         .bind(rate)
-        .bind(crate::relay::quota::capacity(burst))
+        .bind(capacity(burst))
         .bind(now)
         .bind(max_wait.as_secs_f64())
         .fetch_one(&self.pool)
         .await?;
-        Ok(if granted {
-            Grant::At(slot_at(refilled_at, tokens, rate))
-        } else {
-            let behind = wait_for(tokens - 1.0, rate).saturating_sub(max_wait);
-            Grant::Busy(behind.max(Duration::from_millis(1)))
-        })
+        Ok(grant(Bucket { tokens, refilled_at }, granted, rate, max_wait))
     }
 
     async fn nsi_save(&self, copy: &super::NsiCopy) -> Result<(), StoreError> {
