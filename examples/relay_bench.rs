@@ -29,7 +29,7 @@ use egisz_contract::{Oid, Snils};
 use egisz_gateway::config::Config;
 use egisz_gateway::relay::quota::Grant;
 use egisz_gateway::submission::NewSubmission;
-use egisz_sandbox::{Balancer, RemdSandbox, RemdSandboxConfig};
+use egisz_sandbox::{Balancer, FrmrSandbox, FrmrSandboxConfig, RemdSandbox, RemdSandboxConfig};
 
 const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -144,8 +144,14 @@ async fn run(
         ..RemdSandboxConfig::default()
     })
     .await?;
+    // FRMR as a real service too (no sandbox runs beside a remote REMD); signers are not
+    // checked at intake here, the documents are stored through the outbox.
+    let frmr = FrmrSandbox::start(FrmrSandboxConfig::default()).await?;
     let env_of = |n: usize| -> Vec<(String, String)> {
         [
+            ("EGISZ__FRMR__MODE", "remote".to_owned()),
+            ("EGISZ__FRMR__BASE_URL", frmr.base_url()),
+            ("EGISZ__FRMR__TOKEN", "static:sandbox-static-token".to_owned()),
             ("EGISZ__DATABASE__URL", url.clone()),
             ("EGISZ__API__LISTEN", format!("127.0.0.1:{}", ports[n].0)),
             ("EGISZ__REMD_LISTENER__LISTEN", format!("127.0.0.1:{}", ports[n].1)),

@@ -138,6 +138,18 @@ impl RunningGateway {
 /// Starts the gateway: opens the store and migrates it, starts emulators for services in
 /// sandbox mode, binds the API listener and starts background tasks.
 pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
+    start_with(config, None).await
+}
+
+/// [`start`], with `frmr.mode = "sandbox"` served by an FRMR emulator the caller runs
+/// (`frmr_emulator`) instead of one started here: for tests that drive the emulator
+/// (faults, statistics) and keep it across restarts. No demo client is made for it.
+pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) -> anyhow::Result<RunningGateway> {
+    let mixed = config.sandbox_beside_remote();
+    if !mixed.is_empty() {
+        let list = mixed.iter().map(|(key, message)| format!("  - {key}: {message}")).collect::<Vec<_>>().join("\n");
+        anyhow::bail!("the configuration puts a sandbox beside a real service:\n{list}");
+    }
     let store = store::connect(&config.database)
         .await
         .with_context(|| format!("opening the database {}", crate::config::redact_url(&config.database.url)))?;
@@ -154,7 +166,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     let metrics = Arc::new(Metrics::new());
 
     let frmr_sandbox = match config.frmr.mode {
-        ServiceMode::Sandbox => {
+        ServiceMode::Sandbox if frmr_emulator.is_none() => {
             let sandbox = FrmrSandbox::start(FrmrSandboxConfig {
                 listen: config.sandbox.frmr_listen,
                 control_listen: config.sandbox.frmr_control_listen,
@@ -171,9 +183,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
             );
             Some(sandbox)
         }
-        ServiceMode::Remote => None,
+        ServiceMode::Sandbox | ServiceMode::Remote => None,
     };
-    let frmr = frmr_client(config, frmr_sandbox.as_ref(), Arc::clone(&metrics) as Arc<dyn CallObserver>)?;
+    let frmr =
+        frmr_client(config, frmr_emulator.or(frmr_sandbox.as_ref()), Arc::clone(&metrics) as Arc<dyn CallObserver>)?;
 
     let staff = StaffService::new(
         Arc::clone(&store),
@@ -194,9 +207,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningGateway> {
     .with_cluster_quota(config.frmr.rate_per_second, config.frmr.rate_per_second.ceil().max(1.0) as u32);
     let authenticator = Authenticator::new(Arc::clone(&store), config.api.key_cache_for);
 
-    if let Some(sandbox) = &frmr_sandbox {
-        let orgs = sandbox.roster().organizations().into_iter().filter_map(|(oid, _)| Oid::parse(&oid).ok()).collect();
-        ensure_demo_client(&store, &authenticator, &config.sandbox.api_key_file, orgs).await?;
+    match &frmr_sandbox {
+        // The demo client (every role) only where every service is an emulator.
+        Some(sandbox) if config.all_sandbox() => {
+            let orgs =
+                sandbox.roster().organizations().into_iter().filter_map(|(oid, _)| Oid::parse(&oid).ok()).collect();
+            ensure_demo_client(&store, &authenticator, &config.sandbox.api_key_file, orgs).await?;
+        }
+        _ if !config.all_sandbox() => disable_demo_clients(&store).await?,
+        _ => {}
     }
 
     let mappings = Arc::new(Mappings::load(config.mappings.dir.as_deref()).map_err(|problems| {
@@ -518,6 +537,23 @@ async fn ensure_demo_client(
         client_id = %issued.client.id,
         "created the sandbox demo client with every role for the sandbox organisations; its API key is in the key file"
     );
+    Ok(())
+}
+
+/// A gateway that talks to a real service keeps no demo client: one left in its database
+/// by a sandbox run (the same database, or a copy of it) is revoked, with a log line.
+async fn disable_demo_clients(store: &Arc<dyn Store>) -> anyhow::Result<()> {
+    let now = crate::now();
+    for client in store.list_clients().await? {
+        if client.name == DEMO_CLIENT_NAME && client.revoked_at.is_none() {
+            store.revoke_client(&client.id.to_string(), now).await?;
+            tracing::warn!(
+                client_id = %client.id,
+                "revoked the sandbox demo client found in the database: it has every role, and this gateway talks \
+                 to a real service"
+            );
+        }
+    }
     Ok(())
 }
 

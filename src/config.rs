@@ -447,25 +447,85 @@ impl Config {
         {
             problem("validation.test_pki_ca", format!("no such file: {}", ca.display()));
         }
-        if self.remd.mode == ServiceMode::Remote && matches!(self.validation.verifier, VerifierChoice::TestPki { .. }) {
-            problem(
-                "validation.verifier",
-                "\"test-pki\" verifies only the project's test certificates and would refuse every real signature; \
-                 with remd.mode = \"remote\" use \"external\" (a GOST verification service) or \"none\""
-                    .into(),
-            );
-        }
-        if self.remd.mode == ServiceMode::Remote && self.nsi.mode == NsiMode::Sandbox {
-            problem(
-                "nsi.mode",
-                "\"sandbox\" would store the emulator's dictionaries in the database REMD's documents are \
-                 checked against; with remd.mode = \"remote\" use \"remote\" (the NSI service) or \"off\""
-                    .into(),
-            );
+        for (key, message) in self.sandbox_beside_remote() {
+            problem(key, message);
         }
         if self.api.listen == self.remd_listener.listen && self.api.listen.port() != 0 {
             problem("remd_listener.listen", "must differ from api.listen".into());
         }
+    }
+}
+
+impl Config {
+    /// The federal services configured as real (remote) ones, as `setting = value`.
+    pub fn remote_services(&self) -> Vec<&'static str> {
+        let mut remote = Vec::new();
+        if self.frmr.mode == ServiceMode::Remote {
+            remote.push("frmr.mode = \"remote\"");
+        }
+        if self.remd.mode == ServiceMode::Remote {
+            remote.push("remd.mode = \"remote\"");
+        }
+        if matches!(self.nsi.mode, NsiMode::Remote(_)) {
+            remote.push("nsi.mode = \"remote\"");
+        }
+        remote
+    }
+
+    /// Every piece of the sandbox in force: the emulators the process would start and the
+    /// test PKI, as `(setting, what it is)`.
+    pub fn sandbox_pieces(&self) -> Vec<(&'static str, &'static str)> {
+        let mut pieces = Vec::new();
+        if self.frmr.mode == ServiceMode::Sandbox {
+            pieces.push((
+                "frmr.mode",
+                "the FRMR emulator, its unauthenticated /_admin endpoints and the demo API client",
+            ));
+        }
+        if self.remd.mode == ServiceMode::Sandbox {
+            pieces.push(("remd.mode", "the REMD emulator, whose registrations are not REMD's"));
+        }
+        if self.nsi.mode == NsiMode::Sandbox {
+            pieces.push(("nsi.mode", "the NSI emulator, whose dictionaries would be stored as NSI's"));
+        }
+        if matches!(self.validation.verifier, VerifierChoice::TestPki { .. }) {
+            pieces.push(("validation.verifier", "\"test-pki\", which trusts only the sandbox's test CA"));
+        }
+        pieces
+    }
+
+    /// The rule that keeps a sandbox out of a gateway that talks to a real service: with any
+    /// service remote, each sandbox piece is a problem naming its setting and the remote
+    /// services. `check-config` and `serve` refuse them; [`crate::app::start`] checks again.
+    pub fn sandbox_beside_remote(&self) -> Vec<(&'static str, String)> {
+        let remote = self.remote_services();
+        if remote.is_empty() {
+            return Vec::new();
+        }
+        let remote = remote.join(", ");
+        self.sandbox_pieces()
+            .into_iter()
+            .map(|(key, what)| {
+                let fix = match key {
+                    "frmr.mode" => "set frmr.mode = \"remote\" with frmr.base_url and frmr.token",
+                    "remd.mode" => "set remd.mode = \"remote\" with remd.endpoint and remd.client_entity_id",
+                    "nsi.mode" => "set nsi.mode = \"remote\" (the NSI service) or \"off\"",
+                    _ => "use \"external\" (a GOST verification service) or \"none\"",
+                };
+                (
+                    key,
+                    format!(
+                        "a sandbox piece beside a real service ({remote}): {what}; no sandbox runs beside a real \
+                         service — {fix}"
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// No service is remote: the embedded default, where the demo client may exist.
+    pub fn all_sandbox(&self) -> bool {
+        self.remote_services().is_empty()
     }
 }
 
@@ -1053,6 +1113,11 @@ mod tests {
         let c = Config::load(
             Some(("file test.toml", file)),
             &env(&[
+                ("EGISZ__REMD__MODE", "remote"),
+                ("EGISZ__REMD__ENDPOINT", "http://127.0.0.1:9444/port/emdr"),
+                ("EGISZ__REMD__CLIENT_ENTITY_ID", "0f0e0d0c-0b0a-4909-8807-060504030201"),
+                ("EGISZ__NSI__MODE", "off"),
+                ("EGISZ__VALIDATION__VERIFIER", "none"),
                 ("EGISZ__FRMR__BASE_URL", "https://env.example/y/"),
                 ("EGISZ__FRMR__TIMEOUT_MS", "2500"),
                 ("OTHER", "x"),
@@ -1090,7 +1155,39 @@ mod tests {
     fn remote_mode_needs_an_endpoint_and_a_token() {
         let errs = Config::load(None, &env(&[("EGISZ__FRMR__MODE", "remote")])).unwrap_err();
         let keys: Vec<&str> = errs.0.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["frmr.base_url", "frmr.token"]);
+        assert_eq!(keys, ["frmr.base_url", "frmr.token", "remd.mode", "nsi.mode", "validation.verifier"]);
+    }
+
+    #[test]
+    fn no_sandbox_piece_beside_a_real_service() {
+        let remd = [
+            ("EGISZ__REMD__MODE", "remote"),
+            ("EGISZ__REMD__ENDPOINT", "http://127.0.0.1:9444/port/emdr"),
+            ("EGISZ__REMD__CLIENT_ENTITY_ID", "0f0e0d0c-0b0a-4909-8807-060504030201"),
+        ];
+        let keys = |extra: &[(&str, &str)]| -> Vec<String> {
+            let all: Vec<(&str, &str)> = remd.iter().chain(extra).copied().collect();
+            match Config::load(None, &env(&all)) {
+                Ok(_) => Vec::new(),
+                Err(errs) => errs.0.into_iter().map(|p| p.key).collect(),
+            }
+        };
+        assert_eq!(keys(&[]), ["frmr.mode", "nsi.mode", "validation.verifier"], "every piece named");
+        assert_eq!(keys(&[("EGISZ__NSI__MODE", "off"), ("EGISZ__VALIDATION__VERIFIER", "none")]), ["frmr.mode"]);
+        let all_real = [
+            ("EGISZ__NSI__MODE", "off"),
+            ("EGISZ__VALIDATION__VERIFIER", "none"),
+            ("EGISZ__FRMR__MODE", "remote"),
+            ("EGISZ__FRMR__BASE_URL", "https://frmr.example/"),
+            ("EGISZ__FRMR__TOKEN", "static:abc"),
+        ];
+        assert_eq!(keys(&all_real), Vec::<String>::new());
+        let c = Config::load(None, &env(&all_real.iter().chain(&remd).copied().collect::<Vec<_>>())).unwrap();
+        assert!(!c.all_sandbox());
+        let embedded = Config::load(None, &[]).unwrap();
+        assert!(embedded.all_sandbox() && embedded.sandbox_beside_remote().is_empty(), "the embedded default");
+        let message = Config::load(None, &env(&remd)).unwrap_err().to_string();
+        assert!(message.contains("remd.mode = \"remote\"") && message.contains("frmr.base_url"), "{message}");
     }
 
     #[test]

@@ -151,3 +151,63 @@ fn broken_mappings_stop_check_config_and_the_start_with_the_line() {
         String::from_utf8_lossy(&serve.stderr)
     );
 }
+
+/// No sandbox beside a real service: each configuration that mixes them is refused by
+/// `check-config` and by `serve`, naming every sandbox setting, before anything starts.
+#[test]
+fn a_sandbox_beside_a_real_service_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote_frmr = [
+        ("EGISZ__FRMR__MODE", "remote"),
+        ("EGISZ__FRMR__BASE_URL", "https://frmr.example/"),
+        ("EGISZ__FRMR__TOKEN", "static:abc"),
+    ];
+    let remote_remd = [
+        ("EGISZ__REMD__MODE", "remote"),
+        ("EGISZ__REMD__ENDPOINT", "http://127.0.0.1:9444/port/emdr"),
+        ("EGISZ__REMD__CLIENT_ENTITY_ID", "0f0e0d0c-0b0a-4909-8807-060504030201"),
+    ];
+    let remote_nsi = [("EGISZ__NSI__MODE", "remote"), ("EGISZ__NSI__BASE_URL", "https://nsi.example/api/")];
+    // (what is remote, the sandbox settings left that must be named)
+    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+        // The forgotten [frmr]: REMD real, FRMR (and the rest) left on the default.
+        (remote_remd.to_vec(), vec!["frmr.mode", "nsi.mode", "validation.verifier"]),
+        (
+            [&remote_remd[..], &[("EGISZ__NSI__MODE", "off"), ("EGISZ__VALIDATION__VERIFIER", "none")]].concat(),
+            vec!["frmr.mode"],
+        ),
+        (remote_frmr.to_vec(), vec!["remd.mode", "nsi.mode", "validation.verifier"]),
+        (remote_nsi.to_vec(), vec!["frmr.mode", "remd.mode", "validation.verifier"]),
+        ([&remote_frmr[..], &remote_remd[..], &[("EGISZ__VALIDATION__VERIFIER", "none")]].concat(), vec!["nsi.mode"]),
+    ];
+    for (env, named) in cases {
+        for command in ["check-config", "serve"] {
+            let mut cmd = gateway(dir.path());
+            cmd.arg(command)
+                .env("EGISZ__API__LISTEN", "127.0.0.1:0")
+                .env("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0");
+            for (k, v) in &env {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} with {env:?}:\n{err}");
+            assert!(err.contains(&format!("{} configuration problem(s)", named.len())), "{command} {env:?}:\n{err}");
+            for key in &named {
+                assert!(err.contains(key), "{command} with {env:?} does not name {key}:\n{err}");
+            }
+            assert!(err.contains("sandbox piece beside a real service"), "{err}");
+        }
+    }
+    assert!(!dir.path().join("data/sandbox-api-key").exists(), "no demo key written by a refused start");
+    assert!(!dir.path().join("cli.db").exists(), "a refused start opens no database");
+
+    // Every service real (or off): accepted.
+    let mut cmd = gateway(dir.path());
+    cmd.arg("check-config").env("EGISZ__NSI__MODE", "off").env("EGISZ__VALIDATION__VERIFIER", "none");
+    for (k, v) in remote_frmr.iter().chain(&remote_remd) {
+        cmd.env(k, v);
+    }
+    let ok = cmd.output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}

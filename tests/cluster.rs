@@ -26,13 +26,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::binary::{Gateway, free_port, wait_ready};
-use common::{AUTHOR_SNILS, Db, MO_2917, TestDb, author_signer, sample_of, submission_body_of};
+use common::{AUTHOR_SNILS, Db, MO_2917, TestDb, author_signer, remote_frmr_env, sample_of, submission_body_of};
 use egisz_contract::Oid;
 use egisz_gateway::auth::{self, Role, Scope};
 use egisz_gateway::config::Config;
 use egisz_gateway::store;
 use egisz_gateway::submission::Status;
-use egisz_sandbox::{Balancer, RemdSandbox, RemdSandboxConfig};
+use egisz_sandbox::{Balancer, FrmrSandbox, FrmrSandboxConfig, RemdSandbox, RemdSandboxConfig};
 
 /// The cluster's REMD quota (calls per second, all methods) and its burst.
 const RATE: u32 = 30;
@@ -101,6 +101,8 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
         author["personCard"].as_array_mut().unwrap().push(c);
     }
     remd.upsert_person(author).unwrap();
+    // FRMR as a real service too: no sandbox runs beside a remote REMD.
+    let frmr = FrmrSandbox::start(FrmrSandboxConfig::default()).await.unwrap();
 
     let common: Vec<(&str, String)> = vec![
         ("EGISZ__DATABASE__URL", test_db.url.clone()),
@@ -129,6 +131,7 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
     let env_of = |n: usize| -> Vec<(String, String)> {
         let (api, listener) = ports[n];
         let mut env: Vec<(String, String)> = common.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        env.extend(remote_frmr_env(&frmr));
         env.push(("EGISZ__API__LISTEN".into(), format!("127.0.0.1:{api}")));
         env.push(("EGISZ__REMD_LISTENER__LISTEN".into(), format!("127.0.0.1:{listener}")));
         env.push(("EGISZ__RELAY__INSTANCE_ID".into(), format!("node-{}", ["a", "b", "c"][n])));

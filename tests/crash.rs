@@ -19,12 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::binary::{Gateway, free_port, wait_ready};
-use common::{Db, MO_2917, TestDb, author_signer, sample_as, submission_body};
+use common::{Db, MO_2917, TestDb, author_signer, remote_frmr_env, sample_as, submission_body};
 use egisz_contract::Oid;
 use egisz_gateway::auth::{self, Role, Scope};
 use egisz_gateway::config::Config;
 use egisz_gateway::store;
-use egisz_sandbox::{RemdSandbox, RemdSandboxConfig};
+use egisz_sandbox::{FrmrSandbox, FrmrSandboxConfig, RemdSandbox, RemdSandboxConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::{TcpListener, TcpStream};
@@ -118,6 +118,8 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
     })
     .await
     .unwrap();
+    // FRMR as a real service too: no sandbox runs beside a remote REMD.
+    let frmr = FrmrSandbox::start(FrmrSandboxConfig::default()).await.unwrap();
     let env: Vec<(String, String)> = [
         ("EGISZ__DATABASE__URL", gateway_db_url),
         ("EGISZ__DATABASE__ACQUIRE_TIMEOUT_MS", "1500".into()),
@@ -149,6 +151,7 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(remote_frmr_env(&frmr))
     .collect();
 
     // A client, made in the database before the gateway starts.

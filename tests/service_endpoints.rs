@@ -7,7 +7,7 @@ use egisz_gateway::app;
 use egisz_gateway::config::Config;
 use serde_json::Value;
 
-on_both_backends!(health_readiness_metrics_and_openapi);
+on_both_backends!(health_readiness_metrics_and_openapi, a_gateway_with_real_services_keeps_no_demo_client);
 
 async fn health_readiness_metrics_and_openapi(db: Db) {
     let env = TestEnv::start(db).await;
@@ -107,4 +107,70 @@ async fn embedded_default_runs_with_a_demo_key() {
     let res = http.get(&url).bearer_auth(&key).send().await.unwrap();
     assert_eq!(res.status(), 200);
     gw.shutdown().await;
+}
+
+/// A database a sandbox run left its demo client in (every role), started with every
+/// service real: the demo client is revoked, no key file is written, no emulator runs.
+async fn a_gateway_with_real_services_keeps_no_demo_client(db: Db) {
+    use egisz_gateway::auth::{self, Role, Scope};
+    let test_db = common::TestDb::new(db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("sandbox-api-key");
+    let base = Config::load(None, &[("EGISZ__DATABASE__URL".into(), test_db.url.clone())]).unwrap();
+    let store = egisz_gateway::store::connect(&base.database).await.unwrap();
+    let demo = auth::issue(
+        app::DEMO_CLIENT_NAME,
+        Role::ALL.into_iter().collect(),
+        Scope::Only([egisz_contract::Oid::parse(MO_2917).unwrap()].into_iter().collect()),
+        egisz_gateway::now(),
+    );
+    store.insert_client(&demo.client).await.unwrap();
+
+    let frmr = egisz_sandbox::FrmrSandbox::start(Default::default()).await.unwrap();
+    let listener_port = common::binary::free_port();
+    let remd = egisz_sandbox::RemdSandbox::start(egisz_sandbox::RemdSandboxConfig {
+        callback_url: Some(format!("http://127.0.0.1:{listener_port}/")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut env: Vec<(String, String)> = [
+        ("EGISZ__DATABASE__URL", test_db.url.clone()),
+        ("EGISZ__API__LISTEN", "127.0.0.1:0".into()),
+        ("EGISZ__REMD_LISTENER__LISTEN", format!("127.0.0.1:{listener_port}")),
+        ("EGISZ__REMD__MODE", "remote".into()),
+        ("EGISZ__REMD__ENDPOINT", remd.endpoint()),
+        ("EGISZ__REMD__CLIENT_ENTITY_ID", remd.client_entity_id().to_owned()),
+        ("EGISZ__NSI__MODE", "off".into()),
+        ("EGISZ__VALIDATION__VERIFIER", "none".into()),
+        ("EGISZ__SANDBOX__API_KEY_FILE", key_file.display().to_string()),
+        ("EGISZ__LOG__LEVEL", "warn".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    env.extend(common::remote_frmr_env(&frmr));
+    let config = Config::load(None, &env).unwrap();
+    let gw = app::start(&config).await.expect("starts with every service real");
+    assert!(gw.frmr_sandbox().is_none() && gw.remd_sandbox().is_none(), "no emulator in the process");
+    assert!(!key_file.exists(), "no demo key written");
+    let demos: Vec<_> =
+        store.list_clients().await.unwrap().into_iter().filter(|c| c.name == app::DEMO_CLIENT_NAME).collect();
+    assert_eq!(demos.len(), 1);
+    assert!(demos[0].revoked_at.is_some(), "the demo client left in the database is revoked");
+    let res = common::http_client()
+        .get(format!("{}/api/v1/staff/{AUTHOR_SNILS}?organization={MO_2917}", gw.api_url()))
+        .bearer_auth(&demo.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "its key opens nothing");
+    gw.shutdown().await;
+
+    // And a configuration put together in code is checked again at the start.
+    let mut mixed = config.clone();
+    mixed.frmr.mode = egisz_gateway::config::ServiceMode::Sandbox;
+    let err = app::start(&mixed).await.err().expect("a sandbox FRMR beside a real REMD is refused").to_string();
+    assert!(err.contains("frmr.mode"), "{err}");
+    remd.shutdown().await;
 }

@@ -164,13 +164,14 @@ impl Drop for TestDb {
 }
 
 /// The configuration tests start from: every listener on port 0, the given database,
-/// FRMR remote at the test's own sandbox, quick retries.
+/// every service an emulator (FRMR the test's own, at its address; see [`TestEnv::start_on`]),
+/// quick retries.
 pub fn test_config(db_url: &str, frmr: &FrmrSandbox) -> Config {
     let env = [
         ("EGISZ__DATABASE__URL", db_url.to_owned()),
         ("EGISZ__API__LISTEN", "127.0.0.1:0".into()),
         ("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0".into()),
-        ("EGISZ__FRMR__MODE", "remote".into()),
+        ("EGISZ__FRMR__MODE", "sandbox".into()),
         ("EGISZ__FRMR__BASE_URL", frmr.base_url()),
         ("EGISZ__FRMR__TOKEN", "static:sandbox-static-token".into()),
         ("EGISZ__FRMR__RATE_PER_SECOND", "1000".into()),
@@ -180,6 +181,18 @@ pub fn test_config(db_url: &str, frmr: &FrmrSandbox) -> Config {
     ]
     .map(|(k, v)| (k.to_owned(), v));
     Config::load(None, &env).expect("test configuration is valid")
+}
+
+/// The settings that point a gateway at `frmr` as at a real FRMR: for gateways whose REMD
+/// is remote too (no sandbox runs beside a real service).
+pub fn remote_frmr_env(frmr: &FrmrSandbox) -> Vec<(String, String)> {
+    [
+        ("EGISZ__FRMR__MODE", "remote".to_owned()),
+        ("EGISZ__FRMR__BASE_URL", frmr.base_url()),
+        ("EGISZ__FRMR__TOKEN", "static:sandbox-static-token".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into()
 }
 
 /// A registerDocument request for the sample's author and patient (a test fixture for
@@ -256,7 +269,7 @@ impl TestEnv {
         let frmr = FrmrSandbox::start(FrmrSandboxConfig::default()).await.expect("sandbox FRMR");
         let mut config = test_config(&db.url, &frmr);
         tweak(&mut config, &frmr);
-        let gw = app::start(&config).await.expect("gateway starts");
+        let gw = app::start_with(&config, Some(&frmr)).await.expect("gateway starts");
         TestEnv { gw, frmr, db, config, http: http_client() }
     }
 
@@ -264,7 +277,7 @@ impl TestEnv {
     pub async fn restart(self) -> TestEnv {
         let TestEnv { gw, frmr, db, config, http } = self;
         gw.shutdown().await;
-        let gw = app::start(&config).await.expect("gateway restarts");
+        let gw = app::start_with(&config, Some(&frmr)).await.expect("gateway restarts");
         TestEnv { gw, frmr, db, config, http }
     }
 
