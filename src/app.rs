@@ -200,7 +200,15 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
             retry_after: config.frmr.circuit_open_for,
             memory_for: config.frmr.cache_memory_for,
             answer_within: config.frmr.answer_within,
-            max_pending: config.frmr.max_pending_lookups,
+            shares: crate::staff::SharePolicy {
+                max_pending: config.frmr.max_pending_lookups,
+                intake_reserve: config.frmr.intake_reserve,
+                client_share: config.frmr.client_share,
+                // Calls under way at once: a second's worth of FRMR's rate, so that the
+                // queue (and its turns) is ours rather than the rate limiter's.
+                max_calls: (config.frmr.rate_per_second.ceil() as usize).clamp(2, config.frmr.max_pending_lookups),
+            },
+            rate_per_second: config.frmr.rate_per_second,
         },
     )
     // On PostgreSQL frmr.rate_per_second is the cluster's (a burst of one second's calls).

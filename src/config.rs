@@ -122,7 +122,12 @@ pub struct FrmrConfig {
     pub extra_ca_bundle: Option<PathBuf>,
     pub rate_per_second: f64,
     pub answer_within: Duration,
+    /// Distinct FRMR lookups in flight at once, everyone together.
     pub max_pending_lookups: usize,
+    /// Of `max_pending_lookups`, what only intake's signer check may use.
+    pub intake_reserve: usize,
+    /// The most lookups in flight one API client may hold; beyond it the client gets `429`.
+    pub client_share: usize,
     pub timeout: Duration,
     pub retry_max_attempts: u32,
     pub retry_max_delay: Duration,
@@ -393,6 +398,20 @@ impl Config {
             && !dir.is_dir()
         {
             problem("mappings.dir", format!("no such directory: {}", dir.display()));
+        }
+        if self.frmr.intake_reserve >= self.frmr.max_pending_lookups {
+            problem(
+                "frmr.intake_reserve",
+                format!("must be smaller than frmr.max_pending_lookups ({})", self.frmr.max_pending_lookups),
+            );
+        } else if self.frmr.client_share > self.frmr.max_pending_lookups - self.frmr.intake_reserve {
+            problem(
+                "frmr.client_share",
+                format!(
+                    "must not exceed frmr.max_pending_lookups − frmr.intake_reserve ({})",
+                    self.frmr.max_pending_lookups - self.frmr.intake_reserve
+                ),
+            );
         }
         if self.frmr.cache_stale_limit < self.frmr.cache_fresh_for {
             problem(
@@ -832,6 +851,8 @@ impl Reader<'_> {
             }),
             answer_within: self.millis("frmr", "answer_within_ms"),
             max_pending_lookups: self.positive("frmr", "max_pending_lookups", "lookups") as usize,
+            intake_reserve: self.positive("frmr", "intake_reserve", "lookups") as usize,
+            client_share: self.positive("frmr", "client_share", "lookups") as usize,
             timeout: self.millis("frmr", "timeout_ms"),
             retry_max_attempts: self.positive("frmr", "retry_max_attempts", "attempts") as u32,
             retry_max_delay: self.millis("frmr", "retry_max_delay_ms"),

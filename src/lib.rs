@@ -9,8 +9,9 @@
 //! - [`telemetry`] — logging setup (personal data never reaches it: see `egisz_contract::Personal`);
 //! - [`store`] — durable state behind one trait, with SQLite and PostgreSQL implementations;
 //! - [`auth`] — API clients, their keys, roles and organisation scope;
-//! - [`staff`] — staff verification: verdict rules, the database cache, coalescing and the
-//!   circuit breaker in front of FRMR;
+//! - [`staff`] — staff verification: verdict rules, the database cache, coalescing, fair
+//!   shares of FRMR between intake and each API client (taken in turns), and the circuit
+//!   breaker in front of FRMR;
 //! - [`api`] — the internal HTTP API (axum): routing, problems, OpenAPI, service endpoints;
 //!   intake checks documents on the blocking pool and stores them through group commit;
 //! - [`lifecycle`] — the submission lifecycle: every state × event → transition, pure;

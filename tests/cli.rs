@@ -169,7 +169,8 @@ fn a_sandbox_beside_a_real_service_is_refused() {
     ];
     let remote_nsi = [("EGISZ__NSI__MODE", "remote"), ("EGISZ__NSI__BASE_URL", "https://nsi.example/api/")];
     // (what is remote, the sandbox settings left that must be named)
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+    type Settings<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(Settings, Vec<&str>)> = vec![
         // The forgotten [frmr]: REMD real, FRMR (and the rest) left on the default.
         (remote_remd.to_vec(), vec!["frmr.mode", "nsi.mode", "validation.verifier"]),
         (

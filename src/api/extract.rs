@@ -34,8 +34,15 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         match state.auth.authenticate(header).await {
-            Ok(p) => Ok(Caller(p)),
+            Ok(p) => {
+                // For the extractors after this one (one authentication per request).
+                parts.extensions.insert(Caller(p.clone()));
+                Ok(Caller(p))
+            }
             Err(AuthError::Missing) => {
                 Err(ApiError::unauthorized("передайте заголовок Authorization: Bearer <API-ключ>"))
             }

@@ -13,7 +13,7 @@ use super::AppState;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::problem::{ApiError, FieldError, Problem};
 use crate::auth::Role;
-use crate::staff::{Lookup, LookupError, Source, Verdict, decide, verdict::card_in};
+use crate::staff::{Asker, Lookup, LookupError, Source, Verdict, decide, verdict::card_in};
 
 /// The person as FRMR holds them (personal data: shown to the verifier, never logged).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -233,7 +233,21 @@ fn lookup_error(e: LookupError) -> ApiError {
             "ФРМР отклонил запрос шлюза",
             "ФРМР счёл запрос шлюза некорректным; администратор шлюза извещён",
         ),
+        LookupError::OverShare { retry_after } => too_many_lookups(retry_after),
     }
+}
+
+/// A client holding its whole share of FRMR's lookups (`frmr.client_share`): it waits for
+/// its own, the others go on.
+fn too_many_lookups(retry_after: std::time::Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_lookups",
+        "Слишком много одновременных обращений к ФРМР от этого клиента",
+        "у этого API-ключа уже идёт предельное число запросов к ФРМР (frmr.client_share); \
+         дождитесь их ответов и повторите запрос",
+    )
+    .with_retry_after(retry_after.as_secs().max(1))
 }
 
 /// Checks one medical worker against FRMR.
@@ -248,6 +262,7 @@ fn lookup_error(e: LookupError) -> ApiError {
         (status = 403, description = "No `verifier` role, or the organisation is outside the key's scope", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_snils` (FRMR not called) or `validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`frmr_rejected`: FRMR refused the gateway's request", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_lookups`: this key holds its whole share of FRMR's lookups (`frmr.client_share`); see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`frmr_unavailable`: FRMR down and nothing cached; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "`request_timeout`: the request took longer than `api.request_timeout_ms`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -273,7 +288,8 @@ pub async fn get_staff(
             if errors.iter().any(|e| e.rule.starts_with("snils")) { "invalid_snils" } else { "validation_failed" };
         return Err(ApiError::validation(code, errors));
     };
-    let lookup = state.staff.lookup(&snils, &organization).await.map_err(lookup_error)?;
+    let lookup =
+        state.staff.lookup(Asker::Client(caller.0.client_id), &snils, &organization).await.map_err(lookup_error)?;
     Ok(Json(result_of(&snils, &organization, position, date, lookup)))
 }
 
@@ -318,6 +334,11 @@ fn item_error(snils: &Snils, organization: &Oid, e: LookupError) -> BatchItemOut
             ("frmr_unavailable", detail, Some(retry_after.as_secs().max(1)))
         }
         LookupError::Rejected => ("frmr_rejected", "ФРМР счёл запрос шлюза некорректным".to_owned(), None),
+        LookupError::OverShare { retry_after } => (
+            "too_many_lookups",
+            "у этого API-ключа уже идёт предельное число запросов к ФРМР; повторите позже".to_owned(),
+            Some(retry_after.as_secs().max(1)),
+        ),
     };
     BatchItemOut::Error(BatchItemError {
         snils: snils.as_str().to_owned(),
@@ -340,6 +361,22 @@ pub struct BatchResponse {
     pub items: Vec<BatchItemOut>,
 }
 
+/// A caller within its share of FRMR's lookups ([`crate::staff::shares`]): checked before
+/// the body of a batch is read, so that a client told `429` costs no parse of its batch.
+pub struct WithinFrmrShare;
+
+impl axum::extract::FromRequestParts<AppState> for WithinFrmrShare {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match state.staff.over_share(Asker::Client(caller.0.client_id)) {
+            Some(retry_after) => Err(too_many_lookups(retry_after)),
+            None => Ok(WithinFrmrShare),
+        }
+    }
+}
+
 /// Checks up to `api.max_batch_items` workers of one organisation at once.
 #[utoipa::path(
     post,
@@ -354,12 +391,14 @@ pub struct BatchResponse {
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`: send application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`batch_too_large`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_lookups`: this key holds its whole share of FRMR's lookups (`frmr.client_share`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
 pub async fn verify_batch(
     State(state): State<AppState>,
     caller: Caller,
+    _share: WithinFrmrShare,
     ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     caller.require(Role::Verifier)?;
@@ -418,8 +457,17 @@ pub async fn verify_batch(
             },
         }
     }
-    // 2. The rest from FRMR, until the deadline. The lookups run in a task of their own, so
-    // those not answered in time still complete and land in the cache for the next ask.
+    // 2. The rest from FRMR, until the deadline, within this client's share of FRMR: a
+    // client already holding its whole share is told to come back (the others go on).
+    let asker = Asker::Client(caller.0.client_id);
+    if !misses.is_empty()
+        && let Some(retry_after) = state.staff.over_share(asker)
+    {
+        return Err(too_many_lookups(retry_after));
+    }
+    // The lookups run in a task of their own, so those started and not answered in time
+    // still complete and land in the cache for the next ask; none is started after the
+    // answer is sent.
     if !misses.is_empty() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let staff = state.staff.clone();
@@ -427,11 +475,13 @@ pub async fn verify_batch(
         let concurrency = state.settings.batch_concurrency.max(1);
         let keys: Vec<(usize, Snils)> = misses.iter().map(|(i, s, _)| (*i, s.clone())).collect();
         tokio::spawn(async move {
+            let answered = tx.clone();
             futures::stream::iter(keys)
+                .take_while(move |_| std::future::ready(!answered.is_closed()))
                 .map(|(i, snils)| {
                     let (staff, org) = (staff.clone(), org.clone());
                     async move {
-                        let result = staff.lookup(&snils, &org).await;
+                        let result = staff.lookup_in_turn(asker, &snils, &org, deadline).await;
                         (i, result)
                     }
                 })

@@ -2,12 +2,17 @@
 //! position, on this date — answered from FRMR through a shared database cache.
 //!
 //! - [`verdict`]: the rules (pure);
+//! - [`shares`]: fair shares of FRMR between intake and the API's clients (pure): each
+//!   client at most its share of the lookups in flight, intake a reserve of its own, and
+//!   calls to FRMR taken in turns;
 //! - [`StaffService`]: cache first; concurrent identical lookups coalesced into one FRMR
 //!   call; a circuit breaker so a dead FRMR is not hammered; a stale cached answer when
 //!   FRMR cannot answer.
 
 mod service;
+pub mod shares;
 pub mod verdict;
 
 pub use service::{CachePolicy, Lookup, LookupError, Source, StaffService};
+pub use shares::{Asker, SharePolicy};
 pub use verdict::{Decision, Verdict, decide};

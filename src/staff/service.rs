@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use egisz_contract::{Failure, Oid, Snils};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
+use super::shares::{self, Admission, Asker, SharePolicy, Shares, Ticket};
 use crate::circuit::{CircuitBreaker, Health};
 use crate::memo::Memo;
 use crate::metrics::Metrics;
@@ -30,9 +31,12 @@ pub struct CachePolicy {
     /// How long a caller waits for FRMR before it is answered from the stale cache or told
     /// FRMR is unavailable; the FRMR call itself goes on and fills the cache.
     pub answer_within: Duration,
-    /// Most distinct FRMR lookups in flight at once; beyond it callers are answered at once
-    /// (stale or unavailable) instead of queueing behind FRMR's rate limit.
-    pub max_pending: usize,
+    /// How the lookups in flight are shared between intake and the API's clients, and how
+    /// many calls to FRMR are under way at once ([`super::shares`]).
+    pub shares: SharePolicy,
+    /// FRMR's calls per second: what `Retry-After` is reckoned from for a client over its
+    /// share.
+    pub rate_per_second: f64,
 }
 
 impl CachePolicy {
@@ -77,6 +81,9 @@ pub enum LookupError {
     /// FRMR refused the gateway's request as malformed, and nothing usable is cached.
     #[error("FRMR rejected the request")]
     Rejected,
+    /// The asker holds its whole share of the lookups in flight; the others go on.
+    #[error("over its share of FRMR lookups")]
+    OverShare { retry_after: Duration },
 }
 
 type Key = (Snils, Oid);
@@ -96,6 +103,8 @@ enum FlightError {
     Deadline,
     /// Too many distinct lookups in flight.
     Overloaded,
+    /// The asker holds its whole share.
+    OverShare(Duration),
     /// The lookup task ended abnormally (a bug); details are in the log.
     Internal,
 }
@@ -114,7 +123,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     breaker: CircuitBreaker,
     policy: CachePolicy,
-    inflight: Mutex<HashMap<Key, Flight>>,
+    inflight: Mutex<HashMap<Key, (Flight, Ticket)>>,
+    gate: Gate,
     /// Copies of fresh database entries, so repeated checks skip the database.
     memo: Memo<Key, CachedLookup>,
     /// FRMR's calls per second and burst for the whole cluster, when the store shares
@@ -150,7 +160,10 @@ impl StaffService {
     ) -> Self {
         let memo = Memo::new(policy.memory_for.min(policy.fresh_for), 10_000);
         let inflight = Mutex::new(HashMap::new());
-        Self { inner: Arc::new(Inner { store, frmr, metrics, breaker, policy, inflight, memo, cluster_quota: None }) }
+        let gate = Gate { policy: policy.shares, state: Mutex::default(), freed: tokio::sync::Notify::new() };
+        Self {
+            inner: Arc::new(Inner { store, frmr, metrics, breaker, policy, inflight, gate, memo, cluster_quota: None }),
+        }
     }
 
     /// Paces FRMR's lookups by the cluster-wide bucket (`rate` per second, `burst`) when the
@@ -203,15 +216,15 @@ impl StaffService {
     }
 
     /// The person record for `(snils, organization)`: from the cache while fresh, else from
-    /// FRMR (one call however many ask at once), else stale from the cache. Waits for FRMR at
-    /// most `answer_within`.
-    pub async fn lookup(&self, snils: &Snils, organization: &Oid) -> Result<Lookup, LookupError> {
+    /// FRMR (one call however many ask at once, within `asker`'s share, in its turn), else
+    /// stale from the cache. Waits for FRMR at most `answer_within`.
+    pub async fn lookup(&self, asker: Asker, snils: &Snils, organization: &Oid) -> Result<Lookup, LookupError> {
         let inner = &self.inner;
         let (fresh, cached) = self.fresh(snils, organization).await;
         if let Some(hit) = fresh {
             return Ok(hit);
         }
-        let outcome = match self.flight(snils, organization) {
+        let outcome = match self.flight(asker, snils, organization) {
             Ok(flight) => match tokio::time::timeout(inner.policy.answer_within, flight).await {
                 Ok(result) => result,
                 Err(_) => Err(FlightError::Deadline),
@@ -233,6 +246,10 @@ impl StaffService {
             return Ok(Lookup { entry, source: Source::Cache, stale: true });
         }
         let retry_after = |d: Duration| d.max(Duration::from_secs(1));
+        if let FlightError::OverShare(wait) = err {
+            inner.metrics.staff_lookup("over_share");
+            return Err(LookupError::OverShare { retry_after: retry_after(wait) });
+        }
         let (detail, wait) = match err {
             FlightError::Frmr(Failure::Permanent { .. }) => {
                 inner.metrics.staff_lookup("error");
@@ -257,7 +274,7 @@ impl StaffService {
             FlightError::Frmr(Failure::Retry { after, .. }) => {
                 ("ФРМР временно недоступен".to_owned(), after.unwrap_or(inner.policy.retry_after))
             }
-            FlightError::Frmr(Failure::Unknown { .. }) | FlightError::Internal => {
+            FlightError::Frmr(Failure::Unknown { .. }) | FlightError::Internal | FlightError::OverShare(_) => {
                 ("ФРМР временно недоступен".to_owned(), inner.policy.retry_after)
             }
         };
@@ -265,23 +282,56 @@ impl StaffService {
         Err(LookupError::Unavailable { detail, retry_after: retry_after(wait) })
     }
 
-    /// Joins the FRMR call in flight for this key, or starts one. The call runs in its own
-    /// task, so a caller that goes away (or stops waiting) does not cancel it for the others.
-    fn flight(&self, snils: &Snils, organization: &Oid) -> Result<Flight, FlightError> {
+    /// [`StaffService::lookup`] for a caller with work of its own queued (a batch): while
+    /// `asker` is over its share it waits for one of its own lookups to end, until
+    /// `deadline`, instead of being turned away.
+    pub async fn lookup_in_turn(
+        &self,
+        asker: Asker,
+        snils: &Snils,
+        organization: &Oid,
+        deadline: tokio::time::Instant,
+    ) -> Result<Lookup, LookupError> {
+        loop {
+            let freed = self.inner.gate.freed.notified();
+            match self.lookup(asker, snils, organization).await {
+                Err(LookupError::OverShare { retry_after }) => {
+                    if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                        return Err(LookupError::OverShare { retry_after });
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether `asker` holds its whole share of the lookups in flight now, and when to ask
+    /// again if so.
+    pub fn over_share(&self, asker: Asker) -> Option<Duration> {
+        let state = self.inner.gate.state.lock().unwrap_or_else(|p| p.into_inner());
+        (state.shares.admit(&self.inner.gate.policy, asker) == Admission::OverShare)
+            .then(|| shares::retry_after(state.shares.held(asker), self.inner.policy.rate_per_second))
+    }
+
+    /// Joins the FRMR call in flight for this key, or starts one for `asker` within its
+    /// share. The call runs in its own task, so a caller that goes away (or stops waiting)
+    /// does not cancel it for the others.
+    fn flight(&self, asker: Asker, snils: &Snils, organization: &Oid) -> Result<Flight, FlightError> {
         let key = (snils.clone(), organization.clone());
         let mut map = self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = map.get(&key) {
+        if let Some((f, ticket)) = map.get(&key) {
             self.inner.metrics.staff_coalesced.inc();
+            // Intake must not wait in a client's queue for a lookup it needs as well.
+            self.inner.gate.promote(*ticket, asker);
             return Ok(f.clone());
         }
-        if map.len() >= self.inner.policy.max_pending {
-            return Err(FlightError::Overloaded);
-        }
+        let (ticket, turn) = self.inner.gate.hold(asker, self.inner.policy.rate_per_second)?;
         let inner = Arc::clone(&self.inner);
         let task_key = key.clone();
         let handle = tokio::spawn(async move {
             let _landing = Landing { inner: &inner, key: &task_key };
-            inner.fetch(&task_key.0, &task_key.1).await
+            let _held = Held { gate: &inner.gate, asker, ticket };
+            inner.fetch(&task_key.0, &task_key.1, turn).await
         });
         let flight = handle
             .map(|joined| {
@@ -292,18 +342,115 @@ impl StaffService {
             })
             .boxed()
             .shared();
-        map.insert(key, flight.clone());
+        map.insert(key, (flight.clone(), ticket));
         Ok(flight)
     }
 }
 
+/// The shares of FRMR ([`super::shares`]) and the lookups waiting for their turn.
+struct Gate {
+    policy: SharePolicy,
+    state: Mutex<GateState>,
+    /// Told whenever a lookup ends (a share is freed).
+    freed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct GateState {
+    shares: Shares,
+    /// Whom to wake when their turn comes.
+    turns: HashMap<Ticket, tokio::sync::oneshot::Sender<()>>,
+    /// Tickets whose call is under way.
+    calling: HashSet<Ticket>,
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admits a new lookup of `asker` and queues it for its call.
+    fn hold(&self, asker: Asker, rate: f64) -> Result<(Ticket, tokio::sync::oneshot::Receiver<()>), FlightError> {
+        let mut state = self.lock();
+        match state.shares.admit(&self.policy, asker) {
+            Admission::Admitted => {}
+            Admission::OverShare => {
+                return Err(FlightError::OverShare(shares::retry_after(state.shares.held(asker), rate)));
+            }
+            Admission::Full => return Err(FlightError::Overloaded),
+        }
+        let ticket = state.shares.hold(asker);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        state.turns.insert(ticket, tx);
+        Ok((ticket, rx))
+    }
+
+    fn promote(&self, ticket: Ticket, asker: Asker) {
+        if asker == Asker::Intake {
+            self.lock().shares.promote(ticket, asker);
+            self.dispatch();
+        }
+    }
+
+    /// Wakes the lookups whose turn it is, as many as calls may start.
+    fn dispatch(&self) {
+        let mut state = self.lock();
+        while let Some(ticket) = state.shares.next_call(&self.policy) {
+            let woken = state.turns.remove(&ticket).is_some_and(|tx| tx.send(()).is_ok());
+            if woken {
+                state.calling.insert(ticket);
+            } else {
+                // Its lookup ended before its turn: the call slot is not used.
+                state.shares.call_done();
+            }
+        }
+    }
+
+    /// A lookup ended: its share and its call (if it made one) are freed.
+    fn release(&self, asker: Asker, ticket: Ticket) {
+        {
+            let mut state = self.lock();
+            state.shares.release(asker, ticket);
+            state.turns.remove(&ticket);
+            if state.calling.remove(&ticket) {
+                state.shares.call_done();
+            }
+        }
+        self.freed.notify_waiters();
+        self.dispatch();
+    }
+}
+
+/// A lookup's share, given back however its task ends.
+struct Held<'a> {
+    gate: &'a Gate,
+    asker: Asker,
+    ticket: Ticket,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.gate.release(self.asker, self.ticket);
+    }
+}
+
 impl Inner {
-    async fn fetch(&self, snils: &Snils, organization: &Oid) -> Result<Fetched, FlightError> {
+    async fn fetch(
+        &self,
+        snils: &Snils,
+        organization: &Oid,
+        turn: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<Fetched, FlightError> {
         // A flight that ended a moment ago may have filled the cache after our caller looked.
         if let Ok(Some(entry)) = self.store.staff_cache_get(snils, organization).await
             && self.policy.is_fresh(&entry, crate::now())
         {
             return Ok(Fetched { entry, from_cache: true });
+        }
+        // This lookup's turn to call FRMR (intake first, then the clients in turn).
+        self.gate.dispatch();
+        if turn.await.is_err() {
+            return Err(FlightError::Internal);
         }
         let permit = self.breaker.try_acquire().map_err(FlightError::CircuitOpen)?;
         if let Some((rate, burst)) = self.cluster_quota {
@@ -391,7 +538,8 @@ mod tests {
             retry_after: Duration::from_secs(30),
             memory_for: Duration::from_secs(30),
             answer_within: Duration::from_millis(200),
-            max_pending: 2,
+            shares: SharePolicy { max_pending: 2, intake_reserve: 0, client_share: 2, max_calls: 2 },
+            rate_per_second: 10.0,
         }
     }
 
@@ -417,12 +565,12 @@ mod tests {
         let frmr = Arc::new(PanicsOnce(AtomicU32::new(0)));
         let svc = service(frmr.clone()).await;
         let (s, o) = key(0);
-        let first = svc.lookup(&s, &o).await.unwrap_err();
+        let first = svc.lookup(Asker::Intake, &s, &o).await.unwrap_err();
         match first {
             LookupError::Unavailable { detail, .. } => assert!(!detail.contains("panic"), "{detail}"),
             other => panic!("{other:?}"),
         }
-        let second = svc.lookup(&s, &o).await.expect("the next lookup asks FRMR again");
+        let second = svc.lookup(Asker::Intake, &s, &o).await.expect("the next lookup asks FRMR again");
         assert!(second.entry.person.is_none());
         assert_eq!(frmr.0.load(Ordering::SeqCst), 2);
     }
@@ -432,14 +580,14 @@ mod tests {
         let svc = service(Arc::new(Hangs)).await;
         let started = tokio::time::Instant::now();
         let (s, o) = key(0);
-        assert!(matches!(svc.lookup(&s, &o).await, Err(LookupError::Unavailable { .. })));
+        assert!(matches!(svc.lookup(Asker::Intake, &s, &o).await, Err(LookupError::Unavailable { .. })));
         assert!(started.elapsed() < Duration::from_secs(2), "answered at the deadline");
         let (s1, _) = key(1);
-        assert!(svc.lookup(&s1, &o).await.is_err());
+        assert!(svc.lookup(Asker::Intake, &s1, &o).await.is_err());
         // Two flights still hang in the background: a third key is refused at once.
         let started = tokio::time::Instant::now();
         let (s2, _) = key(2);
-        match svc.lookup(&s2, &o).await {
+        match svc.lookup(Asker::Intake, &s2, &o).await {
             Err(LookupError::Unavailable { detail, .. }) => assert!(detail.contains("Слишком много"), "{detail}"),
             other => panic!("{other:?}"),
         }

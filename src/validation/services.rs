@@ -23,7 +23,11 @@ pub async fn check_signers(
     date: NaiveDate,
     signers: &[SignerToCheck],
 ) -> Answer {
-    let lookups = futures::future::join_all(signers.iter().map(|s| staff.lookup(&s.snils, organization))).await;
+    // Intake's own share of FRMR: verification traffic cannot take it.
+    let lookups = futures::future::join_all(
+        signers.iter().map(|s| staff.lookup(crate::staff::Asker::Intake, &s.snils, organization)),
+    )
+    .await;
     let mut answer = Answer::default();
     for (signer, lookup) in signers.iter().zip(lookups) {
         match lookup {
@@ -32,6 +36,7 @@ pub async fn check_signers(
                 let why = match &e {
                     LookupError::Unavailable { detail, .. } => detail.clone(),
                     LookupError::Rejected => "ФРМР отклонил запрос шлюза".to_owned(),
+                    LookupError::OverShare { .. } => "слишком много одновременных обращений к ФРМР".to_owned(),
                 };
                 answer.unreachable.push(unchecked_signer(&signer.path, &why));
             }

@@ -3,6 +3,7 @@
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 
 pub mod binary;
+pub mod flood;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
