@@ -288,6 +288,7 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
                 rate_limited_wait: config.relay.rate_limited_wait,
             },
             instance_id: config.relay.instance_id.clone(),
+            stop_grace: config.relay.stop_grace,
         },
         Arc::clone(&outbox_wake),
     ));

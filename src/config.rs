@@ -168,6 +168,9 @@ pub struct RelayConfig {
     pub max_age: Duration,
     pub rate_limited_wait: Duration,
     pub callbacks_kept_for: Duration,
+    /// On a graceful stop, how long calls to REMD already on the wire may take to be
+    /// answered (claims not yet sent are given back at once).
+    pub stop_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -384,6 +387,15 @@ impl Config {
         }
         if self.relay.result_check_after >= self.relay.result_deadline {
             problem("relay.result_check_after", "must be shorter than relay.result_deadline".into());
+        }
+        if self.relay.stop_grace >= self.api.limits.request_timeout {
+            problem(
+                "relay.stop_grace",
+                format!(
+                    "must be shorter than api.request_timeout_ms ({} ms), which bounds the whole stop",
+                    self.api.limits.request_timeout.as_millis()
+                ),
+            );
         }
         if self.relay.retry_cap < self.relay.retry_base {
             problem("relay.retry_cap", "must not be shorter than relay.retry_base".into());
@@ -906,6 +918,7 @@ impl Reader<'_> {
             max_age: self.duration("relay", "max_age"),
             rate_limited_wait: self.duration_or_zero("relay", "rate_limited_wait"),
             callbacks_kept_for: self.duration("relay", "callbacks_kept_for"),
+            stop_grace: self.duration("relay", "stop_grace"),
         };
         let documents = DocumentsConfig { max_bytes: self.positive("documents", "max_bytes", "bytes") as usize };
         let mappings = MappingsConfig { dir: self.optional_path("mappings", "dir") };

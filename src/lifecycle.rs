@@ -17,7 +17,8 @@
 //! | search answer        | —      | —       | —        | —          | ✓       | —          | —      | —         |
 //! | result: registered   | ✓      | ✓       | ✓        | ✓          | ✓       | —          | ✓      | ✓         |
 //! | result: other        | ✓      | ✓       | ✓        | ✓          | ✓       | —          | —      | —         |
-//! | lease expired/restart| —      | ✓       | —        | —          | ✓       | —          | —      | —         |
+//! | lease expired/restart/stopped| — | ✓   | —        | —          | ✓       | —          | —      | —         |
+//! | handed back unsent   | —      | → as claimed² | —  | —          | ✓ (due now) | —      | —      | —         |
 //! | result overdue       | —      | —       | ✓        | —          | —       | —          | —      | —         |
 //! | ops retry            | —      | —       | —        | → queued   | look up | —          | → queued¹ | —      |
 //! | ops cancel           | ✓      | ✓       | ✓        | ✓          | ✓       | —          | ✓      | —         |
@@ -25,7 +26,8 @@
 //! (— : the event changes nothing in that state; for an operator it is refused with a reason.
 //! ¹ `failed` while the outcome of its last send was being found out — a
 //! `GATEWAY_RECONCILIATION_*` or `GATEWAY_NO_RESULT` error, or REMD's "already registered" —
-//! goes to `unknown`, looked up first.)
+//! goes to `unknown`, looked up first. ² A stopping instance gives back a claim it has not
+//! sent: to `queued` or `retry_wait` as it was claimed from, due now, the send not counted.)
 //! A registration REMD reports is applied even to a `failed` or `cancelled` submission:
 //! REMD's word that a document is registered is the truth.
 
@@ -73,6 +75,11 @@ pub enum Happening<'a> {
     LeaseExpired,
     /// This instance restarted while it held the lease.
     Restarted,
+    /// This instance is stopping and gives back a claim it has not sent (claimed from the
+    /// given state): another instance takes it at once.
+    HandedBack(Status),
+    /// This instance stopped with the call still unanswered at the end of its grace period.
+    Stopped,
     /// The result has not come by its look-up time.
     ResultOverdue,
     /// An operator sends it again now.
@@ -121,6 +128,8 @@ pub struct Step {
 pub enum Sweep {
     LeaseExpired,
     Restarted,
+    /// This instance stopped while a call it had sent was still unanswered.
+    Stopped,
     ResultOverdue,
 }
 
@@ -201,6 +210,12 @@ pub fn sweep(kind: Sweep, now: DateTime<Utc>) -> Step {
         Sweep::Restarted => {
             (LEASED, RELAY, "шлюз перезапущен во время отправки; результат будет сверен с РЭМД", "restarted")
         }
+        Sweep::Stopped => (
+            LEASED,
+            RELAY,
+            "экземпляр шлюза остановлен, не дождавшись ответа РЭМД; результат будет сверен с РЭМД",
+            "stopped",
+        ),
         Sweep::ResultOverdue => {
             (ONLY_AWAITING, WATCHDOG, "результат регистрации ещё не пришёл; сверка с реестром РЭМД", "result_overdue")
         }
@@ -212,6 +227,36 @@ pub fn sweep(kind: Sweep, now: DateTime<Utc>) -> Step {
         transition: Transition { next_attempt_at: Some(now), ..Transition::to(Status::Unknown, actor, detail) },
         outcome,
     }
+}
+
+/// The detail of a claim a stopping instance gave back unsent.
+pub const HANDED_BACK_DETAIL: &str = "экземпляр шлюза останавливается: документ не отправлен и возвращён в очередь";
+
+/// A claim given back unsent by a stopping instance: as it was before the claim, due now
+/// (for another instance; a document never sent at its place in the queue), the send it
+/// was claimed for not counted.
+fn hand_back(record: &SubmissionRecord, claimed_from: Status, now: DateTime<Utc>) -> Step {
+    let (from, transition) = match claimed_from {
+        Status::Unknown => (ONLY_UNKNOWN, Transition::to(Status::Unknown, RELAY, HANDED_BACK_DETAIL)),
+        Status::RetryWait => (
+            ONLY_SENDING,
+            Transition {
+                attempts: Some(record.attempts.saturating_sub(1)),
+                ..Transition::to(Status::RetryWait, RELAY, HANDED_BACK_DETAIL)
+            },
+        ),
+        _ => (
+            ONLY_SENDING,
+            Transition {
+                attempts: Some(record.attempts.saturating_sub(1)),
+                ..Transition::to(Status::Queued, RELAY, HANDED_BACK_DETAIL)
+            },
+        ),
+    };
+    // A document never sent goes back to its place in its organisation's queue (due since
+    // its intake), not behind the documents that came after it.
+    let due = if transition.to == Status::Queued { record.created_at.min(now) } else { now };
+    Step { from, transition: Transition { next_attempt_at: Some(due), ..transition }, outcome: "handed_back" }
 }
 
 /// What `happening` does to `record` at `now`. `rng` spreads retries (seeded in tests).
@@ -228,6 +273,8 @@ pub fn decide(
         Happening::Result(result) => result_step(rules, record, result, now, rng),
         Happening::LeaseExpired => sweep(Sweep::LeaseExpired, now),
         Happening::Restarted => sweep(Sweep::Restarted, now),
+        Happening::HandedBack(claimed_from) => hand_back(record, claimed_from, now),
+        Happening::Stopped => sweep(Sweep::Stopped, now),
         Happening::ResultOverdue => sweep(Sweep::ResultOverdue, now),
         Happening::Retry(op) => return ops_retry(record, op, now),
         Happening::Cancel(op) => return ops_cancel(record, op),

@@ -222,6 +222,8 @@ pub struct Transition {
     /// The retry schedule starts again (an operator's retry): attempts, look-ups and
     /// inconclusive look-ups go to zero and `schedule_from` to the time of the transition.
     pub restart_schedule: bool,
+    /// `Some` sets the count of sends (a claim handed back unsent does not count).
+    pub attempts: Option<u32>,
     pub actor: String,
     pub detail: String,
 }
@@ -238,6 +240,7 @@ impl Transition {
             check_at: None,
             inconclusive: None,
             restart_schedule: false,
+            attempts: None,
             actor: actor.to_owned(),
             detail: detail.into(),
         }

@@ -5,17 +5,21 @@
 //! The load is a region's worst morning: one MO forwards a backlog of 600 documents at
 //! once, then nine others send their new documents as they are signed (400, a steady
 //! trickle). The MIS and REMD both reach the gateways through the balancer, so results and
-//! pulls land on any instance, including ones that never sent the document.
+//! pulls land on any instance, including ones that never sent the document. One node is
+//! stopped (SIGTERM) while the backlog is still deep — every worker of it holding a claim
+//! in the queue for REMD — and another is lost (SIGKILL) later.
 //!
-//! What it holds the cluster to:
+//! What it holds the cluster to (what must hold however busy the machine; speed is the
+//! relay benchmark's, `examples/relay_bench.rs`):
 //! - every document acknowledged, registered exactly once (REMD's register and the
 //!   gateway's history agree);
-//! - REMD never sees more than `RATE + BURST` calls of any method in any second, and while
-//!   more than a second's worth is queued the cluster uses at least 0.95 of `RATE`;
-//! - each of the nine's documents registered within `FAIR` (5 s) of its acknowledgement
-//!   while the large MO's backlog is still deep (taken oldest first, the backlog would hold
-//!   it for more than that: the test checks it was that deep); one that the lost node held
-//!   within `RECOVERED` (its lease, then the look-ups).
+//! - REMD never sees more than `RATE + BURST` calls of any method in any second;
+//! - while a small MO's document waits, at most `FAIR_COUNT` of the large MO's are
+//!   registered (taken oldest first, the whole backlog left would be: the test checks it
+//!   was deeper than that);
+//! - the stopped node gives back every claim it had not sent: those documents are taken by
+//!   the others without a lease running out or a look-up, within `HANDED_BACK` of the
+//!   SIGTERM; the lost node's, after its lease and a look-up, within `RECOVERED`.
 
 mod common;
 
@@ -46,13 +50,20 @@ const TRICKLE_EVERY: Duration = Duration::from_millis(65);
 const LEASE: Duration = Duration::from_secs(3);
 /// When REMD's silence about an accepted document sends it to a look-up.
 const RESULT_CHECK_AFTER: Duration = Duration::from_secs(3);
-/// The fairness bound: a small MO's document is registered within this of its
-/// acknowledgement. Taken oldest first, the large MO's backlog would hold it for up to
-/// `BACKLOG / RATE` = 20 s.
-const FAIR: Duration = Duration::from_secs(5);
+/// The fairness bound, counted rather than timed: while a small MO's document waits, at
+/// most this many of the large MO's are registered — the claims already made when it
+/// arrived (3 instances × 8 workers) twice over. Taken oldest first, the whole backlog left
+/// would be.
+const FAIR_COUNT: usize = 2 * 3 * 8;
 /// A document the lost node held waits for its lease to run out, is looked up in the
-/// register, and, if REMD had it already, looked up again after `RESULT_CHECK_AFTER`.
-const RECOVERED: Duration = Duration::from_secs(LEASE.as_secs() + RESULT_CHECK_AFTER.as_secs() + 3);
+/// register, and, if REMD had it already, looked up again after `RESULT_CHECK_AFTER`: some
+/// 10 s; the bound allows for a loaded machine and stays well short of `RESULT_DEADLINE`,
+/// where a document nobody recovered would end.
+const RECOVERED: Duration = Duration::from_secs(30);
+/// A document the stopped node gave back is claimed by another at its place in the queue:
+/// registered within this of the SIGTERM (a second or two; the old way, lease and look-up,
+/// is told apart by the timeline, not by the clock).
+const HANDED_BACK: Duration = Duration::from_secs(15);
 
 const OTHER_MOS: [&str; 9] = [
     "1.2.643.5.1.13.13.12.2.42.3001",
@@ -249,12 +260,13 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
     }
     let backlog_in = Utc::now();
 
-    // 2. The nine others' documents, one every 65 ms in turn; a node is lost at 8 s and
-    //    another stopped for maintenance at 16 s.
+    // 2. The nine others' documents, one every 65 ms in turn; a node is stopped for
+    //    maintenance at 1 s, while the backlog is deep, and another lost at 8 s.
     let trickle_started = tokio::time::Instant::now();
     let mut trickle = Vec::new();
     let mut killed = false;
     let mut stopped = None;
+    let mut stop_sent: Option<DateTime<Utc>> = None;
     let mut ticks = tokio::time::interval(TRICKLE_EVERY);
     for i in 0..OTHERS {
         ticks.tick().await;
@@ -266,17 +278,24 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
             nodes[0].kill();
             eprintln!("node-a SIGKILLed at {:.1} s of the trickle", elapsed.as_secs_f64());
         }
-        if stopped.is_none() && elapsed >= Duration::from_secs(16) {
-            let status = nodes[1].terminate();
-            stopped = Some(status);
-            eprintln!("node-b stopped (SIGTERM) at {:.1} s of the trickle: {status}", elapsed.as_secs_f64());
+        if stopped.is_none() && elapsed >= Duration::from_secs(1) {
+            // The trickle goes on while node-b stops.
+            let queued_then = s.count_by_status().await.unwrap();
+            stop_sent = Some(Utc::now());
+            nodes[1].sigterm();
+            stopped = Some(());
+            eprintln!(
+                "node-b stopped (SIGTERM) at {:.1} s of the trickle; by status then: {queued_then:?}",
+                elapsed.as_secs_f64()
+            );
         }
     }
     for t in trickle {
         t.await.unwrap();
     }
     assert!(killed && stopped.is_some(), "the run was long enough for both");
-    assert!(stopped.unwrap().success(), "a graceful stop exits 0");
+    assert!(nodes[1].exited().await.success(), "a graceful stop exits 0");
+    let stop_sent = stop_sent.unwrap();
     assert_eq!(*unexpected.lock().unwrap(), Vec::<String>::new(), "only 202/200 (after retries)");
     let sent = sent.lock().unwrap().clone();
     assert_eq!(sent.len(), BACKLOG + OTHERS, "every document acknowledged");
@@ -296,7 +315,16 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // A moment for stragglers (a second registration would show up now).
+    // Until the gateway has applied every result too, then a moment for stragglers (a
+    // second registration would show up now).
+    loop {
+        let counts = s.count_by_status().await.unwrap();
+        if counts.iter().all(|(st, _)| *st == Status::Registered) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the gateway's view: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Exactly once: in REMD's register, and in the gateway's records.
@@ -343,16 +371,19 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
     eprintln!("calls in each second of the backlog: {per_second:?}");
     let stats = remd.stats();
 
-    // Fairness: each of the nine's documents, from acknowledgement to registration.
+    // Fairness: each of the nine's documents, from acknowledgement to registration, and how
+    // many of the large MO's were registered meanwhile.
     let registered_at: HashMap<(String, String), DateTime<Utc>> = registry
         .iter()
         .map(|e| ((e.organization.clone(), e.local_uid.clone()), e.registered_at.with_timezone(&Utc)))
         .collect();
-    // Those the lost or stopped node held went through a look-up (`unknown`) first.
-    let (mut waits, mut recovered) = (Vec::new(), Vec::new());
-    for d in sent.iter().filter(|d| d.organization != MO_2917) {
+    let large_registered: Vec<DateTime<Utc>> =
+        registry.iter().filter(|e| e.organization == MO_2917).map(|e| e.registered_at.with_timezone(&Utc)).collect();
+    // Those the lost node held went through a look-up (`unknown`) first; those the stopped
+    // node gave back, not.
+    let (mut waits, mut recovered, mut overtaken, mut handed_back) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for d in &sent {
         let at = registered_at[&(d.organization.clone(), d.local_uid.clone())];
-        let wait = (at - d.acknowledged_at).to_std().unwrap_or(Duration::ZERO);
         let events = s.events(d.id).await.unwrap();
         assert_eq!(
             events.iter().filter(|e| e.status == Status::Registered).count(),
@@ -360,25 +391,39 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
             "{}: registered once in the gateway's history",
             d.local_uid
         );
-        if events.iter().any(|e| e.status == Status::Unknown) {
+        let looked_up = events.iter().any(|e| e.status == Status::Unknown);
+        if events.iter().any(|e| e.detail == egisz_gateway::lifecycle::HANDED_BACK_DETAIL) {
+            assert!(!looked_up, "{}: given back unsent, taken by another node without a look-up", d.local_uid);
+            handed_back.push((at - stop_sent).to_std().unwrap_or(Duration::ZERO));
+        }
+        if d.organization == MO_2917 {
+            continue;
+        }
+        let wait = (at - d.acknowledged_at).to_std().unwrap_or(Duration::ZERO);
+        if looked_up {
             recovered.push(wait);
         } else {
             waits.push(wait);
+            overtaken.push(large_registered.iter().filter(|t| **t > d.acknowledged_at && **t < at).count());
         }
     }
     waits.sort();
     recovered.sort();
+    overtaken.sort();
+    handed_back.sort();
     let pct = |p: f64| waits[((waits.len() - 1) as f64 * p) as usize];
     let backlog_left_at_first_new = {
         let first_new = sent.iter().filter(|d| d.organization != MO_2917).map(|d| d.acknowledged_at).min().unwrap();
-        registry.iter().filter(|e| e.organization == MO_2917 && e.registered_at.with_timezone(&Utc) > first_new).count()
+        large_registered.iter().filter(|t| **t > first_new).count()
     };
-    let backlog_done = registry.iter().filter(|e| e.organization == MO_2917).map(|e| e.registered_at).max().unwrap();
+    let backlog_done = large_registered.iter().max().unwrap();
     eprintln!(
         "cluster: {} calls ({} sends, {} searches, {} look-ups); worst 1-s window {worst} (rate {RATE} + burst {BURST}); \
          achieved {achieved:.2}/s = {:.3} of the quota; the nine's documents registered within p50 {:.2} s, p95 {:.2} s, \
-         max {:.2} s of acknowledgement, {} more recovered from the stopped nodes within {:.2} s; {backlog_left_at_first_new} of the backlog still unregistered at the nine's first; \
-         the backlog, stored by {backlog_in}, done at {backlog_done}",
+         max {:.2} s of acknowledgement, at most {} of the large MO's registered meanwhile; {} recovered from the lost \
+         node within {:.2} s; {} given back by the stopped node, registered within {:.2} s of its SIGTERM; \
+         {backlog_left_at_first_new} of the backlog still unregistered at the nine's first; the backlog, stored by \
+         {backlog_in}, done at {backlog_done}",
         calls.len(),
         stats.register_calls,
         stats.search_calls,
@@ -387,29 +432,41 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
         pct(0.5).as_secs_f64(),
         pct(0.95).as_secs_f64(),
         waits.last().unwrap().as_secs_f64(),
+        overtaken.last().unwrap(),
         recovered.len(),
         recovered.last().map_or(0.0, Duration::as_secs_f64),
+        handed_back.len(),
+        handed_back.last().map_or(0.0, Duration::as_secs_f64),
     );
     assert!(worst as u32 <= RATE + BURST, "the emulator saw {worst} calls in one second");
+    // Utilisation is the benchmark's figure (0.98 of the quota, BENCHMARKS.md); here only a
+    // floor that a loaded machine keeps and a stalled quota (slots lost for good, a lost
+    // node's share never taken over) does not.
     assert!(
-        achieved >= 0.95 * f64::from(RATE),
+        achieved >= 0.5 * f64::from(RATE),
         "the cluster used {achieved:.2}/s of {RATE}/s while there was a backlog"
     );
     assert!(
-        backlog_left_at_first_new as f64 > FAIR.as_secs_f64() * f64::from(RATE),
+        backlog_left_at_first_new > FAIR_COUNT,
         "the backlog was deep enough to hold the nine back, oldest first: {backlog_left_at_first_new} left"
     );
     assert!(
-        *waits.last().unwrap() <= FAIR,
-        "a small MO's document waited {:.2} s behind the large MO's backlog (bound {} s)",
-        waits.last().unwrap().as_secs_f64(),
-        FAIR.as_secs()
+        overtaken.last().is_some_and(|n| *n <= FAIR_COUNT),
+        "while a small MO's document waited, {} of the large MO's were registered (bound {FAIR_COUNT})",
+        overtaken.last().unwrap()
     );
     assert!(
         recovered.last().is_none_or(|w| *w <= RECOVERED),
-        "a document the stopped nodes held was registered {:.2} s after its acknowledgement (bound {} s)",
+        "a document the lost node held was registered {:.2} s after its acknowledgement (bound {} s)",
         recovered.last().unwrap().as_secs_f64(),
         RECOVERED.as_secs()
+    );
+    assert!(!handed_back.is_empty(), "the SIGTERM came while node-b held claims");
+    assert!(
+        handed_back.last().is_some_and(|w| *w <= HANDED_BACK),
+        "a document node-b gave back was registered {:.2} s after the SIGTERM (bound {} s)",
+        handed_back.last().unwrap().as_secs_f64(),
+        HANDED_BACK.as_secs()
     );
 
     // The node left stops cleanly too.

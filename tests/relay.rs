@@ -40,6 +40,7 @@ on_both_backends!(
     already_registered_but_not_found_is_looked_up_later_each_time,
     search_failures_back_off_by_look_ups,
     a_slow_call_keeps_its_lease,
+    a_stopping_relay_hands_back_what_it_has_not_sent,
 );
 
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -93,6 +94,28 @@ async fn rig_with(db: Db, retry: RetryPolicy) -> Rig {
 }
 
 async fn rig_leased(db: Db, retry: RetryPolicy, lease: Duration) -> Rig {
+    rig_tuned(db, |s| {
+        s.retry = retry;
+        s.lease = lease;
+    })
+    .await
+}
+
+async fn rig_tuned(db: Db, tweak: impl FnOnce(&mut RelaySettings)) -> Rig {
+    let mut settings = RelaySettings {
+        concurrency: 1,
+        lease: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(100),
+        result_check_after: Duration::from_secs(120),
+        result_deadline: Duration::from_secs(3600),
+        reconcile_after: Duration::ZERO,
+        rate_per_second: 1000.0,
+        burst: 10,
+        retry: RetryPolicy::default(),
+        instance_id: "test-worker".into(),
+        stop_grace: Duration::from_secs(5),
+    };
+    tweak(&mut settings);
     let test_db = TestDb::new(db).await;
     let env = [("EGISZ__DATABASE__URL".to_owned(), test_db.url.clone())];
     let store = store::connect(&Config::load(None, &env).unwrap().database).await.unwrap();
@@ -103,18 +126,7 @@ async fn rig_leased(db: Db, retry: RetryPolicy, lease: Duration) -> Rig {
         remd.clone(),
         Arc::new(Mappings::embedded().unwrap()),
         Arc::clone(&metrics),
-        RelaySettings {
-            concurrency: 1,
-            lease,
-            poll_interval: Duration::from_millis(100),
-            result_check_after: Duration::from_secs(120),
-            result_deadline: Duration::from_secs(3600),
-            reconcile_after: Duration::ZERO,
-            rate_per_second: 1000.0,
-            burst: 10,
-            retry,
-            instance_id: "test-worker".into(),
-        },
+        settings,
         Arc::new(tokio::sync::Notify::new()),
     ));
     Rig { _db: test_db, store, remd, relay, metrics }
@@ -595,4 +607,66 @@ async fn a_slow_call_keeps_its_lease(db: Db) {
     assert!(step.await.unwrap());
     assert_eq!(reaped, 0, "a live call's lease never ran out");
     assert_eq!(status(&r, id).await, Status::AwaitingResult);
+}
+
+/// A graceful stop while one call is on the wire and three claims wait for their slots (one
+/// REMD call every 5 s): the three are given back at once, unsent and not counted, due now
+/// for another instance; the call on the wire is let finish. With a grace shorter than the
+/// call, the call is cut short and its submission goes to a look-up at once.
+async fn a_stopping_relay_hands_back_what_it_has_not_sent(db: Db) {
+    for (call, grace) in
+        [(Duration::from_millis(800), Duration::from_secs(20)), (Duration::from_secs(30), Duration::ZERO)]
+    {
+        let r = rig_tuned(db, |s| {
+            s.concurrency = 4;
+            s.rate_per_second = 0.2;
+            // One token of the burst is held back: one call at once, the next 5 s later.
+            s.burst = 2;
+            s.stop_grace = grace;
+        })
+        .await;
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            ids.push(submit(&r, &format!("stop-{i}")).await);
+            r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Accepted));
+        }
+        *r.remd.delay.lock().unwrap() = call;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let run = tokio::spawn(Arc::clone(&r.relay).run(stop.clone()));
+        // Until all four are claimed: one on the wire, three waiting for a slot.
+        let started = tokio::time::Instant::now();
+        loop {
+            let counts = r.store.count_by_status().await.unwrap();
+            if counts.iter().any(|(s, n)| *s == Status::Sending && *n == 4) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "claimed: {counts:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        run.await.unwrap();
+        let mut handed_back = 0;
+        for id in &ids {
+            let rec = r.store.submission(*id).await.unwrap().unwrap();
+            let events = r.store.events(*id).await.unwrap();
+            assert!(rec.lease_owner.is_none(), "no lease left behind: {rec:?}");
+            if events.iter().any(|e| e.detail == egisz_gateway::lifecycle::HANDED_BACK_DETAIL) {
+                handed_back += 1;
+                assert_eq!((rec.status, rec.attempts), (Status::Queued, 0), "as it was before the claim");
+                assert!(rec.next_attempt_at.is_some_and(|t| t <= egisz_gateway::now()), "due now");
+                assert_eq!(
+                    events.iter().filter(|e| e.detail == egisz_gateway::lifecycle::HANDED_BACK_DETAIL).count(),
+                    1
+                );
+            } else if grace > call {
+                assert_eq!(rec.status, Status::AwaitingResult, "the call on the wire finished");
+            } else {
+                assert_eq!(rec.status, Status::Unknown, "the call cut short is looked up");
+                assert!(rec.next_attempt_at.is_some_and(|t| t <= egisz_gateway::now()), "at once");
+            }
+        }
+        assert_eq!(handed_back, 3, "every claim not sent was given back (call {call:?}, grace {grace:?})");
+        let sent = r.remd.sent.lock().unwrap().len();
+        assert_eq!(sent, usize::from(grace > call), "REMD saw only the call that was on the wire");
+    }
 }

@@ -128,6 +128,10 @@ fn every_state_and_event() {
         ),
         ("lease expired", Happening::LeaseExpired, [n, Some(Unknown), n, n, Some(Unknown), n, n, n]),
         ("restarted", Happening::Restarted, [n, Some(Unknown), n, n, Some(Unknown), n, n, n]),
+        ("stopped", Happening::Stopped, [n, Some(Unknown), n, n, Some(Unknown), n, n, n]),
+        ("handed back (queued)", Happening::HandedBack(Queued), [n, Some(Queued), n, n, n, n, n, n]),
+        ("handed back (retry)", Happening::HandedBack(RetryWait), [n, Some(RetryWait), n, n, n, n, n, n]),
+        ("handed back (look-up)", Happening::HandedBack(Unknown), [n, n, n, n, Some(Unknown), n, n, n]),
         ("result overdue", Happening::ResultOverdue, [n, n, Some(Unknown), n, n, n, n, n]),
         ("ops retry", Happening::Retry(&ops), [n, n, n, Some(Queued), Some(Unknown), n, Some(Queued), n]),
         (
@@ -289,12 +293,33 @@ fn results() {
 
 #[test]
 fn sweeps_put_submissions_in_reconciliation_due_now() {
-    for kind in [Sweep::LeaseExpired, Sweep::Restarted, Sweep::ResultOverdue] {
+    for kind in [Sweep::LeaseExpired, Sweep::Restarted, Sweep::Stopped, Sweep::ResultOverdue] {
         let step = sweep(kind, now());
         assert_eq!((step.transition.to, step.transition.next_attempt_at), (Status::Unknown, Some(now())));
         assert_eq!(step.transition.check_at, None, "the look-up time is cleared");
     }
     assert_eq!(sweep(Sweep::ResultOverdue, now()).transition.actor, "watchdog");
+}
+
+#[test]
+fn a_claim_handed_back_unsent_is_due_now_and_its_send_not_counted() {
+    let mut claimed = in_state(Status::Sending);
+    claimed.attempts = 3;
+    let t = applied(run(&claimed, Happening::HandedBack(Status::RetryWait)));
+    assert_eq!((t.to, t.next_attempt_at, t.attempts), (Status::RetryWait, Some(now()), Some(2)));
+    assert_eq!(t.detail, crate::lifecycle::HANDED_BACK_DETAIL);
+    assert!(!t.restart_schedule && t.errors.is_none(), "nothing else changes");
+    let mut first = in_state(Status::Sending);
+    first.attempts = 1;
+    first.created_at = now() - chrono::Duration::minutes(5);
+    let t = applied(run(&first, Happening::HandedBack(Status::Queued)));
+    assert_eq!(
+        (t.to, t.next_attempt_at, t.attempts),
+        (Status::Queued, Some(first.created_at), Some(0)),
+        "its place kept"
+    );
+    let t = applied(run(&in_state(Status::Unknown), Happening::HandedBack(Status::Unknown)));
+    assert_eq!((t.to, t.next_attempt_at, t.attempts), (Status::Unknown, Some(now()), None));
 }
 
 #[test]

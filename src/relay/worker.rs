@@ -47,6 +47,17 @@ pub struct RelaySettings {
     /// This instance's name on leases (`relay.instance_id`): each lease is
     /// `<instance_id>:<claim>`, so a restart takes back its own.
     pub instance_id: String,
+    /// On stop, how long calls already on the wire may take to be answered.
+    pub stop_grace: Duration,
+}
+
+/// Why a stopping relay's claim was not carried through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopping {
+    /// Stopped before the call's slot: nothing was sent.
+    Unsent,
+    /// The grace period ended with the call on the wire.
+    Cut,
 }
 
 /// Consecutive failed calls after which the summary shows REMD's circuit as open.
@@ -105,8 +116,11 @@ impl Relay {
         }
     }
 
-    /// Runs the workers and the maintenance loop until `stop`; then lets calls in flight
-    /// finish (their leases cover them) and returns.
+    /// Runs the workers and the maintenance loop until `stop`. Then it claims nothing more,
+    /// gives back at once every claim it has not sent ([`Happening::HandedBack`]: another
+    /// instance takes it), lets the calls already on the wire finish within
+    /// `stop_grace`, and sends those still unanswered then to a look-up
+    /// ([`Sweep::Stopped`]), so that nothing waits for this instance's leases to run out.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         // What this instance's previous run left in flight (it was killed, or the machine
         // went down) is ours: reconciled now, not when its leases run out.
@@ -120,29 +134,53 @@ impl Relay {
             ),
             Err(e) => tracing::warn!(error = %e, "could not take back this instance's leases; they expire instead"),
         }
+        // Cancelled when the stop's grace period is over: calls still on the wire are cut.
+        let cut = CancellationToken::new();
         let mut tasks = Vec::new();
         for n in 0..self.settings.concurrency.max(1) {
             let relay = Arc::clone(&self);
-            let stop = stop.clone();
-            tasks.push(tokio::spawn(async move { relay.worker(n, stop).await }));
+            let (stop, cut) = (stop.clone(), cut.clone());
+            tasks.push(tokio::spawn(async move { relay.worker(n, stop, cut).await }));
         }
         let relay = Arc::clone(&self);
         let maintenance = tokio::spawn({
             let stop = stop.clone();
             async move { relay.maintain(stop).await }
         });
-        for t in tasks {
-            let _ = t.await;
+        let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+        let mut workers = futures::future::join_all(tasks);
+        stop.cancelled().await;
+        let grace = self.settings.stop_grace;
+        if tokio::time::timeout(grace, &mut workers).await.is_err() {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "calls to REMD still unanswered at the end of the stop's grace period; they are looked up next"
+            );
+            cut.cancel();
+            if tokio::time::timeout(Duration::from_secs(5), &mut workers).await.is_err() {
+                for a in &aborts {
+                    a.abort();
+                }
+            }
         }
+        drop(workers);
         let _ = maintenance.await;
+        // A worker that could not record its end (the database did not answer in time):
+        // what is still leased to this instance is looked up at once by whichever is up.
+        let now = crate::now();
+        match self.store.release_leases_of(&self.lease_prefix(), now, &lifecycle::sweep(Sweep::Stopped, now)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(submissions = n, "stopped with submissions still leased; they are looked up next"),
+            Err(e) => tracing::warn!(error = %e, "could not give back this instance's leases; they expire instead"),
+        }
     }
 
-    async fn worker(&self, n: usize, stop: CancellationToken) {
+    async fn worker(&self, n: usize, stop: CancellationToken, cut: CancellationToken) {
         loop {
             if stop.is_cancelled() {
                 return;
             }
-            match self.step().await {
+            match self.step_until(&stop, &cut).await {
                 Ok(true) => {}
                 Ok(false) => self.idle(&stop).await,
                 Err(e) => {
@@ -173,6 +211,18 @@ impl Relay {
 
     /// Claims and handles one due submission. `false` when nothing was due.
     pub async fn step(&self) -> Result<bool, crate::store::StoreError> {
+        let never = CancellationToken::new();
+        self.step_until(&never, &never).await
+    }
+
+    /// [`Relay::step`] of a relay that may be stopping: the claim is given back unsent if
+    /// `stop` comes before its call, and its call is cut short (the submission looked up)
+    /// when `cut` comes before REMD's answer.
+    async fn step_until(
+        &self,
+        stop: &CancellationToken,
+        cut: &CancellationToken,
+    ) -> Result<bool, crate::store::StoreError> {
         let now = crate::now();
         let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
         // A lease names the claim, not just the process: an outcome recorded after the lease
@@ -182,10 +232,47 @@ impl Relay {
             return Ok(false);
         };
         match claimed.claimed_from {
-            Status::Unknown => self.reconcile(claimed.record).await?,
-            _ => self.send(claimed).await?,
+            Status::Unknown => self.reconcile(claimed.record, stop, cut).await?,
+            _ => self.send(claimed, stop, cut).await?,
         }
         Ok(true)
+    }
+
+    /// `call` at its slot in REMD's quota, unless the relay stops first: [`Stopping::Unsent`]
+    /// when `stop` comes before the slot, [`Stopping::Cut`] when `cut` comes before the answer.
+    async fn call_unless_stopped<T>(
+        &self,
+        stop: &CancellationToken,
+        cut: &CancellationToken,
+        call: impl std::future::Future<Output = T>,
+    ) -> Result<T, Stopping> {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Err(Stopping::Unsent),
+            _ = self.call_slot() => {}
+        }
+        tokio::select! {
+            biased;
+            out = call => Ok(out),
+            _ = cut.cancelled() => Err(Stopping::Cut),
+        }
+    }
+
+    /// Records how a stopping instance left a claim: given back unsent, or (a call cut
+    /// short) to be looked up at once. Guarded by the lease, like every outcome.
+    async fn stopped(
+        &self,
+        record: &SubmissionRecord,
+        claimed_from: Status,
+        how: Stopping,
+    ) -> Result<(), crate::store::StoreError> {
+        let now = crate::now();
+        let happening = match how {
+            Stopping::Unsent => Happening::HandedBack(claimed_from),
+            Stopping::Cut => Happening::Stopped,
+        };
+        let decision = self.decide(record, happening, now);
+        self.apply(record, decision, now).await
     }
 
     /// Handles due submissions until none is left (tests, tools).
@@ -296,20 +383,26 @@ impl Relay {
         }
     }
 
-    async fn send(&self, claimed: Claimed) -> Result<(), crate::store::StoreError> {
+    async fn send(
+        &self,
+        claimed: Claimed,
+        stop: &CancellationToken,
+        cut: &CancellationToken,
+    ) -> Result<(), crate::store::StoreError> {
         let record = claimed.record;
         let message_id = uuid::Uuid::new_v4().to_string();
         self.store.note_message(record.id, &message_id, crate::now()).await?;
         let mut request = record.request.clone();
         request.message_id = message_id;
         // The wait for the rate limiter is inside the lease too: a long queue for REMD must
-        // not look like a dead worker.
-        let outcome = self
-            .leased(&record, async {
-                self.call_slot().await;
-                self.remd.register_document(&request).await
-            })
-            .await;
+        // not look like a dead worker. A stop before the slot gives the claim back; once
+        // the call is on the wire it is let finish.
+        let outcome =
+            self.leased(&record, self.call_unless_stopped(stop, cut, self.remd.register_document(&request))).await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(how) => return self.stopped(&record, claimed.claimed_from, how).await,
+        };
         self.remd_health.observe(outcome.as_ref().err().map(|f| f.reason()));
         match &outcome {
             Ok(RegisterAck::Accepted) => {}
@@ -332,7 +425,12 @@ impl Relay {
         self.apply(&record, decision, now).await
     }
 
-    async fn reconcile(&self, record: SubmissionRecord) -> Result<(), crate::store::StoreError> {
+    async fn reconcile(
+        &self,
+        record: SubmissionRecord,
+        stop: &CancellationToken,
+        cut: &CancellationToken,
+    ) -> Result<(), crate::store::StoreError> {
         let window = chrono::Duration::hours(1);
         let query = SearchQuery {
             organization: record.organization.clone(),
@@ -341,12 +439,12 @@ impl Relay {
             register_date_end: Some((crate::now() + window).fixed_offset()),
             patient_snils: record.request.patient.snils.clone(),
         };
-        let outcome = self
-            .leased(&record, async {
-                self.call_slot().await;
-                self.remd.search_registry_items(&query).await
-            })
-            .await;
+        let outcome =
+            self.leased(&record, self.call_unless_stopped(stop, cut, self.remd.search_registry_items(&query))).await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(how) => return self.stopped(&record, Status::Unknown, how).await,
+        };
         self.remd_health.observe(outcome.as_ref().err().map(|f| f.reason()));
         if let Err(f) = &outcome {
             tracing::warn!(submission = %record.id, reason = %f.reason(), "register search failed");

@@ -94,7 +94,7 @@ pub(super) async fn apply(
              errors = COALESCE($5, errors), last_error_code = CASE WHEN $6 THEN $7 ELSE last_error_code END,
              awaiting_since = $8, updated_at = $9, check_at = $14,
              inconclusive = CASE WHEN $16 THEN 0 ELSE COALESCE($15, inconclusive) END,
-             attempts = CASE WHEN $16 THEN 0 ELSE attempts END,
+             attempts = CASE WHEN $16 THEN 0 ELSE COALESCE($17, attempts) END,
              checks = CASE WHEN $16 THEN 0 ELSE checks END,
              schedule_from = CASE WHEN $16 THEN $9 ELSE schedule_from END
          WHERE id = $10 AND status = ANY($11) AND ($12::text IS NULL OR lease_owner = $12)
@@ -116,6 +116,7 @@ pub(super) async fn apply(
     .bind(t.check_at)
     .bind(t.inconclusive.map(|n| n as i32))
     .bind(t.restart_schedule)
+    .bind(t.attempts.map(|n| n as i32))
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -97,7 +97,7 @@ pub(super) async fn apply(
              errors = COALESCE(?5, errors), last_error_code = CASE WHEN ?6 THEN ?7 ELSE last_error_code END,
              awaiting_since = ?8, updated_at = ?9, check_at = ?10,
              inconclusive = CASE WHEN ?12 THEN 0 ELSE COALESCE(?11, inconclusive) END,
-             attempts = CASE WHEN ?12 THEN 0 ELSE attempts END,
+             attempts = CASE WHEN ?12 THEN 0 ELSE COALESCE(?16, attempts) END,
              checks = CASE WHEN ?12 THEN 0 ELSE checks END,
              schedule_from = CASE WHEN ?12 THEN ?9 ELSE schedule_from END
          WHERE id = ?13 AND status IN ({states}) AND (?14 IS NULL OR lease_owner = ?14)
@@ -118,6 +118,7 @@ pub(super) async fn apply(
     .bind(&id)
     .bind(lease_owner)
     .bind(current_message)
+    .bind(t.attempts.map(i64::from))
     .execute(&mut *conn)
     .await?
     .rows_affected();

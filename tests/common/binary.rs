@@ -36,9 +36,24 @@ impl Gateway {
 
     /// SIGTERM, as systemd stops it, and waits for it to exit.
     pub fn terminate(&mut self) -> ExitStatus {
+        self.sigterm();
+        self.child.wait().unwrap()
+    }
+
+    /// SIGTERM, without waiting (see [`Gateway::exited`]).
+    pub fn sigterm(&self) {
         let sent = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill -TERM");
         assert!(sent.success(), "SIGTERM sent");
-        self.child.wait().unwrap()
+    }
+
+    /// Waits (without blocking the runtime) for the process to exit.
+    pub async fn exited(&mut self) -> ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
