@@ -229,6 +229,28 @@ pub fn sweep(kind: Sweep, now: DateTime<Utc>) -> Step {
     }
 }
 
+/// The registration REMD reports in `item`: at its `registrationDateTime`, or — when REMD
+/// gave none the gateway could read — at `now`, marked as the gateway's clock (in the
+/// record and in the event), never silently.
+fn registered(item: &RegistryItem, now: DateTime<Utc>, actor: &str, detail: String) -> Transition {
+    let (at, by_gateway) = match item.registration_date_time {
+        Some(t) => (t.with_timezone(&Utc), false),
+        None => (now, true),
+    };
+    let detail = if by_gateway {
+        format!("{detail}; время регистрации РЭМД не сообщил или оно не читается — записано время шлюза")
+    } else {
+        detail
+    };
+    Transition {
+        emdr_id: Some(item.emdr_id.clone()),
+        registered_at: Some(at),
+        registered_at_by_gateway: Some(by_gateway),
+        errors: Some(Vec::new()),
+        ..Transition::to(Status::Registered, actor, detail)
+    }
+}
+
 /// The detail of a claim a stopping instance gave back unsent.
 pub const HANDED_BACK_DETAIL: &str = "экземпляр шлюза останавливается: документ не отправлен и возвращён в очередь";
 
@@ -377,16 +399,7 @@ fn search_answer(
     };
     if let Some(item) = items.iter().find(|i| i.local_uid.as_deref() == Some(record.local_uid.as_str())) {
         return step(
-            Transition {
-                registered_at: Some(item.registration_date_time.map_or(now, |t| t.with_timezone(&Utc))),
-                emdr_id: Some(item.emdr_id.clone()),
-                errors: Some(Vec::new()),
-                ..Transition::to(
-                    Status::Registered,
-                    RELAY,
-                    format!("найден в реестре РЭМД при сверке, emdrId {}", item.emdr_id),
-                )
-            },
+            registered(item, now, RELAY, format!("найден в реестре РЭМД при сверке, emdrId {}", item.emdr_id)),
             "reconciled_registered",
         );
     }
@@ -461,16 +474,7 @@ fn result_step(
             if matches!(record.status, Status::Failed | Status::Cancelled) {
                 detail.push_str(&format!(" (документ был в статусе {})", record.status));
             }
-            Step {
-                from: NOT_REGISTERED,
-                transition: Transition {
-                    emdr_id: Some(item.emdr_id.clone()),
-                    registered_at: Some(item.registration_date_time.map_or(now, |t| t.with_timezone(&Utc))),
-                    errors: Some(Vec::new()),
-                    ..Transition::to(Status::Registered, REMD, detail)
-                },
-                outcome: "registered",
-            }
+            Step { from: NOT_REGISTERED, transition: registered(item, now, REMD, detail), outcome: "registered" }
         }
         (ResultStatus::Success, None) => Step {
             from: OPEN,

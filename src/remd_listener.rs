@@ -138,6 +138,9 @@ async fn handle(State(state): State<ListenerState>, body: Result<Bytes, BytesRej
             state.metrics.remd_listener_rejected.get_or_create(&ResultLabels { result: "unreadable".into() }).inc();
             tracing::warn!(error = %e, "REMD listener: an unreadable call");
             let to = Envelope { version, ..Envelope::default() };
+            if matches!(e, egisz_remd::ParseError::NotUnderstood(..)) {
+                return fault(version, &to, Fault::new(FaultCode::MustUnderstand, e.to_string()));
+            }
             return fault(version, &to, Fault::new(FaultCode::Sender, format!("the call is not readable: {e}")));
         }
     };

@@ -149,6 +149,8 @@ pub struct SubmissionRecord {
     pub lease_until: Option<DateTime<Utc>>,
     pub emdr_id: Option<String>,
     pub registered_at: Option<DateTime<Utc>>,
+    /// `registered_at` is the gateway's clock: REMD gave no readable `registrationDateTime`.
+    pub registered_at_by_gateway: bool,
     pub errors: Vec<SubmissionError>,
     /// What intake accepted the document with (empty: nothing).
     pub warnings: Vec<IntakeWarning>,
@@ -211,6 +213,8 @@ pub struct Transition {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub emdr_id: Option<String>,
     pub registered_at: Option<DateTime<Utc>>,
+    /// `Some` sets whether `registered_at` is the gateway's clock rather than REMD's.
+    pub registered_at_by_gateway: Option<bool>,
     /// `Some` replaces the error list (an empty list clears it).
     pub errors: Option<Vec<SubmissionError>>,
     pub awaiting_since: Option<DateTime<Utc>>,
@@ -235,6 +239,7 @@ impl Transition {
             next_attempt_at: None,
             emdr_id: None,
             registered_at: None,
+            registered_at_by_gateway: None,
             errors: None,
             awaiting_since: None,
             check_at: None,
@@ -343,6 +348,7 @@ pub(crate) mod tests_support {
             lease_until: None,
             emdr_id: None,
             registered_at: None,
+            registered_at_by_gateway: false,
             errors: vec![],
             warnings: vec![],
             awaiting_since: None,

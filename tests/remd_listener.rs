@@ -94,6 +94,7 @@ async fn unknown_messages_duplicates_and_late_results(db: Db) {
     // A registered document: REMD may pull it later by emdrId, in SOAP 1.1 too.
     let id = submit(&env, &key, "listener-1").await;
     let registered = until(&env, &key, &id, "registered").await;
+    assert_eq!(registered["registered_at_source"], "remd", "REMD's registrationDateTime: {registered}");
     let emdr_id = registered["emdr_id"].as_str().unwrap().to_owned();
     let wrong_uid = DocumentFileRequest {
         message_id: "remd-3a".into(),

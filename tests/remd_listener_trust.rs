@@ -16,7 +16,11 @@ use egisz_sandbox::RemdFaults;
 use serde_json::Value;
 use uuid::Uuid;
 
-on_both_backends!(forged_replayed_and_mismatched_calls_change_nothing, confirmed_success_asks_remd_first);
+on_both_backends!(
+    forged_replayed_and_mismatched_calls_change_nothing,
+    confirmed_success_asks_remd_first,
+    must_understand_headers_and_untimed_registrations
+);
 
 const OTHER_MO: &str = "1.2.643.5.1.13.13.12.2.42.3001";
 
@@ -210,4 +214,40 @@ async fn callers_outside_allow_from_get_403() {
     assert!(text.contains("Fault"));
     assert_eq!(metric(&env, "egisz_remd_listener_refused_connections_total").await, 1.0);
     env.shutdown().await;
+}
+
+/// A result with a header block the gateway does not understand, marked `mustUnderstand`:
+/// a SOAP `MustUnderstand` fault, nothing applied. The same result without it, whose
+/// registry item gives no (readable) `registrationDateTime`: registered, the time marked as
+/// the gateway's clock in the status and the timeline.
+async fn must_understand_headers_and_untimed_registrations(db: Db) {
+    let env = TestEnv::start(db).await;
+    let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
+    env.gw.remd_sandbox().unwrap().set_faults(RemdFaults { lost_callback_rate: 1.0, ..RemdFaults::default() });
+    let id = submit(&env, &key, "untimed-1").await;
+    until(&env, id, Status::AwaitingResult).await;
+    results_lost(&env, 1).await;
+    let sent = env.store().messages(id).await.unwrap();
+    let before = snapshot(&env, id).await;
+
+    let plain = String::from_utf8(success_call("mu-1", &sent[0], Some("untimed-1"), Some(MO_2917))).unwrap();
+    let open = plain.find(":Header>").expect("the envelope has a header") + ":Header>".len();
+    let prefix = &plain[plain[..open].rfind('<').unwrap() + 1..open - ":Header>".len()];
+    let extension = format!(r#"<x:routing xmlns:x="urn:example:routing" {prefix}:mustUnderstand="true">a</x:routing>"#);
+    let must = format!("{}{extension}{}", &plain[..open], &plain[open..]);
+    let (status, text) = post(&env, must.into_bytes()).await;
+    assert_eq!(status, 500, "SOAP 1.2 answers MustUnderstand with 500: {text}");
+    assert!(text.contains("MustUnderstand") && text.contains("urn:example:routing"), "{text}");
+    assert_eq!(snapshot(&env, id).await, before, "nothing applied");
+
+    let (status, text) = post(&env, plain.into_bytes()).await;
+    assert_eq!(status, 200, "{text}");
+    let shown: Value = env.get(&key, &format!("/api/v1/documents/{id}")).await.json().await.unwrap();
+    assert_eq!(shown["status"], "registered", "{shown}");
+    assert_eq!(shown["registered_at_source"], "gateway", "the time is marked as the gateway's: {shown}");
+    assert!(shown["registered_at"].is_string());
+    let last = shown["events"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["detail"].as_str().unwrap().contains("записано время шлюза"), "{last}");
+    let record = env.store().submission(id).await.unwrap().unwrap();
+    assert!(record.registered_at_by_gateway);
 }

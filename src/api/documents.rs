@@ -33,6 +33,9 @@ pub struct DocumentStatus {
     /// The REMD registration number, once registered.
     pub emdr_id: Option<String>,
     pub registered_at: Option<DateTime<Utc>>,
+    /// Whose clock `registered_at` is: `remd` (its `registrationDateTime`) or `gateway`
+    /// (REMD gave none the gateway could read); `null` until registered.
+    pub registered_at_source: Option<TimeSource>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// registerDocument calls made so far.
@@ -49,6 +52,14 @@ pub struct DocumentStatus {
     pub links: Links,
 }
 
+/// Whose clock a time is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSource {
+    Remd,
+    Gateway,
+}
+
 impl DocumentStatus {
     pub fn of(r: &SubmissionRecord, events: Option<Vec<Event>>) -> Self {
         Self {
@@ -60,6 +71,9 @@ impl DocumentStatus {
             checksum: r.checksum,
             emdr_id: r.emdr_id.clone(),
             registered_at: r.registered_at,
+            registered_at_source: r
+                .registered_at
+                .map(|_| if r.registered_at_by_gateway { TimeSource::Gateway } else { TimeSource::Remd }),
             created_at: r.created_at,
             updated_at: r.updated_at,
             attempts: r.attempts,

@@ -342,7 +342,11 @@ pub fn submission(p: &DetailPage<'_>) -> String {
         esc(&kind_name),
         esc(&r.local_uid),
         esc(r.emdr_id.as_deref().unwrap_or("—")),
-        t(r.registered_at),
+        if r.registered_at_by_gateway {
+            format!("{} (время шлюза: РЭМД не сообщил время регистрации)", t(r.registered_at))
+        } else {
+            t(r.registered_at)
+        },
         t(Some(r.created_at)),
         t(Some(r.updated_at)),
         r.attempts,

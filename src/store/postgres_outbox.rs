@@ -18,7 +18,7 @@ use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Statu
 pub const OUTBOX_CHANNEL: &str = "egisz_outbox";
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, warnings, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at, \
+     lease_owner, lease_until, emdr_id, registered_at, registered_at_by_gateway, errors, warnings, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at, \
      COALESCE(schedule_from, created_at) AS schedule_from";
 
 fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
@@ -45,6 +45,7 @@ fn record(row: &PgRow) -> Result<SubmissionRecord, StoreError> {
         lease_until: row.try_get("lease_until")?,
         emdr_id: row.try_get("emdr_id")?,
         registered_at: row.try_get("registered_at")?,
+        registered_at_by_gateway: row.try_get("registered_at_by_gateway")?,
         errors: errors.0,
         warnings: warnings.0,
         awaiting_since: row.try_get("awaiting_since")?,
@@ -91,6 +92,7 @@ pub(super) async fn apply(
     let updated = sqlx::query(
         "UPDATE submissions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL,
              emdr_id = COALESCE($3, emdr_id), registered_at = COALESCE($4, registered_at),
+             registered_at_by_gateway = COALESCE($18, registered_at_by_gateway),
              errors = COALESCE($5, errors), last_error_code = CASE WHEN $6 THEN $7 ELSE last_error_code END,
              awaiting_since = $8, updated_at = $9, check_at = $14,
              inconclusive = CASE WHEN $16 THEN 0 ELSE COALESCE($15, inconclusive) END,
@@ -117,6 +119,7 @@ pub(super) async fn apply(
     .bind(t.inconclusive.map(|n| n as i32))
     .bind(t.restart_schedule)
     .bind(t.attempts.map(|n| n as i32))
+    .bind(t.registered_at_by_gateway)
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -15,7 +15,7 @@ use crate::lifecycle::{CLAIM, Step};
 use crate::submission::{Claimed, Event, Intake, ListFilter, NewSubmission, Status, SubmissionRecord, Transition};
 
 const COLUMNS: &str = "id, organization, local_uid, kind, status, checksum, byte_size, request, attempts, next_attempt_at, \
-     lease_owner, lease_until, emdr_id, registered_at, errors, warnings, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at, \
+     lease_owner, lease_until, emdr_id, registered_at, registered_at_by_gateway, errors, warnings, awaiting_since, current_message_id, checks, inconclusive, check_at, created_at, updated_at, \
      COALESCE(schedule_from, created_at) AS schedule_from";
 
 fn opt_ms(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -46,6 +46,7 @@ fn record(row: &SqliteRow) -> Result<SubmissionRecord, StoreError> {
         lease_until: opt_ms(row.try_get("lease_until")?)?,
         emdr_id: row.try_get("emdr_id")?,
         registered_at: opt_ms(row.try_get("registered_at")?)?,
+        registered_at_by_gateway: row.try_get::<bool, _>("registered_at_by_gateway")?,
         errors: errors.0,
         warnings: warnings.0,
         awaiting_since: opt_ms(row.try_get("awaiting_since")?)?,
@@ -94,6 +95,7 @@ pub(super) async fn apply(
     let updated = sqlx::query(&format!(
         "UPDATE submissions SET status = ?1, next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
              emdr_id = COALESCE(?3, emdr_id), registered_at = COALESCE(?4, registered_at),
+             registered_at_by_gateway = COALESCE(?17, registered_at_by_gateway),
              errors = COALESCE(?5, errors), last_error_code = CASE WHEN ?6 THEN ?7 ELSE last_error_code END,
              awaiting_since = ?8, updated_at = ?9, check_at = ?10,
              inconclusive = CASE WHEN ?12 THEN 0 ELSE COALESCE(?11, inconclusive) END,
@@ -119,6 +121,7 @@ pub(super) async fn apply(
     .bind(lease_owner)
     .bind(current_message)
     .bind(t.attempts.map(i64::from))
+    .bind(t.registered_at_by_gateway)
     .execute(&mut *conn)
     .await?
     .rows_affected();

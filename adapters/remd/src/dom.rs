@@ -122,6 +122,10 @@ pub enum ParseError {
     NoBody,
     #[error("unexpected body, expected {expected}")]
     UnexpectedBody { expected: &'static str },
+    /// A header block marked `mustUnderstand` that the reader does not understand (its
+    /// namespace URI and local name): SOAP requires a `MustUnderstand` fault.
+    #[error("a header block marked mustUnderstand is not understood: {{{0}}}{1}")]
+    NotUnderstood(String, String),
     #[error("wsa:Action does not name the operation of the body ({expected})")]
     ActionMismatch { expected: &'static str },
     #[error("missing element {0}")]

@@ -48,6 +48,7 @@ fn read_envelope(bytes: &[u8], limits: Limits) -> Parsed<Node> {
     let mut body = None;
     for part in root.children {
         if part.is(soap, w::HEADER) {
+            understood(&part, soap)?;
             read_header(&part, &mut envelope);
         } else if part.is(soap, w::BODY) && body.is_none() {
             body = Some(part);
@@ -55,6 +56,24 @@ fn read_envelope(bytes: &[u8], limits: Limits) -> Parsed<Node> {
     }
     let body = body.and_then(|b| b.children.into_iter().next()).ok_or(ParseError::NoBody)?;
     Ok((envelope, body))
+}
+
+/// Every header block marked `mustUnderstand` (`1` or `true`, in the envelope's namespace)
+/// is one the reader understands: WS-Addressing's, and the EGISZ transport header. Any
+/// other is [`ParseError::NotUnderstood`] (SOAP 1.1 §4.2.3, SOAP 1.2 part 1 §5.2.3).
+fn understood(header: &Node, soap: &str) -> Result<(), ParseError> {
+    for block in &header.children {
+        let must = block.attrs.iter().any(|a| {
+            a.ns.as_deref() == Some(soap) && a.local == w::MUST_UNDERSTAND && matches!(a.value.trim(), "1" | "true")
+        });
+        let known = block.ns.as_deref() == Some(w::WSA_NS) || block.is(w::EGIS_NS, w::TRANSPORT_HEADER);
+        if must && !known {
+            let ns: String = block.ns.as_deref().unwrap_or("").chars().take(200).collect();
+            let local: String = block.local.chars().take(100).collect();
+            return Err(ParseError::NotUnderstood(ns, local));
+        }
+    }
+    Ok(())
 }
 
 fn read_header(header: &Node, envelope: &mut Envelope) {
@@ -224,11 +243,21 @@ fn date(text: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
 }
 
-/// A date, or the date part of a date-time (`2028-08-18T00:00:00+03:00`), no conversion.
+/// A date in any `xs:date` form — bare, or with a time zone (`2048-09-22Z`,
+/// `2048-09-22+03:00`) — or the date part of a date-time (`2028-08-18T00:00:00+03:00`); the
+/// calendar date as written, no conversion.
 fn date_lenient(text: &str) -> Option<NaiveDate> {
+    let text = text.trim();
     date(text).or_else(|| {
         let (head, tail) = text.split_at_checked(10)?;
-        tail.starts_with(['T', ' ']).then(|| date(head)).flatten()
+        let zone = |z: &str| {
+            z == "Z"
+                || (z.len() == 6
+                    && z.starts_with(['+', '-'])
+                    && z.as_bytes()[3] == b':'
+                    && z.bytes().enumerate().all(|(i, b)| matches!(i, 0 | 3) || b.is_ascii_digit()))
+        };
+        (tail.starts_with(['T', ' ']) || zone(tail)).then(|| date(head)).flatten()
     })
 }
 
@@ -545,8 +574,18 @@ mod tests {
     fn dates_with_a_time_part() {
         assert_eq!(date_lenient("2028-08-18"), NaiveDate::from_ymd_opt(2028, 8, 18));
         assert_eq!(date_lenient("2028-08-18T00:00:00+03:00"), NaiveDate::from_ymd_opt(2028, 8, 18));
-        assert_eq!(date_lenient("2028-08-18Z"), None);
         assert_eq!(date_lenient("18.08.2028"), None);
+    }
+
+    #[test]
+    fn every_xs_date_form() {
+        let d = NaiveDate::from_ymd_opt(2048, 9, 22);
+        for text in ["2048-09-22", "2048-09-22Z", "2048-09-22+03:00", "2048-09-22-05:30", " 2048-09-22+14:00 "] {
+            assert_eq!(date_lenient(text), d, "{text}");
+        }
+        for text in ["2048-09-22+3:00", "2048-09-22+03", "2048-09-22X", "2048-09-22+aa:bb", "2048-13-22Z"] {
+            assert_eq!(date_lenient(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -191,6 +191,9 @@ pub const GET_ITEM: &str = "item";
 pub const EMDR_ID: &str = "emdrId";
 pub const REGISTRATION_DATE_TIME: &str = "registrationDateTime";
 pub const STORE_TILL_DATE: &str = "storeTillDate";
+/// The SOAP attribute (in the envelope's namespace) of a header block the receiver must
+/// understand.
+pub const MUST_UNDERSTAND: &str = "mustUnderstand";
 pub const DOCUMENT_VERSION: &str = "documentVersion";
 
 // ---------------------------------------------------------------------------------------

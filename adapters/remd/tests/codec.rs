@@ -630,3 +630,52 @@ fn identifiers_in_remd_calls_are_bounded() {
     let at_limit = RESULT_SOAP11_DEFAULT_NS.replace("TMK-2023-000042", &"x".repeat(MAX_ID_BYTES));
     assert!(parse_incoming(at_limit.as_bytes()).is_ok());
 }
+
+/// A result as REMD may vary it within the contract: `storeTillDate` an `xs:date` with an
+/// offset, `registrationDateTime` unreadable (dropped, for the gateway to mark its own
+/// clock), and a header block the reader does not know, first optional, then marked
+/// `mustUnderstand`.
+fn result_varied(header: &str) -> String {
+    format!(
+        r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:cb="http://egisz.rosminzdrav.ru/iehr/emdr/callback/" xmlns:x="urn:example:extension">
+  <env:Header>{header}</env:Header>
+  <env:Body><cb:registerDocumentResult>
+    <cb:relatesToMessage>7d4d3e5e-4bd0-4a55-9d4a-5f2f7e7b1c10</cb:relatesToMessage>
+    <cb:status>SUCCESS</cb:status>
+    <cb:registryItem>
+      <cb:emdrId>16.62.23.09.000014523</cb:emdrId>
+      <cb:registrationDateTime>вчера</cb:registrationDateTime>
+      <cb:storeTillDate>2048-09-22+03:00</cb:storeTillDate>
+    </cb:registryItem>
+  </cb:registerDocumentResult></env:Body>
+</env:Envelope>"#
+    )
+}
+
+#[test]
+fn store_till_date_in_every_form_and_unreadable_times_dropped() {
+    let (_, incoming) = parse_incoming(result_varied("").as_bytes()).unwrap();
+    let Incoming::RegisterResult(result) = incoming else { panic!() };
+    let item = result.registry_item.unwrap();
+    assert_eq!(item.store_till_date, NaiveDate::from_ymd_opt(2048, 9, 22), "an xs:date with an offset is kept");
+    assert_eq!(item.registration_date_time, None, "unreadable: dropped, for the gateway to mark");
+}
+
+#[test]
+fn an_unknown_header_is_ignored_unless_it_must_be_understood() {
+    for optional in [
+        r#"<x:trace>abc</x:trace>"#,
+        r#"<x:trace env:mustUnderstand="false">abc</x:trace>"#,
+        r#"<x:trace env:mustUnderstand="0">abc</x:trace>"#,
+        r#"<x:trace mustUnderstand="true">abc</x:trace>"#,
+    ] {
+        assert!(parse_incoming(result_varied(optional).as_bytes()).is_ok(), "{optional}");
+    }
+    for must in [r#"<x:trace env:mustUnderstand="true">abc</x:trace>"#, r#"<x:trace env:mustUnderstand="1"/>"#] {
+        let err = parse_incoming(result_varied(must).as_bytes()).unwrap_err();
+        assert_eq!(err, ParseError::NotUnderstood("urn:example:extension".into(), "trace".into()), "{must}");
+    }
+    // WS-Addressing's blocks are understood.
+    let wsa = r#"<a:Action xmlns:a="http://www.w3.org/2005/08/addressing" env:mustUnderstand="true">sendRegisterDocumentResult</a:Action>"#;
+    assert!(parse_incoming(result_varied(wsa).as_bytes()).is_ok());
+}

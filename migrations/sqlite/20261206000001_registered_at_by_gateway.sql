@@ -1,0 +1,3 @@
+-- A registration whose time REMD did not give (or gave unreadable) carries the gateway's
+-- clock, marked so. Additive.
+ALTER TABLE submissions ADD COLUMN registered_at_by_gateway INTEGER NOT NULL DEFAULT 0;
