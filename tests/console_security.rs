@@ -140,6 +140,20 @@ async fn an_action_needs_the_role_a_session_and_the_csrf_token(db: Db) {
         http.post(&retry).header("cookie", &cookie).form(&[("csrf", foreign_csrf.as_str())]).send().await.unwrap();
     assert_eq!(res.status(), 403);
 
+    // The API's comment rule: a comment with ESC, NUL or a right-to-left override is
+    // refused with the reason, and changes nothing.
+    for hostile in ["\u{1b}[31mкрасный", "a\u{0}b", "оплачено \u{202e}00.001"] {
+        let res = http
+            .post(&retry)
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf.as_str()), ("comment", hostile)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{hostile:?}");
+        assert!(res.text().await.unwrap().contains("управляющие символы"), "the reason is shown");
+        assert_eq!(status_of(&env, &submitter, &id).await, "failed");
+    }
     // With all three, the action happens, in the timeline and the audit log.
     let res = http
         .post(&retry)

@@ -23,6 +23,7 @@ on_both_backends!(
     bulk_retry_requeues_each_once_within_the_remd_rate,
     the_report_equals_a_direct_count,
     the_summary_and_the_gauges_show_what_is_stuck,
+    a_bulk_rerun_over_several_organisations_is_audited_for_each,
 );
 
 const OTHER_MO: &str = "1.2.643.5.1.13.13.12.2.42.3011";
@@ -158,6 +159,11 @@ async fn only_an_ops_key_acts_and_only_on_its_organisations(db: Db) {
     for (path, body) in [
         (format!("/api/v1/documents/{id}/retry"), json!({"comment": long}).to_string()),
         (format!("/api/v1/documents/{id}/retry"), json!({"comment": "a\u{0007}b"}).to_string()),
+        (format!("/api/v1/documents/{id}/retry"), json!({"comment": "\u{1b}[31mкрасный"}).to_string()),
+        (format!("/api/v1/documents/{id}/retry"), json!({"comment": "a\u{0}b"}).to_string()),
+        (format!("/api/v1/documents/{id}/retry"), json!({"comment": "оплачено \u{202e}00.001"}).to_string()),
+        (format!("/api/v1/documents/{id}/retry"), json!({"comment": "x\u{2066}y"}).to_string()),
+        ("/api/v1/ops/retry".to_owned(), json!({"comment": "\u{202e}x"}).to_string()),
         (format!("/api/v1/documents/{id}/cancel"), "{\"comment\": [1, 2]}".to_owned()),
         (format!("/api/v1/documents/{id}/cancel"), "\u{0}\u{1}garbage".to_owned()),
         ("/api/v1/ops/retry".to_owned(), "[]".to_owned()),
@@ -486,4 +492,52 @@ async fn assert_counts_match(store: &dyn Store) {
     kept.sort_by_key(|(s, _)| s.as_str());
     counted.sort_by_key(|(s, _)| s.as_str());
     assert_eq!(kept, counted);
+}
+
+/// A bulk re-run by a key of two organisations, with a comment in a form's line breaks:
+/// one audit entry per organisation it touched, each with its count, so that an operator of
+/// either organisation finds the re-run of its documents.
+async fn a_bulk_rerun_over_several_organisations_is_audited_for_each(db: Db) {
+    let db = TestDb::new(db).await;
+    let at = egisz_gateway::now() - chrono::Duration::hours(1);
+    {
+        let config =
+            egisz_gateway::config::Config::load(None, &[("EGISZ__DATABASE__URL".into(), db.url.clone())]).unwrap();
+        let store = store::connect(&config.database).await.unwrap();
+        seed(&*store, "two-a", 3, (MO_2917, 40), at, Status::Failed, Some("PERSON_NOT_FOUND")).await;
+        seed(&*store, "two-b", 2, (OTHER_MO, 40), at, Status::Failed, Some("PERSON_NOT_FOUND")).await;
+    }
+    let env = TestEnv::start_on(db, |_, _| {}).await;
+    let both = env.key(&[Role::Ops], &[MO_2917, OTHER_MO]).await;
+    let (status, outcome) =
+        post(&env, &both, "/api/v1/ops/retry", json!({"status": "failed", "comment": "ФРМР исправлен\r\nпо заявке 7"}))
+            .await;
+    assert_eq!((status, outcome["requeued"].as_u64()), (200, Some(5)), "{outcome}");
+    let audit = json_of(&env, &both, "/api/v1/ops/audit").await;
+    let mut entries: Vec<(String, u64, String)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "bulk_retry")
+        .map(|e| {
+            (
+                e["organization"].as_str().unwrap_or("none").to_owned(),
+                e["count"].as_u64().unwrap(),
+                e["comment"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    entries.sort();
+    let comment = "ФРМР исправлен\nпо заявке 7".to_owned();
+    assert_eq!(
+        entries,
+        [(MO_2917.to_owned(), 3, comment.clone()), (OTHER_MO.to_owned(), 2, comment)],
+        "one entry per organisation, the form's line break kept as one"
+    );
+    let theirs = env.key(&[Role::Ops], &[OTHER_MO]).await;
+    let seen = json_of(&env, &theirs, "/api/v1/ops/audit").await;
+    let seen: Vec<_> = seen["items"].as_array().unwrap().iter().filter(|e| e["action"] == "bulk_retry").collect();
+    assert_eq!(seen.len(), 1, "the other organisation's operator finds the re-run of its documents: {seen:?}");
+    assert_eq!(seen[0]["count"], 2);
+    env.shutdown().await;
 }

@@ -28,9 +28,6 @@ pub struct CommentBody {
     pub comment: Option<String>,
 }
 
-/// The longest comment kept, in characters.
-pub const MAX_COMMENT_CHARS: usize = 1000;
-
 fn comment_of(body: &Bytes) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -44,18 +41,11 @@ fn comment_of(body: &Bytes) -> Result<Option<String>, ApiError> {
     check_comment(parsed.comment)
 }
 
+/// [`crate::ops::comment`], refused as a problem.
 fn check_comment(comment: Option<String>) -> Result<Option<String>, ApiError> {
-    match comment {
-        Some(c) if c.chars().count() > MAX_COMMENT_CHARS => Err(ApiError::validation(
-            "validation_failed",
-            vec![FieldError::new("comment", "comment", format!("комментарий не длиннее {MAX_COMMENT_CHARS} символов"))],
-        )),
-        Some(c) if c.chars().any(|ch| ch.is_control() && ch != '\n') => Err(ApiError::validation(
-            "validation_failed",
-            vec![FieldError::new("comment", "comment", "комментарий не может содержать управляющие символы")],
-        )),
-        other => Ok(other),
-    }
+    crate::ops::comment(comment.as_deref()).map_err(|e| {
+        ApiError::validation("validation_failed", vec![FieldError::new("comment", "comment", e.to_string())])
+    })
 }
 
 /// The answer to an operator's action that did not happen.

@@ -498,8 +498,23 @@ async fn act(
         Err(r) => return r,
     };
     let Some(id) = parse_id(&raw) else { return forbidden("Документ не найден.") };
-    let comment: Option<String> =
-        form.get("comment").map(|c| c.chars().take(crate::api::ops::MAX_COMMENT_CHARS).collect());
+    let comment = match crate::ops::comment(form.get("comment").map(String::as_str)) {
+        Ok(c) => c,
+        Err(e) => {
+            return html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page(
+                    "Комментарий не принят",
+                    Nav::Failed,
+                    s.operator(),
+                    &format!(
+                        "{}<p><a href=\"/ops/submissions/{id}\">К документу</a></p>",
+                        notice("error", &e.to_string())
+                    ),
+                ),
+            );
+        }
+    };
     match state.ops.act(&s.principal, id, action, comment.as_deref()).await {
         Ok(_) => {
             let done = if action == Action::Retry { "retry" } else { "cancel" };
@@ -682,8 +697,22 @@ async fn bulk(
         .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
         .collect::<serde_json::Map<_, _>>()
         .into();
-    let comment: Option<String> =
-        q.get("comment").map(|c| c.chars().take(crate::api::ops::MAX_COMMENT_CHARS).collect());
+    let comment = match crate::ops::comment(q.get("comment").map(String::as_str)) {
+        Ok(c) => c,
+        Err(e) => {
+            let problems = vec![e.to_string()];
+            let p = pages::BulkPage {
+                filter: &form,
+                csrf: &s.csrf,
+                problems: &problems,
+                dry_run: None,
+                done: None,
+                progress: None,
+                bulk_max: state.ops.bulk_max,
+            };
+            return bulk_page(&s, &p);
+        }
+    };
     let bulk_run = match state.ops.bulk_retry(&s.principal, &filter, !run, comment.as_deref(), shown).await {
         Ok(o) => o,
         Err(OpsError::Store(e)) => return unavailable(e),

@@ -211,6 +211,37 @@ pub enum OpsError {
     Store(#[from] StoreError),
 }
 
+/// The longest operator's comment kept, in characters.
+pub const MAX_COMMENT_CHARS: usize = 1000;
+
+/// Why an operator's comment is refused (Russian, for the form or the problem).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommentError {
+    #[error("комментарий не длиннее {MAX_COMMENT_CHARS} символов")]
+    TooLong,
+    #[error("комментарий не может содержать управляющие символы и символы смены направления текста")]
+    ControlCharacter,
+}
+
+/// The one rule for an operator's comment, from the API and the console alike: line breaks
+/// (`\n`, or a form's `\r\n`) are kept as `\n`; any other control character (ESC, NUL, …)
+/// or a bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069, which would make
+/// the audit log and the MIS-visible timeline read other than written) refuses the comment;
+/// at most [`MAX_COMMENT_CHARS`]; blank is no comment.
+pub fn comment(raw: Option<&str>) -> Result<Option<String>, CommentError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = raw.replace("\r\n", "\n");
+    if text.chars().count() > MAX_COMMENT_CHARS {
+        return Err(CommentError::TooLong);
+    }
+    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(|c| (c.is_control() && c != '\n') || bidi(c)) {
+        return Err(CommentError::ControlCharacter);
+    }
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
 /// The service behind the ops API and the console.
 #[derive(Clone)]
 pub struct Operations {
@@ -234,7 +265,7 @@ impl Operations {
             submission_id: None,
             organization: None,
             filter: None,
-            comment: comment.map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned),
+            comment: comment.map(str::to_owned),
             count: None,
         }
     }
@@ -308,10 +339,10 @@ impl Operations {
             Some(orgs) if orgs.len() == 1 => Some(orgs[0].to_string()),
             _ => None,
         };
-        let base = NewAudit { filter: Some(filter_shown), organization, ..base };
         let capped = matched > u64::from(self.bulk_max);
         if dry_run {
-            self.store.operate(&[], &NewAudit { count: Some(matched), ..base }).await?;
+            let entry = NewAudit { filter: Some(filter_shown), organization, count: Some(matched), ..base };
+            self.store.operate(&[], &entry).await?;
             return Ok(BulkRun { outcome: BulkOutcome { matched, requeued: 0, capped }, requeued: Vec::new() });
         }
         let records =
@@ -320,17 +351,36 @@ impl Operations {
         let steps: Vec<_> = records
             .iter()
             .filter_map(|r| match self.relay.decide(r, Happening::Retry(&operator), now) {
-                Decision::Apply(step) => Some((r.id, step)),
+                Decision::Apply(step) => Some((r.organization.to_string(), r.id, step)),
                 _ => None,
             })
             .collect();
-        let changes: Vec<OpsChange<'_>> =
-            steps.iter().map(|(id, s)| OpsChange { id: *id, from: s.from, transition: &s.transition }).collect();
-        let requeued = self.store.operate(&changes, &base).await?;
+        // One audit entry per organisation touched (its own transaction with its changes),
+        // so that an operator limited to that organisation finds it.
+        let mut by_organization: std::collections::BTreeMap<&str, Vec<OpsChange<'_>>> = Default::default();
+        for (organization, id, s) in &steps {
+            by_organization.entry(organization).or_default().push(OpsChange {
+                id: *id,
+                from: s.from,
+                transition: &s.transition,
+            });
+        }
+        let mut requeued = 0;
+        for (organization, changes) in &by_organization {
+            let entry = NewAudit {
+                filter: Some(filter_shown.clone()),
+                organization: Some((*organization).to_owned()),
+                ..base.clone()
+            };
+            requeued += self.store.operate(changes, &entry).await?;
+        }
+        if by_organization.is_empty() {
+            self.store.operate(&[], &NewAudit { filter: Some(filter_shown), organization, ..base }).await?;
+        }
         if requeued > 0 {
             self.relay.wake();
         }
-        let ids = steps.iter().map(|(id, _)| *id).collect();
+        let ids = steps.iter().map(|(_, id, _)| *id).collect();
         Ok(BulkRun { outcome: BulkOutcome { matched, requeued, capped }, requeued: ids })
     }
 
@@ -362,4 +412,24 @@ pub fn within(filter: &ListFilter, scope: &Scope) -> ListFilter {
         });
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_rule_for_comments() {
+        assert_eq!(comment(None), Ok(None));
+        assert_eq!(comment(Some("   \n ")), Ok(None), "blank is no comment");
+        assert_eq!(comment(Some(" роль уточнена ")), Ok(Some("роль уточнена".into())));
+        assert_eq!(comment(Some("строка 1\r\nстрока 2")), Ok(Some("строка 1\nстрока 2".into())), "a form's line break");
+        for hostile in
+            ["\u{1b}[31mx", "a\u{0}b", "a\u{7}b", "a\rb", "a\tb", "\u{202e}x", "x\u{202a}y", "x\u{2066}y", "x\u{2069}"]
+        {
+            assert_eq!(comment(Some(hostile)), Err(CommentError::ControlCharacter), "{hostile:?}");
+        }
+        assert_eq!(comment(Some(&"я".repeat(MAX_COMMENT_CHARS))).map(|c| c.map(|c| c.chars().count())), Ok(Some(1000)));
+        assert_eq!(comment(Some(&"я".repeat(MAX_COMMENT_CHARS + 1))), Err(CommentError::TooLong));
+    }
 }

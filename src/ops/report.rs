@@ -200,11 +200,24 @@ pub fn csv(report: &Report, kind_name: impl Fn(u32) -> Option<String>) -> Vec<u8
     out.into_bytes()
 }
 
+/// Characters a spreadsheet may take as the start of a formula, in ASCII and full width.
+const FORMULA_STARTS: [char; 8] = ['=', '+', '-', '@', '＝', '＋', '－', '＠'];
+
+/// A cell a spreadsheet will show as text, never run as a formula (CSV injection): a value
+/// whose first character is `=` `+` `-` `@`, a tab or a carriage return, or whose first
+/// character after leading white space (ASCII or not) is `=` `+` `-` `@` or their full-width
+/// forms `＝` `＋` `－` `＠`, gets a leading apostrophe. Anything else is left as it is.
+pub fn spreadsheet_cell(value: String) -> String {
+    let first = value.chars().next();
+    let first_visible = value.chars().find(|c| !c.is_whitespace());
+    let risky = matches!(first, Some('\t' | '\r')) || first_visible.is_some_and(|c| FORMULA_STARTS.contains(&c));
+    if risky { format!("'{value}") } else { value }
+}
+
 fn line(out: &mut String, fields: impl Iterator<Item = String>) {
     let fields: Vec<String> = fields
         .map(|f| {
-            // A leading = + - @ would be read as a formula: quoted with a leading apostrophe.
-            let f = if f.starts_with(['=', '+', '-', '@']) { format!("'{f}") } else { f };
+            let f = spreadsheet_cell(f);
             if f.contains([';', '"', '\n', '\r']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f }
         })
         .collect();
@@ -256,6 +269,34 @@ mod tests {
         assert!(lines[0].starts_with("Организация (OID);Вид документа;"), "{}", lines[0]);
         assert_eq!(lines[1], "1.2.3;40;\"Протокол; \"\"ТМК\"\"\";3;2;1;0;0;66,7;X (1)");
         assert_eq!(lines[2], "Итого;;;3;2;1;0;0;66,7;X (1)");
+    }
+
+    #[test]
+    fn no_cell_starts_a_formula() {
+        for risky in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            " =1+1",
+            "  +x",
+            "\u{a0}-x",
+            "\u{3000}@x",
+            "\n=x",
+            "＝1+1",
+            "＋1",
+            "－1",
+            "＠x",
+            " ＝x",
+        ] {
+            assert_eq!(spreadsheet_cell(risky.to_owned()), format!("'{risky}"), "{risky:?}");
+        }
+        for plain in ["1.2.643.5.1.13", "Протокол ТМК", "66,7", "", "   ", "a=b", "x-1", "PERSON_NOT_FOUND (4)"]
+        {
+            assert_eq!(spreadsheet_cell(plain.to_owned()), plain, "{plain:?}");
+        }
     }
 
     #[test]
