@@ -340,7 +340,13 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
     {
         tracing::warn!(error = %e, "NSI: the stored dictionary copies could not be read; the shipped ones are in force");
     }
+    let console_key: Arc<[u8]> = {
+        let mut fresh = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut fresh);
+        store.shared_secret(crate::console::SIGN_IN_SECRET, &fresh).await.context("the console's signing key")?.into()
+    };
     let state = AppState {
+        console_key,
         store: Arc::clone(&store),
         auth: authenticator,
         staff: staff.clone(),

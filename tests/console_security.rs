@@ -8,7 +8,11 @@ use common::{AUTHOR_SNILS, DISMISSED_SNILS, Db, MO_2917, TestEnv, sample_as, sig
 use egisz_gateway::auth::Role;
 use serde_json::Value;
 
-on_both_backends!(an_action_needs_the_role_a_session_and_the_csrf_token, sessions_end);
+on_both_backends!(
+    an_action_needs_the_role_a_session_and_the_csrf_token,
+    sessions_end,
+    no_body_is_read_before_the_cookie
+);
 
 const OTHER_MO: &str = "1.2.643.5.1.13.13.12.2.42.3011";
 
@@ -230,5 +234,89 @@ async fn sessions_end(db: Db) {
     assert!(env.store().session(&hash, later).await.unwrap().is_none(), "ops.session_ttl is 8 h");
     assert_eq!(env.store().purge_sessions(later).await.unwrap(), 2, "this one and the revoked key's");
     assert_eq!(http.get(env.url("/ops/")).header("cookie", &cookie).send().await.unwrap().status(), 303);
+    env.shutdown().await;
+}
+
+/// A form post of 16 MiB announced, whose body stops after its first bytes, over a raw
+/// connection: the status line of the answer, or `None` when none came in 10 s. A server
+/// that reads the body first waits for the rest (and would answer `408` only after
+/// `api.body_read_timeout_ms`); one that looks at the cookie first answers at once.
+async fn post_stalled(env: &TestEnv, path: &str, cookie: Option<&str>) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = env.gw.api_addr();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 16777216\r\n{cookie}\r\ncsrf=x&comment="
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 256];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer)).await.ok()?;
+    let n = read.unwrap();
+    Some(String::from_utf8_lossy(&answer[..n]).lines().next().unwrap_or_default().to_owned())
+}
+
+/// The console reads no form before its cookie: a post without a session (or, for the
+/// sign-in, without a valid signed form cookie) is refused on its headers, its body never
+/// read; a cross-site post is refused; a signed-in operator's form is bounded at 64 KiB.
+async fn no_body_is_read_before_the_cookie(db: Db) {
+    let env = TestEnv::start_with(db, |c, _| {
+        c.api.limits.body_read_timeout = std::time::Duration::from_secs(20);
+    })
+    .await;
+    let http = client();
+    let id = uuid::Uuid::now_v7();
+    for (path, cookie) in [
+        (format!("/ops/submissions/{id}/retry"), None),
+        (format!("/ops/submissions/{id}/retry"), Some("egisz_ops=forged-session")),
+        ("/ops/bulk".to_owned(), None),
+        ("/ops/logout".to_owned(), None),
+        ("/ops/login".to_owned(), None),
+        ("/ops/login".to_owned(), Some("egisz_ops_login=nonce")),
+        (
+            "/ops/login".to_owned(),
+            Some("egisz_ops_login=nonce.99999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ),
+    ] {
+        let status = post_stalled(&env, &path, cookie).await;
+        let status =
+            status.unwrap_or_else(|| panic!("{path} {cookie:?}: no answer while the body stalls: it was read"));
+        assert!(status.starts_with("HTTP/1.1 403"), "{path} {cookie:?}: {status}");
+    }
+
+    // A signed-in operator: a cross-site post is refused, and the form is bounded.
+    let ops = env.key(&[Role::Ops], &[MO_2917]).await;
+    let (_, session) = sign_in(&env, &ops).await;
+    let cookie = cookie_pair(&session.unwrap());
+    let html = http.get(env.url("/ops/bulk")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_in(&html);
+    let res = http
+        .post(env.url("/ops/bulk"))
+        .header("cookie", &cookie)
+        .header("origin", "http://evil.example")
+        .form(&[("csrf", csrf.as_str()), ("step", "dry_run")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "a cross-site post");
+    let big = "я".repeat(40 * 1024);
+    let res = http
+        .post(env.url("/ops/bulk"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("comment", big.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413, "a console form over 64 KiB");
+    let res = http
+        .post(env.url("/ops/bulk"))
+        .header("cookie", &cookie)
+        .header("origin", env.gw.api_url())
+        .form(&[("csrf", csrf.as_str()), ("step", "dry_run")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the console's own post");
     env.shutdown().await;
 }

@@ -82,6 +82,9 @@ pub struct AppState {
     /// The dashboard's 30 days per scope, at most a minute old (they change slowly and
     /// cost a range read of a month of submissions).
     pub day_figures: Arc<crate::memo::Memo<String, Vec<crate::ops::report::DayFigures>>>,
+    /// The key that signs the console's sign-in form cookie, shared by every instance on
+    /// the database.
+    pub console_key: Arc<[u8]>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -102,7 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ops/audit", get(ops::audit))
         .route("/api/v1/ops/summary", get(ops::summary))
         .route("/api/v1/reports/remd", get(ops::remd_report))
-        .merge(crate::console::routes())
+        .merge(crate::console::routes(state.clone()))
         .route("/api/v1/staff/verify", post(staff::verify_batch))
         .route("/api/v1/staff/{snils}", get(staff::get_staff))
         .fallback(service::fallback)

@@ -6,8 +6,11 @@
 //! - this module — the routes, the sign-in (an `ops` API key exchanged for a session cookie:
 //!   HttpOnly, SameSite=Strict, `Secure` with `ops.secure_cookies`, expiring after
 //!   `ops.session_ttl`; only the token's hash is stored), CSRF on every form (the session's
-//!   token, compared in constant time; the sign-in form's own double-submit cookie), and
-//!   the handlers, which read through the store and act through [`crate::ops::Operations`];
+//!   token, compared in constant time; the sign-in form's own double-submit cookie, signed
+//!   with a key every instance shares and expiring), the gate every form post passes before
+//!   its body is read (a session, or for the sign-in a valid signed cookie; a same-origin
+//!   `Origin`; at most [`BODY_LIMIT`] bytes), and the handlers, which read through the store
+//!   and act through [`crate::ops::Operations`];
 //! - [`pages`] — each page as a pure function of its data;
 //! - [`html`] — escaping, the layout and form fields;
 //! - [`chart`] — the dashboard's SVG chart.
@@ -49,8 +52,15 @@ const COOKIE: &str = "egisz_ops";
 /// The sign-in form's double-submit cookie.
 const LOGIN_COOKIE: &str = "egisz_ops_login";
 const PAGE_SIZE: u32 = 50;
+/// The largest form the console reads, in bytes (its forms carry a token, a few filters and
+/// a comment of at most 1,000 characters).
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// The name of the shared secret that signs the sign-in cookie ([`AppState::console_key`]).
+pub const SIGN_IN_SECRET: &str = "console_sign_in";
+/// How long a sign-in form may be used.
+const SIGN_IN_FORM_FOR: chrono::Duration = chrono::Duration::hours(1);
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/ops", get(|| async { Redirect::to("/ops/") }))
         .route("/ops/", get(dashboard))
@@ -67,6 +77,69 @@ pub fn routes() -> Router<AppState> {
         .route("/ops/report.csv", get(report_csv))
         .route("/ops/audit", get(audit_page))
         .route("/ops/static/console.css", get(css))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .route_layer(axum::middleware::from_fn_with_state(state, gate))
+}
+
+/// Every form post, before its body is read: from a page of this console (an `Origin`, when
+/// the browser sends one, naming this host), and by someone who may post it — a signed-in
+/// operator, or for the sign-in a valid signed form cookie. Anything else is answered `403`
+/// with nothing read beyond the headers.
+async fn gate(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    if !same_origin(headers) {
+        return forbidden("Форма отправлена не со страницы консоли.");
+    }
+    if request.uri().path() == "/ops/login" {
+        if sign_in_nonce(&state.console_key, cookie_value(headers, LOGIN_COOKIE), crate::now()).is_none() {
+            return login_page(&state, Some("Форма входа устарела. Введите ключ ещё раз."), StatusCode::FORBIDDEN);
+        }
+    } else {
+        match session(&state, headers).await {
+            Ok(_) => {}
+            Err(NoSession::SignIn) => return forbidden("Сеанс истёк или не начат. Войдите снова."),
+            Err(NoSession::Failed(r)) => return r,
+        }
+    }
+    next.run(request).await
+}
+
+/// No `Origin`, or one whose host and port are the request's `Host`.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else { return true };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest);
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// The MAC of a sign-in form's nonce and expiry under `key`.
+fn sign_in_mac(key: &[u8], nonce: &str, expires: i64) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(format!("ops-sign-in|{nonce}|{expires}").as_bytes());
+    B64URL.encode(mac.finalize().into_bytes())
+}
+
+/// The sign-in form cookie: its nonce (also the form's hidden field), when it expires, and
+/// their MAC — a cookie nobody but a gateway with the key could have made.
+fn sign_in_cookie(key: &[u8], nonce: &str, expires: chrono::DateTime<chrono::Utc>) -> String {
+    let expires = expires.timestamp();
+    format!("{nonce}.{expires}.{}", sign_in_mac(key, nonce, expires))
+}
+
+/// The nonce of a sign-in cookie this console made and that has not expired at `now`.
+fn sign_in_nonce<'a>(key: &[u8], cookie: Option<&'a str>, now: chrono::DateTime<chrono::Utc>) -> Option<&'a str> {
+    let mut parts = cookie?.splitn(3, '.');
+    let (nonce, expires, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    let expires: i64 = expires.parse().ok()?;
+    (expires > now.timestamp() && same(mac, &sign_in_mac(key, nonce, expires))).then_some(nonce)
 }
 
 /// A page, with the console's headers.
@@ -216,8 +289,10 @@ async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Respon
 
 fn login_page(state: &AppState, problem: Option<&str>, status: StatusCode) -> Response {
     let csrf = token();
+    let signed = sign_in_cookie(&state.console_key, &csrf, crate::now() + SIGN_IN_FORM_FOR);
     let mut res = html(status, page("Вход", Nav::None, None, &pages::login(&csrf, problem)));
-    res.headers_mut().insert(header::SET_COOKIE, cookie(state, LOGIN_COOKIE, &csrf, "/ops/login", 3600));
+    let max_age = SIGN_IN_FORM_FOR.num_seconds() as u64;
+    res.headers_mut().insert(header::SET_COOKIE, cookie(state, LOGIN_COOKIE, &signed, "/ops/login", max_age));
     res
 }
 
@@ -226,7 +301,7 @@ async fn login(
     headers: HeaderMap,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let expected = cookie_value(&headers, LOGIN_COOKIE);
+    let expected = sign_in_nonce(&state.console_key, cookie_value(&headers, LOGIN_COOKIE), crate::now());
     if !matches!((expected, form.get("csrf")), (Some(a), Some(b)) if same(a, b)) {
         return login_page(&state, Some("Форма входа устарела. Введите ключ ещё раз."), StatusCode::FORBIDDEN);
     }
@@ -815,4 +890,47 @@ async fn audit_page(
     };
     let body = pages::audit(&items, next.as_deref(), state.settings.utc_offset);
     Ok(html(StatusCode::OK, page("Журнал действий", Nav::Audit, s.operator(), &body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_signed_unexpired_sign_in_cookie_names_its_nonce() {
+        let key = b"a key every instance shares....";
+        let now: chrono::DateTime<chrono::Utc> = "2026-12-06T10:00:00Z".parse().unwrap();
+        let cookie = sign_in_cookie(key, "nonce-1", now + SIGN_IN_FORM_FOR);
+        assert_eq!(sign_in_nonce(key, Some(&cookie), now), Some("nonce-1"));
+        assert!(cookie.len() <= 128, "within what the cookie reader takes: {cookie}");
+        assert_eq!(sign_in_nonce(key, Some(&cookie), now + SIGN_IN_FORM_FOR), None, "expired");
+        assert_eq!(sign_in_nonce(b"another gateway's key..........", Some(&cookie), now), None, "another key");
+        let (head, _) = cookie.rsplit_once('.').unwrap();
+        for forged in [
+            "nonce-1".to_owned(),
+            format!("{head}.AAAA"),
+            cookie.replacen("nonce-1", "nonce-2", 1),
+            cookie.replacen(&(now + SIGN_IN_FORM_FOR).timestamp().to_string(), "99999999999", 1),
+        ] {
+            assert_eq!(sign_in_nonce(key, Some(&forged), now), None, "{forged}");
+        }
+        assert_eq!(sign_in_nonce(key, None, now), None);
+    }
+
+    #[test]
+    fn an_origin_must_be_this_host() {
+        let headers = |origin: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+            }
+            h
+        };
+        assert!(same_origin(&headers(None)), "no Origin: not a browser's cross-site post");
+        assert!(same_origin(&headers(Some("http://127.0.0.1:8080"))));
+        for other in ["http://evil.example", "http://127.0.0.1:8081", "null", "http://127.0.0.1:8080.evil"] {
+            assert!(!same_origin(&headers(Some(other))), "{other}");
+        }
+    }
 }

@@ -67,6 +67,10 @@ pub trait OpsStore: Send + Sync {
     /// How many of `ids` are in each status.
     async fn statuses_of(&self, ids: &[uuid::Uuid]) -> Result<Vec<(Status, u64)>, StoreError>;
 
+    /// The secret `name` every instance on the database shares: `fresh` is stored if there
+    /// is none yet (the first instance's), and the stored one is returned.
+    async fn shared_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
+
     async fn create_session(
         &self,
         token_hash: &[u8],

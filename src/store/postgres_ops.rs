@@ -229,6 +229,18 @@ impl OpsStore for PgStore {
         rows.into_iter().map(|r| Ok((status(r.try_get(0)?)?, r.try_get::<i64, _>(1)? as u64))).collect()
     }
 
+    async fn shared_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        sqlx::query("INSERT INTO gateway_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(fresh)
+            .execute(self.pool())
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM gateway_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await?)
+    }
+
     async fn create_session(
         &self,
         token_hash: &[u8],

@@ -217,6 +217,21 @@ impl OpsStore for SqliteStore {
         counts.into_iter().map(|(s, n)| Ok((status(s)?, n))).collect()
     }
 
+    async fn shared_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        {
+            let _turn = self.write_turn().await;
+            sqlx::query("INSERT INTO gateway_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(fresh)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(sqlx::query_scalar("SELECT value FROM gateway_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await?)
+    }
+
     async fn create_session(
         &self,
         token_hash: &[u8],
