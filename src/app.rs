@@ -347,6 +347,7 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
     };
     let state = AppState {
         console_key,
+        metrics_figures_read: Arc::default(),
         store: Arc::clone(&store),
         auth: authenticator,
         staff: staff.clone(),

@@ -388,6 +388,26 @@ impl Config {
         if self.relay.result_check_after >= self.relay.result_deadline {
             problem("relay.result_check_after", "must be shorter than relay.result_deadline".into());
         }
+        if self.database.acquire_timeout >= self.api.limits.request_timeout {
+            problem(
+                "database.acquire_timeout_ms",
+                format!(
+                    "must be shorter than api.request_timeout_ms ({} ms): a request waiting for the database would \
+                     end in 504 instead of a clear 503",
+                    self.api.limits.request_timeout.as_millis()
+                ),
+            );
+        }
+        if self.relay.lease_for <= self.remd.timeout / 3 {
+            problem(
+                "relay.lease_for",
+                format!(
+                    "must be longer than a third of remd.timeout_ms ({} ms): the lease is renewed every third of it \
+                     while a call is in flight",
+                    self.remd.timeout.as_millis()
+                ),
+            );
+        }
         if self.relay.stop_grace >= self.api.limits.request_timeout {
             problem(
                 "relay.stop_grace",
@@ -457,6 +477,27 @@ impl Config {
             }
         }
         for (section, limits) in [("api", &self.api.limits), ("remd_listener", &self.remd_listener.limits)] {
+            // A connection idle for less than a request may take would be closed under a
+            // request still being handled, which then gets no answer at all.
+            if limits.idle_timeout < limits.request_timeout {
+                problem(
+                    &format!("{section}.idle_timeout"),
+                    format!(
+                        "must not be shorter than {section}.request_timeout_ms ({} ms): a request in progress would be \
+                         dropped without an answer",
+                        limits.request_timeout.as_millis()
+                    ),
+                );
+            }
+            if limits.header_read_timeout > limits.request_timeout {
+                problem(
+                    &format!("{section}.header_read_timeout_ms"),
+                    format!(
+                        "must not be longer than {section}.request_timeout_ms ({} ms)",
+                        limits.request_timeout.as_millis()
+                    ),
+                );
+            }
             if limits.body_read_timeout >= limits.request_timeout {
                 problem(
                     &format!("{section}.body_read_timeout_ms"),
@@ -1222,6 +1263,28 @@ mod tests {
         assert!(embedded.all_sandbox() && embedded.sandbox_beside_remote().is_empty(), "the embedded default");
         let message = Config::load(None, &env(&remd)).unwrap_err().to_string();
         assert!(message.contains("remd.mode = \"remote\"") && message.contains("frmr.base_url"), "{message}");
+    }
+
+    #[test]
+    fn pairs_that_would_bite_are_refused() {
+        let key_of = |pairs: &[(&str, &str)]| -> Vec<String> {
+            Config::load(None, &env(pairs)).err().map(|e| e.0.into_iter().map(|p| p.key).collect()).unwrap_or_default()
+        };
+        for (pairs, key) in [
+            (&[("EGISZ__API__IDLE_TIMEOUT", "10s")][..], "api.idle_timeout"),
+            (&[("EGISZ__REMD_LISTENER__IDLE_TIMEOUT", "5s")][..], "remd_listener.idle_timeout"),
+            (&[("EGISZ__API__HEADER_READ_TIMEOUT_MS", "40000")][..], "api.header_read_timeout_ms"),
+            (&[("EGISZ__DATABASE__ACQUIRE_TIMEOUT_MS", "30000")][..], "database.acquire_timeout_ms"),
+            (&[("EGISZ__RELAY__STOP_GRACE", "30s")][..], "relay.stop_grace"),
+            (&[("EGISZ__RELAY__LEASE_FOR", "5s"), ("EGISZ__REMD__TIMEOUT_MS", "15000")][..], "relay.lease_for"),
+            (&[("EGISZ__FRMR__INTAKE_RESERVE", "100")][..], "frmr.intake_reserve"),
+            (&[("EGISZ__FRMR__CLIENT_SHARE", "81")][..], "frmr.client_share"),
+        ] {
+            assert_eq!(key_of(pairs), [key], "{pairs:?}");
+        }
+        // Equal idle and request timeouts, and the defaults, are fine.
+        assert_eq!(key_of(&[("EGISZ__API__IDLE_TIMEOUT", "30s")]), Vec::<String>::new());
+        assert_eq!(key_of(&[("EGISZ__FRMR__CLIENT_SHARE", "80")]), Vec::<String>::new());
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct Metrics {
     pub remd_circuit_open: Gauge,
     /// 1 when the last scrape could not read the queue's figures from the store.
     pub queue_figures_failed: Gauge,
+    /// Reads of the queue's figures from the store for `/metrics` (at most one every 5 s,
+    /// however many scrapes).
+    pub queue_figures_reads: Counter,
     /// Dictionaries the last NSI refresh could not refresh (their previous copy stays).
     pub nsi_refresh_failed: Gauge,
     /// Intakes accepted with warnings (a check under `warn`, a service unreachable), by rule.
@@ -129,6 +132,7 @@ impl Metrics {
             past_deadline: Gauge::default(),
             remd_circuit_open: Gauge::default(),
             queue_figures_failed: Gauge::default(),
+            queue_figures_reads: Counter::default(),
             nsi_refresh_failed: Gauge::default(),
             intake_warnings: Family::default(),
             registry: Registry::default(),
@@ -207,6 +211,11 @@ impl Metrics {
             "queue_figures_failed",
             "1 when the last scrape could not read the queue's figures from the database",
             m.queue_figures_failed.clone(),
+        );
+        registry.register(
+            "queue_figures_reads",
+            "Reads of the queue's figures from the database for /metrics (at most one every 5 s)",
+            m.queue_figures_reads.clone(),
         );
         registry.register(
             "nsi_refresh_failed",

@@ -48,6 +48,23 @@ async fn health_readiness_metrics_and_openapi(db: Db) {
     ] {
         assert!(metrics.contains(expected), "missing {expected} in\n{metrics}");
     }
+    // A storm of scrapes costs no more reads of the database than one every 5 s.
+    let reads = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("egisz_queue_figures_reads_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("the reads counter")
+    };
+    let before = reads(&metrics);
+    let started = std::time::Instant::now();
+    let storm: Vec<String> = futures::future::join_all(
+        (0..200).map(|_| async { env.http.get(env.url("/metrics")).send().await.unwrap().text().await.unwrap() }),
+    )
+    .await;
+    let allowed = 1 + started.elapsed().as_secs() / 5;
+    let after = storm.iter().map(|t| reads(t)).max().unwrap();
+    assert!(after - before <= allowed, "{} reads for 200 scrapes in {:?}", after - before, started.elapsed());
+    assert!(storm.iter().all(|t| t.contains("egisz_submissions{status=\"queued\"}")), "every scrape has the gauges");
     assert!(!metrics.contains(AUTHOR_SNILS), "metrics never carry a SNILS");
     assert!(!metrics.contains("M0X"), "arbitrary methods do not become label values");
     assert!(metrics.contains("method=\"other\""), "{metrics}");

@@ -85,6 +85,9 @@ pub struct AppState {
     /// The key that signs the console's sign-in form cookie, shared by every instance on
     /// the database.
     pub console_key: Arc<[u8]>,
+    /// When `/metrics` last read the queue's figures (one read per
+    /// [`service::METRICS_FIGURES_FOR`]).
+    pub metrics_figures_read: Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

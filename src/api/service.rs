@@ -50,6 +50,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// How long the queue's figures on `/metrics` are reused before the database is read again.
+pub const METRICS_FIGURES_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
@@ -60,20 +63,28 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(nsi) = &state.nsi {
         state.metrics.nsi_refresh_failed.set(nsi.status().results.iter().filter(|r| r.failed()).count() as i64);
     }
-    // The queue's gauges are read from the database at each scrape, so that every instance
-    // on a shared database reports the same figures.
-    match super::ops::summary_of(&state, &crate::auth::Scope::All).await {
-        Ok(summary) => {
-            for (status, n) in &summary.counts {
-                let labels = crate::metrics::StatusLabels { status: status.clone() };
-                state.metrics.submissions.get_or_create(&labels).set(*n as i64);
+    // The queue's gauges are read from the database, so that every instance on a shared
+    // database reports the same figures — at most once per METRICS_FIGURES_FOR, by one
+    // scrape while the others wait for it: a storm of scrapes costs no more queries.
+    {
+        let mut last = state.metrics_figures_read.lock().await;
+        if last.is_none_or(|at| at.elapsed() >= METRICS_FIGURES_FOR) {
+            state.metrics.queue_figures_reads.inc();
+            match super::ops::summary_of(&state, &crate::auth::Scope::All).await {
+                Ok(summary) => {
+                    for (status, n) in &summary.counts {
+                        let labels = crate::metrics::StatusLabels { status: status.clone() };
+                        state.metrics.submissions.get_or_create(&labels).set(*n as i64);
+                    }
+                    state.metrics.oldest_waiting_seconds.set(summary.oldest_waiting.map_or(0, |w| w.age_seconds));
+                    state.metrics.past_deadline.set(summary.past_deadline as i64);
+                    state.metrics.queue_figures_failed.set(0);
+                }
+                Err(_) => {
+                    state.metrics.queue_figures_failed.set(1);
+                }
             }
-            state.metrics.oldest_waiting_seconds.set(summary.oldest_waiting.map_or(0, |w| w.age_seconds));
-            state.metrics.past_deadline.set(summary.past_deadline as i64);
-            state.metrics.queue_figures_failed.set(0);
-        }
-        Err(_) => {
-            state.metrics.queue_figures_failed.set(1);
+            *last = Some(tokio::time::Instant::now());
         }
     }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
