@@ -222,6 +222,11 @@ async fn nsi(command: NsiCommand, config: Config) -> anyhow::Result<()> {
                     }
                     Refreshed::Unchanged { oid, version } => println!("{oid}: версия {version} уже загружена"),
                     Refreshed::NoVersions { oid } => println!("{oid}: НСИ не знает версий этого справочника"),
+                    Refreshed::Shipped { oid, listed, shipped } => {
+                        println!(
+                            "{oid}: НСИ даёт версию {listed}, шлюз поставляется с {shipped}; остаётся поставленная"
+                        )
+                    }
                     Refreshed::Older { oid, listed, stored } => {
                         println!(
                             "{oid}: НСИ предлагает версию {listed}, старше загруженной {stored}; действует {stored}"

@@ -59,14 +59,41 @@ pub fn check_rows(rows: &[(String, String)]) -> Result<(), String> {
 }
 
 /// The copies in force: the shipped ones, with every stored NSI copy (complete: NSI gives a
-/// whole version) added or replacing the shipped copy of the same version.
+/// whole version) added beside them, or completing a shipped subset of the same version. A
+/// complete shipped copy is never replaced.
 pub fn in_force(shipped: &DictionarySet, stored: &[NsiCopy]) -> DictionarySet {
     let mut set = shipped.clone();
-    for copy in stored {
+    let replaceable = |c: &&NsiCopy| shipped.get(&c.oid, &c.version).is_none_or(|s| s.coverage != Coverage::Complete);
+    for copy in stored.iter().filter(replaceable) {
         let names: HashMap<String, String> = copy.rows.iter().cloned().collect();
         set.insert(&copy.oid, &copy.version, DictionaryCopy { coverage: Coverage::Complete, names });
     }
     set
+}
+
+/// Whether NSI's rows of a version the gateway ships as a subset agree with it: every code
+/// the gateway ships is there, under the same name (a copy that contradicts what the
+/// gateway knows of the version is not taken).
+pub fn agrees_with_shipped(shipped: &DictionaryCopy, rows: &[(String, String)]) -> Result<(), String> {
+    let fetched: HashMap<&str, &str> = rows.iter().map(|(c, n)| (c.as_str(), n.as_str())).collect();
+    let mut codes: Vec<(&String, &String)> = shipped.names.iter().collect();
+    codes.sort();
+    for (code, name) in codes {
+        match fetched.get(code.as_str()) {
+            None => return Err(format!("нет кода {code}, который есть в копии шлюза этой версии")),
+            Some(n) if n.trim() != name.trim() => {
+                return Err(format!("код {code} назван иначе, чем в копии шлюза этой версии"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The newest version of `oid` the gateway ships, if any.
+pub fn newest_shipped(shipped: &DictionarySet, oid: &str) -> Option<String> {
+    let versions: Vec<String> = shipped.summary().into_iter().filter(|(o, ..)| o == oid).map(|(_, v, ..)| v).collect();
+    newest(&versions).map(str::to_owned)
 }
 
 /// A periodic task that last ran at or before this moment is due at `now` (every `every`);
@@ -92,6 +119,9 @@ pub enum Refreshed {
     /// NSI lists only versions older than the one stored (a withdrawn or truncated list):
     /// the stored one stays.
     Older { oid: String, listed: String, stored: String },
+    /// NSI lists no version newer than the one the gateway ships: the shipped copy stays
+    /// (a shipped copy is replaced only by a newer version).
+    Shipped { oid: String, listed: String, shipped: String },
     /// NSI could not be asked, or answered something unusable; the previous copy stays.
     Failed { oid: String, reason: String },
 }
@@ -156,6 +186,17 @@ impl NsiService {
             Err(e) => return Refreshed::Failed { oid, reason: e.reason().to_owned() },
         };
         let Some(version) = newest(&versions).map(str::to_owned) else { return Refreshed::NoVersions { oid } };
+        // A shipped copy is replaced only by a newer version, or (a subset) completed by
+        // NSI's copy of its own version when that agrees with it.
+        if let Some(shipped) = newest_shipped(&self.shipped, columns.oid)
+            && version_key(&version) < version_key(&shipped)
+        {
+            return Refreshed::Shipped { oid, listed: version, shipped };
+        }
+        let same_shipped = self.shipped.get(columns.oid, &version);
+        if same_shipped.is_some_and(|c| c.coverage == Coverage::Complete) {
+            return Refreshed::Shipped { oid, listed: version.clone(), shipped: version };
+        }
         if let Some(s) = stored {
             if s.version == version {
                 return Refreshed::Unchanged { oid, version };
@@ -168,7 +209,9 @@ impl NsiService {
             Ok(rows) => rows,
             Err(e) => return Refreshed::Failed { oid, reason: format!("версия {version}: {}", e.reason()) },
         };
-        if let Err(why) = check_rows(&rows) {
+        if let Err(why) =
+            check_rows(&rows).and_then(|()| same_shipped.map_or(Ok(()), |s| agrees_with_shipped(s, &rows)))
+        {
             return Refreshed::Failed { oid, reason: format!("версия {version} отклонена: {why}") };
         }
         let copy = NsiCopy { oid: oid.clone(), version: version.clone(), fetched_at: now, rows };
@@ -292,6 +335,19 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_of_a_shipped_subset_must_agree_with_it() {
+        let shipped = crate::mappings::Mappings::embedded().unwrap().dictionaries().clone();
+        let subset = shipped.get("1.2.643.5.1.13.13.11.1002", "7.5").unwrap();
+        let mut rows: Vec<(String, String)> = subset.names.iter().map(|(c, n)| (c.clone(), n.clone())).collect();
+        rows.push(("999".into(), "врач-новая должность".into()));
+        assert!(agrees_with_shipped(subset, &rows).is_ok(), "a superset with the same names");
+        let renamed: Vec<_> =
+            rows.iter().map(|(c, n)| (c.clone(), if c == "73" { "подмена".to_owned() } else { n.clone() })).collect();
+        assert!(agrees_with_shipped(subset, &renamed).unwrap_err().contains("73"));
+        assert!(agrees_with_shipped(subset, &rows[1..]).is_err(), "a code the gateway knows is missing");
+    }
+
+    #[test]
     fn stored_copies_come_on_top_of_the_shipped_ones() {
         let shipped = crate::mappings::Mappings::embedded().unwrap().dictionaries().clone();
         let copy = NsiCopy {
@@ -300,8 +356,21 @@ mod tests {
             fetched_at: crate::now(),
             rows: vec![("73".into(), "врач-офтальмолог".into())],
         };
-        let set = in_force(&shipped, &[copy]);
+        let gender = NsiCopy {
+            oid: "1.2.643.5.1.13.13.11.1040".into(),
+            version: "2.1".into(),
+            rows: vec![("1".into(), "подмена".into())],
+            ..copy.clone()
+        };
+        let set = in_force(&shipped, &[copy, gender]);
         assert_eq!(set.get("1.2.643.5.1.13.13.11.1002", "7.6").unwrap().coverage, Coverage::Complete);
         assert_eq!(set.get("1.2.643.5.1.13.13.11.1002", "7.5"), shipped.get("1.2.643.5.1.13.13.11.1002", "7.5"));
+        assert_eq!(
+            set.get("1.2.643.5.1.13.13.11.1040", "2.1"),
+            shipped.get("1.2.643.5.1.13.13.11.1040", "2.1"),
+            "a complete shipped copy is never replaced"
+        );
+        assert_eq!(newest_shipped(&shipped, "1.2.643.5.1.13.13.11.1002").as_deref(), Some("7.5"));
+        assert_eq!(newest_shipped(&shipped, "1.2.3"), None);
     }
 }

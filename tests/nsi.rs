@@ -34,6 +34,7 @@ fn outcome<'a>(results: &'a [Refreshed], oid: &str) -> &'a Refreshed {
             | Refreshed::Unchanged { oid: o, .. }
             | Refreshed::NoVersions { oid: o }
             | Refreshed::Older { oid: o, .. }
+            | Refreshed::Shipped { oid: o, .. }
             | Refreshed::Failed { oid: o, .. } => o == oid,
         })
         .unwrap()
@@ -54,16 +55,41 @@ fn service_of(nsi: &NsiSandbox, store: Arc<dyn egisz_gateway::store::Store>) -> 
 
 async fn versions_are_picked_up_and_broken_answers_change_nothing(db: Db) {
     let nsi = NsiSandbox::start(0).await.unwrap();
-    nsi.publish(POSITIONS, "7.5", rows(&[("73", "врач-офтальмолог"), ("49", "врач-терапевт участковый")]));
     let test_db = TestDb::new(db).await;
     let store = store_on(&test_db).await;
     let mappings = Mappings::embedded().unwrap();
     let (service, live) = service_of(&nsi, Arc::clone(&store));
+    // NSI's whole 7.5, of which the gateway ships a subset: taken only when it agrees with it.
+    let mut whole_75: Vec<(String, String)> = mappings
+        .dictionaries()
+        .get(POSITIONS, "7.5")
+        .unwrap()
+        .names
+        .iter()
+        .map(|(c, n)| (c.clone(), n.clone()))
+        .collect();
+    whole_75.sort();
+    let contradicting: Vec<_> =
+        whole_75.iter().map(|(c, n)| (c.clone(), if c == "73" { "подмена".into() } else { n.clone() })).collect();
+    nsi.publish(POSITIONS, "7.5", contradicting);
+    let refused = service.refresh(egisz_gateway::now()).await;
+    assert!(
+        matches!(outcome(&refused, POSITIONS), Refreshed::Failed { reason, .. } if reason.contains("копии шлюза")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        live.current().get(POSITIONS, "7.5"),
+        mappings.dictionaries().get(POSITIONS, "7.5"),
+        "the shipped one stays"
+    );
+    whole_75.push(("999".into(), "врач-новая должность".into()));
+    let whole_rows = whole_75.len();
+    nsi.publish(POSITIONS, "7.5", whole_75);
 
     let first = service.refresh(egisz_gateway::now()).await;
     assert_eq!(
         outcome(&first, POSITIONS),
-        &Refreshed::Updated { oid: POSITIONS.into(), version: "7.5".into(), rows: 2 }
+        &Refreshed::Updated { oid: POSITIONS.into(), version: "7.5".into(), rows: whole_rows }
     );
     assert_eq!(
         outcome(&first, "1.2.643.5.1.13.13.99.2.197"),
@@ -72,7 +98,7 @@ async fn versions_are_picked_up_and_broken_answers_change_nothing(db: Db) {
     // Now a complete copy: a code it lacks is an error of H13, which the shipped subset could not say.
     let copy = live.current().get(POSITIONS, "7.5").cloned().unwrap();
     assert_eq!(copy.coverage, egisz_gateway::mappings::Coverage::Complete);
-    assert_eq!(copy.names.len(), 2);
+    assert_eq!(copy.names.len(), whole_rows);
 
     let again = service.refresh(egisz_gateway::now()).await;
     assert_eq!(outcome(&again, POSITIONS), &Refreshed::Unchanged { oid: POSITIONS.into(), version: "7.5".into() });
@@ -129,7 +155,10 @@ async fn versions_are_picked_up_and_broken_answers_change_nothing(db: Db) {
 
 async fn an_unreachable_nsi_is_detail_not_failure(db: Db) {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // NSI remote: every other service real too (REMD an emulator that posts no results).
+    let remd = egisz_sandbox::RemdSandbox::start(egisz_sandbox::RemdSandboxConfig::default()).await.unwrap();
     let env = TestEnv::start_with(db, |c, _| {
+        every_service_remote(c, &remd);
         c.nsi.mode = NsiMode::Remote(url::Url::parse(&format!("http://{dead}/")).unwrap());
         c.nsi.timeout = Duration::from_millis(300);
     })
@@ -205,4 +234,82 @@ async fn instances_on_one_database_refresh_once_and_all_put_it_in_force(db: Db) 
     let alone = TestDb::new(db).await;
     service_of(&single, store_on(&alone).await).0.refresh(egisz_gateway::now()).await;
     assert_eq!(asked, single.calls(), "the cluster's calls are one refresh's");
+}
+
+/// A hostile NSI against the gateway binary (every other service real, emulated): names of
+/// 100 KB, a version claiming 5,000,000 rows, rows of a thousand extra columns, 8 MB of
+/// long names, and the shipped version of a complete dictionary with other names. What was
+/// in force stays, `/readyz` says why for each, and the process's peak resident memory
+/// stays under 100 MB (it was 560 MB, for good, before the bounds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_nsi_is_bounded() {
+    use common::binary::{Gateway, free_port, wait_ready};
+    let test_db = TestDb::new(Db::Sqlite).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let nsi = NsiSandbox::start(0).await.unwrap();
+    nsi.set_fault(NsiFault::Hostile);
+    let frmr = egisz_sandbox::FrmrSandbox::start(Default::default()).await.unwrap();
+    let remd = egisz_sandbox::RemdSandbox::start(egisz_sandbox::RemdSandboxConfig::default()).await.unwrap();
+    let api = format!("127.0.0.1:{}", free_port());
+    let mut env: Vec<(String, String)> = [
+        ("EGISZ__DATABASE__URL", test_db.url.clone()),
+        ("EGISZ__API__LISTEN", api.clone()),
+        ("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0".into()),
+        ("EGISZ__REMD__MODE", "remote".into()),
+        ("EGISZ__REMD__ENDPOINT", remd.endpoint()),
+        ("EGISZ__REMD__CLIENT_ENTITY_ID", remd.client_entity_id().to_owned()),
+        ("EGISZ__NSI__MODE", "remote".into()),
+        ("EGISZ__NSI__BASE_URL", nsi.base_url()),
+        ("EGISZ__VALIDATION__VERIFIER", "none".into()),
+        ("EGISZ__SANDBOX__API_KEY_FILE", format!("{}/key", scratch.path().display())),
+        ("EGISZ__LOG__LEVEL", "warn".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    env.extend(remote_frmr_env(&frmr));
+    let gateway = Gateway::spawn(&env);
+    let http = reqwest::Client::new();
+    wait_ready(&http, &format!("http://{api}")).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let body = loop {
+        let body: Value = http.get(format!("http://{api}/readyz")).send().await.unwrap().json().await.unwrap();
+        if body["nsi"]["state"] != "pending" {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the refresh never ended: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let failed = body["nsi"]["failed"].as_array().unwrap().clone();
+    let reason = |oid: &str| -> String {
+        failed.iter().find(|f| f["oid"] == oid).map(|f| f["reason"].as_str().unwrap().to_owned()).unwrap_or_default()
+    };
+    assert_eq!(body["nsi"]["state"], "degraded", "{body}");
+    for (oid, why) in [
+        ("1.2.643.5.1.13.13.99.2.305", "больше 8388608 байт"),
+        ("1.2.643.5.1.13.13.99.2.285", "больше 8388608 байт"),
+        ("1.2.643.5.1.13.13.11.1520", "больше 200000"),
+        ("1.2.643.5.1.13.13.11.1002", "больше 4194304 байт"),
+    ] {
+        assert!(reason(oid).contains(why), "{oid}: {} in {body}", reason(oid));
+    }
+    assert!(reason("1.2.643.5.1.13.13.11.1040").is_empty(), "the shipped version is not fetched: {body}");
+    let in_force = &body["nsi"]["in_force"];
+    assert!(in_force.get("1.2.643.5.1.13.13.11.1002").is_none(), "old data kept: {body}");
+    assert!(in_force.get("1.2.643.5.1.13.13.11.1040").is_none(), "the shipped complete copy kept: {body}");
+    // Extra columns cost nothing: the rows themselves are fine, so that version is taken.
+    assert_eq!(in_force["1.2.643.5.1.13.13.11.1522"], egisz_sandbox::HOSTILE_VERSION, "{body}");
+
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gateway.pid())).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    eprintln!("the gateway's peak resident memory through a hostile NSI refresh: {:.1} MB", peak_kb as f64 / 1024.0);
+    assert!(peak_kb < 100 * 1024, "peak resident memory {peak_kb} kB");
+    drop(gateway);
+    remd.shutdown().await;
+    nsi.stop().await;
 }

@@ -196,6 +196,21 @@ pub fn remote_frmr_env(frmr: &FrmrSandbox) -> Vec<(String, String)> {
     .into()
 }
 
+/// Turns the test configuration into one where every service is real (no sandbox runs
+/// beside a real service): FRMR at the test's emulator, REMD at `remd` (an emulator the test
+/// runs), the signature verifier off, the test PKI's algorithms still accepted.
+pub fn every_service_remote(c: &mut Config, remd: &egisz_sandbox::RemdSandbox) {
+    c.frmr.mode = egisz_gateway::config::ServiceMode::Remote;
+    c.remd.mode = egisz_gateway::config::ServiceMode::Remote;
+    c.remd.endpoint = Some(url::Url::parse(&remd.endpoint()).expect("the emulator's endpoint"));
+    c.remd.client_entity_id = Some(remd.client_entity_id().to_owned());
+    c.validation.verifier = egisz_gateway::config::VerifierChoice::None;
+    c.validation.algorithms = egisz_semd::Algorithms::GostAndTestPki;
+    if c.nsi.mode == egisz_gateway::config::NsiMode::Sandbox {
+        c.nsi.mode = egisz_gateway::config::NsiMode::Off;
+    }
+}
+
 /// A registerDocument request for the sample's author and patient (a test fixture for
 /// stores and the relay, which do not look at the document).
 pub fn register_request(local_uid: &str) -> RegisterDocument {

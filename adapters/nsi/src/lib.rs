@@ -8,7 +8,12 @@
 //!
 //! - the wire (`wire`: paths, parameters, answer shapes, the code and name columns of each
 //!   dictionary the gateway refreshes — **[model]** where public client code is all there is);
-//! - paging through `data` up to [`MAX_ROWS`], answers bounded in size;
+//! - paging through `data`, every dimension bounded by a named constant: [`MAX_ROWS`] rows
+//!   (a `total` above it refused before the first page), [`MAX_VERSION_BYTES`] of codes and
+//!   names in one version, [`MAX_CODE_BYTES`] and [`MAX_NAME_BYTES`] per field,
+//!   [`MAX_ANSWER_BYTES`] per answer; each page is read straight into `(code, name)` pairs
+//!   (every other column skipped unread into memory), so a hostile NSI costs at most one
+//!   bounded page and the rows kept so far;
 //! - the mapping of every failure to [`Failure`] (no answer: `Retry`; an answer of another
 //!   shape: `Permanent`).
 //!
@@ -29,12 +34,20 @@ use std::time::Duration;
 
 use egisz_contract::Failure;
 
-pub use wire::{Columns, DICTIONARIES};
+pub use wire::{Columns, DICTIONARIES, Page};
 
 /// Most rows of one dictionary version accepted.
 pub const MAX_ROWS: usize = 200_000;
-/// Largest answer read, in bytes.
-const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// Most bytes of codes and names in one dictionary version (the largest the gateway uses,
+/// the REMD message codes, is some 150 KB: a hundred times over).
+pub const MAX_VERSION_BYTES: usize = 4 * 1024 * 1024;
+/// Longest code, in bytes.
+pub const MAX_CODE_BYTES: usize = 256;
+/// Longest name, in bytes (2,048 Cyrillic characters).
+pub const MAX_NAME_BYTES: usize = 4096;
+/// Largest answer read, in bytes (a page of [`wire::PAGE_SIZE`] rows at the longest fields
+/// fits twice over).
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
 /// One row: the code and the name.
 pub type Row = (String, String);
@@ -58,12 +71,16 @@ impl NsiClient {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, Failure> {
-        let url = self.base.join(path).map_err(|e| Failure::Configuration { reason: format!("nsi.base_url: {e}") })?;
-        let sent = self.client.get(url).query(query).send().await;
-        let body = egisz_http::answer_body(sent, "НСИ", MAX_ANSWER_BYTES).await?;
+        let body = self.body(path, query).await?;
         serde_json::from_slice(&body).map_err(|e| Failure::Permanent {
             reason: format!("ответ НСИ другого вида: {}", e.classify_text()),
         })
+    }
+
+    async fn body(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<u8>, Failure> {
+        let url = self.base.join(path).map_err(|e| Failure::Configuration { reason: format!("nsi.base_url: {e}") })?;
+        let sent = self.client.get(url).query(query).send().await;
+        egisz_http::answer_body(sent, "НСИ", MAX_ANSWER_BYTES).await
     }
 
     /// The versions NSI lists for `oid`, as it lists them.
@@ -80,10 +97,11 @@ impl NsiClient {
     /// gives: a partial copy must never pass for a complete one.
     pub async fn rows(&self, columns: &Columns, version: &str) -> Result<Vec<Row>, Failure> {
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let mut total = None;
         for page in 1.. {
-            let answer: wire::DataAnswer = self
-                .get(
+            let body = self
+                .body(
                     wire::DATA,
                     &[
                         (wire::IDENTIFIER, columns.oid.to_owned()),
@@ -93,23 +111,29 @@ impl NsiClient {
                     ],
                 )
                 .await?;
+            let answer = wire::read_page(&body, columns)
+                .map_err(|why| Failure::Permanent { reason: format!("справочник {}: {why}", columns.oid) })?;
+            drop(body);
             total = total.or(answer.total);
-            let got = answer.list.len();
-            for row in answer.list {
-                let text = |column: &str| match row.get(column) {
-                    Some(serde_json::Value::String(s)) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
-                    Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                    _ => None,
-                };
-                let missing = |column: &str| Failure::Permanent {
-                    reason: format!("в строке НСИ {} нет столбца {column}", columns.oid),
-                };
-                let code = text(columns.code).ok_or_else(|| missing(columns.code))?;
-                let name = text(columns.name).ok_or_else(|| missing(columns.name))?;
+            if let Some(t) = total
+                && t > MAX_ROWS as u64
+            {
+                return Err(Failure::Permanent {
+                    reason: format!("НСИ обещал {t} строк, больше {MAX_ROWS}")
+                });
+            }
+            let got = answer.rows.len();
+            for (code, name) in answer.rows {
+                bytes += code.len() + name.len();
                 out.push((code, name));
                 if out.len() > MAX_ROWS {
                     return Err(Failure::Permanent {
                         reason: format!("в справочнике больше {MAX_ROWS} строк")
+                    });
+                }
+                if bytes > MAX_VERSION_BYTES {
+                    return Err(Failure::Permanent {
+                        reason: format!("в версии больше {MAX_VERSION_BYTES} байт кодов и наименований"),
                     });
                 }
             }

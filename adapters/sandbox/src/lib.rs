@@ -71,6 +71,6 @@ pub mod verifier;
 
 pub use balancer::Balancer;
 pub use frmr::{FaultMode, Faults, FrmrSandbox, FrmrSandboxConfig, FrmrStats, Roster, RosterError};
-pub use nsi::{NsiFault, NsiSandbox};
+pub use nsi::{HOSTILE_VERSION, NsiFault, NsiSandbox};
 pub use remd::{RegistryEntry, RemdFaults, RemdSandbox, RemdSandboxConfig, RemdStats};
 pub use verifier::{VerifierFault, VerifierSandbox, VerifierStats};

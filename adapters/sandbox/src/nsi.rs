@@ -1,7 +1,8 @@
 //! An emulator of the federal NSI service's public REST API (`shared/federal/NSI.md`):
 //! `GET /versions?identifier=<oid>` and `GET /data?identifier=<oid>&version=<v>&page=<p>&size=<n>`,
 //! serving the dictionary versions it is given or that a test publishes, with faults: down,
-//! 503, and "broken" answers (rows without their code column; not JSON).
+//! 503, "broken" answers (rows without their code column; not JSON), and a hostile NSI
+//! ([`NsiFault::Hostile`]) that attacks each dictionary another way.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -43,6 +44,37 @@ pub enum NsiFault {
     MissingColumn,
     /// Answers are not JSON.
     NotJson,
+    /// Every dictionary is attacked, each its own way, with rows made as they are served
+    /// (nothing held): a version "999.1" with names of 100 KB (REMD codes, confidentiality,
+    /// sections), one that claims 5,000,000 rows (document kinds), rows of a thousand extra
+    /// columns (CDA document types), 8 MB of names of 4 KB (positions), and, for gender, the
+    /// version the gateway ships ("2.1") with other names.
+    Hostile,
+}
+
+/// The newest version a hostile NSI lists.
+pub const HOSTILE_VERSION: &str = "999.1";
+
+/// What a hostile NSI serves for `oid`: `(version, total rows, one row's JSON)`.
+fn hostile(oid: &str) -> (&'static str, usize, fn(usize) -> Value) {
+    match oid {
+        "1.2.643.5.1.13.13.11.1520" => (HOSTILE_VERSION, 5_000_000, |i| json!({"ID": i.to_string(), "NAME": "вид"})),
+        "1.2.643.5.1.13.13.11.1522" => (HOSTILE_VERSION, 1000, |i| {
+            let mut row: Map<String, Value> = (0..1000).map(|c| (format!("x{c}"), Value::from(c))).collect();
+            row.insert("ID".into(), Value::String(i.to_string()));
+            row.insert("NAME".into(), Value::String(format!("тип {i}")));
+            Value::Object(row)
+        }),
+        "1.2.643.5.1.13.13.11.1002" => {
+            (HOSTILE_VERSION, 2000, |i| json!({"ID": i.to_string(), "NAME": "д".repeat(2000)}))
+        }
+        "1.2.643.5.1.13.13.11.1040" => ("2.1", 3, |i| json!({"ID": (i + 1).to_string(), "NAME": "подмена"})),
+        _ => (
+            HOSTILE_VERSION,
+            200,
+            |i| json!({"CODE": i.to_string(), "ID": i.to_string(), "NAME": "x".repeat(100 * 1024)}),
+        ),
+    }
 }
 
 /// One published version: its name and its `(code, name)` rows.
@@ -155,6 +187,10 @@ async fn versions(State(shared): State<Arc<Shared>>, Query(q): Query<VersionsQue
     if let Some(r) = faulted(&shared) {
         return r;
     }
+    if *lock(&shared.fault) == NsiFault::Hostile {
+        let (version, ..) = hostile(&q.identifier);
+        return Json(json!({"list": [{"version": version}], "total": 1})).into_response();
+    }
     let d = lock(&shared.dictionaries);
     // Newest first, as NSI lists them.
     let list: Vec<Value> = d
@@ -172,13 +208,18 @@ async fn data(State(shared): State<Arc<Shared>>, Query(q): Query<DataQuery>) -> 
     if let Some(r) = faulted(&shared) {
         return r;
     }
+    let size = q.size.unwrap_or(100).clamp(1, 1000);
+    let page = q.page.unwrap_or(1).max(1);
+    if *lock(&shared.fault) == NsiFault::Hostile {
+        let (_, total, row) = hostile(&q.identifier);
+        let list: Vec<Value> = ((page - 1) * size..(page * size).min(total)).map(row).collect();
+        return Json(json!({"list": list, "total": total})).into_response();
+    }
     let missing_column = *lock(&shared.fault) == NsiFault::MissingColumn;
     let d = lock(&shared.dictionaries);
     let Some((_, rows)) = d.by_oid.get(&q.identifier).and_then(|vs| vs.iter().find(|(v, _)| *v == q.version)) else {
         return (StatusCode::NOT_FOUND, Json(json!({"message": "dictionary version not found"}))).into_response();
     };
-    let size = q.size.unwrap_or(100).clamp(1, 1000);
-    let page = q.page.unwrap_or(1).max(1);
     let (code_col, name_col) = columns(&q.identifier);
     let list: Vec<Value> = rows
         .iter()
