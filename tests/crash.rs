@@ -32,6 +32,8 @@ use tokio::net::{TcpListener, TcpStream};
 on_both_backends!(every_acknowledged_document_survives_twenty_kills);
 
 const KILLS: usize = 20;
+/// Documents each life of the gateway acknowledges before it is killed.
+const ACKS_PER_LIFE: usize = 10;
 const CONCURRENCY: usize = 8;
 
 /// The two backends take turns: each run loads both cores.
@@ -242,6 +244,14 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
     let mut gateway = Gateway::spawn(&env);
     wait_ready(&http, &api).await;
     for kill in 0..KILLS {
+        // Each life of the gateway acknowledges some documents before it is killed (however
+        // slow the machine), then lives a random while longer.
+        let before = seen.acknowledged.lock().unwrap().len();
+        let alive_by = tokio::time::Instant::now() + Duration::from_secs(60);
+        while seen.acknowledged.lock().unwrap().len() < before + ACKS_PER_LIFE {
+            assert!(tokio::time::Instant::now() < alive_by, "no acknowledgements from a live gateway");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
         if kill == KILLS / 2
             && let Some(p) = &proxy
@@ -251,16 +261,9 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
             p.cut();
             tokio::time::sleep(Duration::from_secs(10)).await;
             p.restore();
-            // Requests made during the outage may be answered a moment after it, and the pool
-            // takes a moment to connect again: the outage ends for the load 3 s later.
-            let ended = Arc::clone(&outage);
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                ended.store(false, Ordering::SeqCst);
-            });
-            // Back: intake answers again within seconds.
+            // Back: ready again within seconds.
             let mut answered = false;
-            for _ in 0..100 {
+            for _ in 0..300 {
                 if http.get(format!("{api}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
                     answered = true;
                     break;
@@ -268,6 +271,11 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             assert!(answered, "the gateway is ready again after the database came back");
+            // Requests made during the outage may be answered a moment after it, and the pool
+            // takes a moment to connect all its connections again: the outage ends for the
+            // load 3 s after the gateway says it is ready.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            outage.store(false, Ordering::SeqCst);
         }
         gateway.kill();
         gateway = Gateway::spawn(&env);
@@ -285,7 +293,7 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
         seen.cut_off.load(Ordering::SeqCst),
         seen.during_outage.lock().unwrap()
     );
-    assert!(acknowledged.len() > 200, "the load was real: {}", acknowledged.len());
+    assert!(acknowledged.len() >= KILLS * ACKS_PER_LIFE, "the load was real: {}", acknowledged.len());
     let cut_off = seen.cut_off.load(Ordering::SeqCst);
     assert!(cut_off >= KILLS, "intakes were in flight at the kills: {cut_off} requests cut off");
     assert_eq!(*seen.unexpected.lock().unwrap(), Vec::<String>::new(), "only 202/200, and 503 during the outage");
@@ -301,17 +309,24 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
         );
     }
 
-    // After the last restart, everything acknowledged is registered within 60 s.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // After the last restart, everything acknowledged is registered: the backlog drains as
+    // fast as the machine lets it, and the test fails only when nothing more is registered
+    // for 30 s (a document stuck, not a slow machine).
+    let mut deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut left = usize::MAX;
     loop {
         let registered: HashSet<String> = remd.registry().into_iter().map(|e| e.local_uid).collect();
         let missing: Vec<&String> = acknowledged.iter().filter(|u| !registered.contains(*u)).collect();
         if missing.is_empty() {
             break;
         }
+        if missing.len() < left {
+            left = missing.len();
+            deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{} acknowledged documents not registered 60 s after the last restart, e.g. {:?}; by status: {:?}",
+            "{} acknowledged documents not registered, none for 30 s, e.g. {:?}; by status: {:?}",
             missing.len(),
             &missing[..missing.len().min(5)],
             s.count_by_status().await.unwrap()

@@ -560,7 +560,7 @@ async fn the_external_verifier_decides_and_its_absence_only_warns() {
     let verifier = egisz_sandbox::VerifierSandbox::start(0, &ca().certificate_der()).await.unwrap();
     let url = url::Url::parse(&verifier.url()).unwrap();
     let env = TestEnv::start_with(Db::Sqlite, |c, _| {
-        c.validation.verifier = VerifierChoice::External { url, timeout: Duration::from_millis(500) }
+        c.validation.verifier = VerifierChoice::External { url, timeout: Duration::from_secs(3) }
     })
     .await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
@@ -603,7 +603,7 @@ async fn the_external_verifier_decides_and_its_absence_only_warns() {
         let (status, accepted) = post(&format!("v-fault-{n}"), &author_signer()).await;
         assert_eq!(status, 202, "{fault:?}: {accepted}");
         assert_eq!(accepted["warnings"][0]["rule"], "V1", "{fault:?}: {accepted}");
-        assert!(started.elapsed() < Duration::from_secs(5), "{fault:?}: bounded by the timeout");
+        assert!(started.elapsed() < Duration::from_secs(20), "{fault:?}: bounded by the timeout");
     }
     // A CA the service cannot reach for some certificates is no sign of a dead service: six
     // in a row leave the breaker closed, and the next signature is verified.

@@ -592,10 +592,12 @@ async fn search_failures_back_off_by_look_ups(db: Db) {
 /// A call slower than the lease: the lease is renewed while it runs, the reaper leaves it
 /// alone, and its outcome is applied.
 async fn a_slow_call_keeps_its_lease(db: Db) {
-    let r = rig_leased(db, RetryPolicy::default(), Duration::from_millis(900)).await;
+    // The call outlasts the lease; renewed every third of it (1 s), the lease has 2 s of
+    // slack for a renewal's write on a loaded machine.
+    let r = rig_leased(db, RetryPolicy::default(), Duration::from_secs(3)).await;
     let id = submit(&r, "slow-1").await;
     r.remd.register.lock().unwrap().push_back(Ok(RegisterAck::Accepted));
-    *r.remd.delay.lock().unwrap() = Duration::from_millis(2500);
+    *r.remd.delay.lock().unwrap() = Duration::from_secs(4);
     let relay = Arc::clone(&r.relay);
     let step = tokio::spawn(async move { relay.step().await.unwrap() });
     let mut reaped = 0;

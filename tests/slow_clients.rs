@@ -82,24 +82,27 @@ async fn header_read_and_idle_timeouts_close_connections_on_both_listeners() {
 
 #[tokio::test]
 async fn the_connection_cap_holds_until_slots_free_up() {
+    const HEADER_READ: Duration = Duration::from_secs(3);
     let env = TestEnv::start_with(Db::Sqlite, |c, _| {
         c.api.limits.max_connections = 4;
-        c.api.limits.header_read_timeout = Duration::from_millis(800);
+        c.api.limits.header_read_timeout = HEADER_READ;
     })
     .await;
     let addr = env.gw.api_addr();
+    // Measured from before the crowd connects: no stalled client can be let go earlier than
+    // the header-read timeout after this, however slow the machine.
+    let before_crowd = Instant::now();
     let mut crowd = Vec::new();
     for _ in 0..4 {
         crowd.push(stalled(addr).await);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let started = Instant::now();
     let res = env.http.get(env.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let waited = started.elapsed();
-    // It waited for the stalled clients to be disconnected, not longer.
-    assert!(waited >= Duration::from_millis(500), "answered after {waited:?} despite the cap");
-    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    let waited = before_crowd.elapsed();
+    // It waited for the stalled clients to be disconnected (the cap held), and was then
+    // answered (not never: the bound is generous, for a loaded machine).
+    assert!(waited >= HEADER_READ, "answered after {waited:?} despite the cap");
+    assert!(waited < Duration::from_secs(30), "answered after {waited:?}");
     env.shutdown().await;
 }
 

@@ -111,8 +111,15 @@ async fn gate(
     next.run(request).await
 }
 
-/// No `Origin`, or one whose host and port are the request's `Host`.
+/// A post from this console's own pages: the browser's `Sec-Fetch-Site` says
+/// `same-origin` (or `none`: typed by the user), or, from a browser that does not send it,
+/// no `Origin` or one whose host and port are the request's `Host`. (`Origin: null`, what a
+/// sandboxed frame of another site sends, is refused; the console's pages are served with
+/// `Referrer-Policy: same-origin`, so that its own posts carry their origin.)
 fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
     let Some(origin) = headers.get(header::ORIGIN) else { return true };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest);
@@ -161,7 +168,8 @@ fn secure_headers(h: &mut HeaderMap) {
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Nothing to other sites; the console's own posts carry their origin (the gate checks it).
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
 }
 
 async fn css() -> Response {
@@ -735,25 +743,8 @@ async fn bulk(
         return bulk_page(&s, &p);
     }
     let run = step == "run";
-    let filter = match list_filter(&form, &s.principal.scope, &state) {
-        Ok(f) => f,
-        Err(problems) => {
-            let p = pages::BulkPage {
-                filter: &form,
-                csrf: &s.csrf,
-                problems: &problems,
-                dry_run: None,
-                done: None,
-                progress: None,
-                bulk_max: state.ops.bulk_max,
-            };
-            return bulk_page(&s, &p);
-        }
-    };
-    if let Some(st) = filter.statuses.first()
-        && !RETRYABLE.contains(st)
-    {
-        let problems = vec![format!("перезапускаются только статусы failed, retry_wait, unknown; выбран {st}")];
+    // The form again, with what is wrong with it.
+    let refused = |problems: Vec<String>| {
         let p = pages::BulkPage {
             filter: &form,
             csrf: &s.csrf,
@@ -763,7 +754,16 @@ async fn bulk(
             progress: None,
             bulk_max: state.ops.bulk_max,
         };
-        return bulk_page(&s, &p);
+        bulk_page(&s, &p)
+    };
+    let filter = match list_filter(&form, &s.principal.scope, &state) {
+        Ok(f) => f,
+        Err(problems) => return refused(problems),
+    };
+    if let Some(st) = filter.statuses.first()
+        && !RETRYABLE.contains(st)
+    {
+        return refused(vec![format!("перезапускаются только статусы failed, retry_wait, unknown; выбран {st}")]);
     }
     let shown: serde_json::Value = form
         .fields()
@@ -774,19 +774,7 @@ async fn bulk(
         .into();
     let comment = match crate::ops::comment(q.get("comment").map(String::as_str)) {
         Ok(c) => c,
-        Err(e) => {
-            let problems = vec![e.to_string()];
-            let p = pages::BulkPage {
-                filter: &form,
-                csrf: &s.csrf,
-                problems: &problems,
-                dry_run: None,
-                done: None,
-                progress: None,
-                bulk_max: state.ops.bulk_max,
-            };
-            return bulk_page(&s, &p);
-        }
+        Err(e) => return refused(vec![e.to_string()]),
     };
     let bulk_run = match state.ops.bulk_retry(&s.principal, &filter, !run, comment.as_deref(), shown).await {
         Ok(o) => o,
@@ -928,6 +916,13 @@ mod tests {
             h
         };
         assert!(same_origin(&headers(None)), "no Origin: not a browser's cross-site post");
+        let fetched = |site: &'static str| {
+            let mut h = headers(Some("null"));
+            h.insert("sec-fetch-site", HeaderValue::from_static(site));
+            same_origin(&h)
+        };
+        assert!(fetched("same-origin") && fetched("none"), "the browser says it is this console's page");
+        assert!(!fetched("cross-site") && !fetched("same-site"), "a neighbouring site is another site");
         assert!(same_origin(&headers(Some("http://127.0.0.1:8080"))));
         for other in ["http://evil.example", "http://127.0.0.1:8081", "null", "http://127.0.0.1:8080.evil"] {
             assert!(!same_origin(&headers(Some(other))), "{other}");

@@ -537,7 +537,7 @@ mod tests {
             not_found_for: Duration::from_secs(60),
             retry_after: Duration::from_secs(30),
             memory_for: Duration::from_secs(30),
-            answer_within: Duration::from_millis(200),
+            answer_within: Duration::from_secs(1),
             shares: SharePolicy { max_pending: 2, intake_reserve: 0, client_share: 2, max_calls: 2 },
             rate_per_second: 10.0,
         }
@@ -581,7 +581,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let (s, o) = key(0);
         assert!(matches!(svc.lookup(Asker::Intake, &s, &o).await, Err(LookupError::Unavailable { .. })));
-        assert!(started.elapsed() < Duration::from_secs(2), "answered at the deadline");
+        assert!(started.elapsed() < Duration::from_secs(10), "answered at the deadline, not never");
         let (s1, _) = key(1);
         assert!(svc.lookup(Asker::Intake, &s1, &o).await.is_err());
         // Two flights still hang in the background: a third key is refused at once.
@@ -591,6 +591,7 @@ mod tests {
             Err(LookupError::Unavailable { detail, .. }) => assert!(detail.contains("Слишком много"), "{detail}"),
             other => panic!("{other:?}"),
         }
-        assert!(started.elapsed() < Duration::from_millis(150), "no waiting when over the cap");
+        // The reason says it was not the deadline; and it came before the deadline would have.
+        assert!(started.elapsed() < Duration::from_secs(1), "no waiting when over the cap");
     }
 }
