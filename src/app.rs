@@ -204,9 +204,11 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
                 max_pending: config.frmr.max_pending_lookups,
                 intake_reserve: config.frmr.intake_reserve,
                 client_share: config.frmr.client_share,
-                // Calls under way at once: a second's worth of FRMR's rate, so that the
-                // queue (and its turns) is ours rather than the rate limiter's.
-                max_calls: (config.frmr.rate_per_second.ceil() as usize).clamp(2, config.frmr.max_pending_lookups),
+                // Calls under way at once: half a second's worth of FRMR's rate (at least two),
+                // so that the queue, and its turns, is ours rather than the rate limiter's
+                // (which serves its waiters in no particular order).
+                max_calls: ((config.frmr.rate_per_second / 2.0).ceil() as usize)
+                    .clamp(2, config.frmr.max_pending_lookups),
             },
             rate_per_second: config.frmr.rate_per_second,
         },

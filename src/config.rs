@@ -29,6 +29,10 @@ const ENV_PREFIX: &str = "EGISZ__";
 /// overflow clock arithmetic.
 const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
+/// The most submissions one bulk re-run may put back (`ops.bulk_retry_max`): the console's
+/// progress form carries their ids (39 bytes each, form-encoded) within its 64 KiB.
+pub const MAX_BULK_RETRY: u32 = 1500;
+
 /// The whole configuration of one gateway process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -408,14 +412,21 @@ impl Config {
                 ),
             );
         }
-        if self.relay.stop_grace >= self.api.limits.request_timeout {
+        // The stop: the grace, then up to 5 s for the calls cut short to record their end,
+        // all within what shutdown waits for the relay (api.request_timeout_ms + 1 s).
+        if self.relay.stop_grace + Duration::from_secs(5) >= self.api.limits.request_timeout {
             problem(
                 "relay.stop_grace",
                 format!(
-                    "must be shorter than api.request_timeout_ms ({} ms), which bounds the whole stop",
+                    "must be more than 5 s shorter than api.request_timeout_ms ({} ms), which bounds the whole stop",
                     self.api.limits.request_timeout.as_millis()
                 ),
             );
+        }
+        // The console's progress page of a bulk re-run posts the ids it re-queued: they must
+        // fit its 64 KiB form.
+        if self.ops.bulk_retry_max > MAX_BULK_RETRY {
+            problem("ops.bulk_retry_max", format!("at most {MAX_BULK_RETRY} (the console's forms are at most 64 KiB)"));
         }
         if self.relay.retry_cap < self.relay.retry_base {
             problem("relay.retry_cap", "must not be shorter than relay.retry_base".into());
@@ -1275,7 +1286,8 @@ mod tests {
             (&[("EGISZ__REMD_LISTENER__IDLE_TIMEOUT", "5s")][..], "remd_listener.idle_timeout"),
             (&[("EGISZ__API__HEADER_READ_TIMEOUT_MS", "40000")][..], "api.header_read_timeout_ms"),
             (&[("EGISZ__DATABASE__ACQUIRE_TIMEOUT_MS", "30000")][..], "database.acquire_timeout_ms"),
-            (&[("EGISZ__RELAY__STOP_GRACE", "30s")][..], "relay.stop_grace"),
+            (&[("EGISZ__RELAY__STOP_GRACE", "25s")][..], "relay.stop_grace"),
+            (&[("EGISZ__OPS__BULK_RETRY_MAX", "5000")][..], "ops.bulk_retry_max"),
             (&[("EGISZ__RELAY__LEASE_FOR", "5s"), ("EGISZ__REMD__TIMEOUT_MS", "15000")][..], "relay.lease_for"),
             (&[("EGISZ__FRMR__INTAKE_RESERVE", "100")][..], "frmr.intake_reserve"),
             (&[("EGISZ__FRMR__CLIENT_SHARE", "81")][..], "frmr.client_share"),

@@ -63,12 +63,22 @@ pub fn check_rows(rows: &[(String, String)]) -> Result<(), String> {
 /// complete shipped copy is never replaced.
 pub fn in_force(shipped: &DictionarySet, stored: &[NsiCopy]) -> DictionarySet {
     let mut set = shipped.clone();
-    let replaceable = |c: &&NsiCopy| shipped.get(&c.oid, &c.version).is_none_or(|s| s.coverage != Coverage::Complete);
-    for copy in stored.iter().filter(replaceable) {
+    for copy in stored.iter().filter(|c| takes_effect(shipped, c)) {
         let names: HashMap<String, String> = copy.rows.iter().cloned().collect();
         set.insert(&copy.oid, &copy.version, DictionaryCopy { coverage: Coverage::Complete, names });
     }
     set
+}
+
+/// Whether a stored copy goes in force beside the shipped ones: a version the gateway does
+/// not ship, or one it ships as a subset that the copy agrees with (a copy stored by an
+/// older gateway is held to the same rule as a new one).
+pub fn takes_effect(shipped: &DictionarySet, copy: &NsiCopy) -> bool {
+    match shipped.get(&copy.oid, &copy.version) {
+        None => true,
+        Some(s) if s.coverage == Coverage::Complete => false,
+        Some(s) => agrees_with_shipped(s, &copy.rows).is_ok(),
+    }
 }
 
 /// Whether NSI's rows of a version the gateway ships as a subset agree with it: every code
@@ -175,8 +185,13 @@ impl NsiService {
         let stored = self.store.nsi_latest().await?;
         self.live.replace(in_force(&self.shipped, &stored));
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        status.in_force = stored.iter().map(|c| (c.oid.clone(), c.version.clone())).collect();
+        status.in_force = self.applied(&stored);
         Ok(())
+    }
+
+    /// Dictionary OID → the stored NSI version in force (what [`in_force`] took).
+    fn applied(&self, stored: &[NsiCopy]) -> BTreeMap<String, String> {
+        stored.iter().filter(|c| takes_effect(&self.shipped, c)).map(|c| (c.oid.clone(), c.version.clone())).collect()
     }
 
     async fn refresh_one(&self, columns: &Columns, stored: Option<&NsiCopy>, now: DateTime<Utc>) -> Refreshed {
@@ -268,7 +283,7 @@ impl NsiService {
             status.last_success = Some(now);
         }
         status.results = results.clone();
-        status.in_force = stored.iter().map(|c| (c.oid.clone(), c.version.clone())).collect();
+        status.in_force = self.applied(&stored);
         results
     }
 
@@ -362,7 +377,10 @@ mod tests {
             rows: vec![("1".into(), "подмена".into())],
             ..copy.clone()
         };
-        let set = in_force(&shipped, &[copy, gender]);
+        let contradicting =
+            NsiCopy { version: "7.5".into(), rows: vec![("73".into(), "подмена".into())], ..copy.clone() };
+        assert!(!takes_effect(&shipped, &contradicting), "a stored copy of a shipped subset that contradicts it");
+        let set = in_force(&shipped, &[copy, gender, contradicting]);
         assert_eq!(set.get("1.2.643.5.1.13.13.11.1002", "7.6").unwrap().coverage, Coverage::Complete);
         assert_eq!(set.get("1.2.643.5.1.13.13.11.1002", "7.5"), shipped.get("1.2.643.5.1.13.13.11.1002", "7.5"));
         assert_eq!(

@@ -224,21 +224,27 @@ pub enum CommentError {
 }
 
 /// The one rule for an operator's comment, from the API and the console alike: line breaks
-/// (`\n`, or a form's `\r\n`) are kept as `\n`; any other control character (ESC, NUL, …)
-/// or a bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069, which would make
-/// the audit log and the MIS-visible timeline read other than written) refuses the comment;
-/// at most [`MAX_COMMENT_CHARS`]; blank is no comment.
+/// (`\n`, or a form's `\r\n`) are kept as `\n`; any other control character (ESC, NUL, …),
+/// line or paragraph separator (U+2028, U+2029), bidirectional override or isolate
+/// (U+202A–U+202E, U+2066–U+2069) or direction mark (U+200E, U+200F, U+061C), which would
+/// make the audit log and the MIS-visible timeline read other than written, refuses the
+/// comment; at most [`MAX_COMMENT_CHARS`] once trimmed; blank is no comment.
 pub fn comment(raw: Option<&str>) -> Result<Option<String>, CommentError> {
     let Some(raw) = raw else { return Ok(None) };
     let text = raw.replace("\r\n", "\n");
+    let text = text.trim();
     if text.chars().count() > MAX_COMMENT_CHARS {
         return Err(CommentError::TooLong);
     }
-    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-    if text.chars().any(|c| (c.is_control() && c != '\n') || bidi(c)) {
+    // Bidirectional overrides and isolates, direction marks, and the line and paragraph
+    // separators (line breaks other than `\n`).
+    let hidden = |c: char| {
+        matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+            || matches!(c, '\u{2028}' | '\u{2029}')
+    };
+    if text.chars().any(|c| (c.is_control() && c != '\n') || hidden(c)) {
         return Err(CommentError::ControlCharacter);
     }
-    let text = text.trim();
     Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
@@ -424,12 +430,26 @@ mod tests {
         assert_eq!(comment(Some("   \n ")), Ok(None), "blank is no comment");
         assert_eq!(comment(Some(" роль уточнена ")), Ok(Some("роль уточнена".into())));
         assert_eq!(comment(Some("строка 1\r\nстрока 2")), Ok(Some("строка 1\nстрока 2".into())), "a form's line break");
-        for hostile in
-            ["\u{1b}[31mx", "a\u{0}b", "a\u{7}b", "a\rb", "a\tb", "\u{202e}x", "x\u{202a}y", "x\u{2066}y", "x\u{2069}"]
-        {
+        for hostile in [
+            "\u{1b}[31mx",
+            "a\u{0}b",
+            "a\u{7}b",
+            "a\rb",
+            "a\tb",
+            "\u{202e}x",
+            "x\u{202a}y",
+            "x\u{2066}y",
+            "x\u{2069}",
+            "x\u{200f}y",
+            "x\u{61c}y",
+            "a\u{2028}b",
+            "a\u{2029}b",
+        ] {
             assert_eq!(comment(Some(hostile)), Err(CommentError::ControlCharacter), "{hostile:?}");
         }
         assert_eq!(comment(Some(&"я".repeat(MAX_COMMENT_CHARS))).map(|c| c.map(|c| c.chars().count())), Ok(Some(1000)));
         assert_eq!(comment(Some(&"я".repeat(MAX_COMMENT_CHARS + 1))), Err(CommentError::TooLong));
+        let padded = format!("  {}  ", "я".repeat(MAX_COMMENT_CHARS));
+        assert!(comment(Some(&padded)).is_ok(), "counted once trimmed");
     }
 }

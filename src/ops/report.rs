@@ -156,7 +156,8 @@ pub fn days(last: i64, days: u32, counts: &[DayCount]) -> Vec<DayFigures> {
 }
 
 /// The report as CSV for a Russian-locale spreadsheet: UTF-8 with a byte-order mark, `;`
-/// between fields, a decimal comma, fields quoted when they hold `;`, `"` or a line break.
+/// between fields, a decimal comma, fields quoted when they hold `;`, `,`, `"` or a line
+/// break, no cell able to start a formula ([`spreadsheet_cell`]).
 pub fn csv(report: &Report, kind_name: impl Fn(u32) -> Option<String>) -> Vec<u8> {
     let mut out = String::from("\u{feff}");
     let header = [
@@ -218,7 +219,9 @@ fn line(out: &mut String, fields: impl Iterator<Item = String>) {
     let fields: Vec<String> = fields
         .map(|f| {
             let f = spreadsheet_cell(f);
-            if f.contains([';', '"', '\n', '\r']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f }
+            // Quoted when it holds a separator of either locale's spreadsheets (`;`, `,`), a quote
+            // or a line break: a spreadsheet splitting on commas cannot start a cell mid-field.
+            if f.contains([';', ',', '"', '\n', '\r']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f }
         })
         .collect();
     out.push_str(&fields.join(";"));
@@ -267,8 +270,8 @@ mod tests {
         let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
         let lines: Vec<_> = text.split("\r\n").collect();
         assert!(lines[0].starts_with("Организация (OID);Вид документа;"), "{}", lines[0]);
-        assert_eq!(lines[1], "1.2.3;40;\"Протокол; \"\"ТМК\"\"\";3;2;1;0;0;66,7;X (1)");
-        assert_eq!(lines[2], "Итого;;;3;2;1;0;0;66,7;X (1)");
+        assert_eq!(lines[1], "1.2.3;40;\"Протокол; \"\"ТМК\"\"\";3;2;1;0;0;\"66,7\";X (1)");
+        assert_eq!(lines[2], "Итого;;;3;2;1;0;0;\"66,7\";X (1)");
     }
 
     #[test]

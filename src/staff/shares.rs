@@ -6,9 +6,11 @@
 //!   clients together leave intake's reserve free ([`SharePolicy`]). A client over its share
 //!   is told to come back ([`Admission::OverShare`]: `429` with `Retry-After`), never the
 //!   others ([`Admission::Full`]: `503`, only when every share is taken);
-//! - **turns**: admitted lookups queue for a call to FRMR; intake's go first, then the
-//!   clients' in turn, one call each, the client served longest ago first — so a client
-//!   with a thousand lookups queued delays another's by one call, not a thousand.
+//! - **turns**: admitted lookups queue for a call to FRMR; intake's go first (up to
+//!   [`INTAKE_TURNS`] in a row while clients wait, so that intake cannot starve them
+//!   either), then the clients' in turn, one call each, the client served longest ago
+//!   first — so a client with a thousand lookups queued delays another's by one call, not a
+//!   thousand.
 //!
 //! [`Shares`] holds the counts and queues; the service wraps it in a mutex and wakes the
 //! ticket [`Shares::next_call`] names.
@@ -58,6 +60,9 @@ pub enum Admission {
 /// A lookup waiting for its call, or making it.
 pub type Ticket = u64;
 
+/// Calls intake may make in a row while clients' lookups wait (then one client's turn).
+pub const INTAKE_TURNS: usize = 3;
+
 /// The lookups in flight by asker, and the queue for calls to FRMR.
 #[derive(Debug, Default)]
 pub struct Shares {
@@ -71,6 +76,8 @@ pub struct Shares {
     /// Tickets waiting (a promoted ticket sits in two queues but waits once).
     waiting: HashMap<Ticket, Asker>,
     calls: usize,
+    /// Intake's calls since a client's last turn.
+    intake_streak: usize,
     next_ticket: Ticket,
 }
 
@@ -81,7 +88,12 @@ impl Shares {
             Asker::Intake if self.intake_held + self.clients_held >= policy.max_pending => Admission::Full,
             Asker::Intake => Admission::Admitted,
             Asker::Client(_) if self.held(asker) >= policy.client_share => Admission::OverShare,
-            Asker::Client(_) if self.clients_held >= policy.clients_limit() => Admission::Full,
+            Asker::Client(_)
+                if self.clients_held >= policy.clients_limit()
+                    || self.intake_held + self.clients_held >= policy.max_pending =>
+            {
+                Admission::Full
+            }
             Asker::Client(_) => Admission::Admitted,
         }
     }
@@ -136,20 +148,38 @@ impl Shares {
         if self.calls >= policy.max_calls.max(1) {
             return None;
         }
-        let ticket = self.pop(Asker::Intake).or_else(|| {
-            while let Some(asker) = self.turns.pop_front() {
-                if let Some(ticket) = self.pop(asker) {
-                    if self.queues.get(&asker).is_some_and(|q| !q.is_empty()) {
-                        self.turns.push_back(asker);
-                    }
-                    return Some(ticket);
-                }
-            }
-            None
-        })?;
+        let clients_first = self.intake_streak >= INTAKE_TURNS;
+        let ticket = if clients_first {
+            self.client_turn().or_else(|| self.pop(Asker::Intake))
+        } else {
+            self.pop(Asker::Intake).or_else(|| self.client_turn())
+        }?;
+        if self.is_intakes(ticket) {
+            self.intake_streak += 1;
+        } else {
+            self.intake_streak = 0;
+        }
         self.waiting.remove(&ticket);
         self.calls += 1;
         Some(ticket)
+    }
+
+    /// The next ticket of the client whose turn it is (it goes to the back of the turns).
+    fn client_turn(&mut self) -> Option<Ticket> {
+        while let Some(asker) = self.turns.pop_front() {
+            if let Some(ticket) = self.pop(asker) {
+                if self.queues.get(&asker).is_some_and(|q| !q.is_empty()) {
+                    self.turns.push_back(asker);
+                }
+                return Some(ticket);
+            }
+        }
+        None
+    }
+
+    /// Whether `ticket` (still waiting) is intake's.
+    fn is_intakes(&self, ticket: Ticket) -> bool {
+        self.waiting.get(&ticket) == Some(&Asker::Intake)
     }
 
     /// A call to FRMR ended.
@@ -251,6 +281,32 @@ mod tests {
         assert_eq!(order[0], intake, "intake first");
         assert_eq!(&order[1..3], &[greedy[0], other], "the other client's one call comes second in the clients' turns");
         assert_eq!(&order[3..], &greedy[1..]);
+    }
+
+    #[test]
+    fn intake_cannot_starve_the_clients() {
+        let p = SharePolicy { max_calls: 100, client_share: 100, max_pending: 1000, intake_reserve: 0 };
+        let mut s = Shares::default();
+        let intake: Vec<Ticket> = (0..7).map(|_| s.hold(Asker::Intake)).collect();
+        let client: Vec<Ticket> = (0..2).map(|_| s.hold(client(1))).collect();
+        let order: Vec<Ticket> = std::iter::from_fn(|| s.next_call(&p)).collect();
+        let expected =
+            [intake[0], intake[1], intake[2], client[0], intake[3], intake[4], intake[5], client[1], intake[6]];
+        assert_eq!(order, expected, "{INTAKE_TURNS} of intake's calls, then a client's turn");
+    }
+
+    #[test]
+    fn clients_never_take_more_than_the_whole() {
+        let p = SharePolicy { max_pending: 10, intake_reserve: 2, client_share: 10, max_calls: 1 };
+        let mut s = Shares::default();
+        for _ in 0..6 {
+            s.hold(Asker::Intake);
+        }
+        for c in 1..=4u128 {
+            assert_eq!(s.admit(&p, client(c)), Admission::Admitted);
+            s.hold(client(c));
+        }
+        assert_eq!(s.admit(&p, client(5)), Admission::Full, "ten in flight, everyone together");
     }
 
     #[test]

@@ -9,11 +9,12 @@
 //! - the wire (`wire`: paths, parameters, answer shapes, the code and name columns of each
 //!   dictionary the gateway refreshes — **[model]** where public client code is all there is);
 //! - paging through `data`, every dimension bounded by a named constant: [`MAX_ROWS`] rows
-//!   (a `total` above it refused before the first page), [`MAX_VERSION_BYTES`] of codes and
+//!   (a `total` above it refused with the first page), [`MAX_VERSION_BYTES`] of codes and
 //!   names in one version, [`MAX_CODE_BYTES`] and [`MAX_NAME_BYTES`] per field,
-//!   [`MAX_ANSWER_BYTES`] per answer; each page is read straight into `(code, name)` pairs
-//!   (every other column skipped unread into memory), so a hostile NSI costs at most one
-//!   bounded page and the rows kept so far;
+//!   [`wire::MAX_PAGE_ROWS`] rows per page, [`MAX_ANSWER_BYTES`] per answer,
+//!   [`MAX_VERSION_LABEL_BYTES`] per version label; each page is read straight into
+//!   `(code, name)` pairs (every other column skipped, never kept), so a hostile NSI costs
+//!   at most one bounded page and the rows kept so far;
 //! - the mapping of every failure to [`Failure`] (no answer: `Retry`; an answer of another
 //!   shape: `Permanent`).
 //!
@@ -48,6 +49,8 @@ pub const MAX_NAME_BYTES: usize = 4096;
 /// Largest answer read, in bytes (a page of [`wire::PAGE_SIZE`] rows at the longest fields
 /// fits twice over).
 pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+/// Longest version label taken from NSI's list, in bytes (real ones: "7.5", "3.18").
+pub const MAX_VERSION_LABEL_BYTES: usize = 64;
 
 /// One row: the code and the name.
 pub type Row = (String, String);
@@ -88,7 +91,14 @@ impl NsiClient {
         let answer: wire::VersionsAnswer = self
             .get(wire::VERSIONS, &[(wire::IDENTIFIER, oid.to_owned()), (wire::SIZE, wire::VERSIONS_ASKED.to_string())])
             .await?;
-        Ok(answer.list.into_iter().map(|v| v.version.trim().to_owned()).filter(|v| !v.is_empty()).collect())
+        let versions: Vec<String> =
+            answer.list.into_iter().map(|v| v.version.trim().to_owned()).filter(|v| !v.is_empty()).collect();
+        if versions.iter().any(|v| v.len() > MAX_VERSION_LABEL_BYTES) {
+            return Err(Failure::Permanent {
+                reason: format!("метка версии длиннее {MAX_VERSION_LABEL_BYTES} байт")
+            });
+        }
+        Ok(versions)
     }
 
     /// Every row of `(oid, version)` as `(code, name)`, by the dictionary's columns. A row

@@ -17,6 +17,9 @@ pub const SIZE: &str = "size";
 pub const PAGE_SIZE: usize = 500;
 /// How many versions to ask for.
 pub const VERSIONS_ASKED: usize = 50;
+/// Most rows one page may hold (twice what is asked for): a page of a million tiny rows is
+/// refused, not built.
+pub const MAX_PAGE_ROWS: usize = 2 * PAGE_SIZE;
 
 /// `versions` answer: `{"list": [{"version": "3.18", …}]}` **[seen]**.
 #[derive(Debug, Deserialize)]
@@ -109,6 +112,9 @@ impl<'de> serde::de::Visitor<'de> for RowsSeed<'_> {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut rows = Vec::new();
         while let Some(row) = seq.next_element_seed(RowSeed(self.0))? {
+            if rows.len() == MAX_PAGE_ROWS {
+                return Err(serde::de::Error::custom(format!("на странице больше {MAX_PAGE_ROWS} строк")));
+            }
             rows.push(row);
         }
         Ok(rows)
@@ -222,6 +228,8 @@ mod tests {
         assert!(read_page(br#"{"total": 3}"#, &POSITIONS).unwrap_err().contains("нет list"));
         assert!(read_page(b"<html>", &POSITIONS).unwrap_err().contains("не JSON"));
         assert!(read_page(br#"{"list": []} trailing"#, &POSITIONS).is_err());
+        let crowded = format!(r#"{{"list": [{}]}}"#, vec![r#"{"ID": 1, "NAME": "x"}"#; MAX_PAGE_ROWS + 1].join(","));
+        assert!(read_page(crowded.as_bytes(), &POSITIONS).unwrap_err().contains("больше 1000 строк"));
     }
 }
 

@@ -35,7 +35,14 @@ pub type Parsed<T> = Result<(Envelope, T), ParseError>;
 // ---------------------------------------------------------------------------------------
 
 /// The envelope's header and its body's (first) element, read within `limits`.
+/// The envelope's header and its body's first element. `calls_to_us`: the message is a call
+/// to the gateway (REMD's), whose header blocks the gateway must understand when marked so
+/// ([`understood`]); an answer to the gateway's own call is read whatever its header says.
 fn read_envelope(bytes: &[u8], limits: Limits) -> Parsed<Node> {
+    read_envelope_as(bytes, limits, false)
+}
+
+fn read_envelope_as(bytes: &[u8], limits: Limits, calls_to_us: bool) -> Parsed<Node> {
     let root = dom::parse(bytes, limits)?;
     let version = root
         .ns
@@ -48,7 +55,9 @@ fn read_envelope(bytes: &[u8], limits: Limits) -> Parsed<Node> {
     let mut body = None;
     for part in root.children {
         if part.is(soap, w::HEADER) {
-            understood(&part, soap)?;
+            if calls_to_us {
+                understood(&part, version)?;
+            }
             read_header(&part, &mut envelope);
         } else if part.is(soap, w::BODY) && body.is_none() {
             body = Some(part);
@@ -59,15 +68,33 @@ fn read_envelope(bytes: &[u8], limits: Limits) -> Parsed<Node> {
 }
 
 /// Every header block marked `mustUnderstand` (`1` or `true`, in the envelope's namespace)
-/// is one the reader understands: WS-Addressing's, and the EGISZ transport header. Any
-/// other is [`ParseError::NotUnderstood`] (SOAP 1.1 §4.2.3, SOAP 1.2 part 1 §5.2.3).
-fn understood(header: &Node, soap: &str) -> Result<(), ParseError> {
+/// and addressed to the gateway — no SOAP 1.1 `actor` but `…/actor/next`, no SOAP 1.2
+/// `role` but `…/role/next` or `…/role/ultimateReceiver` — is one the reader understands:
+/// WS-Addressing's, and the EGISZ transport header. Any other is
+/// [`ParseError::NotUnderstood`] (SOAP 1.1 §4.2.3, SOAP 1.2 part 1 §5.2.3). Blocks for other
+/// roles are not the gateway's to understand.
+fn understood(header: &Node, version: SoapVersion) -> Result<(), ParseError> {
+    let soap = version.namespace();
+    let ours = |role: &str| match version {
+        SoapVersion::Soap11 => role == w::SOAP11_ACTOR_NEXT,
+        SoapVersion::Soap12 => role == w::SOAP12_ROLE_NEXT || role == w::SOAP12_ROLE_ULTIMATE,
+    };
+    let attr = |block: &Node, local: &str| {
+        block
+            .attrs
+            .iter()
+            .find(|a| a.ns.as_deref() == Some(soap) && a.local == local)
+            .map(|a| a.value.trim().to_owned())
+    };
     for block in &header.children {
-        let must = block.attrs.iter().any(|a| {
-            a.ns.as_deref() == Some(soap) && a.local == w::MUST_UNDERSTAND && matches!(a.value.trim(), "1" | "true")
-        });
+        let must = attr(block, w::MUST_UNDERSTAND).is_some_and(|v| matches!(v.as_str(), "1" | "true"));
+        let role = match version {
+            SoapVersion::Soap11 => attr(block, w::SOAP11_ACTOR),
+            SoapVersion::Soap12 => attr(block, w::SOAP12_ROLE),
+        };
+        let for_us = role.as_deref().is_none_or(ours);
         let known = block.ns.as_deref() == Some(w::WSA_NS) || block.is(w::EGIS_NS, w::TRANSPORT_HEADER);
-        if must && !known {
+        if must && for_us && !known {
             let ns: String = block.ns.as_deref().unwrap_or("").chars().take(200).collect();
             let local: String = block.local.chars().take(100).collect();
             return Err(ParseError::NotUnderstood(ns, local));
@@ -455,7 +482,7 @@ pub fn read_get_registry_item_response(bytes: &[u8]) -> Parsed<Response<Answer<O
 /// REMD's `wsa:MessageID` becomes the `message_id` of the call (empty when REMD sent
 /// none: the call is still read, and answered without `wsa:RelatesTo`).
 pub fn parse_incoming(bytes: &[u8]) -> Parsed<Incoming> {
-    let (envelope, body) = read_envelope(bytes, Limits::CALL)?;
+    let (envelope, body) = read_envelope_as(bytes, Limits::CALL, true)?;
     let message_id = envelope.message_id.clone().unwrap_or_default();
     for (name, value) in [(w::MESSAGE_ID, Some(&message_id)), (w::RELATES_TO, envelope.relates_to.as_ref())] {
         if value.is_some_and(|v| v.len() > MAX_ID_BYTES) {

@@ -194,6 +194,14 @@ pub const STORE_TILL_DATE: &str = "storeTillDate";
 /// The SOAP attribute (in the envelope's namespace) of a header block the receiver must
 /// understand.
 pub const MUST_UNDERSTAND: &str = "mustUnderstand";
+/// SOAP 1.1's attribute naming whom a header block is for, and the value meaning "the next
+/// receiver" (the gateway).
+pub const SOAP11_ACTOR: &str = "actor";
+pub const SOAP11_ACTOR_NEXT: &str = "http://schemas.xmlsoap.org/soap/actor/next";
+/// SOAP 1.2's attribute naming whom a header block is for, and the roles the gateway plays.
+pub const SOAP12_ROLE: &str = "role";
+pub const SOAP12_ROLE_NEXT: &str = "http://www.w3.org/2003/05/soap-envelope/role/next";
+pub const SOAP12_ROLE_ULTIMATE: &str = "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver";
 pub const DOCUMENT_VERSION: &str = "documentVersion";
 
 // ---------------------------------------------------------------------------------------

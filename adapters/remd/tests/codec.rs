@@ -675,6 +675,15 @@ fn an_unknown_header_is_ignored_unless_it_must_be_understood() {
         let err = parse_incoming(result_varied(must).as_bytes()).unwrap_err();
         assert_eq!(err, ParseError::NotUnderstood("urn:example:extension".into(), "trace".into()), "{must}");
     }
+    // A block for another role is not the gateway's to understand.
+    for other in [
+        r#"<x:trace env:mustUnderstand="true" env:role="http://www.w3.org/2003/05/soap-envelope/role/none"/>"#,
+        r#"<x:trace env:mustUnderstand="true" env:role="urn:example:proxy"/>"#,
+    ] {
+        assert!(parse_incoming(result_varied(other).as_bytes()).is_ok(), "{other}");
+    }
+    let ultimate = r#"<x:trace env:mustUnderstand="true" env:role="http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver"/>"#;
+    assert!(parse_incoming(result_varied(ultimate).as_bytes()).is_err());
     // WS-Addressing's blocks are understood.
     let wsa = r#"<a:Action xmlns:a="http://www.w3.org/2005/08/addressing" env:mustUnderstand="true">sendRegisterDocumentResult</a:Action>"#;
     assert!(parse_incoming(result_varied(wsa).as_bytes()).is_ok());
