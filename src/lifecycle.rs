@@ -255,11 +255,17 @@ fn registered(item: &RegistryItem, now: DateTime<Utc>, actor: &str, detail: Stri
 pub const HANDED_BACK_DETAIL: &str = "экземпляр шлюза останавливается: документ не отправлен и возвращён в очередь";
 
 /// A claim given back unsent by a stopping instance: as it was before the claim, due now
-/// (for another instance; a document never sent at its place in the queue), the send it
-/// was claimed for not counted.
+/// (for another instance; a document never sent at its place in the queue), the send or
+/// the look-up it was claimed for not counted.
 fn hand_back(record: &SubmissionRecord, claimed_from: Status, now: DateTime<Utc>) -> Step {
     let (from, transition) = match claimed_from {
-        Status::Unknown => (ONLY_UNKNOWN, Transition::to(Status::Unknown, RELAY, HANDED_BACK_DETAIL)),
+        Status::Unknown => (
+            ONLY_UNKNOWN,
+            Transition {
+                checks: Some(record.checks.saturating_sub(1)),
+                ..Transition::to(Status::Unknown, RELAY, HANDED_BACK_DETAIL)
+            },
+        ),
         Status::RetryWait => (
             ONLY_SENDING,
             Transition {

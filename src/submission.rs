@@ -228,6 +228,9 @@ pub struct Transition {
     pub restart_schedule: bool,
     /// `Some` sets the count of sends (a claim handed back unsent does not count).
     pub attempts: Option<u32>,
+    /// `Some` sets the count of look-ups since the last send (a look-up handed back unmade
+    /// does not count).
+    pub checks: Option<u32>,
     pub actor: String,
     pub detail: String,
 }
@@ -246,6 +249,7 @@ impl Transition {
             inconclusive: None,
             restart_schedule: false,
             attempts: None,
+            checks: None,
             actor: actor.to_owned(),
             detail: detail.into(),
         }

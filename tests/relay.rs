@@ -41,6 +41,7 @@ on_both_backends!(
     search_failures_back_off_by_look_ups,
     a_slow_call_keeps_its_lease,
     a_stopping_relay_hands_back_what_it_has_not_sent,
+    a_transition_sets_the_counts_it_names,
 );
 
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -671,4 +672,28 @@ async fn a_stopping_relay_hands_back_what_it_has_not_sent(db: Db) {
         let sent = r.remd.sent.lock().unwrap().len();
         assert_eq!(sent, usize::from(grace > call), "REMD saw only the call that was on the wire");
     }
+}
+
+/// The store applies the counts a transition names (what a hand-back restores) and keeps
+/// the others.
+async fn a_transition_sets_the_counts_it_names(db: Db) {
+    let r = rig(db).await;
+    let id = submit(&r, "counts-1").await;
+    let t = egisz_gateway::submission::Transition {
+        attempts: Some(3),
+        checks: Some(5),
+        registered_at_by_gateway: Some(false),
+        next_attempt_at: Some(egisz_gateway::now()),
+        ..egisz_gateway::submission::Transition::to(Status::Queued, "test", "counts")
+    };
+    assert!(r.store.transition(id, &[Status::Queued], None, &t, egisz_gateway::now()).await.unwrap());
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!((rec.attempts, rec.checks, rec.registered_at_by_gateway), (3, 5, false));
+    let keep = egisz_gateway::submission::Transition {
+        next_attempt_at: Some(egisz_gateway::now()),
+        ..egisz_gateway::submission::Transition::to(Status::Queued, "test", "nothing named")
+    };
+    assert!(r.store.transition(id, &[Status::Queued], None, &keep, egisz_gateway::now()).await.unwrap());
+    let rec = r.store.submission(id).await.unwrap().unwrap();
+    assert_eq!((rec.attempts, rec.checks), (3, 5), "counts not named are kept");
 }

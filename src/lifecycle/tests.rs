@@ -318,8 +318,10 @@ fn a_claim_handed_back_unsent_is_due_now_and_its_send_not_counted() {
         (Status::Queued, Some(first.created_at), Some(0)),
         "its place kept"
     );
-    let t = applied(run(&in_state(Status::Unknown), Happening::HandedBack(Status::Unknown)));
-    assert_eq!((t.to, t.next_attempt_at, t.attempts), (Status::Unknown, Some(now()), None));
+    let mut looking_up = in_state(Status::Unknown);
+    looking_up.checks = 2;
+    let t = applied(run(&looking_up, Happening::HandedBack(Status::Unknown)));
+    assert_eq!((t.to, t.next_attempt_at, t.attempts, t.checks), (Status::Unknown, Some(now()), None, Some(1)));
 }
 
 #[test]

@@ -97,7 +97,7 @@ pub(super) async fn apply(
              awaiting_since = $8, updated_at = $9, check_at = $14,
              inconclusive = CASE WHEN $16 THEN 0 ELSE COALESCE($15, inconclusive) END,
              attempts = CASE WHEN $16 THEN 0 ELSE COALESCE($17, attempts) END,
-             checks = CASE WHEN $16 THEN 0 ELSE checks END,
+             checks = CASE WHEN $16 THEN 0 ELSE COALESCE($19, checks) END,
              schedule_from = CASE WHEN $16 THEN $9 ELSE schedule_from END
          WHERE id = $10 AND status = ANY($11) AND ($12::text IS NULL OR lease_owner = $12)
              AND ($13::text IS NULL OR current_message_id = $13)",
@@ -120,6 +120,7 @@ pub(super) async fn apply(
     .bind(t.restart_schedule)
     .bind(t.attempts.map(|n| n as i32))
     .bind(t.registered_at_by_gateway)
+    .bind(t.checks.map(|n| n as i32))
     .execute(&mut *conn)
     .await?
     .rows_affected();

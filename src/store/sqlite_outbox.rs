@@ -100,7 +100,7 @@ pub(super) async fn apply(
              awaiting_since = ?8, updated_at = ?9, check_at = ?10,
              inconclusive = CASE WHEN ?12 THEN 0 ELSE COALESCE(?11, inconclusive) END,
              attempts = CASE WHEN ?12 THEN 0 ELSE COALESCE(?16, attempts) END,
-             checks = CASE WHEN ?12 THEN 0 ELSE checks END,
+             checks = CASE WHEN ?12 THEN 0 ELSE COALESCE(?18, checks) END,
              schedule_from = CASE WHEN ?12 THEN ?9 ELSE schedule_from END
          WHERE id = ?13 AND status IN ({states}) AND (?14 IS NULL OR lease_owner = ?14)
              AND (?15 IS NULL OR current_message_id = ?15)"
@@ -122,6 +122,7 @@ pub(super) async fn apply(
     .bind(current_message)
     .bind(t.attempts.map(i64::from))
     .bind(t.registered_at_by_gateway)
+    .bind(t.checks.map(i64::from))
     .execute(&mut *conn)
     .await?
     .rows_affected();
