@@ -209,8 +209,8 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
                 // (which serves its waiters in no particular order).
                 max_calls: ((config.frmr.rate_per_second / 2.0).ceil() as usize)
                     .clamp(2, config.frmr.max_pending_lookups),
+                rate_per_second: config.frmr.rate_per_second,
             },
-            rate_per_second: config.frmr.rate_per_second,
         },
     )
     // On PostgreSQL frmr.rate_per_second is the cluster's (a burst of one second's calls).

@@ -412,9 +412,9 @@ impl Config {
                 ),
             );
         }
-        // The stop: the grace, then up to 5 s for the calls cut short to record their end,
+        // The stop: the grace, then the time the calls cut short have to record their end,
         // all within what shutdown waits for the relay (api.request_timeout_ms + 1 s).
-        if self.relay.stop_grace + Duration::from_secs(5) >= self.api.limits.request_timeout {
+        if self.relay.stop_grace + crate::relay::CUT_CALLS_END_WITHIN >= self.api.limits.request_timeout {
             problem(
                 "relay.stop_grace",
                 format!(
@@ -556,25 +556,38 @@ impl Config {
     }
 
     /// Every piece of the sandbox in force: the emulators the process would start and the
-    /// test PKI, as `(setting, what it is)`.
-    pub fn sandbox_pieces(&self) -> Vec<(&'static str, &'static str)> {
-        let mut pieces = Vec::new();
-        if self.frmr.mode == ServiceMode::Sandbox {
-            pieces.push((
+    /// test PKI, as `(setting, what it is, what to set instead)`.
+    pub fn sandbox_pieces(&self) -> Vec<(&'static str, &'static str, &'static str)> {
+        [
+            (
+                self.frmr.mode == ServiceMode::Sandbox,
                 "frmr.mode",
                 "the FRMR emulator, its unauthenticated /_admin endpoints and the demo API client",
-            ));
-        }
-        if self.remd.mode == ServiceMode::Sandbox {
-            pieces.push(("remd.mode", "the REMD emulator, whose registrations are not REMD's"));
-        }
-        if self.nsi.mode == NsiMode::Sandbox {
-            pieces.push(("nsi.mode", "the NSI emulator, whose dictionaries would be stored as NSI's"));
-        }
-        if matches!(self.validation.verifier, VerifierChoice::TestPki { .. }) {
-            pieces.push(("validation.verifier", "\"test-pki\", which trusts only the sandbox's test CA"));
-        }
-        pieces
+                "set frmr.mode = \"remote\" with frmr.base_url and frmr.token",
+            ),
+            (
+                self.remd.mode == ServiceMode::Sandbox,
+                "remd.mode",
+                "the REMD emulator, whose registrations are not REMD's",
+                "set remd.mode = \"remote\" with remd.endpoint and remd.client_entity_id",
+            ),
+            (
+                self.nsi.mode == NsiMode::Sandbox,
+                "nsi.mode",
+                "the NSI emulator, whose dictionaries would be stored as NSI's",
+                "set nsi.mode = \"remote\" (the NSI service) or \"off\"",
+            ),
+            (
+                matches!(self.validation.verifier, VerifierChoice::TestPki { .. }),
+                "validation.verifier",
+                "\"test-pki\", which trusts only the sandbox's test CA",
+                "use \"external\" (a GOST verification service) or \"none\"",
+            ),
+        ]
+        .into_iter()
+        .filter(|(in_force, ..)| *in_force)
+        .map(|(_, key, what, fix)| (key, what, fix))
+        .collect()
     }
 
     /// The rule that keeps a sandbox out of a gateway that talks to a real service: with any
@@ -588,13 +601,7 @@ impl Config {
         let remote = remote.join(", ");
         self.sandbox_pieces()
             .into_iter()
-            .map(|(key, what)| {
-                let fix = match key {
-                    "frmr.mode" => "set frmr.mode = \"remote\" with frmr.base_url and frmr.token",
-                    "remd.mode" => "set remd.mode = \"remote\" with remd.endpoint and remd.client_entity_id",
-                    "nsi.mode" => "set nsi.mode = \"remote\" (the NSI service) or \"off\"",
-                    _ => "use \"external\" (a GOST verification service) or \"none\"",
-                };
+            .map(|(key, what, fix)| {
                 (
                     key,
                     format!(

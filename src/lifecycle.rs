@@ -266,20 +266,16 @@ fn hand_back(record: &SubmissionRecord, claimed_from: Status, now: DateTime<Utc>
                 ..Transition::to(Status::Unknown, RELAY, HANDED_BACK_DETAIL)
             },
         ),
-        Status::RetryWait => (
-            ONLY_SENDING,
-            Transition {
-                attempts: Some(record.attempts.saturating_sub(1)),
-                ..Transition::to(Status::RetryWait, RELAY, HANDED_BACK_DETAIL)
-            },
-        ),
-        _ => (
-            ONLY_SENDING,
-            Transition {
-                attempts: Some(record.attempts.saturating_sub(1)),
-                ..Transition::to(Status::Queued, RELAY, HANDED_BACK_DETAIL)
-            },
-        ),
+        before => {
+            let back = if before == Status::RetryWait { Status::RetryWait } else { Status::Queued };
+            (
+                ONLY_SENDING,
+                Transition {
+                    attempts: Some(record.attempts.saturating_sub(1)),
+                    ..Transition::to(back, RELAY, HANDED_BACK_DETAIL)
+                },
+            )
+        }
     };
     // A document never sent goes back to its place in its organisation's queue (due since
     // its intake), not behind the documents that came after it.

@@ -457,17 +457,12 @@ pub async fn verify_batch(
             },
         }
     }
-    // 2. The rest from FRMR, until the deadline, within this client's share of FRMR: a
-    // client already holding its whole share is told to come back (the others go on).
+    // 2. The rest from FRMR, until the deadline, within this client's share of FRMR (a
+    // client holding its whole share was told to come back before its body was read:
+    // [`WithinFrmrShare`]). The lookups run in a task of their own, so those started and not
+    // answered in time still complete and land in the cache for the next ask; none is
+    // started after the answer is sent.
     let asker = Asker::Client(caller.0.client_id);
-    if !misses.is_empty()
-        && let Some(retry_after) = state.staff.over_share(asker)
-    {
-        return Err(too_many_lookups(retry_after));
-    }
-    // The lookups run in a task of their own, so those started and not answered in time
-    // still complete and land in the cache for the next ask; none is started after the
-    // answer is sent.
     if !misses.is_empty() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let staff = state.staff.clone();

@@ -87,7 +87,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
 /// with nothing read beyond the headers.
 async fn gate(
     State(state): State<AppState>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     if request.method() != axum::http::Method::POST {
@@ -102,13 +102,37 @@ async fn gate(
             return login_page(&state, Some("Форма входа устарела. Введите ключ ещё раз."), StatusCode::FORBIDDEN);
         }
     } else {
-        match session(&state, headers).await {
-            Ok(_) => {}
-            Err(NoSession::SignIn) => return forbidden("Сеанс истёк или не начат. Войдите снова."),
-            Err(NoSession::Failed(r)) => return r,
-        }
+        // The handler takes the session from here ([`Signed`]): one read of it per post.
+        let s = match signed_in(&state, headers).await {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        request.extensions_mut().insert(s);
     }
     next.run(request).await
+}
+
+/// The operator the gate found signed in for this form post.
+struct Signed(Session);
+
+impl axum::extract::FromRequestParts<AppState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        match parts.extensions.remove::<Session>() {
+            Some(s) => Ok(Signed(s)),
+            None => signed_in(state, &parts.headers).await.map(Signed),
+        }
+    }
+}
+
+/// The session of a post, or the page that says there is none.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    match session(state, headers).await {
+        Ok(s) => Ok(s),
+        Err(NoSession::SignIn) => Err(forbidden("Сеанс истёк или не начат. Войдите снова.")),
+        Err(NoSession::Failed(r)) => Err(r),
+    }
 }
 
 /// A post from this console's own pages: the browser's `Sec-Fetch-Site` says
@@ -208,6 +232,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// A signed-in operator.
+#[derive(Clone)]
 struct Session {
     principal: Principal,
     csrf: String,
@@ -269,17 +294,14 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Result<Session, NoSes
     })
 }
 
-/// The session of a form post, with its CSRF token checked.
-async fn posted(state: &AppState, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<Session, Response> {
-    let s = match session(state, headers).await {
-        Ok(s) => s,
-        Err(NoSession::SignIn) => return Err(forbidden("Сеанс истёк или не начат. Войдите снова.")),
-        Err(NoSession::Failed(r)) => return Err(r),
-    };
-    match form.get("csrf") {
-        Some(t) if same(t, &s.csrf) => Ok(s),
-        _ => Err(forbidden("Форма устарела или отправлена не из консоли (нет CSRF-токена). Обновите страницу.")),
-    }
+/// The session of a form post, when the form carries its CSRF token.
+fn posted(Signed(s): Signed, form: &HashMap<String, String>) -> Option<Session> {
+    form.get("csrf").is_some_and(|t| same(t, &s.csrf)).then_some(s)
+}
+
+/// The answer to a form without the session's CSRF token.
+fn stale_form() -> Response {
+    forbidden("Форма устарела или отправлена не из консоли (нет CSRF-токена). Обновите страницу.")
 }
 
 fn cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: u64) -> HeaderValue {
@@ -346,13 +368,10 @@ async fn login(
 
 async fn logout(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    signed: Signed,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let s = match posted(&state, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let Some(s) = posted(signed, &form) else { return stale_form() };
     if let Err(e) = state.store.delete_session(&s.token_hash).await {
         return unavailable(e);
     }
@@ -483,11 +502,11 @@ async fn failed(
 /// it is in the operator's organisations.
 async fn posted_record(
     state: &AppState,
-    headers: &HeaderMap,
+    signed: Signed,
     form: &HashMap<String, String>,
     raw: &str,
 ) -> Result<(Session, crate::submission::SubmissionRecord), Response> {
-    let s = posted(state, headers, form).await?;
+    let s = posted(signed, form).ok_or_else(stale_form)?;
     let Some(id) = parse_id(raw) else { return Err(forbidden("Документ не найден.")) };
     match state.store.submission(id).await {
         Ok(Some(r)) if s.principal.scope.allows(&r.organization) => Ok((s, r)),
@@ -554,11 +573,11 @@ async fn submission(
 
 async fn show_personal(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    signed: Signed,
     Path(raw): Path<String>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let (s, record) = match posted_record(&state, &headers, &form, &raw).await {
+    let (s, record) = match posted_record(&state, signed, &form, &raw).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -569,17 +588,8 @@ async fn show_personal(
     detail(&state, &s, id, true, None).await
 }
 
-async fn act(
-    state: AppState,
-    headers: HeaderMap,
-    raw: String,
-    form: HashMap<String, String>,
-    action: Action,
-) -> Response {
-    let s = match posted(&state, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn act(state: AppState, signed: Signed, raw: String, form: HashMap<String, String>, action: Action) -> Response {
+    let Some(s) = posted(signed, &form) else { return stale_form() };
     let Some(id) = parse_id(&raw) else { return forbidden("Документ не найден.") };
     let comment = match crate::ops::comment(form.get("comment").map(String::as_str)) {
         Ok(c) => c,
@@ -631,29 +641,29 @@ async fn act(
 
 async fn retry(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    signed: Signed,
     Path(raw): Path<String>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    act(state, headers, raw, form, Action::Retry).await
+    act(state, signed, raw, form, Action::Retry).await
 }
 
 async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    signed: Signed,
     Path(raw): Path<String>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    act(state, headers, raw, form, Action::Cancel).await
+    act(state, signed, raw, form, Action::Cancel).await
 }
 
 async fn download(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    signed: Signed,
     Path(raw): Path<String>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let (s, record) = match posted_record(&state, &headers, &form, &raw).await {
+    let (s, record) = match posted_record(&state, signed, &form, &raw).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -707,13 +717,10 @@ async fn bulk_form(
 
 async fn bulk(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    signed: Signed,
     axum::Form(q): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let s = match posted(&state, &headers, &q).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let Some(s) = posted(signed, &q) else { return stale_form() };
     let form = filter_form(&q);
     let step = q.get("step").map(String::as_str).unwrap_or("dry_run");
     if step == "progress" {

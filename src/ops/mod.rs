@@ -239,8 +239,10 @@ pub fn comment(raw: Option<&str>) -> Result<Option<String>, CommentError> {
     // Bidirectional overrides and isolates, direction marks, and the line and paragraph
     // separators (line breaks other than `\n`).
     let hidden = |c: char| {
-        matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-            || matches!(c, '\u{2028}' | '\u{2029}')
+        matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{2028}' | '\u{2029}'
+        )
     };
     if text.chars().any(|c| (c.is_control() && c != '\n') || hidden(c)) {
         return Err(CommentError::ControlCharacter);

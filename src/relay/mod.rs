@@ -10,4 +10,4 @@ pub mod quota;
 pub mod schedule;
 mod worker;
 
-pub use worker::{Relay, RelaySettings};
+pub use worker::{CUT_CALLS_END_WITHIN, Relay, RelaySettings};

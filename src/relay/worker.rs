@@ -60,6 +60,10 @@ enum Stopping {
     Cut,
 }
 
+/// On a stop, how long the workers whose calls were cut short at the end of the grace period
+/// have to record it before they are aborted (what is still leased then is swept).
+pub const CUT_CALLS_END_WITHIN: Duration = Duration::from_secs(5);
+
 /// Consecutive failed calls after which the summary shows REMD's circuit as open.
 const REMD_FAILURES_TO_OPEN: u32 = 5;
 
@@ -157,7 +161,7 @@ impl Relay {
                 "calls to REMD still unanswered at the end of the stop's grace period; they are looked up next"
             );
             cut.cancel();
-            if tokio::time::timeout(Duration::from_secs(5), &mut workers).await.is_err() {
+            if tokio::time::timeout(CUT_CALLS_END_WITHIN, &mut workers).await.is_err() {
                 for a in &aborts {
                     a.abort();
                 }

@@ -8,7 +8,7 @@ use egisz_contract::{Failure, Oid, Snils};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use super::shares::{self, Admission, Asker, SharePolicy, Shares, Ticket};
+use super::shares::{Admission, Asker, SharePolicy, Shares, Ticket};
 use crate::circuit::{CircuitBreaker, Health};
 use crate::memo::Memo;
 use crate::metrics::Metrics;
@@ -34,9 +34,6 @@ pub struct CachePolicy {
     /// How the lookups in flight are shared between intake and the API's clients, and how
     /// many calls to FRMR are under way at once ([`super::shares`]).
     pub shares: SharePolicy,
-    /// FRMR's calls per second: what `Retry-After` is reckoned from for a client over its
-    /// share.
-    pub rate_per_second: f64,
 }
 
 impl CachePolicy {
@@ -246,11 +243,11 @@ impl StaffService {
             return Ok(Lookup { entry, source: Source::Cache, stale: true });
         }
         let retry_after = |d: Duration| d.max(Duration::from_secs(1));
-        if let FlightError::OverShare(wait) = err {
-            inner.metrics.staff_lookup("over_share");
-            return Err(LookupError::OverShare { retry_after: retry_after(wait) });
-        }
         let (detail, wait) = match err {
+            FlightError::OverShare(wait) => {
+                inner.metrics.staff_lookup("over_share");
+                return Err(LookupError::OverShare { retry_after: retry_after(wait) });
+            }
             FlightError::Frmr(Failure::Permanent { .. }) => {
                 inner.metrics.staff_lookup("error");
                 return Err(LookupError::Rejected);
@@ -274,7 +271,7 @@ impl StaffService {
             FlightError::Frmr(Failure::Retry { after, .. }) => {
                 ("ФРМР временно недоступен".to_owned(), after.unwrap_or(inner.policy.retry_after))
             }
-            FlightError::Frmr(Failure::Unknown { .. }) | FlightError::Internal | FlightError::OverShare(_) => {
+            FlightError::Frmr(Failure::Unknown { .. }) | FlightError::Internal => {
                 ("ФРМР временно недоступен".to_owned(), inner.policy.retry_after)
             }
         };
@@ -310,9 +307,10 @@ impl StaffService {
     /// Whether `asker` holds its whole share of the lookups in flight now, and when to ask
     /// again if so.
     pub fn over_share(&self, asker: Asker) -> Option<Duration> {
-        let state = self.inner.gate.state.lock().unwrap_or_else(|p| p.into_inner());
-        (state.shares.admit(&self.inner.gate.policy, asker) == Admission::OverShare)
-            .then(|| shares::retry_after(state.shares.held(asker), self.inner.policy.rate_per_second))
+        let gate = &self.inner.gate;
+        let state = gate.lock();
+        (state.shares.admit(&gate.policy, asker) == Admission::OverShare)
+            .then(|| state.shares.retry_after(&gate.policy, asker))
     }
 
     /// Joins the FRMR call in flight for this key, or starts one for `asker` within its
@@ -327,7 +325,7 @@ impl StaffService {
             self.inner.gate.promote(*ticket, asker);
             return Ok(f.clone());
         }
-        let (ticket, turn) = self.inner.gate.hold(asker, self.inner.policy.rate_per_second)?;
+        let (ticket, turn) = self.inner.gate.hold(asker)?;
         let inner = Arc::clone(&self.inner);
         let task_key = key.clone();
         let handle = tokio::spawn(async move {
@@ -372,13 +370,11 @@ impl Gate {
     }
 
     /// Admits a new lookup of `asker` and queues it for its call.
-    fn hold(&self, asker: Asker, rate: f64) -> Result<(Ticket, tokio::sync::oneshot::Receiver<()>), FlightError> {
+    fn hold(&self, asker: Asker) -> Result<(Ticket, tokio::sync::oneshot::Receiver<()>), FlightError> {
         let mut state = self.lock();
         match state.shares.admit(&self.policy, asker) {
             Admission::Admitted => {}
-            Admission::OverShare => {
-                return Err(FlightError::OverShare(shares::retry_after(state.shares.held(asker), rate)));
-            }
+            Admission::OverShare => return Err(FlightError::OverShare(state.shares.retry_after(&self.policy, asker))),
             Admission::Full => return Err(FlightError::Overloaded),
         }
         let ticket = state.shares.hold(asker);
@@ -540,8 +536,13 @@ mod tests {
             retry_after: Duration::from_secs(30),
             memory_for: Duration::from_secs(30),
             answer_within: Duration::from_secs(1),
-            shares: SharePolicy { max_pending: 2, intake_reserve: 0, client_share: 2, max_calls: 2 },
-            rate_per_second: 10.0,
+            shares: SharePolicy {
+                max_pending: 2,
+                intake_reserve: 0,
+                client_share: 2,
+                max_calls: 2,
+                rate_per_second: 10.0,
+            },
         }
     }
 

@@ -28,7 +28,7 @@ pub enum Asker {
 }
 
 /// How the lookups in flight are shared (configuration `[frmr]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SharePolicy {
     /// Distinct lookups in flight at once, everyone together (`frmr.max_pending_lookups`).
     pub max_pending: usize,
@@ -38,6 +38,8 @@ pub struct SharePolicy {
     pub client_share: usize,
     /// Calls to FRMR under way at once; the rest wait for their turn.
     pub max_calls: usize,
+    /// FRMR's calls per second: what a client over its share is told to wait by.
+    pub rate_per_second: f64,
 }
 
 impl SharePolicy {
@@ -67,8 +69,8 @@ pub const INTAKE_TURNS: usize = 3;
 #[derive(Debug, Default)]
 pub struct Shares {
     held: HashMap<Asker, usize>,
-    clients_held: usize,
-    intake_held: usize,
+    /// Everyone's lookups in flight (the sum of `held`).
+    total: usize,
     /// Tickets waiting for a call, by asker.
     queues: HashMap<Asker, VecDeque<Ticket>>,
     /// Clients with tickets waiting, the next to be served first.
@@ -84,16 +86,12 @@ pub struct Shares {
 impl Shares {
     /// Whether `asker` may start a new lookup now.
     pub fn admit(&self, policy: &SharePolicy, asker: Asker) -> Admission {
+        let clients = self.total - self.held(Asker::Intake);
         match asker {
-            Asker::Intake if self.intake_held + self.clients_held >= policy.max_pending => Admission::Full,
-            Asker::Intake => Admission::Admitted,
             Asker::Client(_) if self.held(asker) >= policy.client_share => Admission::OverShare,
-            Asker::Client(_)
-                if self.clients_held >= policy.clients_limit()
-                    || self.intake_held + self.clients_held >= policy.max_pending =>
-            {
-                Admission::Full
-            }
+            _ if self.total >= policy.max_pending => Admission::Full,
+            Asker::Intake => Admission::Admitted,
+            Asker::Client(_) if clients >= policy.clients_limit() => Admission::Full,
             Asker::Client(_) => Admission::Admitted,
         }
     }
@@ -101,10 +99,7 @@ impl Shares {
     /// Counts a lookup admitted for `asker` and queues it for a call; its ticket.
     pub fn hold(&mut self, asker: Asker) -> Ticket {
         *self.held.entry(asker).or_default() += 1;
-        match asker {
-            Asker::Intake => self.intake_held += 1,
-            Asker::Client(_) => self.clients_held += 1,
-        }
+        self.total += 1;
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.enqueue(asker, ticket);
@@ -115,14 +110,11 @@ impl Shares {
     /// The lookup of `asker` ended (answered, failed or given up).
     pub fn release(&mut self, asker: Asker, ticket: Ticket) {
         if let Some(n) = self.held.get_mut(&asker) {
-            *n = n.saturating_sub(1);
+            *n -= 1;
+            self.total -= 1;
             if *n == 0 {
                 self.held.remove(&asker);
             }
-        }
-        match asker {
-            Asker::Intake => self.intake_held = self.intake_held.saturating_sub(1),
-            Asker::Client(_) => self.clients_held = self.clients_held.saturating_sub(1),
         }
         // A lookup that ends while still queued (its task failed early) leaves the queue.
         self.waiting.remove(&ticket);
@@ -213,6 +205,13 @@ impl Shares {
     }
 }
 
+impl Shares {
+    /// When `asker`, over its share, may ask again ([`retry_after`] of what it holds).
+    pub fn retry_after(&self, policy: &SharePolicy, asker: Asker) -> Duration {
+        retry_after(self.held(asker), policy.rate_per_second)
+    }
+}
+
 /// When a client over its share may ask again: when its lookups in flight have had their
 /// turns, at FRMR's rate shared with the others (at least a second, at most a minute).
 pub fn retry_after(held: usize, rate_per_second: f64) -> Duration {
@@ -225,7 +224,7 @@ mod tests {
     use super::*;
 
     fn policy() -> SharePolicy {
-        SharePolicy { max_pending: 10, intake_reserve: 2, client_share: 3, max_calls: 1 }
+        SharePolicy { max_pending: 10, intake_reserve: 2, client_share: 3, max_calls: 1, rate_per_second: 2.0 }
     }
 
     fn client(n: u128) -> Asker {
@@ -272,7 +271,13 @@ mod tests {
 
     #[test]
     fn intake_first_then_clients_in_turn() {
-        let p = SharePolicy { max_calls: 100, client_share: 100, max_pending: 1000, intake_reserve: 0 };
+        let p = SharePolicy {
+            max_calls: 100,
+            client_share: 100,
+            max_pending: 1000,
+            intake_reserve: 0,
+            rate_per_second: 2.0,
+        };
         let mut s = Shares::default();
         let greedy: Vec<Ticket> = (0..5).map(|_| s.hold(client(1))).collect();
         let other = s.hold(client(2));
@@ -285,7 +290,13 @@ mod tests {
 
     #[test]
     fn intake_cannot_starve_the_clients() {
-        let p = SharePolicy { max_calls: 100, client_share: 100, max_pending: 1000, intake_reserve: 0 };
+        let p = SharePolicy {
+            max_calls: 100,
+            client_share: 100,
+            max_pending: 1000,
+            intake_reserve: 0,
+            rate_per_second: 2.0,
+        };
         let mut s = Shares::default();
         let intake: Vec<Ticket> = (0..7).map(|_| s.hold(Asker::Intake)).collect();
         let client: Vec<Ticket> = (0..2).map(|_| s.hold(client(1))).collect();
@@ -297,7 +308,8 @@ mod tests {
 
     #[test]
     fn clients_never_take_more_than_the_whole() {
-        let p = SharePolicy { max_pending: 10, intake_reserve: 2, client_share: 10, max_calls: 1 };
+        let p =
+            SharePolicy { max_pending: 10, intake_reserve: 2, client_share: 10, max_calls: 1, rate_per_second: 2.0 };
         let mut s = Shares::default();
         for _ in 0..6 {
             s.hold(Asker::Intake);
@@ -323,7 +335,13 @@ mod tests {
 
     #[test]
     fn a_promoted_ticket_goes_with_intake_and_once() {
-        let p = SharePolicy { max_calls: 100, client_share: 100, max_pending: 1000, intake_reserve: 0 };
+        let p = SharePolicy {
+            max_calls: 100,
+            client_share: 100,
+            max_pending: 1000,
+            intake_reserve: 0,
+            rate_per_second: 2.0,
+        };
         let mut s = Shares::default();
         let first = s.hold(client(1));
         let joined = s.hold(client(1));

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use egisz_contract::Failure;
 
-pub use wire::{Columns, DICTIONARIES, Page};
+pub use wire::{Columns, DICTIONARIES};
 
 /// Most rows of one dictionary version accepted.
 pub const MAX_ROWS: usize = 200_000;
