@@ -68,3 +68,86 @@ pub(crate) fn set_check_time(ctx: &mut X509StoreContextRef, at: i64) {
     // `X509StoreContextRef::init`'s closure); flags 0 as the OpenSSL manual gives them.
     unsafe { X509_STORE_CTX_set_time(ctx.as_ptr(), 0, at) }
 }
+
+#[cfg(feature = "test-pki")]
+pub(crate) use test_pki::finish_signed_at;
+
+/// Signing at a chosen time (the test PKI only): OpenSSL's `CMS_sign` writes the current
+/// time as `signingTime`, and the `openssl` crate binds neither the signer's attributes nor
+/// `CMS_final`.
+#[cfg(feature = "test-pki")]
+mod test_pki {
+    use std::ffi::{c_int, c_uint, c_void};
+
+    use foreign_types::{ForeignType, ForeignTypeRef};
+    use openssl::asn1::Asn1Time;
+    use openssl::cms::CmsContentInfoRef;
+    use openssl::error::ErrorStack;
+
+    /// `NID_pkcs9_signingTime`, `V_ASN1_UTCTIME` and `V_ASN1_GENERALIZEDTIME`.
+    const NID_SIGNING_TIME: c_int = 52;
+    const V_ASN1_UTCTIME: c_int = 23;
+    const V_ASN1_GENERALIZEDTIME: c_int = 24;
+
+    unsafe extern "C" {
+        fn CMS_get0_SignerInfos(cms: *mut openssl_sys::CMS_ContentInfo) -> *mut openssl_sys::OPENSSL_STACK;
+        fn CMS_signed_add1_attr_by_NID(
+            si: *mut c_void,
+            nid: c_int,
+            attr_type: c_int,
+            bytes: *const c_void,
+            len: c_int,
+        ) -> c_int;
+        fn CMS_final(
+            cms: *mut openssl_sys::CMS_ContentInfo,
+            data: *mut openssl_sys::BIO,
+            dcont: *mut openssl_sys::BIO,
+            flags: c_uint,
+        ) -> c_int;
+    }
+
+    /// Gives the first signer of a partial `CMS_sign` result the signing time `at` (seconds
+    /// since 1970, 1950…2049 as UTCTime, otherwise GeneralizedTime, as RFC 5652 has it),
+    /// then signs `content` (`CMS_final`).
+    pub(crate) fn finish_signed_at(
+        cms: &mut CmsContentInfoRef,
+        content: &[u8],
+        at: i64,
+        flags: c_uint,
+    ) -> Result<(), ErrorStack> {
+        let time = Asn1Time::from_unix(at)?;
+        // 1950-01-01 and 2050-01-01.
+        let kind = if (-631_152_000..2_524_608_000).contains(&at) { V_ASN1_UTCTIME } else { V_ASN1_GENERALIZEDTIME };
+        // SAFETY: `cms` is a live ContentInfo made by `CMS_sign` with `CMS_PARTIAL`, so it is
+        // SignedData with one SignerInfo; the stack it returns is owned by `cms`.
+        let signers = unsafe { CMS_get0_SignerInfos(cms.as_ptr()) };
+        if signers.is_null() {
+            return Err(ErrorStack::get());
+        }
+        // SAFETY: `signers` is the non-null stack above, borrowed from `cms`; index 0 exists
+        // (one signer was added), and a null answer is checked.
+        let signer = unsafe { openssl_sys::OPENSSL_sk_value(signers, 0) };
+        if signer.is_null() {
+            return Err(ErrorStack::get());
+        }
+        // SAFETY: `signer` is a live SignerInfo of `cms`; with length -1 the attribute value
+        // is the ASN1_TIME object itself, which OpenSSL copies (`time` is freed on return).
+        let added =
+            unsafe { CMS_signed_add1_attr_by_NID(signer, NID_SIGNING_TIME, kind, time.as_ptr() as *const c_void, -1) };
+        if added != 1 {
+            return Err(ErrorStack::get());
+        }
+        let len = c_int::try_from(content.len()).map_err(|_| ErrorStack::get())?;
+        // SAFETY: a read-only memory BIO over `content`, which outlives it (freed below).
+        let bio = unsafe { openssl_sys::BIO_new_mem_buf(content.as_ptr() as *const c_void, len) };
+        if bio.is_null() {
+            return Err(ErrorStack::get());
+        }
+        // SAFETY: `cms` and `bio` are live; `CMS_final` digests the content, keeps the
+        // existing signingTime and signs; no output BIO for detached content.
+        let finished = unsafe { CMS_final(cms.as_ptr(), bio, std::ptr::null_mut(), flags) };
+        // SAFETY: `bio` was created above and is used no more.
+        unsafe { openssl_sys::BIO_free_all(bio) };
+        if finished == 1 { Ok(()) } else { Err(ErrorStack::get()) }
+    }
+}

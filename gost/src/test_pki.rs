@@ -357,6 +357,15 @@ impl TestCa {
     }
 }
 
+/// How a test signature is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignOptions {
+    /// CAdES-BES: with the ESS signing-certificate-v2 attribute.
+    pub cades: bool,
+    /// The `signingTime` attribute, seconds since 1970; `None`: now (OpenSSL's clock).
+    pub signing_time: Option<i64>,
+}
+
 /// A key and its certificate, issued by a [`TestCa`].
 pub struct TestSigner {
     key: PKey<Private>,
@@ -379,23 +388,45 @@ impl TestSigner {
     /// 34.10-2012, the signer's certificate (and its CA path) embedded, signed attributes
     /// contentType, signingTime (now) and messageDigest.
     pub fn sign_detached(&self, content: &[u8]) -> Vec<u8> {
-        self.sign(content, CMSOptions::empty())
+        self.sign(content, &SignOptions::default())
     }
 
     /// [`Self::sign_detached`] with the ESS signing-certificate-v2 attribute: CAdES-BES.
     pub fn sign_cades_bes(&self, content: &[u8]) -> Vec<u8> {
-        self.sign(content, CMSOptions::from_bits_retain(CMS_CADES))
+        self.sign(content, &SignOptions { cades: true, ..SignOptions::default() })
     }
 
-    fn sign(&self, content: &[u8], extra: CMSOptions) -> Vec<u8> {
+    /// A detached signature made as `options` say.
+    pub fn sign(&self, content: &[u8], options: &SignOptions) -> Vec<u8> {
         let mut path = Stack::new().expect("a stack");
         for c in &self.path {
             path.push(c.x509.clone()).expect("a certificate");
         }
-        let flags = CMSOptions::DETACHED | CMSOptions::BINARY | CMSOptions::NOSMIMECAP | extra;
-        CmsContentInfo::sign(Some(&self.certificate.x509), Some(&self.key), Some(&path), Some(content), flags)
+        let mut flags = CMSOptions::DETACHED | CMSOptions::BINARY | CMSOptions::NOSMIMECAP;
+        if options.cades {
+            flags |= CMSOptions::from_bits_retain(CMS_CADES);
+        }
+        let Some(at) = options.signing_time else {
+            return CmsContentInfo::sign(
+                Some(&self.certificate.x509),
+                Some(&self.key),
+                Some(&path),
+                Some(content),
+                flags,
+            )
             .expect("a GOST signature")
             .to_der()
-            .expect("DER")
+            .expect("DER");
+        };
+        let mut cms = CmsContentInfo::sign(
+            Some(&self.certificate.x509),
+            Some(&self.key),
+            Some(&path),
+            None,
+            flags | CMSOptions::PARTIAL,
+        )
+        .expect("a partial GOST signature");
+        crate::ffi::finish_signed_at(&mut cms, content, at, flags.bits()).expect("a GOST signature at a time");
+        cms.to_der().expect("DER")
     }
 }

@@ -153,3 +153,16 @@ fn the_openssl_command_line_verifies_what_the_test_pki_signs() {
         .expect("the openssl command");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_signature_made_at_a_chosen_time_verifies() {
+    let ca = TestCa::new(gost(), "t-ca");
+    let signer = ca.issue_doctor("at", "11223344595", T0, T0 + 30 * DAY);
+    let options = egisz_gost::test_pki::SignOptions { cades: true, signing_time: Some(T0 + DAY) };
+    let cms = signer.sign(b"doc", &options);
+    verify_detached(gost(), &cms, b"doc").unwrap();
+    assert!(verify_detached(gost(), &cms, b"dog").is_err());
+    // signingTime 2026-01-02 00:00:00 as UTCTime "260102000000Z".
+    let utc = b"260102000000Z";
+    assert!(cms.windows(utc.len()).any(|w| w == utc));
+}

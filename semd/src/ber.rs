@@ -273,6 +273,43 @@ fn join(number: u8, children: Vec<Value<'_>>) -> Result<Vec<u8>, BerError> {
     Ok(out)
 }
 
+/// The DER encoding `der` rewritten with indefinite lengths on every constructed value of
+/// the outer levels (ContentInfo, SignedData, the sets and SignerInfo), the signed
+/// attributes and certificates left as they are (they must stay DER): a container as
+/// streaming signers write it. For tests; `der` must be a well-formed CMS ContentInfo.
+pub fn with_indefinite_lengths(der: &[u8]) -> Vec<u8> {
+    fn rewrite(input: &[u8], depth: usize, out: &mut Vec<u8>) {
+        let mut pos = 0;
+        while pos < input.len() {
+            let tag = input[pos];
+            let (len, header) = match input[pos + 1] {
+                l if l < 0x80 => (l as usize, 2),
+                l => {
+                    let n = (l & 0x7F) as usize;
+                    let len = input[pos + 2..pos + 2 + n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+                    (len, 2 + n)
+                }
+            };
+            let body = &input[pos + header..pos + header + len];
+            // Constructed SEQUENCE / SET / [0] EXPLICIT at the outer levels, but not the
+            // signed attributes ([0] IMPLICIT inside a SignerInfo, depth 5) nor certificates.
+            let outer = tag & 0x20 != 0 && depth < 5 && !(tag == 0xA0 && depth == 3);
+            if outer {
+                out.push(tag);
+                out.push(0x80);
+                rewrite(body, depth + 1, out);
+                out.extend([0, 0]);
+            } else {
+                out.extend_from_slice(&input[pos..pos + header + len]);
+            }
+            pos += header + len;
+        }
+    }
+    let mut out = Vec::with_capacity(der.len() + 64);
+    rewrite(der, 0, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,8 +56,8 @@ pub use derive::{RequestParts, SignerParts, register_request_parts};
 pub use dictionaries::{Dictionaries, Entry, check_dictionaries};
 pub use header::CdaHeader;
 pub use signature::{
-    Algorithms, DigestAlgorithm, DigestStatus, DocumentDigests, ParsedSignature, SignatureVerifier, SignerCertificate,
-    SignerMatch, check_org_signature, check_org_signature_with, check_personal_signatures, check_signature,
-    check_signature_with, digest, digest_status, match_signer, parse_signature,
+    Algorithms, DigestAlgorithm, DigestStatus, DocumentDigests, KeyUsage, ParsedSignature, SignatureVerifier,
+    SignerCertificate, SignerMatch, check_org_signature, check_org_signature_with, check_personal_signatures,
+    check_signature, check_signature_with, digest, digest_status, match_signer, parse_signature,
 };
 pub use violation::{Violation, rules};

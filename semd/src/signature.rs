@@ -53,6 +53,13 @@ const OID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.
 const OID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 /// X.509 extension: subject key identifier.
 const OID_SUBJECT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+/// X.509 extension: key usage.
+const OID_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+/// CMS signed attribute: signing time.
+const OID_SIGNING_TIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.5");
+/// The most certificates a container may carry: the signer's and its CA path (real paths
+/// are two or three long). More is refused before any of them is looked at.
+pub const MAX_CERTIFICATES: usize = 10;
 
 const SIGNER_INFO: &str = "/ContentInfo/SignedData/signerInfos/SignerInfo";
 const CERTIFICATE: &str = "/ContentInfo/SignedData/certificates/Certificate";
@@ -101,7 +108,23 @@ pub struct SignerCertificate {
     pub not_after: DateTime<Utc>,
     /// Hex, as CAs print it.
     pub serial_number: String,
+    /// The key usage extension's bits (bit 0 digitalSignature, 1 nonRepudiation, …), or
+    /// `None` when the certificate has none.
+    pub key_usage: Option<KeyUsage>,
     der: Vec<u8>,
+}
+
+/// The bits of a certificate's key usage extension (RFC 5280 §4.2.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUsage(pub u16);
+
+impl KeyUsage {
+    pub const DIGITAL_SIGNATURE: u16 = 1 << 0;
+    pub const NON_REPUDIATION: u16 = 1 << 1;
+
+    pub fn allows_signing(self) -> bool {
+        self.0 & Self::DIGITAL_SIGNATURE != 0
+    }
 }
 
 impl SignerCertificate {
@@ -119,6 +142,7 @@ impl fmt::Debug for SignerCertificate {
             .field("not_before", &self.not_before)
             .field("not_after", &self.not_after)
             .field("serial_number", &self.serial_number)
+            .field("key_usage", &self.key_usage)
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +156,10 @@ pub struct ParsedSignature {
     /// `signatureAlgorithm` of the SignerInfo, as an OID.
     pub signature_algorithm: String,
     pub certificate: SignerCertificate,
+    /// The `signingTime` signed attribute, when present.
+    pub signing_time: Option<DateTime<Utc>>,
+    /// The container's other certificates (its CA path, as signers embed it), DER.
+    pub other_certificates: Vec<Vec<u8>>,
     signed_attributes: Vec<u8>,
     signature_value: Vec<u8>,
     container: Vec<u8>,
@@ -164,6 +192,8 @@ impl fmt::Debug for ParsedSignature {
             .field("message_digest", &digest)
             .field("signature_algorithm", &self.signature_algorithm)
             .field("certificate", &self.certificate)
+            .field("signing_time", &self.signing_time)
+            .field("other_certificates", &self.other_certificates.len())
             .finish_non_exhaustive()
     }
 }
@@ -219,7 +249,31 @@ pub fn parse_signature(encoded: &[u8]) -> Result<ParsedSignature, Vec<Violation>
         .map_err(|e| decoding(&format!("{SIGNER_INFO}/signedAttrs"), e))?
         .ok_or_else(|| decoding(&format!("{SIGNER_INFO}/signedAttrs"), "нет подписанных атрибутов"))?;
 
+    let signing_time = attrs
+        .iter()
+        .find(|a| a.oid == OID_SIGNING_TIME)
+        .and_then(|a| a.values.get(0))
+        .map(|v| {
+            v.to_der()
+                .ok()
+                .and_then(|d| x509_cert::time::Time::from_der(&d).ok())
+                .and_then(|t| {
+                    let d = t.to_unix_duration();
+                    i64::try_from(d.as_secs()).ok().and_then(|s| DateTime::from_timestamp(s, 0))
+                })
+                .ok_or_else(|| {
+                    decoding(&format!("{SIGNER_INFO}/signedAttrs/signingTime"), "время подписания не разобрано")
+                })
+        })
+        .transpose()?;
+
     let certificates = sd.certificates.as_ref().map(|c| c.0.as_slice()).unwrap_or_default();
+    if certificates.len() > MAX_CERTIFICATES {
+        return Err(format_error(
+            "/ContentInfo/SignedData/certificates",
+            &format!("в контейнере {} сертификатов, допускается не больше {MAX_CERTIFICATES}", certificates.len()),
+        ));
+    }
     let certificate = certificates
         .iter()
         .filter_map(|c| match c {
@@ -235,11 +289,21 @@ pub fn parse_signature(encoded: &[u8]) -> Result<ParsedSignature, Vec<Violation>
             )]
         })?;
 
+    let other_certificates = certificates
+        .iter()
+        .filter_map(|c| match c {
+            CertificateChoices::Certificate(cert) if cert != certificate => cert.to_der().ok(),
+            _ => None,
+        })
+        .collect();
+
     Ok(ParsedSignature {
         digest_algorithm: DigestAlgorithm::from_oid(signer.digest_alg.oid),
         message_digest,
         signature_algorithm: signer.signature_algorithm.oid.to_string(),
         certificate: signer_certificate(certificate)?,
+        signing_time,
+        other_certificates,
         signed_attributes,
         signature_value: signer.signature.as_bytes().to_vec(),
         container: encoded.to_vec(),
@@ -286,8 +350,24 @@ fn signer_certificate(cert: &Certificate) -> Result<SignerCertificate, Vec<Viola
         not_before: time(tbs.validity.not_before, "notBefore")?,
         not_after: time(tbs.validity.not_after, "notAfter")?,
         serial_number: tbs.serial_number.as_bytes().iter().map(|b| format!("{b:02X}")).collect(),
+        key_usage: key_usage(cert),
         der: cert.to_der().map_err(|e| decoding(CERTIFICATE, e))?,
     })
+}
+
+/// The key usage extension's bits: a BIT STRING, bit 0 the most significant of its first
+/// byte.
+fn key_usage(cert: &Certificate) -> Option<KeyUsage> {
+    let ext = cert.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == OID_KEY_USAGE)?;
+    let bits = der::asn1::BitString::from_der(ext.extn_value.as_bytes()).ok()?;
+    let bytes = bits.raw_bytes();
+    let mut out = 0u16;
+    for i in 0..9 {
+        if bytes.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0) {
+            out |= 1 << i;
+        }
+    }
+    Some(KeyUsage(out))
 }
 
 /// The signed attributes of the (single) SignerInfo as they are in the container,
@@ -427,6 +507,30 @@ pub fn check_signature_with(
             format!("неподдерживаемый алгоритм подписи {algorithm} (ожидается ГОСТ Р 34.10-2012)"),
         ));
     }
+    if !cms.certificate.key_usage.is_some_and(KeyUsage::allows_signing) {
+        out.push(Violation::new(
+            rules::INVALID_CERT_KEY_USAGE,
+            format!("{CERTIFICATE}/tbsCertificate/extensions/keyUsage"),
+            "назначение ключа сертификата не допускает электронную подпись (нужен digitalSignature)",
+        ));
+    }
+    if let Some(signed) = cms.signing_time
+        && (signed < cms.certificate.not_before || signed > cms.certificate.not_after)
+    {
+        let rule = if signed < cms.certificate.not_before {
+            rules::DOC_DATE_MISMATCH_CERT_NOT_BEFORE
+        } else {
+            rules::DOC_DATE_MISMATCH_CERT_NOT_AFTER
+        };
+        out.push(Violation::new(
+            rule,
+            format!("{SIGNER_INFO}/signedAttrs/signingTime"),
+            format!(
+                "документ подписан {} — вне срока действия сертификата подписи",
+                signed.format("%Y-%m-%d %H:%M UTC")
+            ),
+        ));
+    }
     let created = created.with_timezone(&Utc);
     if created < cms.certificate.not_before {
         out.push(Violation::new(
@@ -555,11 +659,19 @@ pub fn check_personal_signatures(header: &CdaHeader, signatures: &[ParsedSignatu
 /// Verifies what [`check_signature`] cannot: the signature value over the signed
 /// attributes and the certificate chain to a trusted CA.
 ///
+/// `created` is the document's creation time: chains are judged at it (and at the
+/// signature's `signingTime` when it has one), revocation at the time of the check.
+///
 /// `Ok(violations)`: the verifier reached a verdict (empty when the signature is valid).
 /// `Err(failure)`: it could not (the verification service is down, say); try again later.
 /// The gateway implements it over HTTP for a certified GOST provider; tests and the sandbox
 /// use `test_pki::TestPkiVerifier` (feature `test-pki`).
 #[async_trait::async_trait]
 pub trait SignatureVerifier: Send + Sync {
-    async fn verify(&self, signature: &ParsedSignature, document: &[u8]) -> Result<Vec<Violation>, Failure>;
+    async fn verify(
+        &self,
+        signature: &ParsedSignature,
+        document: &[u8],
+        created: DateTime<FixedOffset>,
+    ) -> Result<Vec<Violation>, Failure>;
 }

@@ -92,42 +92,6 @@ impl p256::ecdsa::signature::Signer<DerSignature> for PrehashKey<'_> {
     }
 }
 
-/// The DER encoding `der` rewritten with indefinite lengths on every constructed value of
-/// the outer levels (ContentInfo, SignedData, the sets and SignerInfo), the signed
-/// attributes and certificates left as they are (they must stay DER).
-fn as_ber(der: &[u8]) -> Vec<u8> {
-    fn rewrite(input: &[u8], depth: usize, out: &mut Vec<u8>) {
-        let mut pos = 0;
-        while pos < input.len() {
-            let tag = input[pos];
-            let (len, header) = match input[pos + 1] {
-                l if l < 0x80 => (l as usize, 2),
-                l => {
-                    let n = (l & 0x7F) as usize;
-                    let len = input[pos + 2..pos + 2 + n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
-                    (len, 2 + n)
-                }
-            };
-            let body = &input[pos + header..pos + header + len];
-            // Constructed SEQUENCE / SET / [0] EXPLICIT at the outer levels, but not the
-            // signed attributes ([0] IMPLICIT inside a SignerInfo, depth 5) nor certificates.
-            let outer = tag & 0x20 != 0 && depth < 5 && !(tag == 0xA0 && depth == 3);
-            if outer {
-                out.push(tag);
-                out.push(0x80);
-                rewrite(body, depth + 1, out);
-                out.extend([0, 0]);
-            } else {
-                out.extend_from_slice(&input[pos..pos + header + len]);
-            }
-            pos += header + len;
-        }
-    }
-    let mut out = Vec::with_capacity(der.len() + 64);
-    rewrite(der, 0, &mut out);
-    out
-}
-
 /// A key from a seed: SHA-256 of the seed, rehashed until it is a valid P-256 scalar.
 fn key_from_seed(seed: &str) -> SigningKey {
     let mut bytes = Sha256::digest(seed.as_bytes());
@@ -315,7 +279,7 @@ impl TestSigner {
             builder.add_signer_info::<PrehashKey<'_>, DerSignature>(info).expect("a signature");
             builder.build().expect("a SignedData").to_der().expect("an encodable ContentInfo")
         };
-        if options.ber { as_ber(&der) } else { der }
+        if options.ber { crate::ber::with_indefinite_lengths(&der) } else { der }
     }
 }
 
@@ -436,7 +400,12 @@ impl TestPkiVerifier {
 
 #[async_trait::async_trait]
 impl SignatureVerifier for TestPkiVerifier {
-    async fn verify(&self, signature: &ParsedSignature, _document: &[u8]) -> Result<Vec<Violation>, Failure> {
+    async fn verify(
+        &self,
+        signature: &ParsedSignature,
+        _document: &[u8],
+        _created: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Result<Vec<Violation>, Failure> {
         Ok(self.verdict_of(signature))
     }
 }

@@ -109,9 +109,15 @@ pub mod rules {
     pub const SIGNATURE_DUPLICATION: &str = "SIGNATURE_DUPLICATION";
     /// No personal signature by the legal authenticator.
     pub const LEGAL_AUTHENTICATOR_NOT_FOUND: &str = "LEGAL_AUTHENTICATOR_NOT_FOUND";
+    /// The certificate's key usage does not allow signing.
+    pub const INVALID_CERT_KEY_USAGE: &str = "INVALID_CERT_KEY_USAGE";
+    /// The signer's certificate is revoked (REMD checks revocation at the time of its check).
+    pub const PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT: &str = "PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT";
+    /// No CRL (nor OCSP) could be had for a certificate of the chain.
+    pub const CA_INACCESSIBILITY: &str = "CA_INACCESSIBILITY";
 
     /// Every rule id this crate and the gateway's intake report, in the order of the docs.
-    pub const ALL: [&str; 35] = [
+    pub const ALL: [&str; 38] = [
         XML,
         H1,
         H2,
@@ -147,6 +153,9 @@ pub mod rules {
         INCONSISTENT_DIGESTS,
         SIGNATURE_DUPLICATION,
         LEGAL_AUTHENTICATOR_NOT_FOUND,
+        INVALID_CERT_KEY_USAGE,
+        PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT,
+        CA_INACCESSIBILITY,
     ];
 
     /// The REMD code a violation of `rule` draws by default. Header rules REMD checks with

@@ -59,11 +59,11 @@ fn a_test_pki_signature_over_the_sample_checks_out() {
     assert!(m.legal_authenticator);
     assert_eq!(check_personal_signatures(&header, std::slice::from_ref(&sig)), vec![]);
 
-    let verdict = futures::executor::block_on(ca.verifier().verify(&sig, SAMPLE.as_bytes())).unwrap();
+    let verdict = futures::executor::block_on(ca.verifier().verify(&sig, SAMPLE.as_bytes(), created())).unwrap();
     assert_eq!(verdict, vec![]);
     // The verifier can be built from the CA certificate alone (as the sandbox would).
     let from_der = TestPkiVerifier::from_ca_der(&ca.certificate_der()).unwrap();
-    assert_eq!(futures::executor::block_on(from_der.verify(&sig, SAMPLE.as_bytes())).unwrap(), vec![]);
+    assert_eq!(futures::executor::block_on(from_der.verify(&sig, SAMPLE.as_bytes(), created())).unwrap(), vec![]);
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn gost_digests_are_compared_with_the_document() {
             assert_eq!(sig.message_digest.len(), len);
             assert_eq!(sig.signature_algorithm, "1.2.840.10045.2.1");
             assert_eq!(check_signature(&sig, SAMPLE.as_bytes(), created()), vec![], "{options:?}");
-            let verdict = futures::executor::block_on(ca.verifier().verify(&sig, SAMPLE.as_bytes())).unwrap();
+            let verdict = futures::executor::block_on(ca.verifier().verify(&sig, SAMPLE.as_bytes(), created())).unwrap();
             assert_eq!(verdict, vec![], "{options:?}: the test verifier checks the prehashed signature");
             assert_eq!(rules(&check_signature(&sig, tampered.as_bytes(), created())), ["INCONSISTENT_DIGESTS"]);
         }
@@ -225,7 +225,7 @@ fn the_verifier_catches_a_foreign_ca_and_a_broken_signature_value() {
     let ca = ca();
     let stranger = TestCa::new("not trusted");
     let sig = parse_signature(&doctor(&stranger, DOCTOR_SNILS).sign_detached(SAMPLE.as_bytes())).unwrap();
-    let verdict = futures::executor::block_on(ca.verifier().verify(&sig, SAMPLE.as_bytes())).unwrap();
+    let verdict = futures::executor::block_on(ca.verifier().verify(&sig, SAMPLE.as_bytes(), created())).unwrap();
     assert_eq!(rules(&verdict), ["CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT"]);
 
     let mut cms = doctor(&ca, DOCTOR_SNILS).sign_detached(SAMPLE.as_bytes());
@@ -234,7 +234,7 @@ fn the_verifier_catches_a_foreign_ca_and_a_broken_signature_value() {
     cms[at] ^= 0x01;
     let broken = parse_signature(&cms).unwrap();
     assert_eq!(check_signature(&broken, SAMPLE.as_bytes(), created()), vec![], "the digest still matches");
-    let verdict = futures::executor::block_on(ca.verifier().verify(&broken, SAMPLE.as_bytes())).unwrap();
+    let verdict = futures::executor::block_on(ca.verifier().verify(&broken, SAMPLE.as_bytes(), created())).unwrap();
     assert_eq!(rules(&verdict), ["SIGNATURE_VERIFICATION_ERROR"]);
 }
 

@@ -87,6 +87,7 @@ impl Parts {
             timeout: config.timeout,
             user_agent: &config.user_agent,
             extra_ca_bundle: config.extra_ca_bundle.as_deref(),
+            proxy: None,
         })
         .map_err(client_error)?;
 

@@ -23,6 +23,8 @@ pub struct ClientSettings<'a> {
     pub user_agent: &'a str,
     /// A PEM file with CA certificates trusted in addition to the built-in roots.
     pub extra_ca_bundle: Option<&'a Path>,
+    /// An outbound HTTP proxy every request goes through (`http://host:port`).
+    pub proxy: Option<&'a url::Url>,
 }
 
 /// Why [`build_client`] could not make a client.
@@ -53,6 +55,9 @@ pub fn build_client(s: &ClientSettings) -> Result<reqwest::Client, BuildError> {
         .connect_timeout(s.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(s.user_agent);
+    if let Some(proxy) = s.proxy {
+        builder = builder.proxy(reqwest::Proxy::all(proxy.as_str()).map_err(BuildError::Http)?);
+    }
     if let Some(path) = s.extra_ca_bundle {
         let ca_error = |reason: String| BuildError::CaBundle { path: path.to_owned(), reason };
         let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
@@ -210,7 +215,12 @@ rCYCIFI8kJZx9PxJkfWIIXwAQ51is6DK99USw5ph8U+wbKa5
 ";
 
     fn settings(extra_ca_bundle: Option<&Path>) -> ClientSettings<'_> {
-        ClientSettings { timeout: Duration::from_secs(2), user_agent: "egisz-gateway/test", extra_ca_bundle }
+        ClientSettings {
+            timeout: Duration::from_secs(2),
+            user_agent: "egisz-gateway/test",
+            extra_ca_bundle,
+            proxy: None,
+        }
     }
 
     fn bundle(content: &str) -> tempfile::NamedTempFile {

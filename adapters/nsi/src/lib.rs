@@ -68,6 +68,7 @@ impl NsiClient {
             timeout,
             user_agent: concat!("egisz-gateway/", env!("CARGO_PKG_VERSION")),
             extra_ca_bundle: None,
+            proxy: None,
         })?;
         let base = if base.path().ends_with('/') { base } else { url::Url::parse(&format!("{base}/")).unwrap_or(base) };
         Ok(Self { client, base })

@@ -67,6 +67,7 @@ fn build(config: &RemdClientConfig) -> Result<(reqwest::Client, String), RemdCli
         timeout: config.timeout,
         user_agent: &config.user_agent,
         extra_ca_bundle: config.extra_ca_bundle.as_deref(),
+        proxy: None,
     })
     .map_err(client_error)?;
     Ok((http, client_entity_id.to_owned()))

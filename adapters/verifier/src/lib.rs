@@ -25,6 +25,8 @@
 //! - `wire`: request and answer; this file: [`HttpVerifier`] and its breaker.
 #![forbid(unsafe_code)]
 
+pub mod gost;
+pub mod judge;
 mod wire;
 
 use std::sync::Mutex;
@@ -80,6 +82,7 @@ impl HttpVerifier {
             timeout,
             user_agent: concat!("egisz-gateway/", env!("CARGO_PKG_VERSION")),
             extra_ca_bundle: None,
+            proxy: None,
         })?;
         Ok(Self { client, url, breaker: Mutex::new(Breaker::default()) })
     }
@@ -155,7 +158,12 @@ fn verdict(answer: wire::VerifyAnswer) -> Result<Vec<Violation>, Failure> {
 
 #[async_trait::async_trait]
 impl SignatureVerifier for HttpVerifier {
-    async fn verify(&self, signature: &ParsedSignature, _document: &[u8]) -> Result<Vec<Violation>, Failure> {
+    async fn verify(
+        &self,
+        signature: &ParsedSignature,
+        _document: &[u8],
+        _created: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Result<Vec<Violation>, Failure> {
         if let Some(until) = self.lock().open_until
             && Instant::now() < until
         {

@@ -1,0 +1,406 @@
+//! `validation.verifier = "gost"`: signatures verified in the process with the GOST
+//! backend (`egisz-gost`), chained to the configured trusted CAs at the document's creation
+//! time (and at the signature's `signingTime`), revocation checked against each CA's CRL.
+//!
+//! The edge: reading the trust directory, fetching CRLs (through an optional proxy,
+//! bounded in size and time, cached until their `nextUpdate`, refreshed ahead of it), the
+//! clock. What the findings mean is decided in [`crate::judge`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use egisz_contract::Failure;
+use egisz_gost::{Certificate, Crl, Digest, Gost, TrustStore};
+use egisz_semd::{DigestAlgorithm, ParsedSignature, SignatureVerifier, Violation, rules};
+
+use crate::judge::{self, Depth, Revocation, RevocationPolicy};
+
+/// The most files read from a trust directory, and the largest file.
+pub const MAX_TRUST_FILES: usize = 10_000;
+pub const MAX_TRUST_FILE_BYTES: u64 = 1024 * 1024;
+/// How long a CRL without `nextUpdate` is used after its `thisUpdate`.
+pub const CRL_MAX_AGE_WITHOUT_NEXT_UPDATE: i64 = 24 * 3600;
+/// How long after a failed fetch the same address is not asked again (a dead CA server
+/// must not make every document wait for its timeout).
+pub const CRL_RETRY_AFTER_FAILURE: i64 = 60;
+/// CRLs are fetched again this long before their `nextUpdate`.
+pub const CRL_REFRESH_AHEAD: i64 = 3600;
+
+/// How CRLs are fetched.
+#[derive(Debug, Clone)]
+pub struct CrlSettings {
+    /// The whole fetch of one CRL, connecting included (a server that trickles is cut here).
+    pub timeout: Duration,
+    /// The largest CRL read; a bigger one is not used.
+    pub max_bytes: usize,
+    /// The most CRLs held (one per CA address).
+    pub max_lists: usize,
+    /// An outbound HTTP proxy for CRL fetches.
+    pub proxy: Option<url::Url>,
+}
+
+impl Default for CrlSettings {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(10), max_bytes: 64 * 1024 * 1024, max_lists: 1000, proxy: None }
+    }
+}
+
+/// Where the trusted CAs come from.
+#[derive(Debug, Clone)]
+pub enum TrustSource {
+    /// Every PEM or DER certificate file in a directory (not recursive).
+    Directory(PathBuf),
+    /// Certificates given by the caller (the sandbox's test CA).
+    Fixed(Vec<Vec<u8>>),
+}
+
+/// The trust store and where it came from, for `/readyz` and `check-config`.
+pub struct LoadedTrust {
+    pub store: TrustStore,
+    /// One line per file that could not be read, in English, for the operator's log.
+    pub skipped: Vec<String>,
+}
+
+/// Reads the trusted certificates. A directory with no certificate is an error: a store
+/// that trusts nobody refuses every document.
+pub fn load_trust(gost: &'static Gost, source: &TrustSource) -> Result<LoadedTrust, String> {
+    let mut certificates = Vec::new();
+    let mut skipped = Vec::new();
+    match source {
+        TrustSource::Fixed(ders) => {
+            for der in ders {
+                certificates.push(Certificate::from_der(gost, der).map_err(|e| e.to_string())?);
+            }
+        }
+        TrustSource::Directory(dir) => {
+            let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            if paths.len() > MAX_TRUST_FILES {
+                return Err(format!("{}: more than {MAX_TRUST_FILES} files", dir.display()));
+            }
+            for path in paths.iter().filter(|p| p.is_file()) {
+                match read_certificates(gost, path) {
+                    Ok(found) => certificates.extend(found),
+                    Err(e) => skipped.push(format!("{}: {e}", path.display())),
+                }
+            }
+            if certificates.is_empty() {
+                return Err(format!("{}: no CA certificate (PEM or DER) in the directory", dir.display()));
+            }
+        }
+    }
+    let store = TrustStore::new(gost, certificates).map_err(|e| e.to_string())?;
+    Ok(LoadedTrust { store, skipped })
+}
+
+fn read_certificates(gost: &'static Gost, path: &Path) -> Result<Vec<Certificate>, String> {
+    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if size > MAX_TRUST_FILE_BYTES {
+        return Err(format!("larger than {MAX_TRUST_FILE_BYTES} bytes"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    Certificate::from_file_bytes(gost, &bytes).map_err(|e| format!("not a certificate: {e}"))
+}
+
+struct CachedCrl {
+    /// `None` after a failed fetch, with why.
+    crl: Result<Arc<Crl>, String>,
+    this_update: i64,
+    next_update: Option<i64>,
+    fetched_at: i64,
+}
+
+/// CRLs by address.
+struct CrlCache {
+    client: reqwest::Client,
+    settings: CrlSettings,
+    lists: Mutex<HashMap<String, CachedCrl>>,
+    /// One fetch per address at a time; others wait for its result.
+    fetching: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The GOST verifier.
+pub struct GostVerifier {
+    gost: &'static Gost,
+    trust: RwLock<Arc<TrustStore>>,
+    source: TrustSource,
+    crls: CrlCache,
+    policy: RevocationPolicy,
+}
+
+impl std::fmt::Debug for GostVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GostVerifier").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> i64 {
+    Utc::now().timestamp()
+}
+
+impl GostVerifier {
+    /// Loads the engine and the trust store; fails with a message naming what to fix.
+    pub fn new(source: TrustSource, policy: RevocationPolicy, crl: CrlSettings) -> Result<Self, String> {
+        let gost = Gost::load().map_err(|e| e.to_string())?;
+        let loaded = load_trust(gost, &source)?;
+        for line in &loaded.skipped {
+            tracing::warn!(file = %line, "trusted CA directory: file skipped");
+        }
+        let client = egisz_http::build_client(&egisz_http::ClientSettings {
+            timeout: crl.timeout,
+            user_agent: concat!("egisz-gateway/", env!("CARGO_PKG_VERSION")),
+            extra_ca_bundle: None,
+            proxy: crl.proxy.as_ref(),
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(Self {
+            gost,
+            trust: RwLock::new(Arc::new(loaded.store)),
+            source,
+            crls: CrlCache {
+                client,
+                settings: crl,
+                lists: Mutex::new(HashMap::new()),
+                fetching: tokio::sync::Mutex::new(HashMap::new()),
+            },
+            policy,
+        })
+    }
+
+    /// How many CA certificates are trusted now.
+    pub fn trusted(&self) -> usize {
+        self.trust.read().unwrap_or_else(|p| p.into_inner()).anchors().len()
+    }
+
+    /// Reads the trust source again; the store in force is kept when that fails.
+    pub fn reload_trust(&self) -> Result<usize, String> {
+        let loaded = load_trust(self.gost, &self.source)?;
+        let n = loaded.store.anchors().len();
+        *self.trust.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded.store);
+        Ok(n)
+    }
+
+    /// Fetches again every CRL due within [`CRL_REFRESH_AHEAD`] (or whose last fetch
+    /// failed), so that documents seldom wait for one. Returns how many were fetched.
+    pub async fn refresh_crls(&self) -> usize {
+        let now = now_secs();
+        let due: Vec<String> = {
+            let lists = self.crls.lists.lock().unwrap_or_else(|p| p.into_inner());
+            lists
+                .iter()
+                .filter(|(_, c)| match &c.crl {
+                    Ok(_) => {
+                        c.next_update
+                            .unwrap_or(c.this_update + CRL_MAX_AGE_WITHOUT_NEXT_UPDATE)
+                            .saturating_sub(CRL_REFRESH_AHEAD)
+                            <= now
+                    }
+                    Err(_) => now - c.fetched_at >= CRL_RETRY_AFTER_FAILURE,
+                })
+                .map(|(u, _)| u.clone())
+                .collect()
+        };
+        for url in &due {
+            self.fetch(url, now).await;
+        }
+        due.len()
+    }
+
+    async fn fetch(&self, url: &str, now: i64) {
+        let lock = {
+            let mut fetching = self.crls.fetching.lock().await;
+            fetching.entry(url.to_owned()).or_default().clone()
+        };
+        let _one = lock.lock().await;
+        let body = match url::Url::parse(url) {
+            Ok(u) => {
+                let sent = self.crls.client.get(u).send().await;
+                egisz_http::answer_body(sent, "сервер списков отзыва", self.crls.settings.max_bytes)
+                    .await
+                    .map_err(|f| f.reason().to_owned())
+            }
+            Err(_) => Err("адрес CRL не разобран".to_owned()),
+        };
+        let gost = self.gost;
+        let parsed = match body {
+            Ok(bytes) => tokio::task::spawn_blocking(move || Crl::parse(gost, &bytes).map_err(|e| e.0))
+                .await
+                .unwrap_or_else(|_| Err("разбор CRL прерван".to_owned()))
+                .map_err(|e| format!("CRL не разобран: {e}")),
+            Err(e) => Err(e),
+        };
+        let entry = match parsed {
+            Ok(crl) => CachedCrl {
+                this_update: crl.this_update().unwrap_or(i64::MAX),
+                next_update: crl.next_update().ok().flatten(),
+                crl: Ok(Arc::new(crl)),
+                fetched_at: now,
+            },
+            Err(why) => {
+                tracing::warn!(url = %redacted(url), why = %why, "CRL not fetched");
+                let mut lists = self.crls.lists.lock().unwrap_or_else(|p| p.into_inner());
+                // A list fetched before stays while it is current: only its absence is noted.
+                if let Some(old) = lists.get_mut(url)
+                    && old.crl.is_ok()
+                {
+                    old.fetched_at = now;
+                    return;
+                }
+                CachedCrl { crl: Err(why), this_update: 0, next_update: None, fetched_at: now }
+            }
+        };
+        let mut lists = self.crls.lists.lock().unwrap_or_else(|p| p.into_inner());
+        if lists.len() >= self.crls.settings.max_lists && !lists.contains_key(url) {
+            // Full: the list fetched longest ago makes room.
+            if let Some(oldest) = lists.iter().min_by_key(|(_, c)| c.fetched_at).map(|(u, _)| u.clone()) {
+                lists.remove(&oldest);
+            }
+        }
+        lists.insert(url.to_owned(), entry);
+    }
+
+    /// A current CRL at `url`, fetched when there is none (or the last is stale).
+    async fn crl(&self, url: &str, now: i64) -> Result<Arc<Crl>, String> {
+        for attempt in 0..2 {
+            {
+                let lists = self.crls.lists.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(c) = lists.get(url) {
+                    match &c.crl {
+                        Ok(crl)
+                            if judge::crl_current(
+                                c.this_update,
+                                c.next_update,
+                                now,
+                                CRL_MAX_AGE_WITHOUT_NEXT_UPDATE,
+                            ) =>
+                        {
+                            return Ok(crl.clone());
+                        }
+                        Ok(_) if attempt == 1 => return Err("список отзыва устарел (nextUpdate прошёл)".to_owned()),
+                        Err(why) if attempt == 1 || now - c.fetched_at < CRL_RETRY_AFTER_FAILURE => {
+                            return Err(why.clone());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if attempt == 0 {
+                self.fetch(url, now).await;
+            }
+        }
+        Err("список отзыва не получен".to_owned())
+    }
+
+    /// The revocation status of `certificate`, whose issuer is `issuer`.
+    async fn revocation(&self, certificate: &Certificate, issuer: &Certificate, now: i64) -> Revocation {
+        let urls = certificate.crl_urls();
+        if urls.is_empty() {
+            return Revocation::Unknown {
+                why: "в сертификате нет адреса списка отзыва".to_owned()
+            };
+        }
+        let mut whys = Vec::new();
+        for url in urls.iter().take(4) {
+            match self.crl(url, now).await {
+                Ok(crl) if crl.issued_by(issuer) => {
+                    return match crl.revoked_at(certificate) {
+                        Ok(Some(at)) => Revocation::Revoked { at },
+                        Ok(None) => Revocation::Good,
+                        Err(e) => Revocation::Unknown { why: format!("запись CRL не разобрана: {e}") },
+                    };
+                }
+                Ok(_) => whys.push("список отзыва подписан не издателем сертификата".to_owned()),
+                Err(why) => whys.push(why),
+            }
+        }
+        Revocation::Unknown { why: whys.join("; ") }
+    }
+
+    /// The signature value and the chain (CPU only; on a blocking thread).
+    fn check_crypto(
+        gost: &'static Gost,
+        trust: &TrustStore,
+        signature: &ParsedSignature,
+        created: DateTime<FixedOffset>,
+    ) -> Result<Vec<Certificate>, Violation> {
+        let refuse = |rule: &'static str, message: String| Violation::new(rule, "", message);
+        let leaf = Certificate::from_der(gost, signature.certificate.der()).map_err(|e| {
+            refuse(rules::SIGNATURE_VERIFICATION_ERROR, format!("ключ сертификата подписи не разобран: {e}"))
+        })?;
+        let digest = match signature.digest_algorithm {
+            DigestAlgorithm::Streebog256 => Digest::Streebog256,
+            DigestAlgorithm::Streebog512 => Digest::Streebog512,
+            _ => {
+                return Err(refuse(
+                    rules::UNKNOWN_ALGORITHM,
+                    "подпись не по ГОСТ Р 34.11-2012: значение не проверяется".to_owned(),
+                ));
+            }
+        };
+        let valid = egisz_gost::verify_signature_value(
+            gost,
+            &leaf,
+            digest,
+            signature.signed_attributes(),
+            signature.signature_value(),
+        )
+        .map_err(|e| refuse(rules::SIGNATURE_VERIFICATION_ERROR, format!("ключ подписи не применим: {e}")))?;
+        if !valid {
+            return Err(refuse(
+                rules::SIGNATURE_VERIFICATION_ERROR,
+                "значение подписи неверно: подпись не сделана ключом этого сертификата".to_owned(),
+            ));
+        }
+        let untrusted: Vec<Certificate> =
+            signature.other_certificates.iter().filter_map(|der| Certificate::from_der(gost, der).ok()).collect();
+        let mut times = vec![(created.timestamp(), "дату создания документа")];
+        if let Some(signed) = signature.signing_time
+            && signed.timestamp() != created.timestamp()
+        {
+            times.push((signed.timestamp(), "время подписания"));
+        }
+        let mut chain = Vec::new();
+        for (at, what) in times {
+            chain = trust.chain(&leaf, &untrusted, at).map_err(|e| judge::chain_violation(&e, what))?;
+        }
+        Ok(chain)
+    }
+}
+
+fn redacted(url: &str) -> String {
+    url::Url::parse(url).map(|u| egisz_http::redacted_url(&u)).unwrap_or_else(|_| "(unparsable)".to_owned())
+}
+
+#[async_trait::async_trait]
+impl SignatureVerifier for GostVerifier {
+    async fn verify(
+        &self,
+        signature: &ParsedSignature,
+        _document: &[u8],
+        created: DateTime<FixedOffset>,
+    ) -> Result<Vec<Violation>, Failure> {
+        let trust = self.trust.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let gost = self.gost;
+        let owned = signature.clone();
+        let chain = tokio::task::spawn_blocking(move || Self::check_crypto(gost, &trust, &owned, created))
+            .await
+            .map_err(|_| Failure::Retry {
+                reason: "проверка подписи прервана".to_owned(), after: None
+            })?;
+        let chain = match chain {
+            Ok(chain) => chain,
+            Err(violation) => return Ok(vec![violation]),
+        };
+        // Revocation is REMD's at the time of its check: now. The anchor is not checked.
+        let now = now_secs();
+        let mut statuses: Vec<(Depth, Revocation)> = Vec::new();
+        for (depth, pair) in chain.windows(2).enumerate() {
+            statuses.push((depth, self.revocation(&pair[0], &pair[1], now).await));
+        }
+        judge::revocation(&statuses, self.policy)
+    }
+}
