@@ -334,7 +334,11 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
     let notify_task = store.spawn_outbox_listener(Arc::clone(&outbox_wake), shutdown.clone());
 
     let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
-    let verification = verification_for(&config.validation.verifier)?;
+    let (verification, gost) = verifier_for(&config.validation.verifier)?;
+    if let (Some(gost), crate::config::VerifierChoice::Gost(settings)) = (gost, &config.validation.verifier) {
+        tracing::info!(trusted = gost.trusted(), "GOST signature verifier ready");
+        tokio::spawn(gost_upkeep(gost, settings.trust_refresh, shutdown.clone()));
+    }
     let dictionaries = Arc::new(crate::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
     let (nsi, nsi_sandbox) = nsi_for(config, &store, &dictionaries, &mappings).await?;
     if let Some(nsi) = &nsi
@@ -643,9 +647,47 @@ async fn purge_expired(store: Arc<dyn Store>, stale_limit: Duration, callbacks_f
 pub fn verification_for(
     choice: &crate::config::VerifierChoice,
 ) -> anyhow::Result<crate::validation::services::Verification> {
+    verifier_for(choice).map(|(verification, _)| verification)
+}
+
+/// The GOST verifier of `settings`: the engine loaded, the trusted CAs read.
+pub fn gost_verifier_for(settings: &crate::config::GostSettings) -> anyhow::Result<egisz_verifier::gost::GostVerifier> {
+    use crate::config::{GostTrust, RevocationChoice};
+    use egisz_verifier::gost::{CrlSettings, GostVerifier, TrustSource};
+    let source = match &settings.trust {
+        GostTrust::Directory(dir) => TrustSource::Directory(dir.clone()),
+        GostTrust::SandboxCa => {
+            let gost = egisz_gost::Gost::load().map_err(|e| anyhow::anyhow!("validation.verifier = \"gost\": {e}"))?;
+            let ca = egisz_gost::test_pki::TestCa::new(gost, egisz_gost::test_pki::SANDBOX_CA_SEED);
+            TrustSource::Fixed(vec![ca.certificate_der()])
+        }
+    };
+    let policy = match settings.revocation {
+        RevocationChoice::Warn => egisz_verifier::judge::RevocationPolicy::Warn,
+        RevocationChoice::Block => egisz_verifier::judge::RevocationPolicy::Block,
+    };
+    let crl = CrlSettings {
+        timeout: settings.crl_timeout,
+        max_bytes: settings.crl_max_bytes,
+        proxy: settings.crl_proxy.clone(),
+        ..CrlSettings::default()
+    };
+    GostVerifier::new(source, policy, crl).map_err(|e| anyhow::anyhow!("validation.verifier = \"gost\": {e}"))
+}
+
+/// The verifier, and the GOST verifier again when it is the one (its CRLs and trusted CAs
+/// are kept fresh by [`gost_upkeep`]).
+pub fn verifier_for(
+    choice: &crate::config::VerifierChoice,
+) -> anyhow::Result<(crate::validation::services::Verification, Option<Arc<egisz_verifier::gost::GostVerifier>>)> {
     use crate::config::VerifierChoice;
     use crate::validation::services::Verification;
-    Ok(match choice {
+    if let VerifierChoice::Gost(settings) = choice {
+        let gost = Arc::new(gost_verifier_for(settings)?);
+        return Ok((Verification::with(gost.clone()), Some(gost)));
+    }
+    let verification = match choice {
+        VerifierChoice::Gost(_) => unreachable!("handled above"),
         VerifierChoice::None => Verification::none(),
         VerifierChoice::TestPki { ca: None } => {
             let ca = egisz_semd::test_pki::TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED);
@@ -662,7 +704,37 @@ pub fn verification_for(
         VerifierChoice::External { url, timeout } => Verification::with(Arc::new(
             egisz_verifier::HttpVerifier::new(url.clone(), *timeout).context("the signature verifier's HTTP client")?,
         )),
-    })
+    };
+    Ok((verification, None))
+}
+
+/// Keeps the GOST verifier's CRLs fetched ahead of their `nextUpdate` (checked each
+/// minute) and its trusted CAs read again every `trust_refresh`, until shutdown.
+async fn gost_upkeep(
+    gost: Arc<egisz_verifier::gost::GostVerifier>,
+    trust_refresh: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut crl_tick = tokio::time::interval(Duration::from_secs(60));
+    let mut trust_tick = tokio::time::interval(trust_refresh);
+    crl_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    trust_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    trust_tick.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = crl_tick.tick() => {
+                let fetched = gost.refresh_crls().await;
+                if fetched > 0 {
+                    tracing::info!(fetched, "CRLs fetched ahead of their nextUpdate");
+                }
+            }
+            _ = trust_tick.tick() => match gost.reload_trust() {
+                Ok(n) => tracing::debug!(trusted = n, "trusted CAs read again"),
+                Err(e) => tracing::warn!(error = %e, "trusted CAs not read again; the ones in force are kept"),
+            },
+        }
+    }
 }
 
 /// A certificate file's DER: the body of the first PEM block, or the bytes as they are.

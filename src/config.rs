@@ -205,6 +205,42 @@ pub enum VerifierChoice {
     TestPki { ca: Option<PathBuf> },
     /// An HTTP verification service (`docs/validation.md`, "The verification service").
     External { url: Url, timeout: Duration },
+    /// GOST R 34.10-2012 in the process (`egisz-gost`): the chain to `trust`, revocation by
+    /// CRL.
+    Gost(GostSettings),
+}
+
+/// Where the GOST verifier's trusted CAs come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GostTrust {
+    /// Every PEM or DER certificate file in `validation.trust_dir`: the accredited CAs.
+    Directory(PathBuf),
+    /// The sandbox's GOST test CA only (`trust_dir` empty): a sandbox piece.
+    SandboxCa,
+}
+
+/// `validation.verifier = "gost"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GostSettings {
+    pub trust: GostTrust,
+    /// How often `trust_dir` is read again (a broken read keeps the store in force).
+    pub trust_refresh: Duration,
+    /// No usable CRL for a certificate of the chain: a warning or a refusal
+    /// (`CA_INACCESSIBILITY`).
+    pub revocation: RevocationChoice,
+    /// An outbound HTTP proxy for CRL fetches.
+    pub crl_proxy: Option<Url>,
+    /// The whole fetch of one CRL.
+    pub crl_timeout: Duration,
+    /// The largest CRL read.
+    pub crl_max_bytes: usize,
+}
+
+/// `validation.revocation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationChoice {
+    Warn,
+    Block,
 }
 
 #[derive(Debug, Clone)]
@@ -530,6 +566,11 @@ impl Config {
         {
             problem("validation.test_pki_ca", format!("no such file: {}", ca.display()));
         }
+        if let VerifierChoice::Gost(GostSettings { trust: GostTrust::Directory(dir), .. }) = &self.validation.verifier
+            && !dir.is_dir()
+        {
+            problem("validation.trust_dir", format!("no such directory: {}", dir.display()));
+        }
         for (key, message) in self.sandbox_beside_remote() {
             problem(key, message);
         }
@@ -581,7 +622,13 @@ impl Config {
                 matches!(self.validation.verifier, VerifierChoice::TestPki { .. }),
                 "validation.verifier",
                 "\"test-pki\", which trusts only the sandbox's test CA",
-                "use \"external\" (a GOST verification service) or \"none\"",
+                "use \"gost\" with validation.trust_dir (the accredited CAs), \"external\" or \"none\"",
+            ),
+            (
+                matches!(&self.validation.verifier, VerifierChoice::Gost(g) if g.trust == GostTrust::SandboxCa),
+                "validation.verifier",
+                "\"gost\" without validation.trust_dir, which trusts only the sandbox's GOST test CA",
+                "set validation.trust_dir to a directory of the accredited CAs' certificates",
             ),
         ]
         .into_iter()
@@ -1000,16 +1047,50 @@ impl Reader<'_> {
                 crate::validation::policy::KindPolicies { default, by_kind }
             },
             verifier: {
-                let kind =
-                    self.get("validation", "verifier", "none, test-pki or external", |s: String| match s.as_str() {
-                        "none" | "test-pki" | "external" => Ok(s),
-                        other => Err(format!("expected none, test-pki or external, got {other:?}")),
-                    });
+                let kind = self.get("validation", "verifier", "auto, gost, external, none or test-pki", |s: String| {
+                    match s.as_str() {
+                        "auto" | "gost" | "external" | "none" | "test-pki" => Ok(s),
+                        other => Err(format!("expected auto, gost, external, none or test-pki, got {other:?}")),
+                    }
+                });
                 let url = self.optional_http_url("validation", "verifier_url");
                 let timeout = self.millis("validation", "verifier_timeout_ms");
                 let ca = self.optional_path("validation", "test_pki_ca");
+                let gost = GostSettings {
+                    trust: match self.optional_path("validation", "trust_dir") {
+                        Some(dir) => GostTrust::Directory(dir),
+                        None => GostTrust::SandboxCa,
+                    },
+                    trust_refresh: self.duration("validation", "trust_refresh"),
+                    revocation: self.get("validation", "revocation", "warn or block", |s: String| match s.as_str() {
+                        "warn" => Ok(RevocationChoice::Warn),
+                        "block" => Ok(RevocationChoice::Block),
+                        other => Err(format!("expected warn or block, got {other:?}")),
+                    }),
+                    crl_proxy: self.optional_http_url("validation", "crl_proxy"),
+                    crl_timeout: self.millis("validation", "crl_timeout_ms"),
+                    crl_max_bytes: self.get(
+                        "validation",
+                        "crl_max_bytes",
+                        "a size in bytes, 1 KiB … 1 GiB",
+                        |n: i64| {
+                            usize::try_from(n)
+                                .ok()
+                                .filter(|n| (1024..=1 << 30).contains(n))
+                                .ok_or_else(|| format!("expected 1024 … {}, got {n}", 1u64 << 30))
+                        },
+                    ),
+                };
+                // "auto": in the process with GOST whenever REMD is the real one; while REMD is
+                // the sandbox's, the test PKI its example requests sign with.
+                let kind = match (kind.as_str(), remd.mode) {
+                    ("auto", ServiceMode::Remote) => "gost".to_owned(),
+                    ("auto", ServiceMode::Sandbox) => "test-pki".to_owned(),
+                    _ => kind,
+                };
                 match (kind.as_str(), url) {
                     ("test-pki", _) => VerifierChoice::TestPki { ca },
+                    ("gost", _) => VerifierChoice::Gost(gost),
                     ("external", Some(url)) => VerifierChoice::External { url, timeout },
                     ("external", None) => {
                         self.problems.push(ConfigProblem {

@@ -365,7 +365,9 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
             Err(e) => return usage(format!("{e:#}")),
         };
         let mut sorted = policy::Sorted::default();
-        if let Some(answer) = runtime.block_on(verification.check(&prepared.signatures, &content)) {
+        if let Some(answer) =
+            runtime.block_on(verification.check(&prepared.signatures, &content, prepared.parts.creation_date_time))
+        {
             checks.push("значение подписи и цепочка сертификатов (validation.verifier)".into());
             policy::apply(policy::Policy::Block, answer, &mut sorted);
         }
@@ -552,7 +554,23 @@ fn print_config(c: &Config) {
         (
             "validation.verifier",
             match &c.validation.verifier {
-                egisz_gateway::config::VerifierChoice::None => "none (structure, algorithms, digests, dates)".into(),
+                egisz_gateway::config::VerifierChoice::None => {
+                    "none: signatures not verified (structure, algorithms, digests, dates only)".into()
+                }
+                egisz_gateway::config::VerifierChoice::Gost(g) => format!(
+                    "gost (trusts {}; CRL missing: {}; CRL fetch {} ms, at most {} bytes{})",
+                    match &g.trust {
+                        egisz_gateway::config::GostTrust::Directory(d) => format!("the CAs in {}", d.display()),
+                        egisz_gateway::config::GostTrust::SandboxCa => "the sandbox GOST test CA".into(),
+                    },
+                    match g.revocation {
+                        egisz_gateway::config::RevocationChoice::Warn => "warn",
+                        egisz_gateway::config::RevocationChoice::Block => "block",
+                    },
+                    g.crl_timeout.as_millis(),
+                    g.crl_max_bytes,
+                    g.crl_proxy.as_ref().map(|p| format!(", through {}", redact_url(p.as_str()))).unwrap_or_default()
+                ),
                 egisz_gateway::config::VerifierChoice::TestPki { ca } => format!(
                     "test-pki (trusts {})",
                     ca.as_ref().map_or_else(|| "the sandbox test CA".into(), |p| p.display().to_string())

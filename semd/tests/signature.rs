@@ -100,7 +100,8 @@ fn gost_digests_are_compared_with_the_document() {
             assert_eq!(sig.message_digest.len(), len);
             assert_eq!(sig.signature_algorithm, "1.2.840.10045.2.1");
             assert_eq!(check_signature(&sig, SAMPLE.as_bytes(), created()), vec![], "{options:?}");
-            let verdict = futures::executor::block_on(ca.verifier().verify(&sig, SAMPLE.as_bytes(), created())).unwrap();
+            let verdict =
+                futures::executor::block_on(ca.verifier().verify(&sig, SAMPLE.as_bytes(), created())).unwrap();
             assert_eq!(verdict, vec![], "{options:?}: the test verifier checks the prehashed signature");
             assert_eq!(rules(&check_signature(&sig, tampered.as_bytes(), created())), ["INCONSISTENT_DIGESTS"]);
         }

@@ -154,7 +154,7 @@ async fn service_checks(state: &AppState, ready: Ready) -> Result<NewSubmission,
             _ => Some(services::check_signers(&state.staff, &new.organization, date, &prepared.signers).await),
         }
     };
-    let verifier = state.verification.check(&prepared.signatures, &new.content);
+    let verifier = state.verification.check(&prepared.signatures, &new.content, prepared.parts.creation_date_time);
     let (frmr, verified) = futures::join!(frmr, verifier);
     if let Some(answer) = verified {
         // A verifier's verdict is certain: it refuses; only its absence warns.

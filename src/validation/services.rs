@@ -73,9 +73,16 @@ impl Verification {
 
     /// Every signature through the verifier; `None` when there is no verifier. Paths are
     /// put under the path each signature was submitted at.
-    pub async fn check(&self, signatures: &[(String, ParsedSignature)], document: &[u8]) -> Option<Answer> {
+    /// `created`: the document's creation time, which chains are judged at.
+    pub async fn check(
+        &self,
+        signatures: &[(String, ParsedSignature)],
+        document: &[u8],
+        created: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Option<Answer> {
         let verifier = self.verifier.as_ref()?;
-        let verdicts = futures::future::join_all(signatures.iter().map(|(_, s)| verifier.verify(s, document))).await;
+        let verdicts =
+            futures::future::join_all(signatures.iter().map(|(_, s)| verifier.verify(s, document, created))).await;
         let mut answer = Answer::default();
         for ((at, _), verdict) in signatures.iter().zip(verdicts) {
             match verdict {

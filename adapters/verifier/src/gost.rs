@@ -319,56 +319,58 @@ impl GostVerifier {
         }
         Revocation::Unknown { why: whys.join("; ") }
     }
+}
 
-    /// The signature value and the chain (CPU only; on a blocking thread).
-    fn check_crypto(
-        gost: &'static Gost,
-        trust: &TrustStore,
-        signature: &ParsedSignature,
-        created: DateTime<FixedOffset>,
-    ) -> Result<Vec<Certificate>, Violation> {
-        let refuse = |rule: &'static str, message: String| Violation::new(rule, "", message);
-        let leaf = Certificate::from_der(gost, signature.certificate.der()).map_err(|e| {
-            refuse(rules::SIGNATURE_VERIFICATION_ERROR, format!("ключ сертификата подписи не разобран: {e}"))
-        })?;
-        let digest = match signature.digest_algorithm {
-            DigestAlgorithm::Streebog256 => Digest::Streebog256,
-            DigestAlgorithm::Streebog512 => Digest::Streebog512,
-            _ => {
-                return Err(refuse(
-                    rules::UNKNOWN_ALGORITHM,
-                    "подпись не по ГОСТ Р 34.11-2012: значение не проверяется".to_owned(),
-                ));
-            }
-        };
-        let valid = egisz_gost::verify_signature_value(
-            gost,
-            &leaf,
-            digest,
-            signature.signed_attributes(),
-            signature.signature_value(),
-        )
-        .map_err(|e| refuse(rules::SIGNATURE_VERIFICATION_ERROR, format!("ключ подписи не применим: {e}")))?;
-        if !valid {
+/// The signature value and the chain to `trust` at the creation time and the signing time:
+/// the chain, signer first, or the first finding. CPU only, no I/O (the REMD emulator uses
+/// it as it is; the verifier on a blocking thread).
+pub fn check_value_and_chain(
+    gost: &'static Gost,
+    trust: &TrustStore,
+    signature: &ParsedSignature,
+    created: DateTime<FixedOffset>,
+) -> Result<Vec<Certificate>, Violation> {
+    let refuse = |rule: &'static str, message: String| Violation::new(rule, "", message);
+    let leaf = Certificate::from_der(gost, signature.certificate.der()).map_err(|e| {
+        refuse(rules::SIGNATURE_VERIFICATION_ERROR, format!("ключ сертификата подписи не разобран: {e}"))
+    })?;
+    let digest = match signature.digest_algorithm {
+        DigestAlgorithm::Streebog256 => Digest::Streebog256,
+        DigestAlgorithm::Streebog512 => Digest::Streebog512,
+        _ => {
             return Err(refuse(
-                rules::SIGNATURE_VERIFICATION_ERROR,
-                "значение подписи неверно: подпись не сделана ключом этого сертификата".to_owned(),
+                rules::UNKNOWN_ALGORITHM,
+                "подпись не по ГОСТ Р 34.11-2012: значение не проверяется".to_owned(),
             ));
         }
-        let untrusted: Vec<Certificate> =
-            signature.other_certificates.iter().filter_map(|der| Certificate::from_der(gost, der).ok()).collect();
-        let mut times = vec![(created.timestamp(), "дату создания документа")];
-        if let Some(signed) = signature.signing_time
-            && signed.timestamp() != created.timestamp()
-        {
-            times.push((signed.timestamp(), "время подписания"));
-        }
-        let mut chain = Vec::new();
-        for (at, what) in times {
-            chain = trust.chain(&leaf, &untrusted, at).map_err(|e| judge::chain_violation(&e, what))?;
-        }
-        Ok(chain)
+    };
+    let valid = egisz_gost::verify_signature_value(
+        gost,
+        &leaf,
+        digest,
+        signature.signed_attributes(),
+        signature.signature_value(),
+    )
+    .map_err(|e| refuse(rules::SIGNATURE_VERIFICATION_ERROR, format!("ключ подписи не применим: {e}")))?;
+    if !valid {
+        return Err(refuse(
+            rules::SIGNATURE_VERIFICATION_ERROR,
+            "значение подписи неверно: подпись не сделана ключом этого сертификата".to_owned(),
+        ));
     }
+    let untrusted: Vec<Certificate> =
+        signature.other_certificates.iter().filter_map(|der| Certificate::from_der(gost, der).ok()).collect();
+    let mut times = vec![(created.timestamp(), "дату создания документа")];
+    if let Some(signed) = signature.signing_time
+        && signed.timestamp() != created.timestamp()
+    {
+        times.push((signed.timestamp(), "время подписания"));
+    }
+    let mut chain = Vec::new();
+    for (at, what) in times {
+        chain = trust.chain(&leaf, &untrusted, at).map_err(|e| judge::chain_violation(&e, what))?;
+    }
+    Ok(chain)
 }
 
 fn redacted(url: &str) -> String {
@@ -386,7 +388,7 @@ impl SignatureVerifier for GostVerifier {
         let trust = self.trust.read().unwrap_or_else(|p| p.into_inner()).clone();
         let gost = self.gost;
         let owned = signature.clone();
-        let chain = tokio::task::spawn_blocking(move || Self::check_crypto(gost, &trust, &owned, created))
+        let chain = tokio::task::spawn_blocking(move || check_value_and_chain(gost, &trust, &owned, created))
             .await
             .map_err(|_| Failure::Retry {
                 reason: "проверка подписи прервана".to_owned(), after: None

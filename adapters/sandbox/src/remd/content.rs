@@ -46,8 +46,23 @@ pub(crate) const EMITTED: &[&str] = &[
     "CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT",
 ];
 
-/// The sandbox's trusted CA: the test PKI's sandbox CA.
+/// The sandbox's trusted CA for ECDSA test signatures: the test PKI's sandbox CA.
 static TRUSTED: LazyLock<TestPkiVerifier> = LazyLock::new(|| TestCa::new(SANDBOX_CA_SEED).verifier());
+
+/// The sandbox's trusted CAs for GOST signatures: the GOST test PKI's sandbox CA. `None`
+/// when the GOST engine is missing (every GOST signature is then refused, with the reason
+/// logged once).
+static TRUSTED_GOST: LazyLock<Option<(&'static egisz_gost::Gost, egisz_gost::TrustStore)>> = LazyLock::new(|| {
+    let gost = match egisz_gost::Gost::load() {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "REMD emulator: GOST signatures cannot be verified");
+            return None;
+        }
+    };
+    let ca = egisz_gost::test_pki::TestCa::new(gost, egisz_gost::test_pki::SANDBOX_CA_SEED);
+    egisz_gost::TrustStore::new(gost, vec![ca.certificate().clone()]).ok().map(|t| (gost, t))
+});
 
 /// Kind → the `templateId` REMD expects (only kind 40's is modelled, SEMD-TMK.md).
 const TEMPLATES: &[(u32, &str)] = &[(40, "1.2.643.5.1.13.13.14.36.9.1")];
@@ -77,8 +92,15 @@ fn certificate_dates(sig: &ParsedSignature, created: DateTime<FixedOffset>, subj
     }
 }
 
-/// One container: parsed, its digest against the file, its value and chain.
-fn container(data: &[u8], content: &[u8], subject: &str, out: &mut Vec<RemdMessage>) -> Option<ParsedSignature> {
+/// One container: parsed, its digest against the file, its value and chain (at the
+/// document's creation time).
+fn container(
+    data: &[u8],
+    content: &[u8],
+    created: DateTime<FixedOffset>,
+    subject: &str,
+    out: &mut Vec<RemdMessage>,
+) -> Option<ParsedSignature> {
     let sig = match egisz_semd::parse_signature(data) {
         Ok(sig) => sig,
         Err(violations) => {
@@ -91,8 +113,18 @@ fn container(data: &[u8], content: &[u8], subject: &str, out: &mut Vec<RemdMessa
         Some(d) if d != sig.message_digest => out.push(message(INCONSISTENT_DIGESTS, Some(subject))),
         Some(_) => {}
     }
-    for v in TRUSTED.verdict_of(&sig) {
-        out.push(message(v.rule, Some(subject)));
+    if egisz_semd::signature::GOST_SIGNATURE_ALGORITHMS.contains(&sig.signature_algorithm.as_str()) {
+        let verdict = match &*TRUSTED_GOST {
+            Some((gost, trust)) => {
+                egisz_verifier::gost::check_value_and_chain(gost, trust, &sig, created).err().map(|v| v.rule)
+            }
+            None => Some("SIGNATURE_VERIFICATION_ERROR"),
+        };
+        out.extend(verdict.map(|rule| message(rule, Some(subject))));
+    } else {
+        for v in TRUSTED.verdict_of(&sig) {
+            out.push(message(v.rule, Some(subject)));
+        }
     }
     Some(sig)
 }
@@ -101,7 +133,9 @@ fn container(data: &[u8], content: &[u8], subject: &str, out: &mut Vec<RemdMessa
 pub(crate) fn check_signatures(request: &RegisterDocument, content: &[u8], out: &mut Vec<RemdMessage>) {
     for (n, item) in request.personal_signatures.iter().enumerate() {
         let subject = format!("подпись №{}", n + 1);
-        let Some(sig) = container(&item.signature.data, content, &subject, out) else { continue };
+        let Some(sig) = container(&item.signature.data, content, request.creation_date_time, &subject, out) else {
+            continue;
+        };
         certificate_dates(&sig, request.creation_date_time, &subject, out);
         if sig.certificate.snils.as_ref() != Some(&item.signer.snils) {
             out.push(message(VALUE_MISMATCH_METADATA_AND_CERTIFICATE, Some(&subject)));
@@ -109,7 +143,7 @@ pub(crate) fn check_signatures(request: &RegisterDocument, content: &[u8], out: 
     }
     if let Some(org) = &request.org_signature {
         let subject = "подпись организации";
-        if let Some(sig) = container(&org.data, content, subject, out) {
+        if let Some(sig) = container(&org.data, content, request.creation_date_time, subject, out) {
             certificate_dates(&sig, request.creation_date_time, subject, out);
             if sig.certificate.ogrn.is_none() {
                 out.push(message(VALUE_MISMATCH_METADATA_AND_CERTIFICATE, Some(subject)));

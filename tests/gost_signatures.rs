@@ -1,0 +1,161 @@
+//! GOST R 34.10-2012 signatures end to end on the embedded default's shape (SQLite and
+//! PostgreSQL): intake verifies them in the process (`validation.verifier = "gost"`) and the
+//! REMD emulator judges them with the same backend; each refused variant answers 422 with
+//! the code REMD would give.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{AUTHOR_SNILS, Db, MO_2917, SAMPLE, TestEnv};
+use egisz_gateway::auth::Role;
+use egisz_gateway::config::{Config, GostSettings, GostTrust, RevocationChoice, VerifierChoice};
+use egisz_gost::Gost;
+use egisz_gost::test_pki::{Profile, SANDBOX_CA_SEED, TestCa, TestSigner, Usage};
+use serde_json::{Value, json};
+
+on_both_backends!(a_gost_signed_sample_registers, refused_variants_answer_422_with_remd_codes);
+
+const DAY: i64 = 86_400;
+
+fn gost() -> &'static Gost {
+    Gost::load().expect("the GOST engine (libengine-gost-openssl)")
+}
+
+fn settings(trust: GostTrust, revocation: RevocationChoice) -> GostSettings {
+    GostSettings {
+        trust,
+        trust_refresh: Duration::from_secs(600),
+        revocation,
+        crl_proxy: None,
+        crl_timeout: Duration::from_secs(3),
+        crl_max_bytes: 1024 * 1024,
+    }
+}
+
+fn gost_only(c: &mut Config, trust: GostTrust, revocation: RevocationChoice) {
+    c.validation.verifier = VerifierChoice::Gost(settings(trust, revocation));
+    c.validation.algorithms = egisz_semd::Algorithms::Gost;
+}
+
+/// A doctor of `ca` with `snils`, valid 2020–2030.
+fn doctor(ca: &TestCa, seed: &str, snils: &str) -> TestSigner {
+    ca.issue_doctor(seed, snils, 1_577_836_800, 1_893_456_000)
+}
+
+fn body(document: &str, cms: &[u8]) -> Value {
+    json!({
+        "kind": 40, "organization": MO_2917, "document": B64.encode(document.as_bytes()),
+        "signatures": [{"role": "1", "role_version": "2.4", "data": B64.encode(cms)}],
+    })
+}
+
+async fn submit(env: &TestEnv, key: &str, body: &Value) -> (u16, Value) {
+    let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(key).json(body).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn codes(answer: &Value) -> Vec<String> {
+    answer["errors"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|v| v["remd_code"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+async fn a_gost_signed_sample_registers(db: Db) {
+    let env = TestEnv::start_with(db, |c, _| gost_only(c, GostTrust::SandboxCa, RevocationChoice::Warn)).await;
+    let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
+    let ca = TestCa::new(gost(), SANDBOX_CA_SEED);
+    let cms = doctor(&ca, "e2e-author", AUTHOR_SNILS).sign_cades_bes(SAMPLE.as_bytes());
+    let (status, accepted) = submit(&env, &key, &body(SAMPLE, &cms)).await;
+    assert_eq!(status, 202, "{accepted}");
+    // The sandbox CA publishes no CRL: revocation is unknown, said as a warning.
+    let warnings = accepted["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w["message"].as_str().unwrap().contains("CA_INACCESSIBILITY")), "{accepted}");
+    let doc = env.wait_status(&key, accepted["id"].as_str().unwrap(), "registered").await;
+    assert!(doc["emdr_id"].as_str().unwrap().starts_with("16.62.23.09."), "{doc}");
+}
+
+async fn refused_variants_answer_422_with_remd_codes(db: Db) {
+    // A CA with a CRL served on loopback, trusted through a trust directory.
+    let crl = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let served = crl.clone();
+    let app = axum::Router::new().route(
+        "/ca.crl",
+        axum::routing::get(move || {
+            let served = served.clone();
+            async move { served.lock().unwrap().clone() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let ca = TestCa::new(gost(), "e2e-regional-ca").with_crl_url(format!("http://{addr}/ca.crl"));
+    let trust = tempfile::tempdir().unwrap();
+    std::fs::write(trust.path().join("regional.pem"), ca.certificate_pem()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let revoked = doctor(&ca, "e2e-revoked", AUTHOR_SNILS);
+    *crl.lock().unwrap() = ca.crl(&[(revoked.certificate(), now - DAY)], now - 60, now + DAY);
+
+    let dir = trust.path().to_owned();
+    let env =
+        TestEnv::start_with(db, move |c, _| gost_only(c, GostTrust::Directory(dir), RevocationChoice::Block)).await;
+    let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
+    let sample = |uid: &str| SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", uid);
+
+    // The valid one is accepted with no warning: its CRL is current and does not name it.
+    let good = doctor(&ca, "e2e-good", AUTHOR_SNILS);
+    let (status, accepted) =
+        submit(&env, &key, &body(&sample("gost-good"), &good.sign_detached(sample("gost-good").as_bytes()))).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["warnings"], json!([]), "{accepted}");
+
+    let mut tampered = good.sign_detached(sample("gost-tampered").as_bytes());
+    let n = tampered.len();
+    tampered[n - 3] ^= 0x01; // inside the signature value, the container's last field
+    let foreign = doctor(&TestCa::new(gost(), "e2e-foreign"), "e2e-f", AUTHOR_SNILS);
+    let enc = ca
+        .issue(&Profile::doctor("e2e-enc", AUTHOR_SNILS, 1_577_836_800, 1_893_456_000).usage(Usage::EnciphermentOnly));
+    let other = doctor(&ca, "e2e-other", "17450296372");
+    let expired = ca.issue_doctor("e2e-expired", AUTHOR_SNILS, 1_577_836_800, 1_672_531_200); // till 2023-01-01
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("gost-tampered", tampered, "SIGNATURE_VERIFICATION_ERROR"),
+        (
+            "gost-foreign",
+            foreign.sign_detached(sample("gost-foreign").as_bytes()),
+            "CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT",
+        ),
+        (
+            "gost-revoked",
+            revoked.sign_detached(sample("gost-revoked").as_bytes()),
+            "PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT",
+        ),
+        ("gost-usage", enc.sign_detached(sample("gost-usage").as_bytes()), "INVALID_CERT_KEY_USAGE"),
+        ("gost-other", other.sign_detached(sample("gost-other").as_bytes()), "VALUE_MISMATCH_METADATA_AND_CERTIFICATE"),
+        ("gost-expired", expired.sign_detached(sample("gost-expired").as_bytes()), "DOC_DATE_MISMATCH_CERT_NOT_AFTER"),
+        ("gost-changed", good.sign_detached(sample("gost-changed").as_bytes()), "INCONSISTENT_DIGESTS"),
+    ];
+    for (uid, cms, code) in cases {
+        let document = if uid == "gost-changed" {
+            sample(uid).replace("плановая", "экстренная")
+        } else {
+            sample(uid)
+        };
+        let (status, answer) = submit(&env, &key, &body(&document, &cms)).await;
+        assert_eq!(status, 422, "{uid}: {answer}");
+        assert!(codes(&answer).iter().any(|c| c == code), "{uid}: expected {code} in {answer}");
+    }
+
+    // The CA's server gone and the list expired: under `block`, CA_INACCESSIBILITY.
+    *crl.lock().unwrap() = ca.crl(&[], now - 2 * DAY, now - DAY);
+    let env = env.restart().await;
+    let fresh = doctor(&ca, "e2e-stale", AUTHOR_SNILS);
+    let (status, answer) =
+        submit(&env, &key, &body(&sample("gost-stale"), &fresh.sign_detached(sample("gost-stale").as_bytes()))).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(codes(&answer).iter().any(|c| c == "CA_INACCESSIBILITY"), "{answer}");
+}
