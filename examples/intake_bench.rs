@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{TimeZone, Utc};
-use egisz_contract::{Oid, Snils};
+use egisz_contract::Oid;
 use egisz_gateway::auth::{self, Role, Scope};
 use egisz_gateway::config::Config;
-use egisz_semd::test_pki::TestCa;
+use egisz_gost::test_pki::{SANDBOX_CA_SEED, TestCa};
 use futures::StreamExt;
 
 const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
@@ -135,11 +135,11 @@ async fn main() -> anyhow::Result<()> {
     let key = issued.key;
 
     eprintln!("preparing {} signed documents…", a.requests);
-    let signer = TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED).issue_doctor(
+    let signer = TestCa::new(egisz_gost::Gost::load()?, SANDBOX_CA_SEED).issue_doctor(
         "author",
-        &Snils::parse("20311784514")?,
-        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+        "20311784514",
+        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap().timestamp(),
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap().timestamp(),
     );
     let bodies: Vec<String> = (0..a.requests)
         .map(|i| {

@@ -159,7 +159,6 @@ async fn run(
             ("EGISZ__REMD__MODE", "remote".to_owned()),
             ("EGISZ__VALIDATION__VERIFIER", "none".to_owned()),
             ("EGISZ__NSI__MODE", "off".to_owned()),
-            ("EGISZ__VALIDATION__TEST_PKI_SIGNATURES", "yes".to_owned()),
             ("EGISZ__REMD__ENDPOINT", remd.endpoint()),
             ("EGISZ__REMD__CLIENT_ENTITY_ID", remd.client_entity_id().to_owned()),
             ("EGISZ__REMD__RATE_PER_SECOND", rate.to_string()),
@@ -245,11 +244,12 @@ async fn store_backlog(store: &dyn egisz_gateway::store::Store, documents: usize
         .map_err(|_| anyhow::anyhow!("sample"))?;
     let snils = Snils::parse("20311784514")?;
     let signer = parts.signer(&snils, Coded { code: "1".into(), version: "2.4".into() }).expect("the author");
-    let author = egisz_semd::test_pki::TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED).issue_doctor(
+    let gost = egisz_gost::Gost::load()?;
+    let author = egisz_gost::test_pki::TestCa::new(gost, egisz_gost::test_pki::SANDBOX_CA_SEED).issue_doctor(
         "relay-bench-author",
-        &snils,
-        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2020, 1, 1, 0, 0, 0).unwrap(),
-        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2030, 1, 1, 0, 0, 0).unwrap(),
+        snils.as_str(),
+        1_577_836_800, // 2020-01-01
+        1_893_456_000, // 2030-01-01
     );
     let started = Instant::now();
     for i in 0..documents {

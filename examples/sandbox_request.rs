@@ -1,5 +1,6 @@
-//! Builds the JSON body of `POST /api/v1/documents` for a CDA file, signed with the sandbox's
-//! throw-away test PKI in the name of the document's author — so that a document can be sent
+//! Builds the JSON body of `POST /api/v1/documents` for a CDA file, signed in GOST R
+//! 34.10-2012 (CAdES-BES) by the sandbox's test CA in the name of each signer the document
+//! names — so that a document can be sent
 //! to a gateway running on the embedded default (whose REMD is the emulator).
 //!
 //! ```sh
@@ -10,9 +11,9 @@
 //!
 //! With `--release` it reuses what `cargo run --release -- serve` built. Options: `--kind N`
 //! (default 40), `--organization OID` (default: the document's custodian), `--out FILE`
-//! (default `data/sandbox-request.json`; `-` for stdout), `--digest sha256|streebog256|
-//! streebog512` (default streebog256, the GOST digest REMD takes), `--ber` (containers with
-//! indefinite lengths, as streaming signers write them), `--signatures-dir DIR` (also write
+//! (default `data/sandbox-request.json`; `-` for stdout), `--key 256|512` (the GOST key size,
+//! with Streebog-256 or -512 digests; default 256), `--ber` (containers with indefinite
+//! lengths, as streaming signers write them), `--signatures-dir DIR` (also write
 //! each signature as `DIR/signature-<n>.p7s`, DER, for `egisz-gateway validate FILE
 //! --signature DIR/signature-1.p7s`). Test signatures only: never for production documents.
 
@@ -21,8 +22,7 @@ use std::process::ExitCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{TimeZone, Utc};
-use egisz_semd::signature::DigestAlgorithm;
-use egisz_semd::test_pki::{SANDBOX_CA_SEED, SignOptions, TestCa};
+use egisz_gost::test_pki::{Profile, SANDBOX_CA_SEED, Strength, TestCa};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -30,22 +30,22 @@ fn main() -> ExitCode {
     let mut kind = 40u32;
     let mut organization = None;
     let mut out = String::from("data/sandbox-request.json");
-    let mut options = SignOptions { digest: DigestAlgorithm::Streebog256, ber: false };
+    let mut strength = Strength::Gost256;
+    let mut ber = false;
     let mut signatures_dir = None;
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--digest" => {
-                options.digest = match args.next().as_deref() {
-                    Some("sha256") => DigestAlgorithm::Sha256,
-                    Some("streebog256") => DigestAlgorithm::Streebog256,
-                    Some("streebog512") => DigestAlgorithm::Streebog512,
+            "--key" => {
+                strength = match args.next().as_deref() {
+                    Some("256") => Strength::Gost256,
+                    Some("512") => Strength::Gost512,
                     other => {
-                        eprintln!("--digest: sha256, streebog256 or streebog512, not {other:?}");
+                        eprintln!("--key: 256 or 512, not {other:?}");
                         return ExitCode::from(2);
                     }
                 }
             }
-            "--ber" => options.ber = true,
+            "--ber" => ber = true,
             "--signatures-dir" => signatures_dir = args.next(),
             "--kind" => kind = args.next().and_then(|k| k.parse().ok()).unwrap_or(kind),
             "--organization" => organization = args.next(),
@@ -96,19 +96,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ca = TestCa::new(SANDBOX_CA_SEED);
+    let gost = match egisz_gost::Gost::load() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ca = TestCa::new(gost, SANDBOX_CA_SEED);
     let mut containers = Vec::new();
     let signatures: Vec<serde_json::Value> = parts
         .signers
         .iter()
         .map(|s| {
-            let signer = ca.issue_doctor(
-                &format!("sandbox-{}", s.snils.as_str()),
-                &s.snils,
-                Utc.with_ymd_and_hms(2010, 1, 1, 0, 0, 0).unwrap(),
-                Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap(),
-            );
-            let cms = signer.sign_detached_with(&bytes, &options);
+            let at = |y| Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap().timestamp();
+            let profile =
+                Profile::doctor(&format!("sandbox-{}", s.snils.as_str()), s.snils.as_str(), at(2010), at(2040))
+                    .strength(strength);
+            let cms = ca.issue(&profile).sign_cades_bes(&bytes);
+            let cms = if ber { egisz_semd::ber::with_indefinite_lengths(&cms) } else { cms };
             let json = serde_json::json!({"role": "1", "role_version": "2.4", "data": B64.encode(&cms)});
             containers.push(cms);
             json

@@ -1,13 +1,14 @@
 //! What the checks of intake cost, in the same run:
 //!
 //! 1. per document, one thread: the CDA parse alone, against everything intake checks of a
-//!    30 KB TMK protocol with two signatures (Streebog-256) — header rules, the kind's
-//!    profile, H13, both signatures (parse, digest, certificate), the test-PKI verifier on
-//!    both, and both signers judged against FRMR answers already cached;
-//! 2. intake throughput over HTTP, closed loop: the gateway with every check on (signers
-//!    `block`, verifier `test-pki`, FRMR answers cached after the first document) against
-//!    the gateway with the FRMR and signature checks off (signers `off`, verifier `none`),
-//!    alternating, each on a fresh database.
+//!    30 KB TMK protocol with two GOST R 34.10-2012 signatures (Streebog-256) — header
+//!    rules, the kind's profile, H13, both signatures (parse, digest, certificate), the GOST
+//!    verifier on both (value, chain to the warm trust store, revocation against the CRL it
+//!    holds), and both signers judged against FRMR answers already cached;
+//! 2. Streebog-256 over the 30 KB document: the pure-Rust crate against OpenSSL's engine;
+//! 3. intake throughput over HTTP, closed loop: the gateway with `validation.verifier =
+//!    "gost"` against the same gateway with `"none"` (signers `block` in both, FRMR answers
+//!    cached after the first document), alternating, each on a fresh database.
 //!
 //! ```sh
 //! cargo run --release --example validation_bench -- --db sqlite --requests 1500 --concurrency 16
@@ -25,9 +26,9 @@ use egisz_gateway::config::{Config, VerifierChoice};
 use egisz_gateway::mappings::Mappings;
 use egisz_gateway::validation::policy::{KindPolicies, Policy};
 use egisz_gateway::validation::{self, DocumentInput, PersonalInput};
+use egisz_gost::test_pki::{SANDBOX_CA_SEED, TestCa, TestSigner};
 use egisz_semd::SignatureVerifier;
 use egisz_semd::signature::DigestAlgorithm;
-use egisz_semd::test_pki::{SANDBOX_CA_SEED, SignOptions, TestCa, TestSigner};
 use futures::StreamExt;
 
 const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
@@ -76,17 +77,27 @@ fn document(i: usize) -> String {
     d.replace("Рекомендовано наблюдение", &format!("{filler}Рекомендовано наблюдение"))
 }
 
+fn gost() -> &'static egisz_gost::Gost {
+    egisz_gost::Gost::load().expect("the GOST engine (libengine-gost-openssl)")
+}
+
 fn signer(snils: &str) -> TestSigner {
-    TestCa::new(SANDBOX_CA_SEED).issue_doctor(
-        snils,
-        &Snils::parse(snils).unwrap(),
-        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
-    )
+    let at = |y| Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap().timestamp();
+    TestCa::new(gost(), SANDBOX_CA_SEED).issue_doctor(snils, snils, at(2020), at(2030))
 }
 
 fn sign(s: &TestSigner, d: &str) -> Vec<u8> {
-    s.sign_detached_with(d.as_bytes(), &SignOptions { digest: DigestAlgorithm::Streebog256, ber: false })
+    s.sign_cades_bes(d.as_bytes())
+}
+
+/// The gateway's sandbox verifier: the sandbox CA trusted, its CRL held.
+fn verifier() -> egisz_verifier::gost::GostVerifier {
+    egisz_verifier::gost::GostVerifier::new(
+        egisz_verifier::gost::TrustSource::fixed(vec![egisz_sandbox::pki::sandbox_ca_der()]),
+        egisz_verifier::judge::RevocationPolicy::Block,
+        egisz_verifier::gost::CrlSettings { local: vec![egisz_sandbox::pki::sandbox_crl()], ..Default::default() },
+    )
+    .expect("the GOST verifier")
 }
 
 /// Part 1: µs per document, parse only against every check.
@@ -104,7 +115,7 @@ fn per_document(rounds: usize) {
             (d, sa, sl)
         })
         .collect();
-    let verifier = TestCa::new(SANDBOX_CA_SEED).verifier();
+    let verifier = verifier();
     // FRMR's answers as the staff cache holds them (the sandbox roster's cards).
     let person = |snils: &str, names: [&str; 3], position: &str| egisz_contract::frmr::FrmrPerson {
         frmr_id: None,
@@ -133,7 +144,7 @@ fn per_document(rounds: usize) {
         (AUTHOR, person(AUTHOR, ["Колпинская", "Светлана", "Александровна"], "73")),
         (LEGAL, person(LEGAL, ["Гришин", "Алексей", "Николаевич"], "89")),
     ];
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 
     let time = |f: &mut dyn FnMut(usize)| {
         for i in 0..docs.len() {
@@ -160,12 +171,12 @@ fn per_document(rounds: usize) {
                 Some(PersonalInput { role: "1", role_version: "2.4", cms: sl }),
             ],
             org_signature: None,
-            algorithms: egisz_semd::Algorithms::GostAndTestPki,
         };
         let checked = validation::check_document(&input, mappings.dictionaries(), now, offset);
         let prepared = checked.prepared.expect("the bench document passes");
         for (_, s) in &prepared.signatures {
-            assert!(runtime.block_on(verifier.verify(s, d.as_bytes())).unwrap().is_empty());
+            let verdict = runtime.block_on(verifier.verify(s, d.as_bytes(), prepared.parts.creation_date_time));
+            assert_eq!(verdict.unwrap(), vec![]);
         }
         let date = prepared.parts.creation_date_time.date_naive();
         for s in &prepared.signers {
@@ -177,6 +188,18 @@ fn per_document(rounds: usize) {
     println!("parse only                 {parse:9.1} µs");
     println!("every check (cached FRMR)  {full:9.1} µs");
     println!("validation / parse         {:9.2}", full / parse);
+
+    let d = docs[0].0.as_bytes();
+    let pure = time(&mut |_| {
+        std::hint::black_box(egisz_semd::digest(&DigestAlgorithm::Streebog256, d));
+    });
+    let engine = time(&mut |_| {
+        std::hint::black_box(egisz_gost::digest(gost(), egisz_gost::Digest::Streebog256, d).unwrap());
+    });
+    println!("== Streebog-256 over {} bytes, {rounds} rounds", d.len());
+    println!("pure Rust (streebog crate) {pure:9.1} µs");
+    println!("OpenSSL's GOST engine      {engine:9.1} µs");
+    println!("engine / pure Rust         {:9.2}", engine / pure);
 }
 
 struct Run {
@@ -217,7 +240,7 @@ async fn drive(http: &reqwest::Client, url: &str, key: &str, bodies: &[String], 
     Run { rps: bodies.len() as f64 / elapsed.as_secs_f64(), p50: at(0.5), p99: at(0.99), errors }
 }
 
-async fn intake_run(a: &Args, checks_on: bool, round: usize) -> anyhow::Result<Run> {
+async fn intake_run(a: &Args, gost_on: bool, round: usize) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
     let pg_name = format!("egisz_vbench_{}", uuid::Uuid::new_v4().simple());
     let db_url = match a.db.as_str() {
@@ -242,8 +265,8 @@ async fn intake_run(a: &Args, checks_on: bool, round: usize) -> anyhow::Result<R
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let mut config = Config::load(None, &env)?;
-    if !checks_on {
-        config.validation.signers = KindPolicies::uniform(Policy::Off);
+    config.validation.signers = KindPolicies::uniform(Policy::Block);
+    if !gost_on {
         config.validation.verifier = VerifierChoice::None;
     }
     let gw = egisz_gateway::app::start(&config).await?;
@@ -293,7 +316,7 @@ async fn main() -> anyhow::Result<()> {
         on.push(intake_run(&a, true, round * 2 + 1).await?);
     }
     println!("== intake: {}, {} requests × 2 rounds each, concurrency {}", a.db, a.requests, a.concurrency);
-    for (name, runs) in [("FRMR + signature checks off", &off), ("every check on", &on)] {
+    for (name, runs) in [("verifier none", &off), ("verifier gost", &on)] {
         for r in runs.iter() {
             println!(
                 "{name:28} {:7.0} req/s   p50 {:6.2} ms   p99 {:6.2} ms   errors {}",
@@ -305,6 +328,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let mean = |runs: &[Run]| runs.iter().map(|r| r.rps).sum::<f64>() / runs.len() as f64;
-    println!("on / off throughput: {:.3}", mean(&on) / mean(&off));
+    println!("gost / none throughput: {:.3}", mean(&on) / mean(&off));
     Ok(())
 }

@@ -253,6 +253,7 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
                 // The register lives beside the gateway's SQLite file, so that the two agree
                 // across restarts (no emdrId given twice); with PostgreSQL, in memory.
                 registry_file: sandbox_registry_file(&config.database.url),
+                trusted_cas: sandbox_trusted_cas(config)?,
                 ..RemdSandboxConfig::default()
             })
             .await
@@ -334,10 +335,31 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
     let notify_task = store.spawn_outbox_listener(Arc::clone(&outbox_wake), shutdown.clone());
 
     let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
+    if let crate::config::VerifierChoice::Gost(crate::config::GostSettings {
+        trust: crate::config::GostTrust::Accredited { list: Some(list), .. },
+        crl_proxy,
+        ..
+    }) = &config.validation.verifier
+        && !list.file.exists()
+    {
+        first_list(list, crl_proxy.as_ref()).await;
+    }
     let (verification, gost) = verifier_for(&config.validation.verifier)?;
     if let (Some(gost), crate::config::VerifierChoice::Gost(settings)) = (gost, &config.validation.verifier) {
         tracing::info!(trusted = gost.trusted(), "GOST signature verifier ready");
-        tokio::spawn(gost_upkeep(gost, settings.trust_refresh, shutdown.clone()));
+        let list = match &settings.trust {
+            crate::config::GostTrust::Accredited { list, .. } => list.clone(),
+            crate::config::GostTrust::SandboxCa => None,
+        };
+        let fetcher = list
+            .map(|l| egisz_verifier::gost::ListFetcher::new(l.url, l.file, settings.crl_proxy.as_ref()))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("validation.tsl_url: {e}"))?;
+        let refresh = match &settings.trust {
+            crate::config::GostTrust::Accredited { list: Some(l), .. } => l.refresh,
+            _ => Duration::from_secs(86_400),
+        };
+        tokio::spawn(gost_upkeep(gost, settings.trust_refresh, fetcher.map(|f| (f, refresh)), shutdown.clone()));
     }
     let dictionaries = Arc::new(crate::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
     let (nsi, nsi_sandbox) = nsi_for(config, &store, &dictionaries, &mappings).await?;
@@ -643,6 +665,22 @@ async fn purge_expired(store: Arc<dyn Store>, stale_limit: Duration, callbacks_f
     }
 }
 
+/// The CAs the sandbox REMD trusts: the sandbox's GOST test CA, and every CA the gateway's
+/// own `validation.trust_dir` holds — so that a MIS developer who trusts their own test CA
+/// there registers documents signed under it end to end.
+fn sandbox_trusted_cas(config: &Config) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut cas = vec![egisz_sandbox::pki::sandbox_ca_der()];
+    if let crate::config::VerifierChoice::Gost(settings) = &config.validation.verifier
+        && let Some(source) = trust_source(&settings.trust)
+    {
+        let gost = egisz_gost::Gost::load().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let loaded = egisz_verifier::gost::load_trust(gost, &source)
+            .map_err(|e| anyhow::anyhow!("validation.trust_dir / tsl_file: {e}"))?;
+        cas.extend(loaded.store.anchors().iter().map(egisz_gost::Certificate::der));
+    }
+    Ok(cas)
+}
+
 /// The signature verifier `validation.verifier` names.
 pub fn verification_for(
     choice: &crate::config::VerifierChoice,
@@ -650,16 +688,28 @@ pub fn verification_for(
     verifier_for(choice).map(|(verification, _)| verification)
 }
 
+/// Where the accredited CAs are read from; `None` for the sandbox CA.
+fn trust_source(trust: &crate::config::GostTrust) -> Option<egisz_verifier::gost::TrustSource> {
+    match trust {
+        crate::config::GostTrust::Accredited { dir, list } => Some(egisz_verifier::gost::TrustSource {
+            dir: dir.clone(),
+            list_file: list.as_ref().map(|l| l.file.clone()),
+            fixed: Vec::new(),
+        }),
+        crate::config::GostTrust::SandboxCa => None,
+    }
+}
+
 /// The GOST verifier of `settings`: the engine loaded, the trusted CAs read.
 pub fn gost_verifier_for(settings: &crate::config::GostSettings) -> anyhow::Result<egisz_verifier::gost::GostVerifier> {
-    use crate::config::{GostTrust, RevocationChoice};
+    use crate::config::RevocationChoice;
     use egisz_verifier::gost::{CrlSettings, GostVerifier, TrustSource};
-    let source = match &settings.trust {
-        GostTrust::Directory(dir) => TrustSource::Directory(dir.clone()),
-        GostTrust::SandboxCa => {
-            let gost = egisz_gost::Gost::load().map_err(|e| anyhow::anyhow!("validation.verifier = \"gost\": {e}"))?;
-            let ca = egisz_gost::test_pki::TestCa::new(gost, egisz_gost::test_pki::SANDBOX_CA_SEED);
-            TrustSource::Fixed(vec![ca.certificate_der()])
+    egisz_gost::Gost::load().map_err(|e| anyhow::anyhow!("validation.verifier = \"gost\": {e}"))?;
+    // The sandbox CA's standing CRL is held locally: it publishes its list nowhere.
+    let (source, local) = match trust_source(&settings.trust) {
+        Some(source) => (source, Vec::new()),
+        None => {
+            (TrustSource::fixed(vec![egisz_sandbox::pki::sandbox_ca_der()]), vec![egisz_sandbox::pki::sandbox_crl()])
         }
     };
     let policy = match settings.revocation {
@@ -670,6 +720,7 @@ pub fn gost_verifier_for(settings: &crate::config::GostSettings) -> anyhow::Resu
         timeout: settings.crl_timeout,
         max_bytes: settings.crl_max_bytes,
         proxy: settings.crl_proxy.clone(),
+        local,
         ..CrlSettings::default()
     };
     GostVerifier::new(source, policy, crl).map_err(|e| anyhow::anyhow!("validation.verifier = \"gost\": {e}"))
@@ -689,18 +740,6 @@ pub fn verifier_for(
     let verification = match choice {
         VerifierChoice::Gost(_) => unreachable!("handled above"),
         VerifierChoice::None => Verification::none(),
-        VerifierChoice::TestPki { ca: None } => {
-            let ca = egisz_semd::test_pki::TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED);
-            Verification::with(Arc::new(ca.verifier()))
-        }
-        VerifierChoice::TestPki { ca: Some(path) } => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading validation.test_pki_ca {}", path.display()))?;
-            let der = pem_or_der(&bytes);
-            let verifier = egisz_semd::test_pki::TestPkiVerifier::from_ca_der(&der)
-                .map_err(|e| anyhow::anyhow!("validation.test_pki_ca {}: not a certificate: {e}", path.display()))?;
-            Verification::with(Arc::new(verifier))
-        }
         VerifierChoice::External { url, timeout } => Verification::with(Arc::new(
             egisz_verifier::HttpVerifier::new(url.clone(), *timeout).context("the signature verifier's HTTP client")?,
         )),
@@ -708,21 +747,50 @@ pub fn verifier_for(
     Ok((verification, None))
 }
 
+/// The first copy of the ministry's list, fetched before the verifier reads its CAs (a
+/// failure is logged; the CAs of `trust_dir` are in force meanwhile, and the upkeep tries
+/// again).
+async fn first_list(list: &crate::config::AccreditedList, proxy: Option<&url::Url>) {
+    let fetcher = match egisz_verifier::gost::ListFetcher::new(list.url.clone(), list.file.clone(), proxy) {
+        Ok(f) => f,
+        Err(e) => return tracing::warn!(error = %e, "the list of accredited CAs: no HTTP client"),
+    };
+    match fetcher.fetch().await {
+        Ok(n) => tracing::info!(certificates = n, "the list of accredited CAs fetched"),
+        Err(e) => tracing::warn!(error = %e, "the list of accredited CAs not fetched; trust_dir's CAs in force"),
+    }
+}
+
 /// Keeps the GOST verifier's CRLs fetched ahead of their `nextUpdate` (checked each
-/// minute) and its trusted CAs read again every `trust_refresh`, until shutdown.
+/// minute), its trusted CAs read again every `trust_refresh`, and the ministry's list
+/// fetched every `list.refresh` (a failed fetch keeps the copy in force), until shutdown.
 async fn gost_upkeep(
     gost: Arc<egisz_verifier::gost::GostVerifier>,
     trust_refresh: Duration,
+    list: Option<(egisz_verifier::gost::ListFetcher, Duration)>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let mut crl_tick = tokio::time::interval(Duration::from_secs(60));
     let mut trust_tick = tokio::time::interval(trust_refresh);
+    let mut list_tick = tokio::time::interval(list.as_ref().map_or(Duration::from_secs(86_400), |(_, every)| *every));
     crl_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     trust_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    list_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     trust_tick.tick().await;
+    list_tick.tick().await;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
+            _ = list_tick.tick(), if list.is_some() => {
+                let Some((fetcher, _)) = &list else { continue };
+                match fetcher.fetch().await {
+                    Ok(n) => match gost.reload_trust() {
+                        Ok(trusted) => tracing::info!(listed = n, trusted, "the list of accredited CAs fetched"),
+                        Err(e) => tracing::warn!(error = %e, "the fetched list not put in force; the CAs in force are kept"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "the list of accredited CAs not fetched; the copy in force is kept"),
+                }
+            }
             _ = crl_tick.tick() => {
                 let fetched = gost.refresh_crls().await;
                 if fetched > 0 {

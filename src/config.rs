@@ -200,9 +200,6 @@ pub struct OpsConfig {
 pub enum VerifierChoice {
     /// Structure and digest checks only.
     None,
-    /// Real verification of the project's own test certificates: the sandbox CA, or the CA
-    /// certificate in `ca` (DER or PEM).
-    TestPki { ca: Option<PathBuf> },
     /// An HTTP verification service (`docs/validation.md`, "The verification service").
     External { url: Url, timeout: Duration },
     /// GOST R 34.10-2012 in the process (`egisz-gost`): the chain to `trust`, revocation by
@@ -213,10 +210,28 @@ pub enum VerifierChoice {
 /// Where the GOST verifier's trusted CAs come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GostTrust {
-    /// Every PEM or DER certificate file in `validation.trust_dir`: the accredited CAs.
-    Directory(PathBuf),
-    /// The sandbox's GOST test CA only (`trust_dir` empty): a sandbox piece.
+    /// The accredited CAs: every PEM or DER certificate file in `validation.trust_dir`,
+    /// and/or the ministry's list of accredited CAs (`validation.tsl_url`).
+    Accredited { dir: Option<PathBuf>, list: Option<AccreditedList> },
+    /// The sandbox's GOST test CA only (neither given): a sandbox piece.
     SandboxCa,
+}
+
+impl GostTrust {
+    /// The CAs in `dir` only.
+    pub fn directory(dir: PathBuf) -> Self {
+        GostTrust::Accredited { dir: Some(dir), list: None }
+    }
+}
+
+/// The ministry's list of accredited CAs, fetched and kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccreditedList {
+    pub url: Url,
+    /// Where the last good copy is kept (read at start; replaced only by a list that reads).
+    pub file: PathBuf,
+    /// How often it is fetched again.
+    pub refresh: Duration,
 }
 
 /// `validation.verifier = "gost"`.
@@ -248,9 +263,6 @@ pub struct ValidationConfig {
     /// The check of every signer against FRMR, per kind.
     pub signers: crate::validation::policy::KindPolicies,
     pub verifier: VerifierChoice,
-    /// The algorithms signatures may use: the test PKI's too only while REMD is the
-    /// sandbox's (with the real REMD they would be refused there: `UNKNOWN_ALGORITHM`).
-    pub algorithms: egisz_semd::Algorithms,
 }
 
 /// Where the dictionaries are refreshed from.
@@ -561,12 +573,8 @@ impl Config {
         {
             problem("remd_listener.tls_cert", e);
         }
-        if let VerifierChoice::TestPki { ca: Some(ca) } = &self.validation.verifier
-            && !ca.is_file()
-        {
-            problem("validation.test_pki_ca", format!("no such file: {}", ca.display()));
-        }
-        if let VerifierChoice::Gost(GostSettings { trust: GostTrust::Directory(dir), .. }) = &self.validation.verifier
+        if let VerifierChoice::Gost(GostSettings { trust: GostTrust::Accredited { dir: Some(dir), .. }, .. }) =
+            &self.validation.verifier
             && !dir.is_dir()
         {
             problem("validation.trust_dir", format!("no such directory: {}", dir.display()));
@@ -617,12 +625,6 @@ impl Config {
                 "nsi.mode",
                 "the NSI emulator, whose dictionaries would be stored as NSI's",
                 "set nsi.mode = \"remote\" (the NSI service) or \"off\"",
-            ),
-            (
-                matches!(self.validation.verifier, VerifierChoice::TestPki { .. }),
-                "validation.verifier",
-                "\"test-pki\", which trusts only the sandbox's test CA",
-                "use \"gost\" with validation.trust_dir (the accredited CAs), \"external\" or \"none\"",
             ),
             (
                 matches!(&self.validation.verifier, VerifierChoice::Gost(g) if g.trust == GostTrust::SandboxCa),
@@ -1047,19 +1049,27 @@ impl Reader<'_> {
                 crate::validation::policy::KindPolicies { default, by_kind }
             },
             verifier: {
-                let kind = self.get("validation", "verifier", "auto, gost, external, none or test-pki", |s: String| {
-                    match s.as_str() {
-                        "auto" | "gost" | "external" | "none" | "test-pki" => Ok(s),
-                        other => Err(format!("expected auto, gost, external, none or test-pki, got {other:?}")),
-                    }
+                let kind = self.get("validation", "verifier", "gost, external or none", |s: String| match s.as_str() {
+                    "gost" | "external" | "none" => Ok(s),
+                    other => Err(format!("expected gost, external or none, got {other:?}")),
                 });
                 let url = self.optional_http_url("validation", "verifier_url");
                 let timeout = self.millis("validation", "verifier_timeout_ms");
-                let ca = self.optional_path("validation", "test_pki_ca");
                 let gost = GostSettings {
-                    trust: match self.optional_path("validation", "trust_dir") {
-                        Some(dir) => GostTrust::Directory(dir),
-                        None => GostTrust::SandboxCa,
+                    trust: {
+                        let dir = self.optional_path("validation", "trust_dir");
+                        let url = self.optional_http_url("validation", "tsl_url");
+                        let file = self.optional_path("validation", "tsl_file");
+                        let refresh = self.duration("validation", "tsl_refresh");
+                        let list = url.map(|url| AccreditedList {
+                            url,
+                            file: file.unwrap_or_else(|| PathBuf::from("data/accredited-cas.xml")),
+                            refresh,
+                        });
+                        match (dir, list) {
+                            (None, None) => GostTrust::SandboxCa,
+                            (dir, list) => GostTrust::Accredited { dir, list },
+                        }
                     },
                     trust_refresh: self.duration("validation", "trust_refresh"),
                     revocation: self.get("validation", "revocation", "warn or block", |s: String| match s.as_str() {
@@ -1081,15 +1091,7 @@ impl Reader<'_> {
                         },
                     ),
                 };
-                // "auto": in the process with GOST whenever REMD is the real one; while REMD is
-                // the sandbox's, the test PKI its example requests sign with.
-                let kind = match (kind.as_str(), remd.mode) {
-                    ("auto", ServiceMode::Remote) => "gost".to_owned(),
-                    ("auto", ServiceMode::Sandbox) => "test-pki".to_owned(),
-                    _ => kind,
-                };
                 match (kind.as_str(), url) {
-                    ("test-pki", _) => VerifierChoice::TestPki { ca },
                     ("gost", _) => VerifierChoice::Gost(gost),
                     ("external", Some(url)) => VerifierChoice::External { url, timeout },
                     ("external", None) => {
@@ -1101,17 +1103,6 @@ impl Reader<'_> {
                         VerifierChoice::None
                     }
                     _ => VerifierChoice::None,
-                }
-            },
-            algorithms: {
-                let choice =
-                    self.get("validation", "test_pki_signatures", "auto, yes or no", |s: String| match s.as_str() {
-                        "auto" | "yes" | "no" => Ok(s),
-                        other => Err(format!("expected auto, yes or no, got {other:?}")),
-                    });
-                match (choice.as_str(), remd.mode) {
-                    ("yes", _) | ("auto", ServiceMode::Sandbox) => egisz_semd::Algorithms::GostAndTestPki,
-                    _ => egisz_semd::Algorithms::Gost,
                 }
             },
         };

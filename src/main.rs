@@ -82,6 +82,10 @@ struct ValidateArgs {
     /// Check every author and the legal authenticator against the configured FRMR too.
     #[arg(long)]
     frmr: bool,
+    /// Verify the signatures in GOST against the CA certificates (PEM or DER) in DIR,
+    /// offline as far as the CRLs allow, instead of the configured verifier.
+    #[arg(long, value_name = "DIR")]
+    trust: Option<PathBuf>,
     /// `text` (Russian, for people) or `json` (for pipelines).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     format: String,
@@ -343,7 +347,6 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
             .map(|(cms, (role, version))| Some(PersonalInput { role, role_version: version, cms }))
             .collect(),
         org_signature: org_signature.as_deref().map(Some),
-        algorithms: config.validation.algorithms,
     };
     let now = chrono::Utc::now().with_timezone(&config.region.utc_offset);
     let checked = validation::check_document(&input, mappings.dictionaries(), now, config.region.utc_offset);
@@ -359,8 +362,28 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return usage(format!("не удалось запустить среду выполнения: {e}")),
     };
+    let mut certificates = Vec::new();
     if let Some(prepared) = &checked.prepared {
-        let verification = match app::verification_for(&config.validation.verifier) {
+        certificates = prepared
+            .signatures
+            .iter()
+            .map(|(path, s)| report::certificate_of(path, s, prepared.parts.creation_date_time))
+            .collect();
+        let choice = match &args.trust {
+            None => config.validation.verifier.clone(),
+            Some(dir) => {
+                let mut settings = match &config.validation.verifier {
+                    egisz_gateway::config::VerifierChoice::Gost(g) => g.clone(),
+                    _ => match Config::load(None, &[]).map(|c| c.validation.verifier) {
+                        Ok(egisz_gateway::config::VerifierChoice::Gost(g)) => g,
+                        _ => return usage("встроенные настройки проверки ГОСТ не читаются".into()),
+                    },
+                };
+                settings.trust = egisz_gateway::config::GostTrust::directory(dir.clone());
+                egisz_gateway::config::VerifierChoice::Gost(settings)
+            }
+        };
+        let verification = match app::verification_for(&choice) {
             Ok(v) => v,
             Err(e) => return usage(format!("{e:#}")),
         };
@@ -368,7 +391,13 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
         if let Some(answer) =
             runtime.block_on(verification.check(&prepared.signatures, &content, prepared.parts.creation_date_time))
         {
-            checks.push("значение подписи и цепочка сертификатов (validation.verifier)".into());
+            checks.push(match &args.trust {
+                Some(dir) => format!(
+                    "значение подписи, цепочка до УЦ из {} и отзыв сертификатов (ГОСТ Р 34.10-2012)",
+                    dir.display()
+                ),
+                None => "значение подписи и цепочка сертификатов (validation.verifier)".into(),
+            });
             policy::apply(policy::Policy::Block, answer, &mut sorted);
         }
         if args.frmr {
@@ -404,6 +433,7 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
         errors,
         warnings,
         checks,
+        certificates,
     };
     print!("{}", if args.format == "json" { report::json(&r) + "\n" } else { report::text(&r) });
     if r.valid { ExitCode::SUCCESS } else { ExitCode::from(1) }
@@ -560,7 +590,19 @@ fn print_config(c: &Config) {
                 egisz_gateway::config::VerifierChoice::Gost(g) => format!(
                     "gost (trusts {}; CRL missing: {}; CRL fetch {} ms, at most {} bytes{})",
                     match &g.trust {
-                        egisz_gateway::config::GostTrust::Directory(d) => format!("the CAs in {}", d.display()),
+                        egisz_gateway::config::GostTrust::Accredited { dir, list } => {
+                            let mut from: Vec<String> =
+                                dir.iter().map(|d| format!("the CAs in {}", d.display())).collect();
+                            from.extend(list.iter().map(|l| {
+                                format!(
+                                    "the accredited CAs listed at {} (kept in {}, fetched every {})",
+                                    redact_url(l.url.as_str()),
+                                    l.file.display(),
+                                    humantime::format_duration(l.refresh)
+                                )
+                            }));
+                            from.join(" and ")
+                        }
                         egisz_gateway::config::GostTrust::SandboxCa => "the sandbox GOST test CA".into(),
                     },
                     match g.revocation {
@@ -570,10 +612,6 @@ fn print_config(c: &Config) {
                     g.crl_timeout.as_millis(),
                     g.crl_max_bytes,
                     g.crl_proxy.as_ref().map(|p| format!(", through {}", redact_url(p.as_str()))).unwrap_or_default()
-                ),
-                egisz_gateway::config::VerifierChoice::TestPki { ca } => format!(
-                    "test-pki (trusts {})",
-                    ca.as_ref().map_or_else(|| "the sandbox test CA".into(), |p| p.display().to_string())
                 ),
                 egisz_gateway::config::VerifierChoice::External { url, timeout } => {
                     format!("external {} (timeout {} ms)", redact_url(url.as_str()), timeout.as_millis())

@@ -18,8 +18,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use common::binary::free_port;
 use common::{AUTHOR_SNILS, Db, MO_2917, TestDb, author_signer, sample_as, submission_body, success_call};
 use egisz_contract::remd::DocumentFileRequest;
+use egisz_gost::test_pki::TestSigner;
 use egisz_remd::SoapVersion;
-use egisz_semd::test_pki::TestSigner;
 use serde_json::{Value, json};
 
 on_both_backends!(the_bad_input_corpus_changes_nothing_and_keeps_the_gateway_healthy);
@@ -223,8 +223,7 @@ fn corpus(sent: &str, uid: &str, emdr_id: &str) -> Vec<Case> {
         Case::json(
             "CMS with a flipped byte in its messageDigest",
             with("signatures", json!([{"role": "1", "role_version": "2.4", "data": B64.encode({
-                use sha2::Digest;
-                let digest = sha2::Sha256::digest(sample.as_bytes());
+                let digest = egisz_semd::digest(&egisz_semd::DigestAlgorithm::Streebog256, sample.as_bytes()).unwrap();
                 let mut c = cms.clone();
                 let at = c.windows(digest.len()).position(|w| w == digest.as_slice()).expect("the digest is in the CMS");
                 c[at] ^= 0x55;

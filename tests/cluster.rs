@@ -126,7 +126,6 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
         // FRMR's employment check is not what this test is about; REMD still checks it.
         ("EGISZ__VALIDATION__SIGNERS", "off".into()),
         ("EGISZ__VALIDATION__VERIFIER", "none".into()),
-        ("EGISZ__VALIDATION__TEST_PKI_SIGNATURES", "yes".into()),
         ("EGISZ__NSI__MODE", "off".into()),
         ("EGISZ__RELAY__CONCURRENCY", "8".into()),
         ("EGISZ__RELAY__LEASE_FOR", format!("{}s", LEASE.as_secs())),

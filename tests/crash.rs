@@ -128,11 +128,10 @@ async fn every_acknowledged_document_survives_twenty_kills(db: Db) {
         ("EGISZ__API__LISTEN", format!("127.0.0.1:{api_port}")),
         ("EGISZ__REMD_LISTENER__LISTEN", format!("127.0.0.1:{listener_port}")),
         ("EGISZ__REMD__MODE", "remote".into()),
-        // Remote REMD refuses the test-PKI verifier (check-config); the signatures' structure
+        // A remote REMD refuses the sandbox-CA verifier (check-config); the signatures' structure
         // and digests are still checked.
         ("EGISZ__VALIDATION__VERIFIER", "none".into()),
         ("EGISZ__NSI__MODE", "off".into()),
-        ("EGISZ__VALIDATION__TEST_PKI_SIGNATURES", "yes".into()),
         ("EGISZ__REMD__ENDPOINT", remd.endpoint()),
         ("EGISZ__REMD__CLIENT_ENTITY_ID", remd.client_entity_id().to_owned()),
         ("EGISZ__REMD__TIMEOUT_MS", "1000".into()),

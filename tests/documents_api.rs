@@ -6,11 +6,9 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use chrono::{TimeZone, Utc};
 use common::{AUTHOR_SNILS, DISMISSED_SNILS, Db, MO_2917, TestEnv};
-use egisz_contract::Snils;
 use egisz_gateway::auth::Role;
-use egisz_semd::test_pki::{TestCa, TestSigner};
+use egisz_gost::test_pki::TestSigner;
 use serde_json::{Value, json};
 
 on_both_backends!(
@@ -24,13 +22,7 @@ on_both_backends!(
 const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
 
 fn doctor(snils: &str) -> TestSigner {
-    let ca = TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED);
-    ca.issue_doctor(
-        &format!("doctor-{snils}"),
-        &Snils::parse(snils).unwrap(),
-        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
-    )
+    common::signer_for(snils)
 }
 
 /// A request body for `document` signed by the author.

@@ -16,7 +16,8 @@ use egisz_contract::{Oid, Snils};
 use egisz_gateway::auth::Role;
 use egisz_gateway::config::VerifierChoice;
 use egisz_gateway::validation::policy::{KindPolicies, Policy};
-use egisz_semd::test_pki::{SANDBOX_CA_SEED, TestCa, TestSigner, sign_detached_by};
+use egisz_gost::test_pki::{TestCa, TestSigner};
+use egisz_semd::test_pki as ecdsa;
 use serde_json::{Value, json};
 
 on_both_backends!(the_corpus_is_refused_at_intake_and_the_sample_registers, signers_under_each_policy);
@@ -29,12 +30,18 @@ fn utc(y: i32, m: u32, d: u32) -> chrono::DateTime<chrono::Utc> {
     chrono::Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()
 }
 
-fn ca() -> TestCa {
-    TestCa::new(SANDBOX_CA_SEED)
+fn doctor_valid(snils: &str, from: chrono::DateTime<chrono::Utc>, till: chrono::DateTime<chrono::Utc>) -> TestSigner {
+    sandbox_ca().issue_doctor(&format!("corpus-{snils}-{from}-{till}"), snils, from.timestamp(), till.timestamp())
 }
 
-fn doctor_valid(snils: &str, from: chrono::DateTime<chrono::Utc>, till: chrono::DateTime<chrono::Utc>) -> TestSigner {
-    ca().issue_doctor(&format!("corpus-{snils}-{from}-{till}"), &Snils::parse(snils).unwrap(), from, till)
+/// An ECDSA signer (REMD takes GOST only): to make what must be refused.
+fn ecdsa_signer(snils: &str) -> ecdsa::TestSigner {
+    ecdsa::TestCa::new("refused algorithms").issue_doctor(
+        snils,
+        &Snils::parse(snils).unwrap(),
+        utc(2020, 1, 1),
+        utc(2030, 1, 1),
+    )
 }
 
 /// One variant of the sample and what intake must say about it.
@@ -275,7 +282,10 @@ fn corpus(uid: &str) -> Vec<Variant> {
         .signed_by(&doctor_valid(AUTHOR_SNILS, utc(2024, 1, 1), utc(2030, 1, 1)))
         .checked_by_emulator(),
         variant("two signers in one container", sample.clone(), "MULTIPLE_SIGNERS", signature_path, "MULTIPLE_SIGNERS")
-            .signed_with(sign_detached_by(&[&author_signer(), &signer_for(DISMISSED_SNILS)], sample.as_bytes()))
+            .signed_with(ecdsa::sign_detached_by(
+                &[&ecdsa_signer(AUTHOR_SNILS), &ecdsa_signer(DISMISSED_SNILS)],
+                sample.as_bytes(),
+            ))
             .checked_by_emulator(),
         variant(
             "a certificate of another CA",
@@ -284,11 +294,11 @@ fn corpus(uid: &str) -> Vec<Variant> {
             certificate_path,
             "CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT",
         )
-        .signed_by(&TestCa::new("a stranger's CA").issue_doctor(
+        .signed_by(&TestCa::new(gost(), "a stranger's CA").issue_doctor(
             "stranger",
-            &Snils::parse(AUTHOR_SNILS).unwrap(),
-            utc(2020, 1, 1),
-            utc(2030, 1, 1),
+            AUTHOR_SNILS,
+            VALID_FROM,
+            VALID_TILL,
         ))
         .checked_by_emulator(),
         variant(
@@ -367,11 +377,12 @@ fn corpus(uid: &str) -> Vec<Variant> {
         .signed_with(cms)
         .checked_by_emulator(),
     );
-    // SHA-256 (…2.1) made SHA-224 (…2.4) in the SignerInfo's digestAlgorithm.
+    // Streebog-256 (1.2.643.7.1.1.2.2) made an unknown …2.9 in the SignerInfo's digestAlgorithm
+    // (the last place the OID is written: the signed attributes hold none).
     let mut cms = author_signer().sign_detached(sample.as_bytes());
-    let sha256 = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
-    let at = cms.windows(sha256.len()).rposition(|w| w == sha256).unwrap();
-    cms[at + sha256.len() - 1] = 0x04;
+    let streebog = [0x06, 0x08, 0x2A, 0x85, 0x03, 0x07, 0x01, 0x01, 0x02, 0x02];
+    let at = cms.windows(streebog.len()).rposition(|w| w == streebog).unwrap();
+    cms[at + streebog.len() - 1] = 0x09;
     out.push(
         variant(
             "a digest algorithm REMD does not take",
@@ -435,12 +446,9 @@ async fn the_corpus_is_refused_at_intake_and_the_sample_registers(db: Db) {
     let list: Value = env.get(&key, "/api/v1/documents").await.json().await.unwrap();
     assert_eq!(list["items"], json!([]), "nothing refused is stored");
 
-    // The sample itself, signed with a GOST digest in a BER container, passes and registers.
+    // The sample itself, signed in a BER container, passes and registers.
     let sample = sample_as("corpus-sample");
-    let cms = author_signer().sign_detached_with(
-        sample.as_bytes(),
-        &egisz_semd::test_pki::SignOptions { digest: egisz_semd::signature::DigestAlgorithm::Streebog256, ber: true },
-    );
+    let cms = egisz_semd::ber::with_indefinite_lengths(&author_signer().sign_detached(sample.as_bytes()));
     let body = json!({"kind": 40, "organization": MO_2917, "document": B64.encode(sample.as_bytes()),
         "signatures": [{"role": "1", "role_version": "2.4", "data": B64.encode(&cms)}]});
     let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(&key).json(&body).send().await.unwrap();
@@ -455,13 +463,14 @@ async fn the_corpus_is_refused_at_intake_and_the_sample_registers(db: Db) {
 #[test]
 fn the_emulator_refuses_each_variant_with_the_same_code() {
     let roster = egisz_sandbox::Roster::builtin();
+    let trust = egisz_sandbox::remd::verifier_trusting(&[egisz_sandbox::pki::sandbox_ca_der()]).unwrap();
     let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00+07:00").unwrap();
     let sample = sample_as("emulator-sample");
     let clean = Variant { emulator: true, ..variant("the sample", sample, "", "", "") };
-    assert_eq!(egisz_sandbox::remd::judge(&clean.request(), clean.document.as_bytes(), &roster, now), vec![]);
+    assert_eq!(egisz_sandbox::remd::judge(&clean.request(), clean.document.as_bytes(), &roster, &trust, now), vec![]);
     let mut compared = 0;
     for v in corpus("emulator").into_iter().filter(|v| v.emulator) {
-        let codes: Vec<String> = egisz_sandbox::remd::judge(&v.request(), v.document.as_bytes(), &roster, now)
+        let codes: Vec<String> = egisz_sandbox::remd::judge(&v.request(), v.document.as_bytes(), &roster, &trust, now)
             .into_iter()
             .map(|m| m.code)
             .collect();
@@ -557,7 +566,7 @@ async fn signers_under_each_policy(db: Db) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_external_verifier_decides_and_its_absence_only_warns() {
-    let verifier = egisz_sandbox::VerifierSandbox::start(0, &ca().certificate_der()).await.unwrap();
+    let verifier = egisz_sandbox::VerifierSandbox::start(0, &sandbox_ca().certificate_der()).await.unwrap();
     let url = url::Url::parse(&verifier.url()).unwrap();
     let env = TestEnv::start_with(Db::Sqlite, |c, _| {
         c.validation.verifier = VerifierChoice::External { url, timeout: Duration::from_secs(3) }
@@ -578,12 +587,7 @@ async fn the_external_verifier_decides_and_its_absence_only_warns() {
     assert_eq!(accepted["warnings"], json!([]));
     assert_eq!(verifier.stats().valid, 1);
 
-    let stranger = TestCa::new("a stranger's CA").issue_doctor(
-        "s",
-        &Snils::parse(AUTHOR_SNILS).unwrap(),
-        utc(2020, 1, 1),
-        utc(2030, 1, 1),
-    );
+    let stranger = TestCa::new(gost(), "a stranger's CA").issue_doctor("s", AUTHOR_SNILS, VALID_FROM, VALID_TILL);
     let (status, problem) = post("v-stranger", &stranger).await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["errors"][0]["rule"], "CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT", "{problem}");

@@ -10,13 +10,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use chrono::{TimeZone, Utc};
 use common::{ARRIVAL_JITTER, AUTHOR_SNILS, Db, MO_2917, TestEnv};
-use egisz_contract::Snils;
 use egisz_gateway::auth::Role;
 use egisz_gateway::config::Config;
+use egisz_gost::test_pki::TestSigner;
 use egisz_sandbox::RemdFaults;
-use egisz_semd::test_pki::{TestCa, TestSigner};
 use serde_json::{Value, json};
 
 on_both_backends!(two_hundred_documents_through_every_fault_end_registered_once);
@@ -26,12 +24,7 @@ const RATE: u32 = 40;
 const BURST: u32 = 5;
 
 fn doctor() -> TestSigner {
-    TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED).issue_doctor(
-        "author",
-        &Snils::parse(AUTHOR_SNILS).unwrap(),
-        Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
-    )
+    common::signer_for(AUTHOR_SNILS)
 }
 
 /// Quick retries and deadlines, so that a test of minutes' worth of faults takes seconds.

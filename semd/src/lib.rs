@@ -21,8 +21,8 @@
 //!   the signer's SNILS or OGRN, certificate validity, the algorithms, the digest
 //!   (Streebog-256/512, SHA-256) — checked against the document and its people; the
 //!   [`SignatureVerifier`] trait for what needs real cryptography;
-//! - `test_pki` (feature `test-pki`): a throw-away CA, certificates, signatures and the
-//!   verifier for them, for tests and the sandbox.
+//! - `test_pki` (feature `test-pki`): ECDSA signatures REMD refuses, to test that they are
+//!   refused (real test signatures are GOST, from `egisz-gost`).
 //!
 //! ## What it must not do
 //!
@@ -56,8 +56,8 @@ pub use derive::{RequestParts, SignerParts, register_request_parts};
 pub use dictionaries::{Dictionaries, Entry, check_dictionaries};
 pub use header::CdaHeader;
 pub use signature::{
-    Algorithms, DigestAlgorithm, DigestStatus, DocumentDigests, KeyUsage, ParsedSignature, SignatureVerifier,
-    SignerCertificate, SignerMatch, check_org_signature, check_org_signature_with, check_personal_signatures,
-    check_signature, check_signature_with, digest, digest_status, match_signer, parse_signature,
+    DigestAlgorithm, DigestStatus, DocumentDigests, KeyUsage, ParsedSignature, SignatureVerifier, SignerCertificate,
+    SignerMatch, check_org_signature, check_org_signature_with, check_personal_signatures, check_signature,
+    check_signature_with, digest, digest_status, match_signer, parse_signature,
 };
 pub use violation::{Violation, rules};

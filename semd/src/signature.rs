@@ -3,14 +3,13 @@
 //!
 //! What is checked here: the container's shape (SignedData, detached, one signer, the
 //! signer's certificate embedded, signed attributes with a messageDigest), the digest and
-//! signature algorithms (GOST R 34.11-2012 256/512 and SHA-256; GOST R 34.10-2012 and the
-//! test PKI's ECDSA), the signed digest against the document bytes (`INCONSISTENT_DIGESTS`
+//! signature algorithms (GOST R 34.11-2012 256/512 and GOST R 34.10-2012 only, as REMD),
+//! the signed digest against the document bytes (`INCONSISTENT_DIGESTS`
 //! when they differ), the certificate's validity at the creation time, that a personal
 //! certificate's SNILS is an author's or the legal authenticator's, and that an
 //! organisation's certificate carries an OGRN. What is not: the signature value and the
-//! certificate chain — that is the [`SignatureVerifier`]'s job (a certified GOST provider
-//! in production, reached over HTTP outside this crate; `test_pki::TestPkiVerifier`
-//! (feature `test-pki`) for tests and the sandbox).
+//! certificate chain and revocation — that is the [`SignatureVerifier`]'s job (the GOST
+//! backend in the process, or a certified provider over HTTP; both outside this crate).
 //!
 //! Containers may be DER or BER (indefinite lengths, as streaming signers write them):
 //! BER is rewritten to DER first ([`crate::ber`]).
@@ -45,14 +44,12 @@ pub const OID_STREEBOG_512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2
 /// (256, 512) and the signature-with-digest algorithms (256, 512).
 pub const GOST_SIGNATURE_ALGORITHMS: [&str; 4] =
     ["1.2.643.7.1.1.1.1", "1.2.643.7.1.1.1.2", "1.2.643.7.1.1.3.2", "1.2.643.7.1.1.3.3"];
-/// ECDSA as the test PKI writes it: `id-ecPublicKey` (the digest is the SignerInfo's) and
-/// `ecdsa-with-SHA256`. REMD takes GOST only; these exist for tests and the sandbox, and a
-/// production verifier refuses them.
-pub const TEST_SIGNATURE_ALGORITHMS: [&str; 2] = ["1.2.840.10045.2.1", "1.2.840.10045.4.3.2"];
 const OID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const OID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 /// X.509 extension: subject key identifier.
 const OID_SUBJECT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+/// X.520 common name.
+const OID_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 /// X.509 extension: key usage.
 const OID_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 /// CMS signed attribute: signing time.
@@ -111,6 +108,8 @@ pub struct SignerCertificate {
     /// The key usage extension's bits (bit 0 digitalSignature, 1 nonRepudiation, …), or
     /// `None` when the certificate has none.
     pub key_usage: Option<KeyUsage>,
+    /// The issuer's common name: the CA.
+    pub issuer: Option<String>,
     der: Vec<u8>,
 }
 
@@ -143,6 +142,7 @@ impl fmt::Debug for SignerCertificate {
             .field("not_after", &self.not_after)
             .field("serial_number", &self.serial_number)
             .field("key_usage", &self.key_usage)
+            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }
@@ -327,14 +327,12 @@ fn identifies(sid: &SignerIdentifier, cert: &Certificate) -> bool {
 
 fn signer_certificate(cert: &Certificate) -> Result<SignerCertificate, Vec<Violation>> {
     let tbs = &cert.tbs_certificate;
-    let subject_string = |oid: ObjectIdentifier| -> Option<String> {
-        tbs.subject.0.iter().flat_map(|rdn| rdn.0.iter()).filter(|atv| atv.oid == oid).find_map(|atv| {
-            match atv.value.tag() {
-                Tag::NumericString | Tag::PrintableString | Tag::Utf8String | Tag::Ia5String => {
-                    std::str::from_utf8(atv.value.value()).ok().map(|s| s.trim().to_owned())
-                }
-                _ => None,
+    let name_string = |name: &x509_cert::name::Name, oid: ObjectIdentifier| -> Option<String> {
+        name.0.iter().flat_map(|rdn| rdn.0.iter()).filter(|atv| atv.oid == oid).find_map(|atv| match atv.value.tag() {
+            Tag::NumericString | Tag::PrintableString | Tag::Utf8String | Tag::Ia5String => {
+                std::str::from_utf8(atv.value.value()).ok().map(|s| s.trim().to_owned())
             }
+            _ => None,
         })
     };
     let time = |t: x509_cert::time::Time, field: &str| {
@@ -345,8 +343,9 @@ fn signer_certificate(cert: &Certificate) -> Result<SignerCertificate, Vec<Viola
             .ok_or_else(|| decoding(&format!("{CERTIFICATE}/tbsCertificate/validity/{field}"), "дата вне диапазона"))
     };
     Ok(SignerCertificate {
-        snils: subject_string(OID_SNILS).and_then(|s| Snils::parse(&s).ok()),
-        ogrn: subject_string(OID_OGRN),
+        snils: name_string(&tbs.subject, OID_SNILS).and_then(|s| Snils::parse(&s).ok()),
+        ogrn: name_string(&tbs.subject, OID_OGRN),
+        issuer: name_string(&tbs.issuer, OID_COMMON_NAME),
         not_before: time(tbs.validity.not_before, "notBefore")?,
         not_after: time(tbs.validity.not_after, "notAfter")?,
         serial_number: tbs.serial_number.as_bytes().iter().map(|b| format!("{b:02X}")).collect(),
@@ -453,32 +452,22 @@ impl<'a> DocumentDigests<'a> {
     }
 }
 
-/// Which algorithms a signature may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithms {
-    /// What REMD takes: GOST R 34.10-2012 signatures with GOST R 34.11-2012 digests.
-    Gost,
-    /// Those, and the test PKI's ECDSA with SHA-256 or Streebog (the sandbox).
-    GostAndTestPki,
-}
-
 /// Checks a parsed signature against the document bytes and the document's creation time
-/// (`effectiveTime`): the algorithms (the test PKI's accepted), the digest and the
-/// certificate's validity. Every violation found.
+/// (`effectiveTime`): the algorithms (GOST R 34.10/34.11-2012 only, as REMD), the digest,
+/// the key usage and the certificate's validity at the creation time and at `signingTime`.
+/// Every violation found.
 pub fn check_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
-    check_signature_with(cms, &mut DocumentDigests::new(document), created, Algorithms::GostAndTestPki)
+    check_signature_with(cms, &mut DocumentDigests::new(document), created)
 }
 
-/// [`check_signature`] with the document's digests shared among its signatures, and the
-/// algorithms allowed.
+/// [`check_signature`] with the document's digests shared among its signatures.
 pub fn check_signature_with(
     cms: &ParsedSignature,
     digests: &mut DocumentDigests<'_>,
     created: DateTime<FixedOffset>,
-    algorithms: Algorithms,
 ) -> Vec<Violation> {
     let mut out = Vec::new();
-    if algorithms == Algorithms::Gost && cms.digest_algorithm == DigestAlgorithm::Sha256 {
+    if cms.digest_algorithm == DigestAlgorithm::Sha256 {
         out.push(Violation::new(
             rules::UNKNOWN_ALGORITHM,
             format!("{SIGNER_INFO}/digestAlgorithm"),
@@ -499,8 +488,7 @@ pub fn check_signature_with(
         )),
     }
     let algorithm = cms.signature_algorithm.as_str();
-    let test_ok = algorithms == Algorithms::GostAndTestPki && TEST_SIGNATURE_ALGORITHMS.contains(&algorithm);
-    if !GOST_SIGNATURE_ALGORITHMS.contains(&algorithm) && !test_ok {
+    if !GOST_SIGNATURE_ALGORITHMS.contains(&algorithm) {
         out.push(Violation::new(
             rules::UNKNOWN_ALGORITHM,
             format!("{SIGNER_INFO}/signatureAlgorithm"),
@@ -558,7 +546,7 @@ pub fn check_signature_with(
 /// The organisation's signature: what [`check_signature`] checks, and a certificate with
 /// the organisation's OGRN (`1.2.643.100.1`, 13 digits), not a person's.
 pub fn check_org_signature(cms: &ParsedSignature, document: &[u8], created: DateTime<FixedOffset>) -> Vec<Violation> {
-    check_org_signature_with(cms, &mut DocumentDigests::new(document), created, Algorithms::GostAndTestPki)
+    check_org_signature_with(cms, &mut DocumentDigests::new(document), created)
 }
 
 /// [`check_org_signature`] with the document's digests shared among its signatures.
@@ -566,9 +554,8 @@ pub fn check_org_signature_with(
     cms: &ParsedSignature,
     digests: &mut DocumentDigests<'_>,
     created: DateTime<FixedOffset>,
-    algorithms: Algorithms,
 ) -> Vec<Violation> {
-    let mut out = check_signature_with(cms, digests, created, algorithms);
+    let mut out = check_signature_with(cms, digests, created);
     let ogrn_ok =
         cms.certificate.ogrn.as_deref().is_some_and(|o| o.len() == 13 && o.bytes().all(|b| b.is_ascii_digit()));
     if !ogrn_ok {
@@ -664,8 +651,8 @@ pub fn check_personal_signatures(header: &CdaHeader, signatures: &[ParsedSignatu
 ///
 /// `Ok(violations)`: the verifier reached a verdict (empty when the signature is valid).
 /// `Err(failure)`: it could not (the verification service is down, say); try again later.
-/// The gateway implements it over HTTP for a certified GOST provider; tests and the sandbox
-/// use `test_pki::TestPkiVerifier` (feature `test-pki`).
+/// The gateway implements it in the process with the GOST backend (`egisz-verifier`'s
+/// `GostVerifier`) and over HTTP for a certified provider (`HttpVerifier`).
 #[async_trait::async_trait]
 pub trait SignatureVerifier: Send + Sync {
     async fn verify(

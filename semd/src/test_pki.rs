@@ -1,15 +1,13 @@
-//! A throw-away PKI for tests and the sandbox (feature `test-pki`): a CA, doctor and
-//! organisation certificates shaped like Russian qualified certificates (SNILS
-//! `1.2.643.100.3` / OGRN `1.2.643.100.1` as NumericString subject attributes), detached
-//! CMS signatures, and a [`SignatureVerifier`] for them.
+//! Signatures REMD refuses, to test that they are refused (feature `test-pki`): ECDSA P-256
+//! certificates shaped like Russian qualified ones (SNILS `1.2.643.100.3` / OGRN
+//! `1.2.643.100.1` as NumericString subject attributes) and detached CMS signatures with
+//! SHA-256 or Streebog digests, one signer or several in one container.
 //!
-//! ECDSA P-256 instead of GOST R 34.10-2012 (no maintained Rust crate signs GOST; REMD
-//! accepts none of this), with any digest the gateway checks: SHA-256 or GOST R 34.11-2012
-//! Streebog-256/512 ([`SignOptions`]; with Streebog the signature algorithm is written as
-//! `id-ecPublicKey` and ECDSA signs the Streebog digest of the signed attributes), as DER or
-//! as BER with indefinite lengths, the way streaming signers write it. Keys come from a seed
-//! string (the same seed, the same key) and ECDSA signatures are deterministic (RFC 6979),
-//! so fixtures are reproducible. Nothing secret exists outside a test's memory.
+//! Real test signatures are GOST, made by `egisz-gost`'s test PKI. These stay because the
+//! GOST one cannot make what must be refused: a non-GOST algorithm (`UNKNOWN_ALGORITHM`)
+//! and several SignerInfos in one container (`MULTIPLE_SIGNERS`; OpenSSL's `CMS_add1_signer`
+//! is not bound by the `openssl` crate). Keys come from a seed string and ECDSA signatures
+//! are deterministic (RFC 6979), so fixtures are reproducible.
 //!
 //! Panics only if the RustCrypto encoders reject what this module builds — a bug here, not a
 //! condition of the caller's data.
@@ -21,10 +19,10 @@ use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
 use der::asn1::{ObjectIdentifier, SetOfVec};
-use der::{Any, Decode, Encode, Tag};
-use egisz_contract::{Failure, Snils};
-use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use p256::ecdsa::signature::{Keypair, Verifier};
+use der::{Any, Encode, Tag};
+use egisz_contract::Snils;
+use p256::ecdsa::signature::Keypair;
+use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -35,16 +33,11 @@ use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
-use crate::signature::{
-    DigestAlgorithm, OID_OGRN, OID_SHA256, OID_SNILS, OID_STREEBOG_256, OID_STREEBOG_512, ParsedSignature,
-    SignatureVerifier,
-};
-use crate::violation::{Violation, rules};
+use crate::signature::{DigestAlgorithm, OID_OGRN, OID_SHA256, OID_SNILS, OID_STREEBOG_256, OID_STREEBOG_512};
 
 const OID_CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 const OID_C: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
 const OID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
-const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
 /// How a test signature is made.
@@ -134,9 +127,7 @@ fn validity(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> Validity {
     Validity { not_before: x509_time(not_before), not_after: x509_time(not_after) }
 }
 
-/// The seed of the sandbox's test CA: what `validation.verifier = "test-pki"` trusts by
-/// default, and what the sandbox's example requests and the tests sign with. Public on
-/// purpose — nothing signed by it is worth anything.
+/// A seed for the ECDSA CA, public on purpose — nothing signed by it is worth anything.
 pub const SANDBOX_CA_SEED: &str = "egisz-sandbox-ca";
 
 /// The test certificate authority.
@@ -168,11 +159,6 @@ impl TestCa {
 
     pub fn certificate_der(&self) -> Vec<u8> {
         self.certificate.to_der().expect("an encodable certificate")
-    }
-
-    /// The verifier that trusts this CA.
-    pub fn verifier(&self) -> TestPkiVerifier {
-        TestPkiVerifier { ca: self.certificate.clone(), issued: Default::default() }
     }
 
     fn issue(&self, seed: &str, subject: Name, not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> TestSigner {
@@ -303,109 +289,4 @@ pub fn sign_detached_by(signers: &[&TestSigner], content: &[u8]) -> Vec<u8> {
         builder.add_signer_info::<SigningKey, DerSignature>(info).expect("a signature");
     }
     builder.build().expect("a SignedData").to_der().expect("an encodable ContentInfo")
-}
-
-/// Verifies signatures of the test PKI: the certificate is issued by the trusted test CA,
-/// and the ECDSA P-256/SHA-256 signature value over the signed attributes is correct.
-/// Never fails to reach a verdict.
-#[derive(Clone)]
-pub struct TestPkiVerifier {
-    ca: Certificate,
-    /// SHA-256 of certificates already found issued by the CA: their chain is not verified
-    /// again (a verifier caches built chains; a doctor signs many documents).
-    issued: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<[u8; 32]>>>,
-}
-
-/// Most certificates remembered as issued; past it the memory starts over.
-const ISSUED_MEMO: usize = 10_000;
-
-impl TestPkiVerifier {
-    /// A verifier trusting the CA certificate `ca_der` (DER).
-    pub fn from_ca_der(ca_der: &[u8]) -> Result<Self, der::Error> {
-        Ok(Self { ca: Certificate::from_der(ca_der)?, issued: Default::default() })
-    }
-
-    /// The verdict on `signature`, at once (the [`SignatureVerifier`] impl returns it).
-    pub fn verdict_of(&self, signature: &ParsedSignature) -> Vec<Violation> {
-        const CERT: &str = "/ContentInfo/SignedData/certificates/Certificate";
-        const SIGNER: &str = "/ContentInfo/SignedData/signerInfos/SignerInfo";
-        let chain = |why: &str| {
-            vec![Violation::new(
-                rules::CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT,
-                CERT,
-                format!("сертификат не выдан доверенным (тестовым) УЦ: {why}"),
-            )]
-        };
-        let Ok(cert) = Certificate::from_der(signature.certificate.der()) else {
-            return chain("сертификат не разбирается");
-        };
-        if cert.tbs_certificate.issuer != self.ca.tbs_certificate.subject {
-            return chain("другой издатель");
-        }
-        let fingerprint: [u8; 32] = Sha256::digest(signature.certificate.der()).into();
-        let known = self.issued.lock().unwrap_or_else(|p| p.into_inner()).contains(&fingerprint);
-        let issued = known.then_some(()).or_else(|| {
-            let ca_key = VerifyingKey::from_sec1_bytes(
-                self.ca.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes(),
-            )
-            .ok()?;
-            let tbs = cert.tbs_certificate.to_der().ok()?;
-            let sig = Signature::from_der(cert.signature.raw_bytes()).ok()?;
-            ca_key.verify(&tbs, &sig).ok()
-        });
-        if issued.is_none() {
-            return chain("подпись УЦ на сертификате неверна");
-        }
-        if !known {
-            let mut memo = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-            if memo.len() >= ISSUED_MEMO {
-                memo.clear();
-            }
-            memo.insert(fingerprint);
-        }
-        let prehashed = if signature.signature_algorithm == OID_ECDSA_SHA256.to_string() {
-            false
-        } else if signature.signature_algorithm == OID_EC_PUBLIC_KEY.to_string() {
-            true
-        } else {
-            return vec![Violation::new(
-                rules::UNKNOWN_ALGORITHM,
-                format!("{SIGNER}/signatureAlgorithm"),
-                format!("тестовый проверяющий знает только ECDSA P-256, а не {}", signature.signature_algorithm),
-            )];
-        };
-        let valid = (|| {
-            let key = VerifyingKey::from_sec1_bytes(
-                cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes(),
-            )
-            .ok()?;
-            let sig = Signature::from_der(signature.signature_value()).ok()?;
-            if prehashed {
-                let prehash = crate::signature::digest(&signature.digest_algorithm, signature.signed_attributes())?;
-                key.verify_prehash(&prehash, &sig).ok()
-            } else {
-                key.verify(signature.signed_attributes(), &sig).ok()
-            }
-        })();
-        match valid {
-            Some(()) => Vec::new(),
-            None => vec![Violation::new(
-                rules::SIGNATURE_VERIFICATION_ERROR,
-                format!("{SIGNER}/signature"),
-                "значение подписи неверно",
-            )],
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl SignatureVerifier for TestPkiVerifier {
-    async fn verify(
-        &self,
-        signature: &ParsedSignature,
-        _document: &[u8],
-        _created: chrono::DateTime<chrono::FixedOffset>,
-    ) -> Result<Vec<Violation>, Failure> {
-        Ok(self.verdict_of(signature))
-    }
 }

@@ -287,7 +287,6 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Rea
             })
             .collect(),
         org_signature: org_decoded.as_ref().map(|d| d.as_deref()),
-        algorithms: state.validation.algorithms,
     };
     let now = Utc::now().with_timezone(&state.settings.utc_offset);
     let checked = validation::check_document(&input, &state.dictionaries.current(), now, state.settings.utc_offset);

@@ -47,8 +47,6 @@ pub struct DocumentInput<'a> {
     pub signatures: Vec<Option<PersonalInput<'a>>>,
     /// The organisation's signature: absent, present (decoded), or present but undecodable.
     pub org_signature: Option<Option<&'a [u8]>>,
-    /// The algorithms signatures may use: GOST only when REMD is the real one.
-    pub algorithms: egisz_semd::Algorithms,
 }
 
 /// A signer the document names (an author or the legal authenticator), to be checked
@@ -232,11 +230,7 @@ fn personal_signatures(
             }
         };
         if let Some(created) = created {
-            out.extend(
-                egisz_semd::check_signature_with(&sig, digests, created, input.algorithms)
-                    .into_iter()
-                    .map(|v| under(&at, v)),
-            );
+            out.extend(egisz_semd::check_signature_with(&sig, digests, created).into_iter().map(|v| under(&at, v)));
         }
         let role = Coded { code: role.to_owned(), version: s.role_version.trim().to_owned() };
         match (parts, &sig.certificate.snils) {
@@ -324,9 +318,7 @@ fn org_signature(
             Ok(sig) => {
                 if let Some(created) = created {
                     out.extend(
-                        egisz_semd::check_org_signature_with(&sig, digests, created, input.algorithms)
-                            .into_iter()
-                            .map(|v| under(AT, v)),
+                        egisz_semd::check_org_signature_with(&sig, digests, created).into_iter().map(|v| under(AT, v)),
                     );
                 }
                 OrgOutcome {
@@ -365,7 +357,7 @@ fn signers_of(header: &CdaHeader, parts: &RequestParts) -> Vec<SignerToCheck> {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use egisz_semd::test_pki::{SANDBOX_CA_SEED, TestCa, TestSigner};
+    use egisz_gost::test_pki::{SANDBOX_CA_SEED, TestCa, TestSigner};
 
     use super::*;
     use crate::mappings::Mappings;
@@ -373,19 +365,20 @@ mod tests {
     const SAMPLE: &str = include_str!("../../semd/tests/data/tmk-protocol-40.xml");
     const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
 
+    fn at(year: i32) -> i64 {
+        chrono::Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0).unwrap().timestamp()
+    }
+
+    fn ca() -> TestCa {
+        TestCa::new(egisz_gost::Gost::load().expect("the GOST engine"), SANDBOX_CA_SEED)
+    }
+
     fn signer(snils: &str) -> TestSigner {
-        let at = |y| chrono::Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap();
-        TestCa::new(SANDBOX_CA_SEED).issue_doctor(
-            snils,
-            &egisz_contract::Snils::parse(snils).unwrap(),
-            at(2020),
-            at(2030),
-        )
+        ca().issue_doctor(snils, snils, at(2020), at(2030))
     }
 
     fn org_signer() -> TestSigner {
-        let at = |y| chrono::Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap();
-        TestCa::new(SANDBOX_CA_SEED).issue_organization("mo", "1024200702360", at(2020), at(2030))
+        ca().issue_organization("mo", "1024200702360", at(2020), at(2030))
     }
 
     /// The rules of `check_document` for `kind` (changed by `tweak`), as `(rule, remd_code)`.
@@ -408,7 +401,6 @@ mod tests {
             content: document.as_bytes(),
             signatures: roles.iter().map(|r| Some(PersonalInput { role: r, role_version: "2.4", cms: &cms })).collect(),
             org_signature: org.map(Some),
-            algorithms: egisz_semd::Algorithms::GostAndTestPki,
         };
         let now = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().with_timezone(&offset);
         let checked = check_document(&input, mappings.dictionaries(), now, offset);

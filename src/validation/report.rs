@@ -1,7 +1,8 @@
 //! How `egisz-gateway validate` tells a MIS developer what it found: Russian text for a
 //! terminal, or JSON for a build pipeline. Pure.
 
-use egisz_semd::Violation;
+use chrono::{DateTime, FixedOffset};
+use egisz_semd::{ParsedSignature, Violation};
 use serde::Serialize;
 
 use crate::submission::IntakeWarning;
@@ -20,11 +21,66 @@ pub struct Report {
     pub warnings: Vec<IntakeWarning>,
     /// Which checks ran, in words.
     pub checks: Vec<String>,
+    /// Each signature's certificate: whose it is, its CA, when it was judged. Printed for the
+    /// person who runs `validate`, never logged.
+    pub certificates: Vec<CertificateSummary>,
+}
+
+/// A signature's certificate, as `validate` names it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateSummary {
+    /// Where the signature was given (`/signatures/0`, `/org_signature`).
+    pub path: String,
+    /// The holder's SNILS (a person) or OGRN (an organisation).
+    pub snils: Option<String>,
+    pub ogrn: Option<String>,
+    /// The issuing CA's common name.
+    pub issuer: Option<String>,
+    pub serial_number: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// The document's creation time: the chain is judged at it.
+    pub checked_at: String,
+    /// The signature's `signingTime`, when it has one: judged at it too.
+    pub signed_at: Option<String>,
+}
+
+/// The summary of the certificate of the signature at `path`, judged at `created`.
+pub fn certificate_of(path: &str, s: &ParsedSignature, created: DateTime<FixedOffset>) -> CertificateSummary {
+    let c = &s.certificate;
+    CertificateSummary {
+        path: path.to_owned(),
+        snils: c.snils.as_ref().map(|s| s.as_str().to_owned()),
+        ogrn: c.ogrn.clone(),
+        issuer: c.issuer.clone(),
+        serial_number: c.serial_number.clone(),
+        not_before: c.not_before.to_rfc3339(),
+        not_after: c.not_after.to_rfc3339(),
+        checked_at: created.to_rfc3339(),
+        signed_at: s.signing_time.map(|t| t.to_rfc3339()),
+    }
 }
 
 pub fn text(r: &Report) -> String {
     let mut out = format!("Документ {}: вид {} «{}», организация {}\n", r.file, r.kind, r.kind_name, r.organization);
     out.push_str(&format!("Проверено: {}\n", r.checks.join("; ")));
+    for c in &r.certificates {
+        let holder = match (&c.snils, &c.ogrn) {
+            (Some(snils), _) => format!("СНИЛС {snils}"),
+            (None, Some(ogrn)) => format!("ОГРН {ogrn}"),
+            (None, None) => "владелец не указан".to_owned(),
+        };
+        out.push_str(&format!(
+            "Подпись {}: сертификат {} ({holder}), УЦ «{}», действует {} — {}; проверен на {}{}\n",
+            c.path,
+            c.serial_number,
+            c.issuer.as_deref().unwrap_or("не указан"),
+            c.not_before,
+            c.not_after,
+            c.checked_at,
+            c.signed_at.as_ref().map(|t| format!(" и на время подписания {t}")).unwrap_or_default()
+        ));
+    }
     if r.errors.is_empty() {
         out.push_str("Итог: документ прошёл проверку — РЭМД не должен отклонить его по этим правилам\n");
     } else {
@@ -61,6 +117,7 @@ mod tests {
             errors: vec![Violation::new("H4", "/ClinicalDocument/code/@code", "не тот код")],
             warnings: vec![],
             checks: vec!["заголовок".into()],
+            certificates: vec![],
         };
         let t = text(&r);
         assert!(t.contains("[H4] /ClinicalDocument/code/@code") && t.contains("INVALID_CONTENT"), "{t}");

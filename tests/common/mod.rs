@@ -32,25 +32,33 @@ pub fn sample_as(local_uid: &str) -> String {
     SAMPLE.replace(SAMPLE_UID, local_uid)
 }
 
-/// The sample's author as a signer of the throw-away test PKI (valid 2020–2030).
-pub fn author_signer() -> egisz_semd::test_pki::TestSigner {
+/// The sample's author as a signer of the GOST test PKI's sandbox CA (valid 2020–2030).
+pub fn author_signer() -> egisz_gost::test_pki::TestSigner {
     signer_for(AUTHOR_SNILS)
 }
 
+/// The GOST engine (Debian's `libengine-gost-openssl`).
+pub fn gost() -> &'static egisz_gost::Gost {
+    egisz_gost::Gost::load().expect("the GOST engine (libengine-gost-openssl)")
+}
+
+/// The sandbox's GOST test CA: what the gateway's sandbox verifier and the REMD emulator trust.
+pub fn sandbox_ca() -> egisz_gost::test_pki::TestCa {
+    egisz_gost::test_pki::TestCa::new(gost(), egisz_gost::test_pki::SANDBOX_CA_SEED)
+}
+
+/// 2020-01-01 and 2030-01-01, the validity of the test doctors' certificates.
+pub const VALID_FROM: i64 = 1_577_836_800;
+pub const VALID_TILL: i64 = 1_893_456_000;
+
 /// A test doctor's signer with `snils` in its certificate, valid 2020–2030.
-pub fn signer_for(snils: &str) -> egisz_semd::test_pki::TestSigner {
-    use chrono::TimeZone;
-    egisz_semd::test_pki::TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED).issue_doctor(
-        &format!("doctor-{snils}"),
-        &Snils::parse(snils).unwrap(),
-        chrono::Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-        chrono::Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
-    )
+pub fn signer_for(snils: &str) -> egisz_gost::test_pki::TestSigner {
+    sandbox_ca().issue_doctor(&format!("doctor-{snils}"), snils, VALID_FROM, VALID_TILL)
 }
 
 /// The body of `POST /api/v1/documents` for `document` of kind 40 of [`MO_2917`], signed
 /// by `signer`.
-pub fn submission_body(document: &[u8], signer: &egisz_semd::test_pki::TestSigner) -> serde_json::Value {
+pub fn submission_body(document: &[u8], signer: &egisz_gost::test_pki::TestSigner) -> serde_json::Value {
     submission_body_of(MO_2917, document, signer)
 }
 
@@ -64,7 +72,7 @@ pub fn sample_of(organization: &str, local_uid: &str) -> String {
 pub fn submission_body_of(
     organization: &str,
     document: &[u8],
-    signer: &egisz_semd::test_pki::TestSigner,
+    signer: &egisz_gost::test_pki::TestSigner,
 ) -> serde_json::Value {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -205,14 +213,13 @@ pub fn remote_frmr_env(frmr: &FrmrSandbox) -> Vec<(String, String)> {
 
 /// Turns the test configuration into one where every service is real (no sandbox runs
 /// beside a real service): FRMR at the test's emulator, REMD at `remd` (an emulator the test
-/// runs), the signature verifier off, the test PKI's algorithms still accepted.
+/// runs), the signature verifier off.
 pub fn every_service_remote(c: &mut Config, remd: &egisz_sandbox::RemdSandbox) {
     c.frmr.mode = egisz_gateway::config::ServiceMode::Remote;
     c.remd.mode = egisz_gateway::config::ServiceMode::Remote;
     c.remd.endpoint = Some(url::Url::parse(&remd.endpoint()).expect("the emulator's endpoint"));
     c.remd.client_entity_id = Some(remd.client_entity_id().to_owned());
     c.validation.verifier = egisz_gateway::config::VerifierChoice::None;
-    c.validation.algorithms = egisz_semd::Algorithms::GostAndTestPki;
     if c.nsi.mode == egisz_gateway::config::NsiMode::Sandbox {
         c.nsi.mode = egisz_gateway::config::NsiMode::Off;
     }

@@ -20,7 +20,9 @@
 //!   `shared/federal/REMD.md`) that, like REMD, acknowledges a registration at once, pulls
 //!   the file from the gateway (`getDocumentFile`), checks its CRC-32, its CDA header
 //!   against the request and its signers against the same [`Roster`], registers it once
-//!   with an `emdrId`, and posts `sendRegisterDocumentResult`. Faults ([`RemdFaults`]:
+//!   with an `emdrId`, and posts `sendRegisterDocumentResult`. Signatures are judged with
+//!   the gateway's own GOST backend (`egisz-verifier`), trusting the CAs it is configured
+//!   with ([`RemdSandboxConfig::trusted_cas`]; default the sandbox's GOST test CA). Faults ([`RemdFaults`]:
 //!   sync faults and 503s, `RATE_LIMIT`, accepted-then-silent calls, lost, duplicated and
 //!   delayed results, forced error codes), counters ([`RemdStats`]) and the register
 //!   ([`RegistryEntry`]) are readable by tests.
@@ -29,8 +31,9 @@
 //! - [`Balancer`]: a round-robin TCP balancer on loopback in front of several gateway
 //!   instances (as nginx would be), for the tests and benchmarks that run a cluster.
 //! - [`verifier`]: an emulator of the signature verification service a deployment puts in
-//!   front of its certified GOST provider ([`VerifierSandbox`]), verifying with the test
-//!   PKI, with faults ([`VerifierFault`]) and counters ([`VerifierStats`]).
+//!   front of its certified GOST provider ([`VerifierSandbox`]), verifying GOST signatures
+//!   with the same backend, with faults ([`VerifierFault`]) and counters ([`VerifierStats`]).
+//! - [`pki`]: the sandbox's GOST test CA and its standing CRL.
 //!
 //! ## What it must not do
 //!
@@ -59,13 +62,15 @@
 //!   `remd::faults`: the fault settings and the counters;
 //! - `balancer`: the TCP balancer;
 //! - `verifier`: the verification service emulator (`POST /verify`);
-//! - `nsi`: the NSI emulator (`GET /versions`, `GET /data`).
+//! - `nsi`: the NSI emulator (`GET /versions`, `GET /data`);
+//! - `pki`: the sandbox CA.
 #![forbid(unsafe_code)]
 
 mod balancer;
 pub mod frmr;
 mod net;
 pub mod nsi;
+pub mod pki;
 pub mod remd;
 pub mod verifier;
 

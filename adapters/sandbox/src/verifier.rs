@@ -1,8 +1,8 @@
 //! An emulator of the signature verification service a deployment puts in front of its
 //! certified GOST provider (the contract of `docs/validation.md`, "The verification
 //! service"): `POST /verify` with `{"cms": "<base64>"}` answers `{"valid": true}` or
-//! `{"valid": false, "errors": [{"code", "message"}]}`, verifying with the test PKI (the
-//! CA it is given). Faults: answer 503, hang, drop every connection, or say
+//! `{"valid": false, "errors": [{"code", "message"}]}`, verifying GOST signatures with the
+//! gateway's own backend, trusting the CA it is given. Faults: answer 503, hang, drop every connection, or say
 //! `CA_INACCESSIBILITY`; counters of calls by outcome.
 
 use std::io;
@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 use egisz_semd::SignatureVerifier;
-use egisz_semd::test_pki::TestPkiVerifier;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -52,7 +51,7 @@ pub struct VerifierStats {
 }
 
 struct Shared {
-    verifier: TestPkiVerifier,
+    verifier: egisz_verifier::gost::GostVerifier,
     fault: Mutex<VerifierFault>,
     stats: Mutex<VerifierStats>,
     stalled: Stalled,
@@ -75,8 +74,7 @@ struct VerifyIn {
 impl VerifierSandbox {
     /// Listens on loopback (`port` 0: any free port), trusting `ca_der` (DER).
     pub async fn start(port: u16, ca_der: &[u8]) -> io::Result<Self> {
-        let verifier = TestPkiVerifier::from_ca_der(ca_der)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let verifier = crate::remd::verifier_trusting(&[ca_der.to_vec()])?;
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
         let addr = listener.local_addr()?;
         let (down, down_rx) = watch::channel(false);
@@ -163,7 +161,12 @@ async fn verify(
     };
     let verdict = match egisz_semd::parse_signature(&der) {
         Err(violations) => violations,
-        Ok(parsed) => shared.verifier.verify(&parsed, &[], chrono::Utc::now().fixed_offset()).await.unwrap_or_default(),
+        Ok(parsed) => {
+            // The service is sent the container only: it judges the chain at the signing time
+            // the container gives, or now.
+            let at = parsed.signing_time.unwrap_or_else(chrono::Utc::now).fixed_offset();
+            shared.verifier.verify(&parsed, &[], at).await.unwrap_or_default()
+        }
     };
     if verdict.is_empty() {
         count(&shared, |s| s.valid += 1);

@@ -194,10 +194,10 @@ fn request(bytes: &[u8], uid: &str, person: &Person) -> RegisterDocument {
     let p = |s: &str| Personal(s.to_owned());
     let coded = |code: &str, version: &str| Coded { code: code.to_owned(), version: version.to_owned() };
     // Signed with the sandbox's test CA, which the emulator trusts, in the person's name.
-    let ca = egisz_semd::test_pki::TestCa::new(egisz_semd::test_pki::SANDBOX_CA_SEED);
-    let from = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2010, 1, 1, 0, 0, 0).unwrap();
-    let till = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2040, 1, 1, 0, 0, 0).unwrap();
-    let signer = ca.issue_doctor(person.snils, &Snils::parse(person.snils).unwrap(), from, till);
+    let gost = egisz_gost::Gost::load().expect("the GOST engine (libengine-gost-openssl)");
+    let ca = egisz_gost::test_pki::TestCa::new(gost, egisz_gost::test_pki::SANDBOX_CA_SEED);
+    // 2010-01-01 … 2040-01-01.
+    let signer = ca.issue_doctor(person.snils, person.snils, 1_262_304_000, 2_208_988_800);
     let cms = signer.sign_detached(bytes);
     RegisterDocument {
         message_id: new_message_id(),

@@ -40,61 +40,167 @@ pub struct CrlSettings {
     pub max_lists: usize,
     /// An outbound HTTP proxy for CRL fetches.
     pub proxy: Option<url::Url>,
+    /// CRLs held locally (DER or PEM), used before any address a certificate names: the
+    /// sandbox CA's own list, or lists an operator mirrors for CAs it cannot reach.
+    pub local: Vec<Vec<u8>>,
 }
 
 impl Default for CrlSettings {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(10), max_bytes: 64 * 1024 * 1024, max_lists: 1000, proxy: None }
+        Self {
+            timeout: Duration::from_secs(10),
+            max_bytes: 64 * 1024 * 1024,
+            max_lists: 1000,
+            proxy: None,
+            local: Vec::new(),
+        }
     }
 }
 
-/// Where the trusted CAs come from.
-#[derive(Debug, Clone)]
-pub enum TrustSource {
+/// Where the trusted CAs come from: any of a directory, the ministry's list of accredited
+/// CAs as last fetched, and certificates given in code.
+#[derive(Debug, Clone, Default)]
+pub struct TrustSource {
     /// Every PEM or DER certificate file in a directory (not recursive).
-    Directory(PathBuf),
-    /// Certificates given by the caller (the sandbox's test CA).
-    Fixed(Vec<Vec<u8>>),
+    pub dir: Option<PathBuf>,
+    /// The ministry's list ([`crate::tsl`]) as last fetched: the certificates of the CAs
+    /// whose accreditation is in force. Absent until the first fetch.
+    pub list_file: Option<PathBuf>,
+    /// Certificates given by the caller (the sandbox's test CA), DER.
+    pub fixed: Vec<Vec<u8>>,
 }
 
-/// The trust store and where it came from, for `/readyz` and `check-config`.
+impl TrustSource {
+    pub fn directory(dir: PathBuf) -> Self {
+        Self { dir: Some(dir), ..Self::default() }
+    }
+
+    pub fn fixed(certificates: Vec<Vec<u8>>) -> Self {
+        Self { fixed: certificates, ..Self::default() }
+    }
+}
+
+/// The trust store and what came with it.
 pub struct LoadedTrust {
     pub store: TrustStore,
+    /// The CRL addresses the ministry's list gives for each CA certificate (by
+    /// fingerprint): asked when a certificate names none of its own.
+    pub crl_hints: HashMap<String, Vec<String>>,
     /// One line per file that could not be read, in English, for the operator's log.
     pub skipped: Vec<String>,
 }
 
-/// Reads the trusted certificates. A directory with no certificate is an error: a store
-/// that trusts nobody refuses every document.
+/// Reads the trusted certificates. No certificate at all is an error: a store that trusts
+/// nobody refuses every document.
 pub fn load_trust(gost: &'static Gost, source: &TrustSource) -> Result<LoadedTrust, String> {
     let mut certificates = Vec::new();
     let mut skipped = Vec::new();
-    match source {
-        TrustSource::Fixed(ders) => {
-            for der in ders {
-                certificates.push(Certificate::from_der(gost, der).map_err(|e| e.to_string())?);
-            }
+    let mut crl_hints = HashMap::new();
+    for der in &source.fixed {
+        certificates.push(Certificate::from_der(gost, der).map_err(|e| e.to_string())?);
+    }
+    if let Some(dir) = &source.dir {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        if paths.len() > MAX_TRUST_FILES {
+            return Err(format!("{}: more than {MAX_TRUST_FILES} files", dir.display()));
         }
-        TrustSource::Directory(dir) => {
-            let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            paths.sort();
-            if paths.len() > MAX_TRUST_FILES {
-                return Err(format!("{}: more than {MAX_TRUST_FILES} files", dir.display()));
-            }
-            for path in paths.iter().filter(|p| p.is_file()) {
-                match read_certificates(gost, path) {
-                    Ok(found) => certificates.extend(found),
-                    Err(e) => skipped.push(format!("{}: {e}", path.display())),
-                }
-            }
-            if certificates.is_empty() {
-                return Err(format!("{}: no CA certificate (PEM or DER) in the directory", dir.display()));
+        for path in paths.iter().filter(|p| p.is_file()) {
+            match read_certificates(gost, path) {
+                Ok(found) => certificates.extend(found),
+                Err(e) => skipped.push(format!("{}: {e}", path.display())),
             }
         }
     }
+    if let Some(file) = &source.list_file {
+        match std::fs::read(file) {
+            Ok(bytes) => {
+                let list = crate::tsl::parse(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+                for (der, urls) in list.accredited_certificates() {
+                    match Certificate::from_der(gost, der) {
+                        Ok(c) => {
+                            crl_hints.insert(c.fingerprint(), urls.to_vec());
+                            certificates.push(c);
+                        }
+                        Err(e) => skipped.push(format!("{}: a listed certificate: {e}", file.display())),
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                skipped.push(format!("{}: not fetched yet", file.display()));
+            }
+            Err(e) => return Err(format!("{}: {e}", file.display())),
+        }
+    }
+    if certificates.is_empty() {
+        let from: Vec<String> =
+            source.dir.iter().chain(source.list_file.iter()).map(|p| p.display().to_string()).collect();
+        return Err(format!("no CA certificate (PEM or DER) in {}", from.join(" or ")));
+    }
     let store = TrustStore::new(gost, certificates).map_err(|e| e.to_string())?;
-    Ok(LoadedTrust { store, skipped })
+    Ok(LoadedTrust { store, crl_hints, skipped })
+}
+
+/// The longest fetch of the ministry's list (tens of megabytes).
+pub const LIST_FETCH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Fetches the ministry's list from one address into one file ([`fetch_list`]).
+pub struct ListFetcher {
+    client: reqwest::Client,
+    pub url: url::Url,
+    pub file: PathBuf,
+}
+
+impl ListFetcher {
+    /// Through `proxy` when given, each fetch bounded by [`LIST_FETCH_TIMEOUT`].
+    pub fn new(url: url::Url, file: PathBuf, proxy: Option<&url::Url>) -> Result<Self, String> {
+        let client = egisz_http::build_client(&egisz_http::ClientSettings {
+            timeout: LIST_FETCH_TIMEOUT,
+            user_agent: concat!("egisz-gateway/", env!("CARGO_PKG_VERSION")),
+            extra_ca_bundle: None,
+            proxy,
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(Self { client, url, file })
+    }
+
+    /// One fetch: how many certificates the list kept now trusts.
+    pub async fn fetch(&self) -> Result<usize, String> {
+        fetch_list(&self.client, &self.url, &self.file).await
+    }
+}
+
+/// Fetches the ministry's list from `url` and keeps it at `file` when it parses and names
+/// at least one CA in force (written beside, synced, then renamed: a failed fetch never
+/// leaves a broken or empty list in place). Returns how many certificates it trusts.
+pub async fn fetch_list(client: &reqwest::Client, url: &url::Url, file: &Path) -> Result<usize, String> {
+    let sent = client.get(url.clone()).send().await;
+    let bytes = egisz_http::answer_body(sent, "реестр аккредитованных УЦ", crate::tsl::MAX_TSL_BYTES)
+        .await
+        .map_err(|f| f.reason().to_owned())?;
+    let (bytes, count) = tokio::task::spawn_blocking(move || {
+        let list = crate::tsl::parse(&bytes)?;
+        let count = list.accredited_certificates().count();
+        if count == 0 {
+            return Err("the list names no CA in force".to_owned());
+        }
+        Ok((bytes, count))
+    })
+    .await
+    .map_err(|_| "reading the list was cut short".to_owned())??;
+    let tmp = file.with_extension("partial");
+    let write = || -> std::io::Result<()> {
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, &bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)
+    };
+    write().map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(count)
 }
 
 fn read_certificates(gost: &'static Gost, path: &Path) -> Result<Vec<Certificate>, String> {
@@ -123,12 +229,20 @@ struct CrlCache {
     fetching: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// The trusted CAs in force, and the ministry's CRL addresses for them.
+struct Trust {
+    store: Arc<TrustStore>,
+    crl_hints: HashMap<String, Vec<String>>,
+}
+
 /// The GOST verifier.
 pub struct GostVerifier {
     gost: &'static Gost,
-    trust: RwLock<Arc<TrustStore>>,
+    trust: RwLock<Arc<Trust>>,
     source: TrustSource,
     crls: CrlCache,
+    /// [`CrlSettings::local`], parsed.
+    local_crls: Vec<Crl>,
     policy: RevocationPolicy,
 }
 
@@ -157,9 +271,15 @@ impl GostVerifier {
             proxy: crl.proxy.as_ref(),
         })
         .map_err(|e| e.to_string())?;
+        let local_crls = crl
+            .local
+            .iter()
+            .map(|bytes| Crl::parse(gost, bytes).map_err(|e| format!("a local CRL: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             gost,
-            trust: RwLock::new(Arc::new(loaded.store)),
+            local_crls,
+            trust: RwLock::new(Arc::new(Trust { store: Arc::new(loaded.store), crl_hints: loaded.crl_hints })),
             source,
             crls: CrlCache {
                 client,
@@ -171,16 +291,31 @@ impl GostVerifier {
         })
     }
 
+    /// The loaded engine.
+    pub fn gost(&self) -> &'static Gost {
+        self.gost
+    }
+
+    fn trust(&self) -> Arc<Trust> {
+        self.trust.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The trust store in force.
+    pub fn trust_store(&self) -> Arc<TrustStore> {
+        self.trust().store.clone()
+    }
+
     /// How many CA certificates are trusted now.
     pub fn trusted(&self) -> usize {
-        self.trust.read().unwrap_or_else(|p| p.into_inner()).anchors().len()
+        self.trust().store.anchors().len()
     }
 
     /// Reads the trust source again; the store in force is kept when that fails.
     pub fn reload_trust(&self) -> Result<usize, String> {
         let loaded = load_trust(self.gost, &self.source)?;
         let n = loaded.store.anchors().len();
-        *self.trust.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded.store);
+        let trust = Trust { store: Arc::new(loaded.store), crl_hints: loaded.crl_hints };
+        *self.trust.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(trust);
         Ok(n)
     }
 
@@ -297,7 +432,21 @@ impl GostVerifier {
 
     /// The revocation status of `certificate`, whose issuer is `issuer`.
     async fn revocation(&self, certificate: &Certificate, issuer: &Certificate, now: i64) -> Revocation {
-        let urls = certificate.crl_urls();
+        let local = self.local_crls.iter().find(|crl| {
+            crl.issued_by(issuer)
+                && crl.this_update().is_ok_and(|t| {
+                    judge::crl_current(t, crl.next_update().ok().flatten(), now, CRL_MAX_AGE_WITHOUT_NEXT_UPDATE)
+                })
+        });
+        if let Some(crl) = local {
+            return revoked_or_good(crl, certificate);
+        }
+        let mut urls = certificate.crl_urls();
+        if urls.is_empty() {
+            // The ministry's list names the CA's CRL addresses: asked for a certificate that
+            // names none of its own.
+            urls = self.trust().crl_hints.get(&issuer.fingerprint()).cloned().unwrap_or_default();
+        }
         if urls.is_empty() {
             return Revocation::Unknown {
                 why: "в сертификате нет адреса списка отзыва".to_owned()
@@ -306,13 +455,7 @@ impl GostVerifier {
         let mut whys = Vec::new();
         for url in urls.iter().take(4) {
             match self.crl(url, now).await {
-                Ok(crl) if crl.issued_by(issuer) => {
-                    return match crl.revoked_at(certificate) {
-                        Ok(Some(at)) => Revocation::Revoked { at },
-                        Ok(None) => Revocation::Good,
-                        Err(e) => Revocation::Unknown { why: format!("запись CRL не разобрана: {e}") },
-                    };
-                }
+                Ok(crl) if crl.issued_by(issuer) => return revoked_or_good(&crl, certificate),
                 Ok(_) => whys.push("список отзыва подписан не издателем сертификата".to_owned()),
                 Err(why) => whys.push(why),
             }
@@ -330,7 +473,14 @@ pub fn check_value_and_chain(
     signature: &ParsedSignature,
     created: DateTime<FixedOffset>,
 ) -> Result<Vec<Certificate>, Violation> {
-    let refuse = |rule: &'static str, message: String| Violation::new(rule, "", message);
+    const SIGNER_INFO: &str = "/ContentInfo/SignedData/signerInfos/SignerInfo";
+    let refuse = |rule: &'static str, message: String| {
+        let path = match rule {
+            rules::UNKNOWN_ALGORITHM => format!("{SIGNER_INFO}/digestAlgorithm"),
+            _ => format!("{SIGNER_INFO}/signature"),
+        };
+        Violation::new(rule, path, message)
+    };
     let leaf = Certificate::from_der(gost, signature.certificate.der()).map_err(|e| {
         refuse(rules::SIGNATURE_VERIFICATION_ERROR, format!("ключ сертификата подписи не разобран: {e}"))
     })?;
@@ -373,6 +523,14 @@ pub fn check_value_and_chain(
     Ok(chain)
 }
 
+fn revoked_or_good(crl: &Crl, certificate: &Certificate) -> Revocation {
+    match crl.revoked_at(certificate) {
+        Ok(Some(at)) => Revocation::Revoked { at },
+        Ok(None) => Revocation::Good,
+        Err(e) => Revocation::Unknown { why: format!("запись CRL не разобрана: {e}") },
+    }
+}
+
 fn redacted(url: &str) -> String {
     url::Url::parse(url).map(|u| egisz_http::redacted_url(&u)).unwrap_or_else(|_| "(unparsable)".to_owned())
 }
@@ -385,7 +543,7 @@ impl SignatureVerifier for GostVerifier {
         _document: &[u8],
         created: DateTime<FixedOffset>,
     ) -> Result<Vec<Violation>, Failure> {
-        let trust = self.trust.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let trust = self.trust_store();
         let gost = self.gost;
         let owned = signature.clone();
         let chain = tokio::task::spawn_blocking(move || check_value_and_chain(gost, &trust, &owned, created))

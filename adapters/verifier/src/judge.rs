@@ -48,7 +48,8 @@ pub enum Revocation {
 /// A certificate's place in the chain: 0 the signer's, then its CAs.
 pub type Depth = usize;
 
-const CHAIN_PATH: &str = "/ContentInfo/SignedData/certificates";
+/// The signer's certificate in the container: where chain and revocation findings point.
+pub const CHAIN_PATH: &str = "/ContentInfo/SignedData/certificates/Certificate";
 
 /// The chain's failure as REMD's code.
 pub fn chain_violation(e: &ChainError, at_what: &str) -> Violation {

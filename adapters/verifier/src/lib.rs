@@ -27,6 +27,7 @@
 
 pub mod gost;
 pub mod judge;
+pub mod tsl;
 mod wire;
 
 use std::sync::Mutex;

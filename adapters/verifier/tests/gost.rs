@@ -81,7 +81,7 @@ impl Pki {
     fn verifier(&self, policy: RevocationPolicy) -> GostVerifier {
         let settings =
             CrlSettings { timeout: Duration::from_secs(3), max_bytes: 1024 * 1024, ..CrlSettings::default() };
-        GostVerifier::new(TrustSource::Fixed(vec![self.ca.certificate_der()]), policy, settings).unwrap()
+        GostVerifier::new(TrustSource::fixed(vec![self.ca.certificate_der()]), policy, settings).unwrap()
     }
 }
 
@@ -234,7 +234,7 @@ async fn a_subordinate_ca_path_in_the_container_is_followed_and_each_link_checke
     let leaf = sub.issue_doctor("leaf", SNILS, now - DAY * 30, now + DAY * 30);
     let settings = CrlSettings { timeout: Duration::from_secs(3), ..CrlSettings::default() };
     let v =
-        GostVerifier::new(TrustSource::Fixed(vec![root.certificate_der()]), RevocationPolicy::Warn, settings.clone())
+        GostVerifier::new(TrustSource::fixed(vec![root.certificate_der()]), RevocationPolicy::Warn, settings.clone())
             .unwrap();
     *crl.lock().unwrap() = Crl::Serve(root.crl(&[], now - 60, now + DAY));
     // The leaf has no CRL address (its CA publishes none): revocation unknown, a warning.
@@ -243,7 +243,7 @@ async fn a_subordinate_ca_path_in_the_container_is_followed_and_each_link_checke
     // The sub-CA revoked by the root: the chain fails.
     *crl.lock().unwrap() = Crl::Serve(root.crl(&[(sub.certificate(), now - 60)], now - 30, now + DAY));
     let v =
-        GostVerifier::new(TrustSource::Fixed(vec![root.certificate_der()]), RevocationPolicy::Warn, settings).unwrap();
+        GostVerifier::new(TrustSource::fixed(vec![root.certificate_der()]), RevocationPolicy::Warn, settings).unwrap();
     assert_eq!(
         judge(&v, &leaf.sign_detached(DOCUMENT), created(now)).await,
         Ok(vec!["CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT"])
@@ -328,18 +328,18 @@ async fn a_trust_directory_and_a_ca_made_outside_the_project() {
     let now = Utc::now().fixed_offset();
     assert_eq!(check_signature(&sig, DOCUMENT, now), vec![]);
 
-    let v = GostVerifier::new(TrustSource::Directory(trust.clone()), RevocationPolicy::Block, CrlSettings::default())
+    let v = GostVerifier::new(TrustSource::directory(trust.clone()), RevocationPolicy::Block, CrlSettings::default())
         .unwrap();
     assert_eq!(v.trusted(), 1, "the README is skipped");
     // It carries no CRL address: under `block` that is CA_INACCESSIBILITY, under `warn` a warning.
     assert_eq!(judge(&v, &cms, now).await, Ok(vec!["CA_INACCESSIBILITY"]));
-    let v = GostVerifier::new(TrustSource::Directory(trust.clone()), RevocationPolicy::Warn, CrlSettings::default())
+    let v = GostVerifier::new(TrustSource::directory(trust.clone()), RevocationPolicy::Warn, CrlSettings::default())
         .unwrap();
     assert!(judge(&v, &cms, now).await.unwrap_err().contains("CA_INACCESSIBILITY"));
     // The sandbox's CA does not vouch for it.
     let sandbox = TestCa::new(gost(), egisz_gost::test_pki::SANDBOX_CA_SEED);
     let v = GostVerifier::new(
-        TrustSource::Fixed(vec![sandbox.certificate_der()]),
+        TrustSource::fixed(vec![sandbox.certificate_der()]),
         RevocationPolicy::Warn,
         CrlSettings::default(),
     )
@@ -349,6 +349,98 @@ async fn a_trust_directory_and_a_ca_made_outside_the_project() {
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let e =
-        GostVerifier::new(TrustSource::Directory(empty), RevocationPolicy::Warn, CrlSettings::default()).unwrap_err();
+        GostVerifier::new(TrustSource::directory(empty), RevocationPolicy::Warn, CrlSettings::default()).unwrap_err();
     assert!(e.contains("no CA certificate"), "{e}");
+}
+
+/// The ministry's list as the portal publishes it, with `cas` as (name, status, certificate
+/// DER, CRL address).
+fn accredited_list(cas: &[(&str, &str, Vec<u8>, String)]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><АккредитованныеУдостоверяющиеЦентры><Версия>1</Версия><Дата>2026-12-01T00:00:00+03:00</Дата>",
+    );
+    for (name, status, der, crl) in cas {
+        xml.push_str(&format!(
+            "<УдостоверяющийЦентр><Название>{name}</Название><КраткоеНазвание>{name}</КраткоеНазвание>\
+             <СтатусАккредитации><Статус>{status}</Статус><ДействуетС>2020-01-01T00:00:00+03:00</ДействуетС></СтатусАккредитации>\
+             <ПрограммноАппаратныеКомплексы><ПрограммноАппаратныйКомплекс><Псевдоним>p</Псевдоним><КлассСредствЭП>КС1</КлассСредствЭП>\
+             <КлючиУполномоченныхЛиц><Ключ><ИдентификаторКлюча>00</ИдентификаторКлюча>\
+             <АдресаСписковОтзыва><Адрес>{crl}</Адрес></АдресаСписковОтзыва>\
+             <Сертификаты><ДанныеСертификата><Отпечаток>00</Отпечаток><КемВыдан>x</КемВыдан><КомуВыдан>x</КомуВыдан>\
+             <СерийныйНомер>01</СерийныйНомер><ПериодДействияС>2020-01-01T00:00:00+03:00</ПериодДействияС>\
+             <ПериодДействияДо>2099-01-01T00:00:00+03:00</ПериодДействияДо><Данные>{}</Данные></ДанныеСертификата></Сертификаты>\
+             </Ключ></КлючиУполномоченныхЛиц></ПрограммноАппаратныйКомплекс></ПрограммноАппаратныеКомплексы></УдостоверяющийЦентр>",
+            b64.encode(der)
+        ));
+    }
+    xml.push_str("</АккредитованныеУдостоверяющиеЦентры>");
+    xml
+}
+
+#[tokio::test]
+async fn the_ministrys_list_trusts_the_cas_in_force_and_names_their_crls() {
+    use egisz_verifier::gost::{ListFetcher, load_trust};
+    let crl = Arc::new(Mutex::new(Crl::Down));
+    let crl_addr = serve(crl.clone()).await;
+    let list = Arc::new(Mutex::new(String::new()));
+    let served = list.clone();
+    let app = Router::new().route(
+        "/getxml",
+        get(move || {
+            let served = served.clone();
+            async move {
+                let body = served.lock().unwrap().clone();
+                if body.is_empty() { StatusCode::SERVICE_UNAVAILABLE.into_response() } else { body.into_response() }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let list_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let now = Utc::now().timestamp();
+    // Certificates that name no CRL address of their own: the list's address is asked.
+    let in_force = TestCa::new(gost(), "listed-in-force");
+    let terminated = TestCa::new(gost(), "listed-terminated");
+    let crl_url = format!("http://{crl_addr}/ca.crl");
+    *list.lock().unwrap() = accredited_list(&[
+        ("УЦ действующий", "Действует", in_force.certificate_der(), crl_url.clone()),
+        ("УЦ прекративший", "Прекращена", terminated.certificate_der(), crl_url.clone()),
+    ]);
+    let revoked = in_force.issue_doctor("listed-revoked", SNILS, now - 30 * DAY, now + 30 * DAY);
+    let good = in_force.issue_doctor("listed-good", SNILS, now - 30 * DAY, now + 30 * DAY);
+    *crl.lock().unwrap() = Crl::Serve(in_force.crl(&[(revoked.certificate(), now - 60)], now - 30, now + DAY));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("accredited-cas.xml");
+    let fetcher = ListFetcher::new(format!("http://{list_addr}/getxml").parse().unwrap(), file.clone(), None).unwrap();
+    assert_eq!(fetcher.fetch().await, Ok(1), "one CA in force, one certificate");
+    let source = TrustSource { list_file: Some(file.clone()), ..TrustSource::default() };
+    let loaded = load_trust(gost(), &source).unwrap();
+    assert_eq!(loaded.store.anchors().len(), 1);
+
+    let v = GostVerifier::new(source.clone(), RevocationPolicy::Block, CrlSettings::default()).unwrap();
+    let at = created(now);
+    assert_eq!(judge(&v, &good.sign_detached(DOCUMENT), at).await, Ok(vec![]));
+    assert_eq!(
+        judge(&v, &revoked.sign_detached(DOCUMENT), at).await,
+        Ok(vec!["PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT"]),
+        "the CRL named by the list"
+    );
+    let of_terminated = terminated.issue_doctor("t", SNILS, now - DAY, now + DAY);
+    assert_eq!(
+        judge(&v, &of_terminated.sign_detached(DOCUMENT), at).await,
+        Ok(vec!["CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT"]),
+        "a CA whose accreditation ended is not trusted"
+    );
+
+    // The portal down, or serving something that is not the list: the copy in force stays.
+    list.lock().unwrap().clear();
+    assert!(fetcher.fetch().await.is_err());
+    *list.lock().unwrap() = "<html>maintenance</html>".into();
+    assert!(fetcher.fetch().await.unwrap_err().contains("root element"));
+    assert_eq!(v.reload_trust(), Ok(1), "the kept copy still reads");
+    assert!(!dir.path().join("accredited-cas.partial").exists() || std::fs::read(&file).is_ok());
 }

@@ -89,10 +89,11 @@ pub fn judge(
     request: &RegisterDocument,
     content: &[u8],
     roster: &Roster,
+    trust: &egisz_verifier::gost::GostVerifier,
     now: DateTime<FixedOffset>,
 ) -> Vec<RemdMessage> {
     match CdaHeader::parse(content) {
-        Ok(header) => judge_parsed(request, content, &header, roster, now),
+        Ok(header) => judge_parsed(request, content, &header, roster, trust, now),
         Err(_) => vec![message(codes::INVALID_DOC_CONTENT_TYPE, None)],
     }
 }
@@ -103,10 +104,11 @@ pub(crate) fn judge_parsed(
     content: &[u8],
     header: &CdaHeader,
     roster: &Roster,
+    trust: &egisz_verifier::gost::GostVerifier,
     now: DateTime<FixedOffset>,
 ) -> Vec<RemdMessage> {
     let mut out = check(request, header, roster, now);
-    super::content::check_signatures(request, content, &mut out);
+    super::content::check_signatures(request, content, trust, &mut out);
     out
 }
 

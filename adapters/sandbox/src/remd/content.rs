@@ -5,13 +5,11 @@
 //! versions and position names it knows. Pure; its own tables (REMD keeps its own).
 //! Messages name signatures by position, never by value.
 
-use std::sync::LazyLock;
-
 use chrono::{DateTime, FixedOffset, Utc};
 use egisz_contract::remd::{RegisterDocument, RemdMessage};
-use egisz_semd::signature::{OID_SHA256, OID_STREEBOG_256, OID_STREEBOG_512};
-use egisz_semd::test_pki::{SANDBOX_CA_SEED, TestCa, TestPkiVerifier};
+use egisz_semd::signature::{GOST_SIGNATURE_ALGORITHMS, OID_STREEBOG_256, OID_STREEBOG_512};
 use egisz_semd::{CdaHeader, ParsedSignature};
+use egisz_verifier::gost::GostVerifier;
 use serde_json::Value;
 use sha2::Digest;
 
@@ -46,34 +44,16 @@ pub(crate) const EMITTED: &[&str] = &[
     "CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT",
 ];
 
-/// The sandbox's trusted CA for ECDSA test signatures: the test PKI's sandbox CA.
-static TRUSTED: LazyLock<TestPkiVerifier> = LazyLock::new(|| TestCa::new(SANDBOX_CA_SEED).verifier());
-
-/// The sandbox's trusted CAs for GOST signatures: the GOST test PKI's sandbox CA. `None`
-/// when the GOST engine is missing (every GOST signature is then refused, with the reason
-/// logged once).
-static TRUSTED_GOST: LazyLock<Option<(&'static egisz_gost::Gost, egisz_gost::TrustStore)>> = LazyLock::new(|| {
-    let gost = match egisz_gost::Gost::load() {
-        Ok(g) => g,
-        Err(e) => {
-            tracing::error!(error = %e, "REMD emulator: GOST signatures cannot be verified");
-            return None;
-        }
-    };
-    let ca = egisz_gost::test_pki::TestCa::new(gost, egisz_gost::test_pki::SANDBOX_CA_SEED);
-    egisz_gost::TrustStore::new(gost, vec![ca.certificate().clone()]).ok().map(|t| (gost, t))
-});
-
 /// Kind → the `templateId` REMD expects (only kind 40's is modelled, SEMD-TMK.md).
 const TEMPLATES: &[(u32, &str)] = &[(40, "1.2.643.5.1.13.13.14.36.9.1")];
 /// Dictionary versions the emulator accepts for the consultation kinds.
 const VERSIONS: &[(&str, &[&str])] =
     &[("1.2.643.5.1.13.13.11.1522", &["4.65"]), ("1.2.643.5.1.13.13.11.1002", &["7.5"])];
 
+/// The file's digest by a GOST R 34.11-2012 algorithm; `None` for any other (REMD takes
+/// GOST only).
 fn file_digest(oid: &str, content: &[u8]) -> Option<Vec<u8>> {
-    if oid == OID_SHA256.to_string() {
-        Some(sha2::Sha256::digest(content).to_vec())
-    } else if oid == OID_STREEBOG_256.to_string() {
+    if oid == OID_STREEBOG_256.to_string() {
         Some(streebog::Streebog256::digest(content).to_vec())
     } else if oid == OID_STREEBOG_512.to_string() {
         Some(streebog::Streebog512::digest(content).to_vec())
@@ -98,6 +78,7 @@ fn container(
     data: &[u8],
     content: &[u8],
     created: DateTime<FixedOffset>,
+    trust: &GostVerifier,
     subject: &str,
     out: &mut Vec<RemdMessage>,
 ) -> Option<ParsedSignature> {
@@ -113,27 +94,27 @@ fn container(
         Some(d) if d != sig.message_digest => out.push(message(INCONSISTENT_DIGESTS, Some(subject))),
         Some(_) => {}
     }
-    if egisz_semd::signature::GOST_SIGNATURE_ALGORITHMS.contains(&sig.signature_algorithm.as_str()) {
-        let verdict = match &*TRUSTED_GOST {
-            Some((gost, trust)) => {
-                egisz_verifier::gost::check_value_and_chain(gost, trust, &sig, created).err().map(|v| v.rule)
-            }
-            None => Some("SIGNATURE_VERIFICATION_ERROR"),
-        };
-        out.extend(verdict.map(|rule| message(rule, Some(subject))));
-    } else {
-        for v in TRUSTED.verdict_of(&sig) {
-            out.push(message(v.rule, Some(subject)));
-        }
+    if !GOST_SIGNATURE_ALGORITHMS.contains(&sig.signature_algorithm.as_str()) {
+        out.push(message(UNKNOWN_ALGORITHM, Some(subject)));
+    } else if let Err(v) =
+        egisz_verifier::gost::check_value_and_chain(trust.gost(), &trust.trust_store(), &sig, created)
+    {
+        out.push(message(v.rule, Some(subject)));
     }
     Some(sig)
 }
 
 /// Every problem of the signatures of `request` over `content`.
-pub(crate) fn check_signatures(request: &RegisterDocument, content: &[u8], out: &mut Vec<RemdMessage>) {
+pub(crate) fn check_signatures(
+    request: &RegisterDocument,
+    content: &[u8],
+    trust: &GostVerifier,
+    out: &mut Vec<RemdMessage>,
+) {
     for (n, item) in request.personal_signatures.iter().enumerate() {
         let subject = format!("подпись №{}", n + 1);
-        let Some(sig) = container(&item.signature.data, content, request.creation_date_time, &subject, out) else {
+        let Some(sig) = container(&item.signature.data, content, request.creation_date_time, trust, &subject, out)
+        else {
             continue;
         };
         certificate_dates(&sig, request.creation_date_time, &subject, out);
@@ -143,7 +124,7 @@ pub(crate) fn check_signatures(request: &RegisterDocument, content: &[u8], out: 
     }
     if let Some(org) = &request.org_signature {
         let subject = "подпись организации";
-        if let Some(sig) = container(&org.data, content, request.creation_date_time, subject, out) {
+        if let Some(sig) = container(&org.data, content, request.creation_date_time, trust, subject, out) {
             certificate_dates(&sig, request.creation_date_time, subject, out);
             if sig.certificate.ogrn.is_none() {
                 out.push(message(VALUE_MISMATCH_METADATA_AND_CERTIFICATE, Some(subject)));

@@ -102,6 +102,26 @@ pub struct RemdSandboxConfig {
     /// register — and so the `emdrId` sequence — across restarts: read at start, appended
     /// to at each registration. Default `None` (in memory only).
     pub registry_file: Option<std::path::PathBuf>,
+    /// The CA certificates (DER) the emulator trusts for GOST signatures, as REMD trusts
+    /// the accredited CAs. Default: the sandbox's GOST test CA
+    /// ([`crate::pki::sandbox_ca_der`]).
+    pub trusted_cas: Vec<Vec<u8>>,
+}
+
+/// The emulator's signature verifier: the same GOST backend as the gateway's, trusting
+/// `trusted_cas`, with the sandbox CA's standing CRL ([`crate::pki::sandbox_crl`]) at hand.
+/// A CRL it cannot get is no verdict; a revoked certificate is refused.
+pub fn verifier_trusting(trusted_cas: &[Vec<u8>]) -> io::Result<egisz_verifier::gost::GostVerifier> {
+    egisz_verifier::gost::GostVerifier::new(
+        egisz_verifier::gost::TrustSource::fixed(trusted_cas.to_vec()),
+        egisz_verifier::judge::RevocationPolicy::Warn,
+        egisz_verifier::gost::CrlSettings {
+            timeout: Duration::from_secs(5),
+            local: vec![crate::pki::sandbox_crl()],
+            ..Default::default()
+        },
+    )
+    .map_err(io::Error::other)
 }
 
 impl Default for RemdSandboxConfig {
@@ -115,6 +135,7 @@ impl Default for RemdSandboxConfig {
             processing_delay: Duration::from_millis(50),
             keep_documents: true,
             registry_file: None,
+            trusted_cas: vec![crate::pki::sandbox_ca_der()],
         }
     }
 }
@@ -167,7 +188,9 @@ impl RemdSandbox {
                 Err(e) => return Err(e),
             }
         }
+        let verifier = Arc::new(verifier_trusting(&config.trusted_cas)?);
         let shared = Arc::new(Shared {
+            verifier,
             registry_file: config.registry_file.clone(),
             roster: std::sync::RwLock::new(config.roster),
             processing_delay: config.processing_delay,
@@ -306,6 +329,8 @@ struct Calls {
 
 /// State shared by the handle, the server and the background tasks.
 struct Shared {
+    /// Signatures: value, chain and revocation.
+    verifier: Arc<egisz_verifier::gost::GostVerifier>,
     roster: std::sync::RwLock<Roster>,
     registry_file: Option<std::path::PathBuf>,
     processing_delay: Duration,

@@ -89,13 +89,13 @@ async fn evaluate(shared: &Shared, request: &RegisterDocument) -> Outcome {
     };
     // The checks are CPU work (digests, signatures): off the runtime's threads, so that the
     // calls arriving meanwhile are answered, and timestamped, when they arrive.
-    let (roster, req) = (shared.roster(), request.clone());
+    let (roster, req, verifier) = (shared.roster(), request.clone(), shared.verifier.clone());
     let checked = tokio::task::spawn_blocking(move || {
         if egisz_remd::checksum(&document) != req.checksum {
             return Err(vec![message(codes::DIGEST_MISMATCH, None)]);
         }
         let header = CdaHeader::parse(&document).map_err(|_| vec![message(codes::INVALID_DOC_CONTENT_TYPE, None)])?;
-        let problems = checks::judge_parsed(&req, &document, &header, &roster, region_now());
+        let problems = checks::judge_parsed(&req, &document, &header, &roster, &verifier, region_now());
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -108,6 +108,10 @@ async fn evaluate(shared: &Shared, request: &RegisterDocument) -> Outcome {
         Ok(Err(problems)) => return Outcome::Rejected(problems),
         Err(_) => return Outcome::Rejected(vec![message(codes::INTERNAL_ERROR, None)]),
     };
+    let revoked = revocation(shared, request, &document).await;
+    if !revoked.is_empty() {
+        return Outcome::Rejected(revoked);
+    }
     Outcome::Passed(NewEntry {
         organization: request.organization.as_str().to_owned(),
         kind: request.kind,
@@ -117,6 +121,26 @@ async fn evaluate(shared: &Shared, request: &RegisterDocument) -> Outcome {
         patient_snils: request.patient.snils.clone(),
         document_version,
     })
+}
+
+/// Each signature's certificates against their CAs' CRLs, as REMD checks them when it
+/// registers: a revoked one is refused; a CRL the emulator cannot get is no verdict.
+async fn revocation(shared: &Shared, request: &RegisterDocument, document: &[u8]) -> Vec<RemdMessage> {
+    use egisz_semd::SignatureVerifier;
+    let containers = request
+        .personal_signatures
+        .iter()
+        .enumerate()
+        .map(|(n, s)| (format!("подпись №{}", n + 1), &s.signature.data))
+        .chain(request.org_signature.iter().map(|s| ("подпись организации".to_owned(), &s.data)));
+    let mut out = Vec::new();
+    for (subject, data) in containers {
+        let Ok(sig) = egisz_semd::parse_signature(data) else { continue };
+        if let Ok(findings) = shared.verifier.verify(&sig, document, request.creation_date_time).await {
+            out.extend(findings.iter().map(|v| message(v.rule, Some(&subject))));
+        }
+    }
+    out
 }
 
 /// `getDocumentFile` by the request's MessageID, retried on transport errors, HTTP errors,
