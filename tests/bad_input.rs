@@ -81,6 +81,16 @@ fn signer() -> TestSigner {
     author_signer()
 }
 
+/// The author's signer under a chain of `depth` subordinate CAs of a root nobody trusts:
+/// every CA certificate of the chain travels in the container.
+fn deep_signer(depth: usize) -> TestSigner {
+    let mut ca = egisz_gost::test_pki::TestCa::new(common::gost(), "bad-input-root");
+    for i in 0..depth {
+        ca = ca.subordinate(&format!("bad-input-{i}"), &format!("УЦ {i}"));
+    }
+    ca.issue_doctor("bad-input-deep", AUTHOR_SNILS, common::VALID_FROM, common::VALID_TILL)
+}
+
 /// A submission of `document` signed (validly, over those bytes) by the sample's author.
 fn submission(document: &[u8], signer: &TestSigner) -> Value {
     submission_body(document, signer)
@@ -235,6 +245,28 @@ fn corpus(sent: &str, uid: &str, emdr_id: &str) -> Vec<Case> {
             with("signatures", json!([{"role": "1", "role_version": "2.4", "data": B64.encode(s.sign_detached(b"other"))}])),
         ),
         Case::json("an organisation signature of garbage", with("org_signature", json!(B64.encode(b"garbage")))),
+        // GOST: a CA path longer than a container may carry (refused unread), a foreign CA
+        // path just within it (followed to no trusted CA), a signature value of noise.
+        Case::json(
+            "a CA path of more than MAX_CERTIFICATES certificates",
+            with("signatures", json!([{"role": "1", "role_version": "2.4", "data": B64.encode(deep_signer(egisz_semd::signature::MAX_CERTIFICATES).sign_detached(sample.as_bytes()))}])),
+        ),
+        Case::json(
+            "a foreign CA path as long as allowed",
+            with("signatures", json!([{"role": "1", "role_version": "2.4", "data": B64.encode(deep_signer(egisz_semd::signature::MAX_CERTIFICATES - 2).sign_detached(sample.as_bytes()))}])),
+        ),
+        Case::json(
+            "a GOST signature value of noise",
+            with("signatures", json!([{"role": "1", "role_version": "2.4", "data": B64.encode({
+                let value = egisz_semd::parse_signature(&cms).unwrap().signature_value().to_vec();
+                let mut c = cms.clone();
+                let at = c.windows(value.len()).position(|w| w == value).unwrap();
+                for (i, b) in c[at..at + value.len()].iter_mut().enumerate() {
+                    *b = (i as u8).wrapping_mul(37);
+                }
+                c
+            })}])),
+        ),
         // BER: indefinite lengths nested past the bound, never closed, and a 1 MiB chain of
         // constructed OCTET STRING chunks.
         Case::json(

@@ -17,7 +17,11 @@ use egisz_gost::Gost;
 use egisz_gost::test_pki::{Profile, SANDBOX_CA_SEED, TestCa, TestSigner, Usage};
 use serde_json::{Value, json};
 
-on_both_backends!(a_gost_signed_sample_registers, refused_variants_answer_422_with_remd_codes);
+on_both_backends!(
+    a_gost_signed_sample_registers,
+    refused_variants_answer_422_with_remd_codes,
+    the_remd_emulator_refuses_a_revoked_certificate_as_remd_would,
+);
 
 const DAY: i64 = 86_400;
 
@@ -156,4 +160,49 @@ async fn refused_variants_answer_422_with_remd_codes(db: Db) {
         submit(&env, &key, &body(&sample("gost-stale"), &fresh.sign_detached(sample("gost-stale").as_bytes()))).await;
     assert_eq!(status, 422, "{answer}");
     assert!(codes(&answer).iter().any(|c| c == "CA_INACCESSIBILITY"), "{answer}");
+}
+
+/// Intake not verifying (`none`), REMD the emulator trusting a CA whose CRL names the
+/// signer: the emulator, like REMD, refuses at registration, and the document ends `failed`
+/// with REMD's code.
+async fn the_remd_emulator_refuses_a_revoked_certificate_as_remd_would(db: Db) {
+    let crl = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let served = crl.clone();
+    let app = axum::Router::new().route(
+        "/ca.crl",
+        axum::routing::get(move || {
+            let served = served.clone();
+            async move { served.lock().unwrap().clone() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let ca = TestCa::new(gost(), "e2e-emulator-ca").with_crl_url(format!("http://{addr}/ca.crl"));
+    let now = chrono::Utc::now().timestamp();
+    let revoked = doctor(&ca, "e2e-emulator-revoked", AUTHOR_SNILS);
+    let kept = doctor(&ca, "e2e-emulator-kept", AUTHOR_SNILS);
+    *crl.lock().unwrap() = ca.crl(&[(revoked.certificate(), now - DAY)], now - 60, now + DAY);
+
+    let remd = egisz_sandbox::RemdSandbox::start(egisz_sandbox::RemdSandboxConfig {
+        trusted_cas: vec![ca.certificate_der()],
+        ..egisz_sandbox::RemdSandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = TestEnv::start_with(db, |c, _| common::every_service_remote(c, &remd)).await;
+    remd.set_callback_url(env.gw.remd_listener_url());
+    let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
+    let sample = |uid: &str| SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", uid);
+
+    let (status, ok) =
+        submit(&env, &key, &body(&sample("emu-kept"), &kept.sign_detached(sample("emu-kept").as_bytes()))).await;
+    assert_eq!(status, 202, "{ok}");
+    let (status, refused) =
+        submit(&env, &key, &body(&sample("emu-revoked"), &revoked.sign_detached(sample("emu-revoked").as_bytes())))
+            .await;
+    assert_eq!(status, 202, "intake does not verify: {refused}");
+    env.wait_status(&key, ok["id"].as_str().unwrap(), "registered").await;
+    let failed = env.wait_status(&key, refused["id"].as_str().unwrap(), "failed").await;
+    assert!(failed.to_string().contains("PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT"), "{failed}");
 }

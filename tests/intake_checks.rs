@@ -302,6 +302,20 @@ fn corpus(uid: &str) -> Vec<Variant> {
         ))
         .checked_by_emulator(),
         variant(
+            "a certificate whose key may not sign",
+            sample.clone(),
+            "INVALID_CERT_KEY_USAGE",
+            "/signatures/0/ContentInfo/SignedData/certificates/Certificate/tbsCertificate/extensions/keyUsage",
+            "INVALID_CERT_KEY_USAGE",
+        )
+        .signed_by(
+            &sandbox_ca().issue(
+                &egisz_gost::test_pki::Profile::doctor("corpus-encipherment", AUTHOR_SNILS, VALID_FROM, VALID_TILL)
+                    .usage(egisz_gost::test_pki::Usage::EnciphermentOnly),
+            ),
+        )
+        .checked_by_emulator(),
+        variant(
             "a certificate of another person",
             sample.clone(),
             "VALUE_MISMATCH_METADATA_AND_CERTIFICATE",
@@ -691,4 +705,53 @@ fn validate_says_what_intake_would() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("не удалось прочитать"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_egisz-gateway")).args(["validate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage");
+}
+
+#[test]
+fn validate_verifies_a_real_gost_signature_against_a_trust_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let trust = dir.path().join("trust");
+    std::fs::create_dir(&trust).unwrap();
+    let regional = TestCa::new(gost(), "validate-regional-ca");
+    std::fs::write(trust.join("regional.pem"), regional.certificate_pem()).unwrap();
+    let sample = sample_as("validate-trust");
+    let file = dir.path().join("doc.xml");
+    std::fs::write(&file, &sample).unwrap();
+    let signature = dir.path().join("doc.p7s");
+    let signer = regional.issue_doctor("validate-trust", AUTHOR_SNILS, VALID_FROM, VALID_TILL);
+    std::fs::write(&signature, signer.sign_cades_bes(sample.as_bytes())).unwrap();
+    let run = |trust_dir: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_egisz-gateway"));
+        cmd.arg("validate").arg(&file).args(["--kind", "40", "--signature"]).arg(&signature);
+        if let Some(t) = trust_dir {
+            cmd.arg("--trust").arg(t);
+        }
+        cmd.env("EGISZ__LOG__LEVEL", "error")
+            .env("EGISZ__DATABASE__URL", format!("sqlite://{}/v.db", dir.path().display()));
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Against the regional CA: valid, the certificate named with its CA and the check times.
+    let (code, text, err) = run(Some(&trust));
+    assert_eq!(code, Some(0), "{text}{err}");
+    assert!(text.contains("цепочка до УЦ из"), "{text}");
+    assert!(
+        text.contains("Тестовый УЦ egisz-gateway") && text.contains("проверен на 2023-08-18T10:15:00+07:00"),
+        "{text}"
+    );
+    assert!(text.contains("и на время подписания"), "CAdES-BES carries signingTime: {text}");
+    // Against the configured verifier (the sandbox CA only): not an accredited chain.
+    let (code, text, err) = run(None);
+    assert_eq!(code, Some(1), "{text}{err}");
+    assert!(text.contains("CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT"), "{text}");
+    // A directory with no certificate: a usage error naming it.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, _, err) = run(Some(&empty));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no CA certificate"), "{err}");
 }

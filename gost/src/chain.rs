@@ -14,7 +14,21 @@ use crate::{Gost, GostError};
 pub struct TrustStore {
     store: X509Store,
     anchors: Vec<Certificate>,
+    /// Chains built, by the leaf's and the offered certificates' fingerprints, with the
+    /// window every certificate of the chain is valid in: a doctor signs many documents,
+    /// and within that window the same chain stands at any time.
+    built: std::sync::Mutex<std::collections::HashMap<String, Built>>,
 }
+
+#[derive(Clone)]
+struct Built {
+    chain: Vec<Certificate>,
+    valid_from: i64,
+    valid_till: i64,
+}
+
+/// The most chains remembered; the memo is emptied when full.
+const MAX_BUILT: usize = 10_000;
 
 /// Why no chain was built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +92,7 @@ impl TrustStore {
         // default; REMD's own key-usage rule is applied above this crate.
         builder.set_purpose(X509PurposeId::ANY)?;
         builder.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
-        Ok(Self { store: builder.build(), anchors })
+        Ok(Self { store: builder.build(), anchors, built: Default::default() })
     }
 
     /// The trusted certificates, as given.

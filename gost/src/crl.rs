@@ -8,6 +8,9 @@ use crate::{Gost, GostError, unix};
 /// A parsed CRL.
 pub struct Crl {
     crl: X509Crl,
+    /// The issuers (by fingerprint) whose key has verified this list: one CRL serves many
+    /// documents, its signature is checked once per issuer.
+    verified_by: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Crl {
@@ -24,14 +27,23 @@ impl Crl {
         } else {
             X509Crl::from_der(bytes)?
         };
-        Ok(Self { crl })
+        Ok(Self { crl, verified_by: std::sync::Mutex::new(Vec::new()) })
     }
 
     /// Issued and signed by `issuer`: the issuer's name and a signature its key verifies.
     pub fn issued_by(&self, issuer: &Certificate) -> bool {
+        let fingerprint = issuer.fingerprint();
+        let mut verified = self.verified_by.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.contains(&fingerprint) {
+            return true;
+        }
         let names_agree =
             self.crl.issuer_name().try_cmp(issuer.x509.subject_name()).is_ok_and(|o| o == std::cmp::Ordering::Equal);
-        names_agree && issuer.x509.public_key().and_then(|k| self.crl.verify(&k)).unwrap_or(false)
+        let issued = names_agree && issuer.x509.public_key().and_then(|k| self.crl.verify(&k)).unwrap_or(false);
+        if issued && verified.len() < 16 {
+            verified.push(fingerprint);
+        }
+        issued
     }
 
     /// `thisUpdate`, seconds since 1970.

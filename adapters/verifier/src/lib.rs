@@ -1,12 +1,21 @@
 //! # egisz-verifier
 //!
-//! The gateway's client of an HTTP signature verification service: how a deployment with a
-//! certified GOST provider has intake verify signature values and certificate chains
-//! mathematically ([`HttpVerifier`], an [`egisz_semd::SignatureVerifier`]).
+//! The gateway's signature verifiers ([`egisz_semd::SignatureVerifier`]s): GOST in the
+//! process ([`gost::GostVerifier`]: the value, the chain to the trusted CAs, revocation by
+//! CRL) and the client of an HTTP verification service ([`HttpVerifier`], for a deployment
+//! whose rules require a certified provider).
 //!
 //! ## What this crate owns
 //!
-//! - the wire of the call (`wire`, **[model]**, documented in `docs/validation.md`);
+//! - the trusted CAs (a directory, the ministry's list of accredited CAs, or certificates
+//!   given in code), read again on request with the store in force kept on failure;
+//! - CRLs: fetched from the distribution points (through a proxy, bounded in size and time),
+//!   cached until their `nextUpdate`, failures remembered for a minute;
+//! - what every finding means as REMD's code (`judge`, pure): the chain's failures, revoked
+//!   certificates, a CRL that cannot be had under the `warn` or `block` policy;
+//! - the ministry's list of accredited CAs (`tsl`, **[model]**): its structure, read
+//!   streamed and bounded;
+//! - the wire of the HTTP service's call (`wire`, **[model]**, documented in `docs/validation.md`);
 //! - the mapping of every answer to a verdict (violations with REMD codes) or to "no
 //!   verdict" ([`egisz_contract::Failure`]): timeouts, refused connections, `429`/`5xx`,
 //!   malformed answers and `CA_INACCESSIBILITY` are no verdict, never a refusal;
@@ -22,7 +31,10 @@
 //!
 //! ## Layout
 //!
-//! - `wire`: request and answer; this file: [`HttpVerifier`] and its breaker.
+//! - `gost`: [`gost::GostVerifier`], the trust sources, the CRL cache, the list's fetch (the
+//!   edge: files, network, clock); `judge`: findings → REMD codes (pure); `tsl`: the list;
+//! - `wire`: the HTTP service's request and answer; this file: [`HttpVerifier`] and its
+//!   breaker.
 #![forbid(unsafe_code)]
 
 pub mod gost;

@@ -24,6 +24,7 @@ pub(crate) const VALUE_MISMATCH_METADATA_AND_CERTIFICATE: &str = "VALUE_MISMATCH
 pub(crate) const INVALID_DICTIONARY_VERSION: &str = "INVALID_DICTIONARY_VERSION";
 pub(crate) const INVALID_ELEMENT_VALUE_NAME: &str = "INVALID_ELEMENT_VALUE_NAME";
 pub(crate) const INVALID_CONTENT: &str = "INVALID_CONTENT";
+pub(crate) const INVALID_CERT_KEY_USAGE: &str = "INVALID_CERT_KEY_USAGE";
 
 /// The signature codes the emulator emits (besides those of the container's parse and of
 /// the test verifier, which are REMD codes by construction).
@@ -42,6 +43,8 @@ pub(crate) const EMITTED: &[&str] = &[
     "NO_END_ENTITY_CERTIFICATE",
     "SIGNATURE_VERIFICATION_ERROR",
     "CANT_BUILD_CERT_CHAIN_TO_ACCREDITED_CA_CERT",
+    INVALID_CERT_KEY_USAGE,
+    "PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT",
 ];
 
 /// Kind → the `templateId` REMD expects (only kind 40's is modelled, SEMD-TMK.md).
@@ -62,13 +65,22 @@ fn file_digest(oid: &str, content: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// The certificate's dates at the creation time and at the signing time, and its key usage.
 fn certificate_dates(sig: &ParsedSignature, created: DateTime<FixedOffset>, subject: &str, out: &mut Vec<RemdMessage>) {
-    let created = created.with_timezone(&Utc);
-    if created < sig.certificate.not_before {
-        out.push(message(DOC_DATE_MISMATCH_CERT_NOT_BEFORE, Some(subject)));
+    let times = std::iter::once(created.with_timezone(&Utc)).chain(sig.signing_time);
+    let mut codes = Vec::new();
+    for at in times {
+        if at < sig.certificate.not_before {
+            codes.push(DOC_DATE_MISMATCH_CERT_NOT_BEFORE);
+        }
+        if at > sig.certificate.not_after {
+            codes.push(DOC_DATE_MISMATCH_CERT_NOT_AFTER);
+        }
     }
-    if created > sig.certificate.not_after {
-        out.push(message(DOC_DATE_MISMATCH_CERT_NOT_AFTER, Some(subject)));
+    codes.dedup();
+    out.extend(codes.into_iter().map(|c| message(c, Some(subject))));
+    if !sig.certificate.key_usage.is_some_and(|k| k.allows_signing()) {
+        out.push(message(INVALID_CERT_KEY_USAGE, Some(subject)));
     }
 }
 
