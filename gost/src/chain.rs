@@ -108,6 +108,28 @@ impl TrustStore {
         untrusted: &[Certificate],
         at: i64,
     ) -> Result<Vec<Certificate>, ChainError> {
+        let key: String =
+            std::iter::once(leaf).chain(untrusted).map(Certificate::fingerprint).collect::<Vec<_>>().join(":");
+        if let Some(b) = self.built.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && (b.valid_from..=b.valid_till).contains(&at)
+        {
+            return Ok(b.chain.clone());
+        }
+        let chain = self.build(leaf, untrusted, at)?;
+        let window = chain.iter().try_fold((i64::MIN, i64::MAX), |(from, till), c| {
+            Ok::<_, GostError>((from.max(c.not_before()?), till.min(c.not_after()?)))
+        });
+        if let Ok((valid_from, valid_till)) = window {
+            let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+            if built.len() >= MAX_BUILT {
+                built.clear();
+            }
+            built.insert(key, Built { chain: chain.clone(), valid_from, valid_till });
+        }
+        Ok(chain)
+    }
+
+    fn build(&self, leaf: &Certificate, untrusted: &[Certificate], at: i64) -> Result<Vec<Certificate>, ChainError> {
         let other = |detail: String| ChainError { failure: ChainFailure::Other, depth: 0, detail };
         let mut stack = Stack::<X509>::new().map_err(|e| other(GostError::from(e).0))?;
         for c in untrusted {
