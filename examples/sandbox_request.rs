@@ -13,7 +13,9 @@
 //! (default 40), `--organization OID` (default: the document's custodian), `--out FILE`
 //! (default `data/sandbox-request.json`; `-` for stdout), `--key 256|512` (the GOST key size,
 //! with Streebog-256 or -512 digests; default 256), `--ber` (containers with indefinite
-//! lengths, as streaming signers write them), `--signatures-dir DIR` (also write
+//! lengths, as streaming signers write them), `--crl-url URL` (the certificates name it as
+//! their CRL distribution point: the sandbox REMD's `<address>/pki/sandbox-ca.crl`, where
+//! `POST /_admin/pki/revoked {"serial": "<hex>"}` revokes one), `--signatures-dir DIR` (also write
 //! each signature as `DIR/signature-<n>.p7s`, DER, for `egisz-gateway validate FILE
 //! --signature DIR/signature-1.p7s`). Test signatures only: never for production documents.
 
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let mut organization = None;
     let mut out = String::from("data/sandbox-request.json");
     let mut strength = Strength::Gost256;
+    let mut crl_url = None;
     let mut ber = false;
     let mut signatures_dir = None;
     while let Some(a) = args.next() {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
                 }
             }
             "--ber" => ber = true,
+            "--crl-url" => crl_url = args.next(),
             "--signatures-dir" => signatures_dir = args.next(),
             "--kind" => kind = args.next().and_then(|k| k.parse().ok()).unwrap_or(kind),
             "--organization" => organization = args.next(),
@@ -104,6 +108,10 @@ fn main() -> ExitCode {
         }
     };
     let ca = TestCa::new(gost, SANDBOX_CA_SEED);
+    let ca = match crl_url {
+        Some(url) => ca.with_crl_url(url),
+        None => ca,
+    };
     let mut containers = Vec::new();
     let signatures: Vec<serde_json::Value> = parts
         .signers

@@ -21,6 +21,7 @@ on_both_backends!(
     a_gost_signed_sample_registers,
     refused_variants_answer_422_with_remd_codes,
     the_remd_emulator_refuses_a_revoked_certificate_as_remd_would,
+    the_sandbox_serves_its_cas_crl_and_a_revocation_there_refuses,
 );
 
 const DAY: i64 = 86_400;
@@ -205,4 +206,30 @@ async fn the_remd_emulator_refuses_a_revoked_certificate_as_remd_would(db: Db) {
     env.wait_status(&key, ok["id"].as_str().unwrap(), "registered").await;
     let failed = env.wait_status(&key, refused["id"].as_str().unwrap(), "failed").await;
     assert!(failed.to_string().contains("PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT"), "{failed}");
+}
+
+/// The embedded default's shape: the sandbox REMD serves the sandbox CA's CRL; a
+/// certificate naming it, revoked there, is refused at intake, and one not revoked
+/// registers (the emulator fetching the same list).
+async fn the_sandbox_serves_its_cas_crl_and_a_revocation_there_refuses(db: Db) {
+    let env = TestEnv::start(db).await;
+    let remd = env.gw.remd_sandbox().expect("the sandbox REMD");
+    let ca = TestCa::new(gost(), SANDBOX_CA_SEED).with_crl_url(remd.crl_url());
+    let revoked = doctor(&ca, "sandbox-crl-revoked", AUTHOR_SNILS);
+    let kept = doctor(&ca, "sandbox-crl-kept", AUTHOR_SNILS);
+    assert_eq!(revoked.certificate().crl_urls(), [remd.crl_url()]);
+    remd.revoke(&revoked.certificate().serial_hex());
+    let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
+    let sample = |uid: &str| SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", uid);
+
+    let (status, answer) =
+        submit(&env, &key, &body(&sample("crl-revoked"), &revoked.sign_detached(sample("crl-revoked").as_bytes())))
+            .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(codes(&answer).iter().any(|c| c == "PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT"), "{answer}");
+    let (status, accepted) =
+        submit(&env, &key, &body(&sample("crl-kept"), &kept.sign_detached(sample("crl-kept").as_bytes()))).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["warnings"], json!([]), "the list was had: {accepted}");
+    env.wait_status(&key, accepted["id"].as_str().unwrap(), "registered").await;
 }

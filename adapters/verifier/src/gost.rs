@@ -40,8 +40,9 @@ pub struct CrlSettings {
     pub max_lists: usize,
     /// An outbound HTTP proxy for CRL fetches.
     pub proxy: Option<url::Url>,
-    /// CRLs held locally (DER or PEM), used before any address a certificate names: the
-    /// sandbox CA's own list, or lists an operator mirrors for CAs it cannot reach.
+    /// CRLs held locally (DER or PEM), used for a certificate that names no CRL address or
+    /// whose addresses fail: the sandbox CA's standing list, or lists an operator mirrors
+    /// for CAs it cannot reach.
     pub local: Vec<Vec<u8>>,
 }
 
@@ -432,22 +433,22 @@ impl GostVerifier {
 
     /// The revocation status of `certificate`, whose issuer is `issuer`.
     async fn revocation(&self, certificate: &Certificate, issuer: &Certificate, now: i64) -> Revocation {
-        let local = self.local_crls.iter().find(|crl| {
-            crl.issued_by(issuer)
-                && crl.this_update().is_ok_and(|t| {
-                    judge::crl_current(t, crl.next_update().ok().flatten(), now, CRL_MAX_AGE_WITHOUT_NEXT_UPDATE)
-                })
-        });
-        if let Some(crl) = local {
-            return revoked_or_good(crl, certificate);
-        }
         let mut urls = certificate.crl_urls();
         if urls.is_empty() {
             // The ministry's list names the CA's CRL addresses: asked for a certificate that
             // names none of its own.
             urls = self.trust().crl_hints.get(&issuer.fingerprint()).cloned().unwrap_or_default();
         }
+        let local = self.local_crls.iter().find(|crl| {
+            crl.issued_by(issuer)
+                && crl.this_update().is_ok_and(|t| {
+                    judge::crl_current(t, crl.next_update().ok().flatten(), now, CRL_MAX_AGE_WITHOUT_NEXT_UPDATE)
+                })
+        });
         if urls.is_empty() {
+            if let Some(crl) = local {
+                return revoked_or_good(crl, certificate);
+            }
             return Revocation::Unknown {
                 why: "в сертификате нет адреса списка отзыва".to_owned()
             };
@@ -459,6 +460,10 @@ impl GostVerifier {
                 Ok(_) => whys.push("список отзыва подписан не издателем сертификата".to_owned()),
                 Err(why) => whys.push(why),
             }
+        }
+        // The addresses failed: a list held locally for the issuer stands in.
+        if let Some(crl) = local {
+            return revoked_or_good(crl, certificate);
         }
         Revocation::Unknown { why: whys.join("; ") }
     }
@@ -551,16 +556,40 @@ impl SignatureVerifier for GostVerifier {
             .map_err(|_| Failure::Retry {
                 reason: "проверка подписи прервана".to_owned(), after: None
             })?;
-        let chain = match chain {
-            Ok(chain) => chain,
-            Err(violation) => return Ok(vec![violation]),
-        };
-        // Revocation is REMD's at the time of its check: now. The anchor is not checked.
+        match chain {
+            Ok(chain) => self.revocation_of(&chain).await,
+            Err(violation) => Ok(vec![violation]),
+        }
+    }
+}
+
+impl GostVerifier {
+    /// Revocation of a chain (signer first, trusted CA last), as REMD judges it at the time
+    /// of its check: now. The trusted CA itself is not checked.
+    async fn revocation_of(&self, chain: &[Certificate]) -> Result<Vec<Violation>, Failure> {
         let now = now_secs();
         let mut statuses: Vec<(Depth, Revocation)> = Vec::new();
         for (depth, pair) in chain.windows(2).enumerate() {
             statuses.push((depth, self.revocation(&pair[0], &pair[1], now).await));
         }
         judge::revocation(&statuses, self.policy)
+    }
+
+    /// Revocation only, for a signature whose value and chain were checked already
+    /// ([`check_value_and_chain`], as the REMD emulator does): the chain is built again
+    /// (remembered by the trust store, so no signature is verified twice), then each link
+    /// against its CRL. A signature whose chain does not build has nothing to check here.
+    pub async fn check_revocation(
+        &self,
+        signature: &ParsedSignature,
+        created: DateTime<FixedOffset>,
+    ) -> Result<Vec<Violation>, Failure> {
+        let Ok(leaf) = Certificate::from_der(self.gost, signature.certificate.der()) else { return Ok(Vec::new()) };
+        let untrusted: Vec<Certificate> =
+            signature.other_certificates.iter().filter_map(|der| Certificate::from_der(self.gost, der).ok()).collect();
+        match self.trust_store().chain(&leaf, &untrusted, created.timestamp()) {
+            Ok(chain) => self.revocation_of(&chain).await,
+            Err(_) => Ok(Vec::new()),
+        }
     }
 }

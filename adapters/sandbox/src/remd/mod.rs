@@ -191,6 +191,7 @@ impl RemdSandbox {
         let verifier = Arc::new(verifier_trusting(&config.trusted_cas)?);
         let shared = Arc::new(Shared {
             verifier,
+            revoked: Mutex::new(Vec::new()),
             registry_file: config.registry_file.clone(),
             roster: std::sync::RwLock::new(config.roster),
             processing_delay: config.processing_delay,
@@ -284,6 +285,20 @@ impl RemdSandbox {
         self.shared.roster.write().unwrap_or_else(|p| p.into_inner()).upsert(person)
     }
 
+    /// Where the sandbox CA's CRL is served: the distribution point to put in sandbox
+    /// certificates (`TestCa::with_crl_url`).
+    pub fn crl_url(&self) -> String {
+        format!("http://{}{CRL_PATH}", self.addr)
+    }
+
+    /// Revokes the sandbox CA's certificate with `serial` (hex, as `Certificate::serial_hex`
+    /// gives it) now: the served list names it from the next fetch. The same as
+    /// `POST /_admin/pki/revoked` with `{"serial": "<hex>"}`.
+    pub fn revoke(&self, serial: &str) {
+        let now = chrono::Utc::now().timestamp();
+        lock(&self.shared.revoked).push((serial.to_owned(), now));
+    }
+
     /// Stops the server and the background work, and waits until they have stopped.
     /// Held (silent) connections are aborted at once, requests doing real work may finish
     /// (for up to 5 s), and pending processing (pulls, results not yet posted) is
@@ -327,10 +342,15 @@ struct Calls {
     in_window: u64,
 }
 
+/// The path of the sandbox CA's CRL on the emulator's listener.
+pub const CRL_PATH: &str = "/pki/sandbox-ca.crl";
+
 /// State shared by the handle, the server and the background tasks.
 struct Shared {
     /// Signatures: value, chain and revocation.
     verifier: Arc<egisz_verifier::gost::GostVerifier>,
+    /// Serials (hex) the sandbox CA has revoked, with when: served at `/pki/sandbox-ca.crl`.
+    revoked: Mutex<Vec<(String, i64)>>,
     roster: std::sync::RwLock<Roster>,
     registry_file: Option<std::path::PathBuf>,
     processing_delay: Duration,

@@ -108,7 +108,7 @@ async fn evaluate(shared: &Shared, request: &RegisterDocument) -> Outcome {
         Ok(Err(problems)) => return Outcome::Rejected(problems),
         Err(_) => return Outcome::Rejected(vec![message(codes::INTERNAL_ERROR, None)]),
     };
-    let revoked = revocation(shared, request, &document).await;
+    let revoked = revocation(shared, request).await;
     if !revoked.is_empty() {
         return Outcome::Rejected(revoked);
     }
@@ -125,8 +125,7 @@ async fn evaluate(shared: &Shared, request: &RegisterDocument) -> Outcome {
 
 /// Each signature's certificates against their CAs' CRLs, as REMD checks them when it
 /// registers: a revoked one is refused; a CRL the emulator cannot get is no verdict.
-async fn revocation(shared: &Shared, request: &RegisterDocument, document: &[u8]) -> Vec<RemdMessage> {
-    use egisz_semd::SignatureVerifier;
+async fn revocation(shared: &Shared, request: &RegisterDocument) -> Vec<RemdMessage> {
     let containers = request
         .personal_signatures
         .iter()
@@ -136,7 +135,7 @@ async fn revocation(shared: &Shared, request: &RegisterDocument, document: &[u8]
     let mut out = Vec::new();
     for (subject, data) in containers {
         let Ok(sig) = egisz_semd::parse_signature(data) else { continue };
-        if let Ok(findings) = shared.verifier.verify(&sig, document, request.creation_date_time).await {
+        if let Ok(findings) = shared.verifier.check_revocation(&sig, request.creation_date_time).await {
             out.extend(findings.iter().map(|v| message(v.rule, Some(&subject))));
         }
     }

@@ -37,6 +37,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/_admin/faults", get(faults).put(set_faults))
         .route("/_admin/registry", get(registry))
         .route("/_admin/roster/persons", axum::routing::put(upsert_person))
+        .route(super::CRL_PATH, get(sandbox_crl))
+        .route("/_admin/pki/revoked", post(revoke))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
         .layer(DefaultBodyLimit::max(egisz_remd::MAX_MESSAGE_BYTES))
         .with_state(shared)
@@ -204,6 +206,33 @@ async fn registry(State(shared): State<Arc<Shared>>) -> Response {
 
 /// `PUT /_admin/roster/persons`: adds a person (the roster's JSON form) or replaces the one
 /// with the same SNILS. `204`, or `422` naming what is wrong (never quoting the data).
+/// The sandbox CA's CRL, current for a minute, naming what was revoked here.
+async fn sandbox_crl(State(shared): State<Arc<Shared>>) -> Response {
+    let revoked = super::lock(&shared.revoked).clone();
+    let now = chrono::Utc::now().timestamp();
+    let der =
+        tokio::task::spawn_blocking(move || crate::pki::sandbox_crl_revoking(&revoked, now)).await.unwrap_or_default();
+    if der.is_empty() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the GOST engine is not available").into_response();
+    }
+    ([(CONTENT_TYPE, "application/pkix-crl")], der).into_response()
+}
+
+/// `{"serial": "<hex>"}`: the sandbox CA revokes that certificate now.
+async fn revoke(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Revoke {
+        serial: String,
+    }
+    match serde_json::from_slice::<Revoke>(&body) {
+        Ok(r) if !r.serial.is_empty() && r.serial.len() <= 64 && r.serial.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            super::lock(&shared.revoked).push((r.serial.to_ascii_uppercase(), chrono::Utc::now().timestamp()));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => (StatusCode::UNPROCESSABLE_ENTITY, "expected {\"serial\": \"<hex, up to 64 digits>\"}").into_response(),
+    }
+}
+
 async fn upsert_person(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let person: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(p) => p,
