@@ -573,6 +573,19 @@ impl Config {
         {
             problem("remd_listener.tls_cert", e);
         }
+        // The list says whom to trust and is not signed in a way the gateway checks: only
+        // over TLS (loopback aside, for tests and a local mirror).
+        if let VerifierChoice::Gost(GostSettings { trust: GostTrust::Accredited { list: Some(list), .. }, .. }) =
+            &self.validation.verifier
+            && list.url.scheme() != "https"
+            && !matches!(list.url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+        {
+            problem(
+                "validation.tsl_url",
+                "must be https:// (the list decides which CAs are trusted; plain HTTP lets anyone on the path add one)"
+                    .into(),
+            );
+        }
         if let VerifierChoice::Gost(GostSettings { trust: GostTrust::Accredited { dir: Some(dir), .. }, .. }) =
             &self.validation.verifier
             && !dir.is_dir()
@@ -1321,6 +1334,25 @@ mod tests {
         let errs = Config::load(None, &env(&[("EGISZ__FRMR__MODE", "remote")])).unwrap_err();
         let keys: Vec<&str> = errs.0.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["frmr.base_url", "frmr.token", "remd.mode", "nsi.mode", "validation.verifier"]);
+    }
+
+    #[test]
+    fn the_list_of_accredited_cas_comes_over_tls() {
+        let keys = |url: &str| -> Vec<String> {
+            match Config::load(None, &env(&[("EGISZ__VALIDATION__TSL_URL", url)])) {
+                Ok(c) => {
+                    assert!(matches!(
+                        c.validation.verifier,
+                        VerifierChoice::Gost(GostSettings { trust: GostTrust::Accredited { list: Some(_), .. }, .. })
+                    ));
+                    Vec::new()
+                }
+                Err(errs) => errs.0.into_iter().map(|p| p.key).collect(),
+            }
+        };
+        assert_eq!(keys("http://e-trust.example/getxml"), ["validation.tsl_url"]);
+        assert_eq!(keys("https://e-trust.example/getxml"), Vec::<String>::new());
+        assert_eq!(keys("http://127.0.0.1:9/getxml"), Vec::<String>::new(), "a local mirror");
     }
 
     #[test]

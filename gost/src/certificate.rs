@@ -106,7 +106,9 @@ impl Certificate {
 
     /// Is it signed by `issuer`'s key?
     pub fn signed_by(&self, issuer: &Certificate) -> bool {
-        issuer.x509.public_key().and_then(|k| self.x509.verify(&k)).unwrap_or(false)
+        let signed = issuer.x509.public_key().and_then(|k| self.x509.verify(&k)).unwrap_or(false);
+        drop(openssl::error::ErrorStack::get());
+        signed
     }
 
     /// Self-issued and self-signed: a root.

@@ -111,7 +111,8 @@ impl TrustStore {
         let key: String =
             std::iter::once(leaf).chain(untrusted).map(Certificate::fingerprint).collect::<Vec<_>>().join(":");
         if let Some(b) = self.built.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
-            && (b.valid_from..=b.valid_till).contains(&at)
+            // OpenSSL counts a certificate as expired at its notAfter itself.
+            && (b.valid_from..b.valid_till).contains(&at)
         {
             return Ok(b.chain.clone());
         }

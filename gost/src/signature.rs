@@ -50,7 +50,9 @@ pub fn verify_signature_value(
     let key = signer.x509.public_key()?;
     let mut verifier = Verifier::new(digest.message_digest()?, &key)?;
     // A malformed value is a value that does not verify, not a failure of the verifier.
-    Ok(verifier.verify_oneshot(value, signed_attributes).unwrap_or(false))
+    let valid = verifier.verify_oneshot(value, signed_attributes).unwrap_or(false);
+    drop(openssl::error::ErrorStack::get());
+    Ok(valid)
 }
 
 /// A whole detached CMS (DER or BER) over `content`, as OpenSSL's `CMS_verify` judges it:

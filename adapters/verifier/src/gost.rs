@@ -120,6 +120,12 @@ pub fn load_trust(gost: &'static Gost, source: &TrustSource) -> Result<LoadedTru
                 let list = crate::tsl::parse(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
                 for (der, urls) in list.accredited_certificates() {
                     match Certificate::from_der(gost, der) {
+                        // A self-signed root (the head CA's) is no accredited CA's own
+                        // certificate: trusted as an anchor, it would let a CA whose
+                        // accreditation ended chain to it.
+                        Ok(c) if c.is_root() => {
+                            skipped.push(format!("{}: a self-signed root in the list, not trusted", file.display()));
+                        }
                         Ok(c) => {
                             crl_hints.insert(c.fingerprint(), urls.to_vec());
                             certificates.push(c);
@@ -352,6 +358,10 @@ impl GostVerifier {
             fetching.entry(url.to_owned()).or_default().clone()
         };
         let _one = lock.lock().await;
+        // Another document fetched it while this one waited: nothing to do.
+        if self.crls.lists.lock().unwrap_or_else(|p| p.into_inner()).get(url).is_some_and(|c| c.fetched_at >= now) {
+            return;
+        }
         let body = match url::Url::parse(url) {
             Ok(u) => {
                 let sent = self.crls.client.get(u).send().await;
@@ -390,6 +400,15 @@ impl GostVerifier {
             }
         };
         let mut lists = self.crls.lists.lock().unwrap_or_else(|p| p.into_inner());
+        // Never an older list in place of a newer one (a replayed CRL would hide revocations).
+        if let (Some(old), Ok(_)) = (lists.get_mut(url), &entry.crl)
+            && old.crl.is_ok()
+            && entry.this_update < old.this_update
+        {
+            tracing::warn!(url = %redacted(url), "an older CRL than the one held was served; the held one is kept");
+            old.fetched_at = now;
+            return;
+        }
         if lists.len() >= self.crls.settings.max_lists && !lists.contains_key(url) {
             // Full: the list fetched longest ago makes room.
             if let Some(oldest) = lists.iter().min_by_key(|(_, c)| c.fetched_at).map(|(u, _)| u.clone()) {
@@ -416,7 +435,9 @@ impl GostVerifier {
                         {
                             return Ok(crl.clone());
                         }
-                        Ok(_) if attempt == 1 => return Err("список отзыва устарел (nextUpdate прошёл)".to_owned()),
+                        Ok(_) if attempt == 1 || now - c.fetched_at < CRL_RETRY_AFTER_FAILURE => {
+                            return Err("список отзыва устарел (nextUpdate прошёл)".to_owned());
+                        }
                         Err(why) if attempt == 1 || now - c.fetched_at < CRL_RETRY_AFTER_FAILURE => {
                             return Err(why.clone());
                         }
@@ -456,8 +477,20 @@ impl GostVerifier {
         let mut whys = Vec::new();
         for url in urls.iter().take(4) {
             match self.crl(url, now).await {
-                Ok(crl) if crl.issued_by(issuer) => return revoked_or_good(&crl, certificate),
-                Ok(_) => whys.push("список отзыва подписан не издателем сертификата".to_owned()),
+                Ok(crl) => {
+                    // The issuer's signature over a list of megabytes, and the first lookup
+                    // (which sorts it), are CPU work: off the async threads.
+                    let (certificate, issuer) = (certificate.clone(), issuer.clone());
+                    let status = tokio::task::spawn_blocking(move || {
+                        crl.issued_by(&issuer).then(|| revoked_or_good(&crl, &certificate))
+                    })
+                    .await
+                    .unwrap_or(None);
+                    match status {
+                        Some(status) => return status,
+                        None => whys.push("список отзыва подписан не издателем сертификата".to_owned()),
+                    }
+                }
                 Err(why) => whys.push(why),
             }
         }
@@ -551,11 +584,16 @@ impl SignatureVerifier for GostVerifier {
         let trust = self.trust_store();
         let gost = self.gost;
         let owned = signature.clone();
+        // A check that did not finish is no pass: the signature is refused as not verified.
         let chain = tokio::task::spawn_blocking(move || check_value_and_chain(gost, &trust, &owned, created))
             .await
-            .map_err(|_| Failure::Retry {
-                reason: "проверка подписи прервана".to_owned(), after: None
-            })?;
+            .unwrap_or_else(|_| {
+                Err(Violation::new(
+                    rules::SIGNATURE_VERIFICATION_ERROR,
+                    "/ContentInfo/SignedData/signerInfos/SignerInfo/signature",
+                    "подпись не удалось проверить",
+                ))
+            });
         match chain {
             Ok(chain) => self.revocation_of(&chain).await,
             Err(violation) => Ok(vec![violation]),
@@ -568,9 +606,16 @@ impl GostVerifier {
     /// of its check: now. The trusted CA itself is not checked.
     async fn revocation_of(&self, chain: &[Certificate]) -> Result<Vec<Violation>, Failure> {
         let now = now_secs();
+        // However many links and addresses, one document waits at most this long.
+        let deadline = tokio::time::Instant::now() + self.crls.settings.timeout * 2;
         let mut statuses: Vec<(Depth, Revocation)> = Vec::new();
         for (depth, pair) in chain.windows(2).enumerate() {
-            statuses.push((depth, self.revocation(&pair[0], &pair[1], now).await));
+            let status = tokio::time::timeout_at(deadline, self.revocation(&pair[0], &pair[1], now))
+                .await
+                .unwrap_or_else(|_| Revocation::Unknown {
+                    why: "списки отзыва не получены вовремя".to_owned()
+                });
+            statuses.push((depth, status));
         }
         judge::revocation(&statuses, self.policy)
     }

@@ -28,6 +28,8 @@ pub const MAX_TSL_BYTES: usize = 128 * 1024 * 1024;
 pub const MAX_CERTIFICATES: usize = 50_000;
 /// The longest text of one element (a certificate in base64 included).
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// The most CRL addresses kept per CA.
+pub const MAX_CRL_URLS_PER_CA: usize = 16;
 /// The status of an accreditation in force.
 pub const IN_FORCE: &str = "Действует";
 
@@ -146,7 +148,7 @@ pub fn parse(xml: &[u8]) -> Result<TrustedList, String> {
                     } else if under_key(&stack, KEY_CRL)
                         && (value.starts_with("http://") || value.starts_with("https://"))
                     {
-                        if !ca.crl_urls.contains(&value) {
+                        if ca.crl_urls.len() < MAX_CRL_URLS_PER_CA && !ca.crl_urls.contains(&value) {
                             ca.crl_urls.push(value);
                         }
                     } else if under_key(&stack, KEY_CERTIFICATE) {

@@ -402,10 +402,14 @@ async fn the_ministrys_list_trusts_the_cas_in_force_and_names_their_crls() {
 
     let now = Utc::now().timestamp();
     // Certificates that name no CRL address of their own: the list's address is asked.
-    let in_force = TestCa::new(gost(), "listed-in-force");
-    let terminated = TestCa::new(gost(), "listed-terminated");
+    let head = TestCa::root(gost(), "listed-head", Strength::Gost256, "Головной УЦ");
+    let in_force = head.subordinate("listed-in-force", "УЦ действующий");
+    let terminated = head.subordinate("listed-terminated", "УЦ прекративший");
     let crl_url = format!("http://{crl_addr}/ca.crl");
     *list.lock().unwrap() = accredited_list(&[
+        // The head CA's self-signed root, in force: not an anchor, or every CA it ever
+        // certified — the terminated one too — would chain to it.
+        ("Головной УЦ", "Действует", head.certificate_der(), crl_url.clone()),
         ("УЦ действующий", "Действует", in_force.certificate_der(), crl_url.clone()),
         ("УЦ прекративший", "Прекращена", terminated.certificate_der(), crl_url.clone()),
     ]);
@@ -416,10 +420,11 @@ async fn the_ministrys_list_trusts_the_cas_in_force_and_names_their_crls() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("accredited-cas.xml");
     let fetcher = ListFetcher::new(format!("http://{list_addr}/getxml").parse().unwrap(), file.clone(), None).unwrap();
-    assert_eq!(fetcher.fetch().await, Ok(1), "one CA in force, one certificate");
+    assert_eq!(fetcher.fetch().await, Ok(2), "two certificates of CAs in force");
     let source = TrustSource { list_file: Some(file.clone()), ..TrustSource::default() };
     let loaded = load_trust(gost(), &source).unwrap();
-    assert_eq!(loaded.store.anchors().len(), 1);
+    assert_eq!(loaded.store.anchors().len(), 1, "the self-signed root is not an anchor");
+    assert!(loaded.skipped.iter().any(|s| s.contains("self-signed")), "{:?}", loaded.skipped);
 
     let v = GostVerifier::new(source.clone(), RevocationPolicy::Block, CrlSettings::default()).unwrap();
     let at = created(now);
@@ -429,6 +434,7 @@ async fn the_ministrys_list_trusts_the_cas_in_force_and_names_their_crls() {
         Ok(vec!["PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT"]),
         "the CRL named by the list"
     );
+    // Signed under the terminated CA, its certificate (by the head CA) in the container.
     let of_terminated = terminated.issue_doctor("t", SNILS, now - DAY, now + DAY);
     assert_eq!(
         judge(&v, &of_terminated.sign_detached(DOCUMENT), at).await,
@@ -442,5 +448,23 @@ async fn the_ministrys_list_trusts_the_cas_in_force_and_names_their_crls() {
     *list.lock().unwrap() = "<html>maintenance</html>".into();
     assert!(fetcher.fetch().await.unwrap_err().contains("root element"));
     assert_eq!(v.reload_trust(), Ok(1), "the kept copy still reads");
+    let _ = &head;
     assert!(!dir.path().join("accredited-cas.partial").exists() || std::fs::read(&file).is_ok());
+}
+
+#[tokio::test]
+async fn an_older_crl_never_replaces_a_newer_one() {
+    let p = pki().await;
+    let revoked = p.doctor("rollback");
+    // Due for its refresh (nextUpdate within the hour ahead) but current.
+    *p.crl.lock().unwrap() = Crl::Serve(p.ca.crl(&[(revoked.certificate(), p.now - 600)], p.now - 60, p.now + 1800));
+    let v = p.verifier(RevocationPolicy::Warn);
+    let at = created(p.now);
+    let cms = revoked.sign_detached(DOCUMENT);
+    assert_eq!(judge(&v, &cms, at).await, Ok(vec!["PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT"]));
+    // A replayed older list, which does not name it yet.
+    *p.crl.lock().unwrap() = Crl::Serve(p.ca.crl(&[], p.now - 3600, p.now + 1800));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(v.refresh_crls().await, 1, "the list was due and fetched");
+    assert_eq!(judge(&v, &cms, at).await, Ok(vec!["PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT"]), "the newer list kept");
 }
