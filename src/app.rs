@@ -747,6 +747,15 @@ pub fn verifier_for(
     Ok((verification, None))
 }
 
+/// Reads the trusted CAs again on a blocking thread: the ministry's list is tens of
+/// megabytes of XML and thousands of certificates.
+async fn reload_off_the_runtime(gost: &Arc<egisz_verifier::gost::GostVerifier>) -> Result<usize, String> {
+    let gost = Arc::clone(gost);
+    tokio::task::spawn_blocking(move || gost.reload_trust())
+        .await
+        .unwrap_or_else(|_| Err("reading the trusted CAs was cut short".to_owned()))
+}
+
 /// The first copy of the ministry's list, fetched before the verifier reads its CAs (a
 /// failure is logged; the CAs of `trust_dir` are in force meanwhile, and the upkeep tries
 /// again).
@@ -784,7 +793,7 @@ async fn gost_upkeep(
             _ = list_tick.tick(), if list.is_some() => {
                 let Some((fetcher, _)) = &list else { continue };
                 match fetcher.fetch().await {
-                    Ok(n) => match gost.reload_trust() {
+                    Ok(n) => match reload_off_the_runtime(&gost).await {
                         Ok(trusted) => tracing::info!(listed = n, trusted, "the list of accredited CAs fetched"),
                         Err(e) => tracing::warn!(error = %e, "the fetched list not put in force; the CAs in force are kept"),
                     },
@@ -797,7 +806,7 @@ async fn gost_upkeep(
                     tracing::info!(fetched, "CRLs fetched ahead of their nextUpdate");
                 }
             }
-            _ = trust_tick.tick() => match gost.reload_trust() {
+            _ = trust_tick.tick() => match reload_off_the_runtime(&gost).await {
                 Ok(n) => tracing::debug!(trusted = n, "trusted CAs read again"),
                 Err(e) => tracing::warn!(error = %e, "trusted CAs not read again; the ones in force are kept"),
             },
