@@ -90,14 +90,9 @@ fn sign(s: &TestSigner, d: &str) -> Vec<u8> {
     s.sign_cades_bes(d.as_bytes())
 }
 
-/// The gateway's sandbox verifier: the sandbox CA trusted, its CRL held.
+/// A GOST verifier trusting the sandbox CA, its CRL held: what the gateway's sandbox runs.
 fn verifier() -> egisz_verifier::gost::GostVerifier {
-    egisz_verifier::gost::GostVerifier::new(
-        egisz_verifier::gost::TrustSource::fixed(vec![egisz_sandbox::pki::sandbox_ca_der()]),
-        egisz_verifier::judge::RevocationPolicy::Block,
-        egisz_verifier::gost::CrlSettings { local: vec![egisz_sandbox::pki::sandbox_crl()], ..Default::default() },
-    )
-    .expect("the GOST verifier")
+    egisz_sandbox::remd::verifier_trusting(&[egisz_sandbox::pki::sandbox_ca_der()]).expect("the GOST verifier")
 }
 
 /// Part 1: µs per document, parse only against every check.
@@ -159,9 +154,9 @@ fn per_document(rounds: usize) {
     let parse = time(&mut |i| {
         std::hint::black_box(egisz_semd::CdaHeader::parse(docs[i].0.as_bytes()).unwrap());
     });
-    let full = time(&mut |i| {
+    let input = |i: usize| {
         let (d, sa, sl) = &docs[i];
-        let input = DocumentInput {
+        DocumentInput {
             kind: &kind,
             organization: &org,
             department: None,
@@ -171,43 +166,28 @@ fn per_document(rounds: usize) {
                 Some(PersonalInput { role: "1", role_version: "2.4", cms: sl }),
             ],
             org_signature: None,
-        };
-        let checked = validation::check_document(&input, mappings.dictionaries(), now, offset);
-        let prepared = checked.prepared.expect("the bench document passes");
-        for (_, s) in &prepared.signatures {
-            let verdict = runtime.block_on(verifier.verify(s, d.as_bytes(), prepared.parts.creation_date_time));
+        }
+    };
+    let verify_both = |i: usize, p: &validation::Prepared| {
+        for (_, s) in &p.signatures {
+            let verdict = runtime.block_on(verifier.verify(s, docs[i].0.as_bytes(), p.parts.creation_date_time));
             assert_eq!(verdict.unwrap(), vec![]);
         }
+    };
+    let full = time(&mut |i| {
+        let checked = validation::check_document(&input(i), mappings.dictionaries(), now, offset);
+        let prepared = checked.prepared.expect("the bench document passes");
+        verify_both(i, &prepared);
         let date = prepared.parts.creation_date_time.date_naive();
         for s in &prepared.signers {
             let p = &cached.iter().find(|(snils, _)| *snils == s.snils.as_str()).unwrap().1;
             assert!(validation::signers::judge(s, &org, date, Some(p)).is_empty());
         }
     });
-    let prepared: Vec<_> = docs
-        .iter()
-        .map(|(d, sa, sl)| {
-            let input = DocumentInput {
-                kind: &kind,
-                organization: &org,
-                department: None,
-                content: d.as_bytes(),
-                signatures: vec![
-                    Some(PersonalInput { role: "1", role_version: "2.4", cms: sa }),
-                    Some(PersonalInput { role: "1", role_version: "2.4", cms: sl }),
-                ],
-                org_signature: None,
-            };
-            validation::check_document(&input, mappings.dictionaries(), now, offset).prepared.expect("passes")
-        })
+    let prepared: Vec<_> = (0..docs.len())
+        .map(|i| validation::check_document(&input(i), mappings.dictionaries(), now, offset).prepared.expect("passes"))
         .collect();
-    let gost_only = time(&mut |i| {
-        let p = &prepared[i];
-        for (_, s) in &p.signatures {
-            let verdict = runtime.block_on(verifier.verify(s, docs[i].0.as_bytes(), p.parts.creation_date_time));
-            assert_eq!(verdict.unwrap(), vec![]);
-        }
-    });
+    let gost_only = time(&mut |i| verify_both(i, &prepared[i]));
     println!("== per document ({} bytes, 2 signatures, Streebog-256), {rounds} rounds, one thread", docs[0].0.len());
     println!("GOST verification of both  {gost_only:9.1} µs   (value, chain, revocation; warm trust store and CRL)");
     println!("parse only                 {parse:9.1} µs");

@@ -235,6 +235,9 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
     let shutdown = CancellationToken::new();
     let outbox_wake = Arc::new(Notify::new());
 
+    // The signature verifier before the REMD emulator, which trusts the same CAs.
+    let (verification, gost) = start_verification(config, &shutdown).await?;
+
     // REMD: the listener first, so the emulator knows where to call back.
     let remd_listener = tokio::net::TcpListener::bind(config.remd_listener.listen)
         .await
@@ -253,7 +256,7 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
                 // The register lives beside the gateway's SQLite file, so that the two agree
                 // across restarts (no emdrId given twice); with PostgreSQL, in memory.
                 registry_file: sandbox_registry_file(&config.database.url),
-                trusted_cas: sandbox_trusted_cas(config)?,
+                trusted_cas: sandbox_trusted_cas(config, gost.as_deref()),
                 ..RemdSandboxConfig::default()
             })
             .await
@@ -335,32 +338,6 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
     let notify_task = store.spawn_outbox_listener(Arc::clone(&outbox_wake), shutdown.clone());
 
     let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
-    if let crate::config::VerifierChoice::Gost(crate::config::GostSettings {
-        trust: crate::config::GostTrust::Accredited { list: Some(list), .. },
-        crl_proxy,
-        ..
-    }) = &config.validation.verifier
-        && !list.file.exists()
-    {
-        first_list(list, crl_proxy.as_ref()).await;
-    }
-    let (verification, gost) = verifier_for(&config.validation.verifier)?;
-    if let (Some(gost), crate::config::VerifierChoice::Gost(settings)) = (gost, &config.validation.verifier) {
-        tracing::info!(trusted = gost.trusted(), "GOST signature verifier ready");
-        let list = match &settings.trust {
-            crate::config::GostTrust::Accredited { list, .. } => list.clone(),
-            crate::config::GostTrust::SandboxCa => None,
-        };
-        let fetcher = list
-            .map(|l| egisz_verifier::gost::ListFetcher::new(l.url, l.file, settings.crl_proxy.as_ref()))
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("validation.tsl_url: {e}"))?;
-        let refresh = match &settings.trust {
-            crate::config::GostTrust::Accredited { list: Some(l), .. } => l.refresh,
-            _ => Duration::from_secs(86_400),
-        };
-        tokio::spawn(gost_upkeep(gost, settings.trust_refresh, fetcher.map(|f| (f, refresh)), shutdown.clone()));
-    }
     let dictionaries = Arc::new(crate::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
     let (nsi, nsi_sandbox) = nsi_for(config, &store, &dictionaries, &mappings).await?;
     if let Some(nsi) = &nsi
@@ -665,20 +642,51 @@ async fn purge_expired(store: Arc<dyn Store>, stale_limit: Duration, callbacks_f
     }
 }
 
-/// The CAs the sandbox REMD trusts: the sandbox's GOST test CA, and every CA the gateway's
-/// own `validation.trust_dir` holds — so that a MIS developer who trusts their own test CA
-/// there registers documents signed under it end to end.
-fn sandbox_trusted_cas(config: &Config) -> anyhow::Result<Vec<Vec<u8>>> {
+/// The CAs the sandbox REMD trusts: the sandbox's GOST test CA, and every accredited CA the
+/// gateway's own verifier trusts (`trust_dir`, the ministry's list) — so that a MIS
+/// developer who trusts their own test CA there registers documents signed under it end to
+/// end.
+fn sandbox_trusted_cas(config: &Config, gost: Option<&egisz_verifier::gost::GostVerifier>) -> Vec<Vec<u8>> {
     let mut cas = vec![egisz_sandbox::pki::sandbox_ca_der()];
-    if let crate::config::VerifierChoice::Gost(settings) = &config.validation.verifier
-        && let Some(source) = trust_source(&settings.trust)
+    if let (Some(gost), crate::config::VerifierChoice::Gost(settings)) = (gost, &config.validation.verifier)
+        && settings.trust != crate::config::GostTrust::SandboxCa
     {
-        let gost = egisz_gost::Gost::load().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let loaded = egisz_verifier::gost::load_trust(gost, &source)
-            .map_err(|e| anyhow::anyhow!("validation.trust_dir / tsl_file: {e}"))?;
-        cas.extend(loaded.store.anchors().iter().map(egisz_gost::Certificate::der));
+        cas.extend(gost.trust_store().anchors().iter().map(egisz_gost::Certificate::der));
     }
-    Ok(cas)
+    cas
+}
+
+/// The configured signature verifier, ready: for `gost`, the ministry's list fetched first
+/// when no copy is kept yet, and the verifier's upkeep running until `shutdown`.
+async fn start_verification(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(crate::validation::services::Verification, Option<Arc<egisz_verifier::gost::GostVerifier>>)> {
+    let crate::config::VerifierChoice::Gost(settings) = &config.validation.verifier else {
+        return verifier_for(&config.validation.verifier);
+    };
+    let list = match &settings.trust {
+        crate::config::GostTrust::Accredited { list, .. } => list.as_ref(),
+        crate::config::GostTrust::SandboxCa => None,
+    };
+    if let Some(list) = list
+        && !list.file.exists()
+    {
+        first_list(list, settings.crl_proxy.as_ref()).await;
+    }
+    let (verification, gost) = verifier_for(&config.validation.verifier)?;
+    if let Some(gost) = &gost {
+        tracing::info!(trusted = gost.trusted(), "GOST signature verifier ready");
+        let fetcher = list
+            .map(|l| {
+                egisz_verifier::gost::ListFetcher::new(l.url.clone(), l.file.clone(), settings.crl_proxy.as_ref())
+                    .map(|f| (f, l.refresh))
+            })
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("validation.tsl_url: {e}"))?;
+        tokio::spawn(gost_upkeep(Arc::clone(gost), settings.trust_refresh, fetcher, shutdown.clone()));
+    }
+    Ok((verification, gost))
 }
 
 /// The signature verifier `validation.verifier` names.
@@ -702,7 +710,6 @@ fn trust_source(trust: &crate::config::GostTrust) -> Option<egisz_verifier::gost
 
 /// The GOST verifier of `settings`: the engine loaded, the trusted CAs read.
 pub fn gost_verifier_for(settings: &crate::config::GostSettings) -> anyhow::Result<egisz_verifier::gost::GostVerifier> {
-    use crate::config::RevocationChoice;
     use egisz_verifier::gost::{CrlSettings, GostVerifier, TrustSource};
     egisz_gost::Gost::load().map_err(|e| anyhow::anyhow!("validation.verifier = \"gost\": {e}"))?;
     // The sandbox CA's standing CRL is held locally: it publishes its list nowhere.
@@ -712,10 +719,6 @@ pub fn gost_verifier_for(settings: &crate::config::GostSettings) -> anyhow::Resu
             (TrustSource::fixed(vec![egisz_sandbox::pki::sandbox_ca_der()]), vec![egisz_sandbox::pki::sandbox_crl()])
         }
     };
-    let policy = match settings.revocation {
-        RevocationChoice::Warn => egisz_verifier::judge::RevocationPolicy::Warn,
-        RevocationChoice::Block => egisz_verifier::judge::RevocationPolicy::Block,
-    };
     let crl = CrlSettings {
         timeout: settings.crl_timeout,
         max_bytes: settings.crl_max_bytes,
@@ -723,7 +726,8 @@ pub fn gost_verifier_for(settings: &crate::config::GostSettings) -> anyhow::Resu
         local,
         ..CrlSettings::default()
     };
-    GostVerifier::new(source, policy, crl).map_err(|e| anyhow::anyhow!("validation.verifier = \"gost\": {e}"))
+    GostVerifier::new(source, settings.revocation, crl)
+        .map_err(|e| anyhow::anyhow!("validation.verifier = \"gost\": {e}"))
 }
 
 /// The verifier, and the GOST verifier again when it is the one (its CRLs and trusted CAs

@@ -242,7 +242,7 @@ pub struct GostSettings {
     pub trust_refresh: Duration,
     /// No usable CRL for a certificate of the chain: a warning or a refusal
     /// (`CA_INACCESSIBILITY`).
-    pub revocation: RevocationChoice,
+    pub revocation: RevocationPolicy,
     /// An outbound HTTP proxy for CRL fetches.
     pub crl_proxy: Option<Url>,
     /// The whole fetch of one CRL.
@@ -251,12 +251,8 @@ pub struct GostSettings {
     pub crl_max_bytes: usize,
 }
 
-/// `validation.revocation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevocationChoice {
-    Warn,
-    Block,
-}
+/// `validation.revocation`: the verifier's own policy, read as it names it.
+pub use egisz_verifier::judge::RevocationPolicy;
 
 #[derive(Debug, Clone)]
 pub struct ValidationConfig {
@@ -1085,10 +1081,8 @@ impl Reader<'_> {
                         }
                     },
                     trust_refresh: self.duration("validation", "trust_refresh"),
-                    revocation: self.get("validation", "revocation", "warn or block", |s: String| match s.as_str() {
-                        "warn" => Ok(RevocationChoice::Warn),
-                        "block" => Ok(RevocationChoice::Block),
-                        other => Err(format!("expected warn or block, got {other:?}")),
+                    revocation: self.get("validation", "revocation", "warn or block", |s: String| {
+                        RevocationPolicy::parse(&s).ok_or_else(|| format!("expected warn or block, got {s:?}"))
                     }),
                     crl_proxy: self.optional_http_url("validation", "crl_proxy"),
                     crl_timeout: self.millis("validation", "crl_timeout_ms"),

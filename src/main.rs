@@ -605,10 +605,7 @@ fn print_config(c: &Config) {
                         }
                         egisz_gateway::config::GostTrust::SandboxCa => "the sandbox GOST test CA".into(),
                     },
-                    match g.revocation {
-                        egisz_gateway::config::RevocationChoice::Warn => "warn",
-                        egisz_gateway::config::RevocationChoice::Block => "block",
-                    },
+                    g.revocation.as_str(),
                     g.crl_timeout.as_millis(),
                     g.crl_max_bytes,
                     g.crl_proxy.as_ref().map(|p| format!(", through {}", redact_url(p.as_str()))).unwrap_or_default()

@@ -5,16 +5,14 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use common::{AUTHOR_SNILS, Db, MO_2917, SAMPLE, TestEnv};
+use common::{AUTHOR_SNILS, Db, MO_2917, SAMPLE, TestEnv, VALID_FROM, VALID_TILL, gost, sandbox_ca};
 use egisz_gateway::auth::Role;
-use egisz_gateway::config::{Config, GostSettings, GostTrust, RevocationChoice, VerifierChoice};
-use egisz_gost::Gost;
-use egisz_gost::test_pki::{Profile, SANDBOX_CA_SEED, TestCa, TestSigner, Usage};
+use egisz_gateway::config::{Config, GostSettings, GostTrust, RevocationPolicy, VerifierChoice};
+use egisz_gost::test_pki::{Profile, TestCa, TestSigner, Usage};
 use serde_json::{Value, json};
 
 on_both_backends!(
@@ -26,11 +24,7 @@ on_both_backends!(
 
 const DAY: i64 = 86_400;
 
-fn gost() -> &'static Gost {
-    Gost::load().expect("the GOST engine (libengine-gost-openssl)")
-}
-
-fn settings(trust: GostTrust, revocation: RevocationChoice) -> GostSettings {
+fn settings(trust: GostTrust, revocation: RevocationPolicy) -> GostSettings {
     GostSettings {
         trust,
         trust_refresh: Duration::from_secs(600),
@@ -41,50 +35,25 @@ fn settings(trust: GostTrust, revocation: RevocationChoice) -> GostSettings {
     }
 }
 
-fn gost_only(c: &mut Config, trust: GostTrust, revocation: RevocationChoice) {
+fn gost_only(c: &mut Config, trust: GostTrust, revocation: RevocationPolicy) {
     c.validation.verifier = VerifierChoice::Gost(settings(trust, revocation));
 }
 
 /// A doctor of `ca` with `snils`, valid 2020–2030.
 fn doctor(ca: &TestCa, seed: &str, snils: &str) -> TestSigner {
-    ca.issue_doctor(seed, snils, 1_577_836_800, 1_893_456_000)
+    ca.issue_doctor(seed, snils, VALID_FROM, VALID_TILL)
 }
 
 fn body(document: &str, cms: &[u8]) -> Value {
-    json!({
-        "kind": 40, "organization": MO_2917, "document": B64.encode(document.as_bytes()),
-        "signatures": [{"role": "1", "role_version": "2.4", "data": B64.encode(cms)}],
-    })
+    common::submission_signed_with(MO_2917, document.as_bytes(), cms)
 }
 
 async fn submit(env: &TestEnv, key: &str, body: &Value) -> (u16, Value) {
-    let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(key).json(body).send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    env.submit(key, body).await
 }
 
-fn codes(answer: &Value) -> Vec<String> {
-    answer["errors"]
-        .as_array()
-        .map(|v| v.iter().filter_map(|v| v["remd_code"].as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
-}
-
-async fn a_gost_signed_sample_registers(db: Db) {
-    let env = TestEnv::start_with(db, |c, _| gost_only(c, GostTrust::SandboxCa, RevocationChoice::Warn)).await;
-    let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
-    let ca = TestCa::new(gost(), SANDBOX_CA_SEED);
-    let cms = doctor(&ca, "e2e-author", AUTHOR_SNILS).sign_cades_bes(SAMPLE.as_bytes());
-    let (status, accepted) = submit(&env, &key, &body(SAMPLE, &cms)).await;
-    assert_eq!(status, 202, "{accepted}");
-    // The sandbox CA's standing CRL is held locally: revocation is known, no warning.
-    assert_eq!(accepted["warnings"], json!([]), "{accepted}");
-    let doc = env.wait_status(&key, accepted["id"].as_str().unwrap(), "registered").await;
-    assert!(doc["emdr_id"].as_str().unwrap().starts_with("16.62.23.09."), "{doc}");
-}
-
-async fn refused_variants_answer_422_with_remd_codes(db: Db) {
-    // A CA with a CRL served on loopback, trusted through a trust directory.
+/// A CRL server on loopback: `GET /ca.crl` answers whatever the returned cell holds.
+async fn serve_crl() -> (Arc<Mutex<Vec<u8>>>, SocketAddr) {
     let crl = Arc::new(Mutex::new(Vec::<u8>::new()));
     let served = crl.clone();
     let app = axum::Router::new().route(
@@ -97,6 +66,32 @@ async fn refused_variants_answer_422_with_remd_codes(db: Db) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (crl, addr)
+}
+
+fn codes(answer: &Value) -> Vec<String> {
+    answer["errors"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|v| v["remd_code"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+async fn a_gost_signed_sample_registers(db: Db) {
+    let env = TestEnv::start_with(db, |c, _| gost_only(c, GostTrust::SandboxCa, RevocationPolicy::Warn)).await;
+    let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
+    let ca = sandbox_ca();
+    let cms = doctor(&ca, "e2e-author", AUTHOR_SNILS).sign_cades_bes(SAMPLE.as_bytes());
+    let (status, accepted) = submit(&env, &key, &body(SAMPLE, &cms)).await;
+    assert_eq!(status, 202, "{accepted}");
+    // The sandbox CA's standing CRL is held locally: revocation is known, no warning.
+    assert_eq!(accepted["warnings"], json!([]), "{accepted}");
+    let doc = env.wait_status(&key, accepted["id"].as_str().unwrap(), "registered").await;
+    assert!(doc["emdr_id"].as_str().unwrap().starts_with("16.62.23.09."), "{doc}");
+}
+
+async fn refused_variants_answer_422_with_remd_codes(db: Db) {
+    // A CA with a CRL served on loopback, trusted through a trust directory.
+    let (crl, addr) = serve_crl().await;
     let ca = TestCa::new(gost(), "e2e-regional-ca").with_crl_url(format!("http://{addr}/ca.crl"));
     let trust = tempfile::tempdir().unwrap();
     std::fs::write(trust.path().join("regional.pem"), ca.certificate_pem()).unwrap();
@@ -106,7 +101,7 @@ async fn refused_variants_answer_422_with_remd_codes(db: Db) {
 
     let dir = trust.path().to_owned();
     let env =
-        TestEnv::start_with(db, move |c, _| gost_only(c, GostTrust::directory(dir), RevocationChoice::Block)).await;
+        TestEnv::start_with(db, move |c, _| gost_only(c, GostTrust::directory(dir), RevocationPolicy::Block)).await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     let sample = |uid: &str| SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", uid);
 
@@ -167,18 +162,7 @@ async fn refused_variants_answer_422_with_remd_codes(db: Db) {
 /// signer: the emulator, like REMD, refuses at registration, and the document ends `failed`
 /// with REMD's code.
 async fn the_remd_emulator_refuses_a_revoked_certificate_as_remd_would(db: Db) {
-    let crl = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let served = crl.clone();
-    let app = axum::Router::new().route(
-        "/ca.crl",
-        axum::routing::get(move || {
-            let served = served.clone();
-            async move { served.lock().unwrap().clone() }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (crl, addr) = serve_crl().await;
     let ca = TestCa::new(gost(), "e2e-emulator-ca").with_crl_url(format!("http://{addr}/ca.crl"));
     let now = chrono::Utc::now().timestamp();
     let revoked = doctor(&ca, "e2e-emulator-revoked", AUTHOR_SNILS);
@@ -214,7 +198,7 @@ async fn the_remd_emulator_refuses_a_revoked_certificate_as_remd_would(db: Db) {
 async fn the_sandbox_serves_its_cas_crl_and_a_revocation_there_refuses(db: Db) {
     let env = TestEnv::start(db).await;
     let remd = env.gw.remd_sandbox().expect("the sandbox REMD");
-    let ca = TestCa::new(gost(), SANDBOX_CA_SEED).with_crl_url(remd.crl_url());
+    let ca = sandbox_ca().with_crl_url(remd.crl_url());
     let revoked = doctor(&ca, "sandbox-crl-revoked", AUTHOR_SNILS);
     let kept = doctor(&ca, "sandbox-crl-kept", AUTHOR_SNILS);
     assert_eq!(revoked.certificate().crl_urls(), [remd.crl_url()]);

@@ -651,6 +651,18 @@ async fn the_external_verifier_decides_and_its_absence_only_warns() {
     verifier.stop().await;
 }
 
+/// Runs `egisz-gateway validate …` (`cmd`, its arguments given) with a database under
+/// `dir`: the exit code, stdout and stderr.
+fn run_validate(mut cmd: std::process::Command, dir: &std::path::Path) -> (Option<i32>, String, String) {
+    cmd.env("EGISZ__LOG__LEVEL", "error").env("EGISZ__DATABASE__URL", format!("sqlite://{}/v.db", dir.display()));
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn validate_says_what_intake_would() {
     let dir = tempfile::tempdir().unwrap();
@@ -672,14 +684,7 @@ fn validate_says_what_intake_would() {
         if json_out {
             cmd.args(["--format", "json"]);
         }
-        cmd.env("EGISZ__LOG__LEVEL", "error")
-            .env("EGISZ__DATABASE__URL", format!("sqlite://{}/v.db", dir.path().display()));
-        let out = cmd.output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        run_validate(cmd, dir.path())
     };
     let sample = sample_as("validate");
     let (code, text, err) = run(&sample, &[("1", author_signer().sign_detached(sample.as_bytes()))], None, false);
@@ -726,14 +731,7 @@ fn validate_verifies_a_real_gost_signature_against_a_trust_directory() {
         if let Some(t) = trust_dir {
             cmd.arg("--trust").arg(t);
         }
-        cmd.env("EGISZ__LOG__LEVEL", "error")
-            .env("EGISZ__DATABASE__URL", format!("sqlite://{}/v.db", dir.path().display()));
-        let out = cmd.output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        run_validate(cmd, dir.path())
     };
     // Against the regional CA: valid, the certificate named with its CA and the check times.
     let (code, text, err) = run(Some(&trust));

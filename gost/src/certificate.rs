@@ -100,7 +100,7 @@ impl Certificate {
 
     /// Was this certificate issued by `issuer` (names, key identifiers and the issuer's
     /// key usage agree; the signature is not checked here)?
-    pub fn names_issuer(&self, issuer: &Certificate) -> bool {
+    fn names_issuer(&self, issuer: &Certificate) -> bool {
         issuer.x509.issued(&self.x509) == X509VerifyResult::OK
     }
 

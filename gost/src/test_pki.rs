@@ -182,6 +182,41 @@ fn crl_distribution_point(url: &str) -> X509Extension {
     X509Extension::new_from_der(&oid, false, &value).expect("a CRL distribution point")
 }
 
+/// A v3 certificate's fields, before its extensions and signature.
+fn unsigned(
+    serial: &openssl::asn1::Asn1IntegerRef,
+    subject: &openssl::x509::X509NameRef,
+    issuer: &openssl::x509::X509NameRef,
+    key: &PKey<Private>,
+    not_before: i64,
+    not_after: i64,
+) -> X509Builder {
+    let mut b = X509Builder::new().expect("a builder");
+    b.set_version(2).expect("v3");
+    b.set_serial_number(serial).expect("serial");
+    b.set_subject_name(subject).expect("subject");
+    b.set_issuer_name(issuer).expect("issuer");
+    b.set_pubkey(key).expect("key");
+    b.set_not_before(&time(not_before)).expect("notBefore");
+    b.set_not_after(&time(not_after)).expect("notAfter");
+    b
+}
+
+/// The subject key identifier; with an `issuer`, its key identifier and its CRL address.
+fn key_identifiers(b: &mut X509Builder, issuer: Option<&TestCa>) {
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None)).expect("ski");
+    b.append_extension(ski).expect("ski");
+    let Some(issuer) = issuer else { return };
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(&issuer.certificate.x509), None))
+        .expect("aki");
+    b.append_extension(aki).expect("aki");
+    if let Some(url) = &issuer.crl_url {
+        b.append_extension(crl_distribution_point(url)).expect("cdp");
+    }
+}
+
 /// The validity of every test CA: 2000-01-01 … 2099-12-31.
 const CA_FROM: i64 = 946_684_800;
 const CA_TILL: i64 = 4_102_444_799;
@@ -229,28 +264,12 @@ impl TestCa {
         seed: &str,
         strength: Strength,
     ) -> X509 {
-        let mut b = X509Builder::new().expect("a builder");
-        b.set_version(2).expect("v3");
-        b.set_serial_number(&serial_from_seed(&format!("ca:{seed}"))).expect("serial");
-        b.set_subject_name(subject).expect("subject");
-        b.set_issuer_name(issuer.map(|i| i.certificate.x509.subject_name()).unwrap_or(subject)).expect("issuer");
-        b.set_pubkey(key).expect("key");
-        b.set_not_before(&time(CA_FROM)).expect("notBefore");
-        b.set_not_after(&time(CA_TILL)).expect("notAfter");
+        let issuer_name = issuer.map(|i| i.certificate.x509.subject_name()).unwrap_or(subject);
+        let serial = serial_from_seed(&format!("ca:{seed}"));
+        let mut b = unsigned(&serial, subject, issuer_name, key, CA_FROM, CA_TILL);
         b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc")).expect("bc");
         b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build().expect("ku")).expect("ku");
-        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None)).expect("ski");
-        b.append_extension(ski).expect("ski");
-        if let Some(issuer) = issuer {
-            let aki = AuthorityKeyIdentifier::new()
-                .keyid(true)
-                .build(&b.x509v3_context(Some(&issuer.certificate.x509), None))
-                .expect("aki");
-            b.append_extension(aki).expect("aki");
-            if let Some(url) = &issuer.crl_url {
-                b.append_extension(crl_distribution_point(url)).expect("cdp");
-            }
-        }
+        key_identifiers(&mut b, issuer);
         let (signer, digest) = match issuer {
             Some(i) => (&i.key, i.strength.digest()),
             None => (key, strength.digest()),
@@ -284,30 +303,16 @@ impl TestCa {
             Holder::Doctor { snils } => name("Тестовый медицинский работник", Some((NID_SNILS, snils.as_str()))),
             Holder::Organization { ogrn } => name("Тестовая медицинская организация", Some((NID_OGRN, ogrn.as_str()))),
         };
-        let mut b = X509Builder::new().expect("a builder");
-        b.set_version(2).expect("v3");
-        b.set_serial_number(&serial_from_seed(&profile.seed)).expect("serial");
-        b.set_subject_name(&subject).expect("subject");
-        b.set_issuer_name(self.certificate.x509.subject_name()).expect("issuer");
-        b.set_pubkey(&key).expect("key");
-        b.set_not_before(&time(profile.not_before)).expect("notBefore");
-        b.set_not_after(&time(profile.not_after)).expect("notAfter");
+        let serial = serial_from_seed(&profile.seed);
+        let issuer_name = self.certificate.x509.subject_name();
+        let mut b = unsigned(&serial, &subject, issuer_name, &key, profile.not_before, profile.not_after);
         b.append_extension(BasicConstraints::new().build().expect("bc")).expect("bc");
         let usage = match profile.usage {
             Usage::Signing => KeyUsage::new().critical().digital_signature().non_repudiation().build(),
             Usage::EnciphermentOnly => KeyUsage::new().critical().key_encipherment().build(),
         };
         b.append_extension(usage.expect("ku")).expect("ku");
-        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None)).expect("ski");
-        b.append_extension(ski).expect("ski");
-        let aki = AuthorityKeyIdentifier::new()
-            .keyid(true)
-            .build(&b.x509v3_context(Some(&self.certificate.x509), None))
-            .expect("aki");
-        b.append_extension(aki).expect("aki");
-        if let Some(url) = &self.crl_url {
-            b.append_extension(crl_distribution_point(url)).expect("cdp");
-        }
+        key_identifiers(&mut b, Some(self));
         b.sign(&self.key, self.strength.digest()).expect("a signed certificate");
         TestSigner { key, certificate: Certificate { x509: b.build() }, path: self.path.clone() }
     }

@@ -269,15 +269,14 @@ mod tests {
         assert_eq!(s.held(client(1)), 2);
     }
 
+    /// Room for everyone: only the order of the calls is in question.
+    fn unbounded_turns() -> SharePolicy {
+        SharePolicy { max_calls: 100, client_share: 100, max_pending: 1000, intake_reserve: 0, rate_per_second: 2.0 }
+    }
+
     #[test]
     fn intake_first_then_clients_in_turn() {
-        let p = SharePolicy {
-            max_calls: 100,
-            client_share: 100,
-            max_pending: 1000,
-            intake_reserve: 0,
-            rate_per_second: 2.0,
-        };
+        let p = unbounded_turns();
         let mut s = Shares::default();
         let greedy: Vec<Ticket> = (0..5).map(|_| s.hold(client(1))).collect();
         let other = s.hold(client(2));
@@ -290,13 +289,7 @@ mod tests {
 
     #[test]
     fn intake_cannot_starve_the_clients() {
-        let p = SharePolicy {
-            max_calls: 100,
-            client_share: 100,
-            max_pending: 1000,
-            intake_reserve: 0,
-            rate_per_second: 2.0,
-        };
+        let p = unbounded_turns();
         let mut s = Shares::default();
         let intake: Vec<Ticket> = (0..7).map(|_| s.hold(Asker::Intake)).collect();
         let client: Vec<Ticket> = (0..2).map(|_| s.hold(client(1))).collect();
@@ -335,13 +328,7 @@ mod tests {
 
     #[test]
     fn a_promoted_ticket_goes_with_intake_and_once() {
-        let p = SharePolicy {
-            max_calls: 100,
-            client_share: 100,
-            max_pending: 1000,
-            intake_reserve: 0,
-            rate_per_second: 2.0,
-        };
+        let p = unbounded_turns();
         let mut s = Shares::default();
         let first = s.hold(client(1));
         let joined = s.hold(client(1));

@@ -74,11 +74,17 @@ pub fn submission_body_of(
     document: &[u8],
     signer: &egisz_gost::test_pki::TestSigner,
 ) -> serde_json::Value {
+    submission_signed_with(organization, document, &signer.sign_detached(document))
+}
+
+/// The body of `POST /api/v1/documents` for `document` of kind 40 of `organization`, with
+/// `cms` as its one personal signature (role 1).
+pub fn submission_signed_with(organization: &str, document: &[u8], cms: &[u8]) -> serde_json::Value {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     serde_json::json!({
         "kind": 40, "organization": organization, "document": b64.encode(document),
-        "signatures": [{"role": "1", "role_version": "2.4", "data": b64.encode(signer.sign_detached(document))}],
+        "signatures": [{"role": "1", "role_version": "2.4", "data": b64.encode(cms)}],
     })
 }
 
@@ -332,6 +338,14 @@ impl TestEnv {
     /// A verifier for every organisation.
     pub async fn verifier(&self) -> String {
         self.key(&[Role::Verifier], &["*"]).await
+    }
+
+    /// `POST /api/v1/documents` with `body`: the status and the answer's JSON.
+    pub async fn submit(&self, key: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let res =
+            self.http.post(self.url("/api/v1/documents")).bearer_auth(key).json(body).send().await.expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {

@@ -546,8 +546,7 @@ pub fn check_value_and_chain(
             "значение подписи неверно: подпись не сделана ключом этого сертификата".to_owned(),
         ));
     }
-    let untrusted: Vec<Certificate> =
-        signature.other_certificates.iter().filter_map(|der| Certificate::from_der(gost, der).ok()).collect();
+    let untrusted = offered_path(gost, signature);
     let mut times = vec![(created.timestamp(), "дату создания документа")];
     if let Some(signed) = signature.signing_time
         && signed.timestamp() != created.timestamp()
@@ -559,6 +558,12 @@ pub fn check_value_and_chain(
         chain = trust.chain(&leaf, &untrusted, at).map_err(|e| judge::chain_violation(&e, what))?;
     }
     Ok(chain)
+}
+
+/// The container's other certificates (the CA path the signer offers); one that does not
+/// parse is left out, and the chain is built without it.
+fn offered_path(gost: &'static Gost, signature: &ParsedSignature) -> Vec<Certificate> {
+    signature.other_certificates.iter().filter_map(|der| Certificate::from_der(gost, der).ok()).collect()
 }
 
 fn revoked_or_good(crl: &Crl, certificate: &Certificate) -> Revocation {
@@ -630,9 +635,7 @@ impl GostVerifier {
         created: DateTime<FixedOffset>,
     ) -> Result<Vec<Violation>, Failure> {
         let Ok(leaf) = Certificate::from_der(self.gost, signature.certificate.der()) else { return Ok(Vec::new()) };
-        let untrusted: Vec<Certificate> =
-            signature.other_certificates.iter().filter_map(|der| Certificate::from_der(self.gost, der).ok()).collect();
-        match self.trust_store().chain(&leaf, &untrusted, created.timestamp()) {
+        match self.trust_store().chain(&leaf, &offered_path(self.gost, signature), created.timestamp()) {
             Ok(chain) => self.revocation_of(&chain).await,
             Err(_) => Ok(Vec::new()),
         }

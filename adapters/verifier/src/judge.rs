@@ -49,7 +49,7 @@ pub enum Revocation {
 pub type Depth = usize;
 
 /// The signer's certificate in the container: where chain and revocation findings point.
-pub const CHAIN_PATH: &str = "/ContentInfo/SignedData/certificates/Certificate";
+const CHAIN_PATH: &str = "/ContentInfo/SignedData/certificates/Certificate";
 
 /// The chain's failure as REMD's code.
 pub fn chain_violation(e: &ChainError, at_what: &str) -> Violation {
