@@ -55,11 +55,14 @@ struct ScriptedRemd {
     searched: Mutex<Vec<SearchQuery>>,
     /// How long each registerDocument takes.
     delay: Mutex<Duration>,
+    /// registerDocument calls begun (the request on the wire), finished or not.
+    begun: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
 impl RemdRegistry for ScriptedRemd {
     async fn register_document(&self, request: &RegisterDocument) -> Result<RegisterAck, Failure> {
+        self.begun.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let delay = *self.delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         self.sent.lock().unwrap().push(request.clone());
@@ -636,11 +639,13 @@ async fn a_stopping_relay_hands_back_what_it_has_not_sent(db: Db) {
         *r.remd.delay.lock().unwrap() = call;
         let stop = tokio_util::sync::CancellationToken::new();
         let run = tokio::spawn(Arc::clone(&r.relay).run(stop.clone()));
-        // Until all four are claimed: one on the wire, three waiting for a slot.
+        // Until all four are claimed and one is on the wire (its call begun), three waiting
+        // for a slot.
         let started = tokio::time::Instant::now();
         loop {
             let counts = r.store.count_by_status().await.unwrap();
-            if counts.iter().any(|(s, n)| *s == Status::Sending && *n == 4) {
+            let on_the_wire = r.remd.begun.load(std::sync::atomic::Ordering::SeqCst) == 1;
+            if on_the_wire && counts.iter().any(|(s, n)| *s == Status::Sending && *n == 4) {
                 break;
             }
             assert!(started.elapsed() < Duration::from_secs(30), "claimed: {counts:?}");
