@@ -1,0 +1,2 @@
+//! Shared by the tests and the `mutants` example.
+pub mod mutate;
