@@ -27,8 +27,9 @@ fn ministry() -> Vec<(String, Vec<u8>)> {
 fn all_95_published_schematrons_compile_and_run() {
     let files = ministry();
     assert_eq!(files.len(), 95, "the ministry has published 95 schematrons");
-    let sample = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/samples/consultation-protocol-119.xml"))
-        .unwrap();
+    let sample =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/samples/consultation-protocol-119.xml"))
+            .unwrap();
     let doc = Document::parse(&sample, &TreeLimits::default()).unwrap();
     let mut failed = Vec::new();
     let (mut rules, mut asserts, mut reports) = (0, 0, 0);

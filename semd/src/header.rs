@@ -308,11 +308,56 @@ impl CdaHeader {
                 format!("документ больше {} МБ", MAX_DOCUMENT_BYTES / (1024 * 1024)),
             )]);
         }
-        if bytes.starts_with(&[0xFE, 0xFF]) || bytes.starts_with(&[0xFF, 0xFE]) || std::str::from_utf8(bytes).is_err() {
-            return Err(vec![Violation::new(rules::H1, "/", "документ должен быть в кодировке UTF-8")]);
+        if let Some(v) = encoding(bytes) {
+            return Err(vec![v]);
         }
         Parser::default().run(bytes).map_err(|v| vec![v])
     }
+}
+
+/// How the bytes are encoded, as REMD reads them (UTF-8, no byte-order mark): each way of
+/// getting it wrong named on its own (rule `ENC`), since an integrator sees only "not
+/// valid" otherwise.
+pub fn encoding(bytes: &[u8]) -> Option<Violation> {
+    let v = |message: String| Some(Violation::new(rules::ENC, "/", message));
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return v("документ начинается с метки порядка байтов (BOM) UTF-8; РЭМД принимает UTF-8 без BOM — сохраните файл без неё, не меняя остального (и подпишите заново)".into());
+    }
+    if bytes.starts_with(&[0xFE, 0xFF])
+        || bytes.starts_with(&[0xFF, 0xFE])
+        || bytes.starts_with(&[0, b'<'])
+        || bytes.starts_with(&[b'<', 0])
+    {
+        return v("документ в кодировке UTF-16; РЭМД принимает только UTF-8".into());
+    }
+    if let Some(declared) = declared_encoding(bytes)
+        && !declared.eq_ignore_ascii_case("utf-8")
+    {
+        let shown: String = declared.chars().take(40).collect();
+        return v(format!("в объявлении XML указана кодировка «{shown}»; РЭМД принимает только UTF-8"));
+    }
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return v(format!(
+            "байты документа не являются корректным UTF-8 (позиция {}); РЭМД принимает только UTF-8",
+            e.valid_up_to()
+        ));
+    }
+    None
+}
+
+/// The `encoding` of the XML declaration, if the bytes start with one that names it.
+fn declared_encoding(bytes: &[u8]) -> Option<String> {
+    let head = bytes.get(..bytes.len().min(512))?;
+    if !head.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = head.windows(2).position(|w| w == b"?>")?;
+    let decl = String::from_utf8_lossy(&head[..end]);
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..].trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].to_owned())
 }
 
 /// Element names the parser matches on; any other HL7 element is `OTHER`, any element of
@@ -465,7 +510,7 @@ impl Parser {
                     if let Some(enc) = decl.encoding() {
                         let enc = enc.map_err(|e| self.xml_error(&reader, e))?;
                         if !enc.eq_ignore_ascii_case("utf-8") {
-                            return Err(Violation::new(rules::H1, "/", "документ должен быть в кодировке UTF-8"));
+                            return Err(Violation::new(rules::ENC, "/", "документ должен быть в кодировке UTF-8"));
                         }
                     }
                 }

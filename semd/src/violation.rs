@@ -19,11 +19,21 @@ pub struct Violation {
     /// The REMD message code this violation would have drawn from REMD (the one the check
     /// prevents): [`rules::remd_code`] of the rule unless the check names a more precise one.
     pub remd_code: &'static str,
+    /// The ministry's own code of the broken rule, where its package gives one: the head
+    /// of a schematron message (`У1-19`, `Main05-1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl Violation {
     pub fn new(rule: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { rule, path: path.into(), message: message.into(), remd_code: rules::remd_code(rule) }
+        Self { rule, path: path.into(), message: message.into(), remd_code: rules::remd_code(rule), code: None }
+    }
+
+    /// The same violation, with the ministry's code of the rule.
+    pub fn with_code(mut self, code: Option<String>) -> Self {
+        self.code = code;
+        self
     }
 
     /// The same violation, naming the REMD code it prevents.
@@ -116,9 +126,23 @@ pub mod rules {
     /// No CRL (nor OCSP) could be had for a certificate of the chain.
     pub const CA_INACCESSIBILITY: &str = "CA_INACCESSIBILITY";
 
+    // The ministry's rule package of the kind (`docs/validation.md`, "Rule packages").
+    /// How the bytes are encoded: a byte-order mark, UTF-16, or a declared encoding other
+    /// than UTF-8 (REMD reads UTF-8 only).
+    pub const ENC: &str = "ENC";
+    /// The kind's XML Schema (the package's `CDA.xsd`).
+    pub const XSD: &str = "XSD";
+    /// The kind's schematron: a failed assert (refuses by policy), a successful report (a
+    /// warning), or a run that stopped on an XPath error.
+    pub const SCH: &str = "SCH";
+    /// The kind's package could not be applied (broken, or its run over its budget): a
+    /// warning naming what was not checked.
+    pub const PKG: &str = "PKG";
+
     /// Every rule id this crate and the gateway's intake report, in the order of the docs.
-    pub const ALL: [&str; 38] = [
+    pub const ALL: [&str; 42] = [
         XML,
+        ENC,
         H1,
         H2,
         H3,
@@ -137,6 +161,9 @@ pub mod rules {
         K2,
         K3,
         K4,
+        XSD,
+        SCH,
+        PKG,
         F1,
         V1,
         SIGNATURE_DECODING_ERROR,
@@ -164,7 +191,8 @@ pub mod rules {
     /// [`super::Violation::prevents`]. Rule ids that are REMD codes are their own code.
     pub const fn remd_code(rule: &'static str) -> &'static str {
         match rule.as_bytes() {
-            b"XML" | b"H1" => "XML_VALIDATION_ERROR",
+            b"XML" | b"H1" | b"ENC" => "XML_VALIDATION_ERROR",
+            b"XSD" | b"SCH" | b"PKG" => "VALIDATION_ERROR",
             b"H4" | b"K1" => "INVALID_CONTENT",
             b"K2" => "NO_DOCUMENT_KIND_ON_DATE",
             b"K3" => "ORG_SIGNATURE_OCCURRENCE_MISMATCH",

@@ -144,17 +144,29 @@ fn root_must_be_clinical_document_in_the_hl7_namespace() {
 }
 
 #[test]
-fn only_utf8() {
-    expect(&replace_one(SAMPLE, "encoding=\"UTF-8\"", "encoding=\"windows-1251\""), &[("H1", "/")]);
+fn only_utf8_each_way_named() {
+    let message = |bytes: &[u8]| {
+        let v = CdaHeader::parse(bytes).unwrap_err();
+        assert_eq!((v.len(), v[0].rule, v[0].path.as_str(), v[0].remd_code), (1, "ENC", "/", "XML_VALIDATION_ERROR"));
+        v[0].message.clone()
+    };
+    let declared = replace_one(SAMPLE, "encoding=\"UTF-8\"", "encoding=\"windows-1251\"");
+    assert!(message(declared.as_bytes()).contains("«windows-1251»"));
     let mut bytes = SAMPLE.as_bytes().to_vec();
     let at = SAMPLE.find("Павлова").unwrap();
     bytes[at] = 0xCF; // a windows-1251 byte in the middle of UTF-8
     bytes[at + 1] = b'a';
-    let v = CdaHeader::parse(&bytes).unwrap_err();
-    assert_eq!(v[0].rule, "H1");
-    // A UTF-8 byte order mark is fine.
+    assert!(message(&bytes).contains(&format!("позиция {at}")));
+    // A byte-order mark: REMD reads UTF-8 without one.
     let with_bom = [&[0xEF, 0xBB, 0xBF][..], SAMPLE.as_bytes()].concat();
-    assert!(check(&CdaHeader::parse(&with_bom).unwrap(), &expectations()).is_empty());
+    assert!(message(&with_bom).contains("BOM"));
+    let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain(SAMPLE.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+    assert!(message(&utf16).contains("UTF-16"));
+    let utf16_no_bom: Vec<u8> = SAMPLE.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    assert!(message(&utf16_no_bom).contains("UTF-16"));
+    // Declared UTF-8 in any case, or not declared at all, is fine.
+    let lower = replace_one(SAMPLE, "encoding=\"UTF-8\"", "encoding='utf-8'");
+    assert!(check(&CdaHeader::parse(lower.as_bytes()).unwrap(), &expectations()).is_empty());
 }
 
 #[test]

@@ -1,0 +1,240 @@
+//! XML Schema validation through the system's libxml2, on a pool of threads of its own.
+//!
+//! libxml2's compiled schemas are not `Send` in the `libxml` crate, so each pool thread
+//! compiles the schemas it needs once (keyed by kind and package hash) and keeps them;
+//! a caller on a blocking thread sends a document and waits for the answer. Documents are
+//! parsed with no network, no recovery and libxml2's own limits; the gateway's bounded
+//! parser has already refused DTDs and over-limit documents before a document gets here.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use libxml::parser::{Parser, ParserOptions};
+use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
+
+/// Most errors kept from one validation.
+pub const MAX_ERRORS: usize = 100;
+
+/// One error libxml2 reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XsdError {
+    pub line: Option<u32>,
+    /// libxml2's message, namespaces in braces removed for the HL7 one.
+    pub message: String,
+}
+
+fn messages(errors: Vec<libxml::error::StructuredError>) -> Vec<XsdError> {
+    errors
+        .into_iter()
+        .take(MAX_ERRORS)
+        .map(|e| XsdError {
+            line: e.line.and_then(|l| u32::try_from(l).ok()).filter(|l| *l > 0),
+            message: e
+                .message
+                .unwrap_or_else(|| "ошибка без описания".into())
+                .replace("{urn:hl7-org:v3}", "")
+                .trim()
+                .to_owned(),
+        })
+        .collect()
+}
+
+/// Compiles the schema at `entry` in this thread: the check a package passes before it is
+/// put in force.
+pub fn compile(entry: &Path) -> Result<(), String> {
+    compile_context(entry).map(|_| ())
+}
+
+fn compile_context(entry: &Path) -> Result<SchemaValidationContext, String> {
+    let path = entry.to_str().ok_or("путь к CDA.xsd не в UTF-8")?;
+    if path.contains('\0') || !entry.is_file() {
+        return Err(format!("{}: нет файла", entry.display()));
+    }
+    let mut parser = SchemaParserContext::from_file(path);
+    SchemaValidationContext::from_parser(&mut parser).map_err(|errors| {
+        let list: Vec<String> = messages(errors)
+            .into_iter()
+            .take(5)
+            .map(|e| match e.line {
+                Some(l) => format!("строка {l}: {}", e.message),
+                None => e.message,
+            })
+            .collect();
+        list.join("; ")
+    })
+}
+
+struct Job {
+    kind: u32,
+    sha256: String,
+    entry: PathBuf,
+    document: Arc<Vec<u8>>,
+    reply: mpsc::Sender<Result<Vec<XsdError>, String>>,
+}
+
+/// Threads that validate documents against the packages' schemas.
+#[derive(Clone)]
+pub struct XsdPool {
+    jobs: mpsc::SyncSender<Job>,
+    threads: usize,
+}
+
+impl std::fmt::Debug for XsdPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XsdPool").field("threads", &self.threads).finish()
+    }
+}
+
+impl XsdPool {
+    /// Starts `threads` threads (at least one). They end when the last handle is dropped.
+    pub fn start(threads: usize) -> XsdPool {
+        let threads = threads.max(1);
+        let (jobs, rx) = mpsc::sync_channel::<Job>(threads * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("xsd-{i}"))
+                .spawn(move || worker(&rx))
+                .expect("a validation thread starts");
+        }
+        XsdPool { jobs, threads }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Validates `document` against the schema of the package (`kind`, `sha256`) whose entry
+    /// point is `entry`. Blocks: call it from a blocking thread.
+    pub fn validate(
+        &self,
+        kind: u32,
+        sha256: &str,
+        entry: &Path,
+        document: Arc<Vec<u8>>,
+    ) -> Result<Vec<XsdError>, String> {
+        let (reply, answer) = mpsc::channel();
+        let job = Job { kind, sha256: sha256.to_owned(), entry: entry.to_owned(), document, reply };
+        self.jobs.send(job).map_err(|_| "проверка XSD остановлена".to_owned())?;
+        answer.recv().map_err(|_| "проверка XSD прервалась".to_owned())?
+    }
+}
+
+fn worker(rx: &Mutex<mpsc::Receiver<Job>>) {
+    // The schemas this thread has compiled: kind → (package hash, context).
+    let mut compiled: HashMap<u32, (String, SchemaValidationContext)> = HashMap::new();
+    let parser = Parser::default();
+    loop {
+        let job = {
+            let Ok(rx) = rx.lock() else { return };
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let result = run(&mut compiled, &parser, &job);
+        let _ = job.reply.send(result);
+    }
+}
+
+fn run(
+    compiled: &mut HashMap<u32, (String, SchemaValidationContext)>,
+    parser: &Parser,
+    job: &Job,
+) -> Result<Vec<XsdError>, String> {
+    if compiled.get(&job.kind).is_none_or(|(sha, _)| *sha != job.sha256) {
+        compiled.remove(&job.kind);
+        let context = compile_context(&job.entry)?;
+        compiled.insert(job.kind, (job.sha256.clone(), context));
+    }
+    let (_, context) = compiled.get_mut(&job.kind).expect("compiled above");
+    let options =
+        ParserOptions { recover: false, no_net: true, no_error: true, no_warning: true, ..Default::default() };
+    let doc = parser
+        .parse_string_with_options(job.document.as_slice(), options)
+        .map_err(|e| format!("libxml2 не разобрал документ: {e:?}"))?;
+    Ok(match context.validate_document(&doc) {
+        Ok(()) => Vec::new(),
+        Err(errors) => messages(errors),
+    })
+}
+
+/// The element libxml2 means by a line and the name in its message: the location of the
+/// start tag that spans `line` with that local name, as the schematron's locations are
+/// written (`/ClinicalDocument[1]/recordTarget[1]`); the first element on the line
+/// otherwise.
+pub fn locate(document: &[u8], line: u32, local: Option<&str>) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(document);
+    // For each open element: its path segment, and its children's counts by name.
+    let mut stack: Vec<(String, HashMap<String, u32>)> = vec![(String::new(), HashMap::new())];
+    let mut line_at = 1u32;
+    let mut counted = 0usize;
+    let mut first_on_line: Option<String> = None;
+    loop {
+        let start = reader.buffer_position() as usize;
+        let event = reader.read_event().ok()?;
+        let end = reader.buffer_position() as usize;
+        let (begin_line, end_line) = {
+            line_at += document[counted..start.min(document.len())].iter().filter(|&&b| b == b'\n').count() as u32;
+            counted = start.min(document.len());
+            let inner =
+                document[start.min(document.len())..end.min(document.len())].iter().filter(|&&b| b == b'\n').count();
+            (line_at, line_at + inner as u32)
+        };
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let name = e.local_name().as_ref().to_owned();
+                let (parent, counts) = stack.last_mut()?;
+                let n = counts.entry(name.clone()).or_insert(0);
+                *n += 1;
+                let path = format!("{parent}/{name}[{n}]");
+                if (begin_line..=end_line).contains(&line) {
+                    if local.is_none_or(|l| l == name) {
+                        return Some(path);
+                    }
+                    first_on_line.get_or_insert_with(|| path.clone());
+                }
+                if begin_line > line {
+                    return first_on_line;
+                }
+                if matches!(event, Event::Start(_)) {
+                    stack.push((path, HashMap::new()));
+                }
+            }
+            Event::End(_) => {
+                stack.pop();
+            }
+            Event::Eof => return first_on_line,
+            _ => {}
+        }
+    }
+}
+
+/// The local name an error message is about: `Element 'recordTarget': …` (libxml2's
+/// wording), HL7 namespace already removed; `None` for another namespace or no name.
+pub fn element_of(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("Element '")?;
+    let name = &rest[..rest.find('\'')?];
+    let name = name.rsplit_once('}').map_or(name, |(_, l)| l);
+    let name = name.split_once(", attribute").map_or(name, |(e, _)| e);
+    (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_point_at_the_element() {
+        let doc = b"<a>\n  <b/>\n  <b\n     x='1'/>\n  <c/>\n</a>";
+        assert_eq!(locate(doc, 2, Some("b")).as_deref(), Some("/a[1]/b[1]"));
+        assert_eq!(locate(doc, 4, Some("b")).as_deref(), Some("/a[1]/b[2]"));
+        assert_eq!(locate(doc, 5, None).as_deref(), Some("/a[1]/c[1]"));
+        assert_eq!(element_of("Element 'recordTarget': This element is not expected."), Some("recordTarget"));
+        assert_eq!(element_of("Element '{urn:x}b', attribute 'q': not allowed."), Some("b"));
+    }
+}
