@@ -237,6 +237,8 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
 
     // The signature verifier before the REMD emulator, which trusts the same CAs.
     let (verification, gost) = start_verification(config, &shutdown).await?;
+    // The rule packages too: the emulator validates with the same files.
+    let packages = open_packages(config).await?;
 
     // REMD: the listener first, so the emulator knows where to call back.
     let remd_listener = tokio::net::TcpListener::bind(config.remd_listener.listen)
@@ -257,6 +259,7 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
                 // across restarts (no emdrId given twice); with PostgreSQL, in memory.
                 registry_file: sandbox_registry_file(&config.database.url),
                 trusted_cas: sandbox_trusted_cas(config, gost.as_deref()),
+                packages: packages.clone(),
                 ..RemdSandboxConfig::default()
             })
             .await
@@ -371,6 +374,10 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
         dictionaries,
         validation: Arc::new(config.validation.clone()),
         verification,
+        packages: packages.clone(),
+        validate_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+            std::num::NonZeroU32::new(config.api.validate_per_minute).unwrap_or(std::num::NonZeroU32::MIN),
+        ))),
         nsi: nsi.clone(),
         outbox_wake,
         intake: intake.clone(),
@@ -413,6 +420,9 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
 
     let drain_for = config.api.limits.request_timeout + Duration::from_secs(1);
     let mut tasks = vec![api_task, remd_task, relay_task, purge_task];
+    if let (Some(catalog), Some(settings)) = (packages, &config.validation.packages) {
+        tasks.push(tokio::spawn(rescan_packages(catalog, settings.refresh, shutdown.clone())));
+    }
     tasks.extend(notify_task);
     if let Some(nsi) = nsi {
         tasks.push(tokio::spawn(nsi.run(
@@ -638,6 +648,74 @@ async fn purge_expired(store: Arc<dyn Store>, stale_limit: Duration, callbacks_f
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "purged expired console sign-ins"),
             Err(e) => tracing::warn!(error = %e, "purging console sign-ins failed"),
+        }
+    }
+}
+
+/// The ministry's rule packages of `validation.packages_dir`, listed (each is compiled when
+/// its kind's first document arrives). `None` when no directory is configured.
+pub async fn open_packages(config: &Config) -> anyhow::Result<Option<Arc<egisz_packages::Catalog>>> {
+    let Some(settings) = &config.validation.packages else { return Ok(None) };
+    let catalog_settings = packages_settings(config, settings);
+    let catalog = tokio::task::spawn_blocking(move || egisz_packages::Catalog::open(catalog_settings))
+        .await
+        .context("listing the rule packages")?
+        .map_err(|e| anyhow::anyhow!("validation.packages_dir: {e}"))?;
+    let status = catalog.status();
+    tracing::info!(
+        dir = %settings.dir.display(),
+        kinds = %status.iter().map(|s| s.kind.to_string()).collect::<Vec<_>>().join(" "),
+        "rule packages listed (each compiled at its kind's first document)"
+    );
+    Ok(Some(Arc::new(catalog)))
+}
+
+/// The catalog's settings from the configuration.
+pub fn packages_settings(config: &Config, settings: &crate::config::PackagesConfig) -> egisz_packages::Settings {
+    egisz_packages::Settings {
+        dir: settings.dir.clone(),
+        xsd_threads: config.api.intake_workers,
+        limits: egisz_packages::PackageLimits::default(),
+        compile: egisz_schematron::CompileLimits::default(),
+        units: SCHEMATRON_UNITS,
+        time: settings.schematron_time,
+    }
+}
+
+/// The schematron's evaluation units per document: far above what the ministry's largest
+/// files spend on a large document (the time budget is the bound that matters).
+const SCHEMATRON_UNITS: u64 = 200_000_000;
+
+/// Reads the packages' directory again every `every` until `stop`: new kinds are listed,
+/// changed packages replace the old once they compile.
+async fn rescan_packages(catalog: Arc<egisz_packages::Catalog>, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let scan = {
+            let catalog = Arc::clone(&catalog);
+            tokio::task::spawn_blocking(move || catalog.scan()).await
+        };
+        match scan {
+            Ok(Ok(report)) => {
+                for kind in &report.replaced {
+                    tracing::info!(kind, "rule package replaced by the new files");
+                }
+                for (kind, why) in &report.refused {
+                    tracing::warn!(kind, error = %why, "new rule package refused; the one in force stays");
+                }
+                for kind in &report.removed {
+                    tracing::info!(kind, "rule package removed from the directory; no longer applied");
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the rule packages' directory could not be read; the packages in force stay")
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the rule packages' directory failed"),
         }
     }
 }

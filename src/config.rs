@@ -71,6 +71,8 @@ pub struct ApiConfig {
     pub key_cache_for: Duration,
     /// Documents checked at once (resolved: 0 in the file means one per CPU).
     pub intake_workers: usize,
+    /// `POST /api/v1/documents/validate` calls per minute per client.
+    pub validate_per_minute: u32,
     pub limits: ListenerLimits,
 }
 
@@ -259,6 +261,22 @@ pub struct ValidationConfig {
     /// The check of every signer against FRMR, per kind.
     pub signers: crate::validation::policy::KindPolicies,
     pub verifier: VerifierChoice,
+    /// The ministry's rule packages (`validation.packages_dir`); `None`: not used.
+    pub packages: Option<PackagesConfig>,
+    /// What a package's XSD errors do, per kind.
+    pub xsd: crate::validation::policy::KindPolicies,
+    /// What a package's failed schematron asserts do, per kind.
+    pub schematron: crate::validation::policy::KindPolicies,
+}
+
+/// Where the ministry's rule packages are and how they are run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagesConfig {
+    pub dir: PathBuf,
+    /// How often the directory is read again for new or changed packages.
+    pub refresh: Duration,
+    /// The schematron's time budget for one document.
+    pub schematron_time: Duration,
 }
 
 /// Where the dictionaries are refreshed from.
@@ -825,6 +843,17 @@ impl Reader<'_> {
         })
     }
 
+    /// A policy (`block`, `warn` or `off`) at `key`, with exceptions by kind at `by_kind`.
+    fn kind_policies(&mut self, section: &str, key: &str, by_kind: &str) -> crate::validation::policy::KindPolicies {
+        use crate::validation::policy::{KindPolicies, Policy};
+        let default = self.get(section, key, "block, warn or off", |s: String| {
+            Policy::parse(&s).ok_or_else(|| format!("expected block, warn or off, got {s:?}"))
+        });
+        let by_kind = self
+            .get(section, by_kind, "entries like \"227=warn 119=off\"", |s: String| KindPolicies::parse_exceptions(&s));
+        KindPolicies { default, by_kind }
+    }
+
     fn millis(&mut self, section: &str, key: &str) -> Duration {
         self.get(section, key, "a positive integer (milliseconds)", |n: i64| {
             let d = Duration::from_millis(n.max(0) as u64);
@@ -912,6 +941,9 @@ impl Reader<'_> {
                 1..=1024 => Ok(n as usize),
                 _ => Err(format!("must be between 0 and 1024, got {n}")),
             }),
+            validate_per_minute: self
+                .positive("api", "validate_per_minute", "calls per minute")
+                .min(u64::from(u32::MAX)) as u32,
             limits: self.listener_limits("api"),
         };
         let remd_listener = RemdListenerConfig {
@@ -1046,17 +1078,7 @@ impl Reader<'_> {
             secure_cookies: self.get("ops", "secure_cookies", "true or false", |b: bool| Ok(b)),
         };
         let validation = ValidationConfig {
-            signers: {
-                let default = self.get("validation", "signers", "block, warn or off", |s: String| {
-                    crate::validation::policy::Policy::parse(&s)
-                        .ok_or_else(|| format!("expected block, warn or off, got {s:?}"))
-                });
-                let by_kind =
-                    self.get("validation", "signers_by_kind", "entries like \"227=warn 119=off\"", |s: String| {
-                        crate::validation::policy::KindPolicies::parse_exceptions(&s)
-                    });
-                crate::validation::policy::KindPolicies { default, by_kind }
-            },
+            signers: self.kind_policies("validation", "signers", "signers_by_kind"),
             verifier: {
                 let kind = self.get("validation", "verifier", "gost, external or none", |s: String| match s.as_str() {
                     "gost" | "external" | "none" => Ok(s),
@@ -1112,6 +1134,13 @@ impl Reader<'_> {
                     _ => VerifierChoice::None,
                 }
             },
+            packages: self.optional_path("validation", "packages_dir").map(|dir| PackagesConfig {
+                dir,
+                refresh: self.duration("validation", "packages_refresh"),
+                schematron_time: self.millis("validation", "schematron_time_ms"),
+            }),
+            xsd: self.kind_policies("validation", "xsd", "xsd_by_kind"),
+            schematron: self.kind_policies("validation", "schematron", "schematron_by_kind"),
         };
         let nsi = NsiConfig {
             mode: {

@@ -40,9 +40,10 @@ enum Command {
     /// Dictionaries from NSI (`nsi.mode`).
     #[command(subcommand)]
     Nsi(NsiCommand),
-    /// Check a signed document as intake would, without sending it: the header rules, the
-    /// kind's profile, the dictionaries, the signatures (and, with --frmr, the signers against
-    /// the configured FRMR). Exit code 0: valid; 1: invalid; 2: usage or unreadable input.
+    /// Check a signed document as intake would, without sending it: the kind's rule package
+    /// (the ministry's XSD and schematron), the header rules, the kind's profile, the
+    /// dictionaries, the signatures (and, with --frmr, the signers against the configured
+    /// FRMR). Exit code 0: valid; 1: invalid; 2: usage or unreadable input.
     Validate(ValidateArgs),
 }
 
@@ -144,8 +145,28 @@ fn main() -> ExitCode {
                 anyhow::anyhow!("the mappings do not load:\n{}", list.join("\n"))
             });
         let verifier = app::verification_for(&config.validation.verifier).map(|_| ());
+        // Every rule package is compiled now: a broken one is a problem to fix before start
+        // (a running gateway would keep the previous one, or check nothing, for its kind).
+        let mut packages = Vec::new();
+        let catalog = match &config.validation.packages {
+            None => Ok(()),
+            Some(settings) => match egisz_packages::Catalog::open(app::packages_settings(&config, settings)) {
+                Ok(catalog) => {
+                    let broken = catalog.load_all();
+                    packages = catalog.status();
+                    match broken.is_empty() {
+                        true => Ok(()),
+                        false => Err(anyhow::anyhow!(
+                            "validation.packages_dir: {}",
+                            broken.iter().map(|(k, why)| format!("kind {k}: {why}")).collect::<Vec<_>>().join("; ")
+                        )),
+                    }
+                }
+                Err(e) => Err(anyhow::anyhow!("validation.packages_dir: {e}")),
+            },
+        };
         let problems: Vec<String> =
-            [app::check_frmr_client(&config), app::check_remd_client(&config), mappings, verifier]
+            [app::check_frmr_client(&config), app::check_remd_client(&config), mappings, verifier, catalog]
                 .into_iter()
                 .filter_map(|r| r.err().map(|e| format!("{e:#}")))
                 .collect();
@@ -156,7 +177,7 @@ fn main() -> ExitCode {
             }
             return ExitCode::from(2);
         }
-        print_config(&config);
+        print_config(&config, &packages);
         return ExitCode::SUCCESS;
     }
     telemetry::init(&config.log);
@@ -350,14 +371,39 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
     };
     let now = chrono::Utc::now().with_timezone(&config.region.utc_offset);
     let checked = validation::check_document(&input, mappings.dictionaries(), now, config.region.utc_offset);
-    let mut errors = checked.violations;
-    let mut warnings = Vec::new();
     let mut checks = vec![
         "заголовок CDA (H1–H12)".to_owned(),
         format!("профиль вида {} (K1–K4)", kind.kind),
         "справочники (H13)".to_owned(),
         "подписи: формат, алгоритмы, хеш документа, сроки сертификатов".to_owned(),
     ];
+    // REMD's order: the bounded parse, the kind's rule package, then the rules above.
+    let mut package = None;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    if checked.parsed
+        && let Some(settings) = &config.validation.packages
+    {
+        let catalog = match egisz_packages::Catalog::open(app::packages_settings(config, settings)) {
+            Ok(c) => c,
+            Err(e) => return usage(format!("validation.packages_dir: {e}")),
+        };
+        let (found, id) = validation::services::check_package(Some(&catalog), &config.validation, kind.kind, &content);
+        if let Some(id) = &id {
+            checks.insert(
+                0,
+                format!(
+                    "пакет правил министерства для вида {} (XSD{})",
+                    kind.kind,
+                    if id.schematron { " и схематрон" } else { "" }
+                ),
+            );
+        }
+        errors.extend(found.errors);
+        warnings.extend(found.warnings);
+        package = id.map(Into::into);
+    }
+    errors.extend(checked.violations);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return usage(format!("не удалось запустить среду выполнения: {e}")),
@@ -422,7 +468,7 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
             }
         }
         errors.extend(sorted.errors);
-        warnings = sorted.warnings;
+        warnings.extend(sorted.warnings);
     }
     let r = report::Report {
         valid: errors.is_empty(),
@@ -430,7 +476,8 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
         kind: kind.kind,
         kind_name: kind.name.clone(),
         organization: organization.to_string(),
-        errors,
+        package,
+        findings: errors,
         warnings,
         checks,
         certificates,
@@ -553,7 +600,7 @@ async fn clients(command: ClientsCommand, config: Config) -> anyhow::Result<()> 
     }
 }
 
-fn print_config(c: &Config) {
+fn print_config(c: &Config, packages: &[egisz_packages::PackageStatus]) {
     use egisz_gateway::config::{LogFormat, ServiceMode};
     let mode = |m: ServiceMode| match m {
         ServiceMode::Sandbox => "sandbox (the in-process emulator)",
@@ -616,6 +663,20 @@ fn print_config(c: &Config) {
             },
         ),
         (
+            "validation.packages_dir",
+            match &c.validation.packages {
+                None => "— (no rule package applied)".into(),
+                Some(p) => format!(
+                    "{} (read again every {}; schematron budget {} ms per document)",
+                    p.dir.display(),
+                    humantime::format_duration(p.refresh),
+                    p.schematron_time.as_millis()
+                ),
+            },
+        ),
+        ("validation.xsd", c.validation.xsd.describe()),
+        ("validation.schematron", c.validation.schematron.describe()),
+        (
             "log",
             format!(
                 "{} at {}",
@@ -631,5 +692,27 @@ fn print_config(c: &Config) {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in rows {
         println!("  {k:width$}  {v}");
+    }
+    if !packages.is_empty() {
+        println!("rule packages:");
+    }
+    for p in packages {
+        let Some(id) = &p.in_force else { continue };
+        let stats = p
+            .stats
+            .map(|s| {
+                format!(
+                    "; schematron: {} patterns, {} rules, {} asserts, {} reports",
+                    s.patterns, s.rules, s.asserts, s.reports
+                )
+            })
+            .unwrap_or_else(|| "; XSD only".into());
+        println!(
+            "  kind {:<5} sha256 {}  {} KiB{stats}{}",
+            p.kind,
+            id.sha256,
+            p.bytes / 1024,
+            id.version.as_ref().map(|v| format!("\n             {v}")).unwrap_or_default()
+        );
     }
 }

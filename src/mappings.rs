@@ -86,6 +86,9 @@ pub struct KindRule {
     pub required_sections: Vec<String>,
     /// The patient's SNILS is required (H8, `NO_SNILS`).
     pub patient_snils_required: bool,
+    /// The document gives the patient an MIS identifier (H8); `false` where the kind's
+    /// schema allows the SNILS only (160).
+    pub patient_local_id: bool,
     pub org_signature: OrgSignature,
     /// Signer roles (NSI 1.2.643.5.1.13.13.99.2.368) each needing a personal signature (K4).
     pub signer_roles: Vec<String>,
@@ -411,6 +414,7 @@ fn parse_kinds(text: &str, problems: &mut Vec<MappingProblem>) -> HashMap<u32, K
             template_ids: Vec::new(),
             required_sections: vec!["DOCINFO".to_owned()],
             patient_snils_required: false,
+            patient_local_id: true,
             org_signature: OrgSignature::Optional,
             signer_roles: Vec::new(),
             dictionaries: HashMap::new(),

@@ -125,6 +125,9 @@ pub struct IntakeWarning {
     pub message: String,
     /// The REMD code the document may draw because of it.
     pub remd_code: String,
+    /// The ministry's code of the rule (a schematron report's head), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// A submission as stored.

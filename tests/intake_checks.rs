@@ -695,7 +695,7 @@ fn validate_says_what_intake_would() {
         assert_eq!(code, Some(1), "{}: {text}{err}", v.name);
         let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", v.name));
         assert!(
-            report["errors"].as_array().unwrap().iter().any(|e| e["rule"] == v.rule && e["remd_code"] == v.code),
+            report["findings"].as_array().unwrap().iter().any(|e| e["rule"] == v.rule && e["remd_code"] == v.code),
             "{}: {report:#}",
             v.name
         );

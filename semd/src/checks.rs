@@ -58,6 +58,9 @@ pub struct Expectations {
     pub template_ids: Vec<String>,
     /// The kind needs the patient's SNILS (H8: "the kind may require it"; REMD: `NO_SNILS`).
     pub require_patient_snils: bool,
+    /// The kind gives the patient an MIS identifier (`id[1]`, H8). Kind 160's schema allows
+    /// the patient a single `id`, the SNILS: there the rule does not apply.
+    pub patient_local_id: bool,
 }
 
 /// Checks a parsed header. Returns every violation found, in document order; empty when
@@ -288,7 +291,9 @@ impl Checker<'_> {
             self.push(rules::H8, path, "нет сведений о пациенте");
             return;
         };
-        self.mis_id(rules::H8, &format!("{path}/id[1]"), p.local_id.as_ref(), "10", "идентификатор пациента в МИС");
+        if self.e.patient_local_id {
+            self.mis_id(rules::H8, &format!("{path}/id[1]"), p.local_id.as_ref(), "10", "идентификатор пациента в МИС");
+        }
         let who = Who { path: path.clone(), whose: "пациента" };
         self.snils_id(rules::H8, &who, p.snils_id.as_ref(), self.e.require_patient_snils);
 

@@ -166,11 +166,21 @@ fn patient(header: &CdaHeader, out: &mut Vec<Violation>) -> Option<Patient> {
         out.push(Violation::new(rules::H8, path, "нет сведений о пациенте"));
         return None;
     };
-    let local_id = p.local_id.as_ref().and_then(|i| i.extension.as_deref()).map(str::trim).filter(|s| !s.is_empty());
+    let snils = p.snils_id.as_ref().and_then(|i| i.snils.valid()).cloned();
+    // A kind that gives the patient no MIS identifier (160: the SNILS is the only `id`)
+    // names the patient by the SNILS **[model: what REMD expects in `localId` then is not
+    // public]**; whether the kind requires the MIS identifier is rule H8's (`check`).
+    let local_id = p
+        .local_id
+        .as_ref()
+        .and_then(|i| i.extension.as_deref())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .or_else(|| snils.as_ref().map(|s| s.as_str().to_owned()));
     if local_id.is_none() {
         out.push(Violation::new(rules::H8, format!("{path}/id[1]/@extension"), "пусто: идентификатор пациента в МИС"));
     }
-    let snils = p.snils_id.as_ref().and_then(|i| i.snils.valid()).cloned();
     let name = p.name();
     let family = name.and_then(|n| n.family());
     let given = name.and_then(|n| n.name());
@@ -201,7 +211,7 @@ fn patient(header: &CdaHeader, out: &mut Vec<Violation>) -> Option<Patient> {
         }
     };
     Some(Patient {
-        local_id: local_id?.to_owned(),
+        local_id: local_id?,
         snils,
         surname: Personal(family?.to_owned()),
         name: Personal(given?.to_owned()),

@@ -927,11 +927,15 @@ fn set_once<T>(slot: &mut Option<T>, value: Option<T>) {
 fn patient_start(p: &mut PatientRole, rest: &[&str], local: &str, a: &Attrs) {
     match (rest, local) {
         ([], "id") => {
+            // The SNILS by its root, wherever it stands: some kinds (160) give the patient
+            // no MIS identifier, the SNILS being the only `id`.
             p.id_count += 1;
-            match p.id_count {
-                1 => p.local_id = Some(a.ii()),
-                2 => p.snils_id = Some(a.snils_id()),
-                _ => {}
+            if a.root.as_deref().map(str::trim) == Some(crate::checks::SNILS_ROOT) && p.snils_id.is_none() {
+                p.snils_id = Some(a.snils_id());
+            } else if p.local_id.is_none() {
+                p.local_id = Some(a.ii());
+            } else if p.snils_id.is_none() {
+                p.snils_id = Some(a.snils_id());
             }
         }
         (["patient"], "name") => p.names.push(PersonName::default()),

@@ -124,6 +124,107 @@ pub async fn submit(
     }
 }
 
+/// The answer of `POST /api/v1/documents/validate`: what intake would have answered, with
+/// nothing stored. `egisz-gateway validate --format json` prints the same fields.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ValidationReport {
+    /// Intake would accept the document (`202`).
+    pub valid: bool,
+    pub kind: u32,
+    /// The ministry's rule package the document was checked against, if its kind has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<super::problem::RulePackage>,
+    /// What intake would refuse the document for: the `errors` of its `422`, each with the
+    /// REMD code it prevents.
+    pub findings: Vec<FieldError>,
+    /// How many more findings there were than `findings` lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings_omitted: Option<usize>,
+    /// What intake would store as warnings with the submission.
+    pub warnings: Vec<crate::submission::IntakeWarning>,
+}
+
+impl ValidationReport {
+    /// The report of a refusal, or `None` for an answer that is not one (401, 403, 413…).
+    fn refused(kind: u32, e: ApiError) -> Result<Self, ApiError> {
+        if e.status != StatusCode::UNPROCESSABLE_ENTITY {
+            return Err(e);
+        }
+        Ok(Self {
+            valid: false,
+            kind,
+            package: e.package,
+            findings: e.errors,
+            findings_omitted: (e.omitted > 0).then_some(e.omitted),
+            warnings: Vec::new(),
+        })
+    }
+}
+
+/// Checks a signed document as intake would — every check, the rule package and the
+/// services included — and stores nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/documents/validate",
+    tag = "documents",
+    request_body = SubmitRequest,
+    responses(
+        (status = 200, description = "Checked: `valid`, and every finding intake would refuse the document for (nothing is stored)", body = ValidationReport),
+        (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No `submitter` role, or the organisation is outside the key's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: more than `api.validate_per_minute` calls a minute by this client", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn validate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<SubmitRequest>,
+) -> Result<Json<ValidationReport>, ApiError> {
+    caller.require(Role::Submitter)?;
+    if let Err(not_until) = state.validate_limiter.check_key(&caller.0.client_id) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Слишком много запросов",
+            "проверок документов больше api.validate_per_minute в минуту; повторите позже",
+        )
+        .with_retry_after(wait.as_secs().max(1)));
+    }
+    let kind = body.kind;
+    let permit = state.intake_permits.clone().acquire_owned().await.map_err(|_| unavailable())?;
+    let prepared = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            prepare(&state, &caller, body)
+        })
+    };
+    let ready = match prepared.await.map_err(|e| {
+        tracing::error!(error = %e, "document validation: the check of a document failed");
+        ApiError::internal(
+            "проверка документа завершилась внутренней ошибкой; идентификатор запроса указывает на неё в журнале",
+        )
+    })? {
+        Ok(ready) => ready,
+        Err(e) => return ValidationReport::refused(kind, e).map(Json),
+    };
+    let package = ready.package.clone();
+    match service_checks(&state, ready).await {
+        Ok(new) => Ok(Json(ValidationReport {
+            valid: true,
+            kind,
+            package: package.map(Into::into),
+            findings: Vec::new(),
+            findings_omitted: None,
+            warnings: new.warnings,
+        })),
+        Err(e) => ValidationReport::refused(kind, e).map(Json),
+    }
+}
+
 fn unavailable() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -140,13 +241,17 @@ pub struct Ready {
     kind: u32,
     date: chrono::NaiveDate,
     prepared: Prepared,
+    /// The rule package's warnings (reports, what it could not check, findings under `warn`).
+    warnings: Vec<crate::submission::IntakeWarning>,
+    /// The rule package the document was checked against.
+    package: Option<egisz_packages::PackageId>,
 }
 
 /// The service checks (each signer against FRMR, each signature against the verifier),
 /// sorted by policy; then the submission with its warnings, or the 422.
 async fn service_checks(state: &AppState, ready: Ready) -> Result<NewSubmission, ApiError> {
-    let Ready { mut new, kind, date, prepared } = ready;
-    let mut sorted = Sorted::default();
+    let Ready { mut new, kind, date, prepared, warnings, package } = ready;
+    let mut sorted = Sorted { errors: Vec::new(), warnings };
     let signers = state.validation.signers.for_kind(kind);
     let frmr = async {
         match signers {
@@ -166,7 +271,7 @@ async fn service_checks(state: &AppState, ready: Ready) -> Result<NewSubmission,
     if !sorted.errors.is_empty() {
         let mut errors = FieldErrors::default();
         errors.extend(sorted.errors.into_iter().map(FieldError::from));
-        return Err(errors.into_error());
+        return Err(errors.into_error().with_package(package.map(Into::into)));
     }
     for w in &sorted.warnings {
         state.metrics.intake_warnings.get_or_create(&crate::metrics::RuleLabels { rule: w.rule.clone() }).inc();
@@ -290,10 +395,18 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Rea
     };
     let now = Utc::now().with_timezone(&state.settings.utc_offset);
     let checked = validation::check_document(&input, &state.dictionaries.current(), now, state.settings.utc_offset);
+    // REMD's order: the bounded parse, the kind's XSD and schematron, then our rules.
+    let (package_found, package_id) = if checked.parsed {
+        services::check_package(state.packages.as_deref(), &state.validation, kind.kind, &content)
+    } else {
+        (Sorted::default(), None)
+    };
+    errors.extend(package_found.errors.into_iter().map(FieldError::from));
     errors.extend(checked.violations.into_iter().map(FieldError::from));
     let Some(prepared) = checked.prepared.filter(|_| errors.is_empty()) else {
-        return Err(errors.into_error());
+        return Err(errors.into_error().with_package(package_id.map(Into::into)));
     };
+    let package = package_id;
     let checksum = egisz_remd::checksum(&content);
     let parts = prepared.parts.clone();
     let local_uid = parts.local_uid.clone();
@@ -327,5 +440,7 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Rea
         kind: kind.kind,
         date,
         prepared,
+        warnings: package_found.warnings,
+        package,
     })
 }

@@ -66,6 +66,10 @@ pub struct AppState {
     pub validation: Arc<crate::config::ValidationConfig>,
     /// The signature verifier (`validation.verifier`).
     pub verification: crate::validation::services::Verification,
+    /// The ministry's rule packages (`validation.packages_dir`), if any.
+    pub packages: Option<Arc<egisz_packages::Catalog>>,
+    /// `POST /api/v1/documents/validate` per client (`api.validate_per_minute`).
+    pub validate_limiter: Arc<governor::DefaultKeyedRateLimiter<uuid::Uuid>>,
     /// The dictionaries' refresher from NSI (`nsi.mode`), for `/readyz`.
     pub nsi: Option<Arc<crate::nsi::NsiService>>,
     /// Wakes the relay when a submission is stored.
@@ -101,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(service::metrics))
         .route("/api/openapi.json", get(service::openapi))
         .route("/api/v1/documents", get(documents::list_documents).post(intake::submit))
+        .route("/api/v1/documents/validate", post(intake::validate))
         .route("/api/v1/documents/{id}", get(documents::get_document))
         .route("/api/v1/documents/{id}/retry", post(ops::retry))
         .route("/api/v1/documents/{id}/cancel", post(ops::cancel))

@@ -17,6 +17,7 @@ use super::{documents, intake, ops, problem, service, staff};
     ),
     paths(
         intake::submit,
+        intake::validate,
         documents::get_document,
         documents::list_documents,
         staff::get_staff,
@@ -32,7 +33,8 @@ use super::{documents, intake, ops, problem, service, staff};
         service::metrics
     ),
     components(schemas(
-        problem::Problem, problem::FieldError,
+        problem::Problem, problem::FieldError, problem::RulePackage, intake::ValidationReport,
+        crate::submission::IntakeWarning,
         staff::VerificationResult, staff::PersonOut, staff::CardOut, staff::SourceOut,
         staff::BatchRequest, staff::BatchItemIn, staff::BatchResponse, staff::BatchItemOut,
         staff::BatchItemError, staff::ItemProblem, crate::staff::Verdict,

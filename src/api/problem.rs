@@ -16,27 +16,58 @@ pub struct FieldError {
     /// document checks of `POST /api/v1/documents`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remd_code: Option<String>,
+    /// The ministry's code of the rule, where its package gives one (the head of a
+    /// schematron message: `У1-19`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl FieldError {
     pub fn new(rule: &str, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { rule: rule.to_owned(), path: path.into(), message: message.into(), remd_code: None }
+        Self { rule: rule.to_owned(), path: path.into(), message: message.into(), remd_code: None, code: None }
     }
 }
 
 impl From<egisz_semd::Violation> for FieldError {
     fn from(v: egisz_semd::Violation) -> Self {
-        Self { rule: v.rule.to_owned(), path: v.path, message: v.message, remd_code: Some(v.remd_code.to_owned()) }
+        Self {
+            rule: v.rule.to_owned(),
+            path: v.path,
+            message: v.message,
+            remd_code: Some(v.remd_code.to_owned()),
+            code: v.code,
+        }
     }
 }
 
-/// The failed rules of one request as they are found: each (rule, path) once, in the order
-/// found, the first [`FieldErrors::MAX_REPORTED`] kept and the rest only counted. Linear in
+/// The ministry's rule package a document was checked against: its identity, as `/readyz`
+/// and `check-config` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RulePackage {
+    /// NSI 1520 kind id.
+    pub kind: u32,
+    /// SHA-256 of the package's files (hex).
+    pub sha256: String,
+    /// The schematron's own description line, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether the package has a schematron.
+    pub schematron: bool,
+}
+
+impl From<egisz_packages::PackageId> for RulePackage {
+    fn from(p: egisz_packages::PackageId) -> Self {
+        Self { kind: p.kind, sha256: p.sha256, version: p.version, schematron: p.schematron }
+    }
+}
+
+/// The failed rules of one request as they are found: each (rule, path, message) once, in
+/// the order found, the first [`FieldErrors::MAX_REPORTED`] kept and the rest only counted. Linear in
 /// the number found, however many a hostile document produces.
 #[derive(Debug, Default)]
 pub struct FieldErrors {
     kept: Vec<FieldError>,
-    seen: std::collections::HashSet<(String, String)>,
+    seen: std::collections::HashSet<(String, String, String)>,
     rules: std::collections::HashSet<String>,
     omitted: usize,
 }
@@ -45,9 +76,10 @@ impl FieldErrors {
     /// Most errors listed in one answer.
     pub const MAX_REPORTED: usize = 200;
 
-    /// Adds `e` unless the same rule was already reported at the same path.
+    /// Adds `e` unless the same rule was already reported at the same path with the same
+    /// message (a schematron's rule `SCH` has many messages at one path).
     pub fn push(&mut self, e: FieldError) {
-        if !self.seen.insert((e.rule.clone(), e.path.clone())) {
+        if !self.seen.insert((e.rule.clone(), e.path.clone(), e.message.clone())) {
             return;
         }
         self.rules.insert(e.rule.clone());
@@ -100,6 +132,9 @@ pub struct Problem {
     /// How many more errors were found than `errors` lists (it lists at most 200).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors_omitted: Option<usize>,
+    /// The ministry's rule package the document was checked against, if its kind has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<RulePackage>,
 }
 
 /// An error answer of the API.
@@ -116,6 +151,8 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// Adds `WWW-Authenticate: Bearer` (401 answers).
     pub challenge: bool,
+    /// The rule package a refused document was checked against.
+    pub package: Option<RulePackage>,
 }
 
 impl ApiError {
@@ -129,7 +166,14 @@ impl ApiError {
             omitted: 0,
             retry_after: None,
             challenge: false,
+            package: None,
         }
+    }
+
+    /// The same answer, naming the rule package the document was checked against.
+    pub fn with_package(mut self, package: Option<RulePackage>) -> Self {
+        self.package = package;
+        self
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
@@ -174,6 +218,7 @@ impl ApiError {
             code: self.code.to_owned(),
             errors: self.errors.clone(),
             errors_omitted: (self.omitted > 0).then_some(self.omitted),
+            package: self.package.clone(),
         }
     }
 }

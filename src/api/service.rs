@@ -38,8 +38,26 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
                     })
                 }
             };
-            Json(serde_json::json!({"status": "ready", "database": state.store.backend().label(), "nsi": nsi}))
-                .into_response()
+            // The rule packages are detail too: a broken one keeps the one in force.
+            let packages = match &state.packages {
+                None => serde_json::json!({"dir": null}),
+                Some(catalog) => {
+                    let status = catalog.status();
+                    let degraded = status.iter().any(|s| s.problem.is_some());
+                    serde_json::json!({
+                        "dir": catalog.dir(),
+                        "state": if degraded { "degraded" } else { "ok" },
+                        "kinds": status,
+                    })
+                }
+            };
+            Json(serde_json::json!({
+                "status": "ready",
+                "database": state.store.backend().label(),
+                "nsi": nsi,
+                "packages": packages,
+            }))
+            .into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "not ready");

@@ -25,6 +25,8 @@ struct Profile {
     template_ids: Vec<String>,
     required_sections: Vec<String>,
     patient_snils: Requirement,
+    #[serde(default = "PatientLocalId::required")]
+    patient_local_id: PatientLocalId,
     org_signature: OrgSignatureField,
     #[serde(default)]
     signer_roles: Vec<String>,
@@ -37,6 +39,21 @@ struct Profile {
 enum Requirement {
     Required,
     Optional,
+}
+
+/// Whether the document gives the patient an MIS identifier.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PatientLocalId {
+    Required,
+    /// The kind's schema gives the patient the SNILS only.
+    Absent,
+}
+
+impl PatientLocalId {
+    fn required() -> Self {
+        PatientLocalId::Required
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -114,6 +131,12 @@ pub(super) fn apply(text: &str, kinds: &mut HashMap<u32, KindRule>, problems: &m
         rule.template_ids = p.template_ids;
         rule.required_sections = p.required_sections;
         rule.patient_snils_required = matches!(p.patient_snils, Requirement::Required);
+        rule.patient_local_id = matches!(p.patient_local_id, PatientLocalId::Required);
+        if !rule.patient_local_id && !rule.patient_snils_required {
+            problems.push(problem(format!(
+                "kind {k}: patient_local_id = \"absent\" needs patient_snils = \"required\" (the SNILS names the patient then)"
+            )));
+        }
         rule.org_signature = match p.org_signature {
             OrgSignatureField::Required => OrgSignature::Required,
             OrgSignatureField::Optional => OrgSignature::Optional,

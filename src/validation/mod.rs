@@ -86,6 +86,9 @@ pub struct Checked {
     pub violations: Vec<Violation>,
     /// Present when there are no violations.
     pub prepared: Option<Prepared>,
+    /// The document passed the bounded parse (well-formed, UTF-8, within the limits): the
+    /// rule package may run over it.
+    pub parsed: bool,
 }
 
 fn under(prefix: &str, mut v: Violation) -> Violation {
@@ -110,11 +113,12 @@ pub fn check_document(
         required_sections: kind.required_sections.clone(),
         template_ids: kind.template_ids.clone(),
         require_patient_snils: kind.patient_snils_required,
+        patient_local_id: kind.patient_local_id,
     };
     let header = match CdaHeader::parse(input.content) {
         Ok(h) => h,
         // A document that does not parse can be checked no further.
-        Err(violations) => return Checked { violations, prepared: None },
+        Err(violations) => return Checked { violations, prepared: None, parsed: false },
     };
     out.extend(egisz_semd::check(&header, &expectations));
     out.extend(egisz_semd::check_dictionaries(&header, &dictionaries.for_kind(kind)));
@@ -177,7 +181,7 @@ pub fn check_document(
         }
         _ => None,
     };
-    Checked { violations: out, prepared }
+    Checked { violations: out, prepared, parsed: true }
 }
 
 struct PersonalOutcome {

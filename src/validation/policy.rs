@@ -117,6 +117,7 @@ pub fn warning(v: &Violation) -> IntakeWarning {
         path: v.path.clone(),
         message: v.message.clone(),
         remd_code: v.remd_code.to_owned(),
+        code: v.code.clone(),
     }
 }
 
@@ -130,6 +131,34 @@ pub fn apply(policy: Policy, answer: Answer, into: &mut Sorted) {
         Policy::Block => into.errors.extend(answer.findings),
         _ => into.warnings.extend(answer.findings.iter().map(warning)),
     }
+}
+
+/// The policies of a kind's rule package: its XSD and its schematron.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackagePolicies {
+    pub xsd: Policy,
+    pub schematron: Policy,
+}
+
+impl PackagePolicies {
+    /// The layers to run: an `off` layer is not run, and the schematron does not run over a
+    /// document whose XSD errors refuse it (REMD validates in that order).
+    pub fn layers(self) -> egisz_packages::Layers {
+        egisz_packages::Layers {
+            xsd: self.xsd != Policy::Off,
+            schematron: self.schematron != Policy::Off,
+            schematron_after_xsd_errors: self.xsd != Policy::Block,
+        }
+    }
+}
+
+/// A rule package's findings sorted by the kind's policies: XSD errors by `xsd`, failed
+/// asserts (and a run stopped by an XPath error) by `schematron`; successful reports and
+/// what could not be checked are warnings.
+pub fn apply_package(policies: PackagePolicies, found: egisz_packages::Validation, into: &mut Sorted) {
+    apply(policies.xsd, Answer::findings(found.xsd), into);
+    apply(policies.schematron, Answer { findings: found.schematron, unreachable: found.reports }, into);
+    into.warnings.extend(found.not_checked.iter().map(warning));
 }
 
 #[cfg(test)]
@@ -158,6 +187,34 @@ mod tests {
         let mut s = Sorted::default();
         apply(Policy::Block, both, &mut s);
         assert_eq!((s.errors.len(), s.warnings.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_package_by_its_policies() {
+        let found = || egisz_packages::Validation {
+            xsd: vec![Violation::new("XSD", "/a", "x")],
+            schematron: vec![Violation::new("SCH", "/b", "y")],
+            reports: vec![Violation::new("SCH", "/c", "z")],
+            not_checked: vec![Violation::new("PKG", "/", "w")],
+            ..Default::default()
+        };
+        let rules = |s: &Sorted| {
+            (
+                s.errors.iter().map(|v| v.rule).collect::<Vec<_>>(),
+                s.warnings.iter().map(|w| w.rule.as_str()).collect::<Vec<_>>().join(" "),
+            )
+        };
+        let mut s = Sorted::default();
+        apply_package(PackagePolicies { xsd: Policy::Block, schematron: Policy::Block }, found(), &mut s);
+        assert_eq!(rules(&s), (vec!["XSD", "SCH"], "SCH PKG".to_owned()));
+        let mut s = Sorted::default();
+        apply_package(PackagePolicies { xsd: Policy::Warn, schematron: Policy::Off }, found(), &mut s);
+        assert_eq!(rules(&s), (vec![], "XSD PKG".to_owned()));
+        let layers = PackagePolicies { xsd: Policy::Warn, schematron: Policy::Block }.layers();
+        assert!(layers.xsd && layers.schematron && layers.schematron_after_xsd_errors);
+        let layers = PackagePolicies { xsd: Policy::Off, schematron: Policy::Block }.layers();
+        assert!(!layers.xsd && layers.schematron);
+        assert!(!PackagePolicies { xsd: Policy::Block, schematron: Policy::Off }.layers().schematron_after_xsd_errors);
     }
 
     #[test]

@@ -15,8 +15,12 @@ pub struct Report {
     pub kind: u32,
     pub kind_name: String,
     pub organization: String,
-    /// What REMD would refuse the document for.
-    pub errors: Vec<Violation>,
+    /// The ministry's rule package the document was checked against, if its kind has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<crate::api::problem::RulePackage>,
+    /// What REMD would refuse the document for (the `findings` of
+    /// `POST /api/v1/documents/validate`, the `errors` of a refused intake).
+    pub findings: Vec<Violation>,
     /// What was not checked, or is reported under the `warn` policy.
     pub warnings: Vec<IntakeWarning>,
     /// Which checks ran, in words.
@@ -66,6 +70,14 @@ pub fn certificate_of(path: &str, s: &ParsedSignature, created: DateTime<FixedOf
 pub fn text(r: &Report) -> String {
     let mut out = format!("Документ {}: вид {} «{}», организация {}\n", r.file, r.kind, r.kind_name, r.organization);
     out.push_str(&format!("Проверено: {}\n", r.checks.join("; ")));
+    if let Some(p) = &r.package {
+        out.push_str(&format!(
+            "Пакет правил вида {}: SHA-256 {}{}\n",
+            p.kind,
+            p.sha256,
+            p.version.as_ref().map(|v| format!(" ({v})")).unwrap_or_default()
+        ));
+    }
     for c in &r.certificates {
         let holder = match (&c.snils, &c.ogrn) {
             (Some(snils), _) => format!("СНИЛС {snils}"),
@@ -83,12 +95,16 @@ pub fn text(r: &Report) -> String {
             c.signed_at.as_ref().map(|t| format!(" и на время подписания {t}")).unwrap_or_default()
         ));
     }
-    if r.errors.is_empty() {
+    if r.findings.is_empty() {
         out.push_str("Итог: документ прошёл проверку — РЭМД не должен отклонить его по этим правилам\n");
     } else {
-        out.push_str(&format!("Итог: документ не прошёл проверку, нарушений: {}\n", r.errors.len()));
-        for v in &r.errors {
-            out.push_str(&format!("  [{}] {}\n      {}\n      код РЭМД: {}\n", v.rule, v.path, v.message, v.remd_code));
+        out.push_str(&format!("Итог: документ не прошёл проверку, нарушений: {}\n", r.findings.len()));
+        for v in &r.findings {
+            let code = v.code.as_ref().map(|c| format!(" {c}")).unwrap_or_default();
+            out.push_str(&format!(
+                "  [{}{code}] {}\n      {}\n      код РЭМД: {}\n",
+                v.rule, v.path, v.message, v.remd_code
+            ));
         }
     }
     if !r.warnings.is_empty() {
@@ -116,7 +132,8 @@ mod tests {
             kind: 40,
             kind_name: "Протокол".into(),
             organization: "1.2.3".into(),
-            errors: vec![Violation::new("H4", "/ClinicalDocument/code/@code", "не тот код")],
+            package: None,
+            findings: vec![Violation::new("H4", "/ClinicalDocument/code/@code", "не тот код")],
             warnings: vec![],
             checks: vec!["заголовок".into()],
             certificates: vec![],
@@ -124,8 +141,8 @@ mod tests {
         let t = text(&r);
         assert!(t.contains("[H4] /ClinicalDocument/code/@code") && t.contains("INVALID_CONTENT"), "{t}");
         let j: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
-        assert_eq!(j["errors"][0]["rule"], "H4");
-        assert_eq!(j["errors"][0]["remd_code"], "INVALID_CONTENT");
+        assert_eq!(j["findings"][0]["rule"], "H4");
+        assert_eq!(j["findings"][0]["remd_code"], "INVALID_CONTENT");
         assert_eq!(j["valid"], false);
     }
 }

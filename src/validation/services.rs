@@ -1,8 +1,8 @@
 //! The edge of validation: asking FRMR (through the staff verification service, with its
 //! cache, coalescing and circuit breaker) about each signer and the configured signature
 //! verifier about each signature, concurrently, and turning their answers into a policy
-//! [`Answer`]. What the answers mean is decided in [`super::signers`] and
-//! [`super::policy`].
+//! [`Answer`]; running the kind's rule package (XSD and schematron) over the document. What
+//! the answers mean is decided in [`super::signers`] and [`super::policy`].
 
 use std::sync::Arc;
 
@@ -49,6 +49,27 @@ pub async fn check_signers(
 pub fn unchecked_signer(path: &str, why: &str) -> Violation {
     Violation::new(rules::F1, path, format!("подписант не проверен по ФРМР ({why}); РЭМД проверит его при регистрации"))
         .prevents("RUNTIME_ERROR")
+}
+
+/// The kind's rule package over `content` (which passed the bounded parse): its findings
+/// sorted by the kind's policies, and the package's identity. Nothing when the kind has no
+/// package. Blocks (libxml2 on its threads, the schematron here): call it from a blocking
+/// thread.
+pub fn check_package(
+    packages: Option<&egisz_packages::Catalog>,
+    config: &crate::config::ValidationConfig,
+    kind: u32,
+    content: &[u8],
+) -> (super::policy::Sorted, Option<egisz_packages::PackageId>) {
+    let mut sorted = super::policy::Sorted::default();
+    let policies =
+        super::policy::PackagePolicies { xsd: config.xsd.for_kind(kind), schematron: config.schematron.for_kind(kind) };
+    let Some(found) = packages.and_then(|p| p.validate(kind, content, policies.layers())) else {
+        return (sorted, None);
+    };
+    let package = found.package.clone();
+    super::policy::apply_package(policies, found, &mut sorted);
+    (sorted, package)
 }
 
 /// The configured signature verifier, if any.

@@ -84,6 +84,8 @@ pub struct PackageStatus {
 pub struct Layers {
     pub xsd: bool,
     pub schematron: bool,
+    /// Run the schematron even over a document with XSD errors (REMD does not).
+    pub schematron_after_xsd_errors: bool,
 }
 
 /// What a package found in one document.
@@ -388,7 +390,7 @@ impl Catalog {
         if layers.schematron
             && let Some(schema) = &package.schematron
         {
-            if !out.xsd.is_empty() {
+            if !out.xsd.is_empty() && !layers.schematron_after_xsd_errors {
                 out.schematron_skipped = true;
                 return Some(out);
             }

@@ -48,7 +48,7 @@ fn settings(dir: &Path) -> Settings {
     }
 }
 
-const ALL: Layers = Layers { xsd: true, schematron: true };
+const ALL: Layers = Layers { xsd: true, schematron: true, schematron_after_xsd_errors: false };
 
 #[test]
 fn the_three_samples_pass_their_packages() {
@@ -100,7 +100,9 @@ fn schematron_findings_carry_message_code_and_location() {
     let v = catalog.validate(119, doc.as_bytes(), ALL).unwrap();
     assert!(!v.xsd.is_empty() && v.schematron.is_empty() && v.schematron_skipped);
     // The schematron alone (XSD off) names the rule as REMD would.
-    let v = catalog.validate(119, doc.as_bytes(), Layers { xsd: false, schematron: true }).unwrap();
+    let v = catalog
+        .validate(119, doc.as_bytes(), Layers { xsd: false, schematron: true, schematron_after_xsd_errors: false })
+        .unwrap();
     let u19 = v.schematron.iter().find(|f| f.code.as_deref() == Some("У1-19")).expect("У1-19");
     assert_eq!(u19.path, "/ClinicalDocument[1]");
     assert_eq!(u19.message, "У1-19. Элемент ClinicalDocument должен иметь 1 элемент setId.");

@@ -22,6 +22,7 @@ pub fn expectations() -> Expectations {
         required_sections: vec!["RESCONS".to_owned()],
         template_ids: vec!["1.2.643.5.1.13.13.14.36.9.1".to_owned()],
         require_patient_snils: true,
+        patient_local_id: true,
     }
 }
 

@@ -98,6 +98,30 @@ pub fn judge(
     }
 }
 
+/// The kind's rule package over the document, as REMD validates it: an XSD error, or a
+/// failed schematron assert ("Ошибка валидации Schematron: <message> Путь: <location>"),
+/// is `VALIDATION_ERROR`; a schematron run that stops on an XPath error is
+/// `XML_VALIDATION_ERROR`. A package that could not run is no verdict (REMD's own
+/// validator failing would answer `XML_VALIDATOR_ERROR`, a retry; the emulator lets the
+/// document pass). **[model: REMD's wording of an XSD error is not public]**
+pub fn validate_package(packages: &egisz_packages::Catalog, kind: u32, document: &[u8]) -> Vec<RemdMessage> {
+    let layers = egisz_packages::Layers { xsd: true, schematron: true, schematron_after_xsd_errors: false };
+    let Some(found) = packages.validate(kind, document, layers) else { return Vec::new() };
+    let text = |prefix: &str, v: &egisz_semd::Violation| RemdMessage {
+        code: v.remd_code.to_owned(),
+        message: egisz_contract::Personal(format!("{prefix}: {} Путь: {}", v.message, v.path)),
+    };
+    let mut out: Vec<RemdMessage> = found.xsd.iter().map(|v| text("Ошибка валидации XSD", v)).collect();
+    for v in &found.schematron {
+        if v.remd_code == codes::XML_VALIDATION_ERROR {
+            out.push(message(codes::XML_VALIDATION_ERROR, None));
+        } else {
+            out.push(text("Ошибка валидации Schematron", v));
+        }
+    }
+    out
+}
+
 /// [`judge`] of a file whose header is parsed already.
 pub(crate) fn judge_parsed(
     request: &RegisterDocument,

@@ -53,6 +53,10 @@ pub const PERSON_POST_IN_FRMR_MISMATCH: &str = "PERSON_POST_IN_FRMR_MISMATCH";
 pub const VALUE_MISMATCH_METADATA_AND_FRMR: &str = "VALUE_MISMATCH_METADATA_AND_FRMR";
 /// `getRegistryItem` for an `emdrId` not in the register.
 pub const REGISTRY_ITEM_NOT_FOUND: &str = "REGISTRY_ITEM_NOT_FOUND";
+/// The document breaks its kind's XSD or schematron (with REMD's text of the finding).
+pub const VALIDATION_ERROR: &str = "VALIDATION_ERROR";
+/// The kind's schematron could not run over the document (an XPath error).
+pub const XML_VALIDATION_ERROR: &str = "XML_VALIDATION_ERROR";
 
 /// Every code the REMD emulator can emit by itself (the codes of
 /// [`RemdFaults::reject_codes`](crate::RemdFaults::reject_codes) come on top). Each is in
@@ -78,6 +82,8 @@ pub const EMITTED_CODES: &[&str] = &[
     PERSON_POST_IN_FRMR_MISMATCH,
     VALUE_MISMATCH_METADATA_AND_FRMR,
     REGISTRY_ITEM_NOT_FOUND,
+    VALIDATION_ERROR,
+    XML_VALIDATION_ERROR,
 ];
 
 /// Code → description, from the dictionary copy.

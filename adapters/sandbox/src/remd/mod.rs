@@ -106,6 +106,9 @@ pub struct RemdSandboxConfig {
     /// the accredited CAs. Default: the sandbox's GOST test CA
     /// ([`crate::pki::sandbox_ca_der`]).
     pub trusted_cas: Vec<Vec<u8>>,
+    /// The ministry's rule packages the emulator validates documents with (XSD and
+    /// schematron), as REMD does with the files it publishes. Default: none.
+    pub packages: Option<Arc<egisz_packages::Catalog>>,
 }
 
 /// The emulator's signature verifier: the same GOST backend as the gateway's, trusting
@@ -136,6 +139,7 @@ impl Default for RemdSandboxConfig {
             keep_documents: true,
             registry_file: None,
             trusted_cas: vec![crate::pki::sandbox_ca_der()],
+            packages: None,
         }
     }
 }
@@ -191,6 +195,7 @@ impl RemdSandbox {
         let verifier = Arc::new(verifier_trusting(&config.trusted_cas)?);
         let shared = Arc::new(Shared {
             verifier,
+            packages: config.packages.clone(),
             revoked: Mutex::new(Vec::new()),
             registry_file: config.registry_file.clone(),
             roster: std::sync::RwLock::new(config.roster),
@@ -349,6 +354,8 @@ pub const CRL_PATH: &str = "/pki/sandbox-ca.crl";
 struct Shared {
     /// Signatures: value, chain and revocation.
     verifier: Arc<egisz_verifier::gost::GostVerifier>,
+    /// The rule packages documents are validated with.
+    packages: Option<Arc<egisz_packages::Catalog>>,
     /// Serials (hex) the sandbox CA has revoked, with when: served at `/pki/sandbox-ca.crl`.
     revoked: Mutex<Vec<(String, i64)>>,
     roster: std::sync::RwLock<Roster>,
