@@ -440,6 +440,7 @@ async fn the_bad_input_corpus_changes_nothing_and_keeps_the_gateway_healthy(db: 
         .env("EGISZ__API__LISTEN", format!("127.0.0.1:{api_port}"))
         .env("EGISZ__REMD_LISTENER__LISTEN", format!("127.0.0.1:{listener_port}"))
         .env("EGISZ__SANDBOX__API_KEY_FILE", &key_file)
+        .env("EGISZ__VALIDATION__PACKAGES_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/packages"))
         .env("EGISZ__LOG__LEVEL", "error")
         .current_dir(scratch.path())
         .stdout(Stdio::null())

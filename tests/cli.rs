@@ -7,6 +7,7 @@ fn gateway(dir: &std::path::Path) -> Command {
     cmd.current_dir(dir)
         .env_remove("RUST_LOG")
         .env("EGISZ__DATABASE__URL", format!("sqlite://{}/cli.db", dir.display()))
+        .env("EGISZ__VALIDATION__PACKAGES_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/packages"))
         .env("EGISZ__LOG__LEVEL", "warn");
     cmd
 }

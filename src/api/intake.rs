@@ -153,7 +153,7 @@ impl ValidationReport {
         Ok(Self {
             valid: false,
             kind,
-            package: e.package,
+            package: e.package.map(|p| *p),
             findings: e.errors,
             findings_omitted: (e.omitted > 0).then_some(e.omitted),
             warnings: Vec::new(),

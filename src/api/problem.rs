@@ -151,8 +151,8 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// Adds `WWW-Authenticate: Bearer` (401 answers).
     pub challenge: bool,
-    /// The rule package a refused document was checked against.
-    pub package: Option<RulePackage>,
+    /// The rule package a refused document was checked against (boxed: errors stay small).
+    pub package: Option<Box<RulePackage>>,
 }
 
 impl ApiError {
@@ -172,7 +172,7 @@ impl ApiError {
 
     /// The same answer, naming the rule package the document was checked against.
     pub fn with_package(mut self, package: Option<RulePackage>) -> Self {
-        self.package = package;
+        self.package = package.map(Box::new);
         self
     }
 
@@ -218,7 +218,7 @@ impl ApiError {
             code: self.code.to_owned(),
             errors: self.errors.clone(),
             errors_omitted: (self.omitted > 0).then_some(self.omitted),
-            package: self.package.clone(),
+            package: self.package.as_deref().cloned(),
         }
     }
 }

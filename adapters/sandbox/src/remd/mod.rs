@@ -47,7 +47,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-pub use checks::judge;
+pub use checks::{judge, validate_package};
 pub use codes::EMITTED_CODES;
 pub use faults::{RemdFaults, RemdStats};
 pub use registry::RegistryEntry;
