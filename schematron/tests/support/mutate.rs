@@ -184,6 +184,9 @@ fn all_names(e: &Element, out: &mut Vec<String>) {
 pub fn mutate_once(root: &mut Element, rng: &mut Rng) -> String {
     let mut paths = Vec::new();
     element_paths(root, &mut Vec::new(), &mut paths);
+    if paths.is_empty() {
+        return "nothing".into();
+    }
     let path = paths[rng.below(paths.len())].clone();
     let roll = rng.below(100);
     if roll < 20 {
