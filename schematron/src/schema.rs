@@ -126,6 +126,10 @@ struct Rule {
     pattern: usize,
     /// The context as a select expression from the document node.
     context: Expr,
+    /// Rules whose contexts are written alike share this index: each is evaluated once
+    /// per document (the ministry's files repeat contexts — `ClinicalDocument` opens a
+    /// hundred patterns of kind 119).
+    context_id: usize,
     context_src: String,
     checks: Vec<Check>,
 }
@@ -137,6 +141,8 @@ pub struct Schema {
     patterns: usize,
     rules: Vec<Rule>,
     regexes: xpath::regex::Cache,
+    /// How many distinct contexts the rules have.
+    contexts: usize,
 }
 
 /// Counts of what a schema holds.
@@ -383,6 +389,7 @@ impl Schema {
         };
         let mut regexes = xpath::regex::Cache::default();
         let mut rules = Vec::with_capacity(raw.len());
+        let mut context_ids: HashMap<String, usize> = HashMap::new();
         let expr_error =
             |src: &str, reason: String| CompileError::Expression { expr: src.chars().take(300).collect(), reason };
         for r in raw {
@@ -398,9 +405,11 @@ impl Schema {
                 let code = message_code(&message);
                 checks.push(Check { report, test, test_src, message, code });
             }
-            rules.push(Rule { pattern: r.pattern, context, context_src: r.context, checks });
+            let next = context_ids.len();
+            let context_id = *context_ids.entry(r.context.clone()).or_insert(next);
+            rules.push(Rule { pattern: r.pattern, context, context_id, context_src: r.context, checks });
         }
-        Ok(Schema { names: names.names, patterns, rules, regexes })
+        Ok(Schema { names: names.names, patterns, rules, regexes, contexts: context_ids.len() })
     }
 
     pub fn stats(&self) -> Stats {
@@ -427,17 +436,16 @@ impl Schema {
         let mut claimed: Vec<u32> = vec![0; doc.len()];
         let mut stopped = None;
         let root = Focus::node(0);
-        // The nodes of each context, by its text: the ministry's files repeat contexts
-        // (`ClinicalDocument` opens a hundred patterns of kind 119).
-        let mut contexts: HashMap<&str, std::rc::Rc<Vec<Item>>> = HashMap::new();
+        // The nodes of each distinct context, evaluated once.
+        let mut contexts: Vec<Option<std::rc::Rc<Vec<Item>>>> = vec![None; self.contexts];
         'rules: for rule in &self.rules {
             let stamp = rule.pattern as u32 + 1;
-            let nodes = match contexts.get(rule.context_src.as_str()) {
+            let nodes = match &contexts[rule.context_id] {
                 Some(nodes) => std::rc::Rc::clone(nodes),
                 None => match xpath::eval(&env, &rule.context, &root) {
                     Ok(nodes) => {
                         let nodes = std::rc::Rc::new(nodes);
-                        contexts.insert(&rule.context_src, std::rc::Rc::clone(&nodes));
+                        contexts[rule.context_id] = Some(std::rc::Rc::clone(&nodes));
                         nodes
                     }
                     Err(e) => {

@@ -80,13 +80,39 @@ pub struct Document {
     /// The interned names, by [`NameId`].
     pub(crate) names: Vec<(Box<str>, Box<str>)>,
     /// Namespace URI → local name → id.
-    pub(crate) name_ids: HashMap<Box<str>, HashMap<Box<str>, NameId>>,
+    pub(crate) name_ids: HashMap<Box<str>, HashMap<Box<str>, NameId, Fnv>, Fnv>,
     /// Every element of each name, in document order.
     pub(crate) by_name: Vec<Vec<NodeId>>,
     pub(crate) text: String,
 }
 
 const NO_NAME: NameId = u32::MAX;
+
+/// FNV-1a for the name maps: short keys looked up for every element and attribute, where
+/// SipHash's resistance to chosen collisions buys nothing (a document has at most a few
+/// hundred distinct names within its limits).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fnv;
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+pub(crate) struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 impl Document {
     /// Reads `bytes` (UTF-8 XML) into a tree.
@@ -221,8 +247,8 @@ impl Iterator for Children<'_> {
 struct Builder<'l> {
     limits: &'l TreeLimits,
     doc: Document,
-    /// Open elements, and for each the count of its children by name.
-    stack: Vec<(NodeId, HashMap<NameId, u32>)>,
+    /// Open elements, and for each the count of its children by name (few names each).
+    stack: Vec<(NodeId, Vec<(NameId, u32)>)>,
     /// The text node being built, if any.
     open_text: Option<NodeId>,
 }
@@ -236,11 +262,11 @@ impl<'l> Builder<'l> {
             doc: Document {
                 nodes: vec![root],
                 names: Vec::new(),
-                name_ids: HashMap::new(),
+                name_ids: HashMap::default(),
                 by_name: Vec::new(),
                 text: String::new(),
             },
-            stack: vec![(0, HashMap::new())],
+            stack: vec![(0, Vec::new())],
             open_text: None,
         }
     }
@@ -311,9 +337,16 @@ impl<'l> Builder<'l> {
         let name = self.intern(ns, local);
         let (parent, counts) = self.stack.last_mut().expect("the root is never popped");
         let parent = *parent;
-        let count = counts.entry(name).or_insert(0);
-        *count += 1;
-        let position = *count;
+        let position = match counts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, count)) => {
+                *count += 1;
+                *count
+            }
+            None => {
+                counts.push((name, 1));
+                1
+            }
+        };
         let id =
             self.push(Node { kind: Kind::Element, name, parent, end: 0, attributes: 0, value: (0, 0), position })?;
         self.doc.by_name[name as usize].push(id);
@@ -349,7 +382,7 @@ impl<'l> Builder<'l> {
             attributes += 1;
         }
         self.doc.nodes[id as usize].attributes = attributes;
-        self.stack.push((id, HashMap::new()));
+        self.stack.push((id, Vec::new()));
         Ok(())
     }
 

@@ -449,6 +449,11 @@ pub fn eval(env: &Env<'_>, expr: &Expr, focus: &Focus) -> Result<Seq, EvalError>
         Expr::Or(a, b) => bool_seq(ebv(env, &eval(env, a, focus)?)? || ebv(env, &eval(env, b, focus)?)?),
         Expr::And(a, b) => bool_seq(ebv(env, &eval(env, a, focus)?)? && ebv(env, &eval(env, b, focus)?)?),
         Expr::General(op, a, b) => {
+            if let Some(literals) = literals(b) {
+                // The common case (`@code='RU'`, `@codeSystem=['…','…']`, `count(x)=1`):
+                // nodes compared with literals by their string values, without copying them.
+                return Ok(bool_seq(general_literals(env, *op, eval(env, a, focus)?, &literals)?));
+            }
             let left = atomize(env, eval(env, a, focus)?);
             let right = atomize(env, eval(env, b, focus)?);
             bool_seq(general(*op, &left, &right)?)
@@ -677,6 +682,72 @@ fn general(op: GeneralOp, left: &[Atom], right: &[Atom]) -> Result<bool, EvalErr
     Ok(false)
 }
 
+/// A literal operand: a string, a number, or an array of them.
+enum Literal<'e> {
+    Str(&'e str),
+    Num(f64),
+}
+
+fn literal(e: &Expr) -> Option<Literal<'_>> {
+    match e {
+        Expr::Str(s) => Some(Literal::Str(s)),
+        Expr::Num(n) => Some(Literal::Num(*n)),
+        _ => None,
+    }
+}
+
+fn literals(e: &Expr) -> Option<Vec<Literal<'_>>> {
+    let one = literal;
+    match e {
+        Expr::Array(members) => members.iter().map(one).collect(),
+        other => one(other).map(|l| vec![l]),
+    }
+}
+
+/// The general comparison of `left` with literals (the right operand), as [`general`] does
+/// it, reading nodes' string values in place.
+fn general_literals(env: &Env<'_>, op: GeneralOp, left: Seq, right: &[Literal<'_>]) -> Result<bool, EvalError> {
+    let vop = match op {
+        GeneralOp::Eq => ValueOp::Eq,
+        GeneralOp::Ne => ValueOp::Ne,
+        GeneralOp::Lt => ValueOp::Lt,
+        GeneralOp::Le => ValueOp::Le,
+        GeneralOp::Gt => ValueOp::Gt,
+        GeneralOp::Ge => ValueOp::Ge,
+    };
+    let ordered = |ord: Option<std::cmp::Ordering>| compare_ordering(vop, ord);
+    for item in left {
+        match item {
+            Item::Node(n) => {
+                let value = env.doc.string_value(n);
+                for lit in right {
+                    let holds = match lit {
+                        Literal::Str(s) => ordered(Some(value.as_ref().cmp(s))),
+                        Literal::Num(x) => ordered(cast_double(&value)?.partial_cmp(x)),
+                    };
+                    if holds {
+                        return Ok(true);
+                    }
+                }
+            }
+            other => {
+                let atoms = atomize(env, vec![other]);
+                let lits: Vec<Atom> = right
+                    .iter()
+                    .map(|l| match l {
+                        Literal::Str(s) => Atom::Str((*s).to_owned()),
+                        Literal::Num(x) => Atom::Num(*x),
+                    })
+                    .collect();
+                if general(op, &atoms, &lits)? {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
 fn cast_bool(s: &str) -> Result<bool, EvalError> {
     match s.trim_matches([' ', '\t', '\n', '\r']) {
         "true" | "1" => Ok(true),
@@ -708,7 +779,13 @@ fn compare_atoms(op: ValueOp, a: &Atom, b: &Atom) -> Result<bool, EvalError> {
         (Atom::Bool(x), Atom::Bool(y)) => Some(x.cmp(y)),
         _ => return Err(err("XPTY0004", "сравнение значений несовместимых типов")),
     };
-    Ok(match (op, ord) {
+    Ok(compare_ordering(op, ord))
+}
+
+/// What `op` says of an ordering (`None`: NaN is in it, and only `ne` holds).
+fn compare_ordering(op: ValueOp, ord: Option<std::cmp::Ordering>) -> bool {
+    use std::cmp::Ordering;
+    match (op, ord) {
         (ValueOp::Ne, None) => true,
         (_, None) => false,
         (ValueOp::Eq, Some(o)) => o == Ordering::Equal,
@@ -717,7 +794,7 @@ fn compare_atoms(op: ValueOp, a: &Atom, b: &Atom) -> Result<bool, EvalError> {
         (ValueOp::Le, Some(o)) => o != Ordering::Greater,
         (ValueOp::Gt, Some(o)) => o == Ordering::Greater,
         (ValueOp::Ge, Some(o)) => o != Ordering::Less,
-    })
+    }
 }
 
 fn number_arg(env: &Env<'_>, seq: Seq) -> Result<Option<f64>, EvalError> {
@@ -801,11 +878,11 @@ fn call(env: &Env<'_>, f: Func, args: &[Expr], focus: &Focus) -> Result<Seq, Eva
             let pattern = string_arg(env, arg(1)?, false)?;
             let flags = if args.len() == 3 { string_arg(env, arg(2)?, false)? } else { String::new() };
             env.fuel.burn(1 + input.len() as u64 / 64)?;
-            let re = match env.regexes.get(&pattern, &flags) {
-                Some(re) => re,
-                None => dynamic_regex(env, &pattern, &flags)?,
+            let found = match env.regexes.get(&pattern, &flags) {
+                Some(re) => re.is_match(&input),
+                None => dynamic_regex(env, &pattern, &flags)?.is_match(&input),
             };
-            bool_seq(re.is_match(&input))
+            bool_seq(found)
         }
         Func::Substring => {
             let s = string_arg(env, arg(0)?, true)?;

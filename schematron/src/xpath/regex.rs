@@ -9,7 +9,6 @@
 //! refused; so is any `(?` other than `(?:`.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 
 /// Compiled size bounds for one expression (bytes of the compiled program).
 const SIZE_LIMIT: usize = 1 << 20;
@@ -26,30 +25,30 @@ pub struct RegexError {
     pub reason: String,
 }
 
-/// The package's own patterns, compiled once when the package is.
+/// The package's own patterns, compiled once when the package is: flags → pattern → the
+/// expression (looked up without allocating; a `Regex` keeps its matching caches, so it is
+/// lent, never cloned).
 #[derive(Debug, Default)]
 pub struct Cache {
-    compiled: HashMap<(String, String), ::regex::Regex>,
+    compiled: HashMap<String, HashMap<String, ::regex::Regex>>,
 }
 
 impl Cache {
     /// Compiles and keeps `pattern` with `flags`.
     pub fn add(&mut self, pattern: &str, flags: &str) -> Result<(), RegexError> {
-        if let std::collections::hash_map::Entry::Vacant(slot) =
-            self.compiled.entry((pattern.to_owned(), flags.to_owned()))
-        {
-            slot.insert(compile(pattern, flags)?);
+        let by_pattern = self.compiled.entry(flags.to_owned()).or_default();
+        if !by_pattern.contains_key(pattern) {
+            by_pattern.insert(pattern.to_owned(), compile(pattern, flags)?);
         }
         Ok(())
     }
 
-    pub fn get(&self, pattern: &str, flags: &str) -> Option<Rc<::regex::Regex>> {
-        // A cheap clone: `Regex` is reference-counted inside.
-        self.compiled.get(&(pattern.to_owned(), flags.to_owned())).map(|r| Rc::new(r.clone()))
+    pub fn get(&self, pattern: &str, flags: &str) -> Option<&::regex::Regex> {
+        self.compiled.get(flags)?.get(pattern)
     }
 
     pub fn len(&self) -> usize {
-        self.compiled.len()
+        self.compiled.values().map(HashMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
