@@ -462,7 +462,7 @@ impl Schema {
                 claimed[node as usize] = stamp;
                 let focus = Focus::node(node);
                 for (ci, check) in rule.checks.iter().enumerate() {
-                    let holds = xpath::eval(&env, &check.test, &focus).and_then(|v| xpath::ebv(&env, &v));
+                    let holds = xpath::eval_bool(&env, &check.test, &focus);
                     let holds = match holds {
                         Ok(h) => h,
                         Err(e) => {

@@ -552,6 +552,27 @@ pub fn eval(env: &Env<'_>, expr: &Expr, focus: &Focus) -> Result<Seq, EvalError>
     })
 }
 
+/// The effective boolean value of `expr` at `focus`: what [`ebv`] of [`eval`] gives, without
+/// building the sequences of the boolean operators (the ministry's tests are mostly `and`,
+/// `or`, `not()` and comparisons with literals).
+pub fn eval_bool(env: &Env<'_>, expr: &Expr, focus: &Focus) -> Result<bool, EvalError> {
+    env.fuel.burn(1)?;
+    match expr {
+        Expr::Or(a, b) => Ok(eval_bool(env, a, focus)? || eval_bool(env, b, focus)?),
+        Expr::And(a, b) => Ok(eval_bool(env, a, focus)? && eval_bool(env, b, focus)?),
+        Expr::Paren(e) => eval_bool(env, e, focus),
+        Expr::Call(Func::Not, args) => Ok(!eval_bool(env, &args[0], focus)?),
+        Expr::Call(Func::Boolean, args) => eval_bool(env, &args[0], focus),
+        Expr::Call(Func::Empty, args) => Ok(eval(env, &args[0], focus)?.is_empty()),
+        Expr::Call(Func::Exists, args) => Ok(!eval(env, &args[0], focus)?.is_empty()),
+        Expr::General(op, a, b) => match literals(b) {
+            Some(literals) => general_literals(env, *op, eval(env, a, focus)?, &literals),
+            None => ebv(env, &eval(env, expr, focus)?),
+        },
+        _ => ebv(env, &eval(env, expr, focus)?),
+    }
+}
+
 fn bool_seq(b: bool) -> Seq {
     vec![Item::Atom(Atom::Bool(b))]
 }
@@ -1015,6 +1036,14 @@ fn filter(env: &Env<'_>, items: Seq, predicate: &Expr, current: Option<NodeId>) 
 }
 
 fn predicate_holds(env: &Env<'_>, predicate: &Expr, focus: &Focus) -> Result<bool, EvalError> {
+    // A predicate whose value is boolean by its form selects by its truth, not by position.
+    if matches!(
+        predicate,
+        Expr::Or(..) | Expr::And(..) | Expr::General(..) | Expr::Value(..) | Expr::Path { .. } | Expr::Union(_)
+    ) || matches!(predicate, Expr::Call(f, _) if f.is_boolean())
+    {
+        return eval_bool(env, predicate, focus);
+    }
     let value = eval(env, predicate, focus)?;
     match value.as_slice() {
         [Item::Atom(Atom::Num(n))] => Ok(*n == focus.position as f64),
