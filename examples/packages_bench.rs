@@ -60,14 +60,17 @@ fn document(i: usize, bytes: usize) -> String {
     let paragraph = "<paragraph>Острота зрения без коррекции OD 0,3, OS 0,4; с коррекцией 1,0 обоих глаз.</paragraph>";
     let grow = bytes.saturating_sub(SAMPLE.len()) / paragraph.len();
     let d = SAMPLE.replace(SAMPLE_UID, &format!("pbench-{i:08}"));
-    let at = d.find("Обращение первичное, амбулаторно.").expect("the narrative of the sample") + "Обращение первичное, амбулаторно.".len();
+    let at = d.find("Обращение первичное, амбулаторно.").expect("the narrative of the sample")
+        + "Обращение первичное, амбулаторно.".len();
     format!("{}{}{}", &d[..at], paragraph.repeat(grow), &d[at..])
 }
 
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -94,8 +97,16 @@ fn per_document(rounds: usize) {
     let before = rss_kb();
     let catalog = catalog();
     assert!(catalog.load_all().is_empty(), "the shipped packages compile");
-    for (kind, sample) in [(40, include_str!("../semd/tests/data/tmk-protocol-40.xml")), (119, SAMPLE), (160, include_str!("../../shared/samples/tmk-cross-border-160.xml"))] {
-        let v = catalog.validate(kind, sample.as_bytes(), Layers { xsd: true, schematron: true, schematron_after_xsd_errors: false });
+    for (kind, sample) in [
+        (40, include_str!("../semd/tests/data/tmk-protocol-40.xml")),
+        (119, SAMPLE),
+        (160, include_str!("../../shared/samples/tmk-cross-border-160.xml")),
+    ] {
+        let v = catalog.validate(
+            kind,
+            sample.as_bytes(),
+            Layers { xsd: true, schematron: true, schematron_after_xsd_errors: false },
+        );
         assert!(v.is_some_and(|v| v.xsd.is_empty() && v.schematron.is_empty()), "the kind-{kind} sample passes");
     }
     let loaded = rss_kb();
@@ -103,12 +114,22 @@ fn per_document(rounds: usize) {
     println!("no package                          {:8} KiB", before);
     println!("kinds 40, 119, 160 compiled         {:8} KiB  (+{} KiB)", loaded, loaded.saturating_sub(before));
 
-    let schematron = catalog.status().into_iter().find(|s| s.kind == 119).and_then(|s| s.stats).expect("119's schematron");
-    println!("== kind 119 ({} rules, {} asserts, {} reports), one thread, {rounds} rounds each", schematron.rules, schematron.asserts, schematron.reports);
+    let schematron =
+        catalog.status().into_iter().find(|s| s.kind == 119).and_then(|s| s.stats).expect("119's schematron");
+    println!(
+        "== kind 119 ({} rules, {} asserts, {} reports), one thread, {rounds} rounds each",
+        schematron.rules, schematron.asserts, schematron.reports
+    );
     for (size, rounds) in [(30 * 1024, rounds), (500 * 1024, rounds / 10)] {
         let docs: Vec<String> = (0..16).map(|i| document(i, size)).collect();
         let len = docs[0].len();
-        let v = catalog.validate(119, docs[0].as_bytes(), Layers { xsd: true, schematron: true, schematron_after_xsd_errors: false }).unwrap();
+        let v = catalog
+            .validate(
+                119,
+                docs[0].as_bytes(),
+                Layers { xsd: true, schematron: true, schematron_after_xsd_errors: false },
+            )
+            .unwrap();
         assert!(v.xsd.is_empty() && v.not_checked.is_empty(), "the grown document is XSD-valid and checked: {v:?}");
         let (mut parse, mut xsd, mut sch, mut whole) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for r in 0..rounds {
@@ -117,17 +138,34 @@ fn per_document(rounds: usize) {
             std::hint::black_box(egisz_semd::CdaHeader::parse(d).is_ok());
             parse.push(t.elapsed());
             let t = Instant::now();
-            std::hint::black_box(catalog.validate(119, d, Layers { xsd: true, schematron: false, schematron_after_xsd_errors: false }));
+            std::hint::black_box(catalog.validate(
+                119,
+                d,
+                Layers { xsd: true, schematron: false, schematron_after_xsd_errors: false },
+            ));
             xsd.push(t.elapsed());
             let t = Instant::now();
-            std::hint::black_box(catalog.validate(119, d, Layers { xsd: false, schematron: true, schematron_after_xsd_errors: false }));
+            std::hint::black_box(catalog.validate(
+                119,
+                d,
+                Layers { xsd: false, schematron: true, schematron_after_xsd_errors: false },
+            ));
             sch.push(t.elapsed());
             let t = Instant::now();
-            std::hint::black_box(catalog.validate(119, d, Layers { xsd: true, schematron: true, schematron_after_xsd_errors: false }));
+            std::hint::black_box(catalog.validate(
+                119,
+                d,
+                Layers { xsd: true, schematron: true, schematron_after_xsd_errors: false },
+            ));
             whole.push(t.elapsed());
         }
         println!("-- {} KB document ({len} bytes), {rounds} rounds", len / 1024);
-        for (name, v) in [("header parse (baseline)", parse), ("XSD (libxml2)", xsd), ("schematron", sch), ("whole package validation", whole)] {
+        for (name, v) in [
+            ("header parse (baseline)", parse),
+            ("XSD (libxml2)", xsd),
+            ("schematron", sch),
+            ("whole package validation", whole),
+        ] {
             let (p50, p99) = quantiles(v);
             println!("{name:28} p50 {p50:8.2} ms   p99 {p99:8.2} ms");
         }
@@ -250,7 +288,10 @@ async fn main() -> anyhow::Result<()> {
         off.push(intake_run(&a, false, round * 2).await?);
         on.push(intake_run(&a, true, round * 2 + 1).await?);
     }
-    println!("== intake, kind 119, 30 KB: {}, {} requests × 2 rounds each, concurrency {}", a.db, a.requests, a.concurrency);
+    println!(
+        "== intake, kind 119, 30 KB: {}, {} requests × 2 rounds each, concurrency {}",
+        a.db, a.requests, a.concurrency
+    );
     for (name, runs) in [("XSD and schematron off", &off), ("every layer on", &on)] {
         for r in runs {
             println!(

@@ -12,7 +12,9 @@ use std::time::Instant;
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -49,8 +51,17 @@ fn main() {
     let elapsed = started.elapsed();
     let after = rss_kb();
     let rules: usize = schemas.iter().map(|s| s.stats().rules).sum();
-    println!("== the ministry's {} schematrons ({} MB of source, {rules} rules)", schemas.len(), source / (1024 * 1024));
-    println!("compiled in                {:8.0} ms (slowest: {} in {:.0} ms)", elapsed.as_secs_f64() * 1000.0, slowest.0, slowest.1);
+    println!(
+        "== the ministry's {} schematrons ({} MB of source, {rules} rules)",
+        schemas.len(),
+        source / (1024 * 1024)
+    );
+    println!(
+        "compiled in                {:8.0} ms (slowest: {} in {:.0} ms)",
+        elapsed.as_secs_f64() * 1000.0,
+        slowest.0,
+        slowest.1
+    );
     println!("RSS before                 {before:8} KiB");
     println!("RSS with all compiled      {after:8} KiB  (+{} KiB)", after.saturating_sub(before));
     drop(files);

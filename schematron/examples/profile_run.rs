@@ -19,5 +19,11 @@ fn main() {
         std::hint::black_box(schema.validate(&d, &Default::default()));
         run += a.elapsed();
     }
-    println!("{} bytes: {:.3} ms per document (tree {:.3}, rules {:.3})", doc.len(), t.elapsed().as_secs_f64() * 1000.0 / n as f64, tree.as_secs_f64() * 1000.0 / n as f64, run.as_secs_f64() * 1000.0 / n as f64);
+    println!(
+        "{} bytes: {:.3} ms per document (tree {:.3}, rules {:.3})",
+        doc.len(),
+        t.elapsed().as_secs_f64() * 1000.0 / n as f64,
+        tree.as_secs_f64() * 1000.0 / n as f64,
+        run.as_secs_f64() * 1000.0 / n as f64
+    );
 }

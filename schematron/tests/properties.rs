@@ -14,8 +14,12 @@ fn shared(path: &str) -> String {
 }
 
 fn schema(kind: &str) -> Schema {
-    Schema::compile(shared(&format!("federal/semd-rules/{kind}/{kind}.sch")).as_bytes(), HL7_NS, &CompileLimits::default())
-        .unwrap()
+    Schema::compile(
+        shared(&format!("federal/semd-rules/{kind}/{kind}.sch")).as_bytes(),
+        HL7_NS,
+        &CompileLimits::default(),
+    )
+    .unwrap()
 }
 
 /// What one run may spend: well above what a mutant of a 20 KB sample needs (about 70,000).

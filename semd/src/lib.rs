@@ -7,8 +7,9 @@
 //! ## What this crate owns
 //!
 //! - [`CdaHeader::parse`]: one namespace-aware pass over the CDA header into typed values
-//!   (rule H1 — no DTD, UTF-8, `ClinicalDocument` in `urn:hl7-org:v3` — and size/depth
-//!   limits are enforced here);
+//!   (rule `ENC` — UTF-8 without a byte-order mark, each other encoding named
+//!   ([`header::encoding`]) — rule H1 — no DTD, `ClinicalDocument` in `urn:hl7-org:v3` — and
+//!   size/depth limits are enforced here);
 //! - [`check`]: the header rules H2–H12 of `shared/federal/SEMD-TMK.md` against
 //!   [`Expectations`] (the kind, the submitting organisation, the time), every violation
 //!   reported with its rule id, an XPath-like location, a Russian message and the REMD code

@@ -7,10 +7,15 @@
 //! a verification service — are decided in [`signers`] and [`policy`] from the answers the
 //! caller collected; the calls themselves are at the edges (the intake handler, the CLI).
 //!
+//! The kind's rule package (the ministry's XSD and schematron) runs beside these checks, in
+//! REMD's order before them, when the document passed the bounded parse
+//! ([`Checked::parsed`]): `services::check_package` calls it, `policy::apply_package` sorts
+//! what it found.
+//!
 //! Layout: this file (the document, its signatures, the request parts); `signers` (FRMR's
 //! answer about each signer → violations); `policy` (`block` / `warn` / `off`, and what an
-//! unreachable service means); `services` (the edge: asking FRMR and the verifier);
-//! `report` (what `validate` prints).
+//! unreachable service or package means); `services` (the edge: asking FRMR and the
+//! verifier, running the rule package); `report` (what `validate` prints).
 
 pub mod policy;
 pub mod report;
