@@ -41,12 +41,6 @@ fn messages(errors: Vec<libxml::error::StructuredError>) -> Vec<XsdError> {
         .collect()
 }
 
-/// Compiles the schema at `entry` in this thread: the check a package passes before it is
-/// put in force.
-pub fn compile(entry: &Path) -> Result<(), String> {
-    compile_context(entry).map(|_| ())
-}
-
 fn compile_context(entry: &Path) -> Result<SchemaValidationContext, String> {
     let path = entry.to_str().ok_or("путь к CDA.xsd не в UTF-8")?;
     if path.contains('\0') || !entry.is_file() {
@@ -70,7 +64,8 @@ struct Job {
     kind: u32,
     sha256: String,
     entry: PathBuf,
-    document: Arc<Vec<u8>>,
+    /// The document to validate; `None`: only compile the schema (and keep it).
+    document: Option<Arc<Vec<u8>>>,
     reply: mpsc::Sender<Result<Vec<XsdError>, String>>,
 }
 
@@ -116,6 +111,23 @@ impl XsdPool {
         entry: &Path,
         document: Arc<Vec<u8>>,
     ) -> Result<Vec<XsdError>, String> {
+        self.run(kind, sha256, entry, Some(document))
+    }
+
+    /// Compiles the schema of a package on one of the pool's threads, which keeps it: the
+    /// check a package passes before it is put in force, without a copy compiled only to be
+    /// thrown away.
+    pub fn compile(&self, kind: u32, sha256: &str, entry: &Path) -> Result<(), String> {
+        self.run(kind, sha256, entry, None).map(|_| ())
+    }
+
+    fn run(
+        &self,
+        kind: u32,
+        sha256: &str,
+        entry: &Path,
+        document: Option<Arc<Vec<u8>>>,
+    ) -> Result<Vec<XsdError>, String> {
         let (reply, answer) = mpsc::channel();
         let job = Job { kind, sha256: sha256.to_owned(), entry: entry.to_owned(), document, reply };
         self.jobs.send(job).map_err(|_| "проверка XSD остановлена".to_owned())?;
@@ -151,10 +163,11 @@ fn run(
         compiled.insert(job.kind, (job.sha256.clone(), context));
     }
     let (_, context) = compiled.get_mut(&job.kind).expect("compiled above");
+    let Some(document) = &job.document else { return Ok(Vec::new()) };
     let options =
         ParserOptions { recover: false, no_net: true, no_error: true, no_warning: true, ..Default::default() };
     let doc = parser
-        .parse_string_with_options(job.document.as_slice(), options)
+        .parse_string_with_options(document.as_slice(), options)
         .map_err(|e| format!("libxml2 не разобрал документ: {e:?}"))?;
     Ok(match context.validate_document(&doc) {
         Ok(()) => Vec::new(),
