@@ -18,6 +18,10 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "support/bench.rs"]
+mod bench;
+use bench::{Args, Run, args, drive, mean_rps};
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{TimeZone, Utc};
@@ -27,33 +31,11 @@ use egisz_gateway::config::Config;
 use egisz_gateway::validation::policy::{KindPolicies, Policy};
 use egisz_gost::test_pki::{SANDBOX_CA_SEED, TestCa, TestSigner};
 use egisz_packages::{Catalog, Layers};
-use futures::StreamExt;
 
 const SAMPLE: &str = include_str!("../../shared/samples/consultation-protocol-119.xml");
 const SAMPLE_UID: &str = "8d2f6a41-3c7e-4b19-a0d5-6e1f2b7c9a34";
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
 const AUTHOR: &str = "20311784514";
-
-struct Args {
-    db: String,
-    requests: usize,
-    concurrency: usize,
-}
-
-fn args() -> Args {
-    let mut a = Args { db: "sqlite".into(), requests: 1500, concurrency: 16 };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let v = it.next().unwrap_or_default();
-        match k.as_str() {
-            "--db" => a.db = v,
-            "--requests" => a.requests = v.parse().expect("--requests N"),
-            "--concurrency" => a.concurrency = v.parse().expect("--concurrency N"),
-            other => panic!("unknown argument {other}"),
-        }
-    }
-    a
-}
 
 /// The kind-119 sample under localUid `i`, its first narrative grown to about `bytes`.
 fn document(i: usize, bytes: usize) -> String {
@@ -181,55 +163,11 @@ fn signer(snils: &str) -> TestSigner {
     TestCa::new(gost(), SANDBOX_CA_SEED).issue_doctor(snils, snils, at(2020), at(2030))
 }
 
-struct Run {
-    rps: f64,
-    p50: f64,
-    p99: f64,
-    errors: usize,
-}
-
-async fn drive(http: &reqwest::Client, url: &str, key: &str, bodies: &[String], concurrency: usize) -> Run {
-    let started = Instant::now();
-    let results: Vec<(Duration, bool)> = futures::stream::iter(bodies.iter().cloned())
-        .map(|body| {
-            let (http, url, key) = (http.clone(), url.to_owned(), key.to_owned());
-            async move {
-                let t = Instant::now();
-                let ok = http
-                    .post(url)
-                    .bearer_auth(key)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 202);
-                (t.elapsed(), ok)
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
-    let errors = results.iter().filter(|(_, ok)| !ok).count();
-    let (p50, p99) = quantiles(results.into_iter().map(|(d, _)| d).collect());
-    Run { rps: bodies.len() as f64 / elapsed.as_secs_f64(), p50, p99, errors }
-}
-
 async fn intake_run(a: &Args, packages_on: bool, round: usize) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
-    let pg_name = format!("egisz_pbench_{}", uuid::Uuid::new_v4().simple());
-    let db_url = match a.db.as_str() {
-        "sqlite" => format!("sqlite://{}/bench.db", dir.path().display()),
-        "postgres" => {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
-            sqlx::query(&format!("CREATE DATABASE {pg_name}")).execute(&mut c).await?;
-            format!("postgres://postgres@127.0.0.1:5432/{pg_name}")
-        }
-        other => anyhow::bail!("--db sqlite|postgres, not {other}"),
-    };
+    let database = bench::Database::create(&a.db, dir.path()).await?;
     let env: Vec<(String, String)> = [
-        ("EGISZ__DATABASE__URL", db_url),
+        ("EGISZ__DATABASE__URL", database.url.clone()),
         ("EGISZ__API__LISTEN", "127.0.0.1:0".to_owned()),
         ("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0".to_owned()),
         ("EGISZ__SANDBOX__API_KEY_FILE", dir.path().join("key").display().to_string()),
@@ -271,11 +209,7 @@ async fn intake_run(a: &Args, packages_on: bool, round: usize) -> anyhow::Result
     anyhow::ensure!(warm.errors == 0, "the warm-up document was not accepted");
     let run = drive(&http, &url, &issued.key, &bodies, a.concurrency).await;
     gw.shutdown().await;
-    if a.db == "postgres" {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")).execute(&mut c).await?;
-    }
+    database.drop_it().await?;
     Ok(run)
 }
 
@@ -294,13 +228,9 @@ async fn main() -> anyhow::Result<()> {
     );
     for (name, runs) in [("XSD and schematron off", &off), ("every layer on", &on)] {
         for r in runs {
-            println!(
-                "{name:24} {:7.0} req/s   p50 {:7.2} ms   p99 {:7.2} ms   errors {}",
-                r.rps, r.p50, r.p99, r.errors
-            );
+            println!("{}", r.line(name));
         }
     }
-    let mean = |v: &[Run]| v.iter().map(|r| r.rps).sum::<f64>() / v.len() as f64;
-    println!("every layer on / off (mean)   {:7.2}", mean(&on) / mean(&off));
+    println!("every layer on / off (mean)   {:7.2}", mean_rps(&on) / mean_rps(&off));
     Ok(())
 }

@@ -15,7 +15,11 @@
 //! cargo run --release --example validation_bench -- --db postgres --requests 1500 --concurrency 16
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+#[path = "support/bench.rs"]
+mod bench;
+use bench::{Args, Run, args, drive, mean_rps};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -29,34 +33,12 @@ use egisz_gateway::validation::{self, DocumentInput, PersonalInput};
 use egisz_gost::test_pki::{SANDBOX_CA_SEED, TestCa, TestSigner};
 use egisz_semd::SignatureVerifier;
 use egisz_semd::signature::DigestAlgorithm;
-use futures::StreamExt;
 
 const SAMPLE: &str = include_str!("../semd/tests/data/tmk-protocol-40.xml");
 const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
 const AUTHOR: &str = "20311784514";
 /// Гришин, врач-хирург in MO 2917: the legal authenticator, a second signer.
 const LEGAL: &str = "34786502816";
-
-struct Args {
-    db: String,
-    requests: usize,
-    concurrency: usize,
-}
-
-fn args() -> Args {
-    let mut a = Args { db: "sqlite".into(), requests: 1500, concurrency: 16 };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let v = it.next().unwrap_or_default();
-        match k.as_str() {
-            "--db" => a.db = v,
-            "--requests" => a.requests = v.parse().expect("--requests N"),
-            "--concurrency" => a.concurrency = v.parse().expect("--concurrency N"),
-            other => panic!("unknown argument {other}"),
-        }
-    }
-    a
-}
 
 fn nth(text: &str, from: &str, to: &str, n: usize) -> String {
     let (i, _) = text.match_indices(from).nth(n - 1).expect("an occurrence");
@@ -207,59 +189,11 @@ fn per_document(rounds: usize) {
     println!("engine / pure Rust         {:9.2}", engine / pure);
 }
 
-struct Run {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-    errors: usize,
-}
-
-async fn drive(http: &reqwest::Client, url: &str, key: &str, bodies: &[String], concurrency: usize) -> Run {
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(bodies.iter().cloned())
-        .map(|body| {
-            let (http, url, key) = (http.clone(), url.to_owned(), key.to_owned());
-            async move {
-                let t = Instant::now();
-                let ok = http
-                    .post(url)
-                    .bearer_auth(key)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 202);
-                (t.elapsed(), ok)
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(|(d, ok)| if ok { d } else { Duration::MAX })
-        .collect();
-    let elapsed = started.elapsed();
-    let errors = latencies.iter().filter(|d| **d == Duration::MAX).count();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Run { rps: bodies.len() as f64 / elapsed.as_secs_f64(), p50: at(0.5), p99: at(0.99), errors }
-}
-
 async fn intake_run(a: &Args, gost_on: bool, round: usize) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
-    let pg_name = format!("egisz_vbench_{}", uuid::Uuid::new_v4().simple());
-    let db_url = match a.db.as_str() {
-        "sqlite" => format!("sqlite://{}/bench.db", dir.path().display()),
-        "postgres" => {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
-            sqlx::query(&format!("CREATE DATABASE {pg_name}")).execute(&mut c).await?;
-            format!("postgres://postgres@127.0.0.1:5432/{pg_name}")
-        }
-        other => anyhow::bail!("--db sqlite|postgres, not {other}"),
-    };
+    let database = bench::Database::create(&a.db, dir.path()).await?;
     let env: Vec<(String, String)> = [
-        ("EGISZ__DATABASE__URL", db_url),
+        ("EGISZ__DATABASE__URL", database.url.clone()),
         ("EGISZ__API__LISTEN", "127.0.0.1:0".to_owned()),
         ("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0".to_owned()),
         ("EGISZ__SANDBOX__API_KEY_FILE", dir.path().join("key").display().to_string()),
@@ -302,11 +236,7 @@ async fn intake_run(a: &Args, gost_on: bool, round: usize) -> anyhow::Result<Run
     anyhow::ensure!(warm.errors == 0, "the warm-up document was not accepted");
     let run = drive(&http, &url, &issued.key, &bodies, a.concurrency).await;
     gw.shutdown().await;
-    if a.db == "postgres" {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")).execute(&mut c).await?;
-    }
+    database.drop_it().await?;
     Ok(run)
 }
 
@@ -323,16 +253,9 @@ async fn main() -> anyhow::Result<()> {
     println!("== intake: {}, {} requests × 2 rounds each, concurrency {}", a.db, a.requests, a.concurrency);
     for (name, runs) in [("verifier none", &off), ("verifier gost", &on)] {
         for r in runs.iter() {
-            println!(
-                "{name:28} {:7.0} req/s   p50 {:6.2} ms   p99 {:6.2} ms   errors {}",
-                r.rps,
-                r.p50.as_secs_f64() * 1000.0,
-                r.p99.as_secs_f64() * 1000.0,
-                r.errors
-            );
+            println!("{}", r.line(name));
         }
     }
-    let mean = |runs: &[Run]| runs.iter().map(|r| r.rps).sum::<f64>() / runs.len() as f64;
-    println!("gost / none throughput: {:.3}", mean(&on) / mean(&off));
+    println!("gost / none throughput: {:.3}", mean_rps(&on) / mean_rps(&off));
     Ok(())
 }

@@ -15,9 +15,13 @@ fn schema(rules: &str) -> Schema {
 
 #[test]
 fn a_pattern_from_the_document_runs_in_linear_time() {
-    let s = schema(r#"<pattern><rule context="//v"><assert test="matches(@value, @pattern)">M1. no match</assert></rule></pattern>"#);
+    let s = schema(
+        r#"<pattern><rule context="//v"><assert test="matches(@value, @pattern)">M1. no match</assert></rule></pattern>"#,
+    );
     let value = "a".repeat(50_000) + "!";
-    let doc = format!(r#"<r xmlns="urn:x"><v value="{value}" pattern="^(a+)+$"/><v value="{value}" pattern="^(a|a)*$"/></r>"#);
+    let doc = format!(
+        r#"<r xmlns="urn:x"><v value="{value}" pattern="^(a+)+$"/><v value="{value}" pattern="^(a|a)*$"/></r>"#
+    );
     let doc = Document::parse(doc.as_bytes(), &TreeLimits::default()).unwrap();
     let started = Instant::now();
     let out = s.validate(&doc, &Budget::default());
@@ -25,20 +29,26 @@ fn a_pattern_from_the_document_runs_in_linear_time() {
     assert_eq!((out.findings.len(), out.stopped), (2, None));
     // A value that is no pattern at all stops the run, as Saxon's FORX0002.
     let bad = Document::parse(br#"<r xmlns="urn:x"><v value="x" pattern="(a"/></r>"#, &TreeLimits::default()).unwrap();
-    assert!(matches!(s.validate(&bad, &Budget::default()).stopped, Some(Stopped::Error { code, .. }) if code == "FORX0002"));
+    assert!(
+        matches!(s.validate(&bad, &Budget::default()).stopped, Some(Stopped::Error { code, .. }) if code == "FORX0002")
+    );
     // Back-references have no linear-time implementation: refused the same way.
-    let backref = Document::parse(br#"<r xmlns="urn:x"><v value="aa" pattern="(a)\1"/></r>"#, &TreeLimits::default()).unwrap();
+    let backref =
+        Document::parse(br#"<r xmlns="urn:x"><v value="aa" pattern="(a)\1"/></r>"#, &TreeLimits::default()).unwrap();
     assert!(matches!(s.validate(&backref, &Budget::default()).stopped, Some(Stopped::Error { .. })));
 }
 
 #[test]
 fn a_document_of_many_nodes_stops_at_the_budget() {
     // Every node compared with every node: quadratic in the document.
-    let s = schema(r#"<pattern><rule context="//e"><assert test="count(//e[@k = current()/@k]) = 1">M2. duplicate</assert></rule></pattern>"#);
+    let s = schema(
+        r#"<pattern><rule context="//e"><assert test="count(//e[@k = current()/@k]) = 1">M2. duplicate</assert></rule></pattern>"#,
+    );
     let body: String = (0..20_000).map(|i| format!(r#"<e k="{i}"/>"#)).collect();
     let doc = Document::parse(format!(r#"<r xmlns="urn:x">{body}</r>"#).as_bytes(), &TreeLimits::default()).unwrap();
     let started = Instant::now();
-    let out = s.validate(&doc, &Budget { units: 10_000_000, deadline: Some(Instant::now() + Duration::from_millis(500)) });
+    let out =
+        s.validate(&doc, &Budget { units: 10_000_000, deadline: Some(Instant::now() + Duration::from_millis(500)) });
     assert_eq!(out.stopped, Some(Stopped::Exhausted));
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }

@@ -90,20 +90,7 @@ pub async fn submit(
     ApiJson(body): ApiJson<SubmitRequest>,
 ) -> Result<(StatusCode, Json<DocumentStatus>), ApiError> {
     caller.require(Role::Submitter)?;
-    let permit = state.intake_permits.clone().acquire_owned().await.map_err(|_| unavailable())?;
-    let prepared = {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            prepare(&state, &caller, body)
-        })
-    };
-    let ready = prepared.await.map_err(|e| {
-        tracing::error!(error = %e, "document intake: the check of a document failed");
-        ApiError::internal(
-            "проверка документа завершилась внутренней ошибкой; идентификатор запроса указывает на неё в журнале",
-        )
-    })??;
+    let ready = checked(&state, caller, body).await??;
     let new = service_checks(&state, ready).await?;
     match state.intake.intake(new).await.map_err(store_error)? {
         Intake::Created(record) => {
@@ -172,7 +159,9 @@ impl ValidationReport {
         (status = 200, description = "Checked: `valid`, and every finding intake would refuse the document for (nothing is stored)", body = ValidationReport),
         (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No `submitter` role, or the organisation is outside the key's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send application/json", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: more than `api.validate_per_minute` calls a minute by this client", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -194,20 +183,7 @@ pub async fn validate(
         .with_retry_after(wait.as_secs().max(1)));
     }
     let kind = body.kind;
-    let permit = state.intake_permits.clone().acquire_owned().await.map_err(|_| unavailable())?;
-    let prepared = {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            prepare(&state, &caller, body)
-        })
-    };
-    let ready = match prepared.await.map_err(|e| {
-        tracing::error!(error = %e, "document validation: the check of a document failed");
-        ApiError::internal(
-            "проверка документа завершилась внутренней ошибкой; идентификатор запроса указывает на неё в журнале",
-        )
-    })? {
+    let ready = match checked(&state, caller, body).await? {
         Ok(ready) => ready,
         Err(e) => return ValidationReport::refused(kind, e).map(Json),
     };
@@ -223,6 +199,24 @@ pub async fn validate(
         })),
         Err(e) => ValidationReport::refused(kind, e).map(Json),
     }
+}
+
+/// [`prepare`] on the blocking pool, at most `api.intake_workers` at once: the outer error
+/// is the gateway's (stopping, or the check itself failed), the inner one the document's.
+async fn checked(state: &AppState, caller: Caller, body: SubmitRequest) -> Result<Result<Ready, ApiError>, ApiError> {
+    let permit = state.intake_permits.clone().acquire_owned().await.map_err(|_| unavailable())?;
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        prepare(&state, &caller, body)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "the check of a document failed");
+        ApiError::internal(
+            "проверка документа завершилась внутренней ошибкой; идентификатор запроса указывает на неё в журнале",
+        )
+    })
 }
 
 fn unavailable() -> ApiError {

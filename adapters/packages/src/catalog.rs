@@ -286,7 +286,9 @@ impl Catalog {
 
     fn compile(&self, listing: &Listing) -> Result<(Option<Schema>, Option<Stats>), PackageError> {
         package::check_xsd_set(listing)?;
-        self.pool.compile(listing.id.kind, &listing.id.sha256, &listing.dir.join("CDA.xsd")).map_err(PackageError::Xsd)?;
+        self.pool
+            .compile(listing.id.kind, &listing.id.sha256, &listing.dir.join("CDA.xsd"))
+            .map_err(PackageError::Xsd)?;
         if !listing.id.schematron {
             return Ok((None, None));
         }
