@@ -64,6 +64,11 @@ pub enum FindingKind {
     SuccessfulReport,
 }
 
+/// Most findings one run keeps; the rest are counted ([`Outcome::omitted`]).
+pub const MAX_FINDINGS: usize = 1000;
+/// The longest message and test a finding carries, in characters (a package is data).
+const MAX_FINDING_TEXT: usize = 2000;
+
 /// One failed assert or successful report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
@@ -92,6 +97,8 @@ pub enum Stopped {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Outcome {
     pub findings: Vec<Finding>,
+    /// Findings beyond [`MAX_FINDINGS`], not kept.
+    pub omitted: usize,
     pub stopped: Option<Stopped>,
     /// Budget units spent.
     pub spent: u64,
@@ -401,7 +408,8 @@ impl Schema {
                 let mut test = xpath::parse(&test_src, &mut names).map_err(|e| expr_error(&test_src, e.0))?;
                 test.optimise();
                 collect_regexes(&test, &mut regexes).map_err(|e| expr_error(&test_src, e))?;
-                let message = xpath::normalize_space(&text);
+                let message: String = xpath::normalize_space(&text).chars().take(MAX_FINDING_TEXT).collect();
+                let test_src: String = test_src.chars().take(MAX_FINDING_TEXT).collect();
                 let code = message_code(&message);
                 checks.push(Check { report, test, test_src, message, code });
             }
@@ -428,7 +436,15 @@ impl Schema {
         let names: Vec<Option<NameId>> = self.names.iter().map(|(ns, local)| doc.name_id(ns, local)).collect();
         let fuel = Fuel::new(budget.units, budget.deadline);
         let dynamic = RefCell::new(HashMap::new());
-        let env = Env { doc, names: &names, regexes: &self.regexes, fuel: &fuel, dynamic: &dynamic };
+        let env = Env {
+            doc,
+            names: &names,
+            regexes: &self.regexes,
+            fuel: &fuel,
+            dynamic: &dynamic,
+            in_pattern: std::cell::Cell::new(false),
+        };
+        let mut omitted = 0usize;
         // (pattern, node, check) of each finding, to sort into SchXslt's order.
         let mut found: Vec<(usize, NodeId, usize, Finding)> = Vec::new();
         // For each node, the last pattern that claimed it (+1): rules of one pattern are
@@ -442,7 +458,12 @@ impl Schema {
             let stamp = rule.pattern as u32 + 1;
             let nodes = match &contexts[rule.context_id] {
                 Some(nodes) => std::rc::Rc::clone(nodes),
-                None => match xpath::eval(&env, &rule.context, &root) {
+                None => match {
+                    env.in_pattern.set(true);
+                    let nodes = xpath::eval(&env, &rule.context, &root);
+                    env.in_pattern.set(false);
+                    nodes
+                } {
                     Ok(nodes) => {
                         let nodes = std::rc::Rc::new(nodes);
                         contexts[rule.context_id] = Some(std::rc::Rc::clone(&nodes));
@@ -471,6 +492,10 @@ impl Schema {
                         }
                     };
                     if holds == check.report {
+                        if found.len() >= MAX_FINDINGS {
+                            omitted += 1;
+                            continue;
+                        }
                         found.push((
                             rule.pattern,
                             node,
@@ -492,7 +517,7 @@ impl Schema {
             }
         }
         found.sort_by_key(|(n, r, c, _)| (*n, *r, *c));
-        Outcome { findings: found.into_iter().map(|(.., f)| f).collect(), stopped, spent: fuel.spent(budget.units) }
+        Outcome { findings: found.into_iter().map(|(.., f)| f).collect(), omitted, stopped, spent: fuel.spent(budget.units) }
     }
 }
 

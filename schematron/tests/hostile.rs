@@ -61,3 +61,42 @@ fn deep_or_wide_documents_are_refused_by_the_tree() {
     let limits = TreeLimits { max_nodes: 1_000, ..TreeLimits::default() };
     assert!(matches!(Document::parse(wide.as_bytes(), &limits), Err(TreeError::OverLimit(_))));
 }
+
+#[test]
+fn a_long_operator_chain_is_refused_not_a_stack_overflow() {
+    let chain = vec!["1"; 20_000].join("+");
+    let sch = format!(
+        r#"<schema xmlns="http://purl.oclc.org/dsdl/schematron"><pattern><rule context="r"><assert test="{chain} = 0">x</assert></rule></pattern></schema>"#
+    );
+    let err = Schema::compile(sch.as_bytes(), "urn:x", &CompileLimits::default()).unwrap_err();
+    assert!(err.to_string().contains("вложенность"), "{err}");
+    let or_chain = vec!["@a"; 5_000].join(" or ");
+    let sch = format!(
+        r#"<schema xmlns="http://purl.oclc.org/dsdl/schematron"><pattern><rule context="r/a/{}"><assert test="{or_chain}">x</assert></rule></pattern></schema>"#,
+        vec!["count(b)"; 1].join("")
+    );
+    assert!(Schema::compile(sch.as_bytes(), "urn:x", &CompileLimits::default()).is_err());
+}
+
+#[test]
+fn an_error_in_a_rule_context_is_no_match_as_in_xslt() {
+    // XSLT 3.0 (5.5.4): a dynamic error while matching a pattern means the pattern does not
+    // match; the next rule of the pattern may fire instead, and the run goes on.
+    let s = schema(
+        r#"<pattern><rule context="x[@v &gt; 0]"><assert test="false()">A1. numeric</assert></rule><rule context="x"><assert test="false()">A2. any</assert></rule></pattern>"#,
+    );
+    let doc = Document::parse(br#"<r xmlns="urn:x"><x v="abc"/><x v="5"/></r>"#, &TreeLimits::default()).unwrap();
+    let out = s.validate(&doc, &Budget::default());
+    assert_eq!(out.stopped, None);
+    let messages: Vec<&str> = out.findings.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(messages, ["A2. any", "A1. numeric"]);
+}
+
+#[test]
+fn findings_are_capped() {
+    let s = schema(r#"<pattern><rule context="//e"><assert test="false()">E1. every e</assert></rule></pattern>"#);
+    let body = "<e/>".repeat(egisz_schematron::MAX_FINDINGS + 500);
+    let doc = Document::parse(format!(r#"<r xmlns="urn:x">{body}</r>"#).as_bytes(), &TreeLimits::default()).unwrap();
+    let out = s.validate(&doc, &Budget::default());
+    assert_eq!((out.findings.len(), out.omitted), (egisz_schematron::MAX_FINDINGS, 500));
+}

@@ -51,6 +51,7 @@ pub enum NodeTest {
     Text,
     AnyNode,
     AnyElement,
+    AnyAttribute,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -405,6 +406,25 @@ pub struct Env<'a> {
     pub fuel: &'a Fuel,
     /// Regular expressions built from the document's own values (`matches(@a, @b)`).
     pub dynamic: &'a DynamicRegexes,
+    /// Evaluating a rule's context: an XPath error in a predicate means "does not match"
+    /// (XSLT 3.0, 5.5.4: errors in patterns are not raised), not the end of the run.
+    pub in_pattern: std::cell::Cell<bool>,
+}
+
+/// Most regular expressions made of a document's values kept compiled in one run; past it,
+/// each is compiled again (and charged again).
+const MAX_DYNAMIC_REGEXES: usize = 64;
+
+impl Env<'_> {
+    /// A node's string value, charged by what reading it costs (an element's is its
+    /// subtree's text).
+    fn value_of(&self, n: NodeId) -> Result<std::borrow::Cow<'_, str>, EvalError> {
+        let node = self.doc.node(n);
+        self.fuel.burn(u64::from(node.end.saturating_sub(n)).max(1))?;
+        let value = self.doc.string_value(n);
+        self.fuel.burn(value.len() as u64 / 64)?;
+        Ok(value)
+    }
 }
 
 /// The focus: the context item, its position and the size of its sequence, and the node
@@ -454,13 +474,14 @@ pub fn eval(env: &Env<'_>, expr: &Expr, focus: &Focus) -> Result<Seq, EvalError>
                 // nodes compared with literals by their string values, without copying them.
                 return Ok(bool_seq(general_literals(env, *op, eval(env, a, focus)?, &literals)?));
             }
-            let left = atomize(env, eval(env, a, focus)?);
-            let right = atomize(env, eval(env, b, focus)?);
+            let left = atomize(env, eval(env, a, focus)?)?;
+            let right = atomize(env, eval(env, b, focus)?)?;
+            env.fuel.burn((left.len() as u64).saturating_mul(right.len() as u64))?;
             bool_seq(general(*op, &left, &right)?)
         }
         Expr::Value(op, a, b) => {
-            let left = atomize(env, eval(env, a, focus)?);
-            let right = atomize(env, eval(env, b, focus)?);
+            let left = atomize(env, eval(env, a, focus)?)?;
+            let right = atomize(env, eval(env, b, focus)?)?;
             match value_compare(*op, &left, &right)? {
                 Some(b) => bool_seq(b),
                 None => Vec::new(),
@@ -593,26 +614,27 @@ pub fn ebv(env: &Env<'_>, seq: &[Item]) -> Result<bool, EvalError> {
     }
 }
 
-fn atomize(env: &Env<'_>, seq: Seq) -> Vec<Atom> {
+fn atomize(env: &Env<'_>, seq: Seq) -> Result<Vec<Atom>, EvalError> {
     let mut out = Vec::with_capacity(seq.len());
     for item in seq {
-        atomize_into(env, item, &mut out);
+        atomize_into(env, item, &mut out)?;
     }
-    out
+    Ok(out)
 }
 
-fn atomize_into(env: &Env<'_>, item: Item, out: &mut Vec<Atom>) {
+fn atomize_into(env: &Env<'_>, item: Item, out: &mut Vec<Atom>) -> Result<(), EvalError> {
     match item {
-        Item::Node(n) => out.push(Atom::Untyped(env.doc.string_value(n).into_owned())),
+        Item::Node(n) => out.push(Atom::Untyped(env.value_of(n)?.into_owned())),
         Item::Atom(a) => out.push(a),
         Item::Array(members) => {
             for m in members.iter() {
                 for i in m {
-                    atomize_into(env, i.clone(), out);
+                    atomize_into(env, i.clone(), out)?;
                 }
             }
         }
     }
+    Ok(())
 }
 
 /// `xs:double` from its lexical form, as a cast from `xs:untypedAtomic` reads it.
@@ -737,10 +759,11 @@ fn general_literals(env: &Env<'_>, op: GeneralOp, left: Seq, right: &[Literal<'_
         GeneralOp::Ge => ValueOp::Ge,
     };
     let ordered = |ord: Option<std::cmp::Ordering>| compare_ordering(vop, ord);
+    env.fuel.burn((left.len() as u64).saturating_mul(right.len() as u64))?;
     for item in left {
         match item {
             Item::Node(n) => {
-                let value = env.doc.string_value(n);
+                let value = env.value_of(n)?;
                 for lit in right {
                     let holds = match lit {
                         Literal::Str(s) => ordered(Some(value.as_ref().cmp(s))),
@@ -752,7 +775,7 @@ fn general_literals(env: &Env<'_>, op: GeneralOp, left: Seq, right: &[Literal<'_
                 }
             }
             other => {
-                let atoms = atomize(env, vec![other]);
+                let atoms = atomize(env, vec![other])?;
                 let lits: Vec<Atom> = right
                     .iter()
                     .map(|l| match l {
@@ -819,7 +842,7 @@ fn compare_ordering(op: ValueOp, ord: Option<std::cmp::Ordering>) -> bool {
 }
 
 fn number_arg(env: &Env<'_>, seq: Seq) -> Result<Option<f64>, EvalError> {
-    let atoms = atomize(env, seq);
+    let atoms = atomize(env, seq)?;
     match atoms.as_slice() {
         [] => Ok(None),
         [Atom::Num(n)] => Ok(Some(*n)),
@@ -847,7 +870,7 @@ fn arith(op: char, x: f64, y: f64) -> Result<f64, EvalError> {
 
 /// A string argument (`xs:string?`): the empty sequence is `""` when `optional`.
 fn string_arg(env: &Env<'_>, seq: Seq, optional: bool) -> Result<String, EvalError> {
-    let atoms = atomize(env, seq);
+    let atoms = atomize(env, seq)?;
     match atoms.into_iter().collect::<Vec<_>>().as_mut_slice() {
         [] if optional => Ok(String::new()),
         [] => Err(err("XPTY0004", "пустая последовательность там, где ожидалась строка")),
@@ -860,7 +883,7 @@ fn string_arg(env: &Env<'_>, seq: Seq, optional: bool) -> Result<String, EvalErr
 /// The string value of an item, as `string()` gives it.
 pub fn string_of(env: &Env<'_>, item: &Item) -> Result<String, EvalError> {
     Ok(match item {
-        Item::Node(n) => env.doc.string_value(*n).into_owned(),
+        Item::Node(n) => env.value_of(*n)?.into_owned(),
         Item::Atom(Atom::Str(s) | Atom::Untyped(s)) => s.clone(),
         Item::Atom(Atom::Num(n)) => format_number(*n),
         Item::Atom(Atom::Bool(b)) => b.to_string(),
@@ -898,7 +921,7 @@ fn call(env: &Env<'_>, f: Func, args: &[Expr], focus: &Focus) -> Result<Seq, Eva
             let input = string_arg(env, arg(0)?, true)?;
             let pattern = string_arg(env, arg(1)?, false)?;
             let flags = if args.len() == 3 { string_arg(env, arg(2)?, false)? } else { String::new() };
-            env.fuel.burn(1 + input.len() as u64 / 64)?;
+            env.fuel.burn(1 + input.len() as u64 / 16)?;
             let found = match env.regexes.get(&pattern, &flags) {
                 Some(re) => re.is_match(&input),
                 None => dynamic_regex(env, &pattern, &flags)?.is_match(&input),
@@ -945,7 +968,7 @@ fn call(env: &Env<'_>, f: Func, args: &[Expr], focus: &Focus) -> Result<Seq, Eva
             })
         }
         Func::Number => {
-            let atoms = if args.is_empty() { atomize(env, vec![focus.item.clone()]) } else { atomize(env, arg(0)?) };
+            let atoms = if args.is_empty() { atomize(env, vec![focus.item.clone()])? } else { atomize(env, arg(0)?)? };
             let n = match atoms.as_slice() {
                 [Atom::Num(n)] => *n,
                 [Atom::Str(s) | Atom::Untyped(s)] => parse_double(s).unwrap_or(f64::NAN),
@@ -958,7 +981,7 @@ fn call(env: &Env<'_>, f: Func, args: &[Expr], focus: &Focus) -> Result<Seq, Eva
         Func::Concat => {
             let mut out = String::new();
             for i in 0..args.len() {
-                match atomize(env, arg(i)?).as_slice() {
+                match atomize(env, arg(i)?)?.as_slice() {
                     [] => {}
                     [a] => out.push_str(&string_of(env, &Item::Atom(a.clone()))?),
                     _ => return Err(err("XPTY0004", "concat(): последовательность из нескольких значений")),
@@ -978,9 +1001,13 @@ fn dynamic_regex(env: &Env<'_>, pattern: &str, flags: &str) -> Result<Rc<::regex
     if let Some(found) = env.dynamic.borrow().get(&key) {
         return found.clone().map_err(|m| err("FORX0002", m));
     }
-    env.fuel.burn(64 + pattern.len() as u64)?;
+    // Compiling is charged as the work it is (up to the compiled size limit).
+    env.fuel.burn(10_000 + 64 * pattern.len() as u64)?;
     let compiled = regex::compile(pattern, flags).map(Rc::new).map_err(|e| e.to_string());
-    env.dynamic.borrow_mut().insert(key, compiled.clone());
+    let mut cache = env.dynamic.borrow_mut();
+    if cache.len() < MAX_DYNAMIC_REGEXES {
+        cache.insert(key, compiled.clone());
+    }
     compiled.map_err(|m| err("FORX0002", m))
 }
 
@@ -1028,7 +1055,11 @@ fn filter(env: &Env<'_>, items: Seq, predicate: &Expr, current: Option<NodeId>) 
             (None, _) => 0,
         };
         let focus = Focus { item: item.clone(), position: i + 1, size, current };
-        if predicate_holds(env, predicate, &focus)? {
+        let holds = match predicate_holds(env, predicate, &focus) {
+            Err(EvalError::Dynamic { .. }) if env.in_pattern.get() => false,
+            other => other?,
+        };
+        if holds {
             out.push(item);
         }
     }
@@ -1057,6 +1088,7 @@ fn matches_test(env: &Env<'_>, node: NodeId, test: &NodeTest, principal: Kind) -
         NodeTest::AnyNode => true,
         NodeTest::Text => n.kind == Kind::Text,
         NodeTest::AnyElement => n.kind == Kind::Element,
+        NodeTest::AnyAttribute => n.kind == Kind::Attribute,
         NodeTest::AnyName => n.kind == principal,
         NodeTest::Name(idx) => n.kind == principal && env.names[*idx as usize] == Some(n.name),
         NodeTest::Namespace(ns) => n.kind == principal && *env.doc.names[n.name as usize].0 == **ns,

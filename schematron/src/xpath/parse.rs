@@ -16,8 +16,10 @@ use super::{Axis, Expr, Func, GeneralOp, NodeTest, Step, ValueOp};
 
 /// The longest expression accepted, in bytes (the ministry's longest is under 2 KB).
 pub const MAX_EXPR_BYTES: usize = 64 * 1024;
-/// The deepest nesting of parentheses, predicates and operators accepted.
-pub const MAX_NESTING: usize = 64;
+/// The deepest nesting accepted: parentheses, predicates, calls, and each operator of a
+/// chain (`a or b or c` nests as deep as it is long, and is evaluated, optimised and dropped
+/// by recursion). The ministry's deepest expression is far below it.
+pub const MAX_NESTING: usize = 128;
 
 /// A name as written: an optional prefix and a local part (`*` for a wildcard).
 #[derive(Debug, Clone, PartialEq)]
@@ -348,20 +350,26 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Expr, SyntaxError> {
+        let depth = self.depth;
         let mut e = self.and()?;
         while self.is_word("or") {
             self.at += 1;
+            self.enter()?;
             e = Expr::Or(Box::new(e), Box::new(self.and()?));
         }
+        self.depth = depth;
         Ok(e)
     }
 
     fn and(&mut self) -> Result<Expr, SyntaxError> {
+        let depth = self.depth;
         let mut e = self.comparison()?;
         while self.is_word("and") {
             self.at += 1;
+            self.enter()?;
             e = Expr::And(Box::new(e), Box::new(self.comparison()?));
         }
+        self.depth = depth;
         Ok(e)
     }
 
@@ -400,6 +408,7 @@ impl Parser<'_> {
     }
 
     fn additive(&mut self) -> Result<Expr, SyntaxError> {
+        let depth = self.depth;
         let mut e = self.multiplicative()?;
         loop {
             let op = if self.is_sym("+") {
@@ -410,12 +419,15 @@ impl Parser<'_> {
                 break;
             };
             self.at += 1;
+            self.enter()?;
             e = Expr::Arith(op, Box::new(e), Box::new(self.multiplicative()?));
         }
+        self.depth = depth;
         Ok(e)
     }
 
     fn multiplicative(&mut self) -> Result<Expr, SyntaxError> {
+        let depth = self.depth;
         let mut e = self.union()?;
         loop {
             let op = if self.is_sym("*") {
@@ -430,8 +442,10 @@ impl Parser<'_> {
                 break;
             };
             self.at += 1;
+            self.enter()?;
             e = Expr::Arith(op, Box::new(e), Box::new(self.union()?));
         }
+        self.depth = depth;
         Ok(e)
     }
 
@@ -510,7 +524,10 @@ impl Parser<'_> {
                 Expr::Path { base: Box::new(base), steps }
             };
             let primary = self.postfix()?;
-            return self.more(Expr::Map(Box::new(path), Box::new(primary)), Vec::new());
+            self.enter()?;
+            let e = self.more(Expr::Map(Box::new(path), Box::new(primary)), Vec::new());
+            self.depth -= 1;
+            return e;
         }
         steps.push(self.step()?);
         self.more(base, steps)
@@ -532,7 +549,11 @@ impl Parser<'_> {
             if self.starts_primary() {
                 let path = if steps.is_empty() { base } else { Expr::Path { base: Box::new(base), steps } };
                 let primary = self.postfix()?;
-                return self.more(Expr::Map(Box::new(path), Box::new(primary)), Vec::new());
+                // Each `/f()` nests the path so far one level deeper.
+                self.enter()?;
+                let e = self.more(Expr::Map(Box::new(path), Box::new(primary)), Vec::new());
+                self.depth -= 1;
+                return e;
             }
             steps.push(self.step()?);
         }
@@ -613,7 +634,7 @@ impl Parser<'_> {
                 "text" => NodeTest::Text,
                 "node" => NodeTest::AnyNode,
                 "element" => NodeTest::AnyElement,
-                "attribute" => NodeTest::AnyElement,
+                "attribute" => NodeTest::AnyAttribute,
                 other => return Err(SyntaxError(format!("проверка узла {other}() не поддерживается"))),
             };
             self.at += 1;
