@@ -35,7 +35,8 @@ pub mod tree;
 pub mod xpath;
 
 pub use schema::{
-    Budget, CompileError, CompileLimits, Finding, FindingKind, MAX_FINDINGS, Outcome, Schema, Stats, Stopped, message_code,
+    Budget, CompileError, CompileLimits, Finding, FindingKind, MAX_FINDINGS, Outcome, Schema, Stats, Stopped,
+    message_code,
 };
 pub use tree::{Document, TreeError, TreeLimits};
 

@@ -517,7 +517,12 @@ impl Schema {
             }
         }
         found.sort_by_key(|(n, r, c, _)| (*n, *r, *c));
-        Outcome { findings: found.into_iter().map(|(.., f)| f).collect(), omitted, stopped, spent: fuel.spent(budget.units) }
+        Outcome {
+            findings: found.into_iter().map(|(.., f)| f).collect(),
+            omitted,
+            stopped,
+            spent: fuel.spent(budget.units),
+        }
     }
 }
 

@@ -109,10 +109,18 @@ pub struct Validation {
 /// The packages of one directory.
 pub struct Catalog {
     settings: Settings,
+    /// This process's own copies of the packages it compiled ([`package::snapshot`]).
+    snapshots: PathBuf,
     pool: XsdPool,
     entries: Mutex<BTreeMap<u32, Entry>>,
     /// Loads one package at a time (two documents of a new kind compile it once).
     loading: Mutex<()>,
+}
+
+impl Drop for Catalog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.snapshots);
+    }
 }
 
 impl std::fmt::Debug for Catalog {
@@ -136,7 +144,14 @@ impl Catalog {
     /// Lists the directory's packages (none compiled yet). An unreadable directory is an
     /// error: the configuration names one that does not work.
     pub fn open(settings: Settings) -> Result<Catalog, String> {
+        let snapshots = std::env::temp_dir().join(format!(
+            "egisz-packages-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&snapshots).map_err(|e| format!("{}: {e}", snapshots.display()))?;
         let catalog = Catalog {
+            snapshots,
             pool: XsdPool::start(settings.xsd_threads),
             settings,
             entries: Mutex::new(BTreeMap::new()),
@@ -210,7 +225,9 @@ impl Catalog {
                 Some(Ok(sha)) => failed.is_some_and(|(f, _)| f == sha),
             };
             match &entry.in_force {
-                Some(p) if known_bad || disk == Some(Ok(p.id.sha256.as_str())) => return Lookup::Ready(Arc::clone(p)),
+                // The package in force serves documents while a scan compiles its successor:
+                // a document never waits for another package's compilation.
+                Some(p) => return Lookup::Ready(Arc::clone(p)),
                 None if known_bad => {
                     let why = match (&entry.on_disk, failed) {
                         (Some(Err(e)), _) => e.to_string(),
@@ -253,12 +270,13 @@ impl Catalog {
         let started = Instant::now();
         let compiled = self.compile(&listing);
         let mut entries = self.entries();
-        let entry = entries.entry(kind).or_default();
+        // A kind whose directory a scan removed meanwhile stays removed.
+        let Some(entry) = entries.get_mut(&kind) else { return Err("пакета больше нет".into()) };
         match compiled {
-            Ok((schematron, stats)) => {
+            Ok((copy, schematron, stats)) => {
                 let package = Arc::new(Package {
                     id: listing.id.clone(),
-                    dir: listing.dir.clone(),
+                    dir: copy.dir,
                     files: listing.files.len(),
                     bytes: listing.bytes,
                     schematron,
@@ -284,20 +302,21 @@ impl Catalog {
         }
     }
 
-    fn compile(&self, listing: &Listing) -> Result<(Option<Schema>, Option<Stats>), PackageError> {
+    fn compile(&self, listing: &Listing) -> Result<(Listing, Option<Schema>, Option<Stats>), PackageError> {
+        let listing = &package::snapshot(listing, &self.snapshots)?;
         package::check_xsd_set(listing)?;
         self.pool
             .compile(listing.id.kind, &listing.id.sha256, &listing.dir.join("CDA.xsd"))
             .map_err(PackageError::Xsd)?;
         if !listing.id.schematron {
-            return Ok((None, None));
+            return Ok((listing.clone(), None, None));
         }
         let path = listing.dir.join(format!("{}.sch", listing.id.kind));
         let bytes = std::fs::read(&path).map_err(|e| PackageError::Io(format!("{}: {e}", path.display())))?;
         let schema = Schema::compile(&bytes, egisz_schematron::HL7_NS, &self.settings.compile)
             .map_err(|e| PackageError::Schematron(e.to_string()))?;
         let stats = schema.stats();
-        Ok((Some(schema), Some(stats)))
+        Ok((listing.clone(), Some(schema), Some(stats)))
     }
 
     /// Every kind's package, as `/readyz` and `check-config` show it.
@@ -366,13 +385,13 @@ impl Catalog {
             let shared = Arc::new(document.to_vec());
             match self.pool.validate(kind, &package.id.sha256, &package.dir.join("CDA.xsd"), shared) {
                 Ok(errors) => {
+                    let wanted: Vec<(u32, Option<&str>)> =
+                        errors.iter().filter_map(|e| Some((e.line?, xsd::element_of(&e.message)))).collect();
+                    let mut located = xsd::locate_all(document, &wanted).into_iter();
                     out.xsd = errors
-                        .into_iter()
+                        .iter()
                         .map(|e| {
-                            let path = e
-                                .line
-                                .and_then(|l| xsd::locate(document, l, xsd::element_of(&e.message)))
-                                .unwrap_or_else(|| "/".to_owned());
+                            let path = e.line.and_then(|_| located.next().flatten()).unwrap_or_else(|| "/".to_owned());
                             let message = match e.line {
                                 Some(l) => format!("ошибка валидации XSD (строка {l}): {}", e.message),
                                 None => format!("ошибка валидации XSD: {}", e.message),

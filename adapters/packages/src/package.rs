@@ -116,6 +116,42 @@ fn version_line(sch: &[u8]) -> Option<String> {
     (!line.is_empty()).then(|| line.chars().take(300).collect())
 }
 
+fn hash_file(hash: &mut Sha256, rel: &str, content: &[u8]) {
+    hash.update((rel.len() as u64).to_be_bytes());
+    hash.update(rel.as_bytes());
+    hash.update((content.len() as u64).to_be_bytes());
+    hash.update(content);
+}
+
+/// Copies a listed package into `root` (a directory of this process's own), once per hash,
+/// and checks that the copy is what was listed: the files libxml2 and the schematron
+/// compile from then never change under them, whatever a region does to its directory
+/// meanwhile. A package whose files changed since the listing is refused until the next
+/// scan lists them again.
+pub fn snapshot(listing: &Listing, root: &Path) -> Result<Listing, PackageError> {
+    let dir = root.join(format!("{}-{}", listing.id.kind, &listing.id.sha256[..16]));
+    if !dir.exists() {
+        let tmp = root.join(format!(".{}-{}.tmp", listing.id.kind, &listing.id.sha256[..16]));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let mut hash = Sha256::new();
+        for (rel, _) in &listing.files {
+            let content = std::fs::read(listing.dir.join(rel)).map_err(|e| PackageError::Io(format!("{rel}: {e}")))?;
+            hash_file(&mut hash, rel, &content);
+            let target = tmp.join(rel);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| PackageError::Io(format!("{}: {e}", parent.display())))?;
+            }
+            std::fs::write(&target, &content).map_err(|e| PackageError::Io(format!("{}: {e}", target.display())))?;
+        }
+        if hex::encode(hash.finalize()) != listing.id.sha256 {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(PackageError::Io("файлы пакета изменились во время чтения; он будет прочитан заново".into()));
+        }
+        std::fs::rename(&tmp, &dir).map_err(|e| PackageError::Io(format!("{}: {e}", dir.display())))?;
+    }
+    Ok(Listing { dir, ..listing.clone() })
+}
+
 /// Reads and hashes the package of `kind` in `dir`.
 pub fn list(kind: u32, dir: &Path, limits: &PackageLimits) -> Result<Listing, PackageError> {
     let mut files = Vec::new();
@@ -133,10 +169,7 @@ pub fn list(kind: u32, dir: &Path, limits: &PackageLimits) -> Result<Listing, Pa
     let mut version = None;
     for (rel, path, _) in &files {
         let content = std::fs::read(path).map_err(|e| PackageError::Io(format!("{rel}: {e}")))?;
-        hash.update((rel.len() as u64).to_be_bytes());
-        hash.update(rel.as_bytes());
-        hash.update((content.len() as u64).to_be_bytes());
-        hash.update(&content);
+        hash_file(&mut hash, rel, &content);
         if *rel == sch_name {
             version = version_line(&content);
         }
@@ -151,60 +184,65 @@ pub fn list(kind: u32, dir: &Path, limits: &PackageLimits) -> Result<Listing, Pa
 }
 
 /// Refuses an XSD set libxml2 could be made to read beyond: every `schemaLocation` of an
-/// `include`, `import` or `redefine` must be a relative path that stays inside the package
-/// and names one of its files, and no file may carry a DTD.
+/// `include`, `import`, `redefine` or `override` must be a relative path that stays inside
+/// the package and names one of its files; no file it reaches (whatever its name) may
+/// carry a DTD or an `xml:base` (which would move where libxml2 resolves locations).
 pub fn check_xsd_set(listing: &Listing) -> Result<(), PackageError> {
     use quick_xml::events::Event;
     let names: std::collections::HashSet<&str> = listing.files.iter().map(|f| f.0.as_str()).collect();
-    for (rel, _) in listing.files.iter().filter(|f| f.0.ends_with(".xsd")) {
+    let mut queue: Vec<String> = listing.files.iter().filter(|f| f.0.ends_with(".xsd")).map(|f| f.0.clone()).collect();
+    let mut seen: std::collections::HashSet<String> = queue.iter().cloned().collect();
+    while let Some(rel) = queue.pop() {
         let unsafe_file = |reason: String| PackageError::Unsafe { file: rel.clone(), reason };
-        let bytes = std::fs::read(listing.dir.join(rel)).map_err(|e| PackageError::Io(format!("{rel}: {e}")))?;
-        let base = Path::new(rel).parent().unwrap_or(Path::new(""));
+        let bytes = std::fs::read(listing.dir.join(&rel)).map_err(|e| PackageError::Io(format!("{rel}: {e}")))?;
+        let base = Path::new(&rel).parent().unwrap_or(Path::new(""));
         let mut reader = quick_xml::Reader::from_reader(bytes.as_slice());
         loop {
-            match reader.read_event() {
+            let e = match reader.read_event() {
                 Err(e) => return Err(unsafe_file(format!("не является корректным XML: {e}"))),
                 Ok(Event::Eof) => break,
                 Ok(Event::DocType(_)) => return Err(unsafe_file("DTD не допускается".into())),
-                Ok(Event::Start(e) | Event::Empty(e)) => {
-                    let local = e.local_name();
-                    if !matches!(local.as_ref(), "include" | "import" | "redefine" | "override") {
-                        continue;
-                    }
-                    for a in e.attributes() {
-                        let a = a.map_err(|e| unsafe_file(e.to_string()))?;
-                        if a.key.local_name().as_ref() != "schemaLocation" {
-                            continue;
-                        }
-                        let loc = a
-                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                            .map_err(|e| unsafe_file(e.to_string()))?
-                            .into_owned();
-                        if loc.contains(':') || loc.starts_with('/') || loc.starts_with('\\') {
-                            return Err(unsafe_file(format!("schemaLocation «{loc}» указывает за пределы пакета")));
-                        }
-                        let mut parts: Vec<String> =
-                            base.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-                        for piece in loc.split(['/', '\\']) {
-                            match piece {
-                                "" | "." => {}
-                                ".." => {
-                                    if parts.pop().is_none() {
-                                        return Err(unsafe_file(format!(
-                                            "schemaLocation «{loc}» указывает за пределы пакета"
-                                        )));
-                                    }
-                                }
-                                p => parts.push(p.to_owned()),
+                Ok(Event::Start(e) | Event::Empty(e)) => e,
+                Ok(_) => continue,
+            };
+            let reference = matches!(e.local_name().as_ref(), "include" | "import" | "redefine" | "override");
+            for a in e.attributes() {
+                let a = a.map_err(|e| unsafe_file(e.to_string()))?;
+                if a.key.as_ref() == "xml:base" {
+                    return Err(unsafe_file("xml:base не допускается".into()));
+                }
+                if !reference || a.key.local_name().as_ref() != "schemaLocation" {
+                    continue;
+                }
+                let loc = a
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map_err(|e| unsafe_file(e.to_string()))?
+                    .into_owned();
+                let outside = || unsafe_file(format!("schemaLocation «{loc}» указывает за пределы пакета"));
+                if loc.contains(':') || loc.starts_with('/') || loc.starts_with('\\') || loc.contains('%') {
+                    return Err(outside());
+                }
+                let mut parts: Vec<String> =
+                    base.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                for piece in loc.split(['/', '\\']) {
+                    match piece {
+                        "" | "." => {}
+                        ".." => {
+                            if parts.pop().is_none() {
+                                return Err(outside());
                             }
                         }
-                        let target = parts.join("/");
-                        if !names.contains(target.as_str()) {
-                            return Err(unsafe_file(format!("schemaLocation «{loc}»: такого файла в пакете нет")));
-                        }
+                        p => parts.push(p.to_owned()),
                     }
                 }
-                Ok(_) => {}
+                let target = parts.join("/");
+                if !names.contains(target.as_str()) {
+                    return Err(unsafe_file(format!("schemaLocation «{loc}»: такого файла в пакете нет")));
+                }
+                // A referenced file is read by libxml2 whatever its name: checked the same way.
+                if seen.insert(target.clone()) {
+                    queue.push(target);
+                }
             }
         }
     }

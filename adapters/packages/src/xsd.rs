@@ -147,7 +147,14 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>) {
                 Err(_) => return,
             }
         };
-        let result = run(&mut compiled, &parser, &job);
+        // A panic inside libxml2's wrapper must not take the thread (and, thread by thread,
+        // the whole pool) with it: the job fails, the thread's schemas are dropped and
+        // compiled again on demand.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut compiled, &parser, &job)))
+            .unwrap_or_else(|_| {
+                compiled.clear();
+                Err("проверка XSD завершилась внутренней ошибкой".to_owned())
+            });
         let _ = job.reply.send(result);
     }
 }
@@ -158,7 +165,7 @@ fn run(
     job: &Job,
 ) -> Result<Vec<XsdError>, String> {
     if compiled.get(&job.kind).is_none_or(|(sha, _)| *sha != job.sha256) {
-        compiled.remove(&job.kind);
+        // The schema in hand stays until its successor compiles.
         let context = compile_context(&job.entry)?;
         compiled.insert(job.kind, (job.sha256.clone(), context));
     }
@@ -166,13 +173,41 @@ fn run(
     let Some(document) = &job.document else { return Ok(Vec::new()) };
     let options =
         ParserOptions { recover: false, no_net: true, no_error: true, no_warning: true, ..Default::default() };
-    let doc = parser
-        .parse_string_with_options(document.as_slice(), options)
-        .map_err(|e| format!("libxml2 не разобрал документ: {e:?}"))?;
+    let doc = match parser.parse_string_with_options(document.as_slice(), options) {
+        Ok(doc) => doc,
+        // What libxml2 cannot read (a control character the gateway's own parser let pass,
+        // say), REMD's parser will not read either: a finding, not "not checked".
+        Err(e) => {
+            return Ok(vec![XsdError {
+                line: None,
+                message: format!("документ не читается как XML 1.0 ({e:?}); РЭМД его не примет"),
+            }]);
+        }
+    };
     Ok(match context.validate_document(&doc) {
         Ok(()) => Vec::new(),
         Err(errors) => messages(errors),
     })
+}
+
+/// The elements libxml2 means by each error's line and the name in its message, found in
+/// one pass over the document: see [`locate`].
+pub fn locate_all(document: &[u8], wanted: &[(u32, Option<&str>)]) -> Vec<Option<String>> {
+    let mut out = vec![None; wanted.len()];
+    let Some(last) = wanted.iter().map(|w| w.0).max() else { return out };
+    let mut first_on_line: Vec<Option<String>> = vec![None; wanted.len()];
+    walk_start_tags(document, last, &mut |begin, end, name, path| {
+        for (i, (line, local)) in wanted.iter().enumerate() {
+            if out[i].is_none() && (begin..=end).contains(line) {
+                if local.is_none_or(|l| l == name) {
+                    out[i] = Some(path.to_owned());
+                } else if first_on_line[i].is_none() {
+                    first_on_line[i] = Some(path.to_owned());
+                }
+            }
+        }
+    });
+    out.into_iter().zip(first_on_line).map(|(exact, first)| exact.or(first)).collect()
 }
 
 /// The element libxml2 means by a line and the name in its message: the location of the
@@ -180,48 +215,51 @@ fn run(
 /// written (`/ClinicalDocument[1]/recordTarget[1]`); the first element on the line
 /// otherwise.
 pub fn locate(document: &[u8], line: u32, local: Option<&str>) -> Option<String> {
+    locate_all(document, &[(line, local)]).pop().flatten()
+}
+
+/// Calls `f(first line, last line, local name, path)` for every start tag up to line `until`.
+fn walk_start_tags(document: &[u8], until: u32, f: &mut dyn FnMut(u32, u32, &str, &str)) {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_reader(document);
-    // For each open element: its path segment, and its children's counts by name.
-    let mut stack: Vec<(String, HashMap<String, u32>)> = vec![(String::new(), HashMap::new())];
+    // For each open element: its path, and its children's counts by name.
+    let mut stack: Vec<(String, Vec<(String, u32)>)> = vec![(String::new(), Vec::new())];
     let mut line_at = 1u32;
     let mut counted = 0usize;
-    let mut first_on_line: Option<String> = None;
     loop {
-        let start = reader.buffer_position() as usize;
-        let event = reader.read_event().ok()?;
-        let end = reader.buffer_position() as usize;
-        let (begin_line, end_line) = {
-            line_at += document[counted..start.min(document.len())].iter().filter(|&&b| b == b'\n').count() as u32;
-            counted = start.min(document.len());
-            let inner =
-                document[start.min(document.len())..end.min(document.len())].iter().filter(|&&b| b == b'\n').count();
-            (line_at, line_at + inner as u32)
-        };
+        let start = (reader.buffer_position() as usize).min(document.len());
+        let Ok(event) = reader.read_event() else { return };
+        let end = (reader.buffer_position() as usize).min(document.len());
+        line_at += document[counted..start].iter().filter(|&&b| b == b'\n').count() as u32;
+        counted = start;
+        let inner = document[start..end].iter().filter(|&&b| b == b'\n').count() as u32;
+        if line_at > until {
+            return;
+        }
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let name = e.local_name().as_ref().to_owned();
-                let (parent, counts) = stack.last_mut()?;
-                let n = counts.entry(name.clone()).or_insert(0);
-                *n += 1;
-                let path = format!("{parent}/{name}[{n}]");
-                if (begin_line..=end_line).contains(&line) {
-                    if local.is_none_or(|l| l == name) {
-                        return Some(path);
+                let Some((parent, counts)) = stack.last_mut() else { return };
+                let n = match counts.iter_mut().find(|(c, _)| *c == name) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
                     }
-                    first_on_line.get_or_insert_with(|| path.clone());
-                }
-                if begin_line > line {
-                    return first_on_line;
-                }
+                    None => {
+                        counts.push((name.clone(), 1));
+                        1
+                    }
+                };
+                let path = format!("{parent}/{name}[{n}]");
+                f(line_at, line_at + inner, &name, &path);
                 if matches!(event, Event::Start(_)) {
-                    stack.push((path, HashMap::new()));
+                    stack.push((path, Vec::new()));
                 }
             }
             Event::End(_) => {
                 stack.pop();
             }
-            Event::Eof => return first_on_line,
+            Event::Eof => return,
             _ => {}
         }
     }

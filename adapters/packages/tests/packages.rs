@@ -144,6 +144,18 @@ fn a_new_package_replaces_the_old_only_when_it_compiles() {
 }
 
 #[test]
+fn what_libxml2_cannot_read_is_a_finding_not_a_pass() {
+    let dir = packages(&[40]);
+    let catalog = Catalog::open(settings(dir.path())).unwrap();
+    // A control character XML 1.0 forbids, inside a text.
+    let doc = sample("tmk-protocol-40.xml").replacen("<title>", "<title>\u{1}", 1);
+    let v = catalog.validate(40, doc.as_bytes(), ALL).unwrap();
+    assert_eq!(v.xsd.len(), 1, "{v:#?}");
+    assert!(v.xsd[0].message.contains("не читается как XML 1.0"), "{}", v.xsd[0].message);
+    assert!(v.not_checked.is_empty());
+}
+
+#[test]
 fn a_broken_package_with_nothing_in_force_warns_instead_of_checking() {
     let dir = packages(&[40]);
     std::fs::remove_file(dir.path().join("40/CDA.xsd")).unwrap();
@@ -175,6 +187,22 @@ fn hostile_packages_are_refused_or_bounded() {
         let Lookup::Broken(why) = fresh.lookup(40) else { panic!("{location} accepted") };
         assert!(why.contains("schemaLocation"), "{why}");
     }
+    // xml:base would move where libxml2 resolves a relative location.
+    std::fs::write(&cda, xsd.replacen("<xs:include", "<xs:include xml:base=\"http://example.org/\"", 1)).unwrap();
+    let Lookup::Broken(why) = Catalog::open(settings(dir.path())).unwrap().lookup(40) else {
+        panic!("xml:base accepted")
+    };
+    assert!(why.contains("xml:base"), "{why}");
+    // A referenced file is checked whatever its name: one that is not .xsd may not carry a DTD.
+    std::fs::write(
+        dir.path().join("40/extra.txt"),
+        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>",
+    )
+    .unwrap();
+    std::fs::write(&cda, xsd.replacen("POCD_MT000040.xsd", "extra.txt", 1)).unwrap();
+    let Lookup::Broken(why) = Catalog::open(settings(dir.path())).unwrap().lookup(40) else { panic!("DTD accepted") };
+    assert!(why.contains("DTD"), "{why}");
+    std::fs::remove_file(dir.path().join("40/extra.txt")).unwrap();
     std::fs::write(&cda, xsd).unwrap();
 
     // A catastrophic regular expression runs in linear time.
