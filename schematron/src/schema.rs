@@ -458,12 +458,7 @@ impl Schema {
             let stamp = rule.pattern as u32 + 1;
             let nodes = match &contexts[rule.context_id] {
                 Some(nodes) => std::rc::Rc::clone(nodes),
-                None => match {
-                    env.in_pattern.set(true);
-                    let nodes = xpath::eval(&env, &rule.context, &root);
-                    env.in_pattern.set(false);
-                    nodes
-                } {
+                None => match context_nodes(&env, &rule.context, &root) {
                     Ok(nodes) => {
                         let nodes = std::rc::Rc::new(nodes);
                         contexts[rule.context_id] = Some(std::rc::Rc::clone(&nodes));
@@ -524,6 +519,15 @@ impl Schema {
             spent: fuel.spent(budget.units),
         }
     }
+}
+
+/// The nodes a rule's context matches: evaluated as a pattern, where an XPath error in a
+/// predicate means "does not match".
+fn context_nodes(env: &Env<'_>, context: &Expr, root: &Focus) -> Result<Vec<Item>, EvalError> {
+    env.in_pattern.set(true);
+    let nodes = xpath::eval(env, context, root);
+    env.in_pattern.set(false);
+    nodes
 }
 
 fn stop(e: EvalError, context: &str, test: Option<&str>) -> Stopped {
