@@ -72,8 +72,7 @@ fn a_long_operator_chain_is_refused_not_a_stack_overflow() {
     assert!(err.to_string().contains("вложенность"), "{err}");
     let or_chain = vec!["@a"; 5_000].join(" or ");
     let sch = format!(
-        r#"<schema xmlns="http://purl.oclc.org/dsdl/schematron"><pattern><rule context="r/a/{}"><assert test="{or_chain}">x</assert></rule></pattern></schema>"#,
-        vec!["count(b)"; 1].join("")
+        r#"<schema xmlns="http://purl.oclc.org/dsdl/schematron"><pattern><rule context="r"><assert test="{or_chain}">x</assert></rule></pattern></schema>"#
     );
     assert!(Schema::compile(sch.as_bytes(), "urn:x", &CompileLimits::default()).is_err());
 }
