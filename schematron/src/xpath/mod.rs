@@ -70,18 +70,10 @@ impl Step {
     }
 }
 
+/// A comparison: of general comparisons (`=`, `!=`, `<`, …: existential over sequences) and
+/// value comparisons (`eq`, `ne`, `lt`, …: one value each), as [`Expr`] says which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GeneralOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueOp {
+pub enum CompareOp {
     Eq,
     Ne,
     Lt,
@@ -184,8 +176,8 @@ pub enum Expr {
     Array(Vec<Expr>),
     Or(Box<Expr>, Box<Expr>),
     And(Box<Expr>, Box<Expr>),
-    General(GeneralOp, Box<Expr>, Box<Expr>),
-    Value(ValueOp, Box<Expr>, Box<Expr>),
+    General(CompareOp, Box<Expr>, Box<Expr>),
+    Value(CompareOp, Box<Expr>, Box<Expr>),
     /// `+`, `-`, `*`, `/` (div), `\` (idiv), `%` (mod).
     Arith(char, Box<Expr>, Box<Expr>),
     Negate(Box<Expr>),
@@ -699,7 +691,7 @@ fn clip(s: &str) -> String {
 }
 
 /// The general comparison: true if any pair compares true.
-fn general(op: GeneralOp, left: &[Atom], right: &[Atom]) -> Result<bool, EvalError> {
+fn general(op: CompareOp, left: &[Atom], right: &[Atom]) -> Result<bool, EvalError> {
     for a in left {
         for b in right {
             let (a, b) = match (a, b) {
@@ -708,14 +700,6 @@ fn general(op: GeneralOp, left: &[Atom], right: &[Atom]) -> Result<bool, EvalErr
                 (Atom::Untyped(x), Atom::Bool(_)) => (Atom::Bool(cast_bool(x)?), b.clone()),
                 (Atom::Bool(_), Atom::Untyped(y)) => (a.clone(), Atom::Bool(cast_bool(y)?)),
                 _ => (a.clone(), b.clone()),
-            };
-            let op = match op {
-                GeneralOp::Eq => ValueOp::Eq,
-                GeneralOp::Ne => ValueOp::Ne,
-                GeneralOp::Lt => ValueOp::Lt,
-                GeneralOp::Le => ValueOp::Le,
-                GeneralOp::Gt => ValueOp::Gt,
-                GeneralOp::Ge => ValueOp::Ge,
             };
             if compare_atoms(op, &a, &b)? {
                 return Ok(true);
@@ -749,16 +733,8 @@ fn literals(e: &Expr) -> Option<Vec<Literal<'_>>> {
 
 /// The general comparison of `left` with literals (the right operand), as [`general`] does
 /// it, reading nodes' string values in place.
-fn general_literals(env: &Env<'_>, op: GeneralOp, left: Seq, right: &[Literal<'_>]) -> Result<bool, EvalError> {
-    let vop = match op {
-        GeneralOp::Eq => ValueOp::Eq,
-        GeneralOp::Ne => ValueOp::Ne,
-        GeneralOp::Lt => ValueOp::Lt,
-        GeneralOp::Le => ValueOp::Le,
-        GeneralOp::Gt => ValueOp::Gt,
-        GeneralOp::Ge => ValueOp::Ge,
-    };
-    let ordered = |ord: Option<std::cmp::Ordering>| compare_ordering(vop, ord);
+fn general_literals(env: &Env<'_>, op: CompareOp, left: Seq, right: &[Literal<'_>]) -> Result<bool, EvalError> {
+    let ordered = |ord: Option<std::cmp::Ordering>| compare_ordering(op, ord);
     env.fuel.burn((left.len() as u64).saturating_mul(right.len() as u64))?;
     for item in left {
         match item {
@@ -800,7 +776,7 @@ fn cast_bool(s: &str) -> Result<bool, EvalError> {
     }
 }
 
-fn value_compare(op: ValueOp, left: &[Atom], right: &[Atom]) -> Result<Option<bool>, EvalError> {
+fn value_compare(op: CompareOp, left: &[Atom], right: &[Atom]) -> Result<Option<bool>, EvalError> {
     let one = |v: &[Atom]| -> Result<Option<Atom>, EvalError> {
         match v {
             [] => Ok(None),
@@ -815,7 +791,7 @@ fn value_compare(op: ValueOp, left: &[Atom], right: &[Atom]) -> Result<Option<bo
     }
 }
 
-fn compare_atoms(op: ValueOp, a: &Atom, b: &Atom) -> Result<bool, EvalError> {
+fn compare_atoms(op: CompareOp, a: &Atom, b: &Atom) -> Result<bool, EvalError> {
     use std::cmp::Ordering;
     let ord: Option<Ordering> = match (a, b) {
         (Atom::Str(x) | Atom::Untyped(x), Atom::Str(y) | Atom::Untyped(y)) => Some(x.as_str().cmp(y.as_str())),
@@ -827,17 +803,17 @@ fn compare_atoms(op: ValueOp, a: &Atom, b: &Atom) -> Result<bool, EvalError> {
 }
 
 /// What `op` says of an ordering (`None`: NaN is in it, and only `ne` holds).
-fn compare_ordering(op: ValueOp, ord: Option<std::cmp::Ordering>) -> bool {
+fn compare_ordering(op: CompareOp, ord: Option<std::cmp::Ordering>) -> bool {
     use std::cmp::Ordering;
     match (op, ord) {
-        (ValueOp::Ne, None) => true,
+        (CompareOp::Ne, None) => true,
         (_, None) => false,
-        (ValueOp::Eq, Some(o)) => o == Ordering::Equal,
-        (ValueOp::Ne, Some(o)) => o != Ordering::Equal,
-        (ValueOp::Lt, Some(o)) => o == Ordering::Less,
-        (ValueOp::Le, Some(o)) => o != Ordering::Greater,
-        (ValueOp::Gt, Some(o)) => o == Ordering::Greater,
-        (ValueOp::Ge, Some(o)) => o != Ordering::Less,
+        (CompareOp::Eq, Some(o)) => o == Ordering::Equal,
+        (CompareOp::Ne, Some(o)) => o != Ordering::Equal,
+        (CompareOp::Lt, Some(o)) => o == Ordering::Less,
+        (CompareOp::Le, Some(o)) => o != Ordering::Greater,
+        (CompareOp::Gt, Some(o)) => o == Ordering::Greater,
+        (CompareOp::Ge, Some(o)) => o != Ordering::Less,
     }
 }
 

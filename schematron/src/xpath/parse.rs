@@ -12,7 +12,7 @@
 //! Bounded: an expression longer than [`MAX_EXPR_BYTES`] or nested deeper than
 //! [`MAX_NESTING`] is refused.
 
-use super::{Axis, Expr, Func, GeneralOp, NodeTest, Step, ValueOp};
+use super::{Axis, CompareOp, Expr, Func, NodeTest, Step};
 
 /// The longest expression accepted, in bytes (the ministry's longest is under 2 KB).
 pub const MAX_EXPR_BYTES: usize = 64 * 1024;
@@ -350,24 +350,26 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Expr, SyntaxError> {
-        let depth = self.depth;
-        let mut e = self.and()?;
-        while self.is_word("or") {
-            self.at += 1;
-            self.enter()?;
-            e = Expr::Or(Box::new(e), Box::new(self.and()?));
-        }
-        self.depth = depth;
-        Ok(e)
+        self.chain("or", Self::and, Expr::Or)
     }
 
     fn and(&mut self) -> Result<Expr, SyntaxError> {
+        self.chain("and", Self::comparison, Expr::And)
+    }
+
+    /// `next (word next)*`, nested to the left; each link counts towards the nesting limit.
+    fn chain(
+        &mut self,
+        word: &str,
+        next: fn(&mut Self) -> Result<Expr, SyntaxError>,
+        make: fn(Box<Expr>, Box<Expr>) -> Expr,
+    ) -> Result<Expr, SyntaxError> {
         let depth = self.depth;
-        let mut e = self.comparison()?;
-        while self.is_word("and") {
+        let mut e = next(self)?;
+        while self.is_word(word) {
             self.at += 1;
             self.enter()?;
-            e = Expr::And(Box::new(e), Box::new(self.comparison()?));
+            e = make(Box::new(e), Box::new(next(self)?));
         }
         self.depth = depth;
         Ok(e)
@@ -376,12 +378,12 @@ impl Parser<'_> {
     fn comparison(&mut self) -> Result<Expr, SyntaxError> {
         let left = self.additive()?;
         let general = match self.peek() {
-            Some(Tok::Sym("=")) => Some(GeneralOp::Eq),
-            Some(Tok::Sym("!=")) => Some(GeneralOp::Ne),
-            Some(Tok::Sym("<")) => Some(GeneralOp::Lt),
-            Some(Tok::Sym("<=")) => Some(GeneralOp::Le),
-            Some(Tok::Sym(">")) => Some(GeneralOp::Gt),
-            Some(Tok::Sym(">=")) => Some(GeneralOp::Ge),
+            Some(Tok::Sym("=")) => Some(CompareOp::Eq),
+            Some(Tok::Sym("!=")) => Some(CompareOp::Ne),
+            Some(Tok::Sym("<")) => Some(CompareOp::Lt),
+            Some(Tok::Sym("<=")) => Some(CompareOp::Le),
+            Some(Tok::Sym(">")) => Some(CompareOp::Gt),
+            Some(Tok::Sym(">=")) => Some(CompareOp::Ge),
             _ => None,
         };
         if let Some(op) = general {
@@ -390,12 +392,12 @@ impl Parser<'_> {
         }
         let value = match self.peek() {
             Some(Tok::Name(None, n)) => match n.as_str() {
-                "eq" => Some(ValueOp::Eq),
-                "ne" => Some(ValueOp::Ne),
-                "lt" => Some(ValueOp::Lt),
-                "le" => Some(ValueOp::Le),
-                "gt" => Some(ValueOp::Gt),
-                "ge" => Some(ValueOp::Ge),
+                "eq" => Some(CompareOp::Eq),
+                "ne" => Some(CompareOp::Ne),
+                "lt" => Some(CompareOp::Lt),
+                "le" => Some(CompareOp::Le),
+                "gt" => Some(CompareOp::Gt),
+                "ge" => Some(CompareOp::Ge),
                 _ => None,
             },
             _ => None,
