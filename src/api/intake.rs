@@ -92,6 +92,10 @@ pub async fn submit(
     caller.require(Role::Submitter)?;
     let ready = checked(&state, caller, body).await??;
     let new = service_checks(&state, ready).await?;
+    // Warnings of documents taken in (not of those only validated).
+    for w in &new.warnings {
+        state.metrics.intake_warnings.get_or_create(&crate::metrics::RuleLabels { rule: w.rule.clone() }).inc();
+    }
     match state.intake.intake(new).await.map_err(store_error)? {
         Intake::Created(record) => {
             state.outbox_wake.notify_waiters();
@@ -266,9 +270,6 @@ async fn service_checks(state: &AppState, ready: Ready) -> Result<NewSubmission,
         let mut errors = FieldErrors::default();
         errors.extend(sorted.errors.into_iter().map(FieldError::from));
         return Err(errors.into_error().with_package(package.map(Into::into)));
-    }
-    for w in &sorted.warnings {
-        state.metrics.intake_warnings.get_or_create(&crate::metrics::RuleLabels { rule: w.rule.clone() }).inc();
     }
     new.detail = crate::lifecycle::intake_detail(&sorted.warnings);
     new.warnings = sorted.warnings;
