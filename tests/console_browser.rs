@@ -127,22 +127,7 @@ impl Browser {
 
 async fn submit(env: &TestEnv, key: &str, uid: &str, snils: &str) -> String {
     let document = sample_as(uid).replace(AUTHOR_SNILS, snils);
-    let body = submission_body(document.as_bytes(), &signer_for(snils));
-    let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(key).json(&body).send().await.unwrap();
-    assert_eq!(res.status(), 202);
-    res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
-}
-
-async fn wait_status(env: &TestEnv, key: &str, id: &str, status: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let doc: Value = env.get(key, &format!("/api/v1/documents/{id}")).await.json().await.unwrap();
-        if doc["status"] == status {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{doc}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    env.submit_accepted(key, &submission_body(document.as_bytes(), &signer_for(snils))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,8 +139,8 @@ async fn an_operator_fixes_a_refused_document_in_the_console() {
     let ops = env.key(&[Role::Ops], &[MO_2917]).await;
     let id = submit(&env, &submitter, "browser-1", UNKNOWN_SNILS).await;
     let left = submit(&env, &submitter, "browser-2", ANOTHER_UNKNOWN_SNILS).await;
-    wait_status(&env, &submitter, &id, "failed").await;
-    wait_status(&env, &submitter, &left, "failed").await;
+    env.wait_status(&submitter, &id, "failed").await;
+    env.wait_status(&submitter, &left, "failed").await;
 
     let mut b = Browser::start().await;
     // Sign in, by keyboard: the key and Enter.

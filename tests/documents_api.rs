@@ -40,16 +40,10 @@ fn with_uid(uid: &str) -> String {
     SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", uid)
 }
 
-async fn submit(env: &TestEnv, key: &str, body: &Value) -> (u16, Value) {
-    let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(key).json(body).send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 async fn the_sample_is_registered_with_the_bytes_submitted(db: Db) {
     let env = TestEnv::start(db).await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
-    let (status, accepted) = submit(&env, &key, &body(SAMPLE, &doctor(AUTHOR_SNILS))).await;
+    let (status, accepted) = env.submit(&key, &body(SAMPLE, &doctor(AUTHOR_SNILS))).await;
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["status"], "queued");
     assert_eq!(accepted["local_uid"], "5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21");
@@ -76,13 +70,13 @@ async fn idempotent_intake_and_conflicts(db: Db) {
     let key = env.key(&[Role::Submitter], &[MO_2917]).await;
     let signer = doctor(AUTHOR_SNILS);
     let first = body(&with_uid("idem-1"), &signer);
-    let (status, a) = submit(&env, &key, &first).await;
+    let (status, a) = env.submit(&key, &first).await;
     assert_eq!(status, 202, "{a}");
-    let (status, b) = submit(&env, &key, &first).await;
+    let (status, b) = env.submit(&key, &first).await;
     assert_eq!(status, 200, "the same document again is the same submission: {b}");
     assert_eq!(a["id"], b["id"]);
     let changed = with_uid("idem-1").replace("Значительное улучшение", "Улучшение");
-    let (status, c) = submit(&env, &key, &body(&changed, &signer)).await;
+    let (status, c) = env.submit(&key, &body(&changed, &signer)).await;
     assert_eq!(status, 409, "{c}");
     assert_eq!(c["code"], "duplicate_local_uid");
     env.shutdown().await;
@@ -141,7 +135,7 @@ async fn bad_input_lists_every_reason_and_stores_nothing(db: Db) {
         ),
     ];
     for (what, body, status, rules) in cases {
-        let (got, problem) = submit(&env, &key, &body).await;
+        let (got, problem) = env.submit(&key, &body).await;
         assert_eq!(got, status, "{what}: {problem}");
         assert_eq!(problem["code"], "validation_failed", "{what}: {problem}");
         let found: Vec<&str> =
@@ -151,10 +145,10 @@ async fn bad_input_lists_every_reason_and_stores_nothing(db: Db) {
         }
     }
     let outside = with(&|b: &mut Value| b["organization"] = json!("1.2.643.5.1.13.13.12.2.42.3011"));
-    let (status, _) = submit(&env, &key, &outside).await;
+    let (status, _) = env.submit(&key, &outside).await;
     assert_eq!(status, 403, "an organisation outside the key's scope");
     let reader = env.key(&[Role::Reader], &[MO_2917]).await;
-    let (status, _) = submit(&env, &reader, &good).await;
+    let (status, _) = env.submit(&reader, &good).await;
     assert_eq!(status, 403, "reading is not submitting");
 
     let list: Value = env.get(&key, "/api/v1/documents").await.json().await.unwrap();
@@ -168,7 +162,7 @@ async fn a_permanent_error_ends_failed_with_a_hint(db: Db) {
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     // The same document, but its author was dismissed on 2022-12-31 and it is dated 2023.
     let document = with_uid("dismissed-1").replace(AUTHOR_SNILS, DISMISSED_SNILS);
-    let (status, accepted) = submit(&env, &key, &body(&document, &doctor(DISMISSED_SNILS))).await;
+    let (status, accepted) = env.submit(&key, &body(&document, &doctor(DISMISSED_SNILS))).await;
     assert_eq!(status, 202, "{accepted}");
     let doc = env.wait_status(&key, accepted["id"].as_str().unwrap(), "failed").await;
     let error = &doc["errors"][0];
@@ -185,7 +179,7 @@ async fn a_permanent_error_ends_failed_with_a_hint(db: Db) {
 async fn documents_are_scoped_to_the_client(db: Db) {
     let env = TestEnv::start(db).await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
-    let (_, accepted) = submit(&env, &key, &body(&with_uid("scope-1"), &doctor(AUTHOR_SNILS))).await;
+    let (_, accepted) = env.submit(&key, &body(&with_uid("scope-1"), &doctor(AUTHOR_SNILS))).await;
     let id = accepted["id"].as_str().unwrap();
     let other = env.key(&[Role::Reader], &["1.2.643.5.1.13.13.12.2.42.3011"]).await;
     let res = env.get(&other, &format!("/api/v1/documents/{id}")).await;
@@ -209,10 +203,10 @@ async fn documents_are_scoped_to_the_client(db: Db) {
 async fn the_sandbox_register_outlives_a_restart() {
     let env = TestEnv::start(Db::Sqlite).await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
-    let (_, first) = submit(&env, &key, &body(&with_uid("restart-1"), &doctor(AUTHOR_SNILS))).await;
+    let (_, first) = env.submit(&key, &body(&with_uid("restart-1"), &doctor(AUTHOR_SNILS))).await;
     let first = env.wait_status(&key, first["id"].as_str().unwrap(), "registered").await;
     let env = env.restart().await;
-    let (_, second) = submit(&env, &key, &body(&with_uid("restart-2"), &doctor(AUTHOR_SNILS))).await;
+    let (_, second) = env.submit(&key, &body(&with_uid("restart-2"), &doctor(AUTHOR_SNILS))).await;
     let second = env.wait_status(&key, second["id"].as_str().unwrap(), "registered").await;
     let n = |d: &Value| d["emdr_id"].as_str().unwrap().rsplit('.').next().unwrap().parse::<u64>().unwrap();
     assert_eq!(n(&second), n(&first) + 1, "{} then {}", first["emdr_id"], second["emdr_id"]);

@@ -48,10 +48,6 @@ fn body(document: &str, cms: &[u8]) -> Value {
     common::submission_signed_with(MO_2917, document.as_bytes(), cms)
 }
 
-async fn submit(env: &TestEnv, key: &str, body: &Value) -> (u16, Value) {
-    env.submit(key, body).await
-}
-
 /// A CRL server on loopback: `GET /ca.crl` answers whatever the returned cell holds.
 async fn serve_crl() -> (Arc<Mutex<Vec<u8>>>, SocketAddr) {
     let crl = Arc::new(Mutex::new(Vec::<u8>::new()));
@@ -81,7 +77,7 @@ async fn a_gost_signed_sample_registers(db: Db) {
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     let ca = sandbox_ca();
     let cms = doctor(&ca, "e2e-author", AUTHOR_SNILS).sign_cades_bes(SAMPLE.as_bytes());
-    let (status, accepted) = submit(&env, &key, &body(SAMPLE, &cms)).await;
+    let (status, accepted) = env.submit(&key, &body(SAMPLE, &cms)).await;
     assert_eq!(status, 202, "{accepted}");
     // The sandbox CA's standing CRL is held locally: revocation is known, no warning.
     assert_eq!(accepted["warnings"], json!([]), "{accepted}");
@@ -108,7 +104,7 @@ async fn refused_variants_answer_422_with_remd_codes(db: Db) {
     // The valid one is accepted with no warning: its CRL is current and does not name it.
     let good = doctor(&ca, "e2e-good", AUTHOR_SNILS);
     let (status, accepted) =
-        submit(&env, &key, &body(&sample("gost-good"), &good.sign_detached(sample("gost-good").as_bytes()))).await;
+        env.submit(&key, &body(&sample("gost-good"), &good.sign_detached(sample("gost-good").as_bytes()))).await;
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["warnings"], json!([]), "{accepted}");
 
@@ -143,7 +139,7 @@ async fn refused_variants_answer_422_with_remd_codes(db: Db) {
         } else {
             sample(uid)
         };
-        let (status, answer) = submit(&env, &key, &body(&document, &cms)).await;
+        let (status, answer) = env.submit(&key, &body(&document, &cms)).await;
         assert_eq!(status, 422, "{uid}: {answer}");
         assert!(codes(&answer).iter().any(|c| c == code), "{uid}: expected {code} in {answer}");
     }
@@ -153,7 +149,7 @@ async fn refused_variants_answer_422_with_remd_codes(db: Db) {
     let env = env.restart().await;
     let fresh = doctor(&ca, "e2e-stale", AUTHOR_SNILS);
     let (status, answer) =
-        submit(&env, &key, &body(&sample("gost-stale"), &fresh.sign_detached(sample("gost-stale").as_bytes()))).await;
+        env.submit(&key, &body(&sample("gost-stale"), &fresh.sign_detached(sample("gost-stale").as_bytes()))).await;
     assert_eq!(status, 422, "{answer}");
     assert!(codes(&answer).iter().any(|c| c == "CA_INACCESSIBILITY"), "{answer}");
 }
@@ -181,11 +177,10 @@ async fn the_remd_emulator_refuses_a_revoked_certificate_as_remd_would(db: Db) {
     let sample = |uid: &str| SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", uid);
 
     let (status, ok) =
-        submit(&env, &key, &body(&sample("emu-kept"), &kept.sign_detached(sample("emu-kept").as_bytes()))).await;
+        env.submit(&key, &body(&sample("emu-kept"), &kept.sign_detached(sample("emu-kept").as_bytes()))).await;
     assert_eq!(status, 202, "{ok}");
     let (status, refused) =
-        submit(&env, &key, &body(&sample("emu-revoked"), &revoked.sign_detached(sample("emu-revoked").as_bytes())))
-            .await;
+        env.submit(&key, &body(&sample("emu-revoked"), &revoked.sign_detached(sample("emu-revoked").as_bytes()))).await;
     assert_eq!(status, 202, "intake does not verify: {refused}");
     env.wait_status(&key, ok["id"].as_str().unwrap(), "registered").await;
     let failed = env.wait_status(&key, refused["id"].as_str().unwrap(), "failed").await;
@@ -207,12 +202,11 @@ async fn the_sandbox_serves_its_cas_crl_and_a_revocation_there_refuses(db: Db) {
     let sample = |uid: &str| SAMPLE.replace("5b0a3c1e-2f6d-4b8e-9a71-0c3d5e7f9a21", uid);
 
     let (status, answer) =
-        submit(&env, &key, &body(&sample("crl-revoked"), &revoked.sign_detached(sample("crl-revoked").as_bytes())))
-            .await;
+        env.submit(&key, &body(&sample("crl-revoked"), &revoked.sign_detached(sample("crl-revoked").as_bytes()))).await;
     assert_eq!(status, 422, "{answer}");
     assert!(codes(&answer).iter().any(|c| c == "PERSONAL_SIG_CERT_NOT_ACTUAL_ON_CHECK_DT"), "{answer}");
     let (status, accepted) =
-        submit(&env, &key, &body(&sample("crl-kept"), &kept.sign_detached(sample("crl-kept").as_bytes()))).await;
+        env.submit(&key, &body(&sample("crl-kept"), &kept.sign_detached(sample("crl-kept").as_bytes()))).await;
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["warnings"], json!([]), "the list was had: {accepted}");
     env.wait_status(&key, accepted["id"].as_str().unwrap(), "registered").await;

@@ -40,18 +40,6 @@ async fn json_of(env: &TestEnv, key: &str, path: &str) -> Value {
     res.json().await.unwrap()
 }
 
-async fn wait_for(env: &TestEnv, key: &str, id: &str, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let doc = json_of(env, key, &format!("/api/v1/documents/{id}")).await;
-        if doc["status"] == status {
-            return doc;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "still {} after 30 s: {doc}", doc["status"]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A document whose author REMD does not find employed on its date: it ends `failed`.
 async fn failed_document(env: &TestEnv, submitter: &str, uid: &str) -> String {
     let document = sample_as(uid).replace(AUTHOR_SNILS, DISMISSED_SNILS);
@@ -60,7 +48,7 @@ async fn failed_document(env: &TestEnv, submitter: &str, uid: &str) -> String {
         post(env, submitter, "/api/v1/documents", submission_body(document.as_bytes(), &signer)).await;
     assert_eq!(status, 202, "{accepted}");
     let id = accepted["id"].as_str().unwrap().to_owned();
-    wait_for(env, submitter, &id, "failed").await;
+    env.wait_status(submitter, &id, "failed").await;
     id
 }
 
@@ -78,7 +66,7 @@ async fn retry_and_cancel_go_through_the_lifecycle_and_the_audit_log(db: Db) {
     assert_eq!(retried["status"], "queued");
     assert!(retried["detail"].as_str().unwrap().contains("«роль уточнена»"), "{retried}");
     // The relay sends it again; REMD refuses it again (nothing changed in FRMR).
-    let again = wait_for(&env, &submitter, &id, "failed").await;
+    let again = env.wait_status(&submitter, &id, "failed").await;
     assert_eq!(again["attempts"], 1, "the schedule restarted: one send since the retry");
 
     let (status, doc) = post(&env, &ops, &format!("/api/v1/documents/{id}/cancel"), json!({})).await;

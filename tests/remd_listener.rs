@@ -11,7 +11,6 @@ use egisz_contract::remd::{DocumentFileRequest, RegisterResult, RemdMessage, Res
 use egisz_gateway::auth::Role;
 use egisz_remd::{Response, SoapVersion};
 use egisz_sandbox::RemdFaults;
-use serde_json::Value;
 
 on_both_backends!(unknown_messages_duplicates_and_late_results, a_retry_code_in_a_result_goes_back_to_the_schedule);
 
@@ -39,28 +38,6 @@ fn result(message_id: &str, relates_to: &str, status: ResultStatus, errors: Vec<
         registry_item: None,
         errors,
     }
-}
-
-async fn submit(env: &TestEnv, key: &str, uid: &str) -> String {
-    let body = common::submission_body(common::sample_as(uid).as_bytes(), &common::author_signer());
-    let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(key).json(&body).send().await.unwrap();
-    assert_eq!(res.status(), 202);
-    res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
-}
-
-async fn document(env: &TestEnv, key: &str, id: &str) -> Value {
-    env.get(key, &format!("/api/v1/documents/{id}")).await.json().await.unwrap()
-}
-
-async fn until(env: &TestEnv, key: &str, id: &str, status: &str) -> Value {
-    for _ in 0..300 {
-        let d = document(env, key, id).await;
-        if d["status"] == status {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{id} never reached {status}: {}", document(env, key, id).await);
 }
 
 async fn unknown_messages_duplicates_and_late_results(db: Db) {
@@ -92,8 +69,8 @@ async fn unknown_messages_duplicates_and_late_results(db: Db) {
     assert!(String::from_utf8_lossy(&body).contains("Fault"));
 
     // A registered document: REMD may pull it later by emdrId, in SOAP 1.1 too.
-    let id = submit(&env, &key, "listener-1").await;
-    let registered = until(&env, &key, &id, "registered").await;
+    let id = env.submit_sample(&key, "listener-1").await;
+    let registered = env.wait_status(&key, &id, "registered").await;
     assert_eq!(registered["registered_at_source"], "remd", "REMD's registrationDateTime: {registered}");
     let emdr_id = registered["emdr_id"].as_str().unwrap().to_owned();
     let wrong_uid = DocumentFileRequest {
@@ -137,17 +114,17 @@ async fn unknown_messages_duplicates_and_late_results(db: Db) {
                 .await;
         assert_eq!(status, 200);
     }
-    let after = document(&env, &key, &id).await;
+    let after = env.document(&key, &id).await;
     assert_eq!(after["status"], "registered");
     assert_eq!(after["emdr_id"], emdr_id.as_str());
     assert_eq!(after["events"].as_array().unwrap().len(), events_before + 1, "only the later pull by emdrId was added");
 
     // REMD posting every result twice: registered once.
     env.gw.remd_sandbox().unwrap().set_faults(RemdFaults { duplicate_callback_rate: 1.0, ..RemdFaults::default() });
-    let twice = submit(&env, &key, "listener-3").await;
-    until(&env, &key, &twice, "registered").await;
+    let twice = env.submit_sample(&key, "listener-3").await;
+    env.wait_status(&key, &twice, "registered").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let d = document(&env, &key, &twice).await;
+    let d = env.document(&key, &twice).await;
     let registered_events = d["events"].as_array().unwrap().iter().filter(|e| e["status"] == "registered").count();
     assert_eq!(registered_events, 1, "{d}");
     env.shutdown().await;
@@ -161,8 +138,8 @@ async fn a_retry_code_in_a_result_goes_back_to_the_schedule(db: Db) {
         .remd_sandbox()
         .unwrap()
         .set_faults(RemdFaults { reject_codes: vec!["VALSYS_INTERNAL_ERROR".into()], ..RemdFaults::default() });
-    let id = submit(&env, &key, "listener-2").await;
-    let d = until(&env, &key, &id, "retry_wait").await;
+    let id = env.submit_sample(&key, "listener-2").await;
+    let d = env.wait_status(&key, &id, "retry_wait").await;
     assert_eq!(d["errors"][0]["code"], "VALSYS_INTERNAL_ERROR");
     assert_eq!(d["errors"][0]["disposition"], "retry");
     assert!(d["next_attempt_at"].is_string());

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Db, MO_2917, TestEnv, author_signer, sample_as, submission_body, success_call};
+use common::{Db, MO_2917, TestEnv, success_call};
 use egisz_contract::remd::DocumentFileRequest;
 use egisz_gateway::auth::Role;
 use egisz_gateway::submission::Status;
@@ -34,13 +34,6 @@ async fn post(env: &TestEnv, body: Vec<u8>) -> (u16, String) {
         .await
         .unwrap();
     (res.status().as_u16(), res.text().await.unwrap())
-}
-
-async fn submit(env: &TestEnv, key: &str, uid: &str) -> Uuid {
-    let body = submission_body(sample_as(uid).as_bytes(), &author_signer());
-    let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(key).json(&body).send().await.unwrap();
-    assert_eq!(res.status(), 202);
-    Uuid::parse_str(res.json::<Value>().await.unwrap()["id"].as_str().unwrap()).unwrap()
 }
 
 /// Waits until the emulator has dropped `n` results in all (it pulled the file first).
@@ -83,7 +76,7 @@ async fn forged_replayed_and_mismatched_calls_change_nothing(db: Db) {
     // REMD accepts and its result is lost: the submission waits in awaiting_result with one
     // MessageID sent — what a forger who read it in a log would aim at.
     sandbox.set_faults(RemdFaults { lost_callback_rate: 1.0, ..RemdFaults::default() });
-    let id = submit(&env, &key, "trust-1").await;
+    let id = Uuid::parse_str(&env.submit_sample(&key, "trust-1").await).unwrap();
     until(&env, id, Status::AwaitingResult).await;
     results_lost(&env, 1).await;
     let sent = env.store().messages(id).await.unwrap();
@@ -184,7 +177,7 @@ async fn confirmed_success_asks_remd_first(db: Db) {
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     let sandbox = env.gw.remd_sandbox().unwrap();
     sandbox.set_faults(RemdFaults { lost_callback_rate: 1.0, ..RemdFaults::default() });
-    let id = submit(&env, &key, "confirm-1").await;
+    let id = Uuid::parse_str(&env.submit_sample(&key, "confirm-1").await).unwrap();
     until(&env, id, Status::AwaitingResult).await;
     results_lost(&env, 1).await;
     let sent = env.store().messages(id).await.unwrap();
@@ -197,7 +190,7 @@ async fn confirmed_success_asks_remd_first(db: Db) {
 
     // REMD's own result (it registers and calls back): confirmed, registered.
     sandbox.set_faults(RemdFaults::default());
-    let other = submit(&env, &key, "confirm-2").await;
+    let other = Uuid::parse_str(&env.submit_sample(&key, "confirm-2").await).unwrap();
     until(&env, other, Status::Registered).await;
     env.shutdown().await;
 }
@@ -224,7 +217,7 @@ async fn must_understand_headers_and_untimed_registrations(db: Db) {
     let env = TestEnv::start(db).await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
     env.gw.remd_sandbox().unwrap().set_faults(RemdFaults { lost_callback_rate: 1.0, ..RemdFaults::default() });
-    let id = submit(&env, &key, "untimed-1").await;
+    let id = Uuid::parse_str(&env.submit_sample(&key, "untimed-1").await).unwrap();
     until(&env, id, Status::AwaitingResult).await;
     results_lost(&env, 1).await;
     let sent = env.store().messages(id).await.unwrap();

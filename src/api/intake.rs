@@ -402,7 +402,7 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Rea
         return Err(errors.into_error().with_package(package_id.map(Into::into)));
     };
     let package = package_id;
-    let checksum = egisz_remd::checksum(&content);
+    let checksum = egisz_contract::remd::checksum(&content);
     let parts = prepared.parts.clone();
     let local_uid = parts.local_uid.clone();
     let date = parts.creation_date_time.date_naive();

@@ -246,7 +246,7 @@ fn personal_signatures(
             (Some(p), Some(snils)) => match p.signer(snils, role) {
                 Some(signer) => request.push(PersonalSignature {
                     signer,
-                    signature: SignatureData { checksum: egisz_remd::checksum(s.cms), data: s.cms.to_vec() },
+                    signature: SignatureData { checksum: egisz_contract::remd::checksum(s.cms), data: s.cms.to_vec() },
                 }),
                 None => out.push(Violation::new(
                     rules::VALUE_MISMATCH_METADATA_AND_CERTIFICATE,
@@ -331,7 +331,7 @@ fn org_signature(
                     );
                 }
                 OrgOutcome {
-                    request: Some(SignatureData { checksum: egisz_remd::checksum(cms), data: cms.to_vec() }),
+                    request: Some(SignatureData { checksum: egisz_contract::remd::checksum(cms), data: cms.to_vec() }),
                     parsed: Some((AT.to_owned(), sig)),
                 }
             }

@@ -348,6 +348,24 @@ impl TestEnv {
         (status, res.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// `POST /api/v1/documents` with `body`, which must be accepted (`202`): the new
+    /// submission's id.
+    pub async fn submit_accepted(&self, key: &str, body: &serde_json::Value) -> String {
+        let (status, answer) = self.submit(key, body).await;
+        assert_eq!(status, 202, "{answer}");
+        answer["id"].as_str().expect("the submission's id").to_owned()
+    }
+
+    /// The sample under `local_uid`, signed by its author, accepted: the submission's id.
+    pub async fn submit_sample(&self, key: &str, local_uid: &str) -> String {
+        self.submit_accepted(key, &submission_body(sample_as(local_uid).as_bytes(), &author_signer())).await
+    }
+
+    /// The status body of submission `id` (`GET /api/v1/documents/{id}`).
+    pub async fn document(&self, key: &str, id: &str) -> serde_json::Value {
+        self.get(key, &format!("/api/v1/documents/{id}")).await.json().await.expect("a document's status")
+    }
+
     pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).bearer_auth(key).send().await.expect("request")
     }
@@ -363,7 +381,7 @@ impl TestEnv {
     pub async fn wait_status(&self, key: &str, id: &str, status: &str) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let doc: serde_json::Value = self.get(key, &format!("/api/v1/documents/{id}")).await.json().await.unwrap();
+            let doc = self.document(key, id).await;
             if doc["status"] == status {
                 return doc;
             }

@@ -47,6 +47,13 @@ pub struct Signer {
     pub department: Option<Oid>,
 }
 
+/// CRC-32 (IEEE) of `bytes`: the `checksum` REMD expects for a document and for the
+/// decoded bytes of a signature, written as an unsigned decimal. A fact of the REMD contract,
+/// so it lives with its types (intake and validation compute it without the SOAP adapter).
+pub fn checksum(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
 /// A detached CMS signature and the CRC-32 of its decoded bytes.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SignatureData {

@@ -79,8 +79,6 @@ pub use write::{
 /// The service name this crate reports to the [`CallObserver`](egisz_contract::CallObserver).
 pub const SERVICE: &str = "remd";
 
-/// CRC-32 (IEEE) of `bytes`: the `checksum` REMD expects for a document and for the
-/// decoded bytes of a signature, written as an unsigned decimal.
-pub fn checksum(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
-}
+/// CRC-32 (IEEE) of `bytes`, as REMD expects it: the contract's
+/// [`egisz_contract::remd::checksum`], here for the adapter's callers.
+pub use egisz_contract::remd::checksum;
