@@ -451,16 +451,16 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
             let date = prepared.parts.creation_date_time.date_naive();
             let answer = runtime.block_on(async {
                 let (frmr, _sandbox) = app::frmr_for_command(config).await?;
-                let mut answer = policy::Answer::default();
+                let mut answers = Vec::new();
                 for s in &prepared.signers {
-                    match frmr.person_full(&organization, &s.snils).await {
-                        Ok(person) => {
-                            answer.findings.extend(validation::signers::judge(s, &organization, date, person.as_ref()))
-                        }
-                        Err(f) => answer.unreachable.push(validation::services::unchecked_signer(&s.path, f.reason())),
-                    }
+                    answers.push(frmr.person_full(&organization, &s.snils).await.map_err(|f| f.reason().to_string()));
                 }
-                Ok::<_, anyhow::Error>(answer)
+                Ok::<_, anyhow::Error>(validation::services::judge_signers(
+                    &prepared.signers,
+                    &organization,
+                    date,
+                    answers,
+                ))
             });
             match answer {
                 Ok(a) => policy::apply(policy::Policy::Block, a, &mut sorted),

@@ -28,18 +28,36 @@ pub async fn check_signers(
         signers.iter().map(|s| staff.lookup(crate::staff::Asker::Intake, &s.snils, organization)),
     )
     .await;
+    judge_signers(
+        signers,
+        organization,
+        date,
+        lookups.into_iter().map(|lookup| match lookup {
+            Ok(l) => Ok(l.entry.person),
+            Err(e) => Err(match &e {
+                LookupError::Unavailable { detail, .. } => detail.clone(),
+                LookupError::Rejected => "ФРМР отклонил запрос шлюза".to_owned(),
+                LookupError::OverShare { .. } => "слишком много одновременных обращений к ФРМР".to_owned(),
+            }),
+        }),
+    )
+}
+
+/// FRMR's answer about each signer, in order (the person, or why FRMR could not be asked),
+/// as a policy [`Answer`]: a finding for each signer FRMR answered about, a warning for each
+/// it did not. Intake (through the staff service) and `validate` (through an FRMR client of
+/// its own) both decide here.
+pub fn judge_signers(
+    signers: &[SignerToCheck],
+    organization: &Oid,
+    date: NaiveDate,
+    answers: impl IntoIterator<Item = Result<Option<egisz_contract::frmr::FrmrPerson>, String>>,
+) -> Answer {
     let mut answer = Answer::default();
-    for (signer, lookup) in signers.iter().zip(lookups) {
-        match lookup {
-            Ok(l) => answer.findings.extend(super::signers::judge(signer, organization, date, l.entry.person.as_ref())),
-            Err(e) => {
-                let why = match &e {
-                    LookupError::Unavailable { detail, .. } => detail.clone(),
-                    LookupError::Rejected => "ФРМР отклонил запрос шлюза".to_owned(),
-                    LookupError::OverShare { .. } => "слишком много одновременных обращений к ФРМР".to_owned(),
-                };
-                answer.unreachable.push(unchecked_signer(&signer.path, &why));
-            }
+    for (signer, person) in signers.iter().zip(answers) {
+        match person {
+            Ok(person) => answer.findings.extend(super::signers::judge(signer, organization, date, person.as_ref())),
+            Err(why) => answer.unreachable.push(unchecked_signer(&signer.path, &why)),
         }
     }
     answer
