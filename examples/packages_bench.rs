@@ -20,14 +20,11 @@ use std::time::{Duration, Instant};
 
 #[path = "support/bench.rs"]
 mod bench;
-use bench::{Args, Run, args, drive, mean_rps};
+use bench::{Args, Run, args, mean_rps};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{TimeZone, Utc};
-use egisz_contract::Oid;
-use egisz_gateway::auth::{self, Role, Scope};
-use egisz_gateway::config::Config;
 use egisz_gateway::validation::policy::{KindPolicies, Policy};
 use egisz_gost::test_pki::{SANDBOX_CA_SEED, TestCa, TestSigner};
 use egisz_packages::{Catalog, Layers};
@@ -164,53 +161,23 @@ fn signer(snils: &str) -> TestSigner {
 }
 
 async fn intake_run(a: &Args, packages_on: bool, round: usize) -> anyhow::Result<Run> {
-    let dir = tempfile::tempdir()?;
-    let database = bench::Database::create(&a.db, dir.path()).await?;
-    let env: Vec<(String, String)> = [
-        ("EGISZ__DATABASE__URL", database.url.clone()),
-        ("EGISZ__API__LISTEN", "127.0.0.1:0".to_owned()),
-        ("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0".to_owned()),
-        ("EGISZ__SANDBOX__API_KEY_FILE", dir.path().join("key").display().to_string()),
-        ("EGISZ__VALIDATION__PACKAGES_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/packages").to_owned()),
-        ("EGISZ__NSI__MODE", "off".to_owned()),
-        ("EGISZ__LOG__LEVEL", "warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let mut config = Config::load(None, &env)?;
-    config.validation.signers = KindPolicies { default: Policy::Block, by_kind: [(119, Policy::Off)].into() };
-    if !packages_on {
-        config.validation.xsd = KindPolicies::uniform(Policy::Off);
-        config.validation.schematron = KindPolicies::uniform(Policy::Off);
-    }
-    let gw = egisz_gateway::app::start(&config).await?;
-    let issued = auth::issue(
-        "bench",
-        [Role::Submitter].into_iter().collect(),
-        Scope::Only([Oid::parse(MO)?].into_iter().collect()),
-        egisz_gateway::now(),
-    );
-    gw.store().insert_client(&issued.client).await?;
     let author = signer(AUTHOR);
-    let body = |i: usize| {
+    let tweak = |config: &mut egisz_gateway::config::Config| {
+        config.validation.signers = KindPolicies { default: Policy::Block, by_kind: [(119, Policy::Off)].into() };
+        if !packages_on {
+            config.validation.xsd = KindPolicies::uniform(Policy::Off);
+            config.validation.schematron = KindPolicies::uniform(Policy::Off);
+        }
+    };
+    bench::intake_run(a, MO, tweak, |i| {
         let d = document(round * 10_000_000 + i, 30 * 1024);
         serde_json::json!({
             "kind": 119, "organization": MO, "document": B64.encode(d.as_bytes()),
             "signatures": [{"role": "1", "role_version": "2.4", "data": B64.encode(author.sign_cades_bes(d.as_bytes()))}],
         })
         .to_string()
-    };
-    let bodies: Vec<String> = (0..a.requests).map(body).collect();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
-    let url = format!("{}/api/v1/documents", gw.api_url());
-    // One document first: the package compiles at its kind's first document.
-    let warm = drive(&http, &url, &issued.key, &[body(a.requests + 1)], 1).await;
-    anyhow::ensure!(warm.errors == 0, "the warm-up document was not accepted");
-    let run = drive(&http, &url, &issued.key, &bodies, a.concurrency).await;
-    gw.shutdown().await;
-    database.drop_it().await?;
-    Ok(run)
+    })
+    .await
 }
 
 #[tokio::main(flavor = "multi_thread")]

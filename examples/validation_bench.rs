@@ -19,13 +19,12 @@ use std::time::Instant;
 
 #[path = "support/bench.rs"]
 mod bench;
-use bench::{Args, Run, args, drive, mean_rps};
+use bench::{Args, Run, args, mean_rps};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{TimeZone, Utc};
 use egisz_contract::{Oid, Snils};
-use egisz_gateway::auth::{self, Role, Scope};
 use egisz_gateway::config::{Config, VerifierChoice};
 use egisz_gateway::mappings::Mappings;
 use egisz_gateway::validation::policy::{KindPolicies, Policy};
@@ -190,34 +189,15 @@ fn per_document(rounds: usize) {
 }
 
 async fn intake_run(a: &Args, gost_on: bool, round: usize) -> anyhow::Result<Run> {
-    let dir = tempfile::tempdir()?;
-    let database = bench::Database::create(&a.db, dir.path()).await?;
-    let env: Vec<(String, String)> = [
-        ("EGISZ__DATABASE__URL", database.url.clone()),
-        ("EGISZ__API__LISTEN", "127.0.0.1:0".to_owned()),
-        ("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0".to_owned()),
-        ("EGISZ__SANDBOX__API_KEY_FILE", dir.path().join("key").display().to_string()),
-        ("EGISZ__NSI__MODE", "off".to_owned()),
-        ("EGISZ__LOG__LEVEL", "warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let mut config = Config::load(None, &env)?;
-    config.validation.signers = KindPolicies::uniform(Policy::Block);
-    if !gost_on {
-        config.validation.verifier = VerifierChoice::None;
-    }
-    let gw = egisz_gateway::app::start(&config).await?;
-    let issued = auth::issue(
-        "bench",
-        [Role::Submitter].into_iter().collect(),
-        Scope::Only([Oid::parse(MO)?].into_iter().collect()),
-        egisz_gateway::now(),
-    );
-    gw.store().insert_client(&issued.client).await?;
     let (sa, sl) = (signer(AUTHOR), signer(LEGAL));
-    let body = |i: usize| {
+    let tweak = |config: &mut Config| {
+        config.validation.signers = KindPolicies::uniform(Policy::Block);
+        if !gost_on {
+            config.validation.verifier = VerifierChoice::None;
+        }
+    };
+    // FRMR's answers are cached by the warm-up document, as in steady operation.
+    bench::intake_run(a, MO, tweak, |i| {
         let d = document(round * 10_000_000 + i);
         serde_json::json!({
             "kind": 40, "organization": MO, "document": B64.encode(d.as_bytes()),
@@ -227,17 +207,8 @@ async fn intake_run(a: &Args, gost_on: bool, round: usize) -> anyhow::Result<Run
             ],
         })
         .to_string()
-    };
-    let bodies: Vec<String> = (0..a.requests).map(body).collect();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
-    let url = format!("{}/api/v1/documents", gw.api_url());
-    // One document first, so that FRMR's answers are cached, as in steady operation.
-    let warm = drive(&http, &url, &issued.key, &[body(a.requests + 1)], 1).await;
-    anyhow::ensure!(warm.errors == 0, "the warm-up document was not accepted");
-    let run = drive(&http, &url, &issued.key, &bodies, a.concurrency).await;
-    gw.shutdown().await;
-    database.drop_it().await?;
-    Ok(run)
+    })
+    .await
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -1,5 +1,5 @@
 //! What the intake benchmarks share: their arguments, a closed-loop driver of
-//! `POST /api/v1/documents`, and a fresh database per run. Included by
+//! `POST /api/v1/documents`, a fresh database per run, and one run from start to stop. Included by
 //! `validation_bench.rs` and `packages_bench.rs` (`#[path]`), not an example of its own.
 
 use std::time::{Duration, Instant};
@@ -117,4 +117,50 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// One intake run on a fresh database: the gateway on free ports (NSI off, the packages of
+/// this checkout) with `tweak` applied to its configuration, a submitter key for
+/// `organization`, one warm-up document (`body(requests + 1)`, which compiles packages and
+/// fills caches as in steady operation), then `body(0..requests)` driven at `concurrency`.
+pub async fn intake_run(
+    a: &Args,
+    organization: &str,
+    tweak: impl FnOnce(&mut egisz_gateway::config::Config),
+    body: impl Fn(usize) -> String,
+) -> anyhow::Result<Run> {
+    use egisz_gateway::auth::{self, Role, Scope};
+    let dir = tempfile::tempdir()?;
+    let database = Database::create(&a.db, dir.path()).await?;
+    let env: Vec<(String, String)> = [
+        ("EGISZ__DATABASE__URL", database.url.clone()),
+        ("EGISZ__API__LISTEN", "127.0.0.1:0".to_owned()),
+        ("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0".to_owned()),
+        ("EGISZ__SANDBOX__API_KEY_FILE", dir.path().join("key").display().to_string()),
+        ("EGISZ__VALIDATION__PACKAGES_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/packages").to_owned()),
+        ("EGISZ__NSI__MODE", "off".to_owned()),
+        ("EGISZ__LOG__LEVEL", "warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let mut config = egisz_gateway::config::Config::load(None, &env)?;
+    tweak(&mut config);
+    let gw = egisz_gateway::app::start(&config).await?;
+    let issued = auth::issue(
+        "bench",
+        [Role::Submitter].into_iter().collect(),
+        Scope::Only([egisz_contract::Oid::parse(organization)?].into_iter().collect()),
+        egisz_gateway::now(),
+    );
+    gw.store().insert_client(&issued.client).await?;
+    let bodies: Vec<String> = (0..a.requests).map(&body).collect();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let url = format!("{}/api/v1/documents", gw.api_url());
+    let warm = drive(&http, &url, &issued.key, &[body(a.requests + 1)], 1).await;
+    anyhow::ensure!(warm.errors == 0, "the warm-up document was not accepted");
+    let run = drive(&http, &url, &issued.key, &bodies, a.concurrency).await;
+    gw.shutdown().await;
+    database.drop_it().await?;
+    Ok(run)
 }

@@ -130,13 +130,6 @@ impl Document {
         self.nodes.is_empty()
     }
 
-    /// Bytes held, roughly: for the memory figures.
-    pub fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.text.capacity()
-            + self.by_name.iter().map(|v| v.capacity() * 4).sum::<usize>()
-    }
-
     pub(crate) fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id as usize]
     }

@@ -136,7 +136,7 @@ pub struct ValidationReport {
 }
 
 impl ValidationReport {
-    /// The report of a refusal, or `None` for an answer that is not one (401, 403, 413…).
+    /// The report of a refusal (a `422`); any other answer (401, 403, 413…) stays the error.
     fn refused(kind: u32, e: ApiError) -> Result<Self, ApiError> {
         if e.status != StatusCode::UNPROCESSABLE_ENTITY {
             return Err(e);
@@ -401,7 +401,6 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Rea
     let Some(prepared) = checked.prepared.filter(|_| errors.is_empty()) else {
         return Err(errors.into_error().with_package(package_id.map(Into::into)));
     };
-    let package = package_id;
     let checksum = egisz_contract::remd::checksum(&content);
     let parts = prepared.parts.clone();
     let local_uid = parts.local_uid.clone();
@@ -436,6 +435,6 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Rea
         date,
         prepared,
         warnings: package_found.warnings,
-        package,
+        package: package_id,
     })
 }

@@ -33,13 +33,11 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct Package {
     pub id: PackageId,
+    /// The process's own copy the package was compiled from.
     pub dir: PathBuf,
-    pub files: usize,
     pub bytes: u64,
     schematron: Option<Schema>,
     pub stats: Option<Stats>,
-    /// How long checking and compiling took.
-    pub compile_time: Duration,
 }
 
 /// What the catalog knows of one kind.
@@ -102,8 +100,6 @@ pub struct Validation {
     pub not_checked: Vec<Violation>,
     /// The schematron did not run because the document failed its XSD (as REMD does).
     pub schematron_skipped: bool,
-    pub xsd_time: Duration,
-    pub schematron_time: Duration,
 }
 
 /// The packages of one directory.
@@ -175,6 +171,9 @@ impl Catalog {
     pub fn scan(&self) -> Result<ScanReport, String> {
         let dir = &self.settings.dir;
         let listing = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // The last good listing of each kind: unchanged files are not read again.
+        let previous: BTreeMap<u32, Listing> =
+            self.entries().iter().filter_map(|(k, e)| Some((*k, e.on_disk.as_ref()?.as_ref().ok()?.clone()))).collect();
         let mut seen = BTreeMap::new();
         for entry in listing {
             let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -182,7 +181,7 @@ impl Catalog {
             if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 continue;
             }
-            seen.insert(kind, package::list(kind, &entry.path(), &self.settings.limits));
+            seen.insert(kind, package::list(kind, &entry.path(), &self.settings.limits, previous.get(&kind)));
         }
         let mut report = ScanReport { kinds: seen.len(), ..ScanReport::default() };
         let mut reload = Vec::new();
@@ -195,8 +194,10 @@ impl Catalog {
             report.removed = removed;
             for (kind, listed) in seen {
                 let entry = entries.entry(kind).or_default();
+                // Files already refused are not compiled again at every scan.
                 if let (Some(current), Ok(new)) = (&entry.in_force, &listed)
                     && current.id.sha256 != new.id.sha256
+                    && entry.failed.as_ref().is_none_or(|(sha, _)| *sha != new.id.sha256)
                 {
                     reload.push(kind);
                 }
@@ -277,16 +278,14 @@ impl Catalog {
                 let package = Arc::new(Package {
                     id: listing.id.clone(),
                     dir: copy.dir,
-                    files: listing.files.len(),
                     bytes: listing.bytes,
                     schematron,
                     stats,
-                    compile_time: started.elapsed(),
                 });
                 tracing::info!(
                     kind,
                     package = listing.id.short(),
-                    compile_ms = package.compile_time.as_millis() as u64,
+                    compile_ms = started.elapsed().as_millis() as u64,
                     "rule package in force"
                 );
                 entry.in_force = Some(Arc::clone(&package));
@@ -381,7 +380,6 @@ impl Catalog {
         };
         let mut out = Validation { package: Some(package.id.clone()), ..Validation::default() };
         if layers.xsd {
-            let started = Instant::now();
             let shared = Arc::new(document.to_vec());
             match self.pool.validate(kind, &package.id.sha256, &package.dir.join("CDA.xsd"), shared) {
                 Ok(errors) => {
@@ -406,7 +404,6 @@ impl Catalog {
                     format!("проверка по XSD пакета вида {kind} не выполнена: {why}"),
                 )),
             }
-            out.xsd_time = started.elapsed();
         }
         if layers.schematron
             && let Some(schema) = &package.schematron
@@ -415,9 +412,7 @@ impl Catalog {
                 out.schematron_skipped = true;
                 return Some(out);
             }
-            let started = Instant::now();
             self.run_schematron(kind, schema, document, &mut out);
-            out.schematron_time = started.elapsed();
         }
         Some(out)
     }

@@ -53,6 +53,9 @@ pub struct Listing {
     /// Relative paths and sizes.
     pub files: Vec<(String, u64)>,
     pub bytes: u64,
+    /// Each file's path, size and modification time as the listing found them: a package
+    /// whose stamp has not changed is not read and hashed again.
+    stamp: Vec<(String, u64, Option<std::time::SystemTime>)>,
 }
 
 /// Why a package was refused.
@@ -77,7 +80,7 @@ fn walk(
     at: &Path,
     depth: usize,
     limits: &PackageLimits,
-    out: &mut Vec<(String, PathBuf, u64)>,
+    out: &mut Vec<(String, PathBuf, u64, Option<std::time::SystemTime>)>,
 ) -> Result<(), PackageError> {
     if depth > limits.max_depth {
         return Err(PackageError::OverLimit(format!("вложенность каталогов больше {}", limits.max_depth)));
@@ -91,9 +94,9 @@ fn walk(
         if kind.is_dir() {
             walk(root, &path, depth + 1, limits, out)?;
         } else if kind.is_file() {
-            let size = entry.metadata().map_err(|e| PackageError::Io(e.to_string()))?.len();
+            let meta = entry.metadata().map_err(|e| PackageError::Io(e.to_string()))?;
             let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-            out.push((rel, path, size));
+            out.push((rel, path, meta.len(), meta.modified().ok()));
             if out.len() > limits.max_files {
                 return Err(PackageError::OverLimit(format!("больше {} файлов", limits.max_files)));
             }
@@ -152,11 +155,25 @@ pub fn snapshot(listing: &Listing, root: &Path) -> Result<Listing, PackageError>
     Ok(Listing { dir, ..listing.clone() })
 }
 
-/// Reads and hashes the package of `kind` in `dir`.
-pub fn list(kind: u32, dir: &Path, limits: &PackageLimits) -> Result<Listing, PackageError> {
+/// Reads and hashes the package of `kind` in `dir`; `previous` (the last listing of the same
+/// directory) is returned as it is when no file's size or modification time changed.
+pub fn list(
+    kind: u32,
+    dir: &Path,
+    limits: &PackageLimits,
+    previous: Option<&Listing>,
+) -> Result<Listing, PackageError> {
     let mut files = Vec::new();
     walk(dir, dir, 0, limits, &mut files)?;
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    let stamp: Vec<(String, u64, Option<std::time::SystemTime>)> =
+        files.iter().map(|(rel, _, size, modified)| (rel.clone(), *size, *modified)).collect();
+    if let Some(previous) = previous
+        && previous.dir == dir
+        && previous.stamp == stamp
+    {
+        return Ok(previous.clone());
+    }
     let bytes: u64 = files.iter().map(|f| f.2).sum();
     if bytes > limits.max_bytes {
         return Err(PackageError::OverLimit(format!("{bytes} байт, допустимо {}", limits.max_bytes)));
@@ -167,7 +184,7 @@ pub fn list(kind: u32, dir: &Path, limits: &PackageLimits) -> Result<Listing, Pa
     let sch_name = format!("{kind}.sch");
     let mut hash = Sha256::new();
     let mut version = None;
-    for (rel, path, _) in &files {
+    for (rel, path, ..) in &files {
         let content = std::fs::read(path).map_err(|e| PackageError::Io(format!("{rel}: {e}")))?;
         hash_file(&mut hash, rel, &content);
         if *rel == sch_name {
@@ -178,8 +195,9 @@ pub fn list(kind: u32, dir: &Path, limits: &PackageLimits) -> Result<Listing, Pa
     Ok(Listing {
         id: PackageId { kind, sha256: hex::encode(hash.finalize()), version, schematron },
         dir: dir.to_owned(),
-        files: files.into_iter().map(|(rel, _, size)| (rel, size)).collect(),
+        files: files.into_iter().map(|(rel, _, size, _)| (rel, size)).collect(),
         bytes,
+        stamp,
     })
 }
 

@@ -98,10 +98,6 @@ impl XsdPool {
         XsdPool { jobs, threads }
     }
 
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
     /// Validates `document` against the schema of the package (`kind`, `sha256`) whose entry
     /// point is `entry`. Blocks: call it from a blocking thread.
     pub fn validate(

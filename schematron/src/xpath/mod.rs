@@ -222,17 +222,6 @@ impl Expr {
         found
     }
 
-    /// Whether `current()` occurs anywhere in the expression.
-    pub fn uses_current(&self) -> bool {
-        let mut found = false;
-        self.visit(&mut |e| {
-            if matches!(e, Expr::Call(Func::Current, _)) {
-                found = true;
-            }
-        });
-        found
-    }
-
     /// Calls `f` on this expression and every expression inside it.
     pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
@@ -393,7 +382,7 @@ pub struct Env<'a> {
     pub doc: &'a Document,
     /// For each name the schema interned, the document's id of it (if the document has it).
     pub names: &'a [Option<NameId>],
-    /// The schema's names, for wildcard tests by namespace or local name.
+    /// The package's own regular expressions, compiled with it.
     pub regexes: &'a regex::Cache,
     pub fuel: &'a Fuel,
     /// Regular expressions built from the document's own values (`matches(@a, @b)`).

@@ -350,26 +350,26 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Expr, SyntaxError> {
-        self.chain("or", Self::and, Expr::Or)
+        self.chain(Self::and, |p| p.is_word("or").then_some(()), |(), a, b| Expr::Or(a, b))
     }
 
     fn and(&mut self) -> Result<Expr, SyntaxError> {
-        self.chain("and", Self::comparison, Expr::And)
+        self.chain(Self::comparison, |p| p.is_word("and").then_some(()), |(), a, b| Expr::And(a, b))
     }
 
-    /// `next (word next)*`, nested to the left; each link counts towards the nesting limit.
-    fn chain(
+    /// `next (op next)*`, nested to the left; each link counts towards the nesting limit.
+    fn chain<O>(
         &mut self,
-        word: &str,
         next: fn(&mut Self) -> Result<Expr, SyntaxError>,
-        make: fn(Box<Expr>, Box<Expr>) -> Expr,
+        op: fn(&Self) -> Option<O>,
+        make: fn(O, Box<Expr>, Box<Expr>) -> Expr,
     ) -> Result<Expr, SyntaxError> {
         let depth = self.depth;
         let mut e = next(self)?;
-        while self.is_word(word) {
+        while let Some(o) = op(self) {
             self.at += 1;
             self.enter()?;
-            e = make(Box::new(e), Box::new(next(self)?));
+            e = make(o, Box::new(e), Box::new(next(self)?));
         }
         self.depth = depth;
         Ok(e)
@@ -410,45 +410,33 @@ impl Parser<'_> {
     }
 
     fn additive(&mut self) -> Result<Expr, SyntaxError> {
-        let depth = self.depth;
-        let mut e = self.multiplicative()?;
-        loop {
-            let op = if self.is_sym("+") {
-                '+'
-            } else if self.is_sym("-") {
-                '-'
+        let op = |p: &Self| {
+            if p.is_sym("+") {
+                Some('+')
+            } else if p.is_sym("-") {
+                Some('-')
             } else {
-                break;
-            };
-            self.at += 1;
-            self.enter()?;
-            e = Expr::Arith(op, Box::new(e), Box::new(self.multiplicative()?));
-        }
-        self.depth = depth;
-        Ok(e)
+                None
+            }
+        };
+        self.chain(Self::multiplicative, op, Expr::Arith)
     }
 
     fn multiplicative(&mut self) -> Result<Expr, SyntaxError> {
-        let depth = self.depth;
-        let mut e = self.union()?;
-        loop {
-            let op = if self.is_sym("*") {
-                '*'
-            } else if self.is_word("div") {
-                '/'
-            } else if self.is_word("idiv") {
-                '\\'
-            } else if self.is_word("mod") {
-                '%'
+        let op = |p: &Self| {
+            if p.is_sym("*") {
+                Some('*')
+            } else if p.is_word("div") {
+                Some('/')
+            } else if p.is_word("idiv") {
+                Some('\\')
+            } else if p.is_word("mod") {
+                Some('%')
             } else {
-                break;
-            };
-            self.at += 1;
-            self.enter()?;
-            e = Expr::Arith(op, Box::new(e), Box::new(self.union()?));
-        }
-        self.depth = depth;
-        Ok(e)
+                None
+            }
+        };
+        self.chain(Self::union, op, Expr::Arith)
     }
 
     fn union(&mut self) -> Result<Expr, SyntaxError> {
