@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use egisz_contract::remd::{Coded, PersonalSignature, SignatureData};
 use egisz_contract::{Oid, Snils};
 use egisz_gateway::config::Config;
-use egisz_gateway::relay::quota::Grant;
+use egisz_gateway::quota::{self, Grant};
 use egisz_gateway::submission::NewSubmission;
 use egisz_sandbox::{Balancer, FrmrSandbox, FrmrSandboxConfig, RemdSandbox, RemdSandboxConfig};
 
@@ -309,7 +309,8 @@ async fn bucket_cost(takes: usize) -> anyhow::Result<()> {
 
     let started = Instant::now();
     for _ in 0..takes {
-        let grant = store.quota_reserve("bench", 1e9, 1_000_000, max_wait, egisz_gateway::now()).await?;
+        let row = store.quota_reserve("bench", 1e9, 1_000_000, max_wait, egisz_gateway::now()).await?;
+        let grant = quota::from_row(row, 1e9, max_wait);
         anyhow::ensure!(matches!(grant, Grant::At(_)), "{grant:?}");
     }
     let shared = started.elapsed().as_secs_f64() * 1e6 / takes as f64;

@@ -23,9 +23,9 @@ use crate::api::{self, ApiSettings, AppState};
 use crate::auth::{self, Authenticator, Role, Scope};
 use crate::circuit::CircuitBreaker;
 use crate::config::{Config, ServiceMode};
+use crate::lifecycle::schedule::RetryPolicy;
 use crate::mappings::Mappings;
 use crate::metrics::Metrics;
-use crate::relay::schedule::RetryPolicy;
 use crate::relay::{Relay, RelaySettings};
 use crate::remd_listener::{self, ListenerState};
 use crate::serve::Admission;
@@ -400,7 +400,7 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
             );
         }
     }
-    let app = api::router(state);
+    let app = api::router(state.clone(), crate::console::routes(state));
     let api_task = tokio::spawn(crate::serve::serve(
         listener,
         app,

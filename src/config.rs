@@ -20,6 +20,9 @@ use chrono::FixedOffset;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+pub use crate::serve::ListenerLimits;
+pub use crate::store::DatabaseConfig;
+
 /// The embedded default configuration (also the documentation of every key).
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -53,16 +56,6 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    /// `sqlite://…` or `postgres://…`.
-    pub url: String,
-    pub max_connections: u32,
-    pub acquire_timeout: Duration,
-    /// Most documents sharing one commit.
-    pub group_commit_max: usize,
-}
-
-#[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
     pub max_batch_items: usize,
@@ -74,19 +67,6 @@ pub struct ApiConfig {
     /// `POST /api/v1/documents/validate` calls per minute per client.
     pub validate_per_minute: u32,
     pub limits: ListenerLimits,
-}
-
-/// How a listener bounds its clients: connections, and time to send a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenerLimits {
-    pub max_connections: usize,
-    pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
-    /// How long the body of one request may take to arrive (shorter than `request_timeout`,
-    /// so that a slow client gets 408, not the 504 of a slow gateway).
-    pub body_read_timeout: Duration,
-    pub request_timeout: Duration,
-    pub body_limit_bytes: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -8,7 +8,8 @@
 //! - [`config`] — the three configuration layers and their checks;
 //! - [`telemetry`] — logging setup (personal data never reaches it: see `egisz_contract::Personal`);
 //! - [`store`] — durable state behind one trait, with SQLite and PostgreSQL implementations;
-//! - [`auth`] — API clients, their keys, roles and organisation scope;
+//! - [`clients`] — API clients, their keys, roles and organisation scope (the records);
+//! - [`auth`] — a presented key checked against the stored clients;
 //! - [`staff`] — staff verification: verdict rules, the database cache, coalescing, fair
 //!   shares of FRMR between intake and each API client (taken in turns), and the circuit
 //!   breaker in front of FRMR;
@@ -26,9 +27,10 @@
 //! - [`remd_listener`] — REMD's calls to the gateway, and the trust rule of their results;
 //! - [`serve`] — how every listener serves connections: the connection cap, header-read
 //!   and idle timeouts, admission by address;
-//! - [`relay`] — the outbox dispatcher: REMD's quota (reserved slots, the cluster's on
-//!   PostgreSQL), claims with leases taking turns between organisations, REMD calls,
-//!   reconciliation;
+//! - [`relay`] — the outbox dispatcher: claims with leases taking turns between
+//!   organisations, REMD calls paced by REMD's quota, reconciliation;
+//! - [`quota`] — an upstream's quota: the token bucket callers reserve slots from (pure;
+//!   the cluster's on PostgreSQL) and the one client the relay and the staff service use;
 //! - [`metrics`] — the Prometheus registry, also the adapters' call observer;
 //! - [`nsi`] — the dictionaries kept current from NSI (schedule, once per cluster; CLI),
 //!   the shipped copies the fallback;
@@ -42,6 +44,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod circuit;
+pub mod clients;
 pub mod config;
 pub mod console;
 pub mod lifecycle;
@@ -50,6 +53,7 @@ pub mod memo;
 pub mod metrics;
 pub mod nsi;
 pub mod ops;
+pub mod quota;
 pub mod relay;
 pub mod remd_listener;
 pub mod serve;

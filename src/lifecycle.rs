@@ -39,7 +39,9 @@ use egisz_contract::remd::{RegisterAck, RegisterResult, RegistryItem, RemdMessag
 use rand::Rng;
 
 use crate::mappings::{GatewayCode, Mappings, decisive};
-use crate::relay::schedule::{Hint, Next, RetryPolicy, next_attempt, next_check};
+pub mod schedule;
+
+use self::schedule::{Hint, Next, RetryPolicy, next_attempt, next_check};
 use crate::submission::{Disposition, Status, SubmissionError, SubmissionRecord, Transition};
 
 /// The times the lifecycle works with (configuration `[relay]`).
@@ -166,6 +168,51 @@ pub fn intake_detail(warnings: &[crate::submission::IntakeWarning]) -> String {
     }
     let listed: Vec<String> = warnings.iter().map(|w| format!("{} ({}): {}", w.rule, w.remd_code, w.message)).collect();
     format!("{INTAKE_DETAIL} с предупреждениями: {}", listed.join("; "))
+}
+
+/// Intake's idempotency: a document whose `(organization, local_uid)` already has a
+/// submission is that submission again when its bytes are the same (the MIS repeated its
+/// call), and a conflict when they differ. `stored` is the existing submission's document.
+pub fn repeated(existing: SubmissionRecord, stored: &[u8], offered: &[u8]) -> crate::submission::Intake {
+    if stored == offered {
+        crate::submission::Intake::Existing(existing)
+    } else {
+        crate::submission::Intake::Conflict(existing)
+    }
+}
+
+/// What one document of an intake batch is, by its key, before anything is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Its key has a stored submission (the index into the stored ones): [`repeated`].
+    Stored(usize),
+    /// The first of its key in the batch, and new: to be stored.
+    First,
+    /// A later document of a key an earlier one in the batch (its index) stores: [`repeated`]
+    /// of that one.
+    RepeatOf(usize),
+}
+
+/// [`Seen`] of each of `batch`'s keys, given the keys that have a stored submission.
+pub fn seen<K: Eq + std::hash::Hash>(batch: &[K], stored: &[K]) -> Vec<Seen> {
+    let stored: std::collections::HashMap<&K, usize> = stored.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut first_of: std::collections::HashMap<&K, usize> = std::collections::HashMap::new();
+    batch
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            if let Some(s) = stored.get(k) {
+                return Seen::Stored(*s);
+            }
+            match first_of.entry(k) {
+                std::collections::hash_map::Entry::Occupied(e) => Seen::RepeatOf(*e.get()),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(i);
+                    Seen::First
+                }
+            }
+        })
+        .collect()
 }
 
 /// The detail of REMD pulling the file (an event of `awaiting_result`, not a state).

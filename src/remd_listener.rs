@@ -28,7 +28,7 @@ use egisz_contract::remd::{RegisterResult, ResultStatus};
 use egisz_remd::{DocumentFile, Envelope, Fault, FaultCode, Incoming, ReplyHeader, SoapVersion};
 use tower::ServiceBuilder;
 
-use crate::config::ListenerLimits;
+use crate::serve::ListenerLimits;
 
 use crate::lifecycle::{Decision, Happening, PULL_DETAIL};
 use crate::metrics::{Metrics, ResultLabels};

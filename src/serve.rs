@@ -45,7 +45,24 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::config::ListenerLimits;
+/// How a listener bounds its clients: connections, and time to send a request. Read by the
+/// configuration from each listener's section (`[api]`, `[remd_listener]`, `[console]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Connections served at once (`max_connections`); past it new ones wait in the backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (`header_read_timeout_ms`).
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no request (`idle_timeout`).
+    pub idle_timeout: Duration,
+    /// How long the body of one request may take to arrive (`body_read_timeout_ms`; shorter
+    /// than `request_timeout`, so that a slow client gets 408, not the 504 of a slow gateway).
+    pub body_read_timeout: Duration,
+    /// How long one request may take, answer included (`request_timeout_ms`).
+    pub request_timeout: Duration,
+    /// The largest request body taken, in bytes (`body_limit_bytes`).
+    pub body_limit_bytes: usize,
+}
 
 /// Refusals being written at once; further refused peers are disconnected without one.
 pub const REFUSALS_AT_ONCE: usize = 64;

@@ -1,5 +1,5 @@
 //! The cluster-wide token bucket on PostgreSQL: the one statement agrees with the pure
-//! arithmetic of `relay::quota` step by step (time passed in, so exactly), and concurrent
+//! arithmetic of `quota` step by step (time passed in, so exactly), and concurrent
 //! takers — as several instances would be — never get more than the bucket holds.
 
 mod common;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::{Db, TestDb};
-use egisz_gateway::relay::quota::{self, Grant};
+use egisz_gateway::quota::{self, Grant};
 use egisz_gateway::store::Store;
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -54,7 +54,7 @@ async fn the_statement_is_the_arithmetic() {
         let reservation = quota::reserve(model, at(ms), rate, burst, max_wait);
         model = reservation.bucket();
         let expected = Grant::from(reservation);
-        let got = store.quota_reserve("test", rate, burst, max_wait, at(ms)).await.unwrap();
+        let got = reserve(&*store, "test", rate, burst, max_wait, at(ms)).await;
         let close = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_micros(10);
         match (expected, got) {
             (Grant::At(e), Grant::At(g)) if close(quota::until(e, g), quota::until(g, e)) => {}
@@ -63,10 +63,7 @@ async fn the_statement_is_the_arithmetic() {
         }
     }
     // Buckets are per upstream.
-    assert_eq!(
-        store.quota_reserve("another", rate, burst, Duration::ZERO, at(5300)).await.unwrap(),
-        Grant::At(at(5300))
-    );
+    assert_eq!(reserve(&*store, "another", rate, burst, Duration::ZERO, at(5300)).await, Grant::At(at(5300)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,14 +72,12 @@ async fn concurrent_callers_get_one_slot_each() {
     let store = store(&db).await;
     let now = at(0);
     // 3 "instances" × 8 workers, all at the same instant, willing to wait 1 s: the burst (less
-    // the margin of one, relay::quota::capacity) at once, then one slot every 100 ms, no two
+    // the margin of one, quota::capacity) at once, then one slot every 100 ms, no two
     // the same, up to the second; the rest turned away.
     let tasks: Vec<_> = (0..24)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(
-                async move { store.quota_reserve("remd", 10.0, 5, Duration::from_secs(1), now).await.unwrap() },
-            )
+            tokio::spawn(async move { reserve(&*store, "remd", 10.0, 5, Duration::from_secs(1), now).await })
         })
         .collect();
     let mut slots = Vec::new();
@@ -101,8 +96,7 @@ async fn concurrent_callers_get_one_slot_each() {
     let later = at(10_000);
     let mut again = 0;
     for _ in 0..12 {
-        again +=
-            usize::from(store.quota_reserve("remd", 10.0, 5, Duration::ZERO, later).await.unwrap() == Grant::At(later));
+        again += usize::from(reserve(&*store, "remd", 10.0, 5, Duration::ZERO, later).await == Grant::At(later));
     }
     assert_eq!(again, 4, "the bucket holds at most its capacity, however long it rested");
 }
@@ -133,4 +127,16 @@ async fn remd_calls_and_frmr_lookups_draw_from_their_buckets() {
         sqlx::query_scalar("SELECT upstream FROM rate_buckets ORDER BY upstream").fetch_all(&mut conn).await.unwrap();
     assert_eq!(buckets, ["frmr", "remd"]);
     env.shutdown().await;
+}
+
+/// The store's answer, read as its callers read it (`quota::from_row`).
+async fn reserve(
+    store: &dyn egisz_gateway::store::Store,
+    upstream: &str,
+    rate: f64,
+    burst: u32,
+    max_wait: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Grant {
+    quota::from_row(store.quota_reserve(upstream, rate, burst, max_wait, now).await.unwrap(), rate, max_wait)
 }

@@ -13,10 +13,10 @@ use egisz_contract::remd::{
 };
 use egisz_contract::{Failure, Oid, Personal};
 use egisz_gateway::config::Config;
+use egisz_gateway::lifecycle::schedule::RetryPolicy;
 use egisz_gateway::lifecycle::{Sweep, sweep};
 use egisz_gateway::mappings::Mappings;
 use egisz_gateway::metrics::Metrics;
-use egisz_gateway::relay::schedule::RetryPolicy;
 use egisz_gateway::relay::{Relay, RelaySettings};
 use egisz_gateway::store::{self, Store};
 use egisz_gateway::submission::{Disposition, Intake, NewSubmission, Status};

@@ -177,3 +177,93 @@ fn migrations_only_expand_unless_they_say_they_contract() {
     }
     assert_eq!(problems, Vec::<String>::new());
 }
+
+/// The migrations' numbers and names of one engine, in order.
+fn versions(engine: &str) -> Vec<(i64, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(engine);
+    let mut found: Vec<(i64, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().trim_end_matches(".sql").to_owned();
+            let (version, description) = name.split_once('_').unwrap();
+            (version.parse().unwrap(), description.to_owned())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// "Schema N" means the same on both engines: the too-new check, the logs and an operator
+/// comparing two databases speak of one list.
+#[test]
+fn both_engines_number_their_migrations_alike() {
+    assert_eq!(versions("sqlite"), versions("postgres"));
+}
+
+/// A database migrated before the numbers were the same on both engines (SQLite numbered
+/// fair_claims 0003 and periodic_tasks 0004) opens with this release: its records take
+/// today's numbers, the one it lacks (0003, rate_buckets: nothing on SQLite) is applied,
+/// and what it holds stays.
+#[tokio::test]
+async fn an_sqlite_database_numbered_the_old_way_upgrades() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).unwrap();
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for (version, description) in versions("sqlite") {
+        let renamed = match version {
+            20261203000003 => continue,
+            20261203000004 => 20261203000003,
+            20261203000005 => 20261203000004,
+            v => v,
+        };
+        std::fs::copy(
+            here.join(format!("{version}_{description}.sql")),
+            old.join(format!("{renamed}_{description}.sql")),
+        )
+        .unwrap();
+    }
+    let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let mut conn = sqlx::SqliteConnection::connect_with(&options.create_if_missing(true)).await.unwrap();
+        sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+        sqlx::query("INSERT INTO periodic_tasks (name, last_run_at, instance) VALUES ('nsi', 1, 'gw-1')")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let numbered: Vec<(i64, String)> =
+            sqlx::query_as("SELECT version, description FROM _sqlx_migrations WHERE version BETWEEN 20261203000003 AND 20261203000005 ORDER BY version")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(numbered, [(20261203000003, "fair claims".into()), (20261203000004, "periodic tasks".into())]);
+    }
+    let config = egisz_gateway::config::Config::load(None, &[("EGISZ__DATABASE__URL".into(), url.clone())]).unwrap();
+    let store = egisz_gateway::store::connect(&config.database).await.expect("the old numbering upgrades");
+    store.readiness().await.unwrap();
+    // Connecting again finds nothing to do.
+    egisz_gateway::store::connect(&config.database).await.unwrap().readiness().await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let recorded: Vec<(i64, String)> =
+        sqlx::query_as("SELECT version, description FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let expected: Vec<(i64, String)> =
+        versions("postgres").into_iter().map(|(v, d)| (v, d.replace('_', " "))).collect();
+    assert_eq!(recorded, expected);
+    let kept: i64 = sqlx::query_scalar("SELECT last_run_at FROM periodic_tasks WHERE name = 'nsi'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1, "what the database held stays");
+    // The periodic task claims still work on the renumbered schema.
+    assert!(
+        !store
+            .claim_periodic("nsi", "gw-2", egisz_gateway::now(), chrono::DateTime::from_timestamp_millis(0).unwrap())
+            .await
+            .unwrap()
+    );
+}

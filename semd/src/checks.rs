@@ -19,12 +19,10 @@
 use chrono::{DateTime, FixedOffset, TimeDelta};
 use egisz_contract::{Oid, SnilsError};
 
-use crate::header::{AssignedPerson, CdaHeader, InstanceId, PersonName, SnilsField, SnilsId};
+use crate::header::{AssignedPerson, CdaHeader, InstanceId, PersonName, SNILS_ROOT, SnilsField, SnilsId};
 use crate::time::TimePrecision;
 use crate::violation::{Violation, rules};
 
-/// The SNILS root (`id/@root` of the identifier that carries a SNILS).
-pub const SNILS_ROOT: &str = "1.2.643.100.3";
 /// NSI 1.2.643.5.1.13.13.11.1522, the document types (`ClinicalDocument/code`).
 pub const DOCUMENT_TYPES: &str = "1.2.643.5.1.13.13.11.1522";
 /// NSI 1.2.643.5.1.13.13.99.2.285, confidentiality levels.

@@ -26,6 +26,9 @@ use quick_xml::reader::NsReader;
 use crate::time::{Hl7Time, TimeError};
 use crate::violation::{Violation, rules};
 
+/// The SNILS root (`id/@root` of the identifier that carries a SNILS).
+pub const SNILS_ROOT: &str = "1.2.643.100.3";
+
 /// The HL7 v3 namespace every CDA element lives in.
 pub const HL7_NS: &str = "urn:hl7-org:v3";
 /// The largest document accepted, in bytes. TMK protocols are a few tens of kilobytes.
@@ -930,7 +933,7 @@ fn patient_start(p: &mut PatientRole, rest: &[&str], local: &str, a: &Attrs) {
             // The SNILS by its root, wherever it stands: some kinds (160) give the patient
             // no MIS identifier, the SNILS being the only `id`.
             p.id_count += 1;
-            if a.root.as_deref().map(str::trim) == Some(crate::checks::SNILS_ROOT) && p.snils_id.is_none() {
+            if a.root.as_deref().map(str::trim) == Some(SNILS_ROOT) && p.snils_id.is_none() {
                 p.snils_id = Some(a.snils_id());
             } else if p.local_id.is_none() {
                 p.local_id = Some(a.ii());

@@ -52,10 +52,11 @@ pub mod test_pki;
 pub mod time;
 mod violation;
 
-pub use checks::{CLOCK_SKEW, Expectations, SNILS_ROOT, check, parse_and_check};
+pub use checks::{CLOCK_SKEW, Expectations, check, parse_and_check};
 pub use derive::{RequestParts, SignerParts, register_request_parts};
 pub use dictionaries::{Dictionaries, Entry, check_dictionaries};
 pub use header::CdaHeader;
+pub use header::SNILS_ROOT;
 pub use signature::{
     DigestAlgorithm, DigestStatus, DocumentDigests, KeyUsage, ParsedSignature, SignatureVerifier, SignerCertificate,
     SignerMatch, check_org_signature, check_org_signature_with, check_personal_signatures, check_signature,

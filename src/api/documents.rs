@@ -320,7 +320,8 @@ impl Filters {
                 })
                 .ok(),
         };
-        let mut time = |raw: &Option<String>, name: &str| super::ops::region_time(raw.as_deref(), name, offset, errors);
+        let mut time =
+            |raw: &Option<String>, name: &str| super::params::region_time(raw.as_deref(), name, offset, errors);
         let from = time(&self.from, "from");
         let to = time(&self.to, "to");
         Ok(ListFilter {

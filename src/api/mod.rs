@@ -9,6 +9,7 @@ mod extract;
 pub mod intake;
 mod openapi;
 pub mod ops;
+pub mod params;
 pub mod problem;
 mod service;
 pub mod staff;
@@ -96,8 +97,9 @@ pub struct AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The API router with its middleware.
-pub fn router(state: AppState) -> Router {
+/// The API router with its middleware, serving `pages` (the ops console) beside the API
+/// under the same middleware.
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let settings = state.settings.clone();
     Router::new()
         .route("/healthz", get(service::healthz))
@@ -113,7 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ops/audit", get(ops::audit))
         .route("/api/v1/ops/summary", get(ops::summary))
         .route("/api/v1/reports/remd", get(ops::remd_report))
-        .merge(crate::console::routes(state.clone()))
+        .merge(pages)
         .route("/api/v1/staff/verify", post(staff::verify_batch))
         .route("/api/v1/staff/{snils}", get(staff::get_staff))
         .fallback(service::fallback)

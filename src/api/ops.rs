@@ -6,13 +6,14 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
 use super::documents::{DocumentStatus, Filters, store_error};
 use super::extract::{ApiPath, ApiQuery, Caller};
+use super::params::region_time;
 use super::problem::{ApiError, FieldError, Problem};
 use crate::auth::{Role, Scope};
 use crate::circuit::Health;
@@ -300,38 +301,6 @@ pub fn visible_to(who: &crate::auth::Principal) -> Option<(Vec<egisz_contract::O
 }
 
 /// The years a date in a query may name (a typo like `20266` is an error, not a panic).
-const YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
-
-/// RFC 3339, or a date meaning midnight in the region's time; years 2000–2100.
-pub fn region_time(
-    raw: Option<&str>,
-    name: &str,
-    offset: FixedOffset,
-    errors: &mut Vec<FieldError>,
-) -> Option<DateTime<Utc>> {
-    use chrono::Datelike;
-    let s = raw.map(str::trim).filter(|s| !s.is_empty())?;
-    let parsed = match DateTime::parse_from_rfc3339(s) {
-        Ok(t) => Some(t.with_timezone(&Utc)),
-        Err(_) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .and_then(|m| m.and_local_timezone(offset).single())
-            .map(|t| t.to_utc()),
-    };
-    match parsed {
-        Some(t) if YEARS.contains(&t.year()) => Some(t),
-        _ => {
-            errors.push(FieldError::new(
-                "datetime",
-                name,
-                format!("время в RFC 3339 или дата ГГГГ-ММ-ДД (годы 2000–2100), получено {s:?}"),
-            ));
-            None
-        }
-    }
-}
-
 /// A federal service as the gateway sees it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceHealth {

@@ -40,26 +40,7 @@ impl From<egisz_semd::Violation> for FieldError {
     }
 }
 
-/// The ministry's rule package a document was checked against: its identity, as `/readyz`
-/// and `check-config` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct RulePackage {
-    /// NSI 1520 kind id.
-    pub kind: u32,
-    /// SHA-256 of the package's files (hex).
-    pub sha256: String,
-    /// The schematron's own description line, if it has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    /// Whether the package has a schematron.
-    pub schematron: bool,
-}
-
-impl From<egisz_packages::PackageId> for RulePackage {
-    fn from(p: egisz_packages::PackageId) -> Self {
-        Self { kind: p.kind, sha256: p.sha256, version: p.version, schematron: p.schematron }
-    }
-}
+pub use crate::validation::report::RulePackage;
 
 /// The failed rules of one request as they are found: each (rule, path, message) once, in
 /// the order found, the first [`FieldErrors::MAX_REPORTED`] kept and the rest only counted. Linear in

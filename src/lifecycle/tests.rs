@@ -400,3 +400,21 @@ fn judging_results() {
     r.relates_to_message = "earlier".into();
     assert_eq!(judge_result(Some(&sub), &r), Judgement::Reject("not_current"));
 }
+
+#[test]
+fn a_repeated_document_is_the_same_submission_only_with_the_same_bytes() {
+    let existing = record("uid-1");
+    assert_eq!(repeated(existing.clone(), b"<a/>", b"<a/>"), crate::submission::Intake::Existing(existing.clone()));
+    assert_eq!(repeated(existing.clone(), b"<a/>", b"<b/>"), crate::submission::Intake::Conflict(existing));
+}
+
+#[test]
+fn a_batch_sees_each_key_once_stored_first_or_repeated() {
+    let batch = ["a", "b", "a", "c", "b", "a"];
+    let stored = ["c"];
+    assert_eq!(
+        seen(&batch, &stored),
+        [Seen::First, Seen::First, Seen::RepeatOf(0), Seen::Stored(0), Seen::RepeatOf(1), Seen::RepeatOf(0)]
+    );
+    assert!(seen::<&str>(&[], &stored).is_empty());
+}

@@ -1,5 +1,5 @@
 //! The relay's workers: each claims one due submission in a short transaction, reserves its
-//! slot in REMD's quota ([`super::quota`]: the cluster's bucket on PostgreSQL, this
+//! slot in REMD's quota ([`crate::quota`]: the cluster's bucket on PostgreSQL, this
 //! process's on SQLite), calls REMD outside any transaction at that slot, and records what
 //! [`crate::lifecycle`] decides about the outcome in a second short transaction guarded by
 //! its lease.
@@ -15,12 +15,12 @@ use rand::rngs::StdRng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::quota::Grant;
-use super::schedule::RetryPolicy;
 use crate::circuit::{CircuitBreaker, Health};
+use crate::lifecycle::schedule::RetryPolicy;
 use crate::lifecycle::{self, Decision, Happening, Rules, Sweep, Timing};
 use crate::mappings::Mappings;
 use crate::metrics::Metrics;
+use crate::quota::QuotaClient;
 use crate::store::Store;
 use crate::submission::{Claimed, Disposition, Status, SubmissionRecord};
 
@@ -80,9 +80,8 @@ pub struct Relay {
     remd: Arc<dyn RemdRegistry>,
     mappings: Arc<Mappings>,
     metrics: Arc<Metrics>,
-    /// This process's bucket: the quota on SQLite, and on PostgreSQL while the database's
-    /// cannot be read.
-    local_quota: Mutex<super::quota::Bucket>,
+    /// REMD's quota: the cluster's on PostgreSQL, this process's on SQLite.
+    quota: QuotaClient,
     settings: RelaySettings,
     wake: Arc<Notify>,
     rng: Mutex<StdRng>,
@@ -107,11 +106,11 @@ impl Relay {
             retry: settings.retry,
         };
         Self {
-            store,
+            store: Arc::clone(&store),
             remd,
             mappings,
             metrics,
-            local_quota: Mutex::new(super::quota::full(crate::now(), settings.burst)),
+            quota: QuotaClient::new(store, REMD_QUOTA, settings.rate_per_second, settings.burst, QUOTA_MAX_WAIT),
             timing,
             remd_health: CircuitBreaker::new(REMD_FAILURES_TO_OPEN, Duration::from_secs(60)),
             settings,
@@ -492,66 +491,16 @@ impl Relay {
 
     /// Waits for this call's slot in REMD's quota, right before the call, so that what REMD
     /// sees is what the quota allows (a token taken earlier, before database work of varying
-    /// length, would let calls bunch up). The slot is reserved (`relay::quota`): callers go
-    /// in the order they asked, one every `1/rate`, and a caller woken more than half a slot late
-    /// gives its slot up and reserves again. On a database every instance shares
-    /// (PostgreSQL) the bucket is the cluster's (`remd.rate_per_second` is the cluster's); on
-    /// SQLite, or while the shared one cannot be read, this process's.
+    /// length, would let calls bunch up): `crate::quota::QuotaClient`. On a database every
+    /// instance shares (PostgreSQL) the bucket is the cluster's (`remd.rate_per_second` is the
+    /// cluster's); on SQLite, or while the shared one cannot be read, this process's.
     async fn call_slot(&self) {
-        use super::quota::{late, until};
-        let started = tokio::time::Instant::now();
-        let rate = self.settings.rate_per_second;
-        let mut missed = 0;
-        loop {
-            let slot = if self.store.shares_quotas() {
-                loop {
-                    let now = crate::now();
-                    match self.store.quota_reserve(REMD_QUOTA, rate, self.settings.burst, QUOTA_MAX_WAIT, now).await {
-                        Ok(Grant::At(slot)) => break slot,
-                        Ok(Grant::Busy(again)) => {
-                            // Jitter, so that the workers turned away do not all ask again at once.
-                            let jitter = {
-                                use rand::Rng;
-                                let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-                                rng.random_range(0.0..=0.5)
-                            };
-                            tokio::time::sleep(again.mul_f64(1.0 + jitter)).await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "relay: the shared REMD quota could not be read; paced by this instance alone");
-                            break self.local_slot(now);
-                        }
-                    }
-                }
-            } else {
-                self.local_slot(crate::now())
-            };
-            tokio::time::sleep(until(slot, crate::now())).await;
-            if missed >= super::quota::MAX_SLOTS_MISSED || !late(slot, crate::now(), rate) {
-                break;
-            }
-            missed += 1;
-            // Woken too late (a busy machine): REMD would see this call next to the next
-            // slot's. The slot is given up; a new one reserved.
+        let waited = self.quota.slot().await;
+        for _ in 0..waited.missed {
             self.count("slot_missed");
         }
-        let waited = started.elapsed();
-        if waited > Duration::from_millis(1) {
-            egisz_contract::CallObserver::rate_limit_waited(&*self.metrics, "remd", waited);
-        }
-    }
-
-    /// The next slot of this process's bucket (it waits as long as it takes).
-    fn local_slot(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        use super::quota::{Reservation, reserve};
-        let mut bucket = self.local_quota.lock().unwrap_or_else(|p| p.into_inner());
-        match reserve(*bucket, now, self.settings.rate_per_second, self.settings.burst, Duration::MAX) {
-            Reservation::Slot(next, slot) => {
-                *bucket = next;
-                slot
-            }
-            // Not for a caller that waits as long as it takes; were it so, nothing is reserved.
-            Reservation::Busy(_, again) => now + chrono::Duration::from_std(again).unwrap_or_default(),
+        if waited.waited > Duration::from_millis(1) {
+            egisz_contract::CallObserver::rate_limit_waited(&*self.metrics, "remd", waited.waited);
         }
     }
 

@@ -12,7 +12,7 @@ use super::shares::{Admission, Asker, SharePolicy, Shares, Ticket};
 use crate::circuit::{CircuitBreaker, Health};
 use crate::memo::Memo;
 use crate::metrics::Metrics;
-use crate::relay::quota::Grant;
+use crate::quota::QuotaClient;
 use crate::store::{CachedLookup, Store};
 
 /// How long cached FRMR answers are trusted, and how long a caller waits for FRMR.
@@ -124,9 +124,9 @@ struct Inner {
     gate: Gate,
     /// Copies of fresh database entries, so repeated checks skip the database.
     memo: Memo<Key, CachedLookup>,
-    /// FRMR's calls per second and burst for the whole cluster, when the store shares
-    /// quotas (PostgreSQL): each lookup takes a token from the shared bucket first.
-    cluster_quota: Option<(f64, u32)>,
+    /// FRMR's quota for the whole cluster, when the store shares quotas (PostgreSQL): each
+    /// lookup waits for its slot first.
+    cluster_quota: Option<QuotaClient>,
 }
 
 /// The bucket of FRMR's lookups in the shared quota table.
@@ -170,7 +170,8 @@ impl StaffService {
         if let Some(inner) = Arc::get_mut(&mut self.inner)
             && inner.store.shares_quotas()
         {
-            inner.cluster_quota = Some((rate, burst.max(1)));
+            inner.cluster_quota =
+                Some(QuotaClient::new(Arc::clone(&inner.store), FRMR_QUOTA, rate, burst.max(1), FRMR_QUOTA_MAX_WAIT));
         }
         self
     }
@@ -451,21 +452,9 @@ impl Inner {
             return Err(FlightError::Internal);
         }
         let permit = self.breaker.try_acquire().map_err(FlightError::CircuitOpen)?;
-        if let Some((rate, burst)) = self.cluster_quota {
-            // In the cluster's queue for FRMR, in the order asked (relay::quota).
-            loop {
-                match self.store.quota_reserve(FRMR_QUOTA, rate, burst, FRMR_QUOTA_MAX_WAIT, crate::now()).await {
-                    Ok(Grant::At(slot)) => {
-                        tokio::time::sleep(crate::relay::quota::until(slot, crate::now())).await;
-                        break;
-                    }
-                    Ok(Grant::Busy(again)) => tokio::time::sleep(again).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "staff: the shared FRMR quota could not be read; paced by this instance alone");
-                        break;
-                    }
-                }
-            }
+        if let Some(quota) = &self.cluster_quota {
+            // In the cluster's queue for FRMR, in the order asked (crate::quota).
+            quota.slot().await;
         }
         let result = self.frmr.person_full(organization, snils).await;
         match &result {

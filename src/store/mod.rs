@@ -1,36 +1,47 @@
-//! Durable state behind one trait, [`Store`], with two implementations:
-//! [`sqlite::SqliteStore`] (the embedded default) and [`postgres::PgStore`] (production,
-//! several instances). One contract test suite (`tests/store_contract.rs`) runs against
-//! both.
+//! Durable state behind one trait, [`Store`], written once for two engines: SQLite
+//! ([`SqliteStore`], the embedded default) and PostgreSQL ([`PgStore`], production, several
+//! instances). The control flow — recording an event, the guarded transition, intake of a
+//! batch, the claim, the sweeps, REMD's calls, the operators' changes — is written once
+//! against [`engine::Engine`]; each engine supplies only what really differs: SQL text where
+//! the dialects part, its codecs (times, ids, lists) and the paths only it has. One contract
+//! test suite (`tests/store_contract.rs`, `tests/outbox_contract.rs`) runs against both.
 //!
-//! Rules every implementation keeps: migrations are embedded and applied by [`Store::migrate`];
-//! writing transactions are short and never span a call to an outside service; SQLite
-//! writing transactions start with `BEGIN IMMEDIATE`; a commit is on disk when it returns
-//! (SQLite `synchronous=FULL`; PostgreSQL `synchronous_commit` not `off`, checked at start
-//! through [`Store::durability`]). [`GroupCommit`] lets concurrent intakes share a commit.
+//! Rules every engine keeps: migrations are embedded, numbered the same on both engines, and
+//! applied by [`Store::migrate`]; writing transactions are short and never span a call to an
+//! outside service; SQLite writing transactions start with `BEGIN IMMEDIATE`; a commit is on
+//! disk when it returns (SQLite `synchronous=FULL`; PostgreSQL `synchronous_commit` not
+//! `off`, checked at start through [`Store::durability`]). [`GroupCommit`] lets concurrent
+//! intakes share a commit. The stores hold statements and nothing else: every state change
+//! takes its transition and guard from `crate::lifecycle`, intake its idempotency
+//! (`lifecycle::repeated`, `lifecycle::seen`), a quota its arithmetic from `crate::quota`.
 //!
 //! ## Layout
 //!
 //! - this module — [`Store`] (clients, the FRMR cache, readiness, the instance's id, the
 //!   cluster's quotas, periodic tasks claimed once per cluster, NSI copies), connection,
 //!   errors, the check that refuses a schema newer than this binary;
+//! - `core.rs` — [`Store`] for every engine;
 //! - `outbox.rs` — [`Outbox`]: submissions, documents, timeline, REMD's calls, claims and
-//!   the sweeps; SQL in `sqlite_outbox.rs` and `postgres_outbox.rs`. Every state change takes
-//!   its transition and guard from `crate::lifecycle`; the stores hold no rule of their own;
+//!   the sweeps, and its implementation for every engine;
 //! - `ops.rs` — [`OpsStore`]: operators' changes with their audit entry, the audit log, the
-//!   queue's figures (counts kept by triggers), the report's counts, console sign-ins; SQL
-//!   in `sqlite_ops.rs` and `postgres_ops.rs`;
+//!   queue's figures (counts kept by triggers), the report's counts, console sign-ins, and
+//!   its implementation for every engine;
+//! - `engine.rs` — `Engine`: what differs between the engines (transactions, the dialects'
+//!   SQL, the engine-only paths);
+//! - `sql.rs` — the engine-neutral statement surface: values to bind, rows to read, `$N`
+//!   placeholders on both engines;
+//! - `sqlite.rs`, `postgres.rs` — the two engines: connection, codecs, SQL; PostgreSQL's
+//!   batch insert, `SKIP LOCKED`, advisory locks, `LISTEN/NOTIFY` and shared quota statement;
 //! - `group_commit.rs` — [`GroupCommit`].
 
+mod core;
+mod engine;
 mod group_commit;
 mod ops;
 mod outbox;
 mod postgres;
-mod postgres_ops;
-mod postgres_outbox;
+pub(crate) mod sql;
 mod sqlite;
-mod sqlite_ops;
-mod sqlite_outbox;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,10 +49,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use egisz_contract::frmr::FrmrPerson;
 use egisz_contract::{Oid, Snils};
-use uuid::Uuid;
 
-use crate::auth::{ClientRecord, NewClient};
-use crate::config::DatabaseConfig;
+use crate::clients::{ClientRecord, NewClient};
 
 pub use group_commit::{CommitBatch, GroupCommit};
 pub use ops::{ConsoleSession, OpsStore};
@@ -122,18 +131,14 @@ pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
 
     /// How many intake transactions are worth running at once (group commit's committers):
     /// 1 where writers queue for one lock (SQLite).
-    fn parallel_writers(&self) -> usize {
-        1
-    }
+    fn parallel_writers(&self) -> usize;
 
     /// Claims `instance_id` for this process while the returned guard lives, so that two
     /// running instances never share one (each takes back "its own" leases at start).
     /// PostgreSQL: a session advisory lock, waited for up to `wait` (a killed predecessor's
     /// session takes a moment to end), then `NotReady`. SQLite: one process per file; always
     /// granted.
-    async fn hold_instance(&self, _instance_id: &str, _wait: Duration) -> Result<InstanceGuard, StoreError> {
-        Ok(InstanceGuard(Box::new(())))
-    }
+    async fn hold_instance(&self, instance_id: &str, wait: Duration) -> Result<InstanceGuard, StoreError>;
 
     async fn insert_client(&self, client: &NewClient) -> Result<(), StoreError>;
     /// A client by the public part of its key, revoked or not.
@@ -147,11 +152,9 @@ pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
     /// (PostgreSQL `LISTEN`); `None` where there is no such channel (SQLite: one process).
     fn spawn_outbox_listener(
         &self,
-        _wake: Arc<tokio::sync::Notify>,
-        _stop: tokio_util::sync::CancellationToken,
-    ) -> Option<tokio::task::JoinHandle<()>> {
-        None
-    }
+        wake: Arc<tokio::sync::Notify>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>>;
 
     async fn staff_cache_get(&self, snils: &Snils, organization: &Oid) -> Result<Option<CachedLookup>, StoreError>;
     /// Inserts or replaces the entry of `(snils, organization)`.
@@ -161,24 +164,20 @@ pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
 
     /// Whether this engine holds quotas shared by every instance on it ([`Store::quota_reserve`]).
     /// SQLite serves one process, whose in-process limiter is the quota.
-    fn shares_quotas(&self) -> bool {
-        false
-    }
+    fn shares_quotas(&self) -> bool;
 
     /// Reserves one call's token in the cluster-wide bucket of `upstream` (`rate` per second,
-    /// `burst` at most), at `now`, waiting at most `max_wait` behind the callers already
-    /// served: the arithmetic of [`crate::relay::quota::reserve`]. One statement, one round
-    /// trip.
+    /// `burst` at most, one held back), at `now`, waiting at most `max_wait` behind the
+    /// callers already served: the arithmetic of `crate::quota::reserve`, in one statement,
+    /// one round trip. The bucket after it, as stored.
     async fn quota_reserve(
         &self,
-        _upstream: &str,
-        _rate: f64,
-        _burst: u32,
-        _max_wait: Duration,
-        _now: DateTime<Utc>,
-    ) -> Result<crate::relay::quota::Grant, StoreError> {
-        Err(StoreError::NotReady("this database engine holds no shared quotas".into()))
-    }
+        upstream: &str,
+        rate: f64,
+        burst: u32,
+        max_wait: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<QuotaRow, StoreError>;
 
     /// Claims this run of the periodic `task` for `instance` at `now`, unless some instance
     /// on the database ran it after `due_before` (`crate::nsi::due_before`): `true` when this
@@ -198,6 +197,16 @@ pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
     async fn nsi_latest(&self) -> Result<Vec<NsiCopy>, StoreError>;
 }
 
+/// A shared bucket after a reservation ([`Store::quota_reserve`]): its tokens (below zero, those
+/// promised to callers waiting), when it was refilled last, and whether the reservation took
+/// a token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuotaRow {
+    pub tokens: f64,
+    pub refilled_at: DateTime<Utc>,
+    pub granted: bool,
+}
+
 /// A dictionary version as fetched from NSI: its rows as `(code, name)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NsiCopy {
@@ -205,6 +214,21 @@ pub struct NsiCopy {
     pub version: String,
     pub fetched_at: DateTime<Utc>,
     pub rows: Vec<(String, String)>,
+}
+
+/// The database (configuration `[database]`), read by the configuration.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `url`: `sqlite://<path>` (default `sqlite://data/egisz-gateway.db`) or
+    /// `postgres://user@host:port/dbname`.
+    pub url: String,
+    /// `max_connections`: the pool's size, in connections (default 8).
+    pub max_connections: u32,
+    /// `acquire_timeout_ms`: how long a query waits for a free connection or (SQLite) for
+    /// the write lock (default 5,000 ms).
+    pub acquire_timeout: Duration,
+    /// `group_commit_max`: the most documents sharing one commit (default 64).
+    pub group_commit_max: usize,
 }
 
 /// Opens the store that `config.url` names (creating an SQLite file and its directory if
@@ -247,12 +271,11 @@ fn check_applied(migrator: &sqlx::migrate::Migrator, applied: &[(i64, bool)]) ->
     Ok(())
 }
 
-fn person_to_json(person: &Option<FrmrPerson>) -> Result<Option<serde_json::Value>, StoreError> {
-    person.as_ref().map(serde_json::to_value).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn person_from_json(value: Option<serde_json::Value>) -> Result<Option<FrmrPerson>, StoreError> {
-    value.map(serde_json::from_value).transpose().map_err(|e| StoreError::Corrupt(format!("staff_cache.person: {e}")))
+/// The migrations recorded as applied: `(version, success)`.
+async fn applied<C: sql::Exec>(conn: &mut C) -> Result<Vec<(i64, bool)>, StoreError> {
+    use sql::Read;
+    let rows = conn.fetch_all("SELECT version, success FROM _sqlx_migrations", vec![]).await?;
+    rows.iter().map(|r| Ok((r.int("version")?, r.flag("success")?))).collect()
 }
 
 /// What kind of decoding error, without the value (which may be personal data).
@@ -263,10 +286,6 @@ fn error_kind(e: &sqlx::Error) -> &'static str {
         sqlx::Error::ColumnDecode { .. } => "column decode",
         _ => "database",
     }
-}
-
-fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("api_clients.id: {e}")))
 }
 
 /// How long a pool waits for a connection before giving up.

@@ -1,21 +1,25 @@
 //! The embedded default: one SQLite file in WAL mode with `synchronous=FULL` on every
-//! connection, so that a commit is on disk when it returns. Times are epoch milliseconds.
+//! connection, so that a commit is on disk when it returns. The [`Engine`]: times are epoch
+//! milliseconds, ids text, lists JSON arrays read with `json_each`; writers of this process
+//! queue for one turn, and writing transactions begin `IMMEDIATE`, so two writers never
+//! deadlock on a lock upgrade. SQL and codecs only: the control flow is the store's.
 
-use std::collections::BTreeSet;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use egisz_contract::{Oid, Snils};
-use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::types::Json;
+use sqlx::{Row, Sqlite};
+use uuid::Uuid;
 
-use super::{Backend, CachedLookup, Durability, Store, StoreError};
-use crate::auth::{ClientRecord, NewClient, Role, Scope};
+use super::engine::Engine;
+use super::sql::{Arg, Exec, Read, Sql, read_alike};
+use super::{Backend, Durability, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -30,11 +34,11 @@ pub struct SqliteStore {
     max_connections: u32,
 }
 
-pub(super) fn ms(t: DateTime<Utc>) -> i64 {
+fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-pub(super) fn from_ms(v: i64) -> Result<DateTime<Utc>, StoreError> {
+fn from_ms(v: i64) -> Result<DateTime<Utc>, StoreError> {
     Utc.timestamp_millis_opt(v).single().ok_or_else(|| StoreError::Corrupt(format!("time {v}")))
 }
 
@@ -81,64 +85,230 @@ impl SqliteStore {
         Ok(Self { pool, writer: Default::default(), max_connections })
     }
 
-    pub(super) fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
     /// The turn to write (hold it until the write is committed).
-    pub(super) async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+    async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
         std::sync::Arc::clone(&self.writer).lock_owned().await
     }
 
-    /// A writing transaction: this process's turn, then `BEGIN IMMEDIATE`.
-    pub(super) async fn begin_write(
-        &self,
-    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, sqlx::Transaction<'static, sqlx::Sqlite>), StoreError> {
-        let turn = self.write_turn().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok((turn, tx))
-    }
-
-    pub(super) fn client_from_row(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
-        let roles: Json<BTreeSet<Role>> = row.try_get("roles")?;
-        let orgs: Json<BTreeSet<Oid>> = row.try_get("organizations")?;
-        let all: bool = row.try_get("all_organizations")?;
-        let revoked: Option<i64> = row.try_get("revoked_at")?;
-        Ok(ClientRecord {
-            id: super::parse_uuid(row.try_get("id")?)?,
-            name: row.try_get("name")?,
-            key_id: row.try_get("key_id")?,
-            key_hash: row.try_get("key_hash")?,
-            roles: roles.0,
-            scope: if all { Scope::All } else { Scope::Only(orgs.0) },
-            created_at: from_ms(row.try_get("created_at")?)?,
-            revoked_at: revoked.map(from_ms).transpose()?,
-        })
+    /// Databases migrated before the schema numbers were the same on both engines recorded
+    /// `fair_claims` as 20261203000003 and `periodic_tasks` as 20261203000004 (PostgreSQL's
+    /// 0003 is `rate_buckets`, which SQLite has no need of). Their records take the numbers
+    /// of today, in one transaction, before the migrator runs; it then applies the new 0003
+    /// (`rate_buckets`, nothing to create) as any migration not applied yet. Same files, same
+    /// checksums: only the numbers change.
+    async fn renumber(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let old: Option<String> =
+            sqlx::query_scalar("SELECT description FROM _sqlx_migrations WHERE version = 20261203000003")
+                .fetch_optional(&mut *tx)
+                .await
+                .unwrap_or(None);
+        if old.as_deref() == Some("fair claims") {
+            for (from, to, what) in RENUMBERED {
+                sqlx::query("UPDATE _sqlx_migrations SET version = $1 WHERE version = $2 AND description = $3")
+                    .bind(to)
+                    .bind(from)
+                    .bind(what)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tracing::info!("schema versions renumbered as on PostgreSQL (fair_claims 0004, periodic_tasks 0005)");
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 
-#[async_trait::async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
+/// `(old version, new version, description)`, in an order where no two rows meet.
+const RENUMBERED: [(i64, i64, &str); 2] =
+    [(20261203000004, 20261203000005, "periodic tasks"), (20261203000003, 20261203000004, "fair claims")];
+
+/// A writing transaction with this process's turn to write.
+pub struct Write {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Deref for Write {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
     }
+}
+
+impl DerefMut for Write {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+fn bind<'q>(
+    q: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+    arg: Arg<'q>,
+) -> Result<sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>, StoreError> {
+    Ok(match arg {
+        Arg::Text(v) => q.bind(v),
+        Arg::Int(v) => q.bind(v),
+        Arg::Bool(v) => q.bind(v),
+        Arg::Time(v) => q.bind(v.map(ms)),
+        Arg::Id(v) => q.bind(v.map(|u| u.to_string())),
+        Arg::Json(v) => q.bind(v.map(|raw| String::from(Box::<str>::from(raw)))),
+        Arg::Bytes(v) => q.bind(v),
+        Arg::Texts(v) => q.bind(json_list(&v)?),
+        Arg::Ids(v) => q.bind(json_list(&v.iter().map(Uuid::to_string).collect::<Vec<_>>())?),
+    })
+}
+
+fn json_list<T: serde::Serialize>(v: &[T]) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn query<'q>(
+    sql: &'q str,
+    args: Vec<Arg<'q>>,
+) -> Result<sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>, StoreError> {
+    args.into_iter().try_fold(sqlx::query(sql), bind)
+}
+
+#[async_trait::async_trait]
+impl Exec for SqliteConnection {
+    type Row = SqliteRow;
+
+    async fn execute(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Result<u64, StoreError> {
+        Ok(query(sql, args)?.execute(self).await?.rows_affected())
+    }
+
+    async fn fetch_all(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<SqliteRow>, StoreError> {
+        Ok(query(sql, args)?.fetch_all(self).await?)
+    }
+
+    async fn fetch_optional(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Result<Option<SqliteRow>, StoreError> {
+        Ok(query(sql, args)?.fetch_optional(self).await?)
+    }
+}
+
+impl Read for SqliteRow {
+    read_alike!();
+    fn int(&self, col: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn time(&self, col: &str) -> Result<DateTime<Utc>, StoreError> {
+        from_ms(self.try_get(col)?)
+    }
+    fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.try_get::<Option<i64>, _>(col)?.map(from_ms).transpose()
+    }
+    fn id(&self, col: &str) -> Result<Uuid, StoreError> {
+        parse_id(col, self.try_get(col)?)
+    }
+    fn opt_id(&self, col: &str) -> Result<Option<Uuid>, StoreError> {
+        self.try_get::<Option<&str>, _>(col)?.map(|v| parse_id(col, v)).transpose()
+    }
+}
+
+fn parse_id(col: &str, v: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(v).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+#[async_trait::async_trait]
+impl Engine for SqliteStore {
+    type Conn = SqliteConnection;
+    type Write = Write;
+    type Pooled = sqlx::pool::PoolConnection<Sqlite>;
+    type Turn = tokio::sync::OwnedMutexGuard<()>;
+
+    const BACKEND: Backend = Backend::Sqlite;
+
+    async fn write(&self) -> Result<Write, StoreError> {
+        let turn = self.write_turn().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Write { tx, _turn: turn })
+    }
+
+    async fn commit(w: Write) -> Result<(), StoreError> {
+        Ok(w.tx.commit().await?)
+    }
+
+    async fn rollback(w: Write) -> Result<(), StoreError> {
+        Ok(w.tx.rollback().await?)
+    }
+
+    async fn pooled(&self) -> Result<Self::Pooled, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    async fn turn(&self) -> Self::Turn {
+        self.write_turn().await
+    }
+
+    fn any(expr: &str, placeholder: &str) -> String {
+        format!("{expr} IN (SELECT value FROM json_each({placeholder}))")
+    }
+
+    const SKIP_LOCKED: &'static str = "";
+
+    fn errors_contain<'a>(q: &mut Sql<'a>, field: &'static str, value: &'a str) -> Result<String, StoreError> {
+        let p = q.arg(value);
+        Ok(format!(
+            "EXISTS (SELECT 1 FROM json_each(submissions.errors) e WHERE json_extract(e.value, '$.{field}') = {p})"
+        ))
+    }
+
+    fn keyset(op: &str, at: &str, id: &str) -> String {
+        format!("(created_at {op} {at} OR (created_at = {at} AND id {op} {id}))")
+    }
+
+    fn claim_fair(states: &str) -> String {
+        // A skip scan over the organisations of the due index, then each one's earliest.
+        format!(
+            "WITH RECURSIVE orgs(o) AS (
+                 SELECT (SELECT organization FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
+                         ORDER BY organization LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT s.organization FROM submissions s
+                         WHERE s.next_attempt_at IS NOT NULL AND s.next_attempt_at <= $1 AND s.organization > orgs.o
+                         ORDER BY s.organization LIMIT 1)
+                 FROM orgs WHERE orgs.o IS NOT NULL)
+             SELECT (SELECT id FROM submissions WHERE organization = g.o AND next_attempt_at IS NOT NULL
+                         AND next_attempt_at <= $1 AND status IN ({states}) ORDER BY next_attempt_at, id LIMIT 1) AS id,
+                    (SELECT status FROM submissions WHERE organization = g.o AND next_attempt_at IS NOT NULL
+                         AND next_attempt_at <= $1 AND status IN ({states}) ORDER BY next_attempt_at, id LIMIT 1) AS status
+             FROM orgs g LEFT JOIN organization_turns t ON t.organization = g.o
+             WHERE g.o IS NOT NULL AND id IS NOT NULL
+             ORDER BY t.last_claimed_at IS NOT NULL, t.last_claimed_at, g.o
+             LIMIT $2"
+        )
+    }
+
+    fn claim_more(states: &str) -> String {
+        format!(
+            "SELECT id, status FROM submissions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
+                 AND status IN ({states}) AND id NOT IN (SELECT value FROM json_each($3))
+             ORDER BY next_attempt_at, id LIMIT $2"
+        )
+    }
+
+    fn created_day<'a>(q: &mut Sql<'a>, utc_offset_seconds: i32) -> String {
+        let p = q.arg(i64::from(utc_offset_seconds) * 1000);
+        format!("(created_at + {p}) / 86400000")
+    }
+
+    const COUNTS: &'static str = "submission_counts";
 
     async fn migrate(&self) -> Result<(), StoreError> {
         // Absent before the first migration: nothing applied yet.
         let applied: Vec<i64> =
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations").fetch_all(&self.pool).await.unwrap_or_default();
         super::check_not_newer(&MIGRATOR, &applied)?;
+        if !applied.is_empty() {
+            self.renumber().await?;
+        }
         MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
 
     async fn readiness(&self) -> Result<(), StoreError> {
-        let rows = sqlx::query("SELECT version, success FROM _sqlx_migrations").fetch_all(&self.pool).await?;
-        let applied: Vec<(i64, bool)> = rows
-            .iter()
-            .map(|r| Ok((r.try_get("version")?, r.try_get("success")?)))
-            .collect::<Result<_, sqlx::Error>>()?;
-        super::check_applied(&MIGRATOR, &applied)
+        super::check_applied(&MIGRATOR, &super::applied(&mut *self.pool.acquire().await?).await?)
     }
 
     async fn durability(&self) -> Result<Durability, StoreError> {
@@ -162,161 +332,8 @@ impl Store for SqliteStore {
         Ok(Durability { settings, durable })
     }
 
-    async fn insert_client(&self, c: &NewClient) -> Result<(), StoreError> {
-        let (all, orgs) = match &c.scope {
-            Scope::All => (true, BTreeSet::new()),
-            Scope::Only(set) => (false, set.clone()),
-        };
-        let (_turn, mut tx) = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO api_clients (id, name, key_id, key_hash, roles, organizations, all_organizations, created_at, revoked_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(c.id.to_string())
-        .bind(&c.name)
-        .bind(&c.key_id)
-        .bind(&c.key_hash)
-        .bind(Json(&c.roles))
-        .bind(Json(&orgs))
-        .bind(all)
-        .bind(ms(c.created_at))
-        .bind(c.revoked_at.map(ms))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn client_by_key_id(&self, key_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        sqlx::query("SELECT * FROM api_clients WHERE key_id = ?")
-            .bind(key_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(Self::client_from_row)
-            .transpose()
-    }
-
-    async fn nsi_save(&self, copy: &super::NsiCopy) -> Result<(), StoreError> {
-        let (_turn, mut tx) = self.begin_write().await?;
-        sqlx::query("INSERT OR REPLACE INTO nsi_dictionaries (oid, version, fetched_at, rows) VALUES (?, ?, ?, ?)")
-            .bind(&copy.oid)
-            .bind(&copy.version)
-            .bind(ms(copy.fetched_at))
-            .bind(sqlx::types::Json(&copy.rows))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn nsi_latest(&self) -> Result<Vec<super::NsiCopy>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT oid, version, fetched_at, rows FROM nsi_dictionaries d
-             WHERE fetched_at = (SELECT MAX(fetched_at) FROM nsi_dictionaries WHERE oid = d.oid) ORDER BY oid",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let entries: sqlx::types::Json<Vec<(String, String)>> = r.try_get("rows")?;
-                Ok(super::NsiCopy {
-                    oid: r.try_get("oid")?,
-                    version: r.try_get("version")?,
-                    fetched_at: from_ms(r.try_get("fetched_at")?)?,
-                    rows: entries.0,
-                })
-            })
-            .collect()
-    }
-
-    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        sqlx::query("SELECT * FROM api_clients ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Self::client_from_row)
-            .collect()
-    }
-
-    async fn revoke_client(&self, id_or_key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (_turn, mut tx) = self.begin_write().await?;
-        let done =
-            sqlx::query("UPDATE api_clients SET revoked_at = ? WHERE (id = ? OR key_id = ?) AND revoked_at IS NULL")
-                .bind(ms(at))
-                .bind(id_or_key_id)
-                .bind(id_or_key_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        tx.commit().await?;
-        Ok(done > 0)
-    }
-
-    async fn staff_cache_get(&self, snils: &Snils, organization: &Oid) -> Result<Option<CachedLookup>, StoreError> {
-        let Some(row) = sqlx::query("SELECT person, fetched_at FROM staff_cache WHERE snils = ? AND organization = ?")
-            .bind(snils.as_str())
-            .bind(organization.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let person: Option<Json<serde_json::Value>> = row.try_get("person")?;
-        Ok(Some(CachedLookup {
-            snils: snils.clone(),
-            organization: organization.clone(),
-            person: super::person_from_json(person.map(|j| j.0))?,
-            fetched_at: from_ms(row.try_get("fetched_at")?)?,
-        }))
-    }
-
-    async fn staff_cache_put(&self, e: &CachedLookup) -> Result<(), StoreError> {
-        let person = super::person_to_json(&e.person)?;
-        let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO staff_cache (snils, organization, person, fetched_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (snils, organization) DO UPDATE SET person = excluded.person, fetched_at = excluded.fetched_at
-             WHERE excluded.fetched_at >= staff_cache.fetched_at",
-        )
-        .bind(e.snils.as_str())
-        .bind(e.organization.as_str())
-        .bind(person.map(Json))
-        .bind(ms(e.fetched_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn claim_periodic(
-        &self,
-        task: &str,
-        instance: &str,
-        now: DateTime<Utc>,
-        due_before: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let claimed = sqlx::query(
-            "INSERT INTO periodic_tasks (name, last_run_at, instance) VALUES (?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, instance = excluded.instance
-             WHERE periodic_tasks.last_run_at <= ?",
-        )
-        .bind(task)
-        .bind(ms(now))
-        .bind(instance)
-        .bind(ms(due_before))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(claimed == 1)
-    }
-
-    async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
-        Ok(sqlx::query("DELETE FROM staff_cache WHERE fetched_at < ?")
-            .bind(ms(before))
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+    fn parallel_writers(&self) -> usize {
+        // Writers queue for one lock.
+        1
     }
 }

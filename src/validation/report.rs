@@ -7,6 +7,27 @@ use serde::Serialize;
 
 use crate::submission::IntakeWarning;
 
+/// The ministry's rule package a document was checked against: its identity, as `/readyz`
+/// and `check-config` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RulePackage {
+    /// NSI 1520 kind id.
+    pub kind: u32,
+    /// SHA-256 of the package's files (hex).
+    pub sha256: String,
+    /// The schematron's own description line, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether the package has a schematron.
+    pub schematron: bool,
+}
+
+impl From<egisz_packages::PackageId> for RulePackage {
+    fn from(p: egisz_packages::PackageId) -> Self {
+        Self { kind: p.kind, sha256: p.sha256, version: p.version, schematron: p.schematron }
+    }
+}
+
 /// The outcome of validating one document.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -17,7 +38,7 @@ pub struct Report {
     pub organization: String,
     /// The ministry's rule package the document was checked against, if its kind has one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub package: Option<crate::api::problem::RulePackage>,
+    pub package: Option<RulePackage>,
     /// What REMD would refuse the document for (the `findings` of
     /// `POST /api/v1/documents/validate`, the `errors` of a refused intake).
     pub findings: Vec<Violation>,

@@ -199,7 +199,7 @@ pub fn test_config(db_url: &str, frmr: &FrmrSandbox) -> Config {
 }
 
 /// Calls the REMD emulator may count above the rate and burst in one second, measured at
-/// its arrival times: the relay reserves slots exactly (`relay::quota`, tested with time
+/// its arrival times: the relay reserves slots exactly (`quota`, tested with time
 /// passed in), but a call woken within half a slot of its time reaches the emulator later
 /// on a loaded machine, next to the following slot's call. A missing limiter, or one per
 /// caller, shows tens above.

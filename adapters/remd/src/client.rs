@@ -14,10 +14,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::classify::{self, Operation};
-use crate::config::redacted_url;
 use crate::dom::MAX_MESSAGE_BYTES;
 use crate::model::{SoapVersion, new_message_id};
 use crate::{RemdClientConfig, RemdClientError, SERVICE, write};
+use egisz_http::redacted_url;
 
 /// What the client accepts in answers.
 const ACCEPT_SOAP: &str = "application/soap+xml, text/xml;q=0.9";

@@ -8,7 +8,9 @@
 //! to reserves nothing and asks again later. Pure: the bucket, the time and the settings
 //! come in; [`reserve`] says when the call may go. The PostgreSQL store applies the same
 //! arithmetic in one statement (so that every instance draws from one bucket); this module
-//! is its specification and what the tests of that statement compare with.
+//! is its specification and what the tests of that statement compare with. [`QuotaClient`]
+//! (`client.rs`) is the one client of a quota: the relay's for REMD, the staff service's for
+//! FRMR.
 //!
 //! The upstream counts calls as they arrive, not as they were granted: a caller that wakes
 //! late (a busy machine) sends later than its slot, next to the one after it. So one token of
@@ -20,6 +22,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
+mod client;
+
+pub use client::{QuotaClient, Waited};
 
 /// A bucket's state as stored: below zero, the tokens already promised to waiting callers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,6 +128,11 @@ pub fn grant(after: Bucket, reserved: bool, rate: f64, max_wait: Duration) -> Gr
     } else {
         Grant::Busy(busy_for(after.tokens, rate, max_wait))
     }
+}
+
+/// [`grant`] of a shared bucket's answer (`crate::store::Store::quota_reserve`).
+pub fn from_row(row: crate::store::QuotaRow, rate: f64, max_wait: Duration) -> Grant {
+    grant(Bucket { tokens: row.tokens, refilled_at: row.refilled_at }, row.granted, rate, max_wait)
 }
 
 /// How long a caller turned away by a bucket holding `tokens` waits before it asks again:
