@@ -140,9 +140,7 @@ impl<E: Engine> Store for E {
 
     async fn staff_cache_put(&self, e: &CachedLookup) -> Result<(), StoreError> {
         let person = Arg::opt_json(e.person.as_ref())?;
-        let _turn = self.turn().await;
-        let mut conn = self.pooled().await?;
-        conn.execute(
+        self.write_one(
             "INSERT INTO staff_cache (snils, organization, person, fetched_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (snils, organization) DO UPDATE SET person = excluded.person, fetched_at = excluded.fetched_at
              WHERE excluded.fetched_at >= staff_cache.fetched_at",
@@ -153,9 +151,7 @@ impl<E: Engine> Store for E {
     }
 
     async fn staff_cache_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let _turn = self.turn().await;
-        let mut conn = self.pooled().await?;
-        conn.execute("DELETE FROM staff_cache WHERE fetched_at < $1", args![before]).await
+        self.write_one("DELETE FROM staff_cache WHERE fetched_at < $1", args![before]).await
     }
 
     fn shares_quotas(&self) -> bool {
@@ -180,10 +176,8 @@ impl<E: Engine> Store for E {
         now: DateTime<Utc>,
         due_before: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let _turn = self.turn().await;
-        let mut conn = self.pooled().await?;
-        let claimed = conn
-            .execute(
+        let claimed = self
+            .write_one(
                 "INSERT INTO periodic_tasks (name, last_run_at, instance) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, instance = excluded.instance
                  WHERE periodic_tasks.last_run_at <= $4",

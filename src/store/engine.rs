@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::sql::{Exec, Sql};
+use super::sql::{Arg, Exec, Sql};
 use super::{Backend, Durability, InstanceGuard, StoreError};
 use crate::submission::{Intake, NewSubmission};
 
@@ -34,6 +34,13 @@ pub trait Engine: Send + Sync + 'static {
     async fn pooled(&self) -> Result<Self::Pooled, StoreError>;
     /// Taken before a writing statement outside a transaction.
     async fn turn(&self) -> Self::Turn;
+
+    /// One writing statement outside a transaction, in this process's turn to write; how
+    /// many rows it changed.
+    async fn write_one(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<u64, StoreError> {
+        let _turn = self.turn().await;
+        self.pooled().await?.execute(sql, args).await
+    }
 
     // --- SQL where the dialects part -------------------------------------------------
 

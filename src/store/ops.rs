@@ -263,16 +263,11 @@ impl<E: Engine> OpsStore for E {
     }
 
     async fn shared_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
-        {
-            let _turn = self.turn().await;
-            self.pooled()
-                .await?
-                .execute(
-                    "INSERT INTO gateway_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-                    args![name, fresh],
-                )
-                .await?;
-        }
+        self.write_one(
+            "INSERT INTO gateway_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            args![name, fresh],
+        )
+        .await?;
         self.pooled()
             .await?
             .fetch_one("SELECT value FROM gateway_secrets WHERE name = $1", args![name])
@@ -288,15 +283,12 @@ impl<E: Engine> OpsStore for E {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
-        self.pooled()
-            .await?
-            .execute(
-                "INSERT INTO console_sessions (token_hash, client_id, csrf_token, created_at, expires_at)
+        self.write_one(
+            "INSERT INTO console_sessions (token_hash, client_id, csrf_token, created_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5)",
-                args![token_hash, client, csrf_token, now, expires_at],
-            )
-            .await?;
+            args![token_hash, client, csrf_token, now, expires_at],
+        )
+        .await?;
         Ok(())
     }
 
@@ -325,13 +317,11 @@ impl<E: Engine> OpsStore for E {
     }
 
     async fn delete_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
-        self.pooled().await?.execute("DELETE FROM console_sessions WHERE token_hash = $1", args![token_hash]).await?;
+        self.write_one("DELETE FROM console_sessions WHERE token_hash = $1", args![token_hash]).await?;
         Ok(())
     }
 
     async fn purge_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let _turn = self.turn().await;
-        self.pooled().await?.execute("DELETE FROM console_sessions WHERE expires_at <= $1", args![now]).await
+        self.write_one("DELETE FROM console_sessions WHERE expires_at <= $1", args![now]).await
     }
 }

@@ -422,15 +422,16 @@ impl<E: Engine> Outbox for E {
         // Each key is held until the commit (where the engine holds keys), so the loser of a
         // race with another instance sees the winner's row instead of a constraint error;
         // the keys are taken in one order everywhere, so two batches never deadlock.
+        let keys: Vec<String> = batch.iter().map(intake_key).collect();
         let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by_cached_key(|&i| intake_key(&batch[i]));
+        order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
         let mut tx = self.write().await?;
         let mut results: Vec<Option<Result<Intake, StoreError>>> = (0..batch.len()).map(|_| None).collect();
         for i in order {
             let new = &batch[i];
             // Under a savepoint: a document that fails is undone alone.
             tx.execute("SAVEPOINT one_document", vec![]).await?;
-            let done = match E::lock_intake_key(&mut tx, &intake_key(new)).await {
+            let done = match E::lock_intake_key(&mut tx, &keys[i]).await {
                 Ok(()) => intake_one(&mut *tx, new).await,
                 Err(e) => Err(e),
             };
@@ -602,15 +603,12 @@ impl<E: Engine> Outbox for E {
     }
 
     async fn record_event(&self, id: Uuid, actor: &str, detail: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
-        self.pooled()
-            .await?
-            .execute(
-                "INSERT INTO submission_events (submission_id, at, status, actor, detail)
+        self.write_one(
+            "INSERT INTO submission_events (submission_id, at, status, actor, detail)
                  SELECT id, $1, status, $2, $3 FROM submissions WHERE id = $4",
-                args![at, actor, detail, id],
-            )
-            .await?;
+            args![at, actor, detail, id],
+        )
+        .await?;
         Ok(())
     }
 
@@ -657,11 +655,8 @@ impl<E: Engine> Outbox for E {
     }
 
     async fn renew_lease(&self, id: Uuid, owner: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
-        let _turn = self.turn().await;
         let renewed = self
-            .pooled()
-            .await?
-            .execute(
+            .write_one(
                 "UPDATE submissions SET lease_until = $1 WHERE id = $2 AND lease_owner = $3",
                 args![until, id, owner],
             )
@@ -691,8 +686,7 @@ impl<E: Engine> Outbox for E {
     }
 
     async fn purge_callbacks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let _turn = self.turn().await;
-        self.pooled().await?.execute("DELETE FROM remd_callbacks WHERE received_at < $1", args![before]).await
+        self.write_one("DELETE FROM remd_callbacks WHERE received_at < $1", args![before]).await
     }
 
     async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {

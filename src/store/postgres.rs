@@ -175,7 +175,7 @@ async fn write_together(
     let found = seen(&keys, &stored_keys);
     let new: Vec<&NewSubmission> =
         batch.iter().zip(&found).filter(|(_, f)| matches!(f, Seen::First)).map(|(n, _)| n).collect();
-    let mut created: HashMap<Uuid, SubmissionRecord> = std::collections::HashMap::new();
+    let mut created: HashMap<Uuid, SubmissionRecord> = HashMap::new();
     if !new.is_empty() {
         let requests = new
             .iter()

@@ -97,24 +97,25 @@ impl SqliteStore {
     /// (`rate_buckets`, nothing to create) as any migration not applied yet. Same files, same
     /// checksums: only the numbers change.
     async fn renumber(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let old: Option<String> =
             sqlx::query_scalar("SELECT description FROM _sqlx_migrations WHERE version = 20261203000003")
-                .fetch_optional(&mut *tx)
-                .await
-                .unwrap_or(None);
-        if old.as_deref() == Some("fair claims") {
-            for (from, to, what) in RENUMBERED {
-                sqlx::query("UPDATE _sqlx_migrations SET version = $1 WHERE version = $2 AND description = $3")
-                    .bind(to)
-                    .bind(from)
-                    .bind(what)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tracing::info!("schema versions renumbered as on PostgreSQL (fair_claims 0004, periodic_tasks 0005)");
+                .fetch_optional(&self.pool)
+                .await?;
+        if old.as_deref() != Some("fair claims") {
+            return Ok(());
+        }
+        // Both records move, or neither.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (from, to, what) in RENUMBERED {
+            sqlx::query("UPDATE _sqlx_migrations SET version = $1 WHERE version = $2 AND description = $3")
+                .bind(to)
+                .bind(from)
+                .bind(what)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
+        tracing::info!("schema versions renumbered as on PostgreSQL (fair_claims 0004, periodic_tasks 0005)");
         Ok(())
     }
 }
