@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use egisz_contract::Oid;
+use egisz_gateway::audit::{Action, NewAudit};
 use egisz_gateway::auth::{self, Role, Scope};
 use egisz_gateway::config::Config;
-use egisz_gateway::ops::{Action, NewAudit, OpsChange};
+use egisz_gateway::submission::OpsChange;
 use egisz_gateway::submission::{Disposition, Intake, NewSubmission, Status, SubmissionError, Transition};
 use futures::StreamExt;
 use rand::{Rng, SeedableRng};

@@ -19,17 +19,17 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiSettings, AppState};
+use crate::api::{self, AppState};
 use crate::auth::{self, Authenticator, Role, Scope};
-use crate::circuit::CircuitBreaker;
 use crate::config::{Config, ServiceMode};
-use crate::lifecycle::schedule::RetryPolicy;
+use crate::lifecycle::Lifecycle;
 use crate::mappings::Mappings;
 use crate::metrics::Metrics;
-use crate::relay::{Relay, RelaySettings};
+use crate::relay::Relay;
+use crate::remd::RemdCalls;
 use crate::remd_listener::{self, ListenerState};
 use crate::serve::Admission;
-use crate::staff::{CachePolicy, StaffService};
+use crate::staff::StaffService;
 use crate::store::{self, GroupCommit, Store};
 
 /// Name of the client created for the embedded default.
@@ -150,71 +150,17 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
         let list = mixed.iter().map(|(key, message)| format!("  - {key}: {message}")).collect::<Vec<_>>().join("\n");
         anyhow::bail!("the configuration puts a sandbox beside a real service:\n{list}");
     }
-    let store = store::connect(&config.database)
-        .await
-        .with_context(|| format!("opening the database {}", crate::config::redact_url(&config.database.url)))?;
-    tracing::info!(backend = store.backend().label(), "database ready, migrations applied");
-    match store.durability().await {
-        Ok(d) if d.durable => tracing::info!(settings = ?d.settings, "commits are durable"),
-        Ok(d) => tracing::warn!(
-            settings = ?d.settings,
-            "commits are NOT durable: an acknowledged document can be lost in a power cut or an OS crash; \
-             set synchronous_commit to on (PostgreSQL) and keep fsync on"
-        ),
-        Err(e) => tracing::warn!(error = %e, "could not read the database's durability settings"),
-    }
+    let store = open_store(config).await?;
     let metrics = Arc::new(Metrics::new());
 
-    let frmr_sandbox = match config.frmr.mode {
-        ServiceMode::Sandbox if frmr_emulator.is_none() => {
-            let sandbox = FrmrSandbox::start(FrmrSandboxConfig {
-                listen: config.sandbox.frmr_listen,
-                control_listen: config.sandbox.frmr_control_listen,
-                roster: config.sandbox.frmr_roster.clone(),
-                faults: config.sandbox.frmr_faults.clone(),
-                ..FrmrSandboxConfig::default()
-            })
-            .await
-            .context("starting the sandbox FRMR")?;
-            tracing::info!(
-                base_url = %sandbox.base_url(),
-                admin_url = %sandbox.admin_url(),
-                "sandbox FRMR started (emulator; faults at PUT <admin_url>/faults)"
-            );
-            Some(sandbox)
-        }
-        ServiceMode::Sandbox | ServiceMode::Remote => None,
+    let frmr_sandbox = match frmr_emulator {
+        None => start_frmr_sandbox(config).await?,
+        Some(_) => None,
     };
     let frmr =
         frmr_client(config, frmr_emulator.or(frmr_sandbox.as_ref()), Arc::clone(&metrics) as Arc<dyn CallObserver>)?;
 
-    let staff = StaffService::new(
-        Arc::clone(&store),
-        frmr,
-        Arc::clone(&metrics),
-        CircuitBreaker::new(config.frmr.circuit_failure_threshold, config.frmr.circuit_open_for),
-        CachePolicy {
-            fresh_for: config.frmr.cache_fresh_for,
-            stale_limit: config.frmr.cache_stale_limit,
-            not_found_for: config.frmr.cache_not_found_for,
-            retry_after: config.frmr.circuit_open_for,
-            memory_for: config.frmr.cache_memory_for,
-            answer_within: config.frmr.answer_within,
-            shares: crate::staff::SharePolicy {
-                max_pending: config.frmr.max_pending_lookups,
-                intake_reserve: config.frmr.intake_reserve,
-                client_share: config.frmr.client_share,
-                // Calls under way at once: half a second's worth of FRMR's rate (at least two),
-                // so that the queue, and its turns, is ours rather than the rate limiter's
-                // (which serves its waiters in no particular order).
-                max_calls: ((config.frmr.rate_per_second / 2.0).ceil() as usize)
-                    .clamp(2, config.frmr.max_pending_lookups),
-                rate_per_second: config.frmr.rate_per_second,
-            },
-        },
-    )
-    // On PostgreSQL frmr.rate_per_second is the cluster's (a burst of one second's calls).
-    .with_cluster_quota(config.frmr.rate_per_second, config.frmr.rate_per_second.ceil().max(1.0) as u32);
+    let staff = StaffService::of_config(Arc::clone(&store), frmr, Arc::clone(&metrics), &config.frmr);
     let authenticator = Authenticator::new(Arc::clone(&store), config.api.key_cache_for);
 
     match &frmr_sandbox {
@@ -233,7 +179,6 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
         anyhow::anyhow!("the mappings do not load:\n{list}")
     })?);
     let shutdown = CancellationToken::new();
-    let outbox_wake = Arc::new(Notify::new());
 
     // The signature verifier before the REMD emulator, which trusts the same CAs.
     let (verification, gost) = start_verification(config, &shutdown).await?;
@@ -245,100 +190,37 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
         .await
         .with_context(|| format!("binding the REMD listener to {}", config.remd_listener.listen))?;
     let remd_addr = remd_listener.local_addr()?;
-    let remd_sandbox = match config.remd.mode {
-        ServiceMode::Sandbox => {
-            let roster = match &config.sandbox.frmr_roster {
-                Some(path) => egisz_sandbox::Roster::from_file(path).context("the sandbox roster")?,
-                None => egisz_sandbox::Roster::builtin(),
-            };
-            let sandbox = RemdSandbox::start(RemdSandboxConfig {
-                listen: config.sandbox.remd_listen,
-                roster,
-                callback_url: Some(format!("http://{remd_addr}/")),
-                // The register lives beside the gateway's SQLite file, so that the two agree
-                // across restarts (no emdrId given twice); with PostgreSQL, in memory.
-                registry_file: sandbox_registry_file(&config.database.url),
-                trusted_cas: sandbox_trusted_cas(config, gost.as_deref()),
-                packages: packages.clone(),
-                ..RemdSandboxConfig::default()
-            })
-            .await
-            .context("starting the sandbox REMD")?;
-            tracing::info!(endpoint = %sandbox.endpoint(), "sandbox REMD started (emulator; faults at PUT <endpoint host>/_admin/faults)");
-            Some(sandbox)
-        }
-        ServiceMode::Remote => None,
-    };
+    let remd_sandbox = start_remd_sandbox(config, remd_addr, gost.as_deref(), packages.clone()).await?;
     let remd = remd_client(config, remd_sandbox.as_ref(), Arc::clone(&metrics) as Arc<dyn CallObserver>)?;
     let instance = store
         .hold_instance(&config.relay.instance_id, Duration::from_secs(15))
         .await
         .context("claiming relay.instance_id")?;
+    // REMD's calls and the lifecycle, shared by the relay, the REMD listener and ops.
+    let remd = Arc::new(RemdCalls::new(Arc::clone(&store), remd, config.remd.quota, Arc::clone(&metrics)));
+    let lifecycle = Arc::new(Lifecycle::new(
+        Arc::clone(&mappings),
+        config.relay.timing.clone(),
+        Arc::new(Notify::new()),
+        Arc::clone(&metrics),
+    ));
     let relay = Arc::new(Relay::new(
         Arc::clone(&store),
-        remd,
-        Arc::clone(&mappings),
+        Arc::clone(&remd),
+        Arc::clone(&lifecycle),
         Arc::clone(&metrics),
-        RelaySettings {
-            concurrency: config.relay.concurrency,
-            lease: config.relay.lease_for,
-            poll_interval: config.relay.poll_interval,
-            result_check_after: config.relay.result_check_after,
-            result_deadline: config.relay.result_deadline,
-            reconcile_after: config.relay.reconcile_after,
-            rate_per_second: config.remd.rate_per_second,
-            burst: config.remd.burst,
-            retry: RetryPolicy {
-                base: config.relay.retry_base,
-                cap: config.relay.retry_cap,
-                floor: Duration::from_secs(1).min(config.relay.retry_base),
-                max_attempts: config.relay.max_attempts,
-                max_age: config.relay.max_age,
-                rate_limited_wait: config.relay.rate_limited_wait,
-            },
-            instance_id: config.relay.instance_id.clone(),
-            stop_grace: config.relay.stop_grace,
-        },
-        Arc::clone(&outbox_wake),
+        config.relay.clone(),
     ));
-    let listener_limits = config.remd_listener.limits;
-    let listener_app = remd_listener::router(
-        ListenerState {
-            store: Arc::clone(&store),
-            relay: Arc::clone(&relay),
-            metrics: Arc::clone(&metrics),
-            confirm_success: config.remd_listener.confirm_success,
-        },
-        &listener_limits,
-    );
-    let tls = match &config.remd_listener.tls {
-        Some(t) => Some(
-            crate::serve::TlsGate::from_files(&t.cert, &t.key, &t.client_ca, &t.allowed_subjects)
-                .map_err(|e| anyhow::anyhow!("remd_listener TLS: {e}"))?,
-        ),
-        None => None,
+    let listener_state = ListenerState {
+        store: Arc::clone(&store),
+        lifecycle: Arc::clone(&lifecycle),
+        remd: Arc::clone(&remd),
+        metrics: Arc::clone(&metrics),
+        confirm_success: config.remd_listener.confirm_success,
     };
-    let refused_metrics = Arc::clone(&metrics);
-    let admission = Admission {
-        tls,
-        allow_from: Some(config.remd_listener.allow_from.clone()),
-        refusal: Arc::from(remd_listener::refusal()),
-        on_refused: Arc::new(move |peer| {
-            refused_metrics.remd_listener_refused.inc();
-            tracing::warn!(peer = %peer.ip(), "a call to the REMD listener from outside remd_listener.allow_from was refused");
-        }),
-    };
-    let remd_task = tokio::spawn(crate::serve::serve(
-        remd_listener,
-        listener_app,
-        listener_limits,
-        admission,
-        shutdown.clone(),
-        listener_limits.request_timeout + Duration::from_secs(1),
-    ));
-    tracing::info!(%remd_addr, tls = config.remd_listener.tls.is_some(), "REMD-facing listener up");
+    let remd_task = serve_remd_listener(&config.remd_listener, remd_listener, listener_state, &shutdown)?;
     let relay_task = tokio::spawn(Arc::clone(&relay).run(shutdown.clone()));
-    let notify_task = store.spawn_outbox_listener(Arc::clone(&outbox_wake), shutdown.clone());
+    let notify_task = store.spawn_outbox_listener(Arc::clone(lifecycle.bell()), shutdown.clone());
 
     let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
     let dictionaries = Arc::new(crate::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
@@ -348,11 +230,7 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
     {
         tracing::warn!(error = %e, "NSI: the stored dictionary copies could not be read; the shipped ones are in force");
     }
-    let console_key: Arc<[u8]> = {
-        let mut fresh = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut fresh);
-        store.shared_secret(crate::console::SIGN_IN_SECRET, &fresh).await.context("the console's signing key")?.into()
-    };
+    let console_key = console_key(&store).await?;
     let state = AppState {
         console_key,
         metrics_figures_read: Arc::default(),
@@ -360,16 +238,9 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
         auth: authenticator,
         staff: staff.clone(),
         metrics: Arc::clone(&metrics),
-        settings: Arc::new(ApiSettings {
-            max_batch_items: config.api.max_batch_items,
-            batch_deadline: config.api.batch_deadline,
-            batch_concurrency: config.api.batch_concurrency,
-            utc_offset: config.region.utc_offset,
-            request_timeout: config.api.limits.request_timeout,
-            body_read_timeout: config.api.limits.body_read_timeout,
-            body_limit_bytes: config.api.limits.body_limit_bytes,
-            max_document_bytes: config.documents.max_bytes,
-        }),
+        settings: Arc::new(config.api.clone()),
+        documents: config.documents.clone(),
+        region: config.region,
         mappings,
         dictionaries,
         validation: Arc::new(config.validation.clone()),
@@ -379,13 +250,11 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
             std::num::NonZeroU32::new(config.api.validate_per_minute).unwrap_or(std::num::NonZeroU32::MIN),
         ))),
         nsi: nsi.clone(),
-        outbox_wake,
+        lifecycle: Arc::clone(&lifecycle),
+        remd: Arc::clone(&remd),
         intake: intake.clone(),
         intake_permits: Arc::new(tokio::sync::Semaphore::new(config.api.intake_workers)),
-        ops: crate::ops::Operations::new(Arc::clone(&store), Arc::clone(&relay), config.ops.bulk_retry_max),
-        ops_settings: Arc::new(config.ops.clone()),
-        relay: Arc::clone(&relay),
-        day_figures: Arc::new(crate::memo::Memo::new(Duration::from_secs(60), 256)),
+        ops: crate::ops::Operations::new(Arc::clone(&store), lifecycle, remd, config.ops.clone()),
     };
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -448,6 +317,131 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
         intake,
         _instance: instance,
     })
+}
+
+/// Opens the database, migrated, and says whether its commits are durable.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::connect(&config.database)
+        .await
+        .with_context(|| format!("opening the database {}", crate::config::redact_url(&config.database.url)))?;
+    tracing::info!(backend = store.backend().label(), "database ready, migrations applied");
+    match store.durability().await {
+        Ok(d) if d.durable => tracing::info!(settings = ?d.settings, "commits are durable"),
+        Ok(d) => tracing::warn!(
+            settings = ?d.settings,
+            "commits are NOT durable: an acknowledged document can be lost in a power cut or an OS crash; \
+             set synchronous_commit to on (PostgreSQL) and keep fsync on"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not read the database's durability settings"),
+    }
+    Ok(store)
+}
+
+/// The FRMR emulator, when `frmr.mode = "sandbox"`.
+async fn start_frmr_sandbox(config: &Config) -> anyhow::Result<Option<FrmrSandbox>> {
+    Ok(match config.frmr.mode {
+        ServiceMode::Sandbox => {
+            let sandbox = FrmrSandbox::start(FrmrSandboxConfig {
+                listen: config.sandbox.frmr_listen,
+                control_listen: config.sandbox.frmr_control_listen,
+                roster: config.sandbox.frmr_roster.clone(),
+                faults: config.sandbox.frmr_faults.clone(),
+                ..FrmrSandboxConfig::default()
+            })
+            .await
+            .context("starting the sandbox FRMR")?;
+            tracing::info!(
+                base_url = %sandbox.base_url(),
+                admin_url = %sandbox.admin_url(),
+                "sandbox FRMR started (emulator; faults at PUT <admin_url>/faults)"
+            );
+            Some(sandbox)
+        }
+        ServiceMode::Remote => None,
+    })
+}
+
+/// The REMD emulator, when `remd.mode = "sandbox"`: it calls back the REMD listener at
+/// `remd_addr`, trusts the CAs the gateway's verifier trusts (`gost`), and validates with the
+/// same rule packages.
+async fn start_remd_sandbox(
+    config: &Config,
+    remd_addr: SocketAddr,
+    gost: Option<&egisz_verifier::gost::GostVerifier>,
+    packages: Option<Arc<egisz_packages::Catalog>>,
+) -> anyhow::Result<Option<RemdSandbox>> {
+    Ok(match config.remd.mode {
+        ServiceMode::Sandbox => {
+            let roster = match &config.sandbox.frmr_roster {
+                Some(path) => egisz_sandbox::Roster::from_file(path).context("the sandbox roster")?,
+                None => egisz_sandbox::Roster::builtin(),
+            };
+            let sandbox = RemdSandbox::start(RemdSandboxConfig {
+                listen: config.sandbox.remd_listen,
+                roster,
+                callback_url: Some(format!("http://{remd_addr}/")),
+                // The register lives beside the gateway's SQLite file, so that the two agree
+                // across restarts (no emdrId given twice); with PostgreSQL, in memory.
+                registry_file: sandbox_registry_file(&config.database.url),
+                trusted_cas: sandbox_trusted_cas(config, gost),
+                packages,
+                ..RemdSandboxConfig::default()
+            })
+            .await
+            .context("starting the sandbox REMD")?;
+            tracing::info!(endpoint = %sandbox.endpoint(), "sandbox REMD started (emulator; faults at PUT <endpoint host>/_admin/faults)");
+            Some(sandbox)
+        }
+        ServiceMode::Remote => None,
+    })
+}
+
+/// Serves REMD's calls on `listener` as `section` (`[remd_listener]`) says: limits, allowed
+/// networks, mutual TLS; until `shutdown`.
+fn serve_remd_listener(
+    section: &crate::config::RemdListenerConfig,
+    listener: tokio::net::TcpListener,
+    state: ListenerState,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<JoinHandle<()>> {
+    let remd_addr = listener.local_addr()?;
+    let refused_metrics = Arc::clone(&state.metrics);
+    let listener_limits = section.limits;
+    let listener_app = remd_listener::router(state, &listener_limits);
+    let tls = match &section.tls {
+        Some(t) => Some(
+            crate::serve::TlsGate::from_files(&t.cert, &t.key, &t.client_ca, &t.allowed_subjects)
+                .map_err(|e| anyhow::anyhow!("remd_listener TLS: {e}"))?,
+        ),
+        None => None,
+    };
+    let admission = Admission {
+        tls,
+        allow_from: Some(section.allow_from.clone()),
+        refusal: Arc::from(remd_listener::refusal()),
+        on_refused: Arc::new(move |peer| {
+            refused_metrics.remd_listener_refused.inc();
+            tracing::warn!(peer = %peer.ip(), "a call to the REMD listener from outside remd_listener.allow_from was refused");
+        }),
+    };
+    let task = tokio::spawn(crate::serve::serve(
+        listener,
+        listener_app,
+        listener_limits,
+        admission,
+        shutdown.clone(),
+        listener_limits.request_timeout + Duration::from_secs(1),
+    ));
+    tracing::info!(%remd_addr, tls = section.tls.is_some(), "REMD-facing listener up");
+    Ok(task)
+}
+
+/// The key that signs the console's sign-in form cookie: one for every instance on the
+/// database (the first to start makes it).
+async fn console_key(store: &Arc<dyn Store>) -> anyhow::Result<Arc<[u8]>> {
+    let mut fresh = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut fresh);
+    Ok(store.shared_secret(crate::console::SIGN_IN_SECRET, &fresh).await.context("the console's signing key")?.into())
 }
 
 fn frmr_client(
@@ -671,7 +665,10 @@ pub async fn open_packages(config: &Config) -> anyhow::Result<Option<Arc<egisz_p
 }
 
 /// The catalog's settings from the configuration.
-pub fn packages_settings(config: &Config, settings: &crate::config::PackagesConfig) -> egisz_packages::Settings {
+pub fn packages_settings(
+    config: &Config,
+    settings: &crate::validation::settings::PackagesConfig,
+) -> egisz_packages::Settings {
     egisz_packages::Settings {
         dir: settings.dir.clone(),
         xsd_threads: config.api.intake_workers,
@@ -727,8 +724,9 @@ async fn rescan_packages(catalog: Arc<egisz_packages::Catalog>, every: Duration,
 /// end.
 fn sandbox_trusted_cas(config: &Config, gost: Option<&egisz_verifier::gost::GostVerifier>) -> Vec<Vec<u8>> {
     let mut cas = vec![egisz_sandbox::pki::sandbox_ca_der()];
-    if let (Some(gost), crate::config::VerifierChoice::Gost(settings)) = (gost, &config.validation.verifier)
-        && settings.trust != crate::config::GostTrust::SandboxCa
+    if let (Some(gost), crate::validation::settings::VerifierChoice::Gost(settings)) =
+        (gost, &config.validation.verifier)
+        && settings.trust != crate::validation::settings::GostTrust::SandboxCa
     {
         cas.extend(gost.trust_store().anchors().iter().map(egisz_gost::Certificate::der));
     }
@@ -741,12 +739,12 @@ async fn start_verification(
     config: &Config,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(crate::validation::services::Verification, Option<Arc<egisz_verifier::gost::GostVerifier>>)> {
-    let crate::config::VerifierChoice::Gost(settings) = &config.validation.verifier else {
+    let crate::validation::settings::VerifierChoice::Gost(settings) = &config.validation.verifier else {
         return verifier_for(&config.validation.verifier);
     };
     let list = match &settings.trust {
-        crate::config::GostTrust::Accredited { list, .. } => list.as_ref(),
-        crate::config::GostTrust::SandboxCa => None,
+        crate::validation::settings::GostTrust::Accredited { list, .. } => list.as_ref(),
+        crate::validation::settings::GostTrust::SandboxCa => None,
     };
     if let Some(list) = list
         && !list.file.exists()
@@ -770,25 +768,27 @@ async fn start_verification(
 
 /// The signature verifier `validation.verifier` names.
 pub fn verification_for(
-    choice: &crate::config::VerifierChoice,
+    choice: &crate::validation::settings::VerifierChoice,
 ) -> anyhow::Result<crate::validation::services::Verification> {
     verifier_for(choice).map(|(verification, _)| verification)
 }
 
 /// Where the accredited CAs are read from; `None` for the sandbox CA.
-fn trust_source(trust: &crate::config::GostTrust) -> Option<egisz_verifier::gost::TrustSource> {
+fn trust_source(trust: &crate::validation::settings::GostTrust) -> Option<egisz_verifier::gost::TrustSource> {
     match trust {
-        crate::config::GostTrust::Accredited { dir, list } => Some(egisz_verifier::gost::TrustSource {
+        crate::validation::settings::GostTrust::Accredited { dir, list } => Some(egisz_verifier::gost::TrustSource {
             dir: dir.clone(),
             list_file: list.as_ref().map(|l| l.file.clone()),
             fixed: Vec::new(),
         }),
-        crate::config::GostTrust::SandboxCa => None,
+        crate::validation::settings::GostTrust::SandboxCa => None,
     }
 }
 
 /// The GOST verifier of `settings`: the engine loaded, the trusted CAs read.
-pub fn gost_verifier_for(settings: &crate::config::GostSettings) -> anyhow::Result<egisz_verifier::gost::GostVerifier> {
+pub fn gost_verifier_for(
+    settings: &crate::validation::settings::GostSettings,
+) -> anyhow::Result<egisz_verifier::gost::GostVerifier> {
     use egisz_verifier::gost::{CrlSettings, GostVerifier, TrustSource};
     egisz_gost::Gost::load().map_err(|e| anyhow::anyhow!("validation.verifier = \"gost\": {e}"))?;
     // The sandbox CA's standing CRL is held locally: it publishes its list nowhere.
@@ -812,10 +812,10 @@ pub fn gost_verifier_for(settings: &crate::config::GostSettings) -> anyhow::Resu
 /// The verifier, and the GOST verifier again when it is the one (its CRLs and trusted CAs
 /// are kept fresh by [`gost_upkeep`]).
 pub fn verifier_for(
-    choice: &crate::config::VerifierChoice,
+    choice: &crate::validation::settings::VerifierChoice,
 ) -> anyhow::Result<(crate::validation::services::Verification, Option<Arc<egisz_verifier::gost::GostVerifier>>)> {
-    use crate::config::VerifierChoice;
     use crate::validation::services::Verification;
+    use crate::validation::settings::VerifierChoice;
     if let VerifierChoice::Gost(settings) = choice {
         let gost = Arc::new(gost_verifier_for(settings)?);
         return Ok((Verification::with(gost.clone()), Some(gost)));
@@ -842,7 +842,7 @@ async fn reload_off_the_runtime(gost: &Arc<egisz_verifier::gost::GostVerifier>) 
 /// The first copy of the ministry's list, fetched before the verifier reads its CAs (a
 /// failure is logged; the CAs of `trust_dir` are in force meanwhile, and the upkeep tries
 /// again).
-async fn first_list(list: &crate::config::AccreditedList, proxy: Option<&url::Url>) {
+async fn first_list(list: &crate::validation::settings::AccreditedList, proxy: Option<&url::Url>) {
     let fetcher = match egisz_verifier::gost::ListFetcher::new(list.url.clone(), list.file.clone(), proxy) {
         Ok(f) => f,
         Err(e) => return tracing::warn!(error = %e, "the list of accredited CAs: no HTTP client"),

@@ -20,6 +20,21 @@ use chrono::FixedOffset;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+/// Whether a federal service is the in-process emulator or a real remote one.
+pub use egisz_contract::ServiceMode;
+
+use crate::api::settings::{ApiConfig, DocumentsConfig, RegionConfig};
+use crate::lifecycle::Timing;
+use crate::lifecycle::schedule::RetryPolicy;
+use crate::ops::OpsConfig;
+use crate::quota::Rate;
+use crate::relay::RelayConfig;
+use crate::staff::FrmrConfig;
+use crate::telemetry::{LogConfig, LogFormat};
+use crate::validation::settings::{
+    AccreditedList, GostSettings, GostTrust, PackagesConfig, RevocationPolicy, ValidationConfig, VerifierChoice,
+};
+
 pub use crate::serve::ListenerLimits;
 pub use crate::store::DatabaseConfig;
 
@@ -39,272 +54,143 @@ pub const MAX_BULK_RETRY: u32 = 1500;
 /// The whole configuration of one gateway process.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `[database]`: where durable state lives (SQLite or PostgreSQL) and its connection pool.
     pub database: DatabaseConfig,
+    /// `[api]`: the internal API for regional systems: its listener, limits and batches.
     pub api: ApiConfig,
+    /// `[remd_listener]`: the listener REMD calls back, and who may call it.
     pub remd_listener: RemdListenerConfig,
+    /// `[frmr]`: the federal register of medical workers: where it is, its pace, the cache.
     pub frmr: FrmrConfig,
+    /// `[remd]`: the federal register of electronic medical documents: where it is, its pace.
     pub remd: RemdConfig,
+    /// `[relay]`: the workers that send submissions to REMD, and when they try again.
     pub relay: RelayConfig,
+    /// `[documents]`: the limits of the documents accepted.
     pub documents: DocumentsConfig,
+    /// `[ops]`: the operations staff's API and console.
     pub ops: OpsConfig,
+    /// `[validation]`: what intake checks beyond the document itself.
     pub validation: ValidationConfig,
+    /// `[nsi]`: where the NSI dictionaries are refreshed from, and how often.
     pub nsi: NsiConfig,
+    /// `[mappings]`: newer copies of the code tables than those built into the binary.
     pub mappings: MappingsConfig,
+    /// `[sandbox]`: the in-process emulators, used when a federal service runs in sandbox mode.
     pub sandbox: SandboxConfig,
+    /// `[log]`: how log lines are written, and which.
     pub log: LogConfig,
+    /// `[region]`: the region's offset from UTC.
     pub region: RegionConfig,
 }
 
 #[derive(Debug, Clone)]
-pub struct ApiConfig {
-    pub listen: SocketAddr,
-    pub max_batch_items: usize,
-    pub batch_deadline: Duration,
-    pub batch_concurrency: usize,
-    pub key_cache_for: Duration,
-    /// Documents checked at once (resolved: 0 in the file means one per CPU).
-    pub intake_workers: usize,
-    /// `POST /api/v1/documents/validate` calls per minute per client.
-    pub validate_per_minute: u32,
-    pub limits: ListenerLimits,
-}
-
-#[derive(Debug, Clone)]
 pub struct RemdListenerConfig {
+    /// The address the listener REMD calls back binds (`remd_listener.listen`); must differ
+    /// from `api.listen`. Default: `127.0.0.1:8091`.
     pub listen: SocketAddr,
-    /// Networks REMD's calls may come from.
+    /// Networks REMD's calls may come from (`remd_listener.allow_from`); others get 403.
+    /// Default: loopback only (`127.0.0.1/8`, `::1/128`), where the GOST TLS sidecar forwards.
     pub allow_from: Vec<ipnet::IpNet>,
+    /// How the listener bounds its callers (`remd_listener.max_connections`,
+    /// `header_read_timeout_ms`, `idle_timeout`, `body_read_timeout_ms`, `request_timeout_ms`,
+    /// `body_limit_bytes`). Defaults: 256 connections, 10 s, 60 s, 10 s, 30 s, 1 MiB.
     pub limits: ListenerLimits,
-    /// Ask REMD before a success result registers a submission.
+    /// Ask REMD (`getRegistryItem`) before a success result registers a submission
+    /// (`remd_listener.confirm_success`). Default: false: REMD's signed call is trusted.
     pub confirm_success: bool,
-    /// Mutual TLS on the listener, when set.
+    /// Mutual TLS on the listener, when set (`remd_listener.tls_cert`, `tls_key`,
+    /// `tls_client_ca`: all three or none). Default: none: plain HTTP behind the sidecar.
     pub tls: Option<ListenerTls>,
 }
 
 /// The files and subjects of the REMD listener's mutual TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerTls {
+    /// The listener's certificate chain, PEM (`remd_listener.tls_cert`). Default: empty: no TLS.
     pub cert: PathBuf,
+    /// The listener's private key, PEM (`remd_listener.tls_key`). Default: empty: no TLS.
     pub key: PathBuf,
+    /// The CA bundle (PEM) REMD's client certificates must chain to; a caller without one is
+    /// refused at the handshake (`remd_listener.tls_client_ca`). Default: empty: no TLS.
     pub client_ca: PathBuf,
+    /// Client certificate subjects admitted, RFC 4514 (`remd_listener.tls_allowed_subjects`);
+    /// others get 403. Default: empty: any certificate of `client_ca`.
     pub allowed_subjects: Vec<String>,
-}
-
-/// Whether a federal service is the in-process emulator or a real remote one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceMode {
-    Sandbox,
-    Remote,
-}
-
-#[derive(Debug, Clone)]
-pub struct FrmrConfig {
-    pub mode: ServiceMode,
-    /// Required in remote mode; in sandbox mode the emulator's address is used when empty.
-    pub base_url: Option<Url>,
-    /// `static:<token>` or a provider URL; `None` in sandbox mode means the emulator's
-    /// token provider.
-    pub token: Option<String>,
-    pub extra_ca_bundle: Option<PathBuf>,
-    pub rate_per_second: f64,
-    pub answer_within: Duration,
-    /// Distinct FRMR lookups in flight at once, everyone together.
-    pub max_pending_lookups: usize,
-    /// Of `max_pending_lookups`, what only intake's signer check may use.
-    pub intake_reserve: usize,
-    /// The most lookups in flight one API client may hold; beyond it the client gets `429`.
-    pub client_share: usize,
-    pub timeout: Duration,
-    pub retry_max_attempts: u32,
-    pub retry_max_delay: Duration,
-    pub cache_fresh_for: Duration,
-    pub cache_stale_limit: Duration,
-    pub cache_not_found_for: Duration,
-    pub cache_memory_for: Duration,
-    pub circuit_failure_threshold: u32,
-    pub circuit_open_for: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub struct RemdConfig {
+    /// The REMD emulator or the real REMD (`remd.mode`). Default: sandbox.
     pub mode: ServiceMode,
-    /// Required in remote mode.
+    /// The REMD service URL (`remd.endpoint`). Required in remote mode; in sandbox mode the
+    /// emulator's is used when empty. Default: empty.
     pub endpoint: Option<Url>,
-    /// Required in remote mode; in sandbox mode a fixed id when empty.
+    /// The GUID REMD issued to this information system (`remd.client_entity_id`). Required in
+    /// remote mode; in sandbox mode a fixed id when empty. Default: empty.
     pub client_entity_id: Option<String>,
+    /// PEM file of extra root certificates for REMD (`remd.extra_ca_bundle`).
+    /// Default: none: the built-in roots only.
     pub extra_ca_bundle: Option<PathBuf>,
+    /// Time limit of one SOAP call to REMD (`remd.timeout_ms`). Default: 30 s.
     pub timeout: Duration,
-    pub rate_per_second: f64,
-    pub burst: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct RelayConfig {
-    /// Resolved: the host name when the file leaves it empty.
-    pub instance_id: String,
-    pub concurrency: usize,
-    pub lease_for: Duration,
-    pub poll_interval: Duration,
-    pub result_check_after: Duration,
-    pub result_deadline: Duration,
-    pub reconcile_after: Duration,
-    pub retry_base: Duration,
-    pub retry_cap: Duration,
-    pub max_attempts: u32,
-    pub max_age: Duration,
-    pub rate_limited_wait: Duration,
-    pub callbacks_kept_for: Duration,
-    /// On a graceful stop, how long calls to REMD already on the wire may take to be
-    /// answered (claims not yet sent are given back at once).
-    pub stop_grace: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct DocumentsConfig {
-    pub max_bytes: usize,
-}
-
-/// `[ops]`: operations staff's API and console.
-#[derive(Debug, Clone)]
-pub struct OpsConfig {
-    /// Most submissions one bulk re-run puts back in the queue.
-    pub bulk_retry_max: u32,
-    /// A submission still on its way to REMD this long after intake is past its deadline.
-    pub registration_deadline: Duration,
-    /// How long a console sign-in lasts.
-    pub session_ttl: Duration,
-    /// Console cookies carry `Secure` (the console is served over HTTPS, e.g. behind a TLS proxy).
-    pub secure_cookies: bool,
-}
-
-/// Which signature verifier intake uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VerifierChoice {
-    /// Structure and digest checks only.
-    None,
-    /// An HTTP verification service (`docs/validation.md`, "The verification service").
-    External { url: Url, timeout: Duration },
-    /// GOST R 34.10-2012 in the process (`egisz-gost`): the chain to `trust`, revocation by
-    /// CRL.
-    Gost(GostSettings),
-}
-
-/// Where the GOST verifier's trusted CAs come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GostTrust {
-    /// The accredited CAs: every PEM or DER certificate file in `validation.trust_dir`,
-    /// and/or the ministry's list of accredited CAs (`validation.tsl_url`).
-    Accredited { dir: Option<PathBuf>, list: Option<AccreditedList> },
-    /// The sandbox's GOST test CA only (neither given): a sandbox piece.
-    SandboxCa,
-}
-
-impl GostTrust {
-    /// The CAs in `dir` only.
-    pub fn directory(dir: PathBuf) -> Self {
-        GostTrust::Accredited { dir: Some(dir), list: None }
-    }
-}
-
-/// The ministry's list of accredited CAs, fetched and kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccreditedList {
-    pub url: Url,
-    /// Where the last good copy is kept (read at start; replaced only by a list that reads).
-    pub file: PathBuf,
-    /// How often it is fetched again.
-    pub refresh: Duration,
-}
-
-/// `validation.verifier = "gost"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GostSettings {
-    pub trust: GostTrust,
-    /// How often `trust_dir` is read again (a broken read keeps the store in force).
-    pub trust_refresh: Duration,
-    /// No usable CRL for a certificate of the chain: a warning or a refusal
-    /// (`CA_INACCESSIBILITY`).
-    pub revocation: RevocationPolicy,
-    /// An outbound HTTP proxy for CRL fetches.
-    pub crl_proxy: Option<Url>,
-    /// The whole fetch of one CRL.
-    pub crl_timeout: Duration,
-    /// The largest CRL read.
-    pub crl_max_bytes: usize,
-}
-
-/// `validation.revocation`: the verifier's own policy, read as it names it.
-pub use egisz_verifier::judge::RevocationPolicy;
-
-#[derive(Debug, Clone)]
-pub struct ValidationConfig {
-    /// The check of every signer against FRMR, per kind.
-    pub signers: crate::validation::policy::KindPolicies,
-    pub verifier: VerifierChoice,
-    /// The ministry's rule packages (`validation.packages_dir`); `None`: not used.
-    pub packages: Option<PackagesConfig>,
-    /// What a package's XSD errors do, per kind.
-    pub xsd: crate::validation::policy::KindPolicies,
-    /// What a package's failed schematron asserts do, per kind.
-    pub schematron: crate::validation::policy::KindPolicies,
-}
-
-/// Where the ministry's rule packages are and how they are run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackagesConfig {
-    pub dir: PathBuf,
-    /// How often the directory is read again for new or changed packages.
-    pub refresh: Duration,
-    /// The schematron's time budget for one document.
-    pub schematron_time: Duration,
+    /// REMD's quota (`remd.rate_per_second`, `remd.burst`): calls per second, for the cluster
+    /// on PostgreSQL, and the burst above it. Default: 5 calls per second, burst 5 calls.
+    pub quota: Rate,
 }
 
 /// Where the dictionaries are refreshed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NsiMode {
+    /// `"off"`: the dictionaries are not refreshed; the shipped copies stay in force.
     Off,
-    /// The in-process NSI emulator, seeded with the shipped complete copies.
+    /// `"sandbox"`: the in-process NSI emulator, seeded with the shipped complete copies (the
+    /// default).
     Sandbox,
+    /// `"remote"`: the federal NSI service's public REST API at `nsi.base_url` (required).
     Remote(Url),
 }
 
 #[derive(Debug, Clone)]
 pub struct NsiConfig {
+    /// Where the dictionaries are refreshed from (`nsi.mode`, `nsi.base_url`).
+    /// Default: sandbox.
     pub mode: NsiMode,
+    /// How often the dictionaries are refreshed; the first refresh runs at start
+    /// (`nsi.refresh_every`). Default: 24 h.
     pub refresh_every: Duration,
+    /// Time limit of one NSI request (`nsi.timeout_ms`). Default: 10 s.
     pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub struct MappingsConfig {
+    /// Directory with newer copies of the mapping tables (`mappings.dir`).
+    /// Default: none: the copies built into the binary.
     pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
+    /// Listener of the FRMR emulator (`sandbox.frmr_listen`); port 0: any free port, logged.
+    /// Default: `127.0.0.1:0`.
     pub frmr_listen: SocketAddr,
+    /// Listener of the emulator's token provider and its admin endpoints
+    /// (`sandbox.frmr_control_listen`). Default: `127.0.0.1:0`.
     pub frmr_control_listen: SocketAddr,
+    /// JSON roster of FRMR people to serve (`sandbox.frmr_roster`).
+    /// Default: none: the built-in roster.
     pub frmr_roster: Option<PathBuf>,
+    /// Faults the FRMR emulator starts with (`sandbox.frmr_fault_mode`, `frmr_error_rate`,
+    /// `frmr_latency_ms` in ms); changed at run time through `PUT <admin>/faults`.
+    /// Default: none: no faults, no added latency.
     pub frmr_faults: egisz_sandbox::Faults,
+    /// Listener of the REMD emulator (`sandbox.remd_listen`); port 0: any free port, logged.
+    /// Default: `127.0.0.1:0`.
     pub remd_listen: SocketAddr,
+    /// Where the demo API key is written on first start, mode 0600 (`sandbox.api_key_file`).
+    /// Default: `data/sandbox-api-key`.
     pub api_key_file: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Human,
-    Json,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    pub level: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct RegionConfig {
-    pub utc_offset: FixedOffset,
 }
 
 /// One thing wrong with the configuration, with where the value came from.
@@ -431,7 +317,7 @@ impl Config {
         if self.relay.lease_for < Duration::from_secs(3) {
             problem("relay.lease_for", "must be at least 3s (it is renewed every third of it)".into());
         }
-        if self.relay.result_check_after >= self.relay.result_deadline {
+        if self.relay.timing.result_check_after >= self.relay.timing.result_deadline {
             problem("relay.result_check_after", "must be shorter than relay.result_deadline".into());
         }
         if self.database.acquire_timeout >= self.api.limits.request_timeout {
@@ -470,7 +356,7 @@ impl Config {
         if self.ops.bulk_retry_max > MAX_BULK_RETRY {
             problem("ops.bulk_retry_max", format!("at most {MAX_BULK_RETRY} (the console's forms are at most 64 KiB)"));
         }
-        if self.relay.retry_cap < self.relay.retry_base {
+        if self.relay.timing.retry.cap < self.relay.timing.retry.base {
             problem("relay.retry_cap", "must not be shorter than relay.retry_base".into());
         }
         if self.documents.max_bytes.saturating_mul(4) / 3 > self.api.limits.body_limit_bytes {
@@ -1019,10 +905,12 @@ impl Reader<'_> {
             }),
             extra_ca_bundle: self.optional_path("remd", "extra_ca_bundle"),
             timeout: self.millis("remd", "timeout_ms"),
-            rate_per_second: self.get("remd", "rate_per_second", "a number of calls per second", |n: f64| {
-                if n > 0.0 && n <= 10_000.0 { Ok(n) } else { Err(format!("must be in (0, 10000], got {n}")) }
-            }),
-            burst: self.positive("remd", "burst", "calls") as u32,
+            quota: Rate {
+                per_second: self.get("remd", "rate_per_second", "a number of calls per second", |n: f64| {
+                    if n > 0.0 && n <= 10_000.0 { Ok(n) } else { Err(format!("must be in (0, 10000], got {n}")) }
+                }),
+                burst: self.positive("remd", "burst", "calls") as u32,
+            },
         };
         let relay = RelayConfig {
             instance_id: self.get("relay", "instance_id", "a name of letters, digits, '.', '-', '_'", |s: String| {
@@ -1038,14 +926,22 @@ impl Reader<'_> {
             concurrency: self.positive("relay", "concurrency", "workers") as usize,
             lease_for: self.duration("relay", "lease_for"),
             poll_interval: self.millis("relay", "poll_interval_ms"),
-            result_check_after: self.duration("relay", "result_check_after"),
-            result_deadline: self.duration("relay", "result_deadline"),
-            reconcile_after: self.duration_or_zero("relay", "reconcile_after"),
-            retry_base: self.duration("relay", "retry_base"),
-            retry_cap: self.duration("relay", "retry_cap"),
-            max_attempts: self.positive("relay", "max_attempts", "attempts") as u32,
-            max_age: self.duration("relay", "max_age"),
-            rate_limited_wait: self.duration_or_zero("relay", "rate_limited_wait"),
+            timing: {
+                let base = self.duration("relay", "retry_base");
+                Timing {
+                    result_check_after: self.duration("relay", "result_check_after"),
+                    result_deadline: self.duration("relay", "result_deadline"),
+                    reconcile_after: self.duration_or_zero("relay", "reconcile_after"),
+                    retry: RetryPolicy {
+                        base,
+                        cap: self.duration("relay", "retry_cap"),
+                        floor: RetryPolicy::FLOOR.min(base),
+                        max_attempts: self.positive("relay", "max_attempts", "attempts") as u32,
+                        max_age: self.duration("relay", "max_age"),
+                        rate_limited_wait: self.duration_or_zero("relay", "rate_limited_wait"),
+                    },
+                }
+            },
             callbacks_kept_for: self.duration("relay", "callbacks_kept_for"),
             stop_grace: self.duration("relay", "stop_grace"),
         };

@@ -5,7 +5,9 @@
 //!
 //! ## Layout
 //!
-//! - [`config`] — the three configuration layers and their checks;
+//! - [`config`] — the three configuration layers and their checks, read into the sections
+//!   their users declare (`relay::RelayConfig`, `staff::FrmrConfig`, `ops::OpsConfig`,
+//!   `api::settings`, `validation::settings`, `store::DatabaseConfig`, `telemetry::LogConfig`);
 //! - [`telemetry`] — logging setup (personal data never reaches it: see `egisz_contract::Personal`);
 //! - [`store`] — durable state behind one trait, with SQLite and PostgreSQL implementations;
 //! - [`clients`] — API clients, their keys, roles and organisation scope (the records);
@@ -15,9 +17,12 @@
 //!   breaker in front of FRMR;
 //! - [`api`] — the internal HTTP API (axum): routing, problems, OpenAPI, service endpoints;
 //!   intake checks documents on the blocking pool and stores them through group commit;
-//! - [`lifecycle`] — the submission lifecycle: every state × event → transition, pure;
-//! - [`ops`] — operators' actions (through the lifecycle, audited), the queue's figures,
-//!   the REMD report;
+//! - [`lifecycle`] — the submission lifecycle: every state × event → transition, pure; and
+//!   [`lifecycle::Lifecycle`], the handle the relay, the REMD listener and ops decide through;
+//! - [`audit`] — the audit log's records (every operator's action);
+//! - [`ops`] — what operators do and see, for the API and the console alike: actions
+//!   (through the lifecycle, audited), the summary, the REMD report, the dashboard's days,
+//!   what of the audit log a key sees;
 //! - [`console`] — the ops console at `/ops`: server-rendered Russian HTML, sessions, CSRF;
 //! - [`mappings`] — REMD codes, the gateway's own codes, document kinds with their profiles
 //!   and dictionary copies, as data;
@@ -27,6 +32,8 @@
 //! - [`remd_listener`] — REMD's calls to the gateway, and the trust rule of their results;
 //! - [`serve`] — how every listener serves connections: the connection cap, header-read
 //!   and idle timeouts, admission by address;
+//! - [`remd`] — REMD as the gateway calls it: one client, the quota each call takes its slot
+//!   from, the calls' health (shared by the relay, the REMD listener and ops);
 //! - [`relay`] — the outbox dispatcher: claims with leases taking turns between
 //!   organisations, REMD calls paced by REMD's quota, reconciliation;
 //! - [`quota`] — an upstream's quota: the token bucket callers reserve slots from (pure;
@@ -42,6 +49,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod circuit;
 pub mod clients;
@@ -55,6 +63,7 @@ pub mod nsi;
 pub mod ops;
 pub mod quota;
 pub mod relay;
+pub mod remd;
 pub mod remd_listener;
 pub mod serve;
 pub mod staff;

@@ -10,6 +10,10 @@
 //! REMD listener and the ops actions only do I/O around it; the stores only SQL. The
 //! claim ([`CLAIM`]) and intake texts live here too.
 //!
+//! Layout: this file (the rules); `schedule` (when to try again, pure); `handle`
+//! ([`Lifecycle`]: the rules as the running gateway applies them, with their random source
+//! and the relay's bell, shared by the relay, the REMD listener and ops).
+//!
 //! | event \ state        | queued | sending | awaiting | retry_wait | unknown | registered | failed | cancelled |
 //! |----------------------|--------|---------|----------|------------|---------|------------|--------|-----------|
 //! | claim (due)          | send   | —       | —        | send       | look up | —          | —      | —         |
@@ -39,7 +43,10 @@ use egisz_contract::remd::{RegisterAck, RegisterResult, RegistryItem, RemdMessag
 use rand::Rng;
 
 use crate::mappings::{GatewayCode, Mappings, decisive};
+mod handle;
 pub mod schedule;
+
+pub use handle::Lifecycle;
 
 use self::schedule::{Hint, Next, RetryPolicy, next_attempt, next_check};
 use crate::submission::{Disposition, Status, SubmissionError, SubmissionRecord, Transition};
@@ -47,12 +54,16 @@ use crate::submission::{Disposition, Status, SubmissionError, SubmissionRecord, 
 /// The times the lifecycle works with (configuration `[relay]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timing {
-    /// `awaiting_result` this long after the acceptance → looked up in the register.
+    /// `awaiting_result` this long after the acceptance → looked up in the register
+    /// (`relay.result_check_after`; shorter than `result_deadline`). Default: 2 min.
     pub result_check_after: Duration,
-    /// Look-ups that cannot decide are repeated on growing intervals for this long.
+    /// Look-ups that cannot decide are repeated on growing intervals for this long
+    /// (`relay.result_deadline`). Default: 1 h.
     pub result_deadline: Duration,
-    /// How long after an unknown outcome the register is searched.
+    /// How long after an unknown outcome the register is searched
+    /// (`relay.reconcile_after`). Default: 30 s.
     pub reconcile_after: Duration,
+    /// When a transient failure is tried again, and when it is given up.
     pub retry: RetryPolicy,
 }
 

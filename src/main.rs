@@ -419,14 +419,14 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
             None => config.validation.verifier.clone(),
             Some(dir) => {
                 let mut settings = match &config.validation.verifier {
-                    egisz_gateway::config::VerifierChoice::Gost(g) => g.clone(),
+                    egisz_gateway::validation::settings::VerifierChoice::Gost(g) => g.clone(),
                     _ => match Config::load(None, &[]).map(|c| c.validation.verifier) {
-                        Ok(egisz_gateway::config::VerifierChoice::Gost(g)) => g,
+                        Ok(egisz_gateway::validation::settings::VerifierChoice::Gost(g)) => g,
                         _ => return usage("встроенные настройки проверки ГОСТ не читаются".into()),
                     },
                 };
-                settings.trust = egisz_gateway::config::GostTrust::directory(dir.clone());
-                egisz_gateway::config::VerifierChoice::Gost(settings)
+                settings.trust = egisz_gateway::validation::settings::GostTrust::directory(dir.clone());
+                egisz_gateway::validation::settings::VerifierChoice::Gost(settings)
             }
         };
         let verification = match app::verification_for(&choice) {
@@ -601,7 +601,8 @@ async fn clients(command: ClientsCommand, config: Config) -> anyhow::Result<()> 
 }
 
 fn print_config(c: &Config, packages: &[egisz_packages::PackageStatus]) {
-    use egisz_gateway::config::{LogFormat, ServiceMode};
+    use egisz_gateway::config::ServiceMode;
+    use egisz_gateway::telemetry::LogFormat;
     let mode = |m: ServiceMode| match m {
         ServiceMode::Sandbox => "sandbox (the in-process emulator)",
         ServiceMode::Remote => "remote",
@@ -621,7 +622,7 @@ fn print_config(c: &Config, packages: &[egisz_packages::PackageStatus]) {
         ("remd.mode", mode(c.remd.mode).into()),
         ("remd.endpoint", c.remd.endpoint.as_ref().map_or_else(|| "—".into(), |u| u.to_string())),
         ("remd.client_entity_id", c.remd.client_entity_id.clone().unwrap_or_else(|| "—".into())),
-        ("remd.rate_per_second", format!("{} (burst {})", c.remd.rate_per_second, c.remd.burst)),
+        ("remd.rate_per_second", format!("{} (burst {})", c.remd.quota.per_second, c.remd.quota.burst)),
         ("relay.instance_id", c.relay.instance_id.clone()),
         ("relay.concurrency", c.relay.concurrency.to_string()),
         ("ops.bulk_retry_max", c.ops.bulk_retry_max.to_string()),
@@ -631,13 +632,13 @@ fn print_config(c: &Config, packages: &[egisz_packages::PackageStatus]) {
         (
             "validation.verifier",
             match &c.validation.verifier {
-                egisz_gateway::config::VerifierChoice::None => {
+                egisz_gateway::validation::settings::VerifierChoice::None => {
                     "none: signatures not verified (structure, algorithms, digests, dates only)".into()
                 }
-                egisz_gateway::config::VerifierChoice::Gost(g) => format!(
+                egisz_gateway::validation::settings::VerifierChoice::Gost(g) => format!(
                     "gost (trusts {}; CRL missing: {}; CRL fetch {} ms, at most {} bytes{})",
                     match &g.trust {
-                        egisz_gateway::config::GostTrust::Accredited { dir, list } => {
+                        egisz_gateway::validation::settings::GostTrust::Accredited { dir, list } => {
                             let mut from: Vec<String> =
                                 dir.iter().map(|d| format!("the CAs in {}", d.display())).collect();
                             from.extend(list.iter().map(|l| {
@@ -650,14 +651,14 @@ fn print_config(c: &Config, packages: &[egisz_packages::PackageStatus]) {
                             }));
                             from.join(" and ")
                         }
-                        egisz_gateway::config::GostTrust::SandboxCa => "the sandbox GOST test CA".into(),
+                        egisz_gateway::validation::settings::GostTrust::SandboxCa => "the sandbox GOST test CA".into(),
                     },
                     g.revocation.as_str(),
                     g.crl_timeout.as_millis(),
                     g.crl_max_bytes,
                     g.crl_proxy.as_ref().map(|p| format!(", through {}", redact_url(p.as_str()))).unwrap_or_default()
                 ),
-                egisz_gateway::config::VerifierChoice::External { url, timeout } => {
+                egisz_gateway::validation::settings::VerifierChoice::External { url, timeout } => {
                     format!("external {} (timeout {} ms)", redact_url(url.as_str()), timeout.as_millis())
                 }
             },

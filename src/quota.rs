@@ -27,6 +27,15 @@ mod client;
 
 pub use client::{QuotaClient, Waited};
 
+/// An upstream's pace: `per_second` calls on average, and `burst` calls at once above it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Calls per second on average (more than zero).
+    pub per_second: f64,
+    /// Calls that may go at once after a quiet spell (at least one).
+    pub burst: u32,
+}
+
 /// A bucket's state as stored: below zero, the tokens already promised to waiting callers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bucket {

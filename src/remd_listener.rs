@@ -30,9 +30,9 @@ use tower::ServiceBuilder;
 
 use crate::serve::ListenerLimits;
 
-use crate::lifecycle::{Decision, Happening, PULL_DETAIL};
+use crate::lifecycle::{Decision, Happening, Lifecycle, PULL_DETAIL};
 use crate::metrics::{Metrics, ResultLabels};
-use crate::relay::Relay;
+use crate::remd::RemdCalls;
 use crate::store::{CallbackChange, CallbackRecord, Store};
 use crate::submission::{Status, SubmissionRecord};
 
@@ -40,7 +40,10 @@ use crate::submission::{Status, SubmissionRecord};
 #[derive(Clone)]
 pub struct ListenerState {
     pub store: Arc<dyn Store>,
-    pub relay: Arc<Relay>,
+    /// What a result does to its submission (shared with the relay and ops).
+    pub lifecycle: Arc<Lifecycle>,
+    /// REMD, to confirm a success when `confirm_success` is set (its quota is the relay's).
+    pub remd: Arc<RemdCalls>,
     pub metrics: Arc<Metrics>,
     /// Ask REMD before a success result registers a submission.
     pub confirm_success: bool,
@@ -239,7 +242,7 @@ async fn register_result(
     if let (ResultStatus::Success, Some(item)) = (&res.status, &res.registry_item)
         && state.confirm_success
     {
-        match state.relay.confirm_registered(&item.emdr_id, &sub).await {
+        match state.remd.confirm_registered(&item.emdr_id, &sub).await {
             Ok(true) => {}
             Ok(false) => return reject(state, envelope, &res, Some(&sub), "not_confirmed", now).await,
             Err(reason) => {
@@ -252,8 +255,8 @@ async fn register_result(
             }
         }
     }
-    state.relay.observe_codes(&res.errors);
-    let step = match state.relay.decide(&sub, Happening::Result(&res), now) {
+    state.lifecycle.observe_codes(&res.errors);
+    let step = match state.lifecycle.decide(&sub, Happening::Result(&res), now) {
         Decision::Apply(step) => Some(step),
         Decision::Ignore | Decision::Refuse(_) => None,
     };
@@ -294,7 +297,7 @@ async fn register_result(
         (true, true) => {
             tracing::info!(submission = %sub.id, outcome, "REMD result applied");
             if wakes {
-                state.relay.wake();
+                state.lifecycle.wake();
             }
         }
         (true, false) => {

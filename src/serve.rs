@@ -46,21 +46,26 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// How a listener bounds its clients: connections, and time to send a request. Read by the
-/// configuration from each listener's section (`[api]`, `[remd_listener]`, `[console]`).
+/// configuration from each listener's section (`[api]`, `[remd_listener]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerLimits {
     /// Connections served at once (`max_connections`); past it new ones wait in the backlog.
+    /// Default: 1024 (`[api]`), 256 (`[remd_listener]`).
     pub max_connections: usize,
-    /// How long a client may take to send a request's headers (`header_read_timeout_ms`).
+    /// How long a client may take to send a request's headers (`header_read_timeout_ms`);
+    /// then the connection is closed. Default: 10 s.
     pub header_read_timeout: Duration,
-    /// How long a connection may stay open with no request (`idle_timeout`).
+    /// How long a connection may stay open with no request (`idle_timeout`). Default: 60 s.
     pub idle_timeout: Duration,
     /// How long the body of one request may take to arrive (`body_read_timeout_ms`; shorter
     /// than `request_timeout`, so that a slow client gets 408, not the 504 of a slow gateway).
+    /// Default: 20 s (`[api]`), 10 s (`[remd_listener]`).
     pub body_read_timeout: Duration,
-    /// How long one request may take, answer included (`request_timeout_ms`).
+    /// How long one request may take, answer included (`request_timeout_ms`); past it the
+    /// request ends in an error (504 on the API). Default: 30 s.
     pub request_timeout: Duration,
-    /// The largest request body taken, in bytes (`body_limit_bytes`).
+    /// The largest request body taken, in bytes (`body_limit_bytes`); larger ones are refused.
+    /// Default: 16 MiB (`[api]`), 1 MiB (`[remd_listener]`).
     pub body_limit_bytes: usize,
 }
 

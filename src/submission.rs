@@ -290,6 +290,52 @@ pub struct ListFilter {
     pub limit: u32,
 }
 
+// What operators change, and what the store counts of submissions for ops.
+
+/// A change an operator's action makes to one submission (guarded like every transition).
+#[derive(Debug, Clone, Copy)]
+pub struct OpsChange<'a> {
+    pub id: Uuid,
+    pub from: &'a [Status],
+    pub transition: &'a Transition,
+}
+
+/// The oldest submission still on its way to REMD.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Waiting {
+    pub id: Uuid,
+    pub status: Status,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The queue as the store counts it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueueFigures {
+    pub counts: Vec<(Status, u64)>,
+    pub oldest_waiting: Option<Waiting>,
+    /// Still on their way to REMD although created before the registration deadline.
+    pub past_deadline: u64,
+}
+
+/// Submissions created in a period, counted by what report rows need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CohortCount {
+    pub organization: String,
+    pub kind: u32,
+    pub status: Status,
+    /// The first code of the submission's current errors.
+    pub error_code: Option<String>,
+    pub count: u64,
+}
+
+/// Submissions created on one day (days since 1970-01-01 in the region's time), by status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayCount {
+    pub day: i64,
+    pub status: Status,
+    pub count: u64,
+}
+
 /// Fixtures for the crate's unit tests.
 #[cfg(test)]
 pub(crate) mod tests_support {

@@ -4,7 +4,24 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogConfig, LogFormat};
+/// How log lines are written (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `"human"`: coloured lines for a terminal (the default).
+    Human,
+    /// `"json"`: one JSON object per line, for collectors.
+    Json,
+}
+
+/// `[log]`, declared here, where it is used.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// How log lines are written (`log.format`). Default: human.
+    pub format: LogFormat,
+    /// Filter in tracing's `EnvFilter` syntax, e.g. `info,egisz_gateway=debug` (`log.level`);
+    /// `RUST_LOG`, when set, wins. Default: `info`.
+    pub level: String,
+}
 
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over `log.level`. Calling it
 /// twice is harmless (the second call changes nothing).

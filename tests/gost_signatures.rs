@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{AUTHOR_SNILS, Db, MO_2917, SAMPLE, TestEnv, VALID_FROM, VALID_TILL, gost, sandbox_ca};
 use egisz_gateway::auth::Role;
-use egisz_gateway::config::{Config, GostSettings, GostTrust, RevocationPolicy, VerifierChoice};
+use egisz_gateway::config::Config;
+use egisz_gateway::validation::settings::{GostSettings, GostTrust, RevocationPolicy, VerifierChoice};
 use egisz_gost::test_pki::{Profile, TestCa, TestSigner, Usage};
 use serde_json::{Value, json};
 

@@ -246,8 +246,8 @@ async fn bulk_retry_requeues_each_once_within_the_remd_rate(db: Db) {
     };
     let env = TestEnv::start_on(db, |c, _| {
         c.ops.bulk_retry_max = 400;
-        c.remd.rate_per_second = RATE;
-        c.remd.burst = BURST;
+        c.remd.quota.per_second = RATE;
+        c.remd.quota.burst = BURST;
         c.relay.concurrency = 8;
     })
     .await;
@@ -446,7 +446,7 @@ async fn the_summary_and_the_gauges_show_what_is_stuck(db: Db) {
         stuck
     };
     // A long look-up time: the watchdog leaves the seeded ones where they are.
-    let env = TestEnv::start_on(db, |c, _| c.relay.result_check_after = Duration::from_secs(3600 * 48)).await;
+    let env = TestEnv::start_on(db, |c, _| c.relay.timing.result_check_after = Duration::from_secs(3600 * 48)).await;
     let ops = env.key(&[Role::Ops], &[MO_2917]).await;
     let summary = json_of(&env, &ops, "/api/v1/ops/summary").await;
     assert_eq!(summary["counts"]["awaiting_result"], 2, "{summary}");

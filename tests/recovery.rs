@@ -25,13 +25,14 @@ async fn silent_acceptances_and_lost_results_are_recovered_within_a_minute_of_th
     let _turn = ONE_AT_A_TIME.lock().await;
     let env = TestEnv::start_with(db, |c, _| {
         c.remd.timeout = Duration::from_millis(1500);
-        c.remd.rate_per_second = 50.0;
+        c.remd.quota.per_second = 50.0;
         c.relay.concurrency = 8;
         c.relay.poll_interval = Duration::from_millis(100);
-        c.relay.result_check_after = CHECK_AFTER;
-        c.relay.reconcile_after = Duration::from_millis(500);
-        c.relay.retry_base = Duration::from_millis(200);
-        c.relay.retry_cap = Duration::from_secs(2);
+        c.relay.timing.result_check_after = CHECK_AFTER;
+        c.relay.timing.reconcile_after = Duration::from_millis(500);
+        c.relay.timing.retry.base = Duration::from_millis(200);
+        c.relay.timing.retry.floor = Duration::from_millis(200);
+        c.relay.timing.retry.cap = Duration::from_secs(2);
     })
     .await;
     env.gw.remd_sandbox().unwrap().set_faults(RemdFaults {

@@ -14,10 +14,12 @@ use egisz_contract::remd::{
 use egisz_contract::{Failure, Oid, Personal};
 use egisz_gateway::config::Config;
 use egisz_gateway::lifecycle::schedule::RetryPolicy;
-use egisz_gateway::lifecycle::{Sweep, sweep};
+use egisz_gateway::lifecycle::{Lifecycle, Sweep, Timing, sweep};
 use egisz_gateway::mappings::Mappings;
 use egisz_gateway::metrics::Metrics;
-use egisz_gateway::relay::{Relay, RelaySettings};
+use egisz_gateway::quota::Rate;
+use egisz_gateway::relay::{Relay, RelayConfig};
+use egisz_gateway::remd::RemdCalls;
 use egisz_gateway::store::{self, Store};
 use egisz_gateway::submission::{Disposition, Intake, NewSubmission, Status};
 use uuid::Uuid;
@@ -85,6 +87,7 @@ struct Rig {
     _db: TestDb,
     store: Arc<dyn Store>,
     remd: Arc<ScriptedRemd>,
+    calls: Arc<RemdCalls>,
     relay: Arc<Relay>,
     metrics: Arc<Metrics>,
 }
@@ -98,42 +101,44 @@ async fn rig_with(db: Db, retry: RetryPolicy) -> Rig {
 }
 
 async fn rig_leased(db: Db, retry: RetryPolicy, lease: Duration) -> Rig {
-    rig_tuned(db, |s| {
-        s.retry = retry;
-        s.lease = lease;
+    rig_tuned(db, |s, _| {
+        s.timing.retry = retry;
+        s.lease_for = lease;
     })
     .await
 }
 
-async fn rig_tuned(db: Db, tweak: impl FnOnce(&mut RelaySettings)) -> Rig {
-    let mut settings = RelaySettings {
-        concurrency: 1,
-        lease: Duration::from_secs(60),
-        poll_interval: Duration::from_millis(100),
-        result_check_after: Duration::from_secs(120),
-        result_deadline: Duration::from_secs(3600),
-        reconcile_after: Duration::ZERO,
-        rate_per_second: 1000.0,
-        burst: 10,
-        retry: RetryPolicy::default(),
+async fn rig_tuned(db: Db, tweak: impl FnOnce(&mut RelayConfig, &mut Rate)) -> Rig {
+    let mut settings = RelayConfig {
         instance_id: "test-worker".into(),
+        concurrency: 1,
+        lease_for: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(100),
+        timing: Timing {
+            result_check_after: Duration::from_secs(120),
+            result_deadline: Duration::from_secs(3600),
+            reconcile_after: Duration::ZERO,
+            retry: RetryPolicy::default(),
+        },
+        callbacks_kept_for: Duration::from_secs(90 * 24 * 3600),
         stop_grace: Duration::from_secs(5),
     };
-    tweak(&mut settings);
+    let mut quota = Rate { per_second: 1000.0, burst: 10 };
+    tweak(&mut settings, &mut quota);
     let test_db = TestDb::new(db).await;
     let env = [("EGISZ__DATABASE__URL".to_owned(), test_db.url.clone())];
     let store = store::connect(&Config::load(None, &env).unwrap().database).await.unwrap();
     let remd = Arc::new(ScriptedRemd::default());
     let metrics = Arc::new(Metrics::new());
-    let relay = Arc::new(Relay::new(
-        Arc::clone(&store),
-        remd.clone(),
+    let calls = Arc::new(RemdCalls::new(Arc::clone(&store), remd.clone(), quota, Arc::clone(&metrics)));
+    let lifecycle = Arc::new(Lifecycle::new(
         Arc::new(Mappings::embedded().unwrap()),
-        Arc::clone(&metrics),
-        settings,
+        settings.timing.clone(),
         Arc::new(tokio::sync::Notify::new()),
+        Arc::clone(&metrics),
     ));
-    Rig { _db: test_db, store, remd, relay, metrics }
+    let relay = Arc::new(Relay::new(Arc::clone(&store), Arc::clone(&calls), lifecycle, Arc::clone(&metrics), settings));
+    Rig { _db: test_db, store, remd, calls, relay, metrics }
 }
 
 async fn submit(r: &Rig, local_uid: &str) -> Uuid {
@@ -351,7 +356,8 @@ async fn post_result(
     let app = egisz_gateway::remd_listener::router(
         egisz_gateway::remd_listener::ListenerState {
             store: Arc::clone(&r.store),
-            relay: Arc::clone(&r.relay),
+            lifecycle: Arc::clone(r.relay.lifecycle()),
+            remd: Arc::clone(&r.calls),
             metrics: Arc::new(egisz_gateway::metrics::Metrics::new()),
             confirm_success: false,
         },
@@ -623,11 +629,11 @@ async fn a_stopping_relay_hands_back_what_it_has_not_sent(db: Db) {
     for (call, grace) in
         [(Duration::from_millis(800), Duration::from_secs(20)), (Duration::from_secs(30), Duration::ZERO)]
     {
-        let r = rig_tuned(db, |s| {
+        let r = rig_tuned(db, |s, quota| {
             s.concurrency = 4;
-            s.rate_per_second = 0.2;
+            quota.per_second = 0.2;
             // One token of the burst is held back: one call at once, the next 5 s later.
-            s.burst = 2;
+            quota.burst = 2;
             s.stop_grace = grace;
         })
         .await;

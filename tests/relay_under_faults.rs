@@ -29,19 +29,20 @@ fn doctor() -> TestSigner {
 
 /// Quick retries and deadlines, so that a test of minutes' worth of faults takes seconds.
 fn fast(c: &mut Config) {
-    c.remd.rate_per_second = f64::from(RATE);
-    c.remd.burst = BURST;
+    c.remd.quota.per_second = f64::from(RATE);
+    c.remd.quota.burst = BURST;
     c.remd.timeout = Duration::from_millis(1500);
     c.relay.concurrency = 8;
     c.relay.lease_for = Duration::from_secs(5);
     c.relay.poll_interval = Duration::from_millis(100);
-    c.relay.result_check_after = Duration::from_secs(1);
-    c.relay.result_deadline = Duration::from_secs(3);
-    c.relay.reconcile_after = Duration::from_millis(200);
-    c.relay.retry_base = Duration::from_millis(200);
-    c.relay.retry_cap = Duration::from_secs(2);
-    c.relay.rate_limited_wait = Duration::from_secs(1);
-    c.relay.max_attempts = 1000;
+    c.relay.timing.result_check_after = Duration::from_secs(1);
+    c.relay.timing.result_deadline = Duration::from_secs(3);
+    c.relay.timing.reconcile_after = Duration::from_millis(200);
+    c.relay.timing.retry.base = Duration::from_millis(200);
+    c.relay.timing.retry.floor = Duration::from_millis(200);
+    c.relay.timing.retry.cap = Duration::from_secs(2);
+    c.relay.timing.retry.rate_limited_wait = Duration::from_secs(1);
+    c.relay.timing.retry.max_attempts = 1000;
 }
 
 /// The two backends' runs take turns: the rate check measures arrival times at the

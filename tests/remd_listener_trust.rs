@@ -120,7 +120,7 @@ async fn forged_replayed_and_mismatched_calls_change_nothing(db: Db) {
         ..egisz_gateway::submission::Transition::to(Status::Queued, "test", "resend")
     };
     assert!(store.transition(id, &[Status::AwaitingResult], None, &t, egisz_gateway::now()).await.unwrap());
-    env.gw.relay().wake();
+    env.gw.relay().lifecycle().wake();
     for _ in 0..100 {
         if store.messages(id).await.unwrap().len() == 2 {
             break;

@@ -98,7 +98,7 @@ pub async fn submit(
     }
     match state.intake.intake(new).await.map_err(store_error)? {
         Intake::Created(record) => {
-            state.outbox_wake.notify_waiters();
+            state.lifecycle.wake();
             tracing::info!(submission = %record.id, organization = %record.organization, kind = record.kind, "document accepted");
             Ok((StatusCode::ACCEPTED, Json(DocumentStatus::of(&record, None))))
         }
@@ -325,7 +325,7 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Rea
         errors.push(FieldError::new("document_base64", "/document", "документ должен быть в base64"));
         return Err(errors.into_error());
     };
-    if content.len() > state.settings.max_document_bytes {
+    if content.len() > state.documents.max_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -333,7 +333,7 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Rea
             format!(
                 "документ {} байт, допустимо не более {} (documents.max_bytes)",
                 content.len(),
-                state.settings.max_document_bytes
+                state.documents.max_bytes
             ),
         ));
     }
@@ -388,8 +388,8 @@ fn prepare(state: &AppState, caller: &Caller, body: SubmitRequest) -> Result<Rea
             .collect(),
         org_signature: org_decoded.as_ref().map(|d| d.as_deref()),
     };
-    let now = Utc::now().with_timezone(&state.settings.utc_offset);
-    let checked = validation::check_document(&input, &state.dictionaries.current(), now, state.settings.utc_offset);
+    let now = Utc::now().with_timezone(&state.region.utc_offset);
+    let checked = validation::check_document(&input, &state.dictionaries.current(), now, state.region.utc_offset);
     // REMD's order: the bounded parse, the kind's XSD and schematron, then our rules.
     let (package_found, package_id) = if checked.parsed {
         services::check_package(state.packages.as_deref(), &state.validation, kind.kind, &content)

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod params;
 pub mod problem;
 mod service;
+pub mod settings;
 pub mod staff;
 
 use std::sync::Arc;
@@ -24,7 +25,6 @@ use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::FixedOffset;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -35,22 +35,9 @@ use crate::metrics::{HttpLabels, Metrics, RouteLabels};
 use crate::staff::StaffService;
 use crate::store::Store;
 use problem::ApiError;
+use settings::{ApiConfig, DocumentsConfig, RegionConfig};
 
 pub use openapi::openapi_json;
-
-/// Settings the handlers need.
-#[derive(Debug, Clone)]
-pub struct ApiSettings {
-    pub max_batch_items: usize,
-    pub batch_deadline: Duration,
-    pub batch_concurrency: usize,
-    pub utc_offset: FixedOffset,
-    pub request_timeout: Duration,
-    pub body_read_timeout: Duration,
-    pub body_limit_bytes: usize,
-    /// Largest document (decoded bytes).
-    pub max_document_bytes: usize,
-}
 
 /// Shared state of the API handlers. Cheap to clone.
 #[derive(Clone)]
@@ -59,12 +46,17 @@ pub struct AppState {
     pub auth: Authenticator,
     pub staff: StaffService,
     pub metrics: Arc<Metrics>,
-    pub settings: Arc<ApiSettings>,
+    /// `[api]`.
+    pub settings: Arc<ApiConfig>,
+    /// `[documents]`.
+    pub documents: DocumentsConfig,
+    /// `[region]`: the region's time, in which dates are read and shown.
+    pub region: RegionConfig,
     pub mappings: Arc<crate::mappings::Mappings>,
     /// The dictionary copies rule H13 checks against (shipped, then refreshed from NSI).
     pub dictionaries: Arc<crate::mappings::LiveDictionaries>,
     /// The service checks' policies.
-    pub validation: Arc<crate::config::ValidationConfig>,
+    pub validation: Arc<crate::validation::settings::ValidationConfig>,
     /// The signature verifier (`validation.verifier`).
     pub verification: crate::validation::services::Verification,
     /// The ministry's rule packages (`validation.packages_dir`), if any.
@@ -73,20 +65,18 @@ pub struct AppState {
     pub validate_limiter: Arc<governor::DefaultKeyedRateLimiter<uuid::Uuid>>,
     /// The dictionaries' refresher from NSI (`nsi.mode`), for `/readyz`.
     pub nsi: Option<Arc<crate::nsi::NsiService>>,
-    /// Wakes the relay when a submission is stored.
-    pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The lifecycle (shared with the relay): intake rings its bell when a submission is
+    /// stored.
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
+    /// REMD's calls (their health, for `/readyz`).
+    pub remd: Arc<crate::remd::RemdCalls>,
     /// Where intakes are stored: shared, durable commits.
     pub intake: crate::store::GroupCommit,
     /// Documents checked at once (`api.intake_workers`).
     pub intake_permits: Arc<tokio::sync::Semaphore>,
-    /// Operators' actions (retry, cancel, bulk re-runs) with their audit.
+    /// What operators do and see (actions with their audit, the summary, the report, the
+    /// dashboard's days), for the ops API and the console alike.
     pub ops: crate::ops::Operations,
-    pub ops_settings: Arc<crate::config::OpsConfig>,
-    /// The relay (REMD's health for the summary).
-    pub relay: Arc<crate::relay::Relay>,
-    /// The dashboard's 30 days per scope, at most a minute old (they change slowly and
-    /// cost a range read of a month of submissions).
-    pub day_figures: Arc<crate::memo::Memo<String, Vec<crate::ops::report::DayFigures>>>,
     /// The key that signs the console's sign-in form cookie, shared by every instance on
     /// the database.
     pub console_key: Arc<[u8]>,
@@ -120,8 +110,8 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
         .route("/api/v1/staff/{snils}", get(staff::get_staff))
         .fallback(service::fallback)
         .method_not_allowed_fallback(service::method_not_allowed)
-        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_read_timeout))
+        .layer(DefaultBodyLimit::max(settings.limits.body_limit_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.limits.body_read_timeout))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(sanitize_request_id))
@@ -131,7 +121,7 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
                 .layer(middleware::from_fn_with_state(state.clone(), track))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(HandleErrorLayer::new(timeout_response))
-                .timeout(settings.request_timeout),
+                .timeout(settings.limits.request_timeout),
         )
         .with_state(state)
 }

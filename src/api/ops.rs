@@ -11,16 +11,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
-use super::documents::{DocumentStatus, Filters, store_error};
+use super::documents::{DocumentStatus, store_error};
 use super::extract::{ApiPath, ApiQuery, Caller};
 use super::params::region_time;
+use super::params::{Filters, page_limit};
 use super::problem::{ApiError, FieldError, Problem};
-use crate::auth::{Role, Scope};
-use crate::circuit::Health;
-use crate::lifecycle::OPEN;
+use crate::audit::{Action, AuditEntry, AuditFilter};
+use crate::auth::Role;
 use crate::ops::report::{self, Report};
-use crate::ops::{Action, AuditEntry, AuditFilter, BulkOutcome, OpsError, Waiting};
-use crate::submission::Status;
+use crate::ops::{BulkOutcome, OpsError, Summary};
 
 /// An operator's comment.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -187,7 +186,7 @@ pub async fn bulk_retry(
         disposition: req.disposition,
     };
     let mut errors = Vec::new();
-    let filter = filters.parse(&caller, state.settings.utc_offset, &mut errors)?;
+    let filter = filters.parse(&caller, state.region.utc_offset, &mut errors)?;
     if let Some(s) = filter.statuses.first()
         && !crate::lifecycle::RETRYABLE.contains(s)
     {
@@ -249,10 +248,10 @@ pub async fn audit(
 ) -> Result<Json<AuditPage>, ApiError> {
     caller.require(Role::Ops)?;
     let mut errors = Vec::new();
-    let offset = state.settings.utc_offset;
+    let offset = state.region.utc_offset;
     let from = region_time(q.from.as_deref(), "from", offset, &mut errors);
     let to = region_time(q.to.as_deref(), "to", offset, &mut errors);
-    let limit = super::documents::page_limit(q.limit, 100, &mut errors);
+    let limit = page_limit(q.limit, 100, &mut errors);
     let before = match q.cursor.as_deref().map(str::parse::<i64>) {
         None => None,
         Some(Ok(id)) => Some(id),
@@ -288,91 +287,7 @@ fn filter_of(
     before: Option<i64>,
     limit: u32,
 ) -> AuditFilter {
-    AuditFilter { from, to, actor, before, limit: limit + 1, visible_to: visible_to(&caller.0) }
-}
-
-/// What of the audit log a key sees: everything with every organisation; else its
-/// organisations' entries and its own.
-pub fn visible_to(who: &crate::auth::Principal) -> Option<(Vec<egisz_contract::Oid>, Uuid)> {
-    match &who.scope {
-        Scope::All => None,
-        Scope::Only(set) => Some((set.iter().cloned().collect(), who.client_id)),
-    }
-}
-
-/// The years a date in a query may name (a typo like `20266` is an error, not a panic).
-/// A federal service as the gateway sees it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ServiceHealth {
-    /// `closed` (working), `open` (failing: calls held back or failing in a row), `half_open`.
-    pub circuit: String,
-    pub consecutive_failures: u32,
-    pub last_success: Option<DateTime<Utc>>,
-    pub last_failure: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-}
-
-impl From<Health> for ServiceHealth {
-    fn from(h: Health) -> Self {
-        Self {
-            circuit: h.state.as_str().to_owned(),
-            consecutive_failures: h.consecutive_failures,
-            last_success: h.last_success,
-            last_failure: h.last_failure,
-            last_error: h.last_error,
-        }
-    }
-}
-
-/// The oldest submission still on its way.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OldestWaiting {
-    #[serde(flatten)]
-    pub submission: Waiting,
-    pub age_seconds: i64,
-}
-
-/// What is stuck now.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Summary {
-    /// Submissions per status (every status, zeros included).
-    pub counts: std::collections::BTreeMap<String, u64>,
-    /// Still on their way to REMD (queued, sending, awaiting_result, retry_wait, unknown).
-    pub queue_depth: u64,
-    pub oldest_waiting: Option<OldestWaiting>,
-    /// On their way although submitted longer than `ops.registration_deadline` ago.
-    pub past_deadline: u64,
-    pub registration_deadline_seconds: u64,
-    /// This instance's view of REMD's calls (the relay's schedule paces them).
-    pub remd: ServiceHealth,
-    pub frmr: ServiceHealth,
-    pub at: DateTime<Utc>,
-}
-
-/// The figures of the summary, for the key's organisations.
-pub async fn summary_of(state: &AppState, scope: &Scope) -> Result<Summary, ApiError> {
-    let now = crate::now();
-    let deadline = now - chrono::Duration::from_std(state.ops_settings.registration_deadline).unwrap_or_default();
-    let orgs: Option<Vec<_>> = scope.organizations();
-    let figures = state.store.queue_figures(OPEN, deadline, orgs.as_deref()).await.map_err(store_error)?;
-    let mut counts: std::collections::BTreeMap<String, u64> =
-        Status::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
-    for (s, n) in &figures.counts {
-        counts.insert(s.as_str().to_owned(), *n);
-    }
-    let queue_depth = figures.counts.iter().filter(|(s, _)| OPEN.contains(s)).map(|(_, n)| n).sum();
-    Ok(Summary {
-        counts,
-        queue_depth,
-        oldest_waiting: figures
-            .oldest_waiting
-            .map(|w| OldestWaiting { age_seconds: (now - w.created_at).num_seconds().max(0), submission: w }),
-        past_deadline: figures.past_deadline,
-        registration_deadline_seconds: state.ops_settings.registration_deadline.as_secs(),
-        remd: state.relay.remd_health().into(),
-        frmr: state.staff.frmr_health().into(),
-        at: now,
-    })
+    AuditFilter { from, to, actor, before, limit: limit + 1, visible_to: crate::ops::visible_to(&caller.0) }
 }
 
 /// Counts per status, the oldest waiting submission, what is past its deadline, REMD and
@@ -389,7 +304,8 @@ pub async fn summary_of(state: &AppState, scope: &Scope) -> Result<Summary, ApiE
 )]
 pub async fn summary(State(state): State<AppState>, caller: Caller) -> Result<Json<Summary>, ApiError> {
     may_see_figures(&caller)?;
-    Ok(Json(summary_of(&state, &caller.0.scope).await?))
+    let summary = state.ops.summary(&caller.0.scope, state.staff.frmr_health(), crate::now()).await;
+    Ok(Json(summary.map_err(store_error)?))
 }
 
 fn may_see_figures(caller: &Caller) -> Result<(), ApiError> {
@@ -411,51 +327,6 @@ pub struct ReportQuery {
     pub to: Option<String>,
     /// `json` (default) or `csv` (UTF-8 with BOM, `;`, for a Russian-locale spreadsheet).
     pub format: Option<String>,
-}
-
-/// The report of a period, within `scope`; `Err` lists bad parameters.
-pub async fn report_of(
-    state: &AppState,
-    scope: &Scope,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<Report, ApiError> {
-    let offset = state.settings.utc_offset;
-    let mut errors = Vec::new();
-    let from = region_time(from, "from", offset, &mut errors);
-    let to = region_time(to, "to", offset, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::validation("validation_failed", errors));
-    }
-    let (from, to) = match (from, to) {
-        (Some(f), Some(t)) => (f, t),
-        (Some(f), None) => (f, f + chrono::Duration::days(7)),
-        (None, Some(t)) => (t - chrono::Duration::days(7), t),
-        (None, None) => report::week_of(crate::now().with_timezone(&offset).date_naive(), offset),
-    };
-    if to <= from || to - from > chrono::Duration::days(366) {
-        return Err(ApiError::validation(
-            "validation_failed",
-            vec![FieldError::new("period", "to", "конец периода позже начала, период не длиннее года")],
-        ));
-    }
-    let orgs: Option<Vec<_>> = scope.organizations();
-    let counts = state.store.cohort(from, to, orgs.as_deref()).await.map_err(store_error)?;
-    Ok(report::report(from, to, &counts))
-}
-
-/// The report's CSV and its file name.
-pub fn report_csv(state: &AppState, r: &Report) -> Response {
-    let bytes = report::csv(r, |k| state.mappings.kind(k).map(|k| k.name.clone()));
-    let date = r.from.with_timezone(&state.settings.utc_offset).format("%Y-%m-%d");
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"remd-report-{date}.csv\"")),
-        ],
-        bytes,
-    )
-        .into_response()
 }
 
 /// Per organisation and kind: submitted, registered, failed, pending, success rate, top
@@ -488,6 +359,30 @@ pub async fn remd_report(
             ));
         }
     };
-    let r = report_of(&state, &caller.0.scope, q.from.as_deref(), q.to.as_deref()).await?;
+    let offset = state.region.utc_offset;
+    let mut errors = Vec::new();
+    let from = region_time(q.from.as_deref(), "from", offset, &mut errors);
+    let to = region_time(q.to.as_deref(), "to", offset, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation("validation_failed", errors));
+    }
+    let today = crate::now().with_timezone(&offset).date_naive();
+    let (from, to) = report::period(from, to, today, offset)
+        .map_err(|e| ApiError::validation("validation_failed", vec![FieldError::new("period", "to", e.to_string())]))?;
+    let r = state.ops.report(&caller.0.scope, from, to).await.map_err(store_error)?;
     Ok(if csv { report_csv(&state, &r) } else { Json(r).into_response() })
+}
+
+/// The report as a CSV download (API and console alike).
+pub fn report_csv(state: &AppState, r: &Report) -> Response {
+    let bytes = report::csv(r, |k| state.mappings.kind(k).map(|k| k.name.clone()));
+    let name = report::csv_file_name(r, state.region.utc_offset);
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        bytes,
+    )
+        .into_response()
 }

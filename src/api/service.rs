@@ -76,7 +76,7 @@ pub const METRICS_FIGURES_FOR: std::time::Duration = std::time::Duration::from_s
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let open = state.staff.frmr_health().state == crate::circuit::CircuitState::Open;
     state.metrics.frmr_circuit_open.set(i64::from(open));
-    let remd_open = state.relay.remd_health().state == crate::circuit::CircuitState::Open;
+    let remd_open = state.remd.health().state == crate::circuit::CircuitState::Open;
     state.metrics.remd_circuit_open.set(i64::from(remd_open));
     if let Some(nsi) = &state.nsi {
         state.metrics.nsi_refresh_failed.set(nsi.status().results.iter().filter(|r| r.failed()).count() as i64);
@@ -88,7 +88,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         let mut last = state.metrics_figures_read.lock().await;
         if last.is_none_or(|at| at.elapsed() >= METRICS_FIGURES_FOR) {
             state.metrics.queue_figures_reads.inc();
-            match super::ops::summary_of(&state, &crate::auth::Scope::All).await {
+            match state.ops.summary(&crate::auth::Scope::All, state.staff.frmr_health(), crate::now()).await {
                 Ok(summary) => {
                     for (status, n) in &summary.counts {
                         let labels = crate::metrics::StatusLabels { status: status.clone() };

@@ -123,7 +123,7 @@ fn parse_position(raw: Option<&str>, path: &str, errors: &mut Vec<FieldError>) -
 }
 
 fn parse_date(raw: Option<&str>, state: &AppState, path: &str, errors: &mut Vec<FieldError>) -> NaiveDate {
-    let today = Utc::now().with_timezone(&state.settings.utc_offset).date_naive();
+    let today = Utc::now().with_timezone(&state.region.utc_offset).date_naive();
     let Some(s) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return today };
     match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         Ok(d) if (1900..=2100).contains(&chrono::Datelike::year(&d)) => d,

@@ -37,12 +37,13 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::api::AppState;
-use crate::api::documents::Filters;
+use crate::api::params::Filters;
 use crate::api::problem::FieldError;
+use crate::audit::{Action, AuditFilter};
 use crate::auth::{Principal, Role, Scope};
 use crate::lifecycle::{CANCELLABLE, RETRYABLE};
+use crate::ops::OpsError;
 use crate::ops::report;
-use crate::ops::{Action, AuditFilter, OpsError};
 use crate::submission::ListFilter;
 use html::{Nav, notice, page};
 use pages::FilterForm;
@@ -305,7 +306,7 @@ fn stale_form() -> Response {
 }
 
 fn cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: u64) -> HeaderValue {
-    let secure = if state.ops_settings.secure_cookies { "; Secure" } else { "" };
+    let secure = if state.ops.settings().secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"))
         .expect("a cookie of safe characters")
 }
@@ -350,7 +351,7 @@ async fn login(
     }
     let session_token = token();
     let now = crate::now();
-    let ttl = state.ops_settings.session_ttl;
+    let ttl = state.ops.settings().session_ttl;
     let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(8));
     if let Err(e) = state.store.create_session(&hash(&session_token), principal.client_id, &token(), now, expires).await
     {
@@ -383,29 +384,14 @@ async fn logout(
 
 async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, NoSession> {
     let s = session(&state, &headers).await?;
-    let summary = match crate::api::ops::summary_of(&state, &s.principal.scope).await {
+    let (offset, now) = (state.region.utc_offset, crate::now());
+    let summary = match state.ops.summary(&s.principal.scope, state.staff.frmr_health(), now).await {
         Ok(summary) => summary,
-        Err(_) => return Ok(unavailable("summary")),
+        Err(e) => return Ok(unavailable(e)),
     };
-    let offset = state.settings.utc_offset;
-    let now = crate::now();
-    let today = report::day_number(now, offset);
-    let start = report::day_date(today - 29).and_hms_opt(0, 0, 0).expect("midnight");
-    let from = start.and_local_timezone(offset).single().map(|t| t.to_utc()).unwrap_or(now);
-    let orgs = s.principal.scope.organizations();
-    let key = format!("{today}|{orgs:?}");
-    let days = match state.day_figures.get(&key) {
-        Some(days) => days,
-        None => {
-            let to = now + chrono::Duration::seconds(1);
-            let counts = match state.store.daily(from, to, offset.local_minus_utc(), orgs.as_deref()).await {
-                Ok(c) => c,
-                Err(e) => return Ok(unavailable(e)),
-            };
-            let days = report::days(today, 30, &counts);
-            state.day_figures.insert(key, days.clone());
-            days
-        }
+    let days = match state.ops.days(&s.principal.scope, now, offset).await {
+        Ok(days) => days,
+        Err(e) => return Ok(unavailable(e)),
     };
     Ok(html(StatusCode::OK, page("Сводка", Nav::Dashboard, s.operator(), &pages::dashboard(&summary, &days, offset))))
 }
@@ -446,7 +432,7 @@ fn list_filter(f: &FilterForm, scope: &Scope, state: &AppState) -> Result<ListFi
         disposition: Some(f.disposition.clone()),
     };
     let mut errors: Vec<FieldError> = Vec::new();
-    let parsed = filters.parse_for(scope, state.settings.utc_offset, &mut errors);
+    let parsed = filters.parse_for(scope, state.region.utc_offset, &mut errors);
     problems.extend(errors.into_iter().map(|e| e.message));
     match parsed {
         Ok(filter) if problems.is_empty() => Ok(filter),
@@ -468,7 +454,7 @@ async fn failed(
         let (ms, id) = c.split_once('_')?;
         Some((chrono::DateTime::from_timestamp_millis(ms.parse().ok()?)?, Uuid::parse_str(id).ok()?))
     });
-    let offset = state.settings.utc_offset;
+    let offset = state.region.utc_offset;
     let (rows, next, problems) = match list_filter(&form, &s.principal.scope, &state) {
         Ok(filter) => {
             let filter = ListFilter { before: cursor, limit: PAGE_SIZE + 1, oldest_first: sort == "oldest", ..filter };
@@ -543,7 +529,7 @@ async fn detail(state: &AppState, s: &Session, id: Uuid, show_personal: bool, do
         csrf: &s.csrf,
         done,
         mappings: &state.mappings,
-        offset: state.settings.utc_offset,
+        offset: state.region.utc_offset,
         retryable: RETRYABLE.contains(&record.status),
         cancellable: CANCELLABLE.contains(&record.status),
     });
@@ -814,7 +800,7 @@ fn week(
     state: &AppState,
     q: &HashMap<String, String>,
 ) -> (String, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
-    let offset = state.settings.utc_offset;
+    let offset = state.region.utc_offset;
     let day = q
         .get("week")
         .and_then(|w| chrono::NaiveDate::parse_from_str(w.trim(), "%Y-%m-%d").ok())
@@ -831,14 +817,11 @@ async fn report_page(
 ) -> Result<Response, NoSession> {
     let s = session(&state, &headers).await?;
     let (day, from, to) = week(&state, &q);
-    let r =
-        match crate::api::ops::report_of(&state, &s.principal.scope, Some(&from.to_rfc3339()), Some(&to.to_rfc3339()))
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => return Ok(unavailable("report")),
-        };
-    let body = pages::report(&r, &day, &state.mappings, state.settings.utc_offset);
+    let r = match state.ops.report(&s.principal.scope, from, to).await {
+        Ok(r) => r,
+        Err(e) => return Ok(unavailable(e)),
+    };
+    let body = pages::report(&r, &day, &state.mappings, state.region.utc_offset);
     Ok(html(StatusCode::OK, page("Отчёт по регистрации в РЭМД", Nav::Report, s.operator(), &body)))
 }
 
@@ -849,14 +832,13 @@ async fn report_csv(
 ) -> Result<Response, NoSession> {
     let s = session(&state, &headers).await?;
     let (_, from, to) = week(&state, &q);
-    match crate::api::ops::report_of(&state, &s.principal.scope, Some(&from.to_rfc3339()), Some(&to.to_rfc3339())).await
-    {
+    match state.ops.report(&s.principal.scope, from, to).await {
         Ok(r) => {
             let mut res = crate::api::ops::report_csv(&state, &r);
             secure_headers(res.headers_mut());
             Ok(res)
         }
-        Err(_) => Ok(unavailable("report")),
+        Err(e) => Ok(unavailable(e)),
     }
 }
 
@@ -870,7 +852,7 @@ async fn audit_page(
     let filter = AuditFilter {
         before,
         limit: PAGE_SIZE + 1,
-        visible_to: crate::api::ops::visible_to(&s.principal),
+        visible_to: crate::ops::visible_to(&s.principal),
         ..AuditFilter::default()
     };
     let mut items = match state.store.audit_log(&filter).await {
@@ -883,7 +865,7 @@ async fn audit_page(
     } else {
         None
     };
-    let body = pages::audit(&items, next.as_deref(), state.settings.utc_offset);
+    let body = pages::audit(&items, next.as_deref(), state.region.utc_offset);
     Ok(html(StatusCode::OK, page("Журнал действий", Nav::Audit, s.operator(), &body)))
 }
 

@@ -7,10 +7,11 @@ use chrono::{DateTime, FixedOffset, Utc};
 
 use super::chart;
 use super::html::{csrf_field, esc, input, notice, select, url_value};
-use crate::api::ops::Summary;
+use crate::audit::AuditEntry;
 use crate::mappings::Mappings;
+use crate::ops::BulkOutcome;
+use crate::ops::Summary;
 use crate::ops::report::{DayFigures, Report};
-use crate::ops::{AuditEntry, BulkOutcome};
 use crate::submission::{Disposition, Event, Status, SubmissionError, SubmissionRecord};
 
 /// A status in Russian.

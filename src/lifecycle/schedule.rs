@@ -17,18 +17,27 @@ use rand::Rng;
 /// Limits of the schedule (configuration `[relay]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// The first retry waits up to this long.
+    /// The first retry waits up to this long (`relay.retry_base`). Default: 30 s.
     pub base: Duration,
-    /// No wait is longer than this.
+    /// No wait is longer than this (`relay.retry_cap`, not shorter than `base`).
+    /// Default: 1 h.
     pub cap: Duration,
-    /// No wait is shorter than this (a retry storm is worse than a late retry).
+    /// No wait is shorter than this (a retry storm is worse than a late retry): 1 s, or
+    /// `base` when that is shorter. Not a key of its own.
     pub floor: Duration,
-    /// Attempts (sends) after which a transient failure ends in `failed`.
+    /// Attempts (sends) after which a transient failure ends in `failed`
+    /// (`relay.max_attempts`). Default: 30.
     pub max_attempts: u32,
-    /// Age after which a submission is not retried any more.
+    /// Age after which a submission is not retried any more (`relay.max_age`).
+    /// Default: 7 days.
     pub max_age: Duration,
-    /// The least wait after REMD's `RATE_LIMIT`.
+    /// The least wait after REMD's `RATE_LIMIT` (`relay.rate_limited_wait`). Default: 60 s.
     pub rate_limited_wait: Duration,
+}
+
+impl RetryPolicy {
+    /// The shortest wait before a retry unless `base` is shorter still.
+    pub const FLOOR: Duration = Duration::from_secs(1);
 }
 
 impl Default for RetryPolicy {
@@ -36,7 +45,7 @@ impl Default for RetryPolicy {
         Self {
             base: Duration::from_secs(30),
             cap: Duration::from_secs(3600),
-            floor: Duration::from_secs(1),
+            floor: Self::FLOOR,
             max_attempts: 30,
             max_age: Duration::from_secs(7 * 24 * 3600),
             rate_limited_wait: Duration::from_secs(60),

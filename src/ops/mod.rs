@@ -3,15 +3,23 @@
 //!
 //! ## Layout
 //!
-//! - this module — the values ops work with (audit entries, queue figures, counts), and
-//!   [`Operations`], the service behind both the ops API and the console: it reads the
-//!   submission, asks [`crate::lifecycle`] what the action does, and has the store apply the
-//!   change and its audit entry in one transaction;
+//! - this module — [`Operations`], the service behind both the ops API and the console (two
+//!   thin views over it): it reads the submission, asks the shared
+//!   [`crate::lifecycle::Lifecycle`] what the action does, and has the store apply the change
+//!   and its audit entry in one transaction;
+//! - `figures` — what ops see: the summary, the report of a period, the dashboard's days,
+//!   the audit entries a key sees;
 //! - [`report`] — the REMD report and the dashboard's days, pure: aggregation of the
 //!   store's counts, success rates, top error codes, the CSV a Russian-locale spreadsheet
-//!   opens.
+//!   opens;
+//! - `settings` — `[ops]`, as ops use it.
 
+mod figures;
 pub mod report;
+mod settings;
+
+pub use figures::{DASHBOARD_DAYS, OldestWaiting, ServiceHealth, Summary, visible_to};
+pub use settings::OpsConfig;
 
 use std::sync::Arc;
 
@@ -19,163 +27,15 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::audit::{Action, NewAudit};
 use crate::auth::{Principal, Scope};
+use crate::lifecycle::Lifecycle;
 use crate::lifecycle::{Decision, Happening, Operator, RETRYABLE};
-use crate::relay::Relay;
+use crate::memo::Memo;
+use crate::remd::RemdCalls;
 use crate::store::{Store, StoreError};
-use crate::submission::{ListFilter, Status, Transition};
-
-/// An operator's action, as the audit log names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Retry,
-    Cancel,
-    BulkRetry,
-    BulkRetryDryRun,
-    ShowPersonalData,
-    DownloadDocument,
-    SignIn,
-    SignOut,
-}
-
-impl Action {
-    pub const ALL: [Action; 8] = [
-        Action::Retry,
-        Action::Cancel,
-        Action::BulkRetry,
-        Action::BulkRetryDryRun,
-        Action::ShowPersonalData,
-        Action::DownloadDocument,
-        Action::SignIn,
-        Action::SignOut,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Retry => "retry",
-            Action::Cancel => "cancel",
-            Action::BulkRetry => "bulk_retry",
-            Action::BulkRetryDryRun => "bulk_retry_dry_run",
-            Action::ShowPersonalData => "show_personal_data",
-            Action::DownloadDocument => "download_document",
-            Action::SignIn => "sign_in",
-            Action::SignOut => "sign_out",
-        }
-    }
-
-    /// In Russian, for the console.
-    pub fn title_ru(self) -> &'static str {
-        match self {
-            Action::Retry => "повторная отправка",
-            Action::Cancel => "отмена",
-            Action::BulkRetry => "массовый перезапуск",
-            Action::BulkRetryDryRun => "массовый перезапуск (проверка)",
-            Action::ShowPersonalData => "просмотр данных пациента",
-            Action::DownloadDocument => "выгрузка документа",
-            Action::SignIn => "вход в консоль",
-            Action::SignOut => "выход из консоли",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
-
-/// One line of the audit log.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    /// The API client's id and name.
-    pub actor_id: Uuid,
-    pub actor_name: String,
-    pub action: Action,
-    pub submission_id: Option<Uuid>,
-    /// The organisation acted for, when the action concerned one.
-    pub organization: Option<String>,
-    /// The filter of a bulk action.
-    #[schema(value_type = Option<Object>)]
-    pub filter: Option<serde_json::Value>,
-    pub comment: Option<String>,
-    /// Submissions affected (on a dry run: matched).
-    pub count: u64,
-}
-
-/// An audit entry to write. `count: None` — the number of changes the same transaction
-/// applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewAudit {
-    pub at: DateTime<Utc>,
-    pub actor_id: Uuid,
-    pub actor_name: String,
-    pub action: Action,
-    pub submission_id: Option<Uuid>,
-    /// The organisation acted for, when the action concerned one (what scoped keys see).
-    pub organization: Option<String>,
-    pub filter: Option<serde_json::Value>,
-    pub comment: Option<String>,
-    pub count: Option<u64>,
-}
-
-/// Which audit entries to read: newest first, older than `before` (an entry id).
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-    /// The actor's name or id.
-    pub actor: Option<String>,
-    /// A key limited to some organisations sees the entries of those organisations and its
-    /// own: `(organisations, the key's client id)`. `None`: every entry.
-    pub visible_to: Option<(Vec<egisz_contract::Oid>, Uuid)>,
-    pub before: Option<i64>,
-    pub limit: u32,
-}
-
-/// A change an operator's action makes to one submission (guarded like every transition).
-#[derive(Debug, Clone, Copy)]
-pub struct OpsChange<'a> {
-    pub id: Uuid,
-    pub from: &'a [Status],
-    pub transition: &'a Transition,
-}
-
-/// The oldest submission still on its way to REMD.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Waiting {
-    pub id: Uuid,
-    pub status: Status,
-    pub created_at: DateTime<Utc>,
-}
-
-/// The queue as the store counts it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct QueueFigures {
-    pub counts: Vec<(Status, u64)>,
-    pub oldest_waiting: Option<Waiting>,
-    /// Still on their way to REMD although created before the registration deadline.
-    pub past_deadline: u64,
-}
-
-/// Submissions created in a period, counted by what report rows need.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CohortCount {
-    pub organization: String,
-    pub kind: u32,
-    pub status: Status,
-    /// The first code of the submission's current errors.
-    pub error_code: Option<String>,
-    pub count: u64,
-}
-
-/// Submissions created on one day (days since 1970-01-01 in the region's time), by status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DayCount {
-    pub day: i64,
-    pub status: Status,
-    pub count: u64,
-}
+use crate::submission::{ListFilter, OpsChange};
+use report::DayFigures;
 
 /// A bulk re-run: what it did, and the submissions it re-queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,14 +114,33 @@ pub fn comment(raw: Option<&str>) -> Result<Option<String>, CommentError> {
 #[derive(Clone)]
 pub struct Operations {
     store: Arc<dyn Store>,
-    relay: Arc<Relay>,
+    lifecycle: Arc<Lifecycle>,
+    /// REMD's calls, for their health in the summary.
+    remd: Arc<RemdCalls>,
+    settings: Arc<OpsConfig>,
     /// Most submissions one bulk call re-runs.
     pub bulk_max: u32,
+    /// The dashboard's days, per day and scope, for a minute.
+    days: Arc<Memo<String, Vec<DayFigures>>>,
 }
 
 impl Operations {
-    pub fn new(store: Arc<dyn Store>, relay: Arc<Relay>, bulk_max: u32) -> Self {
-        Self { store, relay, bulk_max: bulk_max.max(1) }
+    /// Operations of `settings` (`[ops]`), deciding through `lifecycle` (shared with the
+    /// relay and the REMD listener).
+    pub fn new(store: Arc<dyn Store>, lifecycle: Arc<Lifecycle>, remd: Arc<RemdCalls>, settings: OpsConfig) -> Self {
+        Self {
+            store,
+            lifecycle,
+            remd,
+            bulk_max: settings.bulk_retry_max.max(1),
+            settings: Arc::new(settings),
+            days: Arc::new(Memo::new(std::time::Duration::from_secs(60), 256)),
+        }
+    }
+
+    /// `[ops]`.
+    pub fn settings(&self) -> &OpsConfig {
+        &self.settings
     }
 
     fn audit(who: &Principal, action: Action, at: DateTime<Utc>, comment: Option<&str>) -> NewAudit {
@@ -295,7 +174,7 @@ impl Operations {
             _ => return Err(OpsError::Refused("это действие не относится к одному документу".into())),
         };
         let now = crate::now();
-        let step = match self.relay.decide(&record, happening, now) {
+        let step = match self.lifecycle.decide(&record, happening, now) {
             Decision::Apply(step) => step,
             Decision::Refuse(why) => return Err(OpsError::Refused(why)),
             Decision::Ignore => return Err(OpsError::Raced),
@@ -310,7 +189,7 @@ impl Operations {
             return Err(OpsError::Raced);
         }
         if step.transition.next_attempt_at.is_some() {
-            self.relay.wake();
+            self.lifecycle.wake();
         }
         self.store.submission(id).await?.ok_or(OpsError::NotFound)
     }
@@ -358,7 +237,7 @@ impl Operations {
         let operator = Operator { name: &who.name, comment };
         let steps: Vec<_> = records
             .iter()
-            .filter_map(|r| match self.relay.decide(r, Happening::Retry(&operator), now) {
+            .filter_map(|r| match self.lifecycle.decide(r, Happening::Retry(&operator), now) {
                 Decision::Apply(step) => Some((r.organization.to_string(), r.id, step)),
                 _ => None,
             })
@@ -386,7 +265,7 @@ impl Operations {
             self.store.operate(&[], &NewAudit { filter: Some(filter_shown), organization, ..base }).await?;
         }
         if requeued > 0 {
-            self.relay.wake();
+            self.lifecycle.wake();
         }
         let ids = steps.iter().map(|(_, id, _)| *id).collect();
         Ok(BulkRun { outcome: BulkOutcome { matched, requeued, capped }, requeued: ids })

@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::{CohortCount, DayCount};
 use crate::lifecycle::OPEN;
-use crate::submission::Status;
+use crate::submission::{CohortCount, DayCount, Status};
 
 /// How many error codes a row names.
 pub const TOP_CODES: usize = 3;
@@ -115,6 +114,38 @@ pub fn week_of(day: NaiveDate, offset: FixedOffset) -> (DateTime<Utc>, DateTime<
     let monday = day - Duration::days(i64::from(day.weekday().num_days_from_monday()));
     let start = monday.and_hms_opt(0, 0, 0).expect("midnight exists").and_local_timezone(offset).unwrap().to_utc();
     (start, start + Duration::days(7))
+}
+
+/// The longest period one report covers.
+pub const MAX_PERIOD_DAYS: i64 = 366;
+
+/// Why a report's period is refused (Russian, for the problem or the page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("конец периода позже начала, период не длиннее года")]
+pub struct BadPeriod;
+
+/// The period a report covers: `from` and `to` as given; a week after `from` or before
+/// `to` when only one is given; the week of `today` (in the region's time, `offset`) when
+/// neither is. `to` after `from`, at most [`MAX_PERIOD_DAYS`] days.
+pub fn period(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    today: NaiveDate,
+    offset: FixedOffset,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), BadPeriod> {
+    let (from, to) = match (from, to) {
+        (Some(f), Some(t)) => (f, t),
+        (Some(f), None) => (f, f + Duration::days(7)),
+        (None, Some(t)) => (t - Duration::days(7), t),
+        (None, None) => week_of(today, offset),
+    };
+    if to <= from || to - from > Duration::days(MAX_PERIOD_DAYS) { Err(BadPeriod) } else { Ok((from, to)) }
+}
+
+/// The name of a report's CSV file: `remd-report-<first day>.csv`, the day in the region's
+/// time.
+pub fn csv_file_name(report: &Report, offset: FixedOffset) -> String {
+    format!("remd-report-{}.csv", report.from.with_timezone(&offset).format("%Y-%m-%d"))
 }
 
 /// Days since 1970-01-01 in the region's time, of an instant.
@@ -234,6 +265,24 @@ mod tests {
 
     fn c(org: &str, kind: u32, status: Status, code: Option<&str>, count: u64) -> CohortCount {
         CohortCount { organization: org.into(), kind, status, error_code: code.map(Into::into), count }
+    }
+
+    #[test]
+    fn a_period_is_what_was_given_or_a_week_and_at_most_a_year() {
+        let offset = FixedOffset::east_opt(7 * 3600).unwrap();
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let today = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        let (f, w) = (t("2026-11-01T00:00:00Z"), Duration::days(7));
+        assert_eq!(period(Some(f), Some(f + w + w), today, offset), Ok((f, f + w + w)));
+        assert_eq!(period(Some(f), None, today, offset), Ok((f, f + w)), "a week from `from`");
+        assert_eq!(period(None, Some(f), today, offset), Ok((f - w, f)), "a week up to `to`");
+        // 2026-12-06 is a Sunday: its week began on Monday 2026-11-30, midnight at +07:00.
+        assert_eq!(period(None, None, today, offset), Ok((t("2026-11-29T17:00:00Z"), t("2026-12-06T17:00:00Z"))));
+        assert_eq!(period(Some(f), Some(f), today, offset), Err(BadPeriod), "empty");
+        assert_eq!(period(Some(f + w), Some(f), today, offset), Err(BadPeriod), "backwards");
+        let year = Duration::days(MAX_PERIOD_DAYS);
+        assert!(period(Some(f), Some(f + year), today, offset).is_ok());
+        assert_eq!(period(Some(f), Some(f + year + Duration::seconds(1)), today, offset), Err(BadPeriod));
     }
 
     #[test]

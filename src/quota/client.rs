@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Bucket, Grant, Reservation, from_row, full, late, reserve, until};
+use super::{Bucket, Grant, Rate, Reservation, from_row, full, late, reserve, until};
 use crate::store::Store;
 
 /// How a caller's wait for its slot went.
@@ -42,12 +42,13 @@ pub struct QuotaClient {
 }
 
 impl QuotaClient {
-    pub fn new(store: Arc<dyn Store>, upstream: &'static str, rate: f64, burst: u32, max_wait: Duration) -> Self {
+    pub fn new(store: Arc<dyn Store>, upstream: &'static str, rate: Rate, max_wait: Duration) -> Self {
         let shared = store.shares_quotas();
+        let burst = rate.burst.max(1);
         QuotaClient {
             store,
             upstream,
-            rate,
+            rate: rate.per_second,
             burst,
             max_wait,
             shared,

@@ -2,8 +2,11 @@
 //! lifecycle's (`crate::lifecycle::schedule`); its calls are paced by REMD's quota
 //! (`crate::quota::QuotaClient`).
 //!
-//! Layout: `worker` (the workers: I/O around the lifecycle).
+//! Layout: `settings` (`[relay]`, as the relay uses it), `worker` (the workers: I/O around
+//! the lifecycle).
 
+mod settings;
 mod worker;
 
-pub use worker::{CUT_CALLS_END_WITHIN, Relay, RelaySettings};
+pub use settings::RelayConfig;
+pub use worker::{CUT_CALLS_END_WITHIN, Relay};

@@ -1,55 +1,23 @@
 //! The relay's workers: each claims one due submission in a short transaction, reserves its
-//! slot in REMD's quota ([`crate::quota`]: the cluster's bucket on PostgreSQL, this
+//! slot in REMD's quota ([`crate::remd`]: the cluster's bucket on PostgreSQL, this
 //! process's on SQLite), calls REMD outside any transaction at that slot, and records what
 //! [`crate::lifecycle`] decides about the outcome in a second short transaction guarded by
 //! its lease.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use egisz_contract::Failure;
-use egisz_contract::remd::{RegisterAck, RemdMessage, RemdRegistry, SearchQuery};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use tokio::sync::Notify;
+use egisz_contract::remd::{RegisterAck, SearchQuery};
 use tokio_util::sync::CancellationToken;
 
-use crate::circuit::{CircuitBreaker, Health};
-use crate::lifecycle::schedule::RetryPolicy;
-use crate::lifecycle::{self, Decision, Happening, Rules, Sweep, Timing};
-use crate::mappings::Mappings;
+use super::RelayConfig;
+use crate::lifecycle::{self, Decision, Happening, Lifecycle, Sweep};
 use crate::metrics::Metrics;
-use crate::quota::QuotaClient;
+use crate::remd::RemdCalls;
 use crate::store::Store;
 use crate::submission::{Claimed, Disposition, Status, SubmissionRecord};
-
-/// Settings of the relay (configuration `[relay]` and `[remd]`).
-#[derive(Debug, Clone)]
-pub struct RelaySettings {
-    /// Workers sending at once.
-    pub concurrency: usize,
-    /// How long a claim is held; renewed every third of it while a call is in flight, so
-    /// past it a crashed worker's submission is reconciled.
-    pub lease: Duration,
-    /// Longest sleep when nothing is due (new work also wakes the relay at once).
-    pub poll_interval: Duration,
-    /// `awaiting_result` this long after the acceptance → looked up in the register.
-    pub result_check_after: Duration,
-    /// Look-ups that cannot decide are repeated on growing intervals for this long.
-    pub result_deadline: Duration,
-    /// How long after an unknown outcome the register is searched.
-    pub reconcile_after: Duration,
-    /// Calls per second to REMD, and the burst above it.
-    pub rate_per_second: f64,
-    pub burst: u32,
-    pub retry: RetryPolicy,
-    /// This instance's name on leases (`relay.instance_id`): each lease is
-    /// `<instance_id>:<claim>`, so a restart takes back its own.
-    pub instance_id: String,
-    /// On stop, how long calls already on the wire may take to be answered.
-    pub stop_grace: Duration,
-}
 
 /// Why a stopping relay's claim was not carried through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,59 +32,33 @@ enum Stopping {
 /// have to record it before they are aborted (what is still leased then is swept).
 pub const CUT_CALLS_END_WITHIN: Duration = Duration::from_secs(5);
 
-/// Consecutive failed calls after which the summary shows REMD's circuit as open.
-const REMD_FAILURES_TO_OPEN: u32 = 5;
-
 /// The outbox dispatcher.
-/// The bucket of REMD's calls in the shared quota table.
-pub const REMD_QUOTA: &str = "remd";
-
-/// The longest a relay worker waits in the cluster's queue for a REMD slot before it asks
-/// again (it holds its claim meanwhile; the lease is renewed).
-pub const QUOTA_MAX_WAIT: Duration = Duration::from_secs(5);
-
 pub struct Relay {
     store: Arc<dyn Store>,
-    remd: Arc<dyn RemdRegistry>,
-    mappings: Arc<Mappings>,
+    /// REMD's client, paced by its quota, with its health.
+    remd: Arc<RemdCalls>,
+    /// What each answer does to a submission, and the bell idle workers wait on.
+    lifecycle: Arc<Lifecycle>,
     metrics: Arc<Metrics>,
-    /// REMD's quota: the cluster's on PostgreSQL, this process's on SQLite.
-    quota: QuotaClient,
-    settings: RelaySettings,
-    wake: Arc<Notify>,
-    rng: Mutex<StdRng>,
-    timing: Timing,
-    /// What REMD's calls have been doing lately (watched, not gating: the schedule paces).
-    remd_health: CircuitBreaker,
+    settings: RelayConfig,
 }
 
 impl Relay {
+    /// A relay of `settings` (`[relay]`), sending through `remd` and deciding through
+    /// `lifecycle` (both shared with the REMD listener and ops).
     pub fn new(
         store: Arc<dyn Store>,
-        remd: Arc<dyn RemdRegistry>,
-        mappings: Arc<Mappings>,
+        remd: Arc<RemdCalls>,
+        lifecycle: Arc<Lifecycle>,
         metrics: Arc<Metrics>,
-        settings: RelaySettings,
-        wake: Arc<Notify>,
+        settings: RelayConfig,
     ) -> Self {
-        let timing = Timing {
-            result_check_after: settings.result_check_after,
-            result_deadline: settings.result_deadline,
-            reconcile_after: settings.reconcile_after,
-            retry: settings.retry,
-        };
-        Self {
-            store: Arc::clone(&store),
-            remd,
-            mappings,
-            metrics,
-            quota: QuotaClient::new(store, REMD_QUOTA, settings.rate_per_second, settings.burst, QUOTA_MAX_WAIT),
-            timing,
-            remd_health: CircuitBreaker::new(REMD_FAILURES_TO_OPEN, Duration::from_secs(60)),
-            settings,
-            wake,
-            rng: Mutex::new(StdRng::from_os_rng()),
-        }
+        Self { store, remd, lifecycle, metrics, settings }
+    }
+
+    /// The lifecycle this relay decides through (shared).
+    pub fn lifecycle(&self) -> &Arc<Lifecycle> {
+        &self.lifecycle
     }
 
     /// Runs the workers and the maintenance loop until `stop`. Then it claims nothing more,
@@ -199,7 +141,7 @@ impl Relay {
 
     /// Sleeps until new work is announced, the next submission is due, or the poll interval.
     async fn idle(&self, stop: &CancellationToken) {
-        let notified = self.wake.notified();
+        let notified = self.lifecycle.bell().notified();
         let mut wait = self.settings.poll_interval;
         if let Ok(Some(due)) = self.store.next_due().await {
             let until = (due - crate::now()).to_std().unwrap_or(Duration::ZERO);
@@ -227,7 +169,8 @@ impl Relay {
         cut: &CancellationToken,
     ) -> Result<bool, crate::store::StoreError> {
         let now = crate::now();
-        let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
+        let lease_until =
+            now + chrono::Duration::from_std(self.settings.lease_for).unwrap_or(chrono::Duration::minutes(5));
         // A lease names the claim, not just the process: an outcome recorded after the lease
         // was reaped and the submission claimed again (even in this process) is refused.
         let owner = format!("{}{}", self.lease_prefix(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -274,7 +217,7 @@ impl Relay {
             Stopping::Unsent => Happening::HandedBack(claimed_from),
             Stopping::Cut => Happening::Stopped,
         };
-        let decision = self.decide(record, happening, now);
+        let decision = self.lifecycle.decide(record, happening, now);
         self.apply(record, decision, now).await
     }
 
@@ -302,17 +245,18 @@ impl Relay {
                         submissions = n,
                         "expired leases: reconciling submissions whose send did not finish"
                     );
-                    self.wake.notify_waiters();
+                    self.lifecycle.wake();
                 }
                 Err(e) => tracing::warn!(error = %e, "reaping leases failed"),
             }
             let deadline = now
-                - chrono::Duration::from_std(self.settings.result_check_after).unwrap_or(chrono::Duration::minutes(2));
+                - chrono::Duration::from_std(self.lifecycle.timing().result_check_after)
+                    .unwrap_or(chrono::Duration::minutes(2));
             match self.store.expire_awaiting(deadline, now, &lifecycle::sweep(Sweep::ResultOverdue, now)).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(submissions = n, "REMD results not in yet: looking them up in the register");
-                    self.wake.notify_waiters();
+                    self.lifecycle.wake();
                 }
                 Err(e) => tracing::warn!(error = %e, "the result watchdog failed"),
             }
@@ -340,13 +284,13 @@ impl Relay {
     /// lease runs out soon.
     async fn leased<T>(&self, record: &SubmissionRecord, call: impl std::future::Future<Output = T>) -> T {
         let Some(owner) = record.lease_owner.as_deref() else { return call.await };
-        let every = (self.settings.lease / 3).max(Duration::from_millis(100));
+        let every = (self.settings.lease_for / 3).max(Duration::from_millis(100));
         tokio::pin!(call);
         loop {
             tokio::select! {
                 out = &mut call => return out,
                 _ = tokio::time::sleep(every) => {
-                    let until = crate::now() + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
+                    let until = crate::now() + chrono::Duration::from_std(self.settings.lease_for).unwrap_or_default();
                     match self.store.renew_lease(record.id, owner, until).await {
                         Ok(true) => {}
                         Ok(false) => tracing::warn!(submission = %record.id, "the lease was lost during a call to REMD"),
@@ -354,35 +298,6 @@ impl Relay {
                     }
                 }
             }
-        }
-    }
-
-    /// What the lifecycle consults.
-    fn rules(&self) -> Rules<'_> {
-        Rules { mappings: &self.mappings, timing: &self.timing }
-    }
-
-    /// What `happening` does to `record` now ([`lifecycle::decide`] with this relay's
-    /// rules and random source).
-    pub fn decide(&self, record: &SubmissionRecord, happening: Happening<'_>, now: DateTime<Utc>) -> Decision {
-        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-        lifecycle::decide(self.rules(), record, happening, now, &mut *rng)
-    }
-
-    /// Counts (and logs, when it looks like a code) each code of `messages` the mappings
-    /// do not know, so that the table can be brought up to date.
-    pub fn observe_codes(&self, messages: &[RemdMessage]) {
-        for code in lifecycle::unknown_codes(&self.mappings, messages) {
-            self.metrics.remd_unknown_codes.inc();
-            // The code comes from outside: logged only when it looks like a code.
-            let looks_like_a_code = !code.is_empty()
-                && code.len() <= 64
-                && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-            let shown = if looks_like_a_code { code } else { "?" };
-            tracing::warn!(
-                code = shown,
-                "REMD answered a code the mappings do not know; treated as needing a data fix"
-            );
         }
     }
 
@@ -400,16 +315,17 @@ impl Relay {
         // The wait for the rate limiter is inside the lease too: a long queue for REMD must
         // not look like a dead worker. A stop before the slot gives the claim back; once
         // the call is on the wire it is let finish.
-        let outcome =
-            self.leased(&record, self.call_unless_stopped(stop, cut, self.remd.register_document(&request))).await;
+        let outcome = self
+            .leased(&record, self.call_unless_stopped(stop, cut, self.remd.registry().register_document(&request)))
+            .await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(how) => return self.stopped(&record, claimed.claimed_from, how).await,
         };
-        self.remd_health.observe(outcome.as_ref().err().map(|f| f.reason()));
+        self.remd.observe(&outcome);
         match &outcome {
             Ok(RegisterAck::Accepted) => {}
-            Ok(RegisterAck::Rejected(messages)) => self.observe_codes(messages),
+            Ok(RegisterAck::Rejected(messages)) => self.lifecycle.observe_codes(messages),
             Err(f @ Failure::Retry { .. }) => {
                 tracing::warn!(submission = %record.id, reason = %f.reason(), "registerDocument failed; will retry")
             }
@@ -424,7 +340,7 @@ impl Relay {
             }
         }
         let now = crate::now();
-        let decision = self.decide(&record, Happening::RegisterAnswer(&outcome), now);
+        let decision = self.lifecycle.decide(&record, Happening::RegisterAnswer(&outcome), now);
         self.apply(&record, decision, now).await
     }
 
@@ -442,18 +358,19 @@ impl Relay {
             register_date_end: Some((crate::now() + window).fixed_offset()),
             patient_snils: record.request.patient.snils.clone(),
         };
-        let outcome =
-            self.leased(&record, self.call_unless_stopped(stop, cut, self.remd.search_registry_items(&query))).await;
+        let outcome = self
+            .leased(&record, self.call_unless_stopped(stop, cut, self.remd.registry().search_registry_items(&query)))
+            .await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(how) => return self.stopped(&record, Status::Unknown, how).await,
         };
-        self.remd_health.observe(outcome.as_ref().err().map(|f| f.reason()));
+        self.remd.observe(&outcome);
         if let Err(f) = &outcome {
             tracing::warn!(submission = %record.id, reason = %f.reason(), "register search failed");
         }
         let now = crate::now();
-        let decision = self.decide(&record, Happening::SearchAnswer(&outcome), now);
+        let decision = self.lifecycle.decide(&record, Happening::SearchAnswer(&outcome), now);
         self.apply(&record, decision, now).await
     }
 
@@ -484,50 +401,18 @@ impl Relay {
             tracing::debug!(submission = %record.id, to = %t.to, "the submission moved on meanwhile; outcome not applied");
         }
         if t.next_attempt_at.is_some() {
-            self.wake.notify_waiters();
+            self.lifecycle.wake();
         }
         Ok(())
     }
 
-    /// Waits for this call's slot in REMD's quota, right before the call, so that what REMD
-    /// sees is what the quota allows (a token taken earlier, before database work of varying
-    /// length, would let calls bunch up): `crate::quota::QuotaClient`. On a database every
-    /// instance shares (PostgreSQL) the bucket is the cluster's (`remd.rate_per_second` is the
-    /// cluster's); on SQLite, or while the shared one cannot be read, this process's.
+    /// Waits for this call's slot in REMD's quota ([`RemdCalls::slot`]), counting the slots
+    /// given up for waking late.
     async fn call_slot(&self) {
-        let waited = self.quota.slot().await;
+        let waited = self.remd.slot().await;
         for _ in 0..waited.missed {
             self.count("slot_missed");
         }
-        if waited.waited > Duration::from_millis(1) {
-            egisz_contract::CallObserver::rate_limit_waited(&*self.metrics, "remd", waited.waited);
-        }
-    }
-
-    /// Asks REMD whether `emdr_id` is registered, for `submission`'s document: the item
-    /// exists and names its `localUid` (or none). Within the REMD rate limit. `Err`: REMD
-    /// could not answer (the reason, for the log).
-    pub async fn confirm_registered(&self, emdr_id: &str, submission: &SubmissionRecord) -> Result<bool, String> {
-        self.call_slot().await;
-        let answer = self.remd.get_registry_item(emdr_id).await;
-        self.remd_health.observe(answer.as_ref().err().map(|f| f.reason()));
-        match answer {
-            Ok(Some(item)) => Ok(item.local_uid.as_deref().is_none_or(|uid| uid == submission.local_uid)
-                && item.kind.is_none_or(|kind| kind == submission.kind)),
-            Ok(None) => Ok(false),
-            Err(failure) => Err(failure.to_string()),
-        }
-    }
-
-    /// REMD as this instance's calls found it: the circuit state (open after
-    /// consecutive failures), the last success and the last error.
-    pub fn remd_health(&self) -> Health {
-        self.remd_health.health()
-    }
-
-    /// Wakes idle workers (new or newly due work).
-    pub fn wake(&self) {
-        self.wake.notify_waiters();
     }
 
     fn count(&self, outcome: &str) {

@@ -7,12 +7,15 @@
 //!   calls to FRMR taken in turns;
 //! - [`StaffService`]: cache first; concurrent identical lookups coalesced into one FRMR
 //!   call; a circuit breaker so a dead FRMR is not hammered; a stale cached answer when
-//!   FRMR cannot answer.
+//!   FRMR cannot answer;
+//! - `settings`: `[frmr]`, as the service uses it.
 
 mod service;
+mod settings;
 pub mod shares;
 pub mod verdict;
 
 pub use service::{CachePolicy, Lookup, LookupError, Source, StaffService};
+pub use settings::FrmrConfig;
 pub use shares::{Asker, SharePolicy};
 pub use verdict::{Decision, Verdict, decide};

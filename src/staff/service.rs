@@ -148,6 +148,41 @@ impl Drop for Landing<'_> {
 }
 
 impl StaffService {
+    /// The service of `[frmr]`: its cache policy, its fair shares, the circuit breaker in
+    /// front of FRMR and, on a database every instance shares, the cluster's quota.
+    pub fn of_config(
+        store: Arc<dyn Store>,
+        frmr: Arc<dyn FrmrRegistry>,
+        metrics: Arc<Metrics>,
+        config: &super::FrmrConfig,
+    ) -> Self {
+        let policy = CachePolicy {
+            fresh_for: config.cache_fresh_for,
+            stale_limit: config.cache_stale_limit,
+            not_found_for: config.cache_not_found_for,
+            retry_after: config.circuit_open_for,
+            memory_for: config.cache_memory_for,
+            answer_within: config.answer_within,
+            shares: SharePolicy {
+                max_pending: config.max_pending_lookups,
+                intake_reserve: config.intake_reserve,
+                client_share: config.client_share,
+                // Calls under way at once: half a second's worth of FRMR's rate (at least two),
+                // so that the queue, and its turns, is ours rather than the rate limiter's
+                // (which serves its waiters in no particular order).
+                max_calls: ((config.rate_per_second / 2.0).ceil() as usize).clamp(2, config.max_pending_lookups),
+                rate_per_second: config.rate_per_second,
+            },
+        };
+        let breaker = CircuitBreaker::new(config.circuit_failure_threshold, config.circuit_open_for);
+        // On PostgreSQL frmr.rate_per_second is the cluster's (a burst of one second's calls).
+        Self::new(store, frmr, metrics, breaker, policy).with_cluster_quota(crate::quota::Rate {
+            per_second: config.rate_per_second,
+            burst: config.rate_per_second.ceil().max(1.0) as u32,
+        })
+    }
+
+    /// A service with its parts given (tests).
     pub fn new(
         store: Arc<dyn Store>,
         frmr: Arc<dyn FrmrRegistry>,
@@ -166,12 +201,12 @@ impl StaffService {
     /// Paces FRMR's lookups by the cluster-wide bucket (`rate` per second, `burst`) when the
     /// store shares quotas; the FRMR client's own limiter still paces this process's calls
     /// and retries.
-    pub fn with_cluster_quota(mut self, rate: f64, burst: u32) -> Self {
+    pub fn with_cluster_quota(mut self, rate: crate::quota::Rate) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner)
             && inner.store.shares_quotas()
         {
             inner.cluster_quota =
-                Some(QuotaClient::new(Arc::clone(&inner.store), FRMR_QUOTA, rate, burst.max(1), FRMR_QUOTA_MAX_WAIT));
+                Some(QuotaClient::new(Arc::clone(&inner.store), FRMR_QUOTA, rate, FRMR_QUOTA_MAX_WAIT));
         }
         self
     }

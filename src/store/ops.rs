@@ -9,9 +9,9 @@ use super::StoreError;
 use super::engine::Engine;
 use super::outbox::apply;
 use super::sql::{Arg, Exec, Read, Sql, args, states};
+use crate::audit::{Action, AuditEntry, AuditFilter, NewAudit};
 use crate::clients::ClientRecord;
-use crate::ops::{Action, AuditEntry, AuditFilter, CohortCount, DayCount, NewAudit, OpsChange, QueueFigures, Waiting};
-use crate::submission::Status;
+use crate::submission::{CohortCount, DayCount, OpsChange, QueueFigures, Status, Waiting};
 
 /// A console sign-in as stored (only the token's hash).
 #[derive(Debug, Clone, PartialEq)]

@@ -15,11 +15,13 @@
 //! Layout: this file (the document, its signatures, the request parts); `signers` (FRMR's
 //! answer about each signer → violations); `policy` (`block` / `warn` / `off`, and what an
 //! unreachable service or package means); `services` (the edge: asking FRMR and the
-//! verifier, running the rule package); `report` (what `validate` prints).
+//! verifier, running the rule package); `report` (what `validate` prints); `settings`
+//! (`[validation]`, as these checks use it).
 
 pub mod policy;
 pub mod report;
 pub mod services;
+pub mod settings;
 pub mod signers;
 
 use chrono::{DateTime, FixedOffset};

@@ -14,8 +14,11 @@ use crate::submission::IntakeWarning;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
+    /// `"block"`: the findings refuse the document with 422.
     Block,
+    /// `"warn"`: the document is accepted, the findings stored as warnings.
     Warn,
+    /// `"off"`: the check is not run.
     Off,
 }
 
@@ -47,7 +50,11 @@ impl fmt::Display for Policy {
 /// A policy for every kind, with exceptions by kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KindPolicies {
+    /// The policy of every kind not in `by_kind` (`validation.signers`, `xsd`, `schematron`).
+    /// Default: block.
     pub default: Policy,
+    /// Exceptions by kind id, written like `"227=warn 119=off"` (`validation.signers_by_kind`,
+    /// `xsd_by_kind`, `schematron_by_kind`). Default: empty: no exceptions.
     pub by_kind: BTreeMap<u32, Policy>,
 }
 

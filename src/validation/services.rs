@@ -75,7 +75,7 @@ pub fn unchecked_signer(path: &str, why: &str) -> Violation {
 /// thread.
 pub fn check_package(
     packages: Option<&egisz_packages::Catalog>,
-    config: &crate::config::ValidationConfig,
+    config: &crate::validation::settings::ValidationConfig,
     kind: u32,
     content: &[u8],
 ) -> (super::policy::Sorted, Option<egisz_packages::PackageId>) {

@@ -225,7 +225,7 @@ pub fn every_service_remote(c: &mut Config, remd: &egisz_sandbox::RemdSandbox) {
     c.remd.mode = egisz_gateway::config::ServiceMode::Remote;
     c.remd.endpoint = Some(url::Url::parse(&remd.endpoint()).expect("the emulator's endpoint"));
     c.remd.client_entity_id = Some(remd.client_entity_id().to_owned());
-    c.validation.verifier = egisz_gateway::config::VerifierChoice::None;
+    c.validation.verifier = egisz_gateway::validation::settings::VerifierChoice::None;
     if c.nsi.mode == egisz_gateway::config::NsiMode::Sandbox {
         c.nsi.mode = egisz_gateway::config::NsiMode::Off;
     }

@@ -7,12 +7,14 @@
 //! - the closed set of outcomes every adapter call ends in ([`Failure`]): the relay and
 //!   the verification service decide on these, never on HTTP codes or SOAP faults;
 //! - the traits the adapters implement ([`frmr::FrmrRegistry`]) and the observer through
-//!   which they report calls for metrics ([`CallObserver`]).
+//!   which they report calls for metrics ([`CallObserver`]);
+//! - whether a service is the real one or its emulator ([`ServiceMode`]).
 //!
 //! Adapters depend on this crate; this crate depends on no adapter and on no transport.
 #![forbid(unsafe_code)]
 
 pub mod frmr;
+mod mode;
 mod observe;
 mod oid;
 mod outcome;
@@ -20,6 +22,7 @@ mod personal;
 pub mod remd;
 mod snils;
 
+pub use mode::ServiceMode;
 pub use observe::{CallObserver, CallOutcome, NoopObserver};
 pub use oid::{Oid, OidError};
 pub use outcome::Failure;
