@@ -926,21 +926,17 @@ impl Reader<'_> {
             concurrency: self.positive("relay", "concurrency", "workers") as usize,
             lease_for: self.duration("relay", "lease_for"),
             poll_interval: self.millis("relay", "poll_interval_ms"),
-            timing: {
-                let base = self.duration("relay", "retry_base");
-                Timing {
-                    result_check_after: self.duration("relay", "result_check_after"),
-                    result_deadline: self.duration("relay", "result_deadline"),
-                    reconcile_after: self.duration_or_zero("relay", "reconcile_after"),
-                    retry: RetryPolicy {
-                        base,
-                        cap: self.duration("relay", "retry_cap"),
-                        floor: RetryPolicy::FLOOR.min(base),
-                        max_attempts: self.positive("relay", "max_attempts", "attempts") as u32,
-                        max_age: self.duration("relay", "max_age"),
-                        rate_limited_wait: self.duration_or_zero("relay", "rate_limited_wait"),
-                    },
-                }
+            timing: Timing {
+                result_check_after: self.duration("relay", "result_check_after"),
+                result_deadline: self.duration("relay", "result_deadline"),
+                reconcile_after: self.duration_or_zero("relay", "reconcile_after"),
+                retry: RetryPolicy {
+                    base: self.duration("relay", "retry_base"),
+                    cap: self.duration("relay", "retry_cap"),
+                    max_attempts: self.positive("relay", "max_attempts", "attempts") as u32,
+                    max_age: self.duration("relay", "max_age"),
+                    rate_limited_wait: self.duration_or_zero("relay", "rate_limited_wait"),
+                },
             },
             callbacks_kept_for: self.duration("relay", "callbacks_kept_for"),
             stop_grace: self.duration("relay", "stop_grace"),

@@ -9,8 +9,8 @@
 //! come in; [`reserve`] says when the call may go. The PostgreSQL store applies the same
 //! arithmetic in one statement (so that every instance draws from one bucket); this module
 //! is its specification and what the tests of that statement compare with. [`QuotaClient`]
-//! (`client.rs`) is the one client of a quota: the relay's for REMD, the staff service's for
-//! FRMR.
+//! (`client.rs`) is the one client of a quota: REMD's ([`crate::remd::RemdCalls`], which the
+//! relay and the REMD listener call through), the staff service's for FRMR.
 //!
 //! The upstream counts calls as they arrive, not as they were granted: a caller that wakes
 //! late (a busy machine) sends later than its slot, next to the one after it. So one token of

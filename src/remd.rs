@@ -45,17 +45,21 @@ impl RemdCalls {
         }
     }
 
-    /// The client. Each call goes at its [`RemdCalls::slot`], and its outcome is
-    /// [`RemdCalls::observe`]d.
+    /// The client itself. A caller takes its [`RemdCalls::slot`] before each call (the relay
+    /// races it against its stop) and reports the outcome to [`RemdCalls::observe`].
     pub fn registry(&self) -> &dyn RemdRegistry {
         &*self.registry
     }
 
     /// Waits for this call's slot in REMD's quota, right before the call, so that what REMD
     /// sees is what the quota allows (a token taken earlier, before database work of varying
-    /// length, would let calls bunch up). Slots given up for waking late are counted.
+    /// length, would let calls bunch up). The wait, and the slots given up for waking late
+    /// (`slot_missed`), are counted.
     pub async fn slot(&self) -> Waited {
         let waited = self.quota.slot().await;
+        for _ in 0..waited.missed {
+            self.metrics.relay_outcome("slot_missed");
+        }
         if waited.waited > Duration::from_millis(1) {
             self.metrics.rate_limit_waited("remd", waited.waited);
         }

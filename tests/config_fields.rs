@@ -1,15 +1,16 @@
 //! Every setting is documented where it is declared. Starting from `config::Config`, every
-//! struct and enum of this crate that a section is made of (wherever it is declared: each
-//! section lives with the component that uses it) must document each of its fields and
-//! variants with a `///` comment; `config/default.toml` documents the same keys for
-//! operators (`config::tests::default_toml_documents_every_key`). Run:
+//! struct and enum of the workspace that a section is made of (wherever it is declared: each
+//! section lives with the component that uses it; a type named in several crates is checked
+//! in each) must document each of its fields and variants with a `///` comment; `config/default.toml` documents the same keys for
+//! operators (a key it lacks is refused when a file or the environment sets it, and
+//! `config::tests::readme_documents_every_key` holds the README's table to its keys). Run:
 //! `cargo test --test config_fields`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 mod source;
-use source::rust_files;
+use source::{CRATES, rust_files};
 
 /// A declared type's body: its members, each with whether a `///` comment precedes it (over
 /// attributes), and the type names its members mention.
@@ -22,7 +23,7 @@ struct Declared {
 
 /// `pub struct Name {` and `pub enum Name {` bodies with one member per line (rustfmt's
 /// layout); tuple structs and unit structs have no named members and are skipped.
-fn declarations(file: &Path, text: &str, out: &mut BTreeMap<String, Declared>) {
+fn declarations(file: &Path, text: &str, out: &mut BTreeMap<String, Vec<Declared>>) {
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
     while i < lines.len() {
@@ -44,28 +45,28 @@ fn declarations(file: &Path, text: &str, out: &mut BTreeMap<String, Declared>) {
                 documented = true;
             } else if member.starts_with("#[") {
             } else if depth_one && !member.is_empty() && !member.starts_with("//") {
-                let ident: String = member
-                    .trim_start_matches("pub ")
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
+                let named = member.trim_start_matches("pub ");
+                let ident: String = named.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                // What follows the member's own name (a field's type, a variant's fields).
+                mention(&named[ident.len()..], &mut mentions);
                 members.push((ident, documented));
                 documented = false;
-                for word in member.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
-                    if word.starts_with(|c: char| c.is_ascii_uppercase()) {
-                        mentions.insert(word.to_owned());
-                    }
-                }
             } else {
-                for word in member.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
-                    if word.starts_with(|c: char| c.is_ascii_uppercase()) {
-                        mentions.insert(word.to_owned());
-                    }
-                }
+                // A line of a member written over several lines.
+                mention(member, &mut mentions);
             }
             i += 1;
         }
-        out.insert(name, Declared { file: file.display().to_string(), members, mentions });
+        out.entry(name).or_default().push(Declared { file: file.display().to_string(), members, mentions });
+    }
+}
+
+/// The type names (capitalised words) of `text`.
+fn mention(text: &str, mentions: &mut BTreeSet<String>) {
+    for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+        if word.starts_with(|c: char| c.is_ascii_uppercase()) {
+            mentions.insert(word.to_owned());
+        }
     }
 }
 
@@ -73,7 +74,9 @@ fn declarations(file: &Path, text: &str, out: &mut BTreeMap<String, Declared>) {
 fn every_setting_is_documented_where_it_is_declared() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    rust_files(&root.join("src"), &mut files);
+    for dir in CRATES {
+        rust_files(&root.join(dir), &mut files);
+    }
     let mut declared = BTreeMap::new();
     for file in &files {
         declarations(file.strip_prefix(root).unwrap(), &std::fs::read_to_string(file).unwrap(), &mut declared);
@@ -85,16 +88,29 @@ fn every_setting_is_documented_where_it_is_declared() {
         if !seen.insert(name.clone()) {
             continue;
         }
-        let Some(d) = declared.get(&name) else { continue };
-        for (member, documented) in &d.members {
-            if !documented {
-                undocumented.push(format!("{}: {name}::{member}", d.file));
+        for d in declared.get(&name).into_iter().flatten() {
+            for (member, documented) in &d.members {
+                if !documented {
+                    undocumented.push(format!("{}: {name}::{member}", d.file));
+                }
             }
+            todo.extend(d.mentions.iter().cloned());
         }
-        todo.extend(d.mentions.iter().cloned());
     }
-    for section in ["RelayConfig", "ValidationConfig", "ApiConfig", "DatabaseConfig", "Timing", "RetryPolicy"] {
-        assert!(seen.contains(section), "{section} is not reached from Config: the check reads the wrong files");
+    for section in [
+        "RelayConfig",
+        "ValidationConfig",
+        "ApiConfig",
+        "DatabaseConfig",
+        "Timing",
+        "RetryPolicy",
+        "ServiceMode",
+        "Faults",
+    ] {
+        assert!(
+            seen.contains(section) && declared.contains_key(section),
+            "{section} is not reached from Config, or not found: the check reads the wrong files"
+        );
     }
     assert!(undocumented.is_empty(), "settings without a doc comment:\n{}", undocumented.join("\n"));
 }

@@ -10,25 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 mod source;
-use source::rust_files;
+use source::{CRATES, rust_files};
 
 type Module = Vec<String>;
-
-/// The crates' source directories, relative to the workspace root.
-const CRATES: &[&str] = &[
-    "src",
-    "gost/src",
-    "schematron/src",
-    "semd/src",
-    "adapters/contract/src",
-    "adapters/frmr/src",
-    "adapters/http/src",
-    "adapters/nsi/src",
-    "adapters/packages/src",
-    "adapters/remd/src",
-    "adapters/sandbox/src",
-    "adapters/verifier/src",
-];
 
 /// The module a file is, from its path under the crate's `src`; `None` for a binary's root.
 fn module_of(src: &Path, file: &Path) -> Option<Module> {

@@ -31,7 +31,6 @@ async fn silent_acceptances_and_lost_results_are_recovered_within_a_minute_of_th
         c.relay.timing.result_check_after = CHECK_AFTER;
         c.relay.timing.reconcile_after = Duration::from_millis(500);
         c.relay.timing.retry.base = Duration::from_millis(200);
-        c.relay.timing.retry.floor = Duration::from_millis(200);
         c.relay.timing.retry.cap = Duration::from_secs(2);
     })
     .await;

@@ -517,7 +517,7 @@ async fn a_lost_result_is_found_at_the_first_look_up(db: Db) {
 
 /// Accepted, and REMD forgot it: the look-up finds nothing, and the document is sent again.
 async fn a_request_remd_forgot_is_sent_again_after_the_look_up(db: Db) {
-    let r = rig_with(db, RetryPolicy { base: Duration::ZERO, floor: Duration::ZERO, ..RetryPolicy::default() }).await;
+    let r = rig_with(db, RetryPolicy { base: Duration::ZERO, ..RetryPolicy::default() }).await;
     let id = submit(&r, "forgot-1").await;
     {
         let mut reg = r.remd.register.lock().unwrap();

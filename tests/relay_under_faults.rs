@@ -39,7 +39,6 @@ fn fast(c: &mut Config) {
     c.relay.timing.result_deadline = Duration::from_secs(3);
     c.relay.timing.reconcile_after = Duration::from_millis(200);
     c.relay.timing.retry.base = Duration::from_millis(200);
-    c.relay.timing.retry.floor = Duration::from_millis(200);
     c.relay.timing.retry.cap = Duration::from_secs(2);
     c.relay.timing.retry.rate_limited_wait = Duration::from_secs(1);
     c.relay.timing.retry.max_attempts = 1000;

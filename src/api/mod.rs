@@ -68,7 +68,7 @@ pub struct AppState {
     /// The lifecycle (shared with the relay): intake rings its bell when a submission is
     /// stored.
     pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
-    /// REMD's calls (their health, for `/readyz`).
+    /// REMD's calls (their health, for `/metrics`).
     pub remd: Arc<crate::remd::RemdCalls>,
     /// Where intakes are stored: shared, durable commits.
     pub intake: crate::store::GroupCommit,

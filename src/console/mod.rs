@@ -696,7 +696,7 @@ async fn bulk_form(
         dry_run: None,
         done: None,
         progress: None,
-        bulk_max: state.ops.bulk_max,
+        bulk_max: state.ops.bulk_max(),
     };
     Ok(bulk_page(&s, &page))
 }
@@ -711,7 +711,7 @@ async fn bulk(
     let step = q.get("step").map(String::as_str).unwrap_or("dry_run");
     if step == "progress" {
         // How the documents of a run are getting on: only ones this operator may see.
-        let ids = posted_ids(&q, state.ops.bulk_max as usize);
+        let ids = posted_ids(&q, state.ops.bulk_max() as usize);
         let mut visible = Vec::with_capacity(ids.len());
         for id in ids {
             match state.store.submission(id).await {
@@ -731,7 +731,7 @@ async fn bulk(
             dry_run: None,
             done: None,
             progress: Some((progress, visible)),
-            bulk_max: state.ops.bulk_max,
+            bulk_max: state.ops.bulk_max(),
         };
         return bulk_page(&s, &p);
     }
@@ -745,7 +745,7 @@ async fn bulk(
             dry_run: None,
             done: None,
             progress: None,
-            bulk_max: state.ops.bulk_max,
+            bulk_max: state.ops.bulk_max(),
         };
         bulk_page(&s, &p)
     };
@@ -790,7 +790,7 @@ async fn bulk(
         dry_run: (!run).then_some(outcome),
         done: run.then_some(outcome),
         progress: progress_now,
-        bulk_max: state.ops.bulk_max,
+        bulk_max: state.ops.bulk_max(),
     };
     bulk_page(&s, &p)
 }

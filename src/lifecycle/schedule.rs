@@ -22,9 +22,6 @@ pub struct RetryPolicy {
     /// No wait is longer than this (`relay.retry_cap`, not shorter than `base`).
     /// Default: 1 h.
     pub cap: Duration,
-    /// No wait is shorter than this (a retry storm is worse than a late retry): 1 s, or
-    /// `base` when that is shorter. Not a key of its own.
-    pub floor: Duration,
     /// Attempts (sends) after which a transient failure ends in `failed`
     /// (`relay.max_attempts`). Default: 30.
     pub max_attempts: u32,
@@ -38,6 +35,12 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// The shortest wait before a retry unless `base` is shorter still.
     pub const FLOOR: Duration = Duration::from_secs(1);
+
+    /// No wait is shorter than this (a retry storm is worse than a late retry): [`Self::FLOOR`],
+    /// or `base` when that is shorter (a region that sets a short base means it).
+    pub fn floor(&self) -> Duration {
+        Self::FLOOR.min(self.base)
+    }
 }
 
 impl Default for RetryPolicy {
@@ -45,7 +48,6 @@ impl Default for RetryPolicy {
         Self {
             base: Duration::from_secs(30),
             cap: Duration::from_secs(3600),
-            floor: Self::FLOOR,
             max_attempts: 30,
             max_age: Duration::from_secs(7 * 24 * 3600),
             rate_limited_wait: Duration::from_secs(60),
@@ -88,9 +90,9 @@ pub fn next_attempt(
         };
     }
     let exponent = attempts.saturating_sub(1).min(30);
-    let ceiling = policy.base.saturating_mul(1u32 << exponent).min(policy.cap).max(policy.floor);
-    let jittered =
-        Duration::from_millis(rng.random_range(policy.floor.as_millis() as u64..=ceiling.as_millis() as u64));
+    let floor = policy.floor();
+    let ceiling = policy.base.saturating_mul(1u32 << exponent).min(policy.cap).max(floor);
+    let jittered = Duration::from_millis(rng.random_range(floor.as_millis() as u64..=ceiling.as_millis() as u64));
     let wait = match hint {
         Hint::None => jittered,
         Hint::After(d) => jittered.max(d.min(policy.cap)),
@@ -152,7 +154,11 @@ mod tests {
             let ceiling = p.base.saturating_mul(1 << (attempts - 1)).min(p.cap);
             for _ in 0..200 {
                 let w = wait(next_attempt(&p, attempts, t0(), t0(), Hint::None, &mut rng), t0());
-                assert!(w >= p.floor && w <= ceiling, "attempt {attempts}: {w:?} outside [{:?}, {ceiling:?}]", p.floor);
+                assert!(
+                    w >= p.floor() && w <= ceiling,
+                    "attempt {attempts}: {w:?} outside [{:?}, {ceiling:?}]",
+                    p.floor()
+                );
             }
         }
     }
@@ -214,10 +220,18 @@ mod tests {
     }
 
     #[test]
-    fn never_below_the_floor_even_with_a_zero_base() {
-        let p = RetryPolicy { base: Duration::ZERO, ..RetryPolicy::default() };
+    fn the_floor_is_a_second_or_a_shorter_base() {
         let mut rng = StdRng::seed_from_u64(11);
-        assert_eq!(wait(next_attempt(&p, 1, t0(), t0(), Hint::None, &mut rng), t0()), p.floor);
+        let p = RetryPolicy::default();
+        assert_eq!(p.floor(), Duration::from_secs(1));
+        for _ in 0..200 {
+            assert!(wait(next_attempt(&p, 1, t0(), t0(), Hint::None, &mut rng), t0()) >= Duration::from_secs(1));
+        }
+        let short = RetryPolicy { base: Duration::from_millis(200), ..RetryPolicy::default() };
+        assert_eq!(short.floor(), Duration::from_millis(200), "a base set shorter is meant");
+        assert_eq!(wait(next_attempt(&short, 1, t0(), t0(), Hint::None, &mut rng), t0()), Duration::from_millis(200));
+        let none = RetryPolicy { base: Duration::ZERO, ..RetryPolicy::default() };
+        assert_eq!(wait(next_attempt(&none, 1, t0(), t0(), Hint::None, &mut rng), t0()), Duration::ZERO);
     }
 
     #[test]

@@ -118,8 +118,6 @@ pub struct Operations {
     /// REMD's calls, for their health in the summary.
     remd: Arc<RemdCalls>,
     settings: Arc<OpsConfig>,
-    /// Most submissions one bulk call re-runs.
-    pub bulk_max: u32,
     /// The dashboard's days, per day and scope, for a minute.
     days: Arc<Memo<String, Vec<DayFigures>>>,
 }
@@ -132,7 +130,6 @@ impl Operations {
             store,
             lifecycle,
             remd,
-            bulk_max: settings.bulk_retry_max.max(1),
             settings: Arc::new(settings),
             days: Arc::new(Memo::new(std::time::Duration::from_secs(60), 256)),
         }
@@ -141,6 +138,11 @@ impl Operations {
     /// `[ops]`.
     pub fn settings(&self) -> &OpsConfig {
         &self.settings
+    }
+
+    /// Most submissions one bulk call re-runs (`ops.bulk_retry_max`, at least one).
+    pub fn bulk_max(&self) -> u32 {
+        self.settings.bulk_retry_max.max(1)
     }
 
     fn audit(who: &Principal, action: Action, at: DateTime<Utc>, comment: Option<&str>) -> NewAudit {
@@ -194,7 +196,7 @@ impl Operations {
         self.store.submission(id).await?.ok_or(OpsError::NotFound)
     }
 
-    /// Re-runs up to `bulk_max` of the submissions `filter` matches (within `who`'s
+    /// Re-runs up to [`Operations::bulk_max`] of the submissions `filter` matches (within `who`'s
     /// organisations and the states a re-run applies to), oldest first — or, on a dry run,
     /// only counts them. Each is re-queued once: a re-queued submission is no longer matched
     /// (it is queued, or due for its look-up now). The relay sends them within the REMD rate
@@ -226,14 +228,14 @@ impl Operations {
             Some(orgs) if orgs.len() == 1 => Some(orgs[0].to_string()),
             _ => None,
         };
-        let capped = matched > u64::from(self.bulk_max);
+        let capped = matched > u64::from(self.bulk_max());
         if dry_run {
             let entry = NewAudit { filter: Some(filter_shown), organization, count: Some(matched), ..base };
             self.store.operate(&[], &entry).await?;
             return Ok(BulkRun { outcome: BulkOutcome { matched, requeued: 0, capped }, requeued: Vec::new() });
         }
         let records =
-            self.store.list_submissions(&ListFilter { limit: self.bulk_max, oldest_first: true, ..filter }).await?;
+            self.store.list_submissions(&ListFilter { limit: self.bulk_max(), oldest_first: true, ..filter }).await?;
         let operator = Operator { name: &who.name, comment };
         let steps: Vec<_> = records
             .iter()

@@ -22,7 +22,8 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// When the lifecycle looks up results and retries (`relay.result_check_after`,
     /// `result_deadline`, `reconcile_after`, `retry_base`, `retry_cap`, `max_attempts`,
-    /// `max_age`, `rate_limited_wait`): the lifecycle's own [`Timing`].
+    /// `max_age`, `rate_limited_wait`): the lifecycle's own [`Timing`], which
+    /// [`crate::lifecycle::Lifecycle::new`] takes; the relay reads it from its lifecycle.
     pub timing: Timing,
     /// How long REMD's calls to the gateway are kept as received (`relay.callbacks_kept_for`).
     /// Default: 90 days.

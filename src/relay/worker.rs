@@ -53,6 +53,8 @@ impl Relay {
         metrics: Arc<Metrics>,
         settings: RelayConfig,
     ) -> Self {
+        // The times are the lifecycle's; `settings.timing` is what it was made with.
+        debug_assert_eq!(&settings.timing, lifecycle.timing(), "a relay and its lifecycle with different times");
         Self { store, remd, lifecycle, metrics, settings }
     }
 
@@ -195,7 +197,7 @@ impl Relay {
         tokio::select! {
             biased;
             _ = stop.cancelled() => return Err(Stopping::Unsent),
-            _ = self.call_slot() => {}
+            _ = self.remd.slot() => {}
         }
         tokio::select! {
             biased;
@@ -404,15 +406,6 @@ impl Relay {
             self.lifecycle.wake();
         }
         Ok(())
-    }
-
-    /// Waits for this call's slot in REMD's quota ([`RemdCalls::slot`]), counting the slots
-    /// given up for waking late.
-    async fn call_slot(&self) {
-        let waited = self.remd.slot().await;
-        for _ in 0..waited.missed {
-            self.count("slot_missed");
-        }
     }
 
     fn count(&self, outcome: &str) {
