@@ -1,6 +1,7 @@
 //! The ops endpoints with a large database: `GET /api/v1/ops/summary`, the weekly
-//! `GET /api/v1/reports/remd`, the console's failed list and dashboard, against `/healthz`
-//! of the same server in the same run.
+//! `GET /api/v1/reports/remd`, the console's failed list and dashboard, the summary and the
+//! failed documents for a key limited to ten organisations, against `/healthz` of the same
+//! server in the same run.
 //!
 //! ```sh
 //! cargo build --release --example ops_bench
@@ -25,8 +26,7 @@ use egisz_contract::Oid;
 use egisz_gateway::audit::{Action, NewAudit};
 use egisz_gateway::auth::{self, Role, Scope};
 use egisz_gateway::config::Config;
-use egisz_gateway::submission::OpsChange;
-use egisz_gateway::submission::{Disposition, Intake, NewSubmission, Status, SubmissionError, Transition};
+use egisz_gateway::submission::{Disposition, Intake, NewSubmission, OpsChange, Status, SubmissionError, Transition};
 use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 
@@ -69,6 +69,14 @@ const CODES: [&str; 10] = [
 
 fn organization(i: usize) -> Oid {
     Oid::parse(&format!("1.2.643.5.1.13.13.12.2.42.{}", 2900 + i % 90)).expect("an MO OID")
+}
+
+/// Who asks: the key of every organisation, the key of ten, or the console's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Key,
+    Scoped,
+    Console,
 }
 
 struct Run {
@@ -270,6 +278,11 @@ async fn main() -> anyhow::Result<()> {
     let issued = auth::issue("bench-ops", [Role::Ops].into_iter().collect(), Scope::All, egisz_gateway::now());
     store.insert_client(&issued.client).await?;
     let key = issued.key;
+    // An operator of ten organisations: what the organisation filters cost.
+    let ten = Scope::Only((0..10).map(organization).collect());
+    let scoped = auth::issue("bench-ops-10", [Role::Ops].into_iter().collect(), ten, egisz_gateway::now());
+    store.insert_client(&scoped.client).await?;
+    let scoped_key = scoped.key;
     // A console session, made as the sign-in makes it.
     let token = &format!("bench-session-{}", uuid::Uuid::new_v4().simple());
     use sha2::Digest;
@@ -280,28 +293,37 @@ async fn main() -> anyhow::Result<()> {
 
     let http = reqwest::Client::builder().pool_max_idle_per_host(8).build()?;
     let base = gw.api_url();
-    let get = |path: String, auth: bool| {
-        let (http, key, cookie, url) = (http.clone(), key.clone(), cookie.clone(), format!("{base}{path}"));
+    let get = |path: String, who: Who| {
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        let (key, scoped_key, cookie) = (key.clone(), scoped_key.clone(), cookie.clone());
         async move {
             let req = http.get(url);
-            let req = if auth { req.bearer_auth(key) } else { req.header("cookie", cookie) };
+            let req = match who {
+                Who::Key => req.bearer_auth(key),
+                Who::Scoped => req.bearer_auth(scoped_key),
+                Who::Console => req.header("cookie", cookie),
+            };
             req.send().await.is_ok_and(|r| r.status() == 200)
         }
     };
+    let one = organization(7);
     let week = (Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%d").to_string();
     let runs = [
-        ("GET /healthz", "/healthz".to_owned(), true),
-        ("GET /api/v1/ops/summary", "/api/v1/ops/summary".to_owned(), true),
-        ("GET /api/v1/reports/remd (week)", format!("/api/v1/reports/remd?from={week}"), true),
-        ("GET /ops/failed (console)", "/ops/failed".to_owned(), false),
-        ("GET /ops/failed?error_code=…", "/ops/failed?error_code=INVALID_SIGNATURE".to_owned(), false),
-        ("GET /ops/ (dashboard)", "/ops/".to_owned(), false),
+        ("GET /healthz", "/healthz".to_owned(), Who::Key),
+        ("GET /api/v1/ops/summary", "/api/v1/ops/summary".to_owned(), Who::Key),
+        ("GET /api/v1/reports/remd (week)", format!("/api/v1/reports/remd?from={week}"), Who::Key),
+        ("GET /ops/failed (console)", "/ops/failed".to_owned(), Who::Console),
+        ("GET /ops/failed?error_code=…", "/ops/failed?error_code=INVALID_SIGNATURE".to_owned(), Who::Console),
+        ("GET /ops/failed?organization=…", format!("/ops/failed?organization={one}"), Who::Console),
+        ("GET /ops/ (dashboard)", "/ops/".to_owned(), Who::Console),
+        ("GET /api/v1/ops/summary (10 MOs)", "/api/v1/ops/summary".to_owned(), Who::Scoped),
+        ("GET /api/v1/documents?status=failed (10 MOs)", "/api/v1/documents?status=failed".to_owned(), Who::Scoped),
     ];
     let mut results = Vec::new();
-    for (name, path, auth) in &runs {
+    for (name, path, who) in &runs {
         // One warm-up request, then the measured ones.
-        let _ = get(path.clone(), *auth).await;
-        let r = drive(a.requests, |_| get(path.clone(), *auth)).await;
+        let _ = get(path.clone(), *who).await;
+        let r = drive(a.requests, |_| get(path.clone(), *who)).await;
         results.push((*name, r));
     }
     println!(
@@ -314,7 +336,7 @@ async fn main() -> anyhow::Result<()> {
     let health_p99 = results[0].1.p99;
     for (name, r) in &results {
         println!(
-            "{name:34} p50 {:7.2} ms   p99 {:7.2} ms   p99/healthz {:7.1}   errors {}",
+            "{name:46} p50 {:7.2} ms   p99 {:7.2} ms   p99/healthz {:7.1}   errors {}",
             r.p50.as_secs_f64() * 1000.0,
             r.p99.as_secs_f64() * 1000.0,
             r.p99.as_secs_f64() / health_p99.as_secs_f64(),

@@ -267,3 +267,18 @@ async fn an_sqlite_database_numbered_the_old_way_upgrades() {
             .unwrap()
     );
 }
+
+/// The partial index of submissions on their way names the lifecycle's open states in the
+/// order the summary's statement names them: the planner uses a partial index only for a
+/// statement whose condition implies the index's.
+#[test]
+fn the_open_index_names_the_open_states() {
+    let states: Vec<String> = egisz_gateway::lifecycle::OPEN.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let condition = format!("WHERE status IN ({});", states.join(", "));
+    for engine in ["sqlite", "postgres"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("migrations/{engine}/20261206000003_open_by_organization.sql"));
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains(&condition), "{engine}: the index's condition is not {condition}");
+    }
+}
