@@ -7,7 +7,7 @@ use egisz_contract::Oid;
 
 use super::StoreError;
 use super::engine::Engine;
-use super::outbox::apply;
+use super::outbox::{apply, only};
 use super::sql::{Arg, Exec, Read, Sql, args, states};
 use crate::audit::{Action, AuditEntry, AuditFilter, NewAudit};
 use crate::clients::ClientRecord;
@@ -89,14 +89,6 @@ pub trait OpsStore: Send + Sync {
 
     /// Deletes sign-ins expired before `now`; returns how many.
     async fn purge_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
-}
-
-/// Appends ` AND organization …` for `orgs` (nothing matches an empty list), or nothing.
-fn only<'a, E: Engine>(q: &mut Sql<'a>, orgs: Option<&'a [Oid]>) {
-    if let Some(orgs) = orgs {
-        let p = q.arg(Arg::Texts(orgs.iter().map(|o| o.as_str()).collect()));
-        q.push(" AND ").push(&E::any("organization", &p));
-    }
 }
 
 #[async_trait::async_trait]

@@ -350,16 +350,21 @@ async fn intake_one<C: Exec>(conn: &mut C, new: &NewSubmission) -> Result<Intake
     Ok(Intake::Created(record(&row)?))
 }
 
-/// Adds the conditions of `f` (all but the cursor and the limit); `false` when nothing can
-/// match (an empty organisation list).
-fn push_filter<'a, E: Engine>(q: &mut Sql<'a>, f: &'a ListFilter) -> Result<bool, StoreError> {
-    if let Some(orgs) = &f.organizations {
-        if orgs.is_empty() {
-            return Ok(false);
-        }
+/// Appends ` AND organization …` for `orgs` (nothing matches an empty list), or nothing.
+pub(super) fn only<'a, E: Engine>(q: &mut Sql<'a>, orgs: Option<&'a [Oid]>) {
+    if let Some(orgs) = orgs {
         let p = q.arg(Arg::Texts(orgs.iter().map(|o| o.as_str()).collect()));
         q.push(" AND ").push(&E::any("organization", &p));
     }
+}
+
+/// Adds the conditions of `f` (all but the cursor and the limit); `false` when nothing can
+/// match (an empty organisation list).
+fn push_filter<'a, E: Engine>(q: &mut Sql<'a>, f: &'a ListFilter) -> Result<bool, StoreError> {
+    if f.organizations.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(false);
+    }
+    only::<E>(q, f.organizations.as_deref());
     if !f.statuses.is_empty() {
         q.push(&format!(" AND status IN ({})", states(&f.statuses)));
     }
@@ -389,8 +394,11 @@ fn push_filter<'a, E: Engine>(q: &mut Sql<'a>, f: &'a ListFilter) -> Result<bool
     Ok(true)
 }
 
-/// In one writing transaction: the ids `select` finds (at most 500, locked where the engine
-/// locks) take `step`, each with its event. Returns how many moved.
+/// The most submissions one sweep's transaction moves.
+const SWEEP_BATCH: u64 = 500;
+
+/// In one writing transaction: the ids `select` finds (at most [`SWEEP_BATCH`], locked where
+/// the engine locks) take `step`, each with its event. Returns how many moved.
 async fn sweep<E: Engine>(
     store: &E,
     select: &str,
@@ -399,7 +407,7 @@ async fn sweep<E: Engine>(
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let mut tx = store.write().await?;
-    let ids = tx.fetch_all(&format!("{select} LIMIT 500{}", E::SKIP_LOCKED), args).await?;
+    let ids = tx.fetch_all(&format!("{select} LIMIT {SWEEP_BATCH}{}", E::SKIP_LOCKED), args).await?;
     let mut moved = 0;
     for row in ids {
         if apply::<E>(&mut tx, row.id("id")?, step.from, None, None, &step.transition, now).await? {
@@ -674,7 +682,7 @@ impl<E: Engine> Outbox for E {
         loop {
             let n = sweep(self, &select, args![prefix], step, now).await?;
             released += n;
-            if n < 500 {
+            if n < SWEEP_BATCH {
                 return Ok(released);
             }
         }

@@ -68,46 +68,22 @@ impl<'a> From<&'a Option<String>> for Arg<'a> {
         Arg::Text(v.as_deref())
     }
 }
-impl From<i64> for Arg<'_> {
-    fn from(v: i64) -> Self {
-        Arg::Int(Some(v))
-    }
+/// `T` as its variant holding `Some(T)`, and `Option<T>` as the same variant.
+macro_rules! arg_from {
+    ($($t:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$t> for Arg<'_> {
+            fn from(v: $t) -> Self {
+                Arg::$variant(Some(v))
+            }
+        }
+        impl From<Option<$t>> for Arg<'_> {
+            fn from(v: Option<$t>) -> Self {
+                Arg::$variant(v)
+            }
+        }
+    )*};
 }
-impl From<Option<i64>> for Arg<'_> {
-    fn from(v: Option<i64>) -> Self {
-        Arg::Int(v)
-    }
-}
-impl From<bool> for Arg<'_> {
-    fn from(v: bool) -> Self {
-        Arg::Bool(Some(v))
-    }
-}
-impl From<Option<bool>> for Arg<'_> {
-    fn from(v: Option<bool>) -> Self {
-        Arg::Bool(v)
-    }
-}
-impl From<DateTime<Utc>> for Arg<'_> {
-    fn from(v: DateTime<Utc>) -> Self {
-        Arg::Time(Some(v))
-    }
-}
-impl From<Option<DateTime<Utc>>> for Arg<'_> {
-    fn from(v: Option<DateTime<Utc>>) -> Self {
-        Arg::Time(v)
-    }
-}
-impl From<Uuid> for Arg<'_> {
-    fn from(v: Uuid) -> Self {
-        Arg::Id(Some(v))
-    }
-}
-impl From<Option<Uuid>> for Arg<'_> {
-    fn from(v: Option<Uuid>) -> Self {
-        Arg::Id(v)
-    }
-}
+arg_from!(i64 => Int, bool => Bool, DateTime<Utc> => Time, Uuid => Id);
 impl<'a> From<&'a [u8]> for Arg<'a> {
     fn from(v: &'a [u8]) -> Self {
         Arg::Bytes(v)
