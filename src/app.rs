@@ -224,11 +224,20 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
 
     let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
     let dictionaries = Arc::new(crate::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
-    let (nsi, nsi_sandbox) = nsi_for(config, &store, &dictionaries, &mappings).await?;
+    // FRMO's copy in force is the database's, whatever nsi.mode says.
+    let frmo = Arc::new(crate::frmo::Frmo::new());
+    if let Err(e) = frmo.load(&*store).await {
+        tracing::warn!(error = %e, "FRMO: the stored copy could not be read; organisations are not checked until it is");
+    }
+    let (nsi, nsi_sandbox) = nsi_for(config, &store, &dictionaries, &mappings, &frmo).await?;
     if let Some(nsi) = &nsi
         && let Err(e) = nsi.load_stored().await
     {
         tracing::warn!(error = %e, "NSI: the stored dictionary copies could not be read; the shipped ones are in force");
+    }
+    // The emulator's copies (a few rows) are in force before the first request.
+    if let (Some(nsi), Some(_)) = (&nsi, &nsi_sandbox) {
+        nsi.run_once(config.nsi.refresh_every, &config.relay.instance_id).await;
     }
     let console_key = console_key(&store).await?;
     let state = AppState {
@@ -250,6 +259,7 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
             std::num::NonZeroU32::new(config.api.validate_per_minute).unwrap_or(std::num::NonZeroU32::MIN),
         ))),
         nsi: nsi.clone(),
+        frmo,
         lifecycle: Arc::clone(&lifecycle),
         remd: Arc::clone(&remd),
         intake: intake.clone(),
@@ -907,6 +917,22 @@ pub fn pem_or_der(bytes: &[u8]) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(body.trim()).unwrap_or_else(|_| bytes.to_vec())
 }
 
+/// The FRMO copy in force in the configured database, for a one-off command (`validate`):
+/// `None` when there is none — or no database yet (an SQLite file that does not exist is not
+/// created for this).
+pub async fn frmo_for_command(config: &Config) -> anyhow::Result<Option<Arc<crate::frmo::FrmoIndex>>> {
+    if let Some(path) = config.database.url.strip_prefix("sqlite://").and_then(|p| p.split('?').next())
+        && !path.contains(":memory:")
+        && !std::path::Path::new(path).exists()
+    {
+        return Ok(None);
+    }
+    let store = store::connect(&config.database).await.context("the database (the FRMO copy)")?;
+    let frmo = crate::frmo::Frmo::new();
+    frmo.load(&*store).await.context("reading the FRMO copy")?;
+    Ok(frmo.current())
+}
+
 /// The configured FRMR for a one-off command (`validate --frmr`): the remote client, or in
 /// sandbox mode an emulator of its own on free loopback ports (so that it does not clash
 /// with a running gateway). Keep the returned sandbox alive while asking.
@@ -929,12 +955,14 @@ pub async fn frmr_for_command(config: &Config) -> anyhow::Result<(Arc<dyn FrmrRe
 }
 
 /// The NSI refresher `nsi.mode` names, with the emulator it talks to in sandbox mode
-/// (seeded with the shipped complete dictionary copies and the document kinds).
+/// (seeded with the shipped complete dictionary copies, the document kinds and the sandbox's
+/// FRMO register, `egisz_sandbox::Frmo::builtin`).
 pub async fn nsi_for(
     config: &Config,
     store: &Arc<dyn Store>,
     live: &Arc<crate::mappings::LiveDictionaries>,
     mappings: &Mappings,
+    frmo: &Arc<crate::frmo::Frmo>,
 ) -> anyhow::Result<(Option<Arc<crate::nsi::NsiService>>, Option<egisz_sandbox::NsiSandbox>)> {
     use crate::config::NsiMode;
     let (url, sandbox) = match &config.nsi.mode {
@@ -953,13 +981,19 @@ pub async fn nsi_for(
             }
             let kinds = mappings.kinds().iter().map(|k| (k.kind.to_string(), k.name.clone())).collect();
             sandbox.publish("1.2.643.5.1.13.13.11.1520", "sandbox.1", kinds);
+            sandbox.publish_frmo("sandbox.1", &egisz_sandbox::Frmo::builtin());
             let url = url::Url::parse(&sandbox.base_url()).context("sandbox NSI URL")?;
             tracing::info!(base_url = %url, "sandbox NSI started (emulator)");
             (url, Some(sandbox))
         }
     };
     let client = egisz_nsi::NsiClient::new(url, config.nsi.timeout).context("the NSI client")?;
-    let service =
-        crate::nsi::NsiService::new(client, Arc::clone(store), Arc::clone(live), mappings.dictionaries().clone());
+    let service = crate::nsi::NsiService::new(
+        client,
+        Arc::clone(store),
+        Arc::clone(live),
+        mappings.dictionaries().clone(),
+        Arc::clone(frmo),
+    );
     Ok((Some(Arc::new(service)), sandbox))
 }

@@ -951,6 +951,8 @@ impl Reader<'_> {
         };
         let validation = ValidationConfig {
             signers: self.kind_policies("validation", "signers", "signers_by_kind"),
+            frmo: self.kind_policies("validation", "frmo", "frmo_by_kind"),
+            frmo_max_age: self.duration("validation", "frmo_max_age"),
             verifier: {
                 let kind = self.get("validation", "verifier", "gost, external or none", |s: String| match s.as_str() {
                     "gost" | "external" | "none" => Ok(s),

@@ -228,12 +228,23 @@ async fn nsi(command: NsiCommand, config: Config) -> anyhow::Result<()> {
             for c in stored {
                 println!("{}  версия {}  строк {}  загружена {}", c.oid, c.version, c.rows.len(), c.fetched_at);
             }
+            let copies = store.frmo_copies().await?;
+            if copies.is_empty() {
+                println!("копии ФРМО нет: организации при приёме не сверяются (предупреждение)");
+            }
+            for c in copies {
+                match c.complete_at {
+                    Some(at) => println!("{} (ФРМО)  версия {}  строк {}  загружена {at}", c.dictionary, c.version, c.rows),
+                    None => println!("{} (ФРМО)  версия {}  загружается с {}", c.dictionary, c.version, c.started_at),
+                }
+            }
             Ok(())
         }
         NsiCommand::Refresh { json } => {
             let live =
                 std::sync::Arc::new(egisz_gateway::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
-            let (service, sandbox) = app::nsi_for(&config, &store, &live, &mappings).await?;
+            let frmo = std::sync::Arc::new(egisz_gateway::frmo::Frmo::new());
+            let (service, sandbox) = app::nsi_for(&config, &store, &live, &mappings, &frmo).await?;
             let Some(service) = service else { anyhow::bail!("nsi.mode = \"off\": nothing to refresh from") };
             let results = service.refresh(egisz_gateway::now()).await;
             for r in &results {
@@ -445,6 +456,22 @@ fn validate(args: ValidateArgs, config: &Config) -> ExitCode {
                 None => "значение подписи и цепочка сертификатов (validation.verifier)".into(),
             });
             policy::apply(policy::Policy::Block, answer, &mut sorted);
+        }
+        let frmo = config.validation.frmo.for_kind(kind.kind);
+        if frmo != policy::Policy::Off {
+            checks.push("организации и подразделения по копии ФРМО из базы (validation.frmo)".into());
+            let index = match runtime.block_on(app::frmo_for_command(config)) {
+                Ok(index) => index,
+                Err(e) => return usage(format!("{e:#}")),
+            };
+            let answer = validation::organizations::check(
+                index.as_deref(),
+                &prepared.organizations,
+                prepared.parts.creation_date_time.date_naive(),
+                egisz_gateway::now(),
+                config.validation.frmo_max_age,
+            );
+            policy::apply(frmo, answer, &mut sorted);
         }
         if args.frmr {
             checks.push("подписанты по ФРМР (--frmr)".into());

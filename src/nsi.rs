@@ -1,7 +1,8 @@
 //! Keeping the dictionaries current from the federal NSI service: for each dictionary the
 //! gateway uses, ask NSI for its versions, fetch the newest one not yet stored, check its
 //! rows, store it by `(oid, version)` and put it in force beside the shipped `mappings/`
-//! copies — on a schedule (`nsi.refresh_every`, once for all the instances on a database) and
+//! copies; then FRMO's two country-sized dictionaries, streamed into storage
+//! ([`crate::frmo`]) — on a schedule (`nsi.refresh_every`, once for all the instances on a database) and
 //! by `egisz-gateway nsi refresh`.
 //!
 //! An unreachable or broken NSI never stops the gateway and never removes data: the last
@@ -21,6 +22,7 @@ use egisz_nsi::{Columns, DICTIONARIES, NsiClient};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::frmo::Frmo;
 use crate::mappings::{Coverage, DictionaryCopy, DictionarySet, LiveDictionaries};
 use crate::store::{NsiCopy, Store};
 
@@ -168,20 +170,28 @@ pub struct NsiService {
     store: Arc<dyn Store>,
     live: Arc<LiveDictionaries>,
     shipped: DictionarySet,
+    frmo: Arc<Frmo>,
     status: Mutex<NsiStatus>,
 }
 
 impl NsiService {
-    pub fn new(client: NsiClient, store: Arc<dyn Store>, live: Arc<LiveDictionaries>, shipped: DictionarySet) -> Self {
-        Self { client, store, live, shipped, status: Mutex::new(NsiStatus::default()) }
+    pub fn new(
+        client: NsiClient,
+        store: Arc<dyn Store>,
+        live: Arc<LiveDictionaries>,
+        shipped: DictionarySet,
+        frmo: Arc<Frmo>,
+    ) -> Self {
+        Self { client, store, live, shipped, frmo, status: Mutex::new(NsiStatus::default()) }
     }
 
     pub fn status(&self) -> NsiStatus {
         self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Puts the stored copies in force (at start, before any refresh).
+    /// Puts the stored copies in force (at start, before any refresh), FRMO's among them.
     pub async fn load_stored(&self) -> Result<(), crate::store::StoreError> {
+        self.frmo.load(&*self.store).await?;
         let stored = self.store.nsi_latest().await?;
         self.live.replace(in_force(&self.shipped, &stored));
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
@@ -246,7 +256,9 @@ impl NsiService {
                 tracing::warn!(%reason, "NSI: refresh skipped");
                 let results: Vec<Refreshed> = DICTIONARIES
                     .iter()
-                    .map(|c| Refreshed::Failed { oid: c.oid.to_owned(), reason: reason.clone() })
+                    .map(|c| c.oid)
+                    .chain(crate::frmo::DICTIONARIES)
+                    .map(|oid| Refreshed::Failed { oid: oid.to_owned(), reason: reason.clone() })
                     .collect();
                 let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
                 status.last_run = Some(now);
@@ -269,6 +281,8 @@ impl NsiService {
             }
             results.push(r);
         }
+        // FRMO, page by page into storage; its index goes in force when a copy completes.
+        results.extend(self.frmo.refresh(&self.client, &*self.store, now).await);
         let stored = match self.store.nsi_latest().await {
             Ok(now_stored) => {
                 self.live.replace(in_force(&self.shipped, &now_stored));
@@ -287,6 +301,25 @@ impl NsiService {
         results
     }
 
+    /// One turn of [`NsiService::run`]: the cluster's refresh when it is due and this instance
+    /// claims it, else the copies another instance stored put in force. The gateway takes the
+    /// first turn before it serves when NSI is its own emulator, so that the sandbox's
+    /// copies — FRMO's among them — are in force from the first request.
+    pub async fn run_once(&self, every: Duration, instance: &str) {
+        let now = crate::now();
+        match self.store.claim_periodic(REFRESH_TASK, instance, now, due_before(now, every)).await {
+            // Ours to run; or the database is away, and the refresh reports it (nothing is
+            // asked, nothing changes).
+            Ok(true) | Err(_) => {
+                self.refresh(now).await;
+            }
+            Ok(false) => match self.load_stored().await {
+                Ok(()) => self.status.lock().unwrap_or_else(|p| p.into_inner()).last_loaded = Some(now),
+                Err(e) => tracing::warn!(error = %e, "NSI: the copies another instance fetched could not be read"),
+            },
+        }
+    }
+
     /// Until `stop`: refreshes every `every` — once for every instance on the database, by
     /// whichever claims the run ([`Store::claim_periodic`]) — and, between the runs, puts in
     /// force what another instance fetched, every `reload_every` at most ([`RELOAD_EVERY`]
@@ -299,18 +332,7 @@ impl NsiService {
         stop: CancellationToken,
     ) {
         loop {
-            let now = crate::now();
-            match self.store.claim_periodic(REFRESH_TASK, &instance, now, due_before(now, every)).await {
-                // Ours to run; or the database is away, and the refresh reports it (nothing is
-                // asked, nothing changes).
-                Ok(true) | Err(_) => {
-                    self.refresh(now).await;
-                }
-                Ok(false) => match self.load_stored().await {
-                    Ok(()) => self.status.lock().unwrap_or_else(|p| p.into_inner()).last_loaded = Some(now),
-                    Err(e) => tracing::warn!(error = %e, "NSI: the copies another instance fetched could not be read"),
-                },
-            }
+            self.run_once(every, &instance).await;
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(every.min(reload_every)) => {}

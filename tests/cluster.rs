@@ -112,6 +112,10 @@ async fn three_instances_share_the_quota_take_turns_and_survive_a_lost_node() {
         author["personCard"].as_array_mut().unwrap().push(c);
     }
     remd.upsert_person(author).unwrap();
+    // And the nine are in FRMO (REMD checks the document's organisations there).
+    for (i, mo) in OTHER_MOS.iter().enumerate() {
+        remd.upsert_organization(egisz_sandbox::Frmo::organization_row(mo, &format!("ГБУЗ «Больница № {}»", i + 1)));
+    }
     // FRMR as a real service too: no sandbox runs beside a remote REMD.
     let frmr = FrmrSandbox::start(FrmrSandboxConfig::default()).await.unwrap();
 

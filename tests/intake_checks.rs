@@ -192,6 +192,48 @@ fn corpus(uid: &str) -> Vec<Variant> {
         )
         .checked_by_emulator(),
         variant(
+            "an author's organisation FRMO does not have",
+            nth(&sample, r#"<id root="1.2.643.5.1.13.13.12.2.42.2917"/>"#, r#"<id root="1.2.643.5.1.13.13.12.2.42.1"/>"#, 2),
+            "O1",
+            "/ClinicalDocument/author[1]/assignedAuthor/representedOrganization/id/@root",
+            "ORG_NOT_FOUND_IN_FRMO",
+        )
+        .checked_by_emulator(),
+        variant(
+            "an author's organisation deleted from FRMO before the document's date",
+            nth(&sample, r#"<id root="1.2.643.5.1.13.13.12.2.42.2917"/>"#, r#"<id root="1.2.643.5.1.13.13.12.2.42.2874"/>"#, 2),
+            "O1",
+            "/ClinicalDocument/author[1]/assignedAuthor/representedOrganization/id/@root",
+            "NO_ORG_ON_DATE",
+        )
+        .checked_by_emulator(),
+        variant(
+            "an author's department FRMO does not have",
+            nth(
+                &sample,
+                r#"<id root="1.2.643.5.1.13.13.12.2.42.2917"/>"#,
+                r#"<id root="1.2.643.5.1.13.13.12.2.42.2917.0.9999"/>"#,
+                2,
+            ),
+            "O1",
+            "/ClinicalDocument/author[1]/assignedAuthor/representedOrganization/id/@root",
+            "NO_DEPARTMENT",
+        )
+        .checked_by_emulator(),
+        variant(
+            "an author's department liquidated before the document's date",
+            nth(
+                &sample,
+                r#"<id root="1.2.643.5.1.13.13.12.2.42.2917"/>"#,
+                r#"<id root="1.2.643.5.1.13.13.12.2.42.2917.0.4399"/>"#,
+                2,
+            ),
+            "O1",
+            "/ClinicalDocument/author[1]/assignedAuthor/representedOrganization/id/@root",
+            "NO_DEPARTMENT",
+        )
+        .checked_by_emulator(),
+        variant(
             "a dictionary version the kind does not allow",
             one(&sample, r#"codeSystemVersion="4.65""#, r#"codeSystemVersion="4.10""#),
             "H13",
@@ -477,14 +519,16 @@ async fn the_corpus_is_refused_at_intake_and_the_sample_registers(db: Db) {
 #[test]
 fn the_emulator_refuses_each_variant_with_the_same_code() {
     let roster = egisz_sandbox::Roster::builtin();
+    let frmo = egisz_sandbox::Frmo::builtin();
+    let registers = egisz_sandbox::remd::Registers { roster: &roster, frmo: &frmo };
     let trust = egisz_sandbox::remd::verifier_trusting(&[egisz_sandbox::pki::sandbox_ca_der()]).unwrap();
     let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00+07:00").unwrap();
     let sample = sample_as("emulator-sample");
     let clean = Variant { emulator: true, ..variant("the sample", sample, "", "", "") };
-    assert_eq!(egisz_sandbox::remd::judge(&clean.request(), clean.document.as_bytes(), &roster, &trust, now), vec![]);
+    assert_eq!(egisz_sandbox::remd::judge(&clean.request(), clean.document.as_bytes(), registers, &trust, now), vec![]);
     let mut compared = 0;
     for v in corpus("emulator").into_iter().filter(|v| v.emulator) {
-        let codes: Vec<String> = egisz_sandbox::remd::judge(&v.request(), v.document.as_bytes(), &roster, &trust, now)
+        let codes: Vec<String> = egisz_sandbox::remd::judge(&v.request(), v.document.as_bytes(), registers, &trust, now)
             .into_iter()
             .map(|m| m.code)
             .collect();
@@ -690,6 +734,21 @@ fn validate_says_what_intake_would() {
     let (code, text, err) = run(&sample, &[("1", author_signer().sign_detached(sample.as_bytes()))], None, false);
     assert_eq!(code, Some(0), "{text}{err}");
     assert!(text.contains("прошёл проверку"), "{text}");
+    // No FRMO copy in the database yet: an organisation FRMO lacks only warns.
+    let frmo_variants: Vec<Variant> = corpus("validate").into_iter().filter(|v| v.rule == "O1").collect();
+    assert_eq!(frmo_variants.len(), 4);
+    let (code, text, err) = run(&frmo_variants[0].document, &frmo_variants[0].signatures, None, true);
+    assert_eq!(code, Some(0), "{text}{err}");
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["warnings"][0]["rule"], "O1", "{report:#}");
+    assert!(report["warnings"][0]["message"].as_str().unwrap().contains("копии ФРМО ещё нет"), "{report:#}");
+    // `nsi refresh` stores the (sandbox) NSI's copy in the configured database; then
+    // validate judges by it as intake does.
+    let mut refresh = std::process::Command::new(env!("CARGO_BIN_EXE_egisz-gateway"));
+    refresh.args(["nsi", "refresh"]);
+    let (code, text, err) = run_validate(refresh, dir.path());
+    assert_eq!(code, Some(0), "{text}{err}");
+    assert!(text.contains("1.2.643.5.1.13.13.11.1461: загружена версия sandbox.1 (10 строк)"), "{text}");
     for v in corpus("validate") {
         let (code, text, err) = run(&v.document, &v.signatures, v.org_signature.as_ref(), true);
         assert_eq!(code, Some(1), "{}: {text}{err}", v.name);

@@ -85,6 +85,11 @@ pub mod rules {
     /// Every signer (authors and the legal authenticator who signed) in FRMR, employed by the
     /// organisation on the document's date, in the position the document gives.
     pub const F1: &str = "F1";
+    /// Every organisation and department the document names (the submitting organisation,
+    /// the custodian, each author's and the legal authenticator's) in FRMO and valid on the
+    /// document's date (the gateway's copy of FRMO; `ORG_NOT_FOUND_IN_FRMO`,
+    /// `NO_ORG_ON_DATE`, `NO_DEPARTMENT`).
+    pub const O1: &str = "O1";
     /// Every signature's value and certificate chain verified by the configured verifier
     /// (the verifier's own findings carry REMD codes as rule ids; `V1` is "not verified").
     pub const V1: &str = "V1";
@@ -140,7 +145,7 @@ pub mod rules {
     pub const PKG: &str = "PKG";
 
     /// Every rule id this crate and the gateway's intake report, in the order of the docs.
-    pub const ALL: [&str; 42] = [
+    pub const ALL: [&str; 43] = [
         XML,
         ENC,
         H1,
@@ -165,6 +170,7 @@ pub mod rules {
         SCH,
         PKG,
         F1,
+        O1,
         V1,
         SIGNATURE_DECODING_ERROR,
         WRONG_SIGNATURE_FORMAT,
@@ -199,6 +205,7 @@ pub mod rules {
             b"K4" => "ROLE_OCCURRENCE_MISMATCH",
             b"H13" => "INVALID_DICTIONARY_VERSION",
             b"F1" => "PERSON_NOT_FOUND",
+            b"O1" => "ORG_NOT_FOUND_IN_FRMO",
             b"V1" => "SIGNATURE_VERIFICATION_ERROR",
             b"H2" | b"H3" | b"H5" | b"H6" | b"H7" | b"H8" | b"H9" | b"H10" | b"H11" | b"H12" | b"REQ" => {
                 "VALIDATION_ERROR"

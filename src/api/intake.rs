@@ -30,6 +30,7 @@ use super::extract::{ApiJson, Caller};
 use super::problem::{ApiError, FieldError, FieldErrors, Problem};
 use crate::auth::Role;
 use crate::submission::{Intake, NewSubmission};
+use crate::validation::organizations;
 use crate::validation::policy::{self, Policy, Sorted};
 use crate::validation::{self, DocumentInput, PersonalInput, Prepared, services};
 
@@ -245,11 +246,23 @@ pub struct Ready {
     package: Option<egisz_packages::PackageId>,
 }
 
-/// The service checks (each signer against FRMR, each signature against the verifier),
-/// sorted by policy; then the submission with its warnings, or the 422.
+/// The register and service checks (the organisations and departments against FRMO's copy,
+/// each signer against FRMR, each signature against the verifier), sorted by policy; then
+/// the submission with its warnings, or the 422.
 async fn service_checks(state: &AppState, ready: Ready) -> Result<NewSubmission, ApiError> {
     let Ready { mut new, kind, date, prepared, warnings, package } = ready;
     let mut sorted = Sorted { errors: Vec::new(), warnings };
+    let frmo = state.validation.frmo.for_kind(kind);
+    if frmo != Policy::Off {
+        let answer = organizations::check(
+            state.frmo.current().as_deref(),
+            &prepared.organizations,
+            date,
+            crate::now(),
+            state.validation.frmo_max_age,
+        );
+        policy::apply(frmo, answer, &mut sorted);
+    }
     let signers = state.validation.signers.for_kind(kind);
     let frmr = async {
         match signers {

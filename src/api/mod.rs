@@ -65,6 +65,8 @@ pub struct AppState {
     pub validate_limiter: Arc<governor::DefaultKeyedRateLimiter<uuid::Uuid>>,
     /// The dictionaries' refresher from NSI (`nsi.mode`), for `/readyz`.
     pub nsi: Option<Arc<crate::nsi::NsiService>>,
+    /// FRMO's copy in force (organisations and departments checked at intake, names shown).
+    pub frmo: Arc<crate::frmo::Frmo>,
     /// The lifecycle (shared with the relay): intake rings its bell when a submission is
     /// stored.
     pub lifecycle: Arc<crate::lifecycle::Lifecycle>,

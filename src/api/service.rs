@@ -55,6 +55,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
                 "status": "ready",
                 "database": state.store.backend().label(),
                 "nsi": nsi,
+                // FRMO's copy is detail: without one, intake warns instead of checking.
+                "frmo": state.frmo.status(),
                 "packages": packages,
             }))
             .into_response()

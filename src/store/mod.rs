@@ -26,6 +26,8 @@
 //! - `ops.rs` — [`OpsStore`]: operators' changes with their audit entry, the audit log, the
 //!   queue's figures (counts kept by triggers), the report's counts, console sign-ins, and
 //!   its implementation for every engine;
+//! - `frmo.rs` — [`FrmoStore`]: FRMO's copies (organisations, departments) written and read
+//!   page by page, and its implementation for every engine;
 //! - `engine.rs` — `Engine`: what differs between the engines (transactions, the dialects'
 //!   SQL, the engine-only paths);
 //! - `sql.rs` — the engine-neutral statement surface: values to bind, rows to read, `$N`
@@ -36,6 +38,7 @@
 
 mod core;
 mod engine;
+mod frmo;
 mod group_commit;
 mod ops;
 mod outbox;
@@ -52,6 +55,7 @@ use egisz_contract::{Oid, Snils};
 
 use crate::clients::{ClientRecord, NewClient};
 
+pub use frmo::{FrmoCopy, FrmoStore};
 pub use group_commit::{CommitBatch, GroupCommit};
 pub use ops::{ConsoleSession, OpsStore};
 pub use outbox::{CallbackChange, CallbackRecord, Outbox};
@@ -117,7 +121,7 @@ pub struct CachedLookup {
 
 /// Durable state of the gateway.
 #[async_trait::async_trait]
-pub trait Store: Outbox + OpsStore + Send + Sync + 'static {
+pub trait Store: Outbox + OpsStore + FrmoStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies the embedded migrations that are not applied yet.

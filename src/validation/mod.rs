@@ -13,11 +13,13 @@
 //! what it found.
 //!
 //! Layout: this file (the document, its signatures, the request parts); `signers` (FRMR's
-//! answer about each signer → violations); `policy` (`block` / `warn` / `off`, and what an
+//! answer about each signer → violations); `organizations` (the organisations and
+//! departments named → FRMO's copy, rule O1); `policy` (`block` / `warn` / `off`, and what an
 //! unreachable service or package means); `services` (the edge: asking FRMR and the
 //! verifier, running the rule package); `report` (what `validate` prints); `settings`
 //! (`[validation]`, as these checks use it).
 
+pub mod organizations;
 pub mod policy;
 pub mod report;
 pub mod services;
@@ -82,6 +84,8 @@ pub struct Prepared {
     pub signatures: Vec<(String, ParsedSignature)>,
     /// Every author and the legal authenticator, once each.
     pub signers: Vec<SignerToCheck>,
+    /// Every organisation and department the submission names, for the FRMO check.
+    pub organizations: Vec<organizations::Place>,
 }
 
 /// The outcome of [`check_document`].
@@ -178,12 +182,14 @@ pub fn check_document(
             let mut signatures = personal.parsed;
             signatures.extend(org_signature.parsed);
             let signers = signers_of(&header, &parts);
+            let organizations = organizations::places_of(input.organization, input.department, &header);
             Some(Prepared {
                 parts,
                 personal: personal.request,
                 org_signature: org_signature.request,
                 signatures,
                 signers,
+                organizations,
             })
         }
         _ => None,

@@ -84,6 +84,12 @@ pub struct ValidationConfig {
     /// The check of every signer against FRMR, per kind (`validation.signers`,
     /// `signers_by_kind`). Default: block for every kind.
     pub signers: KindPolicies,
+    /// The check of the document's organisations and departments against the FRMO copy,
+    /// per kind (`validation.frmo`, `frmo_by_kind`). Default: block for every kind.
+    pub frmo: KindPolicies,
+    /// How old the FRMO copy may be before its findings only warn (`validation.frmo_max_age`,
+    /// humantime). Default: 72 h (three missed daily refreshes).
+    pub frmo_max_age: Duration,
     /// Which signature verifier intake uses (`validation.verifier`). Default: gost, trusting
     /// the sandbox's test CA while `trust_dir` and `tsl_url` are empty.
     pub verifier: VerifierChoice,

@@ -61,6 +61,13 @@ impl Oid {
         &self.0
     }
 
+    /// The medical organisation a department's OID (`<MO OID>.0.<n>`) belongs to; `None` for
+    /// any other OID.
+    pub fn organization_of_department(&self) -> Option<Oid> {
+        let below: Vec<&str> = self.0.strip_prefix(FRMO_ARC)?.strip_prefix('.')?.split('.').collect();
+        (below.len() > 4 && below[3] == "0").then(|| Oid(format!("{FRMO_ARC}.{}", below[..3].join("."))))
+    }
+
     /// True when `self` equals `prefix` or lies below it in the tree.
     pub fn is_under(&self, prefix: &str) -> bool {
         self.0 == prefix || (self.0.starts_with(prefix) && self.0.as_bytes().get(prefix.len()) == Some(&b'.'))
@@ -117,5 +124,10 @@ mod tests {
             Oid::parse_organization("1.2.643.5.1.13.13.12.2.42.2917.0.4411"),
             Err(OidError::Department(_))
         ));
+        let department = Oid::parse("1.2.643.5.1.13.13.12.2.42.2917.0.4411").unwrap();
+        assert_eq!(department.organization_of_department().unwrap().as_str(), "1.2.643.5.1.13.13.12.2.42.2917");
+        for other in ["1.2.643.5.1.13.13.12.2.42.2917", "1.2.643.5.1.13.13.12.2.42.2917.0", "1.2.643.5.1.13.13.11.1.2.3.0.4"] {
+            assert_eq!(Oid::parse(other).unwrap().organization_of_department(), None, "{other}");
+        }
     }
 }

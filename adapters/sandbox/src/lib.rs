@@ -63,10 +63,13 @@
 //! - `balancer`: the TCP balancer;
 //! - `verifier`: the verification service emulator (`POST /verify`);
 //! - `nsi`: the NSI emulator (`GET /versions`, `GET /data`);
+//! - `frmo`: the register of medical organisations the NSI emulator publishes and the REMD
+//!   emulator checks against;
 //! - `pki`: the sandbox CA.
 #![forbid(unsafe_code)]
 
 mod balancer;
+pub mod frmo;
 pub mod frmr;
 mod net;
 pub mod nsi;
@@ -75,6 +78,7 @@ pub mod remd;
 pub mod verifier;
 
 pub use balancer::Balancer;
+pub use frmo::Frmo;
 pub use frmr::{FaultMode, Faults, FrmrSandbox, FrmrSandboxConfig, FrmrStats, Roster, RosterError};
 pub use nsi::{HOSTILE_VERSION, NsiFault, NsiSandbox};
 pub use remd::{RegistryEntry, RemdFaults, RemdSandbox, RemdSandboxConfig, RemdStats};

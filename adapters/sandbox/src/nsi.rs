@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::frmo::{self, Frmo};
 use crate::net::{Gate, Stalled, spawn_server};
 
 /// The columns NSI names the code and the name of a dictionary by (as clients read them).
@@ -77,8 +78,26 @@ fn hostile(oid: &str) -> (&'static str, usize, fn(usize) -> Value) {
     }
 }
 
-/// One published version: its name and its `(code, name)` rows.
-type Version = (String, Vec<(String, String)>);
+/// One published version: its name and its rows.
+type Version = (String, Rows);
+
+/// A version's rows: `(code, name)` pairs, or FRMO's register served in NSI's own columns.
+#[derive(Clone)]
+enum Rows {
+    Pairs(Arc<Vec<(String, String)>>),
+    Organizations(Frmo),
+    Departments(Frmo),
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Pairs(rows) => rows.len(),
+            Rows::Organizations(f) => f.organization_count(),
+            Rows::Departments(f) => f.department_count(),
+        }
+    }
+}
 
 #[derive(Default)]
 struct Dictionaries {
@@ -148,7 +167,21 @@ impl NsiSandbox {
         let mut d = lock(&self.shared.dictionaries);
         let versions = d.by_oid.entry(oid.to_owned()).or_default();
         versions.retain(|(v, _)| v != version);
-        versions.push((version.to_owned(), rows));
+        versions.push((version.to_owned(), Rows::Pairs(Arc::new(rows))));
+    }
+
+    /// Publishes `version` of both FRMO dictionaries (organisations and departments) as the
+    /// newest, served from `register` as it is read ([`Frmo::country`] holds nothing).
+    pub fn publish_frmo(&self, version: &str, register: &Frmo) {
+        let mut d = lock(&self.shared.dictionaries);
+        for (oid, rows) in [
+            (frmo::ORGANIZATIONS, Rows::Organizations(register.clone())),
+            (frmo::DEPARTMENTS, Rows::Departments(register.clone())),
+        ] {
+            let versions = d.by_oid.entry(oid.to_owned()).or_default();
+            versions.retain(|(v, _)| v != version);
+            versions.push((version.to_owned(), rows));
+        }
     }
 
     /// Takes `version` of `oid` off the list (as NSI withdrawing a version).
@@ -216,23 +249,45 @@ async fn data(State(shared): State<Arc<Shared>>, Query(q): Query<DataQuery>) -> 
         return Json(json!({"list": list, "total": total})).into_response();
     }
     let missing_column = *lock(&shared.fault) == NsiFault::MissingColumn;
-    let d = lock(&shared.dictionaries);
-    let Some((_, rows)) = d.by_oid.get(&q.identifier).and_then(|vs| vs.iter().find(|(v, _)| *v == q.version)) else {
-        return (StatusCode::NOT_FOUND, Json(json!({"message": "dictionary version not found"}))).into_response();
-    };
-    let (code_col, name_col) = columns(&q.identifier);
-    let list: Vec<Value> = rows
-        .iter()
-        .skip((page - 1) * size)
-        .take(size)
-        .map(|(code, name)| {
-            let mut row = Map::new();
-            if !missing_column {
-                row.insert(code_col.to_owned(), Value::String(code.clone()));
+    let rows = {
+        let d = lock(&shared.dictionaries);
+        let found = d.by_oid.get(&q.identifier).and_then(|vs| vs.iter().find(|(v, _)| *v == q.version));
+        match found {
+            Some((_, rows)) => rows.clone(),
+            None => {
+                return (StatusCode::NOT_FOUND, Json(json!({"message": "dictionary version not found"})))
+                    .into_response();
             }
-            row.insert(name_col.to_owned(), Value::String(name.clone()));
-            Value::Object(row)
-        })
-        .collect();
+        }
+    };
+    let range = ((page - 1) * size).min(rows.len())..(page * size).min(rows.len());
+    let list: Vec<Value> = match &rows {
+        Rows::Pairs(pairs) => {
+            let (code_col, name_col) = columns(&q.identifier);
+            pairs[range]
+                .iter()
+                .map(|(code, name)| {
+                    let mut row = Map::new();
+                    if !missing_column {
+                        row.insert(code_col.to_owned(), Value::String(code.clone()));
+                    }
+                    row.insert(name_col.to_owned(), Value::String(name.clone()));
+                    Value::Object(row)
+                })
+                .collect()
+        }
+        Rows::Organizations(f) => range.filter_map(|i| f.organization(i)).map(|r| without(r, "oid", missing_column)).collect(),
+        Rows::Departments(f) => {
+            range.filter_map(|i| f.department(i)).map(|r| without(r, "depart_oid", missing_column)).collect()
+        }
+    };
     Json(json!({"list": list, "total": rows.len()})).into_response()
+}
+
+/// `row` without its `key` column when `drop` (the "broken" answer).
+fn without(mut row: Value, key: &str, drop: bool) -> Value {
+    if drop && let Some(o) = row.as_object_mut() {
+        o.remove(key);
+    }
+    row
 }

@@ -9,7 +9,7 @@ use egisz_semd::CdaHeader;
 use serde_json::Value;
 
 use super::codes::{self, message};
-use crate::Roster;
+use crate::{Frmo, Roster};
 
 /// `ClinicalDocument/code/@codeSystem`: the document types of NSI 1.2.643.5.1.13.13.11.1522.
 const DOCUMENT_TYPES: &str = "1.2.643.5.1.13.13.11.1522";
@@ -17,14 +17,23 @@ const DOCUMENT_TYPES: &str = "1.2.643.5.1.13.13.11.1522";
 /// How far in the future a creation time may lie (clocks differ) before it is refused.
 const CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
 
-/// Every problem of `request` with its document (`header`) and the roster, at `now`.
+/// The registers REMD checks a document against: FRMR (the signers) and FRMO (the
+/// organisations and departments).
+#[derive(Debug, Clone, Copy)]
+pub struct Registers<'a> {
+    pub roster: &'a Roster,
+    pub frmo: &'a Frmo,
+}
+
+/// Every problem of `request` with its document (`header`) and the registers, at `now`.
 /// Empty: the document may be registered.
 pub(crate) fn check(
     request: &RegisterDocument,
     header: &CdaHeader,
-    roster: &Roster,
+    registers: Registers<'_>,
     now: DateTime<FixedOffset>,
 ) -> Vec<RemdMessage> {
+    let roster = registers.roster;
     let mut out = Vec::new();
     let created = request.creation_date_time;
     let creation_date = created.date_naive();
@@ -78,8 +87,56 @@ pub(crate) fn check(
     }
 
     check_signers(request, header, roster, creation_date, &mut out);
+    check_organizations(request, header, registers.frmo, creation_date, &mut out);
     super::content::check_header(request, header, roster, &mut out);
     out
+}
+
+/// Every organisation and department the request and the document name — the request's
+/// organisation and department, the custodian, each author's and the legal authenticator's
+/// `representedOrganization` — in FRMO on `date`: `ORG_NOT_FOUND_IN_FRMO`,
+/// `NO_ORG_ON_DATE`, `NO_DEPARTMENT`, once per OID, the place named by position.
+fn check_organizations(
+    request: &RegisterDocument,
+    header: &CdaHeader,
+    frmo: &Frmo,
+    date: NaiveDate,
+    out: &mut Vec<RemdMessage>,
+) {
+    let root = |o: Option<&egisz_semd::header::Organization>| {
+        o.and_then(|o| o.id.as_ref()).and_then(|id| id.root.as_deref()).map(|r| r.trim().to_owned())
+    };
+    let mut places: Vec<(String, Option<String>)> = vec![
+        ("organization".to_owned(), Some(request.organization.as_str().to_owned())),
+        ("department".to_owned(), request.department.as_ref().map(|d| d.as_str().to_owned())),
+        ("custodian".to_owned(), root(header.custodians.first().and_then(|c| c.organization.as_ref()))),
+    ];
+    for (n, author) in header.authors.iter().enumerate() {
+        let org = author.assigned.as_ref().and_then(|p| p.organization.as_ref());
+        places.push((format!("автор №{}", n + 1), root(org)));
+    }
+    let legal = header.legal_authenticator().and_then(|l| l.assigned.as_ref()).and_then(|p| p.organization.as_ref());
+    places.push(("legalAuthenticator".to_owned(), root(legal)));
+    let mut judged = std::collections::HashSet::new();
+    for (place, oid) in places {
+        let Some(parsed) = oid.and_then(|o| egisz_contract::Oid::parse(&o).ok()) else { continue };
+        let organization = match parsed.organization_of_department() {
+            Some(mo) => {
+                if judged.insert(parsed.as_str().to_owned())
+                    && let Some(code) = frmo.department_verdict(parsed.as_str(), date)
+                {
+                    out.push(message(code, Some(&place)));
+                }
+                mo
+            }
+            None => parsed,
+        };
+        if judged.insert(organization.as_str().to_owned())
+            && let Some(code) = frmo.organization_verdict(organization.as_str(), date)
+        {
+            out.push(message(code, Some(&place)));
+        }
+    }
 }
 
 /// Everything the emulator checks of `content` for `request` once pulled: the header
@@ -88,12 +145,12 @@ pub(crate) fn check(
 pub fn judge(
     request: &RegisterDocument,
     content: &[u8],
-    roster: &Roster,
+    registers: Registers<'_>,
     trust: &egisz_verifier::gost::GostVerifier,
     now: DateTime<FixedOffset>,
 ) -> Vec<RemdMessage> {
     match CdaHeader::parse(content) {
-        Ok(header) => judge_parsed(request, content, &header, roster, trust, now),
+        Ok(header) => judge_parsed(request, content, &header, registers, trust, now),
         Err(_) => vec![message(codes::INVALID_DOC_CONTENT_TYPE, None)],
     }
 }
@@ -127,11 +184,11 @@ pub(crate) fn judge_parsed(
     request: &RegisterDocument,
     content: &[u8],
     header: &CdaHeader,
-    roster: &Roster,
+    registers: Registers<'_>,
     trust: &egisz_verifier::gost::GostVerifier,
     now: DateTime<FixedOffset>,
 ) -> Vec<RemdMessage> {
-    let mut out = check(request, header, roster, now);
+    let mut out = check(request, header, registers, now);
     super::content::check_signatures(request, content, trust, &mut out);
     out
 }

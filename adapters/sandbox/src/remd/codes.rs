@@ -51,6 +51,12 @@ pub const PERSON_CARD_NOT_FOUND: &str = "PERSON_CARD_NOT_FOUND";
 pub const PERSON_POST_IN_FRMR_MISMATCH: &str = "PERSON_POST_IN_FRMR_MISMATCH";
 /// A signer's names differ from FRMR's.
 pub const VALUE_MISMATCH_METADATA_AND_FRMR: &str = "VALUE_MISMATCH_METADATA_AND_FRMR";
+/// An organisation of the document (the request's, the custodian, a signer's) is not in FRMO.
+pub const ORG_NOT_FOUND_IN_FRMO: &str = "ORG_NOT_FOUND_IN_FRMO";
+/// An organisation of the document is in FRMO but not valid on the creation date.
+pub const NO_ORG_ON_DATE: &str = "NO_ORG_ON_DATE";
+/// A department of the document is not in FRMO (or not on the creation date).
+pub const NO_DEPARTMENT: &str = "NO_DEPARTMENT";
 /// `getRegistryItem` for an `emdrId` not in the register.
 pub const REGISTRY_ITEM_NOT_FOUND: &str = "REGISTRY_ITEM_NOT_FOUND";
 /// The document breaks its kind's XSD or schematron (with REMD's text of the finding).
@@ -81,6 +87,9 @@ pub const EMITTED_CODES: &[&str] = &[
     PERSON_CARD_NOT_FOUND,
     PERSON_POST_IN_FRMR_MISMATCH,
     VALUE_MISMATCH_METADATA_AND_FRMR,
+    ORG_NOT_FOUND_IN_FRMO,
+    NO_ORG_ON_DATE,
+    NO_DEPARTMENT,
     REGISTRY_ITEM_NOT_FOUND,
     VALIDATION_ERROR,
     XML_VALIDATION_ERROR,

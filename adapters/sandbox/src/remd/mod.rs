@@ -14,7 +14,8 @@
 //!   ([`RemdSandboxConfig::callback_url`]), checks its CRC-32, parses its CDA header,
 //!   checks the request against it (kind ↔ `ClinicalDocument/code`, organisation ↔
 //!   custodian, `localUid` ↔ `id/@extension`, creation time ↔ `effectiveTime`) and each
-//!   signer against the FRMR [`Roster`] on the creation date, registers it with the next
+//!   signer against the FRMR [`Roster`] and every organisation and department against FRMO
+//!   ([`crate::Frmo`]) on the creation date, registers it with the next
 //!   `emdrId`, and posts `sendRegisterDocumentResult`.
 //! - `/_admin/stats`, `/_admin/faults` (GET; PUT replaces the whole fault set — fields left
 //!   out take their defaults — and answers with the set now in force), `/_admin/registry`
@@ -25,7 +26,7 @@
 //! with the dictionary's texts.
 
 mod checks;
-mod codes;
+pub(crate) mod codes;
 mod content;
 mod faults;
 mod process;
@@ -47,12 +48,12 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-pub use checks::{judge, validate_package};
+pub use checks::{Registers, judge, validate_package};
 pub use codes::EMITTED_CODES;
 pub use faults::{RemdFaults, RemdStats};
 pub use registry::RegistryEntry;
 
-use crate::Roster;
+use crate::{Frmo, Roster};
 use crate::net::{Stalled, signalled, spawn_server};
 use faults::{Counters, draw};
 use registry::{EntryView, NewEntry, Registry};
@@ -81,6 +82,9 @@ pub struct RemdSandboxConfig {
     /// The FRMR roster signers are checked against. Default [`Roster::builtin`], the
     /// FRMR emulator's.
     pub roster: Roster,
+    /// The register of medical organisations the document's organisations and departments
+    /// are checked against. Default [`Frmo::builtin`], the NSI emulator's.
+    pub frmo: Frmo,
     /// The gateway's REMD-facing listener, where `getDocumentFile` and
     /// `sendRegisterDocumentResult` are posted (e.g. `http://127.0.0.1:8091/`), as is.
     /// Can be set later with [`RemdSandbox::set_callback_url`]. While it is `None`, pulls
@@ -132,6 +136,7 @@ impl Default for RemdSandboxConfig {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             roster: Roster::builtin(),
+            frmo: Frmo::builtin(),
             callback_url: None,
             emdr_prefix: DEFAULT_EMDR_PREFIX.to_owned(),
             faults: RemdFaults::default(),
@@ -199,6 +204,7 @@ impl RemdSandbox {
             revoked: Mutex::new(Vec::new()),
             registry_file: config.registry_file.clone(),
             roster: std::sync::RwLock::new(config.roster),
+            frmo: std::sync::RwLock::new(config.frmo),
             processing_delay: config.processing_delay,
             callback_url: Mutex::new(config.callback_url),
             faults: Mutex::new(config.faults.normalized()),
@@ -290,6 +296,12 @@ impl RemdSandbox {
         self.shared.roster.write().unwrap_or_else(|p| p.into_inner()).upsert(person)
     }
 
+    /// Adds an organisation to FRMO (a row in NSI's columns, [`Frmo::organization_row`]), or
+    /// replaces the one with the same OID.
+    pub fn upsert_organization(&self, row: serde_json::Value) {
+        self.shared.frmo.write().unwrap_or_else(|p| p.into_inner()).upsert_organization(row);
+    }
+
     /// Where the sandbox CA's CRL is served: the distribution point to put in sandbox
     /// certificates (`TestCa::with_crl_url`).
     pub fn crl_url(&self) -> String {
@@ -359,6 +371,7 @@ struct Shared {
     /// Serials (hex) the sandbox CA has revoked, with when: served at `/pki/sandbox-ca.crl`.
     revoked: Mutex<Vec<(String, i64)>>,
     roster: std::sync::RwLock<Roster>,
+    frmo: std::sync::RwLock<Frmo>,
     registry_file: Option<std::path::PathBuf>,
     processing_delay: Duration,
     callback_url: Mutex<Option<String>>,
@@ -379,6 +392,10 @@ struct Shared {
 impl Shared {
     fn roster(&self) -> Roster {
         self.roster.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn frmo(&self) -> Frmo {
+        self.frmo.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

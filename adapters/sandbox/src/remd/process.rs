@@ -89,7 +89,7 @@ async fn evaluate(shared: &Shared, request: &RegisterDocument) -> Outcome {
     };
     // The checks are CPU work (digests, signatures): off the runtime's threads, so that the
     // calls arriving meanwhile are answered, and timestamped, when they arrive.
-    let (roster, req, verifier) = (shared.roster(), request.clone(), shared.verifier.clone());
+    let (roster, frmo, req, verifier) = (shared.roster(), shared.frmo(), request.clone(), shared.verifier.clone());
     let packages = shared.packages.clone();
     let checked = tokio::task::spawn_blocking(move || {
         if egisz_remd::checksum(&document) != req.checksum {
@@ -97,7 +97,14 @@ async fn evaluate(shared: &Shared, request: &RegisterDocument) -> Outcome {
         }
         let header = CdaHeader::parse(&document).map_err(|_| vec![message(codes::INVALID_DOC_CONTENT_TYPE, None)])?;
         let mut problems = packages.map(|p| checks::validate_package(&p, req.kind, &document)).unwrap_or_default();
-        problems.extend(checks::judge_parsed(&req, &document, &header, &roster, &verifier, region_now()));
+        problems.extend(checks::judge_parsed(
+            &req,
+            &document,
+            &header,
+            checks::Registers { roster: &roster, frmo: &frmo },
+            &verifier,
+            region_now(),
+        ));
         if !problems.is_empty() {
             return Err(problems);
         }
