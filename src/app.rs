@@ -225,7 +225,7 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
     let intake = GroupCommit::start(Arc::clone(&store), config.database.group_commit_max, store.parallel_writers());
     let dictionaries = Arc::new(crate::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
     // FRMO's copy in force is the database's, whatever nsi.mode says.
-    let frmo = Arc::new(crate::frmo::Frmo::new());
+    let frmo = Arc::new(crate::nsi::frmo::Frmo::new());
     if let Err(e) = frmo.load(&*store).await {
         tracing::warn!(error = %e, "FRMO: the stored copy could not be read; organisations are not checked until it is");
     }
@@ -259,12 +259,12 @@ pub async fn start_with(config: &Config, frmr_emulator: Option<&FrmrSandbox>) ->
             std::num::NonZeroU32::new(config.api.validate_per_minute).unwrap_or(std::num::NonZeroU32::MIN),
         ))),
         nsi: nsi.clone(),
-        frmo,
+        frmo: Arc::clone(&frmo),
         lifecycle: Arc::clone(&lifecycle),
         remd: Arc::clone(&remd),
         intake: intake.clone(),
         intake_permits: Arc::new(tokio::sync::Semaphore::new(config.api.intake_workers)),
-        ops: crate::ops::Operations::new(Arc::clone(&store), lifecycle, remd, config.ops.clone()),
+        ops: crate::ops::Operations::new(Arc::clone(&store), lifecycle, remd, frmo, config.ops.clone()),
     };
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -920,7 +920,7 @@ pub fn pem_or_der(bytes: &[u8]) -> Vec<u8> {
 /// The FRMO copy in force in the configured database, for a one-off command (`validate`):
 /// `None` when there is none — or no database yet (an SQLite file that does not exist is not
 /// created for this).
-pub async fn frmo_for_command(config: &Config) -> anyhow::Result<Option<Arc<crate::frmo::FrmoIndex>>> {
+pub async fn frmo_for_command(config: &Config) -> anyhow::Result<Option<Arc<crate::nsi::frmo::FrmoIndex>>> {
     if let Some(path) = config.database.url.strip_prefix("sqlite://").and_then(|p| p.split('?').next())
         && !path.contains(":memory:")
         && !std::path::Path::new(path).exists()
@@ -928,7 +928,7 @@ pub async fn frmo_for_command(config: &Config) -> anyhow::Result<Option<Arc<crat
         return Ok(None);
     }
     let store = store::connect(&config.database).await.context("the database (the FRMO copy)")?;
-    let frmo = crate::frmo::Frmo::new();
+    let frmo = crate::nsi::frmo::Frmo::new();
     frmo.load(&*store).await.context("reading the FRMO copy")?;
     Ok(frmo.current())
 }
@@ -962,7 +962,7 @@ pub async fn nsi_for(
     store: &Arc<dyn Store>,
     live: &Arc<crate::mappings::LiveDictionaries>,
     mappings: &Mappings,
-    frmo: &Arc<crate::frmo::Frmo>,
+    frmo: &Arc<crate::nsi::frmo::Frmo>,
 ) -> anyhow::Result<(Option<Arc<crate::nsi::NsiService>>, Option<egisz_sandbox::NsiSandbox>)> {
     use crate::config::NsiMode;
     let (url, sandbox) = match &config.nsi.mode {

@@ -40,10 +40,10 @@
 //!   the cluster's on PostgreSQL) and the one client the relay and the staff service use;
 //! - [`metrics`] — the Prometheus registry, also the adapters' call observer;
 //! - [`nsi`] — the dictionaries kept current from NSI (schedule, once per cluster; CLI),
-//!   the shipped copies the fallback;
-//! - [`frmo`] — FRMO, the register of medical organisations: NSI's two country-sized
-//!   dictionaries streamed into storage, held in memory only as the index lookups need
-//!   (names, the days each organisation and department is valid);
+//!   the shipped copies the fallback; and [`nsi::frmo`], FRMO, the register of medical
+//!   organisations: NSI's two country-sized dictionaries streamed into storage, held in
+//!   memory only as the index lookups need (names, the days each organisation and
+//!   department is valid);
 //! - [`app`] — wiring: builds everything from a [`config::Config`], runs it, shuts it down.
 //!
 //! Outside systems live in their own crates under `adapters/`, behind traits of
@@ -58,7 +58,6 @@ pub mod circuit;
 pub mod clients;
 pub mod config;
 pub mod console;
-pub mod frmo;
 pub mod lifecycle;
 pub mod mappings;
 pub mod memo;

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use egisz_contract::Oid;
 use egisz_gateway::auth::{self, Role, Scope};
 use egisz_gateway::config::{Config, redact_url};
+use egisz_gateway::nsi::frmo;
 use egisz_gateway::{app, store, telemetry};
 
 /// Regional gateway to the federal EGISZ services: FRMR staff verification and REMD
@@ -234,7 +235,9 @@ async fn nsi(command: NsiCommand, config: Config) -> anyhow::Result<()> {
             }
             for c in copies {
                 match c.complete_at {
-                    Some(at) => println!("{} (ФРМО)  версия {}  строк {}  загружена {at}", c.dictionary, c.version, c.rows),
+                    Some(at) => {
+                        println!("{} (ФРМО)  версия {}  строк {}  загружена {at}", c.dictionary, c.version, c.rows)
+                    }
                     None => println!("{} (ФРМО)  версия {}  загружается с {}", c.dictionary, c.version, c.started_at),
                 }
             }
@@ -243,7 +246,7 @@ async fn nsi(command: NsiCommand, config: Config) -> anyhow::Result<()> {
         NsiCommand::Refresh { json } => {
             let live =
                 std::sync::Arc::new(egisz_gateway::mappings::LiveDictionaries::new(mappings.dictionaries().clone()));
-            let frmo = std::sync::Arc::new(egisz_gateway::frmo::Frmo::new());
+            let frmo = std::sync::Arc::new(egisz_gateway::nsi::frmo::Frmo::new());
             let (service, sandbox) = app::nsi_for(&config, &store, &live, &mappings, &frmo).await?;
             let Some(service) = service else { anyhow::bail!("nsi.mode = \"off\": nothing to refresh from") };
             let results = service.refresh(egisz_gateway::now()).await;
@@ -583,6 +586,27 @@ async fn clients(command: ClientsCommand, config: Config) -> anyhow::Result<()> 
         }
         ClientsCommand::List { json } => {
             let list = store.list_clients().await?;
+            // The organisations' names, from the FRMO copy in force (none without one).
+            let oids: Vec<String> = list
+                .iter()
+                .flat_map(|c| match &c.scope {
+                    Scope::All => Vec::new(),
+                    Scope::Only(set) => set.iter().map(|o| o.to_string()).collect(),
+                })
+                .collect();
+            let copies = store.frmo_copies().await?;
+            let names: std::collections::BTreeMap<String, String> = match frmo::in_force(&copies) {
+                Some((orgs, _)) => {
+                    let wanted: Vec<&str> = oids.iter().map(String::as_str).collect();
+                    store
+                        .frmo_names(&orgs.version, &wanted)
+                        .await?
+                        .into_iter()
+                        .map(|(oid, full, short)| (oid, short.filter(|s| !s.trim().is_empty()).unwrap_or(full)))
+                        .collect()
+                }
+                None => Default::default(),
+            };
             for c in &list {
                 let roles: Vec<&str> = c.roles.iter().map(|r| r.as_str()).collect();
                 let orgs: Vec<String> = match &c.scope {
@@ -596,10 +620,20 @@ async fn clients(command: ClientsCommand, config: Config) -> anyhow::Result<()> 
                         serde_json::json!({
                             "id": c.id, "key_id": c.key_id, "name": c.name, "roles": roles,
                             "organizations": orgs, "status": status, "created_at": c.created_at,
+                            "organization_names": orgs.iter().filter_map(|o| Some((o.clone(), names.get(o)?.clone())))
+                                .collect::<std::collections::BTreeMap<_, _>>(),
                             "revoked_at": c.revoked_at,
                         })
                     );
                 } else {
+                    let shown: Vec<String> = orgs
+                        .iter()
+                        .map(|o| match names.get(o) {
+                            Some(name) => format!("{o} «{name}»"),
+                            None if o == "*" => o.clone(),
+                            None => format!("{o} (нет в ФРМО)"),
+                        })
+                        .collect();
                     println!(
                         "{}  {}  {:8} {:30} roles={} orgs={}",
                         c.id,
@@ -607,7 +641,7 @@ async fn clients(command: ClientsCommand, config: Config) -> anyhow::Result<()> 
                         status,
                         c.name,
                         roles.join(","),
-                        orgs.join(",")
+                        shown.join(", ")
                     );
                 }
             }

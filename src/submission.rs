@@ -304,6 +304,8 @@ pub struct OpsChange<'a> {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Waiting {
     pub id: Uuid,
+    /// Its organisation's OID.
+    pub organization: String,
     pub status: Status,
     pub created_at: DateTime<Utc>,
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::*;
 use egisz_gateway::auth::Role;
 use egisz_gateway::config::NsiMode;
-use egisz_gateway::frmo::Frmo;
 use egisz_gateway::nsi::Refreshed;
+use egisz_gateway::nsi::frmo::Frmo;
 use egisz_nsi::wire::frmo::{DEPARTMENTS, ORGANIZATIONS};
 use egisz_sandbox::{NsiFault, NsiSandbox};
 use serde_json::{Value, json};
@@ -124,7 +124,8 @@ async fn no_copy_or_a_stale_one_warns_and_never_refuses(db: Db) {
     // No copy (NSI off, nothing stored): accepted, with the reason.
     let env = TestEnv::start_with(db, |c, _| c.nsi.mode = NsiMode::Off).await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
-    let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(&key).json(&unknown_author_org("f-none")).send().await;
+    let res =
+        env.http.post(env.url("/api/v1/documents")).bearer_auth(&key).json(&unknown_author_org("f-none")).send().await;
     let res = res.unwrap();
     assert_eq!(res.status(), 202);
     let accepted: Value = res.json().await.unwrap();
@@ -136,7 +137,8 @@ async fn no_copy_or_a_stale_one_warns_and_never_refuses(db: Db) {
     // A copy in force (the sandbox NSI's, fetched before the first request): refused.
     let env = TestEnv::start_on(test_db, |_, _| {}).await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
-    let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(&key).json(&unknown_author_org("f-fresh")).send().await;
+    let res =
+        env.http.post(env.url("/api/v1/documents")).bearer_auth(&key).json(&unknown_author_org("f-fresh")).send().await;
     let res = res.unwrap();
     let problem: Value = res.json().await.unwrap();
     assert_eq!(problem["errors"][0]["remd_code"], "ORG_NOT_FOUND_IN_FRMO", "{problem}");
@@ -156,7 +158,8 @@ async fn no_copy_or_a_stale_one_warns_and_never_refuses(db: Db) {
     })
     .await;
     let key = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
-    let res = env.http.post(env.url("/api/v1/documents")).bearer_auth(&key).json(&unknown_author_org("f-stale")).send().await;
+    let res =
+        env.http.post(env.url("/api/v1/documents")).bearer_auth(&key).json(&unknown_author_org("f-stale")).send().await;
     let res = res.unwrap();
     assert_eq!(res.status(), 202);
     let accepted: Value = res.json().await.unwrap();

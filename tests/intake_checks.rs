@@ -193,7 +193,12 @@ fn corpus(uid: &str) -> Vec<Variant> {
         .checked_by_emulator(),
         variant(
             "an author's organisation FRMO does not have",
-            nth(&sample, r#"<id root="1.2.643.5.1.13.13.12.2.42.2917"/>"#, r#"<id root="1.2.643.5.1.13.13.12.2.42.1"/>"#, 2),
+            nth(
+                &sample,
+                r#"<id root="1.2.643.5.1.13.13.12.2.42.2917"/>"#,
+                r#"<id root="1.2.643.5.1.13.13.12.2.42.1"/>"#,
+                2,
+            ),
             "O1",
             "/ClinicalDocument/author[1]/assignedAuthor/representedOrganization/id/@root",
             "ORG_NOT_FOUND_IN_FRMO",
@@ -201,7 +206,12 @@ fn corpus(uid: &str) -> Vec<Variant> {
         .checked_by_emulator(),
         variant(
             "an author's organisation deleted from FRMO before the document's date",
-            nth(&sample, r#"<id root="1.2.643.5.1.13.13.12.2.42.2917"/>"#, r#"<id root="1.2.643.5.1.13.13.12.2.42.2874"/>"#, 2),
+            nth(
+                &sample,
+                r#"<id root="1.2.643.5.1.13.13.12.2.42.2917"/>"#,
+                r#"<id root="1.2.643.5.1.13.13.12.2.42.2874"/>"#,
+                2,
+            ),
             "O1",
             "/ClinicalDocument/author[1]/assignedAuthor/representedOrganization/id/@root",
             "NO_ORG_ON_DATE",
@@ -528,10 +538,11 @@ fn the_emulator_refuses_each_variant_with_the_same_code() {
     assert_eq!(egisz_sandbox::remd::judge(&clean.request(), clean.document.as_bytes(), registers, &trust, now), vec![]);
     let mut compared = 0;
     for v in corpus("emulator").into_iter().filter(|v| v.emulator) {
-        let codes: Vec<String> = egisz_sandbox::remd::judge(&v.request(), v.document.as_bytes(), registers, &trust, now)
-            .into_iter()
-            .map(|m| m.code)
-            .collect();
+        let codes: Vec<String> =
+            egisz_sandbox::remd::judge(&v.request(), v.document.as_bytes(), registers, &trust, now)
+                .into_iter()
+                .map(|m| m.code)
+                .collect();
         assert!(codes.iter().any(|c| c == v.code), "{}: the emulator says {codes:?}, intake says {}", v.name, v.code);
         compared += 1;
     }

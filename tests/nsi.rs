@@ -145,14 +145,13 @@ async fn versions_are_picked_up_and_broken_answers_change_nothing(db: Db) {
     let restarted_live = Arc::new(LiveDictionaries::new(mappings.dictionaries().clone()));
     let client =
         egisz_nsi::NsiClient::new(url::Url::parse("http://127.0.0.1:1/").unwrap(), Duration::from_secs(1)).unwrap();
-    let restarted =
-        NsiService::new(
-            client,
-            Arc::clone(&store),
-            Arc::clone(&restarted_live),
-            mappings.dictionaries().clone(),
-            Arc::default(),
-        );
+    let restarted = NsiService::new(
+        client,
+        Arc::clone(&store),
+        Arc::clone(&restarted_live),
+        mappings.dictionaries().clone(),
+        Arc::default(),
+    );
     restarted.load_stored().await.unwrap();
     assert_eq!(restarted_live.current().get(POSITIONS, "7.8").unwrap().names.len(), 3);
     assert!(restarted_live.current().get(POSITIONS, "7.5").is_some(), "the shipped 7.5 stays beside it");

@@ -376,10 +376,37 @@ async fn the_report_equals_a_direct_count(db: Db) {
     let bytes = res.bytes().await.unwrap();
     assert_eq!(&bytes[..3], b"\xEF\xBB\xBF");
     let text = std::str::from_utf8(&bytes[3..]).unwrap();
-    let line = text.lines().find(|l| l.starts_with(&format!("{MO_2917};40;"))).unwrap();
-    let fields: Vec<_> = line.split(';').collect();
-    assert_eq!(&fields[3..9], ["40", "30", "6", "3", "1", "\"76,9\""], "{line}");
-    assert!(text.lines().last().unwrap().starts_with("Итого;;;52;"), "{text}");
+    // Every JSON row is a CSV line with the same names and figures, and nothing else is.
+    let lines = csv_rows(text);
+    assert_eq!(
+        lines[0][..3],
+        ["Организация (OID)", "Организация (краткое наименование)", "Организация (полное наименование)"]
+    );
+    assert_eq!(lines.len(), rows.len() + 2, "the header, a line per row, the total");
+    for row in rows {
+        let (org, kind) = (row["organization"].as_str().unwrap(), row["kind"].to_string());
+        let line = lines.iter().find(|l| l[0] == org && l[3] == kind).unwrap_or_else(|| panic!("{org} {kind}"));
+        let text_of = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        assert_eq!(line[1], text_of(&row["organization_name"]), "{row}");
+        assert_eq!(line[2], text_of(&row["organization_full_name"]), "{row}");
+        let figures: Vec<String> =
+            ["submitted", "registered", "failed", "pending", "cancelled"].iter().map(|k| row[*k].to_string()).collect();
+        assert_eq!(line[5..10], figures[..], "{row}");
+        let rate =
+            row["success_rate"].as_f64().map(|r| format!("{:.1}", r * 100.0).replace('.', ",")).unwrap_or_default();
+        assert_eq!(line[10], rate, "{row}");
+        let codes: Vec<String> = row["top_error_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{} ({})", c["code"].as_str().unwrap(), c["count"]))
+            .collect();
+        assert_eq!(line[11], codes.join(", "), "{row}");
+    }
+    let mo = lines.iter().find(|l| l[0] == MO_2917 && l[3] == "40").unwrap();
+    assert_eq!(mo[1], "ГАУЗ «Кемеровская клиническая районная больница»", "FRMO's short name");
+    assert_eq!(mo[5..11], ["40", "30", "6", "3", "1", "76,9"]);
+    assert_eq!(lines.last().unwrap()[..6], ["Итого", "", "", "", "", "52"]);
     // A key for one organisation sees only its own rows.
     let scoped = env.key(&[Role::Reader], &[OTHER_MO]).await;
     let theirs = json_of(&env, &scoped, "/api/v1/reports/remd?from=2026-11-16").await;
@@ -528,4 +555,32 @@ async fn a_bulk_rerun_over_several_organisations_is_audited_for_each(db: Db) {
     assert_eq!(seen.len(), 1, "the other organisation's operator finds the re-run of its documents: {seen:?}");
     assert_eq!(seen[0]["count"], 2);
     env.shutdown().await;
+}
+
+/// The lines of a CSV with `;` between fields, each as its fields (quotes undone).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let mut lines = Vec::new();
+    let (mut line, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (';', false) => line.push(std::mem::take(&mut field)),
+            ('\r', false) => {}
+            ('\n', false) => {
+                line.push(std::mem::take(&mut field));
+                lines.push(std::mem::take(&mut line));
+            }
+            (c, _) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !line.is_empty() {
+        line.push(field);
+        lines.push(line);
+    }
+    lines
 }

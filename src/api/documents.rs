@@ -26,6 +26,9 @@ pub struct DocumentStatus {
     pub id: Uuid,
     pub kind: u32,
     pub organization: String,
+    /// The organisation's name in FRMO (absent when the FRMO copy does not know the OID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_name: Option<String>,
     pub local_uid: String,
     pub status: Status,
     /// CRC-32 of the stored bytes (what REMD checks).
@@ -61,11 +64,12 @@ pub enum TimeSource {
 }
 
 impl DocumentStatus {
-    pub fn of(r: &SubmissionRecord, events: Option<Vec<Event>>) -> Self {
+    pub fn of(r: &SubmissionRecord, events: Option<Vec<Event>>, names: &crate::nsi::frmo::Names) -> Self {
         Self {
             id: r.id,
             kind: r.kind,
             organization: r.organization.to_string(),
+            organization_name: names.of(r.organization.as_str()).map(str::to_owned),
             local_uid: r.local_uid.clone(),
             status: r.status,
             checksum: r.checksum,
@@ -122,7 +126,7 @@ pub async fn get_document(
         return Err(not_found());
     }
     let events = state.store.events(id).await.map_err(store_error)?;
-    Ok(Json(DocumentStatus::of(&record, Some(events))))
+    Ok(Json(DocumentStatus::of(&record, Some(events), &state.frmo.names())))
 }
 
 pub(super) fn store_error(e: crate::store::StoreError) -> ApiError {
@@ -231,5 +235,6 @@ pub async fn list_documents(
     } else {
         None
     };
-    Ok(Json(DocumentList { items: rows.iter().map(|r| DocumentStatus::of(r, None)).collect(), next_cursor }))
+    let names = state.frmo.names();
+    Ok(Json(DocumentList { items: rows.iter().map(|r| DocumentStatus::of(r, None, &names)).collect(), next_cursor }))
 }

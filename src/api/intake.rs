@@ -101,9 +101,9 @@ pub async fn submit(
         Intake::Created(record) => {
             state.lifecycle.wake();
             tracing::info!(submission = %record.id, organization = %record.organization, kind = record.kind, "document accepted");
-            Ok((StatusCode::ACCEPTED, Json(DocumentStatus::of(&record, None))))
+            Ok((StatusCode::ACCEPTED, Json(DocumentStatus::of(&record, None, &state.frmo.names()))))
         }
-        Intake::Existing(record) => Ok((StatusCode::OK, Json(DocumentStatus::of(&record, None)))),
+        Intake::Existing(record) => Ok((StatusCode::OK, Json(DocumentStatus::of(&record, None, &state.frmo.names())))),
         Intake::Conflict(record) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "duplicate_local_uid",

@@ -66,7 +66,7 @@ pub struct AppState {
     /// The dictionaries' refresher from NSI (`nsi.mode`), for `/readyz`.
     pub nsi: Option<Arc<crate::nsi::NsiService>>,
     /// FRMO's copy in force (organisations and departments checked at intake, names shown).
-    pub frmo: Arc<crate::frmo::Frmo>,
+    pub frmo: Arc<crate::nsi::frmo::Frmo>,
     /// The lifecycle (shared with the relay): intake rings its bell when a submission is
     /// stored.
     pub lifecycle: Arc<crate::lifecycle::Lifecycle>,

@@ -42,7 +42,7 @@ use super::{documents, intake, ops, problem, service, staff};
         documents::DocumentStatus, documents::DocumentList, documents::Links,
         crate::submission::Status, crate::submission::SubmissionError, crate::submission::Disposition,
         crate::submission::Event,
-        ops::CommentBody, ops::BulkRetry, ops::AuditPage, crate::ops::Summary, crate::ops::ServiceHealth, crate::ops::OldestWaiting,
+        ops::CommentBody, ops::BulkRetry, ops::AuditPage, ops::AuditItem, crate::ops::Summary, crate::ops::ServiceHealth, crate::ops::OldestWaiting,
         super::params::Filters, crate::ops::BulkOutcome, crate::audit::AuditEntry, crate::audit::Action, crate::submission::Waiting,
         crate::ops::report::Report, crate::ops::report::ReportRow, crate::ops::report::CodeCount,
     )),

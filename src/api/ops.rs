@@ -74,7 +74,7 @@ async fn act(
     let id = Uuid::parse_str(raw.trim()).map_err(|_| ApiError::not_found("документ не найден"))?;
     let record = state.ops.act(&caller.0, id, action, comment.as_deref()).await.map_err(ops_error)?;
     let events = state.store.events(id).await.map_err(store_error)?;
-    Ok(Json(DocumentStatus::of(&record, Some(events))))
+    Ok(Json(DocumentStatus::of(&record, Some(events), &state.frmo.names())))
 }
 
 /// Back to the queue now (from `failed`, `retry_wait`; from `unknown`: looked up first).
@@ -223,8 +223,19 @@ pub struct AuditQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     /// Newest first.
-    pub items: Vec<AuditEntry>,
+    pub items: Vec<AuditItem>,
     pub next_cursor: Option<String>,
+}
+
+/// An audit entry, with its organisation's name.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditItem {
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    /// The organisation's name in FRMO (absent when there is no organisation or the FRMO copy
+    /// does not know the OID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_name: Option<String>,
 }
 
 /// The audit log: who, when, what, comment, how many.
@@ -275,6 +286,14 @@ pub async fn audit(
     } else {
         None
     };
+    let names = state.frmo.names();
+    let items = items
+        .into_iter()
+        .map(|entry| AuditItem {
+            organization_name: entry.organization.as_deref().and_then(|o| names.of(o)).map(str::to_owned),
+            entry,
+        })
+        .collect();
     Ok(Json(AuditPage { items, next_cursor }))
 }
 

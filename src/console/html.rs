@@ -93,6 +93,18 @@ pub fn input(name: &str, label: &str, value: &str, kind: &str, hint: &str) -> St
     )
 }
 
+/// An organisation as people read it: its FRMO name over its OID; an OID the FRMO copy does
+/// not know, with a mark that says so.
+pub fn organization(oid: &str, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("<span class=\"org\">{}</span><br><small class=\"oid\">{}</small>", esc(name), esc(oid)),
+        None => format!(
+            "<span class=\"oid\">{}</span> <small class=\"unknown\" title=\"Организации с этим OID нет в копии ФРМО\">нет в ФРМО</small>",
+            esc(oid)
+        ),
+    }
+}
+
 /// A labelled select; `options` are `(value, label)`, the first usually "any".
 pub fn select(name: &str, label: &str, value: &str, options: &[(String, String)]) -> String {
     let mut out = format!(
@@ -116,6 +128,17 @@ pub fn notice(kind: &str, text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn organisations_by_name_and_unknown_ones_marked() {
+        let known = organization("1.2.3", Some("ГБУЗ «<ККД>»"));
+        assert!(
+            known.contains("ГБУЗ «&lt;ККД&gt;»") && known.contains("<small class=\"oid\">1.2.3</small>"),
+            "{known}"
+        );
+        let unknown = organization("1.2.4", None);
+        assert!(unknown.contains("1.2.4") && unknown.contains("нет в ФРМО"), "{unknown}");
+    }
 
     #[test]
     fn values_are_escaped() {

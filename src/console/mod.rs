@@ -409,9 +409,19 @@ fn filter_form(q: &HashMap<String, String>) -> FilterForm {
     }
 }
 
-/// The store's filter of a form within `scope`; problems in Russian.
-fn list_filter(f: &FilterForm, scope: &Scope, state: &AppState) -> Result<ListFilter, Vec<String>> {
+/// The store's filter of a form within `scope`; problems in Russian. The organisation is an
+/// MO OID, or else a part of the name (or of the OID) of the organisations within `scope`
+/// that have submitted documents, `organizations` (as [`crate::ops::Operations::organizations`]
+/// gives them).
+fn list_filter(
+    f: &FilterForm,
+    scope: &Scope,
+    organizations: &[(String, Option<String>)],
+    state: &AppState,
+) -> Result<ListFilter, Vec<String>> {
     let mut problems = Vec::new();
+    let text = f.organization.trim();
+    let by_name = !text.is_empty() && egisz_contract::Oid::parse_organization(text).is_err();
     let kind = match f.kind.as_str() {
         "" => None,
         k => match k.parse::<u32>() {
@@ -423,7 +433,7 @@ fn list_filter(f: &FilterForm, scope: &Scope, state: &AppState) -> Result<ListFi
         },
     };
     let filters = Filters {
-        organization: Some(f.organization.clone()),
+        organization: Some(f.organization.clone()).filter(|_| !by_name),
         status: Some(f.status.clone()).filter(|s| s != "any"),
         kind,
         from: Some(f.from.clone()),
@@ -432,8 +442,24 @@ fn list_filter(f: &FilterForm, scope: &Scope, state: &AppState) -> Result<ListFi
         disposition: Some(f.disposition.clone()),
     };
     let mut errors: Vec<FieldError> = Vec::new();
-    let parsed = filters.parse_for(scope, state.region.utc_offset, &mut errors);
+    let mut parsed = filters.parse_for(scope, state.region.utc_offset, &mut errors);
     problems.extend(errors.into_iter().map(|e| e.message));
+    if by_name && let Ok(filter) = &mut parsed {
+        let candidates: Vec<String> = organizations.iter().map(|(oid, _)| oid.clone()).collect();
+        let matched: Vec<egisz_contract::Oid> = state
+            .ops
+            .names()
+            .matching(&candidates, text)
+            .into_iter()
+            .filter_map(|oid| egisz_contract::Oid::parse(oid).ok())
+            .collect();
+        if matched.is_empty() {
+            problems.push(format!(
+                "ни одна организация, подававшая документы, не подходит под «{text}»: введите часть названия или OID"
+            ));
+        }
+        filter.organizations = Some(matched);
+    }
     match parsed {
         Ok(filter) if problems.is_empty() => Ok(filter),
         Ok(_) => Err(problems),
@@ -455,7 +481,11 @@ async fn failed(
         Some((chrono::DateTime::from_timestamp_millis(ms.parse().ok()?)?, Uuid::parse_str(id).ok()?))
     });
     let offset = state.region.utc_offset;
-    let (rows, next, problems) = match list_filter(&form, &s.principal.scope, &state) {
+    let organizations = match state.ops.organizations(&s.principal.scope).await {
+        Ok(o) => o,
+        Err(e) => return Ok(unavailable(e)),
+    };
+    let (rows, next, problems) = match list_filter(&form, &s.principal.scope, &organizations, &state) {
         Ok(filter) => {
             let filter = ListFilter { before: cursor, limit: PAGE_SIZE + 1, oldest_first: sort == "oldest", ..filter };
             match state.store.list_submissions(&filter).await {
@@ -473,8 +503,11 @@ async fn failed(
         }
         Err(problems) => (Vec::new(), None, problems),
     };
+    let names = state.ops.names();
     let body = pages::failed_list(&pages::ListPage {
         filter: &form,
+        organizations: &organizations,
+        names: &names,
         sort,
         rows: &rows,
         next_cursor: next,
@@ -521,8 +554,10 @@ async fn detail(state: &AppState, s: &Session, id: Uuid, show_personal: bool, do
         (Ok(e), Ok(m)) => (e, m),
         (Err(e), _) | (_, Err(e)) => return unavailable(e),
     };
+    let names = state.ops.names();
     let body = pages::submission(&pages::DetailPage {
         record: &record,
+        organization_name: names.of(record.organization.as_str()),
         events: &events,
         messages: &messages,
         show_personal,
@@ -749,7 +784,11 @@ async fn bulk(
         };
         bulk_page(&s, &p)
     };
-    let filter = match list_filter(&form, &s.principal.scope, &state) {
+    let organizations = match state.ops.organizations(&s.principal.scope).await {
+        Ok(o) => o,
+        Err(e) => return unavailable(e),
+    };
+    let filter = match list_filter(&form, &s.principal.scope, &organizations, &state) {
         Ok(f) => f,
         Err(problems) => return refused(problems),
     };
@@ -865,7 +904,7 @@ async fn audit_page(
     } else {
         None
     };
-    let body = pages::audit(&items, next.as_deref(), state.region.utc_offset);
+    let body = pages::audit(&items, &state.ops.names(), next.as_deref(), state.region.utc_offset);
     Ok(html(StatusCode::OK, page("Журнал действий", Nav::Audit, s.operator(), &body)))
 }
 

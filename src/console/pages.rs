@@ -6,9 +6,10 @@ use std::fmt::Write;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::chart;
-use super::html::{csrf_field, esc, input, notice, select, url_value};
+use super::html::{csrf_field, esc, input, notice, organization, select, url_value};
 use crate::audit::AuditEntry;
 use crate::mappings::Mappings;
+use crate::nsi::frmo::Names;
 use crate::ops::BulkOutcome;
 use crate::ops::Summary;
 use crate::ops::report::{DayFigures, Report};
@@ -114,9 +115,10 @@ pub fn dashboard(summary: &Summary, days: &[DayFigures], offset: FixedOffset) ->
         Some(w) => {
             let _ = write!(
                 b,
-                "<p>Самый старый документ в пути: <a href=\"/ops/submissions/{}\">{}</a> — {}, подан {} (ждёт {}).</p>",
+                "<p>Самый старый документ в пути: <a href=\"/ops/submissions/{}\">{}</a> — {}, {}, подан {} (ждёт {}).</p>",
                 w.submission.id,
                 w.submission.id,
+                organization_inline(&w.submission.organization, w.organization_name.as_deref()),
                 status_ru(w.submission.status),
                 time(w.submission.created_at, offset),
                 age(w.age_seconds)
@@ -215,13 +217,15 @@ impl FilterForm {
             .collect()
     }
 
-    /// The filter inputs; `statuses` are the states offered.
-    pub fn inputs(&self, statuses: &[(String, String)]) -> String {
+    /// The filter inputs; `statuses` are the states offered, `organizations` the
+    /// organisations suggested for the organisation field (`(OID, name)`; a list the browser
+    /// offers as one types, no script needed).
+    pub fn inputs(&self, statuses: &[(String, String)], organizations: &[(String, Option<String>)]) -> String {
         let dispositions: Vec<(String, String)> = std::iter::once((String::new(), "любое".to_owned()))
             .chain(Disposition::ALL.iter().map(|d| (d.as_str().to_owned(), disposition_ru(*d).to_owned())))
             .collect();
         [
-            input("organization", "Организация (OID)", &self.organization, "text", ""),
+            organization_input(&self.organization, organizations),
             select("status", "Статус", &self.status, statuses),
             input("kind", "Вид документа", &self.kind, "number", ""),
             input("error_code", "Код ошибки", &self.error_code, "text", ""),
@@ -230,6 +234,38 @@ impl FilterForm {
             input("to", "Подан до", &self.to, "date", ""),
         ]
         .concat()
+    }
+}
+
+/// The organisation field: an OID, or part of a name (or of an OID) of an organisation that
+/// has submitted documents, with those organisations suggested.
+fn organization_input(value: &str, organizations: &[(String, Option<String>)]) -> String {
+    let mut out = format!(
+        "<p class=\"field\"><label for=\"organization\">Организация</label>\
+         <input id=\"organization\" name=\"organization\" type=\"text\" value=\"{}\" list=\"organizations\" \
+         aria-describedby=\"organization-hint\"><small id=\"organization-hint\">название, его часть или OID</small>\
+         <datalist id=\"organizations\">",
+        esc(value)
+    );
+    for (oid, name) in organizations {
+        match name {
+            Some(name) => {
+                let _ = write!(out, "<option value=\"{}\">{}</option>", esc(name), esc(oid));
+            }
+            None => {
+                let _ = write!(out, "<option value=\"{}\">нет в ФРМО</option>", esc(oid));
+            }
+        }
+    }
+    out.push_str("</datalist></p>");
+    out
+}
+
+/// An organisation in running text: its name and OID, or the OID marked as unknown to FRMO.
+fn organization_inline(oid: &str, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{} <small class=\"oid\">({})</small>", esc(name), esc(oid)),
+        None => format!("{} <small class=\"unknown\">нет в ФРМО</small>", esc(oid)),
     }
 }
 
@@ -248,6 +284,9 @@ fn first_error(errors: &[SubmissionError]) -> String {
 
 pub struct ListPage<'a> {
     pub filter: &'a FilterForm,
+    /// The organisations suggested for the organisation field.
+    pub organizations: &'a [(String, Option<String>)],
+    pub names: &'a Names,
     pub sort: &'a str,
     pub rows: &'a [SubmissionRecord],
     pub next_cursor: Option<String>,
@@ -268,7 +307,7 @@ pub fn failed_list(p: &ListPage<'_>) -> String {
         b,
         "<form class=\"filters\" method=\"get\" action=\"/ops/failed\" aria-label=\"Фильтры\">{}{}\
          <p class=\"field\"><button type=\"submit\">Показать</button></p></form>",
-        p.filter.inputs(&statuses),
+        p.filter.inputs(&statuses, p.organizations),
         select("sort", "Порядок", p.sort, &sorts)
     );
     if p.rows.is_empty() {
@@ -282,10 +321,10 @@ pub fn failed_list(p: &ListPage<'_>) -> String {
     for r in p.rows {
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><a href=\"/ops/submissions/{}\">{}</a></td>\
+            "<tr><td>{}</td><td class=\"org-cell\">{}</td><td class=\"num\">{}</td><td><a href=\"/ops/submissions/{}\">{}</a></td>\
              <td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
             time(r.created_at, p.offset),
-            esc(r.organization.as_str()),
+            organization(r.organization.as_str(), p.names.of(r.organization.as_str())),
             r.kind,
             r.id,
             esc(&r.local_uid),
@@ -310,6 +349,8 @@ pub fn failed_list(p: &ListPage<'_>) -> String {
 
 pub struct DetailPage<'a> {
     pub record: &'a SubmissionRecord,
+    /// The organisation's FRMO name, if the copy knows it.
+    pub organization_name: Option<&'a str>,
     pub events: &'a [Event],
     pub messages: &'a [String],
     pub show_personal: bool,
@@ -338,7 +379,7 @@ pub fn submission(p: &DetailPage<'_>) -> String {
          <dt>Размер, контрольная сумма</dt><dd>{} байт, CRC-32 {}</dd></dl>",
         status_html(r.status),
         r.id,
-        esc(r.organization.as_str()),
+        organization_inline(r.organization.as_str(), p.organization_name),
         r.kind,
         esc(&kind_name),
         esc(&r.local_uid),
@@ -573,7 +614,7 @@ pub fn bulk(p: &BulkPage<'_>) -> String {
          <input type=\"hidden\" name=\"step\" value=\"dry_run\">\
          <p class=\"field\"><button type=\"submit\">Проверить: сколько будет перезапущено</button></p></form>",
         csrf_field(p.csrf),
-        p.filter.inputs(&statuses)
+        p.filter.inputs(&statuses, &[])
     );
     b
 }
@@ -592,11 +633,11 @@ pub fn report(r: &Report, week: &str, mappings: &Mappings, offset: FixedOffset) 
         url_value(week)
     );
     b.push_str(
-        "<div class=\"scroll\"><table><thead><tr><th>Организация</th><th>Вид</th><th class=\"num\">Подано</th>\
+        "<div class=\"scroll\"><table class=\"report\"><thead><tr><th>Организация</th><th>Вид</th><th class=\"num\">Подано</th>\
          <th class=\"num\">Зарегистрировано</th><th class=\"num\">С ошибкой</th><th class=\"num\">В обработке</th>\
          <th class=\"num\">Отменено</th><th class=\"num\">Успешно</th><th>Частые ошибки</th></tr></thead><tbody>",
     );
-    let row = |b: &mut String, org: &str, kind: String, r: &crate::ops::report::ReportRow| {
+    let row = |b: &mut String, org: String, kind: String, r: &crate::ops::report::ReportRow| {
         let codes: Vec<String> = r
             .top_error_codes
             .iter()
@@ -607,9 +648,9 @@ pub fn report(r: &Report, week: &str, mappings: &Mappings, offset: FixedOffset) 
             .collect();
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            esc(org),
+            "<tr><td class=\"org-cell\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"codes\">{}</td></tr>",
+            org,
             kind,
             r.submitted,
             r.registered,
@@ -622,17 +663,25 @@ pub fn report(r: &Report, week: &str, mappings: &Mappings, offset: FixedOffset) 
     };
     for r in &r.rows {
         let name = mappings.kind(r.kind).map(|k| k.name.clone()).unwrap_or_default();
-        row(&mut b, &r.organization, format!("{} <small class=\"hint\">{}</small>", r.kind, esc(&name)), r);
+        let org = organization(&r.organization, r.organization_name.as_deref());
+        // The full name on hover, where FRMO gives one beside the short.
+        let org = match &r.organization_full_name {
+            Some(full) if Some(full) != r.organization_name.as_ref() => {
+                format!("<span title=\"{}\">{org}</span>", esc(full))
+            }
+            _ => org,
+        };
+        row(&mut b, org, format!("{} <small class=\"hint\">{}</small>", r.kind, esc(&name)), r);
     }
-    row(&mut b, "Итого", String::new(), &r.total);
+    row(&mut b, "Итого".to_owned(), String::new(), &r.total);
     b.push_str("</tbody></table></div>");
     b
 }
 
-pub fn audit(items: &[AuditEntry], next_cursor: Option<&str>, offset: FixedOffset) -> String {
+pub fn audit(items: &[AuditEntry], names: &Names, next_cursor: Option<&str>, offset: FixedOffset) -> String {
     let mut b = String::from(
-        "<div class=\"scroll\"><table><thead><tr><th>Время</th><th>Кто</th><th>Действие</th><th>Документ или фильтр</th>\
-         <th>Комментарий</th><th class=\"num\">Сколько</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table><thead><tr><th>Время</th><th>Кто</th><th>Действие</th><th>Организация</th>\
+         <th>Документ или фильтр</th><th>Комментарий</th><th class=\"num\">Сколько</th></tr></thead><tbody>",
     );
     for e in items {
         let target = match (&e.submission_id, &e.filter) {
@@ -642,10 +691,11 @@ pub fn audit(items: &[AuditEntry], next_cursor: Option<&str>, offset: FixedOffse
         };
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{target}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"org-cell\">{}</td><td>{target}</td><td>{}</td><td class=\"num\">{}</td></tr>",
             time(e.at, offset),
             esc(&e.actor_name),
             e.action.title_ru(),
+            e.organization.as_deref().map(|o| organization(o, names.of(o))).unwrap_or_else(|| "—".into()),
             esc(e.comment.as_deref().unwrap_or("")),
             e.count
         );

@@ -46,6 +46,9 @@ impl From<Health> for ServiceHealth {
 pub struct OldestWaiting {
     #[serde(flatten)]
     pub submission: Waiting,
+    /// Its organisation's name in FRMO (absent when the FRMO copy does not know the OID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_name: Option<String>,
     pub age_seconds: i64,
 }
 
@@ -91,9 +94,11 @@ impl Operations {
         Ok(Summary {
             counts,
             queue_depth,
-            oldest_waiting: figures
-                .oldest_waiting
-                .map(|w| OldestWaiting { age_seconds: (now - w.created_at).num_seconds().max(0), submission: w }),
+            oldest_waiting: figures.oldest_waiting.map(|w| OldestWaiting {
+                age_seconds: (now - w.created_at).num_seconds().max(0),
+                organization_name: self.frmo.names().of(w.organization.as_str()).map(str::to_owned),
+                submission: w,
+            }),
             past_deadline: figures.past_deadline,
             registration_deadline_seconds: registration_deadline.as_secs(),
             remd: self.remd.health().into(),
@@ -107,7 +112,39 @@ impl Operations {
     pub async fn report(&self, scope: &Scope, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Report, StoreError> {
         let orgs: Option<Vec<_>> = scope.organizations();
         let counts = self.store.cohort(from, to, orgs.as_deref()).await?;
-        Ok(report::report(from, to, &counts))
+        let mut report = report::report(from, to, &counts);
+        let names = self.frmo.names();
+        if let Some(version) = names.version() {
+            let oids: Vec<&str> = report.rows.iter().map(|r| r.organization.as_str()).collect();
+            let found = self.store.frmo_names(version, &oids).await?;
+            report::name_rows(&mut report, &found);
+        }
+        Ok(report)
+    }
+
+    /// Every organisation within `scope` that has submitted documents, with its FRMO name,
+    /// by name (those FRMO does not know last, by OID): the console's suggestions and what
+    /// its name filter matches.
+    pub async fn organizations(&self, scope: &Scope) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let orgs = scope.organizations();
+        let names = self.frmo.names();
+        let mut out: Vec<(String, Option<String>)> = self
+            .store
+            .submitting_organizations(orgs.as_deref())
+            .await?
+            .into_iter()
+            .map(|oid| {
+                let name = names.of(&oid).map(str::to_owned);
+                (oid, name)
+            })
+            .collect();
+        out.sort_by(|a, b| match (&a.1, &b.1) {
+            (Some(x), Some(y)) => x.cmp(y).then_with(|| a.0.cmp(&b.0)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.0.cmp(&b.0),
+        });
+        Ok(out)
     }
 
     /// The dashboard's last [`DASHBOARD_DAYS`] days up to `now` in the region's time

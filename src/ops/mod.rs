@@ -120,19 +120,33 @@ pub struct Operations {
     settings: Arc<OpsConfig>,
     /// The dashboard's days, per day and scope, for a minute.
     days: Arc<Memo<String, Vec<DayFigures>>>,
+    /// FRMO's copy in force: the organisations' names.
+    frmo: Arc<crate::nsi::frmo::Frmo>,
 }
 
 impl Operations {
     /// Operations of `settings` (`[ops]`), deciding through `lifecycle` (shared with the
     /// relay and the REMD listener).
-    pub fn new(store: Arc<dyn Store>, lifecycle: Arc<Lifecycle>, remd: Arc<RemdCalls>, settings: OpsConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        lifecycle: Arc<Lifecycle>,
+        remd: Arc<RemdCalls>,
+        frmo: Arc<crate::nsi::frmo::Frmo>,
+        settings: OpsConfig,
+    ) -> Self {
         Self {
             store,
             lifecycle,
             remd,
             settings: Arc::new(settings),
             days: Arc::new(Memo::new(std::time::Duration::from_secs(60), 256)),
+            frmo,
         }
+    }
+
+    /// Organisations' names, from FRMO's copy in force.
+    pub fn names(&self) -> crate::nsi::frmo::Names {
+        self.frmo.names()
     }
 
     /// `[ops]`.

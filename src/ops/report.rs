@@ -28,6 +28,13 @@ pub struct CodeCount {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReportRow {
     pub organization: String,
+    /// The organisation's short name in FRMO (its full name where FRMO gives no short one);
+    /// absent when the FRMO copy does not know the OID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_name: Option<String>,
+    /// The organisation's full name in FRMO; absent as `organization_name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_full_name: Option<String>,
     pub kind: u32,
     pub submitted: u64,
     pub registered: u64,
@@ -80,6 +87,8 @@ impl Acc {
         codes.truncate(TOP_CODES);
         ReportRow {
             organization,
+            organization_name: None,
+            organization_full_name: None,
             kind,
             submitted,
             registered,
@@ -105,6 +114,19 @@ pub fn report(from: DateTime<Utc>, to: DateTime<Utc>, counts: &[CohortCount]) ->
         to,
         rows: groups.iter().map(|((org, kind), acc)| acc.row((*org).to_owned(), *kind)).collect(),
         total: total.row(String::new(), 0),
+    }
+}
+
+/// Puts FRMO's names beside each row's OID: `names` as `(oid, full, short)` (an OID not
+/// among them keeps none).
+pub fn name_rows(report: &mut Report, names: &[(String, String, Option<String>)]) {
+    let by_oid: std::collections::HashMap<&str, (&String, &Option<String>)> =
+        names.iter().map(|(oid, full, short)| (oid.as_str(), (full, short))).collect();
+    for row in &mut report.rows {
+        if let Some((full, short)) = by_oid.get(row.organization.as_str()) {
+            row.organization_name = Some(short.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or(full).to_owned());
+            row.organization_full_name = Some((*full).clone());
+        }
     }
 }
 
@@ -193,6 +215,8 @@ pub fn csv(report: &Report, kind_name: impl Fn(u32) -> Option<String>) -> Vec<u8
     let mut out = String::from("\u{feff}");
     let header = [
         "Организация (OID)",
+        "Организация (краткое наименование)",
+        "Организация (полное наименование)",
         "Вид документа",
         "Наименование вида",
         "Подано",
@@ -205,6 +229,8 @@ pub fn csv(report: &Report, kind_name: impl Fn(u32) -> Option<String>) -> Vec<u8
     ];
     line(&mut out, header.iter().map(|h| (*h).to_owned()));
     let row = |out: &mut String, r: &ReportRow, org: String, kind: String, name: String| {
+        let short = r.organization_name.clone().unwrap_or_default();
+        let full = r.organization_full_name.clone().unwrap_or_default();
         let rate = r.success_rate.map(|x| format!("{:.1}", x * 100.0).replace('.', ",")).unwrap_or_default();
         let codes =
             r.top_error_codes.iter().map(|c| format!("{} ({})", c.code, c.count)).collect::<Vec<_>>().join(", ");
@@ -212,6 +238,8 @@ pub fn csv(report: &Report, kind_name: impl Fn(u32) -> Option<String>) -> Vec<u8
             out,
             [
                 org,
+                short,
+                full,
                 kind,
                 name,
                 r.submitted.to_string(),
@@ -313,14 +341,30 @@ mod tests {
     #[test]
     fn the_csv_opens_in_a_russian_spreadsheet() {
         let t: DateTime<Utc> = "2023-08-14T00:00:00Z".parse().unwrap();
-        let counts = [c("1.2.3", 40, Status::Registered, None, 2), c("1.2.3", 40, Status::Failed, Some("X"), 1)];
-        let bytes = csv(&report(t, t, &counts), |k| (k == 40).then(|| "Протокол; \"ТМК\"".to_owned()));
+        let counts = [
+            c("1.2.3", 40, Status::Registered, None, 2),
+            c("1.2.3", 40, Status::Failed, Some("X"), 1),
+            c("1.2.9", 40, Status::Registered, None, 1),
+        ];
+        let mut r = report(t, t, &counts);
+        name_rows(&mut r, &[("1.2.3".into(), "ГБУЗ «Больница; № 1»".into(), Some("ГБУЗ Б1".into()))]);
+        let bytes = csv(&r, |k| (k == 40).then(|| "Протокол; \"ТМК\"".to_owned()));
         assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "UTF-8 byte-order mark");
         let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
         let lines: Vec<_> = text.split("\r\n").collect();
-        assert!(lines[0].starts_with("Организация (OID);Вид документа;"), "{}", lines[0]);
-        assert_eq!(lines[1], "1.2.3;40;\"Протокол; \"\"ТМК\"\"\";3;2;1;0;0;\"66,7\";X (1)");
-        assert_eq!(lines[2], "Итого;;;3;2;1;0;0;\"66,7\";X (1)");
+        assert!(
+            lines[0].starts_with(
+                "Организация (OID);Организация (краткое наименование);Организация (полное наименование);Вид документа;"
+            ),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(
+            lines[1],
+            "1.2.3;ГБУЗ Б1;\"ГБУЗ «Больница; № 1»\";40;\"Протокол; \"\"ТМК\"\"\";3;2;1;0;0;\"66,7\";X (1)"
+        );
+        assert_eq!(lines[2], "1.2.9;;;40;\"Протокол; \"\"ТМК\"\"\";1;1;0;0;0;\"100,0\";", "FRMO does not know it");
+        assert_eq!(lines[3], "Итого;;;;;4;3;1;0;0;\"75,0\";X (1)");
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! FRMO's copies: the organisations and departments NSI publishes, written page by page as
 //! they are fetched and read back page by page (by key) into the in-memory index — the trait,
 //! and its one implementation for every [`Engine`]. Which copy is in force, and when one is
-//! fetched or dropped, is `crate::frmo`'s.
+//! fetched or dropped, is `crate::nsi::frmo`'s.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use egisz_nsi::{FrmoDepartment, FrmoOrganization};
 
 use super::StoreError;
 use super::engine::Engine;
-use super::sql::{Exec, Read, Sql, args};
+use super::sql::{Arg, Exec, Read, Sql, args};
 
 /// One copy of one FRMO dictionary, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,13 @@ pub trait FrmoStore: Send + Sync {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<FrmoDepartment>, StoreError>;
+    /// The full and short names of `oids` in `version` of the organisations, as
+    /// `(oid, full, short)`; an OID the copy lacks is left out.
+    async fn frmo_names(
+        &self,
+        version: &str,
+        oids: &[&str],
+    ) -> Result<Vec<(String, String, Option<String>)>, StoreError>;
     /// Deletes up to `limit` rows of `version` of `dictionary`; once none are left, the copy
     /// itself. How many rows went (0: the copy is gone).
     async fn frmo_drop(&self, dictionary: &str, version: &str, limit: u32) -> Result<u64, StoreError>;
@@ -267,6 +274,22 @@ impl<E: Engine> FrmoStore for E {
             .collect()
     }
 
+    async fn frmo_names(
+        &self,
+        version: &str,
+        oids: &[&str],
+    ) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        if oids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Sql::new("SELECT oid, name_full, name_short FROM frmo_organizations WHERE version = ");
+        q.bind(version);
+        let p = q.arg(Arg::Texts(oids.to_vec()));
+        q.push(" AND ").push(&E::any("oid", &p));
+        let rows = self.pooled().await?.fetch_all(&q.text, q.args).await?;
+        rows.iter().map(|r| Ok((r.text("oid")?, r.text("name_full")?, r.opt_text("name_short")?))).collect()
+    }
+
     async fn frmo_drop(&self, dictionary: &str, version: &str, limit: u32) -> Result<u64, StoreError> {
         let table = table(dictionary)?;
         let gone = self
@@ -279,8 +302,11 @@ impl<E: Engine> FrmoStore for E {
             )
             .await?;
         if gone == 0 {
-            self.write_one("DELETE FROM frmo_copies WHERE dictionary = $1 AND version = $2", args![dictionary, version])
-                .await?;
+            self.write_one(
+                "DELETE FROM frmo_copies WHERE dictionary = $1 AND version = $2",
+                args![dictionary, version],
+            )
+            .await?;
         }
         Ok(gone)
     }

@@ -62,6 +62,10 @@ pub trait OpsStore: Send + Sync {
         organizations: Option<&[Oid]>,
     ) -> Result<Vec<DayCount>, StoreError>;
 
+    /// Every organisation that has submitted a document (of `organizations`, when given), by
+    /// OID: one index seek per organisation, whatever the number of submissions.
+    async fn submitting_organizations(&self, organizations: Option<&[Oid]>) -> Result<Vec<String>, StoreError>;
+
     /// Folds counts the database noted as rows changed into the kept counts (PostgreSQL;
     /// nothing to do on SQLite). Returns how many notes were folded.
     async fn compact_counts(&self) -> Result<u64, StoreError>;
@@ -172,12 +176,17 @@ impl<E: Engine> OpsStore for E {
         // One index seek per state (status, created_at), rather than a sort of them all.
         let mut oldest: Option<Waiting> = None;
         for s in waiting {
-            let mut q = Sql::new("SELECT id, created_at FROM submissions WHERE status = ");
+            let mut q = Sql::new("SELECT id, organization, created_at FROM submissions WHERE status = ");
             q.bind(*s);
             only::<E>(&mut q, organizations);
             q.push(" ORDER BY created_at, id LIMIT 1");
             if let Some(r) = conn.fetch_optional(&q.text, q.args).await? {
-                let w = Waiting { id: r.id("id")?, status: *s, created_at: r.time("created_at")? };
+                let w = Waiting {
+                    id: r.id("id")?,
+                    organization: r.text("organization")?,
+                    status: *s,
+                    created_at: r.time("created_at")?,
+                };
                 if oldest.as_ref().is_none_or(|o| w.created_at < o.created_at) {
                     oldest = Some(w);
                 }
@@ -218,6 +227,30 @@ impl<E: Engine> OpsStore for E {
                 })
             })
             .collect()
+    }
+
+    async fn submitting_organizations(&self, organizations: Option<&[Oid]>) -> Result<Vec<String>, StoreError> {
+        // A skip-scan over the (organization, local_uid) key: the next organisation after
+        // the last, until none is left.
+        let rows = self
+            .pooled()
+            .await?
+            .fetch_all(
+                "WITH RECURSIVE orgs(organization) AS (
+                     SELECT MIN(organization) FROM submissions
+                     UNION ALL
+                     SELECT (SELECT MIN(s.organization) FROM submissions s WHERE s.organization > orgs.organization)
+                     FROM orgs WHERE orgs.organization IS NOT NULL
+                 )
+                 SELECT organization FROM orgs WHERE organization IS NOT NULL",
+                vec![],
+            )
+            .await?;
+        let all = rows.iter().map(|r| r.text("organization")).collect::<Result<Vec<String>, _>>()?;
+        Ok(match organizations {
+            Some(only) => all.into_iter().filter(|o| only.iter().any(|x| x.as_str() == o)).collect(),
+            None => all,
+        })
     }
 
     async fn daily(

@@ -13,8 +13,8 @@ use egisz_contract::Oid;
 use egisz_semd::{CdaHeader, Violation, rules};
 
 use super::policy::Answer;
-use crate::frmo::FrmoIndex;
-use crate::frmo::index::DepartmentFound;
+use crate::nsi::frmo::FrmoIndex;
+use crate::nsi::frmo::index::DepartmentFound;
 
 /// An organisation or department as a submission names it, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,13 +111,18 @@ fn department(index: &FrmoIndex, oid: &Oid, date: NaiveDate, path: &str) -> Opti
     let message = match index.department(oid) {
         DepartmentFound::Known(v) if v.covers(date) => return None,
         DepartmentFound::Known(v) => match (v.from, v.until) {
-            (Some(from), _) if date < from => format!("подразделение {oid} внесено в ФРМО с {}", from.format("%d.%m.%Y")),
+            (Some(from), _) if date < from => {
+                format!("подразделение {oid} внесено в ФРМО с {}", from.format("%d.%m.%Y"))
+            }
             (_, Some(until)) => format!("подразделение {oid} ликвидировано {}", until.format("%d.%m.%Y")),
             _ => format!("подразделение {oid} не действует"),
         },
         DepartmentFound::Unknown => format!("подразделения {oid} нет в ФРМО"),
     };
-    Some(Violation::new(rules::O1, path, format!("{message}, документ от {}", date.format("%d.%m.%Y"))).prevents("NO_DEPARTMENT"))
+    Some(
+        Violation::new(rules::O1, path, format!("{message}, документ от {}", date.format("%d.%m.%Y")))
+            .prevents("NO_DEPARTMENT"),
+    )
 }
 
 /// The check as intake applies it: the copy's findings, or — no copy, or one older than
@@ -167,7 +172,7 @@ mod tests {
     use egisz_nsi::{FrmoDepartment, FrmoOrganization};
 
     use super::*;
-    use crate::frmo::{IndexBuilder, IndexSource};
+    use crate::nsi::frmo::{IndexBuilder, IndexSource};
 
     const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
     const SAMPLE: &str = include_str!("../../semd/tests/data/tmk-protocol-40.xml");
@@ -200,8 +205,7 @@ mod tests {
             liquidated: until.map(day),
         };
         b.departments(vec![dept("4411", None), dept("4399", Some("2022-06-30"))]);
-        let source =
-            IndexSource { organizations_version: "1".into(), departments_version: "1".into(), complete_at };
+        let source = IndexSource { organizations_version: "1".into(), departments_version: "1".into(), complete_at };
         b.finish(source)
     }
 
@@ -216,7 +220,14 @@ mod tests {
         let dept = Oid::parse(&format!("{MO}.0.4411")).unwrap();
         let places = places_of(&mo, Some(&dept), &header);
         let paths: Vec<&str> = places.iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(paths[..3], ["/organization", "/department", "/ClinicalDocument/custodian/assignedCustodian/representedCustodianOrganization/id/@root"]);
+        assert_eq!(
+            paths[..3],
+            [
+                "/organization",
+                "/department",
+                "/ClinicalDocument/custodian/assignedCustodian/representedCustodianOrganization/id/@root"
+            ]
+        );
         assert!(paths.iter().any(|p| p.starts_with("/ClinicalDocument/author[1]/")), "{paths:?}");
         let now = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").unwrap().to_utc();
         assert_eq!(judge(&index(now), &places, day("2023-08-18")), vec![]);

@@ -126,7 +126,9 @@ mod tests {
         ));
         let department = Oid::parse("1.2.643.5.1.13.13.12.2.42.2917.0.4411").unwrap();
         assert_eq!(department.organization_of_department().unwrap().as_str(), "1.2.643.5.1.13.13.12.2.42.2917");
-        for other in ["1.2.643.5.1.13.13.12.2.42.2917", "1.2.643.5.1.13.13.12.2.42.2917.0", "1.2.643.5.1.13.13.11.1.2.3.0.4"] {
+        for other in
+            ["1.2.643.5.1.13.13.12.2.42.2917", "1.2.643.5.1.13.13.12.2.42.2917.0", "1.2.643.5.1.13.13.11.1.2.3.0.4"]
+        {
             assert_eq!(Oid::parse(other).unwrap().organization_of_department(), None, "{other}");
         }
     }

@@ -142,7 +142,17 @@ impl NsiClient {
     /// `max_rows` in all: for a dictionary too large to hold, which the caller streams
     /// into storage one page at a time.
     pub fn pages<'a>(&'a self, oid: &'a str, version: &str, columns: &'a [wire::Column], max_rows: u64) -> Pages<'a> {
-        Pages { client: self, oid, version: version.to_owned(), columns, max_rows, page: 0, total: None, seen: 0, done: false }
+        Pages {
+            client: self,
+            oid,
+            version: version.to_owned(),
+            columns,
+            max_rows,
+            page: 0,
+            total: None,
+            seen: 0,
+            done: false,
+        }
     }
 }
 
@@ -189,12 +199,16 @@ impl Pages<'_> {
         if let Some(t) = self.total
             && t > max
         {
-            return Err(Failure::Permanent { reason: format!("НСИ обещал {t} строк, больше {max}") });
+            return Err(Failure::Permanent {
+                reason: format!("НСИ обещал {t} строк, больше {max}")
+            });
         }
         let got = answer.rows.len() as u64;
         self.seen += got;
         if self.seen > max {
-            return Err(Failure::Permanent { reason: format!("в справочнике больше {max} строк") });
+            return Err(Failure::Permanent {
+                reason: format!("в справочнике больше {max} строк")
+            });
         }
         self.done = match self.total {
             Some(t) => self.seen >= t || got == 0,
@@ -334,8 +348,9 @@ mod tests {
     #[test]
     fn frmo_records_read_by_their_columns() {
         let s = |v: &str| Some(v.to_owned());
-        let org = FrmoOrganization::of(vec![s("1.2.3"), s("Полное"), None, s("42"), s("Кузбасс"), s("2010-01-01"), None])
-            .unwrap();
+        let org =
+            FrmoOrganization::of(vec![s("1.2.3"), s("Полное"), None, s("42"), s("Кузбасс"), s("2010-01-01"), None])
+                .unwrap();
         assert_eq!((org.oid.as_str(), org.created, org.deleted), ("1.2.3", NaiveDate::from_ymd_opt(2010, 1, 1), None));
         let bad = FrmoOrganization::of(vec![s("1.2.3"), s("П"), None, None, None, None, s("скоро")]);
         assert!(bad.unwrap_err().contains("delete_date"));

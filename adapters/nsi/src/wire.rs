@@ -362,7 +362,8 @@ mod tests {
     #[test]
     fn records_keep_the_asked_columns_in_order() {
         let columns = [Column::required("oid", 64), Column::optional("name_short", 16), Column::optional("x", 8)];
-        let body = r#"{"list": [{"name_short": "ГБУЗ", "oid": "1.2.3", "other": [1]}, {"oid": 7, "name_short": null}]}"#;
+        let body =
+            r#"{"list": [{"name_short": "ГБУЗ", "oid": "1.2.3", "other": [1]}, {"oid": 7, "name_short": null}]}"#;
         let page = read_records(body.as_bytes(), &columns).unwrap();
         assert_eq!(
             page.rows,

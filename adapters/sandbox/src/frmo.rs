@@ -163,8 +163,8 @@ fn generated_index(oid: &str) -> Option<usize> {
 
 fn generated_organization(n: usize) -> Value {
     let region = 1 + n % REGIONS;
-    let kind = ["городская больница", "районная больница", "городская поликлиника", "стоматологическая поликлиника"]
-        [n % 4];
+    let kind =
+        ["городская больница", "районная больница", "городская поликлиника", "стоматологическая поликлиника"][n % 4];
     json!({
         "oid": generated_oid(n),
         "name_full": format!("Государственное бюджетное учреждение здравоохранения «{} {kind} № {}»", region_name(region), n + 1),

@@ -276,7 +276,9 @@ async fn data(State(shared): State<Arc<Shared>>, Query(q): Query<DataQuery>) -> 
                 })
                 .collect()
         }
-        Rows::Organizations(f) => range.filter_map(|i| f.organization(i)).map(|r| without(r, "oid", missing_column)).collect(),
+        Rows::Organizations(f) => {
+            range.filter_map(|i| f.organization(i)).map(|r| without(r, "oid", missing_column)).collect()
+        }
         Rows::Departments(f) => {
             range.filter_map(|i| f.department(i)).map(|r| without(r, "depart_oid", missing_column)).collect()
         }

@@ -53,8 +53,8 @@ pub use codes::EMITTED_CODES;
 pub use faults::{RemdFaults, RemdStats};
 pub use registry::RegistryEntry;
 
-use crate::{Frmo, Roster};
 use crate::net::{Stalled, signalled, spawn_server};
+use crate::{Frmo, Roster};
 use faults::{Counters, draw};
 use registry::{EntryView, NewEntry, Registry};
 

@@ -1,7 +1,7 @@
 //! FRMO, the federal register of medical organisations, as the gateway keeps it: NSI's two
 //! dictionaries (organisations 1.2.643.5.1.13.13.11.1461, departments
 //! 1.2.643.5.1.13.13.99.2.114), country-sized, fetched page by page straight into storage
-//! with the other NSI dictionaries (once per cluster, `crate::nsi`), and held in memory only
+//! with the other NSI dictionaries (once per cluster, by the parent module's service), and held in memory only
 //! as the index lookups need ([`FrmoIndex`]).
 //!
 //! A copy goes in force only once every page of it is stored; until then the previous one
@@ -18,12 +18,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use egisz_nsi::wire::frmo::{DEPARTMENTS, DEPARTMENT_COLUMNS, ORGANIZATIONS, ORGANIZATION_COLUMNS};
+use egisz_nsi::wire::frmo::{DEPARTMENT_COLUMNS, DEPARTMENTS, ORGANIZATION_COLUMNS, ORGANIZATIONS};
 use egisz_nsi::{FrmoDepartment, FrmoOrganization, NsiClient};
 
 pub use index::{FrmoIndex, IndexBuilder, IndexSource};
 
-use crate::nsi::Refreshed;
+use super::Refreshed;
 use crate::store::{FrmoCopy, Store, StoreError};
 
 /// The FRMO dictionaries, in the order they are fetched and indexed.
@@ -60,6 +60,42 @@ pub fn superseded<'a>(copies: &'a [FrmoCopy], dictionary: &str, kept: &FrmoCopy)
         .collect()
 }
 
+/// Organisations' names as views show them: the short name FRMO gives (its full name where
+/// it gives no short one); `None` for an OID the copy in force lacks, or with no copy.
+#[derive(Debug, Clone, Default)]
+pub struct Names(Option<Arc<FrmoIndex>>);
+
+impl Names {
+    /// Names from `index` (for views built without a gateway: tests, `clients list`).
+    pub fn of_index(index: Option<Arc<FrmoIndex>>) -> Self {
+        Self(index)
+    }
+
+    pub fn of(&self, oid: &str) -> Option<&str> {
+        self.0.as_ref()?.name_of(oid)
+    }
+
+    /// Which copy the names come from (the organisations' version), if any.
+    pub fn version(&self) -> Option<&str> {
+        self.0.as_ref().map(|i| i.source.organizations_version.as_str())
+    }
+
+    /// The OIDs of `candidates` whose name (or OID) holds `part`, case, `ё` and spacing
+    /// aside, in the order given.
+    pub fn matching<'a>(&self, candidates: &'a [String], part: &str) -> Vec<&'a String> {
+        let needle = index::fold(part);
+        if needle.is_empty() {
+            return Vec::new();
+        }
+        candidates
+            .iter()
+            .filter(|oid| {
+                oid.contains(needle.as_str()) || self.of(oid).is_some_and(|n| index::fold(n).contains(&needle))
+            })
+            .collect()
+    }
+}
+
 /// The FRMO copy in force, as `/readyz` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FrmoStatus {
@@ -86,6 +122,11 @@ impl Frmo {
     /// The index in force.
     pub fn current(&self) -> Option<Arc<FrmoIndex>> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The names in force, for views.
+    pub fn names(&self) -> Names {
+        Names(self.current())
     }
 
     /// The copy in force, as `/readyz` shows it.
@@ -191,15 +232,15 @@ async fn refresh_one(client: &NsiClient, store: &dyn Store, dictionary: &str, no
         Ok(v) => v,
         Err(e) => return failed(e.reason().to_owned()),
     };
-    let Some(version) = crate::nsi::newest(&versions).map(str::to_owned) else {
+    let Some(version) = super::newest(&versions).map(str::to_owned) else {
         return Refreshed::NoVersions { oid };
     };
     let stored = copies.iter().filter(|c| c.dictionary == dictionary && c.complete_at.is_some());
-    if let Some(newest) = stored.max_by_key(|c| crate::nsi::version_key(&c.version)) {
+    if let Some(newest) = stored.max_by_key(|c| super::version_key(&c.version)) {
         if newest.version == version {
             return Refreshed::Unchanged { oid, version };
         }
-        if crate::nsi::version_key(&version) < crate::nsi::version_key(&newest.version) {
+        if super::version_key(&version) < super::version_key(&newest.version) {
             return Refreshed::Older { oid, listed: version, stored: newest.version.clone() };
         }
     }
@@ -228,8 +269,7 @@ async fn fetch(
     let mut n = 0u64;
     while let Some(page) = pages.next().await.map_err(|e| e.reason().to_owned())? {
         let saved = if dictionary == ORGANIZATIONS {
-            let rows: Vec<FrmoOrganization> =
-                page.into_iter().map(FrmoOrganization::of).collect::<Result<_, _>>()?;
+            let rows: Vec<FrmoOrganization> = page.into_iter().map(FrmoOrganization::of).collect::<Result<_, _>>()?;
             check_page(rows.iter().map(|r| (r.oid.as_str(), r.name_full.as_str())))?;
             store.frmo_put_organizations(version, &rows).await
         } else {

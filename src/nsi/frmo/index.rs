@@ -102,25 +102,6 @@ impl FrmoIndex {
         let numbered: usize = self.organizations.values().map(|o| o.departments.len()).sum();
         (self.organizations.len(), numbered + self.other_departments.len())
     }
-
-    /// The OIDs of the organisations whose name holds `part` (case and `ё` aside), with
-    /// their names, by name; at most `limit` (and whether there were more).
-    pub fn search(&self, part: &str, limit: usize) -> (Vec<(String, String)>, bool) {
-        let needle = fold(part);
-        if needle.is_empty() {
-            return (Vec::new(), false);
-        }
-        let mut found: Vec<(String, String)> = self
-            .organizations
-            .iter()
-            .filter(|(oid, o)| fold(&o.name).contains(&needle) || oid.contains(needle.as_str()))
-            .map(|(oid, o)| (oid.to_string(), o.name.to_string()))
-            .collect();
-        found.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        let more = found.len() > limit;
-        found.truncate(limit);
-        (found, more)
-    }
 }
 
 /// Text as names are compared: lower case, `ё` as `е`, runs of spaces as one.
@@ -146,8 +127,10 @@ impl IndexBuilder {
         for o in page {
             let name = o.name_short.filter(|s| !s.trim().is_empty()).unwrap_or(o.name_full);
             let validity = Validity { from: o.created, until: o.deleted };
-            self.organizations
-                .insert(o.oid.into_boxed_str(), Organization { name: name.into_boxed_str(), validity, departments: Vec::new() });
+            self.organizations.insert(
+                o.oid.into_boxed_str(),
+                Organization { name: name.into_boxed_str(), validity, departments: Vec::new() },
+            );
         }
     }
 
@@ -163,8 +146,7 @@ impl IndexBuilder {
             match numbered.and_then(|(mo, n)| self.organizations.get_mut(mo.as_str()).map(|o| (o, n))) {
                 Some((org, n)) => org.departments.push((n, validity)),
                 None => {
-                    self.other_departments
-                        .insert(d.oid.into_boxed_str(), (d.organization.into_boxed_str(), validity));
+                    self.other_departments.insert(d.oid.into_boxed_str(), (d.organization.into_boxed_str(), validity));
                 }
             }
         }
@@ -209,7 +191,13 @@ mod tests {
     }
 
     fn dept(oid: &str, mo: &str, liquidated: Option<&str>) -> FrmoDepartment {
-        FrmoDepartment { oid: oid.into(), organization: mo.into(), name: None, created: None, liquidated: liquidated.map(day) }
+        FrmoDepartment {
+            oid: oid.into(),
+            organization: mo.into(),
+            name: None,
+            created: None,
+            liquidated: liquidated.map(day),
+        }
     }
 
     const MO: &str = "1.2.643.5.1.13.13.12.2.42.2917";
@@ -217,7 +205,10 @@ mod tests {
     #[test]
     fn organisations_and_departments_are_found_by_oid() {
         let mut b = IndexBuilder::new();
-        b.organizations(vec![org(MO, Some("ГАУЗ ККРБ"), None), org("1.2.643.5.1.13.13.12.2.42.1", None, Some("2020-01-01"))]);
+        b.organizations(vec![
+            org(MO, Some("ГАУЗ ККРБ"), None),
+            org("1.2.643.5.1.13.13.12.2.42.1", None, Some("2020-01-01")),
+        ]);
         b.departments(vec![
             dept(&format!("{MO}.0.4411"), MO, None),
             dept(&format!("{MO}.0.4399"), MO, Some("2022-06-30")),
@@ -236,14 +227,18 @@ mod tests {
         assert!(index.organization("1.2.643.5.1.13.13.12.2.42.1").unwrap().validity.covers(day("2020-01-01")));
         let oid = |s: &str| Oid::parse(s).unwrap();
         assert_eq!(index.department(&oid(&format!("{MO}.0.4411"))), DepartmentFound::Known(Validity::default()));
-        assert!(matches!(index.department(&oid(&format!("{MO}.0.4399"))), DepartmentFound::Known(v) if !v.covers(day("2023-01-01"))));
+        assert!(
+            matches!(index.department(&oid(&format!("{MO}.0.4399"))), DepartmentFound::Known(v) if !v.covers(day("2023-01-01")))
+        );
         assert_eq!(index.department(&oid(&format!("{MO}.0.1"))), DepartmentFound::Unknown);
         assert!(matches!(index.department(&oid("1.2.643.5.1.13.13.12.2.42.9.0.1")), DepartmentFound::Known(_)));
-        let (found, more) = index.search("ккрб", 10);
-        assert_eq!((found.len(), more), (1, false));
-        assert_eq!(index.search("  ПОЛНОЕ   имя ", 10).0.len(), 1);
-        assert_eq!(index.search("2.42", 1), (vec![(MO.to_owned(), "ГАУЗ ККРБ".to_owned())], true));
-        assert_eq!(index.search(" ", 10), (vec![], false));
+        let names = crate::nsi::frmo::Names::of_index(Some(std::sync::Arc::new(index)));
+        let candidates =
+            vec![MO.to_owned(), "1.2.643.5.1.13.13.12.2.42.1".to_owned(), "1.2.643.5.1.13.13.12.2.42.7".to_owned()];
+        assert_eq!(names.matching(&candidates, "ккрб"), [MO]);
+        assert_eq!(names.matching(&candidates, "  ПОЛНОЕ   имя "), ["1.2.643.5.1.13.13.12.2.42.1"]);
+        assert_eq!(names.matching(&candidates, "42.7"), ["1.2.643.5.1.13.13.12.2.42.7"], "by OID, named or not");
+        assert!(names.matching(&candidates, " ").is_empty());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Keeping the dictionaries current from the federal NSI service: for each dictionary the
 //! gateway uses, ask NSI for its versions, fetch the newest one not yet stored, check its
 //! rows, store it by `(oid, version)` and put it in force beside the shipped `mappings/`
-//! copies; then FRMO's two country-sized dictionaries, streamed into storage
-//! ([`crate::frmo`]) — on a schedule (`nsi.refresh_every`, once for all the instances on a database) and
-//! by `egisz-gateway nsi refresh`.
+//! copies; then FRMO's two country-sized dictionaries, streamed into storage ([`frmo`]) — on
+//! a schedule (`nsi.refresh_every`, once for all the instances on a database) and by
+//! `egisz-gateway nsi refresh`.
 //!
 //! An unreachable or broken NSI never stops the gateway and never removes data: the last
 //! good copy (or the shipped one) stays in force, and `/readyz` shows what failed. What a
@@ -11,7 +11,10 @@
 //! document only when the profile lists it.
 //!
 //! The decisions ([`newest`], [`check_rows`], [`in_force`]) are pure; [`NsiService`] does
-//! the I/O.
+//! the I/O. Layout: this file; `frmo` — FRMO's two dictionaries, paged into storage and
+//! held as an index ([`frmo::Frmo`]).
+
+pub mod frmo;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -22,7 +25,7 @@ use egisz_nsi::{Columns, DICTIONARIES, NsiClient};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::frmo::Frmo;
+use self::frmo::Frmo;
 use crate::mappings::{Coverage, DictionaryCopy, DictionarySet, LiveDictionaries};
 use crate::store::{NsiCopy, Store};
 
@@ -257,7 +260,7 @@ impl NsiService {
                 let results: Vec<Refreshed> = DICTIONARIES
                     .iter()
                     .map(|c| c.oid)
-                    .chain(crate::frmo::DICTIONARIES)
+                    .chain(frmo::DICTIONARIES)
                     .map(|oid| Refreshed::Failed { oid: oid.to_owned(), reason: reason.clone() })
                     .collect();
                 let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
