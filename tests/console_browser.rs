@@ -3,8 +3,9 @@
 //! An operator signs in, finds a document REMD refused (its signer unknown to FRMR), sees
 //! the code with its hint, shows the patient's data, fixes the roster through the sandbox's
 //! admin endpoint, re-runs the document and sees it registered; counts a bulk re-run;
-//! downloads the weekly report's CSV and checks it against the JSON report; reads the
-//! console on a narrow screen; signs out. Screenshots of each step are written to
+//! finds a failed document by typing part of its organisation's name; downloads the weekly
+//! report's CSV (organisations by name) and checks it against the JSON report; sees the
+//! report fit a 1280-pixel screen; reads the console on a narrow screen; signs out. Screenshots of each step are written to
 //! `target/tmp/console-screenshots/`.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
@@ -17,7 +18,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{AUTHOR_SNILS, Db, MO_2917, TestEnv, sample_as, signer_for, submission_body};
+use common::{
+    AUTHOR_SNILS, Db, MO_2917, TestEnv, csv_rows, sample_as, sample_of, signer_for, submission_body, submission_body_of,
+};
 use egisz_gateway::auth::Role;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -26,6 +29,10 @@ use serde_json::{Value, json};
 const UNKNOWN_SNILS: &str = "12345678964";
 /// Another one, for the document left failed (control number 72).
 const ANOTHER_UNKNOWN_SNILS: &str = "11122233372";
+/// The regional cardiology dispensary: in the sandbox's FRMO with a long name.
+const CARDIOLOGY: &str = "1.2.643.5.1.13.13.12.2.42.2936";
+const CARDIOLOGY_NAME: &str = "ГБУЗ «Кузбасский клинический кардиологический диспансер имени академика Л.С. Барбараша»";
+const MO_2917_NAME: &str = "ГАУЗ «Кемеровская клиническая районная больница»";
 
 struct Browser {
     client: Client,
@@ -136,7 +143,7 @@ async fn an_operator_fixes_a_refused_document_in_the_console() {
     // reaches REMD, which refuses the document: the failure ops fix in the console.
     let env = TestEnv::start_warning(Db::Sqlite).await;
     let submitter = env.key(&[Role::Submitter, Role::Reader], &[MO_2917]).await;
-    let ops = env.key(&[Role::Ops], &[MO_2917]).await;
+    let ops = env.key(&[Role::Ops], &[MO_2917, CARDIOLOGY]).await;
     let id = submit(&env, &submitter, "browser-1", UNKNOWN_SNILS).await;
     let left = submit(&env, &submitter, "browser-2", ANOTHER_UNKNOWN_SNILS).await;
     env.wait_status(&submitter, &id, "failed").await;
@@ -159,9 +166,10 @@ async fn an_operator_fixes_a_refused_document_in_the_console() {
     b.client.find(Locator::Css("svg.chart")).await.expect("the chart is on the dashboard");
     b.shot("dashboard").await;
 
-    // The failed list: the document, its code and what to do.
+    // The failed list: the document, its organisation by name, its code and what to do.
     b.client.find(Locator::LinkText("Ошибки")).await.unwrap().click().await.unwrap();
-    b.wait_text("PERSON_NOT_FOUND").await;
+    let list = b.wait_text("PERSON_NOT_FOUND").await;
+    assert!(list.contains(MO_2917_NAME) && list.contains(MO_2917), "the organisation by name and OID: {list}");
     b.shot("failed-list").await;
     b.client.find(Locator::LinkText("browser-1")).await.unwrap().click().await.unwrap();
     let detail = b.wait_text("Документ browser-1").await;
@@ -202,6 +210,42 @@ async fn an_operator_fixes_a_refused_document_in_the_console() {
     assert!(dry.contains("Подтвердить: перезапустить 1"), "{dry}");
     b.shot("bulk-dry-run").await;
 
+    // A failed document of another organisation, found by typing part of its name.
+    let cardiology = env.key(&[Role::Submitter, Role::Reader], &[CARDIOLOGY]).await;
+    let document = sample_of(CARDIOLOGY, "browser-3").replace(AUTHOR_SNILS, ANOTHER_UNKNOWN_SNILS);
+    let body = submission_body_of(CARDIOLOGY, document.as_bytes(), &signer_for(ANOTHER_UNKNOWN_SNILS));
+    let theirs = env.submit_accepted(&cardiology, &body).await;
+    env.wait_status(&cardiology, &theirs, "failed").await;
+    b.client.find(Locator::LinkText("Ошибки")).await.unwrap().click().await.unwrap();
+    b.wait_text("browser-3").await;
+    let suggested: Vec<String> = b
+        .client
+        .execute("return [...document.querySelectorAll('#organizations option')].map(o => o.value);", vec![])
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(suggested, [MO_2917_NAME, CARDIOLOGY_NAME], "the organisations that submitted, by name");
+    let field = b.client.find(Locator::Id("organization")).await.unwrap();
+    field.send_keys("кардиологический диспансер\u{E007}").await.unwrap();
+    b.wait_text("browser-3").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while b.text().await.contains("browser-2") {
+        assert!(tokio::time::Instant::now() < deadline, "the other organisation's document stays listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let found = b.text().await;
+    assert!(found.contains(CARDIOLOGY_NAME) && found.contains("PERSON_NOT_FOUND"), "{found}");
+    b.shot("failed-by-name").await;
+    let field = b.client.find(Locator::Id("organization")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("РАЙОННАЯ больница\u{E007}").await.unwrap();
+    b.wait_text("browser-2").await;
+    assert!(!b.text().await.contains("browser-3"), "case aside, only the district hospital's");
+
     // The weekly report, and its CSV equal to the JSON report.
     b.client.find(Locator::LinkText("Отчёт")).await.unwrap().click().await.unwrap();
     b.wait_text("Скачать CSV").await;
@@ -220,15 +264,32 @@ async fn an_operator_fixes_a_refused_document_in_the_console() {
         .await
         .unwrap();
     assert_eq!(&csv[..3], b"\xEF\xBB\xBF");
-    let text = std::str::from_utf8(&csv[3..]).unwrap();
-    let row = text.lines().find(|l| l.starts_with(&format!("{MO_2917};40;"))).expect("the MO's row");
-    let fields: Vec<&str> = row.split(';').collect();
+    let lines = csv_rows(std::str::from_utf8(&csv[3..]).unwrap());
     let json: Value = env.get(&ops, "/api/v1/reports/remd").await.json().await.unwrap();
-    let j = &json["rows"][0];
-    let expected =
-        [&j["submitted"], &j["registered"], &j["failed"], &j["pending"], &j["cancelled"]].map(|v| v.to_string());
-    assert_eq!(fields[3..8], expected, "{row} vs {j}");
-    assert_eq!((j["submitted"].as_u64(), j["registered"].as_u64(), j["failed"].as_u64()), (Some(2), Some(1), Some(1)));
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(lines.len(), rows.len() + 2, "the header, a line per row, the total: {lines:?}");
+    for j in rows {
+        let line = lines.iter().find(|l| l[0] == j["organization"].as_str().unwrap()).expect("the row's line");
+        assert_eq!(line[1], j["organization_name"].as_str().unwrap(), "{j}");
+        assert_eq!(line[2], j["organization_full_name"].as_str().unwrap(), "{j}");
+        let expected =
+            [&j["submitted"], &j["registered"], &j["failed"], &j["pending"], &j["cancelled"]].map(|v| v.to_string());
+        assert_eq!(line[5..10], expected, "{line:?} vs {j}");
+    }
+    let mo = rows.iter().find(|j| j["organization"] == MO_2917).unwrap();
+    assert_eq!(mo["organization_name"], MO_2917_NAME);
+    assert_eq!(
+        (mo["submitted"].as_u64(), mo["registered"].as_u64(), mo["failed"].as_u64()),
+        (Some(2), Some(1), Some(1))
+    );
+    // The report fits a 1280-pixel screen, the long name wrapped.
+    let fits = b
+        .client
+        .execute("return document.documentElement.scrollWidth <= window.innerWidth + 1;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(fits, json!(true), "the report fits 1280 pixels");
+    assert!(b.text().await.contains(CARDIOLOGY_NAME), "the report names the organisations");
 
     // A narrow screen: nothing wider than the window.
     b.client.set_window_size(390, 844).await.unwrap();

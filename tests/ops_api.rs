@@ -377,7 +377,7 @@ async fn the_report_equals_a_direct_count(db: Db) {
     assert_eq!(&bytes[..3], b"\xEF\xBB\xBF");
     let text = std::str::from_utf8(&bytes[3..]).unwrap();
     // Every JSON row is a CSV line with the same names and figures, and nothing else is.
-    let lines = csv_rows(text);
+    let lines = common::csv_rows(text);
     assert_eq!(
         lines[0][..3],
         ["Организация (OID)", "Организация (краткое наименование)", "Организация (полное наименование)"]
@@ -555,32 +555,4 @@ async fn a_bulk_rerun_over_several_organisations_is_audited_for_each(db: Db) {
     assert_eq!(seen.len(), 1, "the other organisation's operator finds the re-run of its documents: {seen:?}");
     assert_eq!(seen[0]["count"], 2);
     env.shutdown().await;
-}
-
-/// The lines of a CSV with `;` between fields, each as its fields (quotes undone).
-fn csv_rows(text: &str) -> Vec<Vec<String>> {
-    let mut lines = Vec::new();
-    let (mut line, mut field, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            ('"', _) => quoted = !quoted,
-            (';', false) => line.push(std::mem::take(&mut field)),
-            ('\r', false) => {}
-            ('\n', false) => {
-                line.push(std::mem::take(&mut field));
-                lines.push(std::mem::take(&mut line));
-            }
-            (c, _) => field.push(c),
-        }
-    }
-    if !field.is_empty() || !line.is_empty() {
-        line.push(field);
-        lines.push(line);
-    }
-    lines
 }

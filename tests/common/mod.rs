@@ -422,3 +422,31 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// The lines of a CSV with `;` between fields, each as its fields (quotes undone).
+pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let mut lines = Vec::new();
+    let (mut line, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (';', false) => line.push(std::mem::take(&mut field)),
+            ('\r', false) => {}
+            ('\n', false) => {
+                line.push(std::mem::take(&mut field));
+                lines.push(std::mem::take(&mut line));
+            }
+            (c, _) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !line.is_empty() {
+        line.push(field);
+        lines.push(line);
+    }
+    lines
+}
