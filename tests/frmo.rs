@@ -131,6 +131,7 @@ async fn no_copy_or_a_stale_one_warns_and_never_refuses(db: Db) {
     let accepted: Value = res.json().await.unwrap();
     assert_eq!(o1_warnings(&accepted), ["/organization ORG_NOT_FOUND_IN_FRMO"], "{accepted}");
     assert!(accepted["warnings"][0]["message"].as_str().unwrap().contains("копии ФРМО ещё нет"), "{accepted}");
+    assert_eq!(accepted.get("organization_name"), None, "no copy, no name: {accepted}");
     let test_db = env.db;
     env.gw.shutdown().await;
 
@@ -145,6 +146,11 @@ async fn no_copy_or_a_stale_one_warns_and_never_refuses(db: Db) {
     assert_eq!(
         problem["errors"][0]["path"],
         "/ClinicalDocument/author[1]/assignedAuthor/representedOrganization/id/@root"
+    );
+    let accepted: Value = env.get(&key, "/api/v1/documents").await.json().await.unwrap();
+    assert_eq!(
+        accepted["items"][0]["organization_name"], "ГАУЗ «Кемеровская клиническая районная больница»",
+        "the list names the organisation once the copy is in force: {accepted}"
     );
     let readyz: Value = env.http.get(env.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(readyz["frmo"]["organizations"], json!(10), "{readyz:#}");

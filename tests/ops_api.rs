@@ -97,6 +97,8 @@ async fn retry_and_cancel_go_through_the_lifecycle_and_the_audit_log(db: Db) {
     assert_eq!(items[1]["comment"], "роль уточнена");
     assert_eq!(items[1]["submission_id"], id);
     assert_eq!(items[1]["actor_name"], "test client");
+    assert_eq!(items[1]["organization"], MO_2917);
+    assert_eq!(items[1]["organization_name"], "ГАУЗ «Кемеровская клиническая районная больница»", "FRMO's name");
     env.shutdown().await;
 }
 
@@ -482,6 +484,7 @@ async fn the_summary_and_the_gauges_show_what_is_stuck(db: Db) {
     assert_eq!(summary["queue_depth"], 2);
     assert_eq!(summary["past_deadline"], 2, "on their way for 30 h, the deadline is 24 h");
     assert_eq!(summary["oldest_waiting"]["id"], stuck[0].to_string());
+    assert_eq!(summary["oldest_waiting"]["organization_name"], "ГАУЗ «Кемеровская клиническая районная больница»");
     assert!(summary["oldest_waiting"]["age_seconds"].as_i64().unwrap() >= 30 * 3600);
     assert_eq!(summary["remd"]["circuit"], "closed");
     assert!(summary["frmr"]["circuit"].is_string());
