@@ -1,5 +1,6 @@
 //! The ops endpoints with a large database: `GET /api/v1/ops/summary`, the weekly
-//! `GET /api/v1/reports/remd`, the console's failed list and dashboard, the summary and the
+//! `GET /api/v1/reports/remd` and the console's report, the console's failed list (whole, by
+//! error code, by OID and by part of a name) and dashboard, the summary and the
 //! failed documents for a key limited to ten organisations, against `/healthz` of the same
 //! server in the same run.
 //!
@@ -13,7 +14,8 @@
 //! batches — no HTTP), spread over the last 365 days and 90 organisations, in the shares a
 //! region sees: 90 % registered, 6 % failed (ten codes), 2 % cancelled, 2 % still on their
 //! way (awaiting a result, waiting for a retry, being reconciled — none due, so the relay
-//! stays idle). Folds the count notes, runs `VACUUM ANALYZE` (PostgreSQL; `ANALYZE` on
+//! stays idle). A country-sized FRMO copy (80,000 organisations, 400,000 departments) naming
+//! the 90 is fetched from the NSI emulator by the gateway's refresh, so pages show names. Folds the count notes, runs `VACUUM ANALYZE` (PostgreSQL; `ANALYZE` on
 //! SQLite) as a running server's autovacuum would, then starts the gateway on that database
 //! and drives each endpoint R times, four at a time, printing p50 and p99 of each and their
 //! ratio to `/healthz`. `--reuse NAME` runs again on a PostgreSQL database a previous run
@@ -133,6 +135,8 @@ async fn main() -> anyhow::Result<()> {
         ("EGISZ__REMD_LISTENER__LISTEN", "127.0.0.1:0".to_owned()),
         ("EGISZ__SANDBOX__API_KEY_FILE", format!("{}/key", dir.path().display())),
         ("EGISZ__LOG__LEVEL", "warn".to_owned()),
+        // The FRMO copy is the one seeded below; no NSI refresh replaces it.
+        ("EGISZ__NSI__MODE", "off".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -240,6 +244,25 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let seeding = started.elapsed();
+    // A country-sized FRMO copy naming the 90 organisations, through the NSI emulator and the
+    // gateway's own refresh, so that every page shows names as in production.
+    let frmo_started = Instant::now();
+    if a.reuse.is_none() {
+        let store = egisz_gateway::store::connect(&config.database).await?;
+        let nsi = egisz_sandbox::NsiSandbox::start(0).await?;
+        let mut register = egisz_sandbox::Frmo::country(80_000, 400_000);
+        for i in 0..90 {
+            let oid = organization(i);
+            let name = format!("ГБУЗ «Районная больница № {}» с длинным наименованием, как у настоящих", 2900 + i);
+            register.upsert_organization(egisz_sandbox::Frmo::organization_row(oid.as_str(), &name));
+        }
+        nsi.publish_frmo("1.0", &register);
+        let client = egisz_nsi::NsiClient::new(url::Url::parse(&nsi.base_url())?, Duration::from_secs(30))?;
+        let results = egisz_gateway::nsi::frmo::Frmo::new().refresh(&client, &*store, egisz_gateway::now()).await;
+        anyhow::ensure!(results.iter().all(|r| !r.failed()), "FRMO not seeded: {results:?}");
+        nsi.stop().await;
+    }
+    eprintln!("FRMO seeded in {:.1} s", frmo_started.elapsed().as_secs_f64());
     // What the database noted as rows changed, folded into the kept counts before the run
     // (as the relay does while it runs), so that the run sees the steady state.
     let fold_started = Instant::now();
@@ -315,6 +338,12 @@ async fn main() -> anyhow::Result<()> {
         ("GET /ops/failed (console)", "/ops/failed".to_owned(), Who::Console),
         ("GET /ops/failed?error_code=…", "/ops/failed?error_code=INVALID_SIGNATURE".to_owned(), Who::Console),
         ("GET /ops/failed?organization=…", format!("/ops/failed?organization={one}"), Who::Console),
+        (
+            "GET /ops/failed?organization=<part of a name>",
+            "/ops/failed?organization=%D0%B1%D0%BE%D0%BB%D1%8C%D0%BD%D0%B8%D1%86%D0%B0%20%E2%84%96%202907".to_owned(),
+            Who::Console,
+        ),
+        ("GET /ops/report (console, week)", format!("/ops/report?week={week}"), Who::Console),
         ("GET /ops/ (dashboard)", "/ops/".to_owned(), Who::Console),
         ("GET /api/v1/ops/summary (10 MOs)", "/api/v1/ops/summary".to_owned(), Who::Scoped),
         ("GET /api/v1/documents?status=failed (10 MOs)", "/api/v1/documents?status=failed".to_owned(), Who::Scoped),

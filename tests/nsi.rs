@@ -243,7 +243,8 @@ async fn instances_on_one_database_refresh_once_and_all_put_it_in_force(db: Db) 
 
 /// A hostile NSI against the gateway binary (every other service real, emulated): names of
 /// 100 KB, a version claiming 5,000,000 rows, rows of a thousand extra columns, 8 MB of
-/// long names, and the shipped version of a complete dictionary with other names. What was
+/// long names, the shipped version of a complete dictionary with other names, an FRMO
+/// claiming 3,000,000 organisations and one whose sixth page of departments breaks. What was
 /// in force stays, `/readyz` says why for each, and the process's peak resident memory
 /// stays under 100 MB (it was 560 MB, for good, before the bounds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,6 +297,8 @@ async fn a_hostile_nsi_is_bounded() {
         ("1.2.643.5.1.13.13.99.2.285", "больше 8388608 байт"),
         ("1.2.643.5.1.13.13.11.1520", "больше 200000"),
         ("1.2.643.5.1.13.13.11.1002", "больше 4194304 байт"),
+        ("1.2.643.5.1.13.13.11.1461", "НСИ обещал 3000000 строк, больше 500000"),
+        ("1.2.643.5.1.13.13.99.2.114", "длиннее 128 байт"),
     ] {
         assert!(reason(oid).contains(why), "{oid}: {} in {body}", reason(oid));
     }
@@ -303,6 +306,7 @@ async fn a_hostile_nsi_is_bounded() {
     let in_force = &body["nsi"]["in_force"];
     assert!(in_force.get("1.2.643.5.1.13.13.11.1002").is_none(), "old data kept: {body}");
     assert!(in_force.get("1.2.643.5.1.13.13.11.1040").is_none(), "the shipped complete copy kept: {body}");
+    assert_eq!(body["frmo"], Value::Null, "no FRMO copy goes in force: {body}");
     // Extra columns cost nothing: the rows themselves are fine, so that version is taken.
     assert_eq!(in_force["1.2.643.5.1.13.13.11.1522"], egisz_sandbox::HOSTILE_VERSION, "{body}");
 

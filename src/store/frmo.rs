@@ -76,6 +76,61 @@ fn table(dictionary: &str) -> Result<&'static str, StoreError> {
     }
 }
 
+/// The organisations' columns after `version`, `oid` first.
+const ORGANIZATION_COLUMNS: [&str; 7] =
+    ["oid", "name_full", "name_short", "region_id", "region_name", "created_on", "deleted_on"];
+/// The departments' columns after `version`, `oid` first.
+const DEPARTMENT_COLUMNS: [&str; 5] = ["oid", "organization", "name", "created_on", "liquidated_on"];
+
+/// `rows` (each the values of `columns`, `oid` first) of `version` into `table`, one statement
+/// in one transaction, replacing rows of the same OID.
+async fn upsert<E: Engine>(
+    store: &E,
+    table: &str,
+    columns: &[&str],
+    version: &str,
+    rows: Vec<Vec<Option<&str>>>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut q = Sql::new(format!("INSERT INTO {table} (version, {}) VALUES ", columns.join(", ")));
+    for (i, row) in rows.into_iter().enumerate() {
+        q.push(if i == 0 { "(" } else { ", (" }).bind(version);
+        for value in row {
+            q.push(", ").bind(value);
+        }
+        q.push(")");
+    }
+    let set: Vec<String> = columns[1..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    q.push(&format!(" ON CONFLICT (version, oid) DO UPDATE SET {}", set.join(", ")));
+    let mut tx = store.write().await?;
+    tx.execute(&q.text, q.args).await?;
+    E::commit(tx).await
+}
+
+/// Up to `limit` rows of `columns` of `version` in `table`, by OID, after `after`.
+async fn page<E: Engine>(
+    store: &E,
+    table: &str,
+    columns: &[&str],
+    version: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<<E::Conn as Exec>::Row>, StoreError> {
+    store
+        .pooled()
+        .await?
+        .fetch_all(
+            &format!(
+                "SELECT {} FROM {table} WHERE version = $1 AND oid > $2 ORDER BY oid LIMIT $3",
+                columns.join(", ")
+            ),
+            args![version, after.unwrap_or(""), i64::from(limit)],
+        )
+        .await
+}
+
 fn day(row: &impl Read, col: &str) -> Result<Option<NaiveDate>, StoreError> {
     row.opt_text(col)?
         .map(|t| t.parse::<NaiveDate>().map_err(|_| StoreError::Corrupt(format!("{col} is not a day"))))
@@ -125,79 +180,43 @@ impl<E: Engine> FrmoStore for E {
     }
 
     async fn frmo_put_organizations(&self, version: &str, rows: &[FrmoOrganization]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
         let dates: Vec<(Option<String>, Option<String>)> =
             rows.iter().map(|r| (day_text(r.created), day_text(r.deleted))).collect();
-        let mut q = Sql::new(
-            "INSERT INTO frmo_organizations
-                 (version, oid, name_full, name_short, region_id, region_name, created_on, deleted_on) VALUES ",
-        );
-        for (i, (r, (created, deleted))) in rows.iter().zip(&dates).enumerate() {
-            q.push(if i == 0 { "(" } else { ", (" });
-            for (j, value) in [
-                Some(version),
-                Some(r.oid.as_str()),
-                Some(r.name_full.as_str()),
-                r.name_short.as_deref(),
-                r.region_id.as_deref(),
-                r.region_name.as_deref(),
-                created.as_deref(),
-                deleted.as_deref(),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                q.push(if j == 0 { "" } else { ", " }).bind(value);
-            }
-            q.push(")");
-        }
-        q.push(
-            " ON CONFLICT (version, oid) DO UPDATE SET name_full = excluded.name_full,
-                 name_short = excluded.name_short, region_id = excluded.region_id,
-                 region_name = excluded.region_name, created_on = excluded.created_on,
-                 deleted_on = excluded.deleted_on",
-        );
-        let mut tx = self.write().await?;
-        tx.execute(&q.text, q.args).await?;
-        E::commit(tx).await
+        let values = rows
+            .iter()
+            .zip(&dates)
+            .map(|(r, (created, deleted))| {
+                vec![
+                    Some(r.oid.as_str()),
+                    Some(r.name_full.as_str()),
+                    r.name_short.as_deref(),
+                    r.region_id.as_deref(),
+                    r.region_name.as_deref(),
+                    created.as_deref(),
+                    deleted.as_deref(),
+                ]
+            })
+            .collect();
+        upsert(self, "frmo_organizations", &ORGANIZATION_COLUMNS, version, values).await
     }
 
     async fn frmo_put_departments(&self, version: &str, rows: &[FrmoDepartment]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
         let dates: Vec<(Option<String>, Option<String>)> =
             rows.iter().map(|r| (day_text(r.created), day_text(r.liquidated))).collect();
-        let mut q = Sql::new(
-            "INSERT INTO frmo_departments (version, oid, organization, name, created_on, liquidated_on) VALUES ",
-        );
-        for (i, (r, (created, liquidated))) in rows.iter().zip(&dates).enumerate() {
-            q.push(if i == 0 { "(" } else { ", (" });
-            for (j, value) in [
-                Some(version),
-                Some(r.oid.as_str()),
-                Some(r.organization.as_str()),
-                r.name.as_deref(),
-                created.as_deref(),
-                liquidated.as_deref(),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                q.push(if j == 0 { "" } else { ", " }).bind(value);
-            }
-            q.push(")");
-        }
-        q.push(
-            " ON CONFLICT (version, oid) DO UPDATE SET organization = excluded.organization,
-                 name = excluded.name, created_on = excluded.created_on,
-                 liquidated_on = excluded.liquidated_on",
-        );
-        let mut tx = self.write().await?;
-        tx.execute(&q.text, q.args).await?;
-        E::commit(tx).await
+        let values = rows
+            .iter()
+            .zip(&dates)
+            .map(|(r, (created, liquidated))| {
+                vec![
+                    Some(r.oid.as_str()),
+                    Some(r.organization.as_str()),
+                    r.name.as_deref(),
+                    created.as_deref(),
+                    liquidated.as_deref(),
+                ]
+            })
+            .collect();
+        upsert(self, "frmo_departments", &DEPARTMENT_COLUMNS, version, values).await
     }
 
     async fn frmo_complete(
@@ -222,15 +241,7 @@ impl<E: Engine> FrmoStore for E {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<FrmoOrganization>, StoreError> {
-        let rows = self
-            .pooled()
-            .await?
-            .fetch_all(
-                "SELECT oid, name_full, name_short, region_id, region_name, created_on, deleted_on
-                 FROM frmo_organizations WHERE version = $1 AND oid > $2 ORDER BY oid LIMIT $3",
-                args![version, after.unwrap_or(""), i64::from(limit)],
-            )
-            .await?;
+        let rows = page(self, "frmo_organizations", &ORGANIZATION_COLUMNS, version, after, limit).await?;
         rows.iter()
             .map(|r| {
                 Ok(FrmoOrganization {
@@ -252,15 +263,7 @@ impl<E: Engine> FrmoStore for E {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<FrmoDepartment>, StoreError> {
-        let rows = self
-            .pooled()
-            .await?
-            .fetch_all(
-                "SELECT oid, organization, name, created_on, liquidated_on
-                 FROM frmo_departments WHERE version = $1 AND oid > $2 ORDER BY oid LIMIT $3",
-                args![version, after.unwrap_or(""), i64::from(limit)],
-            )
-            .await?;
+        let rows = page(self, "frmo_departments", &DEPARTMENT_COLUMNS, version, after, limit).await?;
         rows.iter()
             .map(|r| {
                 Ok(FrmoDepartment {

@@ -49,7 +49,8 @@ pub enum NsiFault {
     /// (nothing held): a version "999.1" with names of 100 KB (REMD codes, confidentiality,
     /// sections), one that claims 5,000,000 rows (document kinds), rows of a thousand extra
     /// columns (CDA document types), 8 MB of names of 4 KB (positions), and, for gender, the
-    /// version the gateway ships ("2.1") with other names.
+    /// version the gateway ships ("2.1") with other names; FRMO's organisations claim
+    /// 3,000,000 rows, and its departments break on the sixth page with an OID of 200 bytes.
     Hostile,
 }
 
@@ -70,6 +71,14 @@ fn hostile(oid: &str) -> (&'static str, usize, fn(usize) -> Value) {
             (HOSTILE_VERSION, 2000, |i| json!({"ID": i.to_string(), "NAME": "д".repeat(2000)}))
         }
         "1.2.643.5.1.13.13.11.1040" => ("2.1", 3, |i| json!({"ID": (i + 1).to_string(), "NAME": "подмена"})),
+        frmo::ORGANIZATIONS => {
+            (HOSTILE_VERSION, 3_000_000, |i| json!({"oid": format!("1.2.643.5.1.13.13.12.2.1.{i}"), "name_full": "МО"}))
+        }
+        // Five good pages, then a row whose OID is 200 bytes.
+        frmo::DEPARTMENTS => (HOSTILE_VERSION, 3000, |i| {
+            let oid = if i == 2600 { "1.".repeat(100) } else { format!("1.2.643.5.1.13.13.12.2.1.1.0.{i}") };
+            json!({"depart_oid": oid, "mo_oid": "1.2.643.5.1.13.13.12.2.1.1"})
+        }),
         _ => (
             HOSTILE_VERSION,
             200,

@@ -97,6 +97,23 @@ impl FrmoIndex {
         }
     }
 
+    /// The heap it holds, in bytes, counted from its tables' capacities and its strings (the
+    /// hash tables' control bytes included, the allocator's own overhead not).
+    pub fn heap_bytes(&self) -> usize {
+        fn table<K, V>(m: &HashMap<K, V>) -> usize {
+            // hashbrown: a power-of-two number of buckets holding (K, V), one control byte each.
+            let buckets = (m.capacity() * 8 / 7).next_power_of_two();
+            buckets * (std::mem::size_of::<(K, V)>() + 1)
+        }
+        let orgs: usize = self
+            .organizations
+            .iter()
+            .map(|(k, o)| k.len() + o.name.len() + o.departments.capacity() * std::mem::size_of::<(u32, Validity)>())
+            .sum();
+        let others: usize = self.other_departments.iter().map(|(k, (mo, _))| k.len() + mo.len()).sum();
+        table(&self.organizations) + orgs + table(&self.other_departments) + others
+    }
+
     /// How many organisations and departments it holds.
     pub fn counts(&self) -> (usize, usize) {
         let numbered: usize = self.organizations.values().map(|o| o.departments.len()).sum();

@@ -1,8 +1,8 @@
 //! FRMO, the federal register of medical organisations, as the gateway keeps it: NSI's two
 //! dictionaries (organisations 1.2.643.5.1.13.13.11.1461, departments
 //! 1.2.643.5.1.13.13.99.2.114), country-sized, fetched page by page straight into storage
-//! with the other NSI dictionaries (once per cluster, by the parent module's service), and held in memory only
-//! as the index lookups need ([`FrmoIndex`]).
+//! with the other NSI dictionaries (once per cluster, by the parent module's service), and
+//! held in memory only as the index lookups need ([`FrmoIndex`]).
 //!
 //! A copy goes in force only once every page of it is stored; until then the previous one
 //! stays, and a failed fetch keeps it. Every instance builds its index from the copy in force
@@ -35,6 +35,10 @@ const LOAD_PAGE: u32 = 5000;
 const DROP_BATCH: u32 = 5000;
 /// A progress line is logged every this many pages of a fetch.
 const PROGRESS_EVERY: u64 = 100;
+/// After each page a fetch rests this many times as long as the page took (fetching, reading,
+/// storing): a country's refresh works a quarter of the time, so that intake and the relay
+/// keep the database's writes and the CPU (measured in `examples/frmo_bench.rs`).
+const REST_PER_WORK: u32 = 3;
 
 /// The complete copy in force of each dictionary: the newest complete one (by completion).
 /// `None` until both are complete.
@@ -66,7 +70,7 @@ pub fn superseded<'a>(copies: &'a [FrmoCopy], dictionary: &str, kept: &FrmoCopy)
 pub struct Names(Option<Arc<FrmoIndex>>);
 
 impl Names {
-    /// Names from `index` (for views built without a gateway: tests, `clients list`).
+    /// Names from `index` (views built without a running gateway, as in tests).
     pub fn of_index(index: Option<Arc<FrmoIndex>>) -> Self {
         Self(index)
     }
@@ -267,7 +271,9 @@ async fn fetch(
     };
     let mut pages = client.pages(dictionary, version, columns, max);
     let mut n = 0u64;
-    while let Some(page) = pages.next().await.map_err(|e| e.reason().to_owned())? {
+    loop {
+        let work = Instant::now();
+        let Some(page) = pages.next().await.map_err(|e| e.reason().to_owned())? else { break };
         let saved = if dictionary == ORGANIZATIONS {
             let rows: Vec<FrmoOrganization> = page.into_iter().map(FrmoOrganization::of).collect::<Result<_, _>>()?;
             check_page(rows.iter().map(|r| (r.oid.as_str(), r.name_full.as_str())))?;
@@ -278,8 +284,9 @@ async fn fetch(
             store.frmo_put_departments(version, &rows).await
         };
         saved.map_err(|e| format!("не сохранена: {e}"))?;
+        tokio::time::sleep(work.elapsed() * REST_PER_WORK).await;
         n += 1;
-        if n % PROGRESS_EVERY == 0 {
+        if n.is_multiple_of(PROGRESS_EVERY) {
             tracing::info!(
                 oid = dictionary,
                 version,
