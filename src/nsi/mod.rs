@@ -145,6 +145,20 @@ impl Refreshed {
     pub fn failed(&self) -> bool {
         matches!(self, Refreshed::Failed { .. })
     }
+
+    /// A log line for a new version stored or a failure (`what`: whose refresh); nothing
+    /// for the rest.
+    pub fn log(&self, what: &str) {
+        match self {
+            Refreshed::Updated { oid, version, rows } => {
+                tracing::info!(%oid, %version, rows, "{what}: a new version is stored")
+            }
+            Refreshed::Failed { oid, reason } => {
+                tracing::warn!(%oid, %reason, "{what}: refresh failed; the copy in force stays")
+            }
+            _ => {}
+        }
+    }
 }
 
 /// What `/readyz` shows.
@@ -273,15 +287,7 @@ impl NsiService {
         for columns in DICTIONARIES {
             let current = stored.iter().find(|s| s.oid == columns.oid);
             let r = self.refresh_one(columns, current, now).await;
-            match &r {
-                Refreshed::Updated { oid, version, rows } => {
-                    tracing::info!(%oid, %version, rows, "NSI: a new dictionary version is in force")
-                }
-                Refreshed::Failed { oid, reason } => {
-                    tracing::warn!(%oid, %reason, "NSI: refresh failed; the previous copy stays")
-                }
-                _ => {}
-            }
+            r.log("NSI");
             results.push(r);
         }
         // FRMO, page by page into storage; its index goes in force when a copy completes.

@@ -185,15 +185,7 @@ impl Frmo {
         let mut results = Vec::with_capacity(DICTIONARIES.len());
         for dictionary in DICTIONARIES {
             let r = refresh_one(client, store, dictionary, now).await;
-            match &r {
-                Refreshed::Updated { oid, version, rows } => {
-                    tracing::info!(%oid, %version, rows, "FRMO: a new copy is stored")
-                }
-                Refreshed::Failed { oid, reason } => {
-                    tracing::warn!(%oid, %reason, "FRMO: refresh failed; the copy in force stays")
-                }
-                _ => {}
-            }
+            r.log("FRMO");
             results.push(r);
         }
         if let Err(e) = drop_superseded(store).await {
