@@ -352,9 +352,18 @@ async fn intake_one<C: Exec>(conn: &mut C, new: &NewSubmission) -> Result<Intake
 
 /// Appends ` AND organization …` for `orgs` (nothing matches an empty list), or nothing.
 pub(super) fn only<'a, E: Engine>(q: &mut Sql<'a>, orgs: Option<&'a [Oid]>) {
-    if let Some(orgs) = orgs {
-        let p = q.arg(Arg::Texts(orgs.iter().map(|o| o.as_str()).collect()));
-        q.push(" AND ").push(&E::any("organization", &p));
+    match orgs {
+        None => {}
+        // One organisation as an equality: the planner then knows how many rows it has and
+        // takes the indexes that lead with it (`submissions_failed_by_org`,
+        // `submissions_open_by_org`), where a list's length is a guess.
+        Some([one]) => {
+            q.push(" AND organization = ").bind(one.as_str());
+        }
+        Some(orgs) => {
+            let p = q.arg(Arg::Texts(orgs.iter().map(|o| o.as_str()).collect()));
+            q.push(" AND ").push(&E::any("organization", &p));
+        }
     }
 }
 
