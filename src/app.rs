@@ -616,11 +616,16 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The file of an SQLite database URL (`sqlite://<path>[?…]`); `None` for another engine or
+/// an in-memory database.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let path = url.strip_prefix("sqlite://")?.split('?').next()?;
+    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
+}
+
 /// Where the sandbox REMD keeps its register: beside the SQLite file (`<db>.sandbox-remd.jsonl`).
 fn sandbox_registry_file(url: &str) -> Option<std::path::PathBuf> {
-    let path = url.strip_prefix("sqlite://")?.split('?').next()?;
-    (!path.is_empty() && !path.contains(":memory:"))
-        .then(|| std::path::PathBuf::from(format!("{path}.sandbox-remd.jsonl")))
+    sqlite_file(url).map(|path| std::path::PathBuf::from(format!("{path}.sandbox-remd.jsonl")))
 }
 
 /// Deletes what is kept no longer than useful, at start and then hourly: FRMR cache entries
@@ -921,8 +926,7 @@ pub fn pem_or_der(bytes: &[u8]) -> Vec<u8> {
 /// `None` when there is none — or no database yet (an SQLite file that does not exist is not
 /// created for this).
 pub async fn frmo_for_command(config: &Config) -> anyhow::Result<Option<Arc<crate::nsi::frmo::FrmoIndex>>> {
-    if let Some(path) = config.database.url.strip_prefix("sqlite://").and_then(|p| p.split('?').next())
-        && !path.contains(":memory:")
+    if let Some(path) = sqlite_file(&config.database.url)
         && !std::path::Path::new(path).exists()
     {
         return Ok(None);

@@ -602,7 +602,10 @@ async fn clients(command: ClientsCommand, config: Config) -> anyhow::Result<()> 
                         .frmo_names(&orgs.version, &wanted)
                         .await?
                         .into_iter()
-                        .map(|(oid, full, short)| (oid, short.filter(|s| !s.trim().is_empty()).unwrap_or(full)))
+                        .map(|(oid, full, short)| {
+                            let name = frmo::index::display_name(&full, short.as_deref()).to_owned();
+                            (oid, name)
+                        })
                         .collect()
                 }
                 None => Default::default(),

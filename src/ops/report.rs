@@ -124,7 +124,7 @@ pub fn name_rows(report: &mut Report, names: &[(String, String, Option<String>)]
         names.iter().map(|(oid, full, short)| (oid.as_str(), (full, short))).collect();
     for row in &mut report.rows {
         if let Some((full, short)) = by_oid.get(row.organization.as_str()) {
-            row.organization_name = Some(short.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or(full).to_owned());
+            row.organization_name = Some(crate::nsi::frmo::index::display_name(full, short.as_deref()).to_owned());
             row.organization_full_name = Some((*full).clone());
         }
     }

@@ -61,6 +61,8 @@ pub struct FrmoIndex {
     /// Departments not of the form `<MO OID>.0.<n>` under an organisation of the copy: OID →
     /// (organisation OID, days).
     other_departments: HashMap<Box<str>, (Box<str>, Validity)>,
+    /// How many departments it holds (counted once, when built: `/readyz` asks often).
+    departments: usize,
 }
 
 /// What the index says of a department.
@@ -116,9 +118,14 @@ impl FrmoIndex {
 
     /// How many organisations and departments it holds.
     pub fn counts(&self) -> (usize, usize) {
-        let numbered: usize = self.organizations.values().map(|o| o.departments.len()).sum();
-        (self.organizations.len(), numbered + self.other_departments.len())
+        (self.organizations.len(), self.departments)
     }
+}
+
+/// The name views show for an organisation: its short name, or its full name where FRMO
+/// gives no short one.
+pub fn display_name<'a>(full: &'a str, short: Option<&'a str>) -> &'a str {
+    short.filter(|s| !s.trim().is_empty()).unwrap_or(full)
 }
 
 /// Text as names are compared: lower case, `ё` as `е`, runs of spaces as one.
@@ -142,7 +149,7 @@ impl IndexBuilder {
     pub fn organizations(&mut self, page: Vec<FrmoOrganization>) {
         self.organizations.reserve(page.len());
         for o in page {
-            let name = o.name_short.filter(|s| !s.trim().is_empty()).unwrap_or(o.name_full);
+            let name = display_name(&o.name_full, o.name_short.as_deref()).to_owned();
             let validity = Validity { from: o.created, until: o.deleted };
             self.organizations.insert(
                 o.oid.into_boxed_str(),
@@ -177,7 +184,9 @@ impl IndexBuilder {
         }
         self.organizations.shrink_to_fit();
         self.other_departments.shrink_to_fit();
-        FrmoIndex { source, organizations: self.organizations, other_departments: self.other_departments }
+        let numbered: usize = self.organizations.values().map(|o| o.departments.len()).sum();
+        let departments = numbered + self.other_departments.len();
+        FrmoIndex { source, organizations: self.organizations, other_departments: self.other_departments, departments }
     }
 }
 
